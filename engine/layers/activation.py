@@ -1,0 +1,84 @@
+"""Element-wise activations (and softmax over the last axis)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), computed without overflow for large |x|."""
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x - max) / sum exp(x - max): shifting by the max avoids overflow."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class Activation(Layer):
+    """out = f(x) element-wise; softmax normalises over the last axis (features).
+
+    Shapes: x (N, *s) -> out (N, *s)
+    Derivatives: relu' = [x > 0]; leaky' = 1 or slope; sigmoid' = s(1 - s); tanh' = 1 - t^2;
+    softmax: dx = s * (dout - sum(dout * s)).
+    """
+
+    type_name = "Activation"
+    family = "Activation"
+    options = {
+        "fn": Opt("choice", default="relu", choices=FUNCTIONS, doc="the function"),
+        "negative_slope": Opt("float", default=0.01, min=0.0, max=1.0,
+                              doc="slope for x < 0 (leaky_relu)"),
+    }  # fmt: skip
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        fn = self.config["fn"]
+        if fn == "relu":
+            out = np.maximum(x, 0)
+            self._cache = x > 0
+        elif fn == "leaky_relu":
+            slope = x.dtype.type(self.config["negative_slope"])
+            out = np.where(x > 0, x, x * slope)
+            self._cache = x > 0
+        elif fn == "sigmoid":
+            out = sigmoid(x)
+            self._cache = out
+        elif fn == "tanh":
+            out = np.tanh(x)
+            self._cache = out
+        elif fn == "softmax":
+            out = softmax(x)
+            self._cache = out
+        else:  # linear
+            out = x
+        return out
+
+    def backward(self, dout):
+        fn = self.config["fn"]
+        if fn == "relu":
+            return dout * self._cache
+        if fn == "leaky_relu":
+            slope = dout.dtype.type(self.config["negative_slope"])
+            return np.where(self._cache, dout, dout * slope)
+        if fn == "sigmoid":
+            s = self._cache
+            return dout * s * (1 - s)
+        if fn == "tanh":
+            t = self._cache
+            return dout * (1 - t * t)
+        if fn == "softmax":
+            s = self._cache
+            return s * (dout - (dout * s).sum(axis=-1, keepdims=True))
+        return dout

@@ -1,0 +1,3 @@
+"""Embedding: integer ids to learned vectors."""
+
+from __future__ import annotations

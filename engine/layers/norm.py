@@ -1,0 +1,3 @@
+"""Normalisation and regularisation: BatchNorm, Dropout."""
+
+from __future__ import annotations

@@ -1,0 +1,162 @@
+"""Typed settings of a block: what keys it takes, their types, defaults and valid ranges.
+
+Each layer class declares ``options = {"filters": Opt("int", min=1), ...}``. ``check_config``
+turns a user's dict (from a graph file, the inspector or code) into a complete, checked config,
+or raises ``ConfigError`` naming the block, the key and what is allowed. The GUI builds its typed
+editors from the same declarations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import ConfigError
+
+REQUIRED = object()
+
+INITS = (
+    "zeros", "normal", "uniform", "xavier_normal", "xavier_uniform",
+    "he_normal", "he_uniform", "orthogonal",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One setting.
+
+    kind: "int" | "float" | "bool" | "choice" | "padding" | "size" (int or [h, w]) |
+          "shape" (list of positive ints) | "connections" (list of lists of ints, or null) |
+          "int_or_pair" ...
+    """
+
+    kind: str
+    default: Any = REQUIRED
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    choices: tuple = ()
+    nullable: bool = False
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _range_text(opt: Opt) -> str:
+    lo = "" if opt.min is None else f"{'>' if opt.min_exclusive else '>='} {opt.min:g}"
+    hi = "" if opt.max is None else f"{'<' if opt.max_exclusive else '<='} {opt.max:g}"
+    return " and ".join(p for p in (lo, hi) if p)
+
+
+def _check_range(block: str, key: str, v: float, opt: Opt) -> None:
+    bad = (
+        (opt.min is not None and (v <= opt.min if opt.min_exclusive else v < opt.min))
+        or (opt.max is not None and (v >= opt.max if opt.max_exclusive else v > opt.max))
+    )
+    if bad:
+        raise ConfigError(f"'{key}' must be {_range_text(opt)}, got {v!r}", block=block)
+
+
+def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
+    """Check one value against its option; return the normalised value (JSON-ready)."""
+    if value is None and opt.nullable:
+        return None
+    k = opt.kind
+    if k == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not _is_int(value):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}", block=block)
+        _check_range(block, key, value, opt)
+        return value
+    if k == "float":
+        if not _is_num(value):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}", block=block)
+        _check_range(block, key, float(value), opt)
+        return float(value)
+    if k == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}", block=block)
+        return value
+    if k == "choice":
+        if value not in opt.choices:
+            allowed = ", ".join(str(c) for c in opt.choices)
+            raise ConfigError(f"'{key}' must be one of {allowed}; got {value!r}", block=block)
+        return value
+    if k == "padding":
+        if value in ("same", "valid"):
+            return value
+        if _is_int(value) and value >= 0:
+            return value
+        if (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(_is_int(p) and p >= 0 for p in value)):
+            return [int(p) for p in value]
+        raise ConfigError(
+            f"'{key}' must be a non-negative integer, [h, w], \"same\" or \"valid\"; got {value!r}",
+            block=block,
+        )
+    if k == "size":
+        if _is_int(value) and value >= 1:
+            return value
+        if (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(_is_int(p) and p >= 1 for p in value)):
+            return [int(p) for p in value]
+        raise ConfigError(
+            f"'{key}' must be a positive integer or a pair [h, w] of them; got {value!r}",
+            block=block,
+        )
+    if k == "shape":
+        if (isinstance(value, (list, tuple)) and 1 <= len(value) <= 4
+                and all(_is_int(p) and p >= 1 for p in value)):
+            return [int(p) for p in value]
+        raise ConfigError(
+            f"'{key}' must be a list of 1 to 4 positive integers, e.g. [1, 28, 28]; got {value!r}",
+            block=block,
+        )
+    if k == "connections":
+        if (isinstance(value, (list, tuple)) and value
+                and all(isinstance(row, (list, tuple)) and row
+                        and all(_is_int(i) and i >= 0 for i in row) for row in value)):
+            return [[int(i) for i in row] for row in value]
+        raise ConfigError(
+            f"'{key}' must be a list, for each output map, of the input maps it reads "
+            f"(non-empty lists of indices); got {value!r}",
+            block=block,
+        )
+    raise ConfigError(f"'{key}' has an unknown option kind {k!r}", block=block)
+
+
+def check_config(type_name: str, block: str, config: Any, options: dict[str, Opt]) -> dict:
+    """Return a complete, checked copy of ``config`` (defaults filled in)."""
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be an object of settings, got {config!r}", block=block)
+    unknown = [k for k in config if k not in options]
+    if unknown:
+        known = ", ".join(options) or "none"
+        raise ConfigError(
+            f"{type_name} has no setting {unknown[0]!r} (its settings: {known})", block=block
+        )
+    out = {}
+    for key, opt in options.items():
+        if key in config:
+            out[key] = check_value(block, key, config[key], opt)
+        elif opt.required:
+            raise ConfigError(f"{type_name} needs the setting {key!r}", block=block)
+        else:
+            out[key] = opt.default
+    return out

@@ -1,0 +1,85 @@
+"""Blocks that only move data around: Input, Flatten, Reshape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import ShapeError
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+
+class Input(Layer):
+    """The graph's entry point; passes its data through.
+
+    Shapes: x (N, *shape) -> out (N, *shape)
+    """
+
+    type_name = "Input"
+    family = "Input"
+    arity = (0, 0)
+    options = {"shape": Opt("shape", doc="shape of one sample, without the batch axis")}
+
+    def output_shape(self, in_shape=None):
+        return tuple(self.config["shape"])
+
+    def build(self, in_shape=None, rng=None):
+        self.in_shape = self.out_shape = tuple(self.config["shape"])
+        return self
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+class Flatten(Layer):
+    """Flattens every axis but the batch: (N, C, H, W) -> (N, C*H*W), in C order.
+
+    Shapes: x (N, *s) -> out (N, prod(s))
+    """
+
+    type_name = "Flatten"
+    family = "Reshape"
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self._cache)
+
+
+class Reshape(Layer):
+    """Reshapes each sample to ``shape`` (explicit sizes, no -1, so the canvas can show them).
+
+    Shapes: x (N, *s) -> out (N, *shape) with prod(shape) == prod(s)
+    """
+
+    type_name = "Reshape"
+    family = "Reshape"
+    options = {"shape": Opt("shape", doc="target shape of one sample")}
+
+    def output_shape(self, in_shape):
+        target = tuple(self.config["shape"])
+        if int(np.prod(target)) != int(np.prod(in_shape)):
+            raise ShapeError(
+                f"cannot reshape {tuple(in_shape)} ({int(np.prod(in_shape))} values) to "
+                f"{target} ({int(np.prod(target))} values): the counts must match",
+                block=self.name,
+            )
+        return target
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape
+        return x.reshape((x.shape[0], *self.config["shape"]))
+
+    def backward(self, dout):
+        return dout.reshape(self._cache)

@@ -1,0 +1,1 @@
+"""BlockProp's desktop interface (PySide6 + pyqtgraph): a view of engine.Graph."""

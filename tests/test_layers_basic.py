@@ -1,0 +1,66 @@
+"""Dense, Activation, Flatten, Reshape, Add, Concat: gradients, shapes and errors."""
+
+import numpy as np
+import pytest
+from gradcheck import check_layer
+
+from engine.errors import ConfigError, ShapeError
+from engine.layers import Activation, Add, Concat, Dense, Flatten, Reshape
+
+rng = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n_in,units", [(3, 2), (7, 5)])
+def test_dense_gradients(n_in, units, bias):
+    layer = Dense(units=units, bias=bias).build((n_in,), rng)
+    check_layer(layer, rng.standard_normal((4, n_in)))
+
+
+@pytest.mark.parametrize("fn", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear"])
+def test_activation_gradients(fn):
+    layer = Activation(fn=fn).build((3, 5), rng)
+    check_layer(layer, rng.standard_normal((2, 3, 5)))
+
+
+def test_flatten_reshape_gradients():
+    check_layer(Flatten().build((2, 3, 4), rng), rng.standard_normal((2, 2, 3, 4)))
+    check_layer(Reshape(shape=[6, 4]).build((2, 3, 4), rng), rng.standard_normal((2, 2, 3, 4)))
+
+
+def test_merge_gradients():
+    xs = [rng.standard_normal((2, 3, 4, 4)) for _ in range(3)]
+    check_layer(Add().build([(3, 4, 4)] * 3, rng), xs)
+    ys = [rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 5, 4, 4))]
+    layer = Concat().build([(3, 4, 4), (5, 4, 4)], rng)
+    assert layer.out_shape == (8, 4, 4)
+    check_layer(layer, ys)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    out = Activation(fn="sigmoid").build((3,)).forward(np.array([[-1000.0, 0.0, 1000.0]]))
+    assert np.all(np.isfinite(out)) and out[0, 1] == 0.5
+
+
+def test_dense_refuses_images_and_names_the_fix():
+    with pytest.raises(ShapeError, match="insert Flatten"):
+        Dense(units=3, name="fc").build((1, 4, 4))
+
+
+def test_wrong_input_shape_names_block_and_shapes():
+    layer = Dense(units=3, name="fc1").build((4,))
+    with pytest.raises(ShapeError) as e:
+        layer.forward(np.zeros((2, 5), np.float32))
+    assert "fc1" in str(e.value) and "(N, 4)" in str(e.value) and "(2, 5)" in str(e.value)
+
+
+@pytest.mark.parametrize("cfg", [{"units": 0}, {"units": -3}, {"units": 2.5}, {"units": "x"},
+                                 {"units": 3, "colour": 1}, {}])
+def test_bad_settings_are_refused_when_built(cfg):
+    with pytest.raises(ConfigError):
+        Dense(name="d", **cfg)
+
+
+def test_add_refuses_unequal_shapes():
+    with pytest.raises(ShapeError, match="equal shape"):
+        Add(name="a").build([(3,), (4,)])
