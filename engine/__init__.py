@@ -4,6 +4,7 @@ Never imports Qt: everything the GUI does to a model, code can do through this p
 """
 
 from engine import functional, init, layers
+from engine.graph import Graph, load_graph
 from engine.errors import (
     BlockPropError,
     ConfigError,
@@ -15,5 +16,5 @@ from engine.errors import (
 
 __all__ = [
     "BlockPropError", "ConfigError", "DataError", "GraphError", "ShapeError", "WeightsError",
-    "functional", "init", "layers",
+    "Graph", "functional", "init", "layers", "load_graph",
 ]  # fmt: skip

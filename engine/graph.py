@@ -1,0 +1,337 @@
+"""engine.Graph: the model the canvas edits, the graph file format, and its change events.
+
+A Graph wraps a networkx DiGraph. Nodes are blocks with stable string ids and the attributes
+``type``, ``config`` (only the settings the user gave; defaults are filled in by the layer) and
+``pos``; an edge ``source -> target`` carries ``target_port`` (the input slot of the target).
+Every change goes through a method here and emits one event to the subscribers (the canvas),
+so the view follows the model and never the other way round.
+
+A graph file is data: JSON, read with ``json.load`` and checked field by field. Nothing in it is
+executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from engine.errors import BlockPropError, ConfigError, GraphError
+from engine.layers import LAYER_TYPES
+from engine.layers.options import check_config
+
+FORMAT = "blockprop-graph"
+VERSION = 1
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+Listener = Callable[..., None]
+
+
+def _check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise GraphError(f"{what} must be a non-empty string of at most 200 characters, "
+                         f"got {value!r}")
+    return value
+
+
+def _check_pos(value: Any, block: str) -> tuple[float, float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and abs(v) < 1e9 and v == v for v in value)):
+        raise GraphError(f"'pos' must be [x, y] numbers, got {value!r}", block=block)
+    return (value[0], value[1])
+
+
+class Graph:
+    """A network of blocks. See the module docstring; events are documented on ``subscribe``."""
+
+    def __init__(self, name: str = "untitled", description: str = "",
+                 training: dict | None = None) -> None:
+        self.nx = nx.DiGraph()
+        self.name = name
+        self.description = description
+        self.training: dict = dict(training or {})
+        self._listeners: list[Listener] = []
+
+    # --- events --------------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(event, **data)`` after every change. Events and their data:
+        node_added(id), node_removed(id), node_moved(id, pos), config_changed(id, config),
+        edge_added(source, target, port), edge_removed(source, target, port),
+        meta_changed(key), reset() (the whole graph was replaced).
+        """
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str, **data: Any) -> None:
+        for listener in list(self._listeners):
+            listener(event, **data)
+
+    # --- reading -------------------------------------------------------------------------------
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self.nx
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def nodes(self) -> list[str]:
+        return list(self.nx.nodes)
+
+    def node(self, node_id: str) -> dict:
+        """A copy of the node's attributes: {"type", "config", "pos"}."""
+        if node_id not in self.nx:
+            raise GraphError("no such block", block=node_id)
+        a = self.nx.nodes[node_id]
+        return {"type": a["type"], "config": copy.deepcopy(a["config"]), "pos": a["pos"]}
+
+    def type_of(self, node_id: str) -> str:
+        return self.nx.nodes[node_id]["type"]
+
+    def config_of(self, node_id: str) -> dict:
+        return copy.deepcopy(self.nx.nodes[node_id]["config"])
+
+    def full_config(self, node_id: str) -> dict:
+        """The node's settings with the layer's defaults filled in."""
+        cls = LAYER_TYPES[self.type_of(node_id)]
+        return check_config(cls.type_name, node_id, self.nx.nodes[node_id]["config"],
+                            cls.all_options())
+
+    def pos_of(self, node_id: str) -> tuple[float, float]:
+        return self.nx.nodes[node_id]["pos"]
+
+    def edges(self) -> list[tuple[str, str, int]]:
+        """(source, target, target_port) for every wire, in insertion order."""
+        return [(s, t, d["target_port"]) for s, t, d in self.nx.edges(data=True)]
+
+    def inputs_of(self, node_id: str) -> list[str]:
+        """The sources feeding ``node_id``, ordered by target port."""
+        preds = [(d["target_port"], s) for s, _, d in self.nx.in_edges(node_id, data=True)]
+        return [s for _, s in sorted(preds)]
+
+    def outputs_of(self, node_id: str) -> list[str]:
+        return list(self.nx.successors(node_id))
+
+    def new_id(self, type_name: str) -> str:
+        """A fresh id like ``conv2d_3`` (stable, readable, never reused in this graph)."""
+        base = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "block"
+        n = 1
+        while f"{base}_{n}" in self.nx:
+            n += 1
+        return f"{base}_{n}"
+
+    # --- changing ------------------------------------------------------------------------------
+    def add_node(self, type_name: str, config: dict | None = None, pos=(0.0, 0.0),
+                 node_id: str | None = None) -> str:
+        """Add a block; its settings are checked (ConfigError names it). Returns its id."""
+        if type_name not in LAYER_TYPES:
+            known = ", ".join(sorted(LAYER_TYPES))
+            raise GraphError(f"unknown block type {type_name!r} (known: {known})",
+                             block=node_id)
+        node_id = self.new_id(type_name) if node_id is None else _check_id(node_id, "a block id")
+        if node_id in self.nx:
+            raise GraphError("a block with this id already exists", block=node_id)
+        config = copy.deepcopy(config or {})
+        cls = LAYER_TYPES[type_name]
+        check_config(type_name, node_id, config, cls.all_options())
+        cls(name=node_id, **config)  # cross-field checks (e.g. kernel vs. connections)
+        self.nx.add_node(node_id, type=type_name, config=config, pos=_check_pos(pos, node_id))
+        self._emit("node_added", id=node_id)
+        return node_id
+
+    def remove_node(self, node_id: str) -> None:
+        """Remove a block and its wires (each wire's removal is emitted first)."""
+        if node_id not in self.nx:
+            raise GraphError("no such block", block=node_id)
+        for s, t, p in [e for e in self.edges() if node_id in e[:2]]:
+            self.remove_edge(s, t)
+        self.nx.remove_node(node_id)
+        self._emit("node_removed", id=node_id)
+
+    def move_node(self, node_id: str, pos) -> None:
+        self.nx.nodes[node_id]["pos"] = _check_pos(pos, node_id)
+        self._emit("node_moved", id=node_id, pos=self.nx.nodes[node_id]["pos"])
+
+    def set_config(self, node_id: str, config: dict) -> None:
+        """Replace the block's settings after checking them (ConfigError leaves it unchanged)."""
+        if node_id not in self.nx:
+            raise GraphError("no such block", block=node_id)
+        config = copy.deepcopy(config)
+        cls = LAYER_TYPES[self.type_of(node_id)]
+        check_config(cls.type_name, node_id, config, cls.all_options())
+        cls(name=node_id, **config)
+        self.nx.nodes[node_id]["config"] = config
+        self._emit("config_changed", id=node_id, config=copy.deepcopy(config))
+
+    def free_port(self, node_id: str) -> int:
+        used = {d["target_port"] for _, _, d in self.nx.in_edges(node_id, data=True)}
+        p = 0
+        while p in used:
+            p += 1
+        return p
+
+    def add_edge(self, source: str, target: str, port: int | None = None) -> int:
+        """Wire ``source``'s output to ``target``'s input ``port`` (default: the first free one).
+
+        Refuses unknown blocks, self-loops, duplicate wires and occupied ports (GraphError).
+        Shape problems are not refused here; ``engine.analyze`` reports them.
+        """
+        for n in (source, target):
+            if n not in self.nx:
+                raise GraphError("no such block", block=n)
+        if source == target:
+            raise GraphError("a block cannot feed itself", block=source)
+        if self.nx.has_edge(source, target):
+            raise GraphError(f"'{source}' is already wired to '{target}'", block=target)
+        port = self.free_port(target) if port is None else port
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 64:
+            raise GraphError(f"input port must be an integer 0-63, got {port!r}", block=target)
+        if any(d["target_port"] == port for _, _, d in self.nx.in_edges(target, data=True)):
+            raise GraphError(f"input port {port} is already connected", block=target)
+        self.nx.add_edge(source, target, target_port=port)
+        self._emit("edge_added", source=source, target=target, port=port)
+        return port
+
+    def remove_edge(self, source: str, target: str) -> None:
+        if not self.nx.has_edge(source, target):
+            raise GraphError(f"no wire from '{source}' to '{target}'", block=target)
+        port = self.nx.edges[source, target]["target_port"]
+        self.nx.remove_edge(source, target)
+        self._emit("edge_removed", source=source, target=target, port=port)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set ``name``, ``description`` or ``training``."""
+        if key not in ("name", "description", "training"):
+            raise GraphError(f"unknown graph field {key!r}")
+        setattr(self, key, copy.deepcopy(value))
+        self._emit("meta_changed", key=key)
+
+    # --- file format ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        nodes = []
+        for n, a in self.nx.nodes(data=True):
+            nodes.append({"id": n, "type": a["type"], "config": copy.deepcopy(a["config"]),
+                          "pos": list(a["pos"])})
+        edges = [{"source": s, "target": t, "target_port": p} for s, t, p in self.edges()]
+        return {"format": FORMAT, "version": VERSION, "name": self.name,
+                "description": self.description, "nodes": nodes, "edges": edges,
+                "training": copy.deepcopy(self.training)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Graph":
+        """Build a Graph from a file's dict; every field is checked (GraphError / ConfigError)."""
+        if not isinstance(d, dict):
+            raise GraphError("a graph file must hold a JSON object")
+        if d.get("format") != FORMAT:
+            raise GraphError(f"not a BlockProp graph (\"format\" must be \"{FORMAT}\")")
+        if d.get("version") != VERSION:
+            raise GraphError(f"unsupported graph version {d.get('version')!r} "
+                             f"(this BlockProp reads version {VERSION})")
+        known = {"format", "version", "name", "description", "nodes", "edges", "training"}
+        extra = sorted(set(d) - known, key=str)
+        if extra:
+            raise GraphError(f"unknown field {extra[0]!r} in the graph file")
+        name, desc = d.get("name", "untitled"), d.get("description", "")
+        if not isinstance(name, str) or not isinstance(desc, str):
+            raise GraphError("\"name\" and \"description\" must be strings")
+        training = d.get("training", {})
+        if not isinstance(training, dict):
+            raise GraphError("\"training\" must be an object")
+        nodes, edges = d.get("nodes", []), d.get("edges", [])
+        if not isinstance(nodes, list) or not isinstance(edges, list):
+            raise GraphError("\"nodes\" and \"edges\" must be lists")
+        g = cls(name=name, description=desc, training=training)
+        for i, nd in enumerate(nodes):
+            if not isinstance(nd, dict):
+                raise GraphError(f"node #{i + 1} must be an object")
+            nid = _check_id(nd.get("id"), f"node #{i + 1}'s \"id\"")
+            extra = sorted(set(nd) - {"id", "type", "config", "pos"}, key=str)
+            if extra:
+                raise GraphError(f"unknown field {extra[0]!r}", block=nid)
+            if not isinstance(nd.get("type"), str):
+                raise GraphError("\"type\" must be a block type name", block=nid)
+            config = nd.get("config", {})
+            if not isinstance(config, dict):
+                raise ConfigError("\"config\" must be an object", block=nid)
+            g.add_node(nd["type"], config, nd.get("pos", [0, 0]), node_id=nid)
+        for i, e in enumerate(edges):
+            if not isinstance(e, dict) or set(e) - {"source", "target", "target_port"}:
+                raise GraphError(f"edge #{i + 1} must be an object with source, target, "
+                                 "target_port")
+            g.add_edge(_check_id(e.get("source"), f"edge #{i + 1}'s source"),
+                       _check_id(e.get("target"), f"edge #{i + 1}'s target"),
+                       e.get("target_port"))
+        return g
+
+    def copy(self) -> "Graph":
+        """An independent copy without subscribers (the trainer's snapshot)."""
+        return Graph.from_dict(self.to_dict())
+
+    def replace_with(self, other: "Graph") -> None:
+        """Take over ``other``'s content in place (subscribers stay), then emit ``reset``."""
+        self.nx = other.nx.copy()
+        self.name, self.description = other.name, other.description
+        self.training = copy.deepcopy(other.training)
+        self._emit("reset")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the graph file atomically: a temporary file in the same folder, then rename,
+        so a crash never leaves half a file and the old file survives a failed save."""
+        save_json_atomic(self.to_dict(), path)
+
+
+def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_graph(path: str | os.PathLike) -> Graph:
+    """Read a graph file. Any problem raises a BlockPropError naming the file."""
+    p = str(path)
+    try:
+        size = os.path.getsize(p)
+        if size > MAX_FILE_BYTES:
+            raise GraphError(f"file is {size / 1e6:.0f} MB; a graph file is at most "
+                             f"{MAX_FILE_BYTES // 10**6} MB", file=p)
+        with open(p, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise GraphError("no such file", file=p) from None
+    except IsADirectoryError:
+        raise GraphError("is a folder, not a graph file", file=p) from None
+    except UnicodeDecodeError:
+        raise GraphError("not a text file (graph files are UTF-8 JSON)", file=p) from None
+    except json.JSONDecodeError as e:
+        raise GraphError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
+                         file=p) from None
+    except RecursionError:
+        raise GraphError("JSON nested too deeply", file=p) from None
+    except OSError as e:
+        raise GraphError(f"cannot read: {e.strerror}", file=p) from None
+    try:
+        return Graph.from_dict(data)
+    except BlockPropError as e:
+        e.file = p
+        raise type(e)(e.message, block=e.block, file=p) from None
