@@ -1,0 +1,484 @@
+"""Optimizers, L1/L2 regularisation and gradient clipping, with the lecture's formulas.
+
+``make_optimizer({"name": "adam", "lr": 1e-3})`` returns an Optimizer whose ``step(params, grads)``
+updates every parameter array IN PLACE (never rebinds it); its state is keyed by parameter name,
+``lr`` is a plain attribute the trainer may change between steps.
+
+The update rules, exactly as lecture 001 ("Gradient Descent Variations") writes them; g is the
+gradient, lr is eta, and every operation is element-wise:
+
+=========  ===================================================================  ==============
+name       update (state starts at 0; t counts this parameter's steps from 1)   PyTorch
+=========  ===================================================================  ==============
+sgd        w <- w - lr g                                                        SGD: exact
+momentum   v <- gamma v + lr g ;  w <- w - v                                    SGD(momentum):
+                                                                                exact if lr
+                                                                                is constant
+nesterov   v <- gamma v + lr grad(w - gamma v_old) ; w <- w - v                 SGD(nesterov):
+           (stored weights are the look-ahead point, see Nesterov)              same as above
+adagrad    G <- G + g^2 ;  w <- w - lr g / sqrt(G + eps)                        custom
+adadelta   E <- rho E + (1 - rho) g^2 ;  w <- w - lr g / sqrt(E + eps)          custom
+rmsprop    the same with rho = 0.9 (the slide: "set the gamma to 0.9 in         custom
+           Adadelta"); rho stays a setting
+adam       m <- b1 m + (1-b1) g ; v <- b2 v + (1-b2) g^2 ;                      custom
+           m^ = m / (1 - b1^t) ; v^ = v / (1 - b2^t) ; w <- w - lr m^ / sqrt(v^ + eps)
+=========  ===================================================================  ==============
+
+The lecture keeps eps inside the square root (PyTorch: sqrt(.) + eps, outside) and its Adadelta
+slide stops at the decaying average with a learning rate (Zeiler's full Adadelta, which is
+torch.optim.Adadelta, then replaces lr by RMS of past updates). ``TORCH_EQUIVALENT`` spells out,
+per optimizer, how PyTorch gives the same numbers, and ``RULES`` holds each update as a pure
+function of plain arithmetic (runs on NumPy arrays and on torch tensors) for the exporter to copy
+into a custom ``torch.optim.Optimizer`` where PyTorch has no equal.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.errors import ConfigError, ShapeError
+from engine.layers.options import Opt, check_value
+from engine.schedules import (  # noqa: F401  (part of this module's API, see the contract)
+    SCHEDULE_TORCH_EQUIVALENT,
+    SCHEDULES,
+    Schedule,
+    check_schedule_spec,
+    make_schedule,
+)
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def _lr(default: float) -> Opt:
+    return Opt("float", default=default, min=0.0, min_exclusive=True, doc="learning rate (eta)")
+
+
+def _decay(default: float, doc: str) -> Opt:
+    return Opt("float", default=default, min=0.0, max=1.0, max_exclusive=True, doc=doc)
+
+
+def _eps(default: float) -> Opt:
+    return Opt(
+        "float",
+        default=default,
+        min=0.0,
+        min_exclusive=True,
+        doc="added inside the square root (lecture 001), keeps it from being 0",
+    )
+
+
+OPTIMIZER_OPTIONS: dict[str, dict[str, Opt]] = {
+    "sgd": {"lr": _lr(0.01)},
+    "momentum": {"lr": _lr(0.01), "momentum": _decay(0.9, "gamma: weight of the past velocity")},
+    "nesterov": {"lr": _lr(0.01), "momentum": _decay(0.9, "gamma: weight of the past velocity")},
+    "adagrad": {"lr": _lr(0.01), "eps": _eps(1e-8)},
+    "adadelta": {"lr": _lr(1e-3), "rho": _decay(0.95, "gamma: decay of the mean of g^2"),
+                 "eps": _eps(1e-6)},
+    "rmsprop": {"lr": _lr(1e-3), "rho": _decay(0.9, "decay of the mean of g^2 (lecture: 0.9)"),
+                "eps": _eps(1e-8)},
+    "adam": {"lr": _lr(1e-3), "beta1": _decay(0.9, "decay of the mean gradient m"),
+             "beta2": _decay(0.999, "decay of the mean squared gradient v"), "eps": _eps(1e-8)},
+}  # fmt: skip
+
+# name -> {hyperparameter: default}
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    name: {k: o.default for k, o in opts.items()} for name, opts in OPTIMIZER_OPTIONS.items()
+}
+
+
+def check_optimizer_spec(spec: Any) -> dict:
+    """Complete, checked copy of an optimizer spec (defaults filled in), or ConfigError.
+
+    A bare name ("adam") means that optimizer with its defaults.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f'optimizer must be an object like {{"name": "adam", "lr": 0.001}}, got {spec!r}'
+        )
+    name = spec.get("name")
+    if not isinstance(name, str) or name not in OPTIMIZER_OPTIONS:
+        raise ConfigError(
+            f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_OPTIONS)}"
+        )
+    options = OPTIMIZER_OPTIONS[name]
+    unknown = [k for k in spec if k != "name" and k not in options]
+    if unknown:
+        raise ConfigError(
+            f"optimizer {name!r} has no setting {unknown[0]!r} (its settings: {', '.join(options)})"
+        )
+    out: dict[str, Any] = {"name": name}
+    for key, opt in options.items():
+        try:
+            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
+        except ConfigError as e:
+            raise ConfigError(f"optimizer {name!r}: {e.message}") from None
+    return out
+
+
+# --- optimizers ----------------------------------------------------------------------------------
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates each ``params[k]`` in place from ``grads[k]``.
+
+    Per parameter the state holds the step count ``t``, the arrays named in ``slots`` (zeros of
+    the parameter's shape and dtype) and a scratch array, so a step allocates nothing.
+    """
+
+    name: ClassVar[str] = ""
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **hyper: Any) -> None:
+        spec = check_optimizer_spec({"name": self.name, **hyper})
+        self.lr: float = spec.pop("lr")
+        del spec["name"]
+        self.hyper: dict[str, float] = spec
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        lr = float(self.lr)
+        for key, w in params.items():
+            g = grads[key]
+            st = self.state.get(key)
+            if st is None:
+                st = self._new_state(key, w, g)
+            st["t"] += 1
+            self._update(w, g, st, lr)
+
+    def _new_state(self, key: str, w: np.ndarray, g: np.ndarray) -> dict[str, Any]:
+        if g.shape != w.shape:
+            raise ShapeError(
+                f"optimizer: gradient of {key!r} has shape {g.shape}, the parameter {w.shape}"
+            )
+        st: dict[str, Any] = {"t": 0, "buf": np.empty_like(w)}
+        for slot in self.slots:
+            st[slot] = np.zeros_like(w)
+        self.state[key] = st
+        return st
+
+    def _update(self, w: np.ndarray, g: np.ndarray, st: dict[str, Any], lr: float) -> None:
+        raise TypeError(f"{type(self).__name__} does not define _update")
+
+    def reset(self) -> None:
+        """Forget all state (velocities, moment estimates, step counts)."""
+        self.state.clear()
+
+    def get_config(self) -> dict:
+        """The spec that rebuilds this optimizer (current lr), JSON-ready."""
+        return {"name": self.name, "lr": float(self.lr), **self.hyper}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """w <- w - lr g (001: w_new = w_old - alpha f'(w)). Equals torch.optim.SGD(lr)."""
+
+    name = "sgd"
+
+    def _update(self, w, g, st, lr):
+        buf = st["buf"]
+        np.multiply(g, lr, out=buf)
+        w -= buf
+
+
+class Momentum(Optimizer):
+    """001 "Momentum": v_t = gamma v_{t-1} + eta grad J(w_t) ; w_{t+1} = w_t - v_t.
+
+    PyTorch keeps b = mu b + g and steps w -= lr b; by induction v = lr b while lr is constant,
+    so torch.optim.SGD(lr, momentum=gamma) gives the same weights. When lr changes, PyTorch
+    rescales the whole history by the new lr, the lecture's v keeps the old rates.
+    """
+
+    name = "momentum"
+    slots = ("v",)
+
+    def _update(self, w, g, st, lr):
+        v, buf = st["v"], st["buf"]
+        v *= self.hyper["momentum"]
+        np.multiply(g, lr, out=buf)
+        v += buf
+        w -= v
+
+
+class Nesterov(Optimizer):
+    """001 "NAG": v_t = gamma v_{t-1} + eta grad J(w_t - gamma v_{t-1}) ; w_{t+1} = w_t - v_t.
+
+    The trainer computes gradients at the stored weights, so the stored weights are the
+    look-ahead point u_t = w_t - gamma v_{t-1} (Sutskever et al. 2013; PyTorch and Keras do the
+    same). Then grad J(u_t) is exactly the lecture's gradient and
+        u_{t+1} = w_{t+1} - gamma v_t = u_t + gamma v_{t-1} - (1 + gamma) v_t
+                = u_t - gamma v_t - eta g_t          (since v_t - gamma v_{t-1} = eta g_t).
+    u and w coincide once v has decayed. With constant lr this is torch.optim.SGD(lr,
+    momentum=gamma, nesterov=True): b = mu b + g, u -= lr (g + mu b), and v = lr b.
+    """
+
+    name = "nesterov"
+    slots = ("v",)
+
+    def _update(self, w, g, st, lr):
+        v, buf = st["v"], st["buf"]
+        gamma = self.hyper["momentum"]
+        v *= gamma
+        np.multiply(g, lr, out=buf)
+        v += buf
+        w -= buf  # - eta g
+        np.multiply(v, gamma, out=buf)
+        w -= buf  # - gamma v_t
+
+
+class Adagrad(Optimizer):
+    """001 "Adagrad": G_t = G_{t-1} + g_t^2 ; w_{t+1} = w_t - eta / sqrt(G_t + eps) * g_t.
+
+    eps sits inside the square root (PyTorch's Adagrad: lr g / (sqrt(G) + eps)); equal only as
+    eps -> 0, so the exporter uses RULES["adagrad"].
+    """
+
+    name = "adagrad"
+    slots = ("G",)
+
+    def _update(self, w, g, st, lr):
+        G, buf = st["G"], st["buf"]
+        np.multiply(g, g, out=buf)
+        G += buf
+        np.add(G, self.hyper["eps"], out=buf)
+        np.sqrt(buf, out=buf)
+        np.divide(g, buf, out=buf)
+        buf *= lr
+        w -= buf
+
+
+class Adadelta(Optimizer):
+    """001 "Adadelta": E[g^2]_t = gamma E[g^2]_{t-1} + (1 - gamma) g_t^2 ;
+    w_{t+1} = w_t - eta / sqrt(E[g^2]_t + eps) * g_t   (gamma = ``rho``).
+
+    This is the rule the slide gives (the decaying average that replaces Adagrad's sum). Zeiler's
+    full Adadelta (torch.optim.Adadelta) goes on to replace eta by the RMS of past updates, so
+    this is not it. It equals torch.optim.RMSprop(lr, alpha=rho, eps) only as eps -> 0 (PyTorch
+    adds eps outside the square root): the exporter uses RULES["adadelta"].
+    """
+
+    name = "adadelta"
+    slots = ("E",)
+
+    def _update(self, w, g, st, lr):
+        _mean_square_step(w, g, st["E"], st["buf"], lr, self.hyper["rho"], self.hyper["eps"])
+
+
+class RMSProp(Optimizer):
+    """001 "RMSProp": E[g^2]_t = 0.9 E[g^2]_{t-1} + 0.1 g_t^2 ;
+    w_{t+1} = w_t - eta / sqrt(E[g^2]_t + eps) * g_t   (0.9 = ``rho``, the default).
+
+    PyTorch's RMSprop (alpha=rho) adds eps outside the square root: equal only as eps -> 0, so
+    the exporter uses RULES["rmsprop"].
+    """
+
+    name = "rmsprop"
+    slots = ("E",)
+
+    def _update(self, w, g, st, lr):
+        _mean_square_step(w, g, st["E"], st["buf"], lr, self.hyper["rho"], self.hyper["eps"])
+
+
+def _mean_square_step(w, g, E, buf, lr, rho, eps):
+    # E <- rho E + (1 - rho) g^2 ; w <- w - lr g / sqrt(E + eps)
+    E *= rho
+    np.multiply(g, g, out=buf)
+    buf *= 1.0 - rho
+    E += buf
+    np.add(E, eps, out=buf)
+    np.sqrt(buf, out=buf)
+    np.divide(g, buf, out=buf)
+    buf *= lr
+    w -= buf
+
+
+class Adam(Optimizer):
+    """001 "Adam": m_t = b1 m_{t-1} + (1 - b1) g_t ; v_t = b2 v_{t-1} + (1 - b2) g_t^2 ;
+    m^_t = m_t / (1 - b1^t) ; v^_t = v_t / (1 - b2^t) ; w_{t+1} = w_t - eta / sqrt(v^_t + eps) m^_t.
+
+    Defaults lr 1e-3, b1 0.9, b2 0.999, eps 1e-8 (Kingma & Ba). The slide keeps eps inside the
+    square root; torch.optim.Adam uses sqrt(v^) + eps. Equal only as eps -> 0: the exporter
+    uses RULES["adam"].
+    """
+
+    name = "adam"
+    slots = ("m", "v")
+
+    def _update(self, w, g, st, lr):
+        m, v, buf, t = st["m"], st["v"], st["buf"], st["t"]
+        b1, b2 = self.hyper["beta1"], self.hyper["beta2"]
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=buf)
+        m += buf
+        v *= b2
+        np.multiply(g, g, out=buf)
+        buf *= 1.0 - b2
+        v += buf
+        np.multiply(v, 1.0 / (1.0 - b2**t), out=buf)  # v^
+        buf += self.hyper["eps"]
+        np.sqrt(buf, out=buf)
+        np.divide(m, buf, out=buf)
+        buf *= lr / (1.0 - b1**t)  # m^ = m / (1 - b1^t)
+        w -= buf
+
+
+_CLASSES: dict[str, type[Optimizer]] = {
+    c.name: c for c in (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSProp, Adam)
+}
+
+
+def make_optimizer(spec: dict | str) -> Optimizer:
+    """Optimizer from a spec such as {"name": "momentum", "lr": 0.01, "momentum": 0.9}."""
+    spec = check_optimizer_spec(spec)
+    cls = _CLASSES[spec.pop("name")]
+    return cls(**spec)
+
+
+# --- the same maths as pure functions (reference for tests and for the PyTorch exporter) ---------
+# Each takes (w, g, state, lr, **hyperparameters) and returns (new_w, new_state); state starts
+# as {}. Only arithmetic operators are used, so they run unchanged on torch tensors.
+
+
+def sgd_rule(w, g, state, lr):
+    return w - lr * g, state
+
+
+def momentum_rule(w, g, state, lr, momentum):
+    v = momentum * state.get("v", 0 * w) + lr * g
+    return w - v, {"v": v}
+
+
+def nesterov_rule(w, g, state, lr, momentum):
+    # w is the look-ahead point; g the gradient there (see Nesterov)
+    v = momentum * state.get("v", 0 * w) + lr * g
+    return w - momentum * v - lr * g, {"v": v}
+
+
+def adagrad_rule(w, g, state, lr, eps):
+    G = state.get("G", 0 * w) + g * g
+    return w - lr * g / (G + eps) ** 0.5, {"G": G}
+
+
+def adadelta_rule(w, g, state, lr, rho, eps):
+    E = rho * state.get("E", 0 * w) + (1 - rho) * g * g
+    return w - lr * g / (E + eps) ** 0.5, {"E": E}
+
+
+def rmsprop_rule(w, g, state, lr, rho, eps):
+    E = rho * state.get("E", 0 * w) + (1 - rho) * g * g
+    return w - lr * g / (E + eps) ** 0.5, {"E": E}
+
+
+def adam_rule(w, g, state, lr, beta1, beta2, eps):
+    t = state.get("t", 0) + 1
+    m = beta1 * state.get("m", 0 * w) + (1 - beta1) * g
+    v = beta2 * state.get("v", 0 * w) + (1 - beta2) * g * g
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return w - lr * m_hat / (v_hat + eps) ** 0.5, {"t": t, "m": m, "v": v}
+
+
+RULES = {"sgd": sgd_rule, "momentum": momentum_rule, "nesterov": nesterov_rule,
+         "adagrad": adagrad_rule, "adadelta": adadelta_rule, "rmsprop": rmsprop_rule,
+         "adam": adam_rule}  # fmt: skip
+
+# How to get the same weights in PyTorch.
+#   "equal": "exact"       - the torch optimizer below, always;
+#            "constant_lr" - the torch optimizer below while lr never changes (no schedule, no
+#                            set_lr); otherwise a custom optimizer running RULES[name];
+#            "custom"      - no torch optimizer is equal: a custom one running RULES[name].
+#   "torch", "kwargs": the equal torch optimizer (for "custom": the closest one, for reference);
+#   kwargs values are Python expressions in the spec's keys.
+TORCH_EQUIVALENT: dict[str, dict[str, Any]] = {
+    "sgd": {"equal": "exact", "torch": "torch.optim.SGD", "kwargs": {"lr": "lr"},
+            "note": "w -= lr g in both"},
+    "momentum": {
+        "equal": "constant_lr", "torch": "torch.optim.SGD",
+        "kwargs": {"lr": "lr", "momentum": "momentum"},
+        "note": "lecture v = gamma v + lr g, w -= v; PyTorch b = mu b + g, w -= lr b; "
+                "v = lr b while lr is constant"},
+    "nesterov": {
+        "equal": "constant_lr", "torch": "torch.optim.SGD",
+        "kwargs": {"lr": "lr", "momentum": "momentum", "nesterov": "True"},
+        "note": "both store the look-ahead weights w - gamma v; v = lr b while lr is constant"},
+    "adagrad": {
+        "equal": "custom", "torch": "torch.optim.Adagrad", "kwargs": {"lr": "lr", "eps": "eps"},
+        "note": "lecture lr g / sqrt(G + eps); PyTorch lr g / (sqrt(G) + eps)"},
+    "adadelta": {
+        "equal": "custom", "torch": "torch.optim.RMSprop",
+        "kwargs": {"lr": "lr", "alpha": "rho", "eps": "eps"},
+        "note": "the slide's Adadelta is lr g / sqrt(E[g^2] + eps), i.e. RMSprop with eps "
+                "inside the root (torch.optim.Adadelta is Zeiler's full rule, not this)"},
+    "rmsprop": {
+        "equal": "custom", "torch": "torch.optim.RMSprop",
+        "kwargs": {"lr": "lr", "alpha": "rho", "eps": "eps"},
+        "note": "lecture lr g / sqrt(E + eps); PyTorch lr g / (sqrt(E) + eps)"},
+    "adam": {
+        "equal": "custom", "torch": "torch.optim.Adam",
+        "kwargs": {"lr": "lr", "betas": "(beta1, beta2)", "eps": "eps"},
+        "note": "lecture lr m^ / sqrt(v^ + eps); PyTorch lr m^ / (sqrt(v^) + eps)"},
+}  # fmt: skip
+
+
+# --- regularisation and clipping ----------------------------------------------------------------
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_weight(key: str) -> bool:
+    return key.rsplit(".", 1)[-1].startswith("weight")
+
+
+def regularize(
+    params: dict[str, np.ndarray], grads: dict[str, np.ndarray], l1: float = 0.0, l2: float = 0.0
+) -> float:
+    """Add the L1/L2 penalty's gradient to the weights' grads (in place); return the penalty.
+
+    penalty = l1 * sum|w| + l2 / 2 * sum w^2,  grad += l1 sign(w) + l2 w
+    over parameters whose local name starts with "weight" (biases are left alone). Lecture 001
+    writes the terms as lambda/(2m) sum|w_i| and lambda/(2m) sum w_i^2 (m training examples):
+    that is l1 = lambda/(2m) and l2 = lambda/m. l2 equals PyTorch's ``weight_decay`` for SGD.
+    """
+    for name, v in (("l1", l1), ("l2", l2)):
+        if not (_is_real(v) and math.isfinite(v) and v >= 0):
+            raise ConfigError(f"'{name}' regularisation must be a number >= 0, got {v!r}")
+    if not (l1 or l2):
+        return 0.0
+    penalty = 0.0
+    for key, w in params.items():
+        if not _is_weight(key):
+            continue
+        g = grads[key]
+        if l1:
+            penalty += l1 * float(np.abs(w).sum())
+            g += l1 * np.sign(w)
+        if l2:
+            penalty += 0.5 * l2 * float(np.vdot(w, w))
+            g += l2 * w
+    return penalty
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all grads in place so their joint L2 norm is at most ``max_norm``; return the norm
+    before clipping. PyTorch's ``clip_grad_norm_``: total = sqrt(sum ||g||^2), and every g is
+    multiplied by max_norm / (total + 1e-6) when that is below 1 (a non-finite total makes every
+    gradient non-finite, as in PyTorch, and the trainer stops as diverged).
+    """
+    if not (_is_real(max_norm) and math.isfinite(max_norm) and max_norm > 0):
+        raise ConfigError(f"'clip_norm' must be a number > 0, got {max_norm!r}")
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    coef = max_norm / (total + 1e-6)
+    if not coef >= 1.0:  # also true for nan
+        for g in grads.values():
+            g *= coef
+    return total
