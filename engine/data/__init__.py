@@ -1,0 +1,114 @@
+"""Data sets: built-in ones (offline, generated from a seed) and the user's own files.
+
+``load_dataset({"name": "digits", "resize": [32, 32]}, seed=0)`` returns a ``Dataset``.
+``DATASETS`` maps every name to a one-line description and ``DATASET_OPTIONS`` to its options
+(``Opt`` records, as the layers use: the GUI builds its editors from them). A wrong name or
+option is a ``ConfigError``; a bad file is a ``DataError`` naming the file.
+``split(dataset, val_split, seed)`` makes the training / validation split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.data import base, builtin, files, idx, images, sequences, text
+from engine.data.base import Dataset, DatasetSpec
+from engine.errors import ConfigError, DataError
+from engine.layers.options import Opt
+
+_REGISTRY: dict[str, DatasetSpec] = {
+    **builtin.DATASETS_HERE,
+    **sequences.DATASETS_HERE,
+    "chars": text.DATASETS_HERE["chars"],
+    "tagging": text.DATASETS_HERE["tagging"],
+    **files.DATASETS_HERE,
+    **idx.DATASETS_HERE,
+    "image_folder": images.DATASETS_HERE["image_folder"],
+    "text": text.DATASETS_HERE["text"],
+}
+
+DATASETS: dict[str, str] = {name: spec.description for name, spec in _REGISTRY.items()}
+DATASET_OPTIONS: dict[str, dict[str, Opt]] = {n: s.options for n, s in _REGISTRY.items()}
+USER_FILE_DATASETS = ("csv", "npz", "idx", "image_folder", "text")
+BUILTIN_DATASETS = tuple(n for n in DATASETS if n not in USER_FILE_DATASETS)
+
+
+def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
+    """Make or load the data set ``spec`` describes; randomness from ``default_rng(seed)``.
+
+    ``spec`` is {"name": ..., option: value, ...} (a bare name means all defaults). The checked
+    options, defaults included, are kept in ``dataset.meta["spec"]`` with the seed in
+    ``meta["seed"]``, so a run can be repeated exactly.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(f'a data set is given as {{"name": ..., options}}, got {spec!r}')
+    name = spec.get("name")
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"unknown data set {name!r}; built in: {', '.join(BUILTIN_DATASETS)}; "
+            f"from your files: {', '.join(USER_FILE_DATASETS)}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"the data seed must be a non-negative integer, got {seed!r}")
+    entry = _REGISTRY[name]
+    cfg = base.check_options(name, spec, entry.options)
+    ds = entry.load(cfg, np.random.default_rng(int(seed)))
+    ds.meta.setdefault("spec", {"name": name, **cfg})
+    ds.meta.setdefault("seed", int(seed))
+    return ds
+
+
+def split_indices(
+    dataset: Dataset, val_split: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (train, val) sample indices; val holds round(N * val_split) samples.
+
+    For classification the split is stratified: each class gives its share of the validation
+    set (largest remainders decide the rounding), so a rare class is not left out by chance.
+    """
+    if (
+        isinstance(val_split, bool)
+        or not isinstance(val_split, (int, float))
+        or not 0.0 <= val_split < 1.0
+    ):
+        raise ConfigError(f"val_split must be a number in [0, 1), got {val_split!r}")
+    rng = np.random.default_rng(seed)
+    N = len(dataset)
+    n_val = int(round(N * val_split))
+    if n_val >= N:
+        raise DataError(
+            f"val_split {val_split} of {N} samples leaves none to train on; lower val_split"
+        )
+    if dataset.task != "classification" or n_val == 0:
+        perm = rng.permutation(N)
+        return perm[n_val:], perm[:n_val]
+    y = dataset.y
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * n_val / N
+    take = np.floor(quota).astype(np.int64)
+    extra = np.argsort(-(quota - take), kind="stable")[: n_val - take.sum()]
+    take[extra] += 1
+    val = np.concatenate(
+        [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take, strict=True)]
+    )
+    train = np.setdiff1d(np.arange(N), val)
+    return rng.permutation(train), rng.permutation(val)
+
+
+def split(
+    dataset: Dataset, val_split: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_train, y_train, X_val, y_val) from a seeded, stratified (for classes) shuffle."""
+    train, val = split_indices(dataset, val_split, seed)
+    X, y = dataset.X, dataset.y
+    return X[train], y[train], X[val], y[val]
+
+
+__all__ = [
+    "BUILTIN_DATASETS", "DATASETS", "DATASET_OPTIONS", "USER_FILE_DATASETS", "Dataset",
+    "DatasetSpec", "load_dataset", "split", "split_indices",
+]  # fmt: skip
