@@ -4,7 +4,7 @@ Never imports Qt: everything the GUI does to a model, code can do through this p
 """
 
 from engine import functional, init, layers
-from engine.graph import Graph, load_graph
+from engine.analysis import Analysis, Problem, analyze, summary_text
 from engine.errors import (
     BlockPropError,
     ConfigError,
@@ -13,8 +13,14 @@ from engine.errors import (
     ShapeError,
     WeightsError,
 )
+from engine.graph import Graph, load_graph
+from engine.model import Model, build_model
+from engine.trainer import Trainer
+from engine.weights import load_weights, save_weights
 
 __all__ = [
     "BlockPropError", "ConfigError", "DataError", "GraphError", "ShapeError", "WeightsError",
     "Graph", "functional", "init", "layers", "load_graph",
+    "Analysis", "Problem", "analyze", "summary_text", "Model", "build_model",
+    "save_weights", "load_weights", "Trainer",
 ]  # fmt: skip

@@ -121,6 +121,12 @@ class Graph:
     def outputs_of(self, node_id: str) -> list[str]:
         return list(self.nx.successors(node_id))
 
+    def summary(self) -> list:
+        """Summary rows (block id, type, output shape, params); see ``engine.analysis``."""
+        from engine.analysis import analyze  # lazy: no import cycle between the two modules
+
+        return analyze(self).rows()
+
     def new_id(self, type_name: str) -> str:
         """A fresh id like ``conv2d_3`` (stable, readable, never reused in this graph)."""
         base = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "block"
@@ -152,7 +158,7 @@ class Graph:
         """Remove a block and its wires (each wire's removal is emitted first)."""
         if node_id not in self.nx:
             raise GraphError("no such block", block=node_id)
-        for s, t, p in [e for e in self.edges() if node_id in e[:2]]:
+        for s, t, _ in [e for e in self.edges() if node_id in e[:2]]:
             self.remove_edge(s, t)
         self.nx.remove_node(node_id)
         self._emit("node_removed", id=node_id)
@@ -227,7 +233,7 @@ class Graph:
                 "training": copy.deepcopy(self.training)}
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Graph":
+    def from_dict(cls, d: Any) -> Graph:
         """Build a Graph from a file's dict; every field is checked (GraphError / ConfigError)."""
         if not isinstance(d, dict):
             raise GraphError("a graph file must hold a JSON object")
@@ -272,11 +278,11 @@ class Graph:
                        e.get("target_port"))
         return g
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """An independent copy without subscribers (the trainer's snapshot)."""
         return Graph.from_dict(self.to_dict())
 
-    def replace_with(self, other: "Graph") -> None:
+    def replace_with(self, other: Graph) -> None:
         """Take over ``other``'s content in place (subscribers stay), then emit ``reset``."""
         self.nx = other.nx.copy()
         self.name, self.description = other.name, other.description

@@ -55,11 +55,38 @@ def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"the data seed must be a non-negative integer, got {seed!r}")
     entry = _REGISTRY[name]
+    spec = dict(spec)
+    target = spec.pop("target", "labels")
+    if target not in TARGETS:
+        raise ConfigError(f"data set {name!r}: 'target' must be one of {', '.join(TARGETS)}, "
+                          f"got {target!r}")
     cfg = base.check_options(name, spec, entry.options)
     ds = entry.load(cfg, np.random.default_rng(int(seed)))
-    ds.meta.setdefault("spec", {"name": name, **cfg})
+    if target == "input":
+        ds = as_autoencoder(ds)
+    ds.meta.setdefault("spec", {"name": name, **cfg, **({"target": target}
+                                                         if target != "labels" else {})})
     ds.meta.setdefault("seed", int(seed))
     return ds
+
+
+TARGETS = ("labels", "input")
+
+
+def as_autoencoder(ds: Dataset) -> Dataset:
+    """The same samples with themselves as targets (autoencoders: reconstruct the input).
+
+    Any data set takes the option ``"target": "input"``; its labels are kept in
+    ``meta["labels"]`` (the GUI colours samples by them).
+    """
+    if ds.X.dtype.kind != "f":
+        raise ConfigError(f"data set {ds.name!r} holds token ids; 'target': 'input' needs "
+                          "real-valued samples (use one_hot)")
+    out = Dataset(X=ds.X, y=ds.X.copy(), task="regression", name=ds.name,
+                  description=f"{ds.description} (reconstruct the input)",
+                  normalisation=ds.normalisation, class_names=None, vocab=ds.vocab,
+                  meta={**ds.meta, "labels": ds.y})
+    return out
 
 
 def split_indices(

@@ -1,6 +1,18 @@
 """Every block type as a Layer class; ``LAYER_TYPES`` maps a graph file's ``type`` to its class."""
 
-from engine.layers import activation, conv, dense, embedding, merge, norm, pool, recurrent, shape
+from engine.layers import (
+    activation,
+    conv,
+    dense,
+    embedding,
+    gru,
+    lstm,
+    merge,
+    norm,
+    pool,
+    recurrent,
+    shape,
+)
 from engine.layers.base import Layer
 from engine.layers.options import Opt
 
@@ -9,4 +21,4 @@ LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
 globals().update(LAYER_TYPES)  # engine.layers.Conv2D(...) etc.
 
 __all__ = ["LAYER_TYPES", "Layer", "Opt", *LAYER_TYPES]
-del activation, conv, dense, embedding, merge, norm, pool, recurrent, shape
+del activation, conv, dense, embedding, gru, lstm, merge, norm, pool, recurrent, shape

@@ -1,3 +1,350 @@
-"""Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D."""
+"""Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D.
+
+Forward passes run in engine.functional (im2col + one matrix product per chunk of the batch);
+the backward passes below use the same columns:
+
+    out = W @ cols               (W: weight.reshape(F, C*kh*kw))
+    dW  = dout @ cols^T          (every patch times the gradient of the output it made)
+    db  = sum of dout over batch and positions
+    dx  = col2im(W^T @ dout)     (each patch's gradient added back where the patch came from)
+
+Weights use PyTorch's layouts and Keras's default start (Glorot/Xavier uniform weights, zero
+bias), the same rule as Dense, so a user comparing initialisers sees one default everywhere.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine import functional as F
+from engine.errors import ConfigError, ShapeError
+from engine.init import initialize
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+MAX_KERNEL = 1024
+
+
+def _shape_text(shape: Any) -> str:
+    return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+
+
+class _Conv(Layer):
+    """What the convolutions share: one plan (geometry + buffers) per input shape, and the
+    forward/backward of a 2-D cross-correlation on (N, C, H, W) arrays."""
+
+    family = "Convolution"
+    has_weights = True
+
+    def __init__(self, name: str | None = None, **config: Any):
+        super().__init__(name, **config)
+        # False skips dx (backward then returns None): a block fed straight by the data needs
+        # no input gradient, as PyTorch skips it for inputs that do not require grad.
+        self.needs_input_grad = True
+        self._plans: dict[tuple, F.Conv2dPlan] = {}
+        self._weight_mask: np.ndarray | None = None
+
+    def _plan(self, x: np.ndarray, make) -> F.Conv2dPlan:
+        key = (x.shape, x.dtype)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= 4:  # a few batch sizes (train, last batch, validation)
+                self._plans.clear()
+            plan = self._plans[key] = make()
+        return plan
+
+    def _check_ndim(self, in_shape: Any, ndim: int, what: str) -> tuple[int, ...]:
+        if len(in_shape) != ndim:
+            raise ShapeError(f"{self.type_name} expects {what}, got {_shape_text(in_shape)}",
+                             block=self.name)
+        return tuple(int(d) for d in in_shape)
+
+    def _check_kernel(self, in_shape: Any, size: int, kernel: int, pad: int, axis: str) -> None:
+        if kernel > size + pad:
+            raise ShapeError(
+                f"kernel {axis} {kernel} is larger than the padded input {axis} {size + pad} "
+                f"(input {_shape_text(in_shape)}): use padding or a smaller kernel",
+                block=self.name,
+            )
+
+    def _bias_shape(self, shapes: dict) -> dict:
+        if self.config["bias"]:
+            shapes["bias"] = (self.config["filters"],)
+        return shapes
+
+    def _weight(self) -> np.ndarray:
+        w = self.params["weight"]
+        return w if self._weight_mask is None else w * self._weight_mask.astype(w.dtype)
+
+    def _conv_forward(self, x4: np.ndarray, w4: np.ndarray, stride: tuple[int, int],
+                      pad: F.Pad4) -> np.ndarray:
+        plan = self._plan(x4, lambda: F.Conv2dPlan(x4.shape, w4.shape, stride, pad, x4.dtype))
+        self._cache = (plan, w4)
+        return F.conv2d(x4, w4, self.params.get("bias"), plan=plan)
+
+    def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(dW in the 4-D layout, dx or None); sets the bias gradient."""
+        plan, w4 = self._cache
+        g = plan.load_output_grad(dout4)
+        wm = w4.reshape(plan.F, plan.K)
+        dw = np.zeros_like(wm)
+        dxpad = plan.new_input_grad() if self.needs_input_grad else None
+        # Last chunk first: its columns are still in the buffer from the forward pass.
+        for n0, n1 in reversed(plan.chunks):
+            cols = plan.columns(n0, n1)
+            gc = g[:, n0 * plan.P: n1 * plan.P]
+            dw += gc @ cols.T
+            if dxpad is not None:
+                plan.add_columns(plan.product(wm.T, gc, plan.K), n0, n1, dxpad)
+        if "bias" in self.params:
+            self.grads["bias"] = dout4.sum(axis=(0, 2, 3))
+        dw = dw.reshape(w4.shape)
+        if self._weight_mask is not None:
+            dw *= self._weight_mask.astype(dw.dtype)
+        return dw, (None if dxpad is None else plan.input_view(dxpad))
+
+
+class Conv2D(_Conv):
+    """2-D convolution (cross-correlation, as PyTorch's Conv2d and the lectures' examples).
+
+    Shapes: x (N, C, H, W) -> out (N, filters, OH, OW), OH = floor((H + 2P - kh) / S) + 1;
+    weight (filters, C, kh, kw), bias (filters,)
+
+    ``connections`` (LeNet-5's C3 table): for each output map, the input maps it reads. Weights
+    outside the table are held at zero (masked after init, in forward and in the gradient) and
+    are not counted as parameters. padding "same" (stride 1 only) pads K - 1 in total, the odd
+    one at the end for an even kernel, as PyTorch does.
+    """
+
+    type_name = "Conv2D"
+    options = {
+        "filters": Opt("int", min=1, max=100_000, doc="number of output maps (kernels)"),
+        "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
+        "stride": Opt("size", default=1, doc="step between windows: s or [sh, sw]"),
+        "padding": Opt("padding", default=0,
+                       doc='zeros added on each side: p, [ph, pw], "valid" (0) or "same"'),
+        "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
+        "connections": Opt("connections", default=None, nullable=True,
+                           doc="for each output map, the input maps it reads (LeNet-5 C3); "
+                               "empty: all"),
+    }
+
+    def check_settings(self) -> None:
+        kh, kw = F.pair(self.config["kernel_size"])
+        if max(kh, kw) > MAX_KERNEL:
+            raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
+        if self.config["padding"] == "same" and F.pair(self.config["stride"]) != (1, 1):
+            raise ConfigError('padding "same" keeps the size only at stride 1: set stride 1, '
+                              "or give the padding as a number", block=self.name)
+        table = self.config["connections"]
+        if table is None:
+            return
+        if len(table) != self.config["filters"]:
+            raise ConfigError(
+                f"'connections' has {len(table)} rows but there are {self.config['filters']} "
+                "filters: give one list of input maps per filter",
+                block=self.name,
+            )
+        for f, row in enumerate(table):
+            if len(set(row)) != len(row):
+                raise ConfigError(f"'connections' row {f} lists an input map twice: {row}",
+                                  block=self.name)
+
+    def _pad(self) -> F.Pad4:
+        k = F.pair(self.config["kernel_size"])
+        return F.padding4(self.config["padding"], k, F.pair(self.config["stride"]))
+
+    def output_shape(self, in_shape):
+        c, h, w = self._check_ndim(in_shape, 3, "an image (channels, height, width): give "
+                                   "Input a shape [C, H, W], or Reshape to one")
+        kh, kw = F.pair(self.config["kernel_size"])
+        sh, sw = F.pair(self.config["stride"])
+        pt, pb, pl, pr = self._pad()
+        self._check_kernel(in_shape, h, kh, pt + pb, "height")
+        self._check_kernel(in_shape, w, kw, pl + pr, "width")
+        table = self.config["connections"]
+        bad = sorted({i for row in table or [] for i in row if i >= c})
+        if bad:
+            raise ConfigError(f"'connections' reads input map {bad[0]} but the input has only "
+                              f"{c} maps (numbered 0 to {c - 1})", block=self.name)
+        return (self.config["filters"], F.conv_output_size(h, kh, sh, pt, pb),
+                F.conv_output_size(w, kw, sw, pl, pr))
+
+    def param_shapes(self, in_shape):
+        kh, kw = F.pair(self.config["kernel_size"])
+        return self._bias_shape({"weight": (self.config["filters"], int(in_shape[0]), kh, kw)})
+
+    def param_count(self, in_shape):
+        table = self.config["connections"]
+        if table is None:
+            return super().param_count(in_shape)
+        kh, kw = F.pair(self.config["kernel_size"])
+        bias = self.config["filters"] if self.config["bias"] else 0
+        return sum(len(row) for row in table) * kh * kw + bias
+
+    def init_param(self, key, shape, rng):
+        table = self.config["connections"]
+        if key != "weight" or table is None:
+            return super().init_param(key, shape, rng)
+        # With a connection table a unit reads only its connected maps: count those in the fans.
+        method = self.config["init"] or self.default_init(key)
+        area = shape[2] * shape[3]
+        links = sum(len(row) for row in table)
+        return initialize(method, shape, rng, fan_in=max(1, round(links / shape[0])) * area,
+                          fan_out=max(1, round(links / shape[1])) * area,
+                          std=self.config["init_std"], limit=self.config["init_limit"])
+
+    def after_init(self, rng):
+        table = self.config["connections"]
+        if table is None:
+            self._weight_mask = None
+            return
+        mask = np.zeros((self.config["filters"], int(self.in_shape[0]), 1, 1), np.float32)
+        for f, row in enumerate(table):
+            mask[f, row] = 1.0
+        self._weight_mask = mask
+        self.params["weight"] *= mask
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return self._conv_forward(x, self._weight(), F.pair(self.config["stride"]), self._pad())
+
+    def backward(self, dout):
+        self.grads["weight"], dx = self._conv_backward(dout)
+        return dx
+
+
+class Conv1D(_Conv):
+    """1-D convolution over sequences laid out channels first, as PyTorch's Conv1d (run as a
+    2-D convolution of height 1).
+
+    Shapes: x (N, C, L) -> out (N, filters, OL), OL = floor((L + 2P - k) / S) + 1;
+    weight (filters, C, k), bias (filters,)
+    """
+
+    type_name = "Conv1D"
+    options = {
+        "filters": Opt("int", min=1, max=100_000, doc="number of output channels (kernels)"),
+        "kernel_size": Opt("int", min=1, max=MAX_KERNEL, doc="kernel length"),
+        "stride": Opt("int", default=1, min=1, doc="step between windows"),
+        "padding": Opt("padding", default=0,
+                       doc='zeros added at each end: p, "valid" (0) or "same"'),
+        "bias": Opt("bool", default=True, doc="add a learned bias per output channel"),
+    }
+
+    def check_settings(self) -> None:
+        pad = self.config["padding"]
+        if isinstance(pad, list):
+            raise ConfigError(f"'padding' of Conv1D is one number, \"same\" or \"valid\"; got "
+                              f"{pad}", block=self.name)
+        if pad == "same" and self.config["stride"] != 1:
+            raise ConfigError('padding "same" keeps the length only at stride 1: set stride 1, '
+                              "or give the padding as a number", block=self.name)
+
+    def _pad(self) -> F.Pad4:
+        pad = self.config["padding"]
+        if pad in ("same", "valid"):
+            return F.padding4(pad, (1, self.config["kernel_size"]), (1, self.config["stride"]))
+        return 0, 0, pad, pad
+
+    def output_shape(self, in_shape):
+        c, length = self._check_ndim(in_shape, 2, "a sequence laid out (channels, length)")
+        k, s = self.config["kernel_size"], self.config["stride"]
+        _, _, pl, pr = self._pad()
+        self._check_kernel(in_shape, length, k, pl + pr, "length")
+        return self.config["filters"], F.conv_output_size(length, k, s, pl, pr)
+
+    def param_shapes(self, in_shape):
+        k = self.config["kernel_size"]
+        return self._bias_shape({"weight": (self.config["filters"], int(in_shape[0]), k)})
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        w4 = self.params["weight"][:, :, None, :]
+        out = self._conv_forward(x[:, :, None, :], w4, (1, self.config["stride"]), self._pad())
+        return out[:, :, 0, :]
+
+    def backward(self, dout):
+        dw, dx = self._conv_backward(dout[:, :, None, :])
+        self.grads["weight"] = dw[:, :, 0, :]
+        return None if dx is None else dx[:, :, 0, :]
+
+
+class ConvTranspose2D(_Conv):
+    """Transposed convolution (lecture 001's "transpose convolution" in decoders; PyTorch's
+    ConvTranspose2d): the input-gradient of a Conv2D with the same weight, used as a layer.
+
+    Shapes: x (N, C, H, W) -> out (N, filters, Ho, Wo), Ho = (H - 1) * S - 2P + kh;
+    weight (C, filters, kh, kw) (PyTorch's layout: input channels first), bias (filters,)
+
+    Lecture 001's rule: it equals a stride-1 convolution, with the kernel flipped, of the input
+    with S - 1 zeros inserted between its pixels and kh - 1 - P zeros padded around it.
+    """
+
+    type_name = "ConvTranspose2D"
+    options = {
+        "filters": Opt("int", min=1, max=100_000, doc="number of output maps"),
+        "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
+        "stride": Opt("size", default=1, doc="spacing of the input pixels in the output"),
+        "padding": Opt("padding", default=0,
+                       doc="rows/columns cropped from each side of the output: p or [ph, pw]"),
+        "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
+    }
+
+    def check_settings(self) -> None:
+        pad = self.config["padding"]
+        if isinstance(pad, str):
+            raise ConfigError(
+                f"'padding' of ConvTranspose2D must be a number or [ph, pw], not {pad!r} "
+                "(0 gives the full output (H - 1) * S + K)", block=self.name)
+        if max(F.pair(self.config["kernel_size"])) > MAX_KERNEL:
+            raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
+
+    def output_shape(self, in_shape):
+        c, h, w = self._check_ndim(in_shape, 3, "an image (channels, height, width)")
+        kh, kw = F.pair(self.config["kernel_size"])
+        sh, sw = F.pair(self.config["stride"])
+        ph, pw = F.pair(self.config["padding"])
+        ho = F.conv_transpose_output_size(h, kh, sh, ph)
+        wo = F.conv_transpose_output_size(w, kw, sw, pw)
+        if ho < 1 or wo < 1:
+            raise ShapeError(
+                f"output would be {ho}x{wo} for input {_shape_text(in_shape)}: (H - 1) * S - 2P "
+                "+ K must be at least 1; use less padding, or a bigger kernel or stride",
+                block=self.name,
+            )
+        return self.config["filters"], ho, wo
+
+    def param_shapes(self, in_shape):
+        kh, kw = F.pair(self.config["kernel_size"])
+        return self._bias_shape({"weight": (int(in_shape[0]), self.config["filters"], kh, kw)})
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        w = self.params["weight"]
+        plan = self._plan(x, lambda: F.conv_transpose2d_plan(
+            x.shape, w.shape, self.config["stride"], self.config["padding"], x.dtype))
+        self._cache = plan
+        return F.conv_transpose_forward(plan, x, w, self.params.get("bias"))
+
+    def backward(self, dout):
+        # The plan's convolution maps this layer's output space back to its input space, so
+        # dx = conv2d(dout, W), and dW = x (that convolution's output gradient) @ cols(dout)^T.
+        plan = self._cache
+        w = self.params["weight"]
+        g = plan.output_grad  # x, as loaded by forward
+        wm = w.reshape(plan.F, plan.K)
+        plan.load_input(dout)
+        dw = np.zeros_like(wm)
+        dx = np.empty(plan.out_shape, dout.dtype) if self.needs_input_grad else None
+        for n0, n1 in plan.chunks:
+            cols = plan.columns(n0, n1)
+            dw += g[:, n0 * plan.P: n1 * plan.P] @ cols.T
+            if dx is not None:
+                plan.write_output(plan.product(wm, cols, plan.F), dx, n0, n1, None)
+        self.grads["weight"] = dw.reshape(w.shape)
+        if "bias" in self.params:
+            self.grads["bias"] = dout.sum(axis=(0, 2, 3))
+        return dx

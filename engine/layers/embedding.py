@@ -1,3 +1,84 @@
 """Embedding: integer ids to learned vectors."""
 
 from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import ConfigError, DataError, ShapeError
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+
+class Embedding(Layer):
+    """A lookup table: out[n, t] = weight[ids[n, t]] (PyTorch's nn.Embedding).
+
+    Equivalent to a one-hot vector times ``weight`` (lecture 002's one-hot "hello" RNN input),
+    without building the one-hot vectors.
+    Shapes: ids (N, T) integers in [0, num_embeddings) -> out (N, T, embedding_dim);
+    weight (num_embeddings, embedding_dim), initialised N(0, 1) like PyTorch.
+    Backward: dL/dweight[j] = sum of dout over the positions whose id is j (ids repeat, so
+    the rows are accumulated with np.add.at); integer ids get no gradient (returns None).
+    """
+
+    type_name = "Embedding"
+    family = "Recurrent"
+    has_weights = True
+    options = {
+        "num_embeddings": Opt("int", min=1, max=10_000_000,
+                              doc="size of the vocabulary: ids run from 0 to this - 1"),
+        "embedding_dim": Opt("int", min=1, max=65536, doc="length of each learned vector"),
+    }  # fmt: skip
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 1:
+            raise ShapeError(
+                f"Embedding reads a sequence of integer ids (T,), got {tuple(in_shape)}: "
+                "put it right after the Input of a token data set",
+                block=self.name,
+            )
+        return (int(in_shape[0]), self.config["embedding_dim"])
+
+    def param_shapes(self, in_shape):
+        return {"weight": (self.config["num_embeddings"], self.config["embedding_dim"])}
+
+    def init_param(self, key, shape, rng):
+        if not self.config.get("init"):
+            return rng.standard_normal(shape).astype(np.float32)  # PyTorch's N(0, 1)
+        return super().init_param(key, shape, rng)
+
+    def _ids(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.integer):
+            if not (np.issubdtype(x.dtype, np.floating) and np.all(np.mod(x, 1) == 0)):
+                raise DataError(
+                    f"Embedding needs integer ids, got values of type {x.dtype}: use a token "
+                    "data set (ids), not features",
+                    block=self.name,
+                )
+            x = x.astype(np.int64)
+        if x.size:
+            lo, hi = int(x.min()), int(x.max())
+            num = self.config["num_embeddings"]
+            if lo < 0 or hi >= num:
+                raise ConfigError(
+                    f"Embedding got ids from {lo} to {hi}, but num_embeddings is {num} (ids must "
+                    f"be 0 to {num - 1}): set num_embeddings to at least {hi + 1}"
+                    + (" and check the data: ids cannot be negative" if lo < 0 else ""),
+                    block=self.name,
+                )
+        return x
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        ids = self._ids(x)
+        self._cache = ids
+        return self.params["weight"][ids]
+
+    def backward(self, dout):
+        ids = self._cache
+        w = self.params["weight"]
+        dw = np.zeros_like(w)
+        # scatter-add: a row used k times receives the sum of its k gradients
+        np.add.at(dw, ids.ravel(), dout.reshape(-1, w.shape[1]).astype(w.dtype, copy=False))
+        self.grads["weight"] = dw
+        return None

@@ -1,3 +1,183 @@
 """Normalisation and regularisation: BatchNorm, Dropout."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ConfigError, ShapeError
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+
+class BatchNorm(Layer):
+    """Batch normalisation (Ioffe & Szegedy 2015; lecture 001's algorithm), PyTorch semantics.
+
+    Per channel (images (C, H, W)) or per feature (vectors (F,), sequences (T, F): the last
+    axis), over the batch (and the spatial / time positions), m values each:
+        mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
+        out = weight * xhat + bias                      (weight = gamma, bias = beta)
+    Training uses the batch's mu and var and updates the buffers
+        running_mean = (1 - momentum) running_mean + momentum mu
+        running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1)  (unbiased)
+    Inference uses running_mean and running_var instead.
+    Backward (training): with dxhat = dout * weight,
+        dx = 1 / (m sqrt(var + eps)) * (m dxhat - sum(dxhat) - xhat sum(dxhat xhat))
+        dweight = sum(dout xhat),  dbias = sum(dout).
+
+    Shapes: x (N, C, H, W) -> same, weight/bias/running_* (C,); x (N, F) -> same, (F,);
+    x (N, T, F) -> same, (F,). Note a 2-D sample is read as (T, F): features on the last axis.
+    """
+
+    type_name = "BatchNorm"
+    family = "Normalisation"
+    has_weights = True
+    options = {
+        "momentum": Opt("float", default=0.1, min=0.0, max=1.0,
+                        doc="weight of the new batch in the running statistics"),
+        "eps": Opt("float", default=1e-5, min=0.0, min_exclusive=True,
+                   doc="added to the variance before the square root"),
+    }  # fmt: skip
+
+    def output_shape(self, in_shape):
+        if not 1 <= len(in_shape) <= 3:
+            raise ShapeError(
+                f"BatchNorm takes features (F,), sequences (T, F) or images (C, H, W), "
+                f"got {tuple(in_shape)}",
+                block=self.name,
+            )
+        return tuple(in_shape)
+
+    def _channels(self, in_shape) -> int:
+        return int(in_shape[0]) if len(in_shape) == 3 else int(in_shape[-1])
+
+    def param_shapes(self, in_shape):
+        self.output_shape(in_shape)
+        c = self._channels(in_shape)
+        return {"weight": (c,), "bias": (c,)}
+
+    def buffer_shapes(self, in_shape):
+        c = self._channels(in_shape)
+        return {"running_mean": (c,), "running_var": (c,)}
+
+    def init_param(self, key, shape, rng):
+        # PyTorch starts at the identity: gamma = 1, beta = 0. A chosen init applies to gamma.
+        chosen = self.config.get("init")
+        if key == "weight" and not chosen:
+            return np.ones(shape, np.float32)
+        return super().init_param(key, shape, rng)
+
+    def default_init(self, key):
+        return "zeros"
+
+    def init_buffers(self):
+        self.buffers["running_var"][...] = 1.0
+
+    def _axes(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(axes to reduce over, broadcast shape of a per-channel vector) for x.ndim == ndim."""
+        if ndim == 4:
+            return (0, 2, 3), (1, -1, 1, 1)
+        if ndim == 3:
+            return (0, 1), (1, 1, -1)
+        return (0,), (1, -1)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        axes, bshape = self._axes(x.ndim)
+        w = self.params["weight"].reshape(bshape)
+        b = self.params["bias"].reshape(bshape)
+        m = x.size // w.size
+        if training:
+            if m < 2:
+                raise ShapeError(
+                    f"BatchNorm needs more than one value per channel to train, got input "
+                    f"{tuple(x.shape)}: use a batch size of 2 or more",
+                    block=self.name,
+                )
+            mu = x.mean(axis=axes, keepdims=True)
+            xc = x - mu
+            var = np.mean(xc * xc, axis=axes, keepdims=True)
+            inv_std = 1.0 / np.sqrt(var + self.config["eps"])
+            mom = self.config["momentum"]
+            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+            rm *= 1 - mom
+            rm += (mom * mu.reshape(-1)).astype(rm.dtype)
+            rv *= 1 - mom
+            rv += (mom * m / (m - 1) * var.reshape(-1)).astype(rv.dtype)
+        else:
+            rm = self.buffers["running_mean"].reshape(bshape).astype(x.dtype, copy=False)
+            rv = self.buffers["running_var"].reshape(bshape).astype(x.dtype, copy=False)
+            xc = x - rm
+            inv_std = 1.0 / np.sqrt(rv + self.config["eps"])
+        xhat = xc * inv_std
+        self._cache = (xhat, inv_std, axes, bshape, m, training)
+        return xhat * w + b
+
+    def backward(self, dout):
+        xhat, inv_std, axes, bshape, m, training = self._cache
+        self.grads["weight"] = np.sum(dout * xhat, axis=axes)
+        self.grads["bias"] = np.sum(dout, axis=axes)
+        dxhat = dout * self.params["weight"].reshape(bshape)
+        if not training:  # running statistics are constants
+            return dxhat * inv_std
+        sum_d = dxhat.sum(axis=axes, keepdims=True)
+        sum_dx = np.sum(dxhat * xhat, axis=axes, keepdims=True)
+        return (inv_std / m) * (m * dxhat - sum_d - xhat * sum_dx)
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014; lecture 001/004).
+
+    Training: each value is kept with probability 1 - rate and scaled by 1 / (1 - rate), so
+    the expected output equals the input and inference needs no rescaling:
+        out = x * mask,  mask = [u >= rate] / (1 - rate),  u ~ U(0, 1);  dx = dout * mask.
+    Inference: out = x.
+    The masks come from the layer's own generator (a child of the one given to ``build``), so a
+    run with the same seed drops the same units.
+
+    Shapes: x (N, *s) -> out (N, *s)
+    """
+
+    type_name = "Dropout"
+    family = "Normalisation"
+    options = {
+        "rate": Opt("float", default=0.5, min=0.0, max=1.0, max_exclusive=True,
+                    doc="fraction of values set to zero while training, 0 <= rate < 1"),
+    }  # fmt: skip
+
+    def __init__(self, name: str | None = None, **config: Any):
+        rate = config.get("rate", 0.5)
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not 0 <= rate < 1:
+            why = ("would drop every value, so nothing would reach the next block"
+                   if rate >= 1 else "cannot be negative: it is a probability")
+            raise ConfigError(
+                f"Dropout rate {rate:g} {why}. Use a rate from 0 (keep everything) up to, but "
+                "not including, 1; 0.5 is usual for dense layers, 0.1-0.3 for convolutions",
+                block=name if name is not None else "dropout",
+            )
+        super().__init__(name=name, **config)
+        self.rng: Any = None
+
+    def after_init(self, rng):
+        self.rng = rng.spawn(1)[0]
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        rate = self.config["rate"]
+        if not training or rate == 0:
+            self._cache = None
+            return x
+        if self.rng is None:
+            self.rng = np.random.default_rng(0)
+        dt = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        u = self.rng.random(x.shape, dtype=dt)
+        mask = (u >= rate).astype(x.dtype)
+        mask *= x.dtype.type(1.0 / (1.0 - rate))
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dout):
+        mask = self._cache
+        return dout if mask is None else dout * mask
+

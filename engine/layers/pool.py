@@ -1,3 +1,249 @@
-"""Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D."""
+"""Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D.
+
+Windows are read as kh*kw strided slices of the (padded) input, one per kernel offset (i, j):
+slice[n, c, y, x] = x[n, c, y*S + i, x*S + j] (engine.functional.window_views). The backward
+passes write into the same slices of a zero gradient, adding where windows overlap.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine import functional as F
+from engine.errors import ConfigError, ShapeError
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+
+def _shape_text(shape: Any) -> str:
+    return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+
+
+def _image(layer: Layer, in_shape: Any) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise ShapeError(
+            f"{layer.type_name} expects feature maps (channels, height, width), got "
+            f"{_shape_text(in_shape)}",
+            block=layer.name,
+        )
+    return int(in_shape[0]), int(in_shape[1]), int(in_shape[2])
+
+
+class _Pool(Layer):
+    """MaxPool2D and AvgPool2D: kernel_size, stride (empty: the kernel size), padding."""
+
+    family = "Pooling"
+    options = {
+        "kernel_size": Opt("size", doc="window height and width: k or [kh, kw]"),
+        "stride": Opt("size", default=None, nullable=True,
+                      doc="step between windows (empty: the kernel size, no overlap)"),
+        "padding": Opt("padding", default=0, doc="added on each side: p or [ph, pw]"),
+    }
+
+    def check_settings(self) -> None:
+        pad = self.config["padding"]
+        if isinstance(pad, str):
+            raise ConfigError(f"'padding' of {self.type_name} must be a number or [ph, pw], "
+                              f"not {pad!r}", block=self.name)
+        (kh, kw), (ph, pw) = F.pair(self.config["kernel_size"]), F.pair(pad)
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ConfigError(
+                f"'padding' {pad} is more than half the window {kh}x{kw} (a window could then "
+                "hold only padding); use padding at most kernel_size / 2, as PyTorch requires",
+                block=self.name,
+            )
+
+    def _geometry(self, h: int, w: int):
+        cfg = self.config
+        return F.pool_geometry(h, w, cfg["kernel_size"], cfg["stride"], cfg["padding"])
+
+    def output_shape(self, in_shape):
+        c, h, w = _image(self, in_shape)
+        try:
+            *_, oh, ow = self._geometry(h, w)
+        except ShapeError as e:
+            raise ShapeError(f"{e.message} (input {_shape_text(in_shape)})",
+                             block=self.name) from None
+        return c, oh, ow
+
+    def _grad_windows(self, x_shape) -> tuple[np.ndarray, list[np.ndarray], bool]:
+        """A zero gradient for the padded input, its window slices (engine.functional's
+        window_views) and whether windows overlap (then contributions must be added)."""
+        n, c, h, w = x_shape
+        k, s, (ph, pw), oh, ow = self._geometry(h, w)
+        shape = (n, c, h + 2 * ph, w + 2 * pw)
+        overlap = s[0] < k[0] or s[1] < k[1]
+        tiled = not overlap and s == k and shape[2] == oh * s[0] and shape[3] == ow * s[1]
+        dxp = np.empty(shape, self._dtype) if tiled else np.zeros(shape, self._dtype)
+        return dxp, F.window_views(dxp, k, s, oh, ow), overlap
+
+    def _crop(self, dxp: np.ndarray, x_shape) -> np.ndarray:
+        ph, pw = F.pair(self.config["padding"])
+        return dxp[:, :, ph: ph + x_shape[2], pw: pw + x_shape[3]]
+
+
+class MaxPool2D(_Pool):
+    """Max over each window; padding counts as -inf (PyTorch's MaxPool2d).
+
+    Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
+    The gradient of each window goes to its maximum only, and to the FIRST one in row-major
+    order when several are equal (as PyTorch; zero-background images tie all the time).
+    """
+
+    type_name = "MaxPool2D"
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        cfg = self.config
+        out, idx = F.max_pool2d(x, cfg["kernel_size"], cfg["stride"], cfg["padding"],
+                                return_indices=True)
+        self._cache = (x.shape, idx)
+        self._dtype = x.dtype
+        return out
+
+    def backward(self, dout):
+        x_shape, idx = self._cache
+        dxp, views, overlap = self._grad_windows(x_shape)
+        hit = np.empty(idx.shape, bool)
+        for p, view in enumerate(views):
+            np.equal(idx, p, out=hit)  # the windows whose (first) maximum sits at offset p
+            if overlap:
+                view += dout * hit
+            else:  # each input belongs to one window at most: write straight in
+                np.multiply(dout, hit, out=view)
+        return self._crop(dxp, x_shape)
+
+
+class AvgPool2D(_Pool):
+    """Mean of each window; padded zeros count in the mean (PyTorch's count_include_pad).
+
+    Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
+    Every input of a window gets dout / (kh * kw).
+    """
+
+    type_name = "AvgPool2D"
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        cfg = self.config
+        self._cache = x.shape
+        self._dtype = x.dtype
+        return F.avg_pool2d(x, cfg["kernel_size"], cfg["stride"], cfg["padding"])
+
+    def backward(self, dout):
+        kh, kw = F.pair(self.config["kernel_size"])
+        share = dout * (1.0 / (kh * kw))
+        dxp, views, overlap = self._grad_windows(self._cache)
+        for view in views:
+            if overlap:
+                view += share
+            else:
+                np.copyto(view, share)
+        return self._crop(dxp, self._cache)
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean of each feature map (the classifier head of GoogLeNet/ResNet, lecture 001).
+
+    Shapes: x (N, C, H, W) -> out (N, C)
+    """
+
+    type_name = "GlobalAvgPool2D"
+    family = "Pooling"
+
+    def output_shape(self, in_shape):
+        return (_image(self, in_shape)[0],)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape
+        return F.global_avg_pool2d(x)
+
+    def backward(self, dout):
+        n, c, h, w = self._cache
+        share = dout * (1.0 / (h * w))
+        return np.broadcast_to(share[:, :, None, None], self._cache).copy()
+
+
+class Subsample2D(Layer):
+    """LeNet-5's trainable subsampling (S2, S4): per map, out = w[c] * sum(window) + b[c] over
+    non-overlapping k x k windows (LeCun 1998 then applies a sigmoid: add an Activation).
+
+    Shapes: x (N, C, H, W) -> out (N, C, H // kh, W // kw); weight (C,), bias (C,)
+    Starts as average pooling: weight 1 / (kh * kw), bias 0 (an ``init`` setting replaces the
+    weight's start).
+    """
+
+    type_name = "Subsample2D"
+    family = "Pooling"
+    has_weights = True
+    options = {"kernel_size": Opt("size", default=2, doc="window height and width: k or [kh, kw]")}
+
+    def output_shape(self, in_shape):
+        c, h, w = _image(self, in_shape)
+        kh, kw = F.pair(self.config["kernel_size"])
+        if kh > h or kw > w:
+            raise ShapeError(f"window {kh}x{kw} is larger than the input {_shape_text(in_shape)}"
+                             ": use a smaller kernel", block=self.name)
+        return c, h // kh, w // kw
+
+    def param_shapes(self, in_shape):
+        c = int(in_shape[0])
+        return {"weight": (c,), "bias": (c,)}
+
+    def init_param(self, key, shape, rng):
+        if key == "weight" and not self.config["init"]:
+            kh, kw = F.pair(self.config["kernel_size"])
+            return np.full(shape, 1.0 / (kh * kw), np.float32)
+        return super().init_param(key, shape, rng)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        s = F.window_sum2d(x, self.config["kernel_size"])
+        self._cache = (x.shape, s)
+        w, b = self.params["weight"], self.params["bias"]
+        return s * w[:, None, None] + b[:, None, None]
+
+    def backward(self, dout):
+        x_shape, s = self._cache
+        n, c, h, w = x_shape
+        kh, kw = F.pair(self.config["kernel_size"])
+        oh, ow = s.shape[2], s.shape[3]
+        self.grads["weight"] = (dout * s).sum(axis=(0, 2, 3))
+        self.grads["bias"] = dout.sum(axis=(0, 2, 3))
+        ds = dout * self.params["weight"][:, None, None]  # d out / d sum = w[c]
+        # every input of a window gets its window's ds; rows/columns left over get nothing
+        spread = np.broadcast_to(ds[:, :, :, None, :, None], (n, c, oh, kh, ow, kw))
+        dx = np.zeros(x_shape, dout.dtype)
+        dx[:, :, : oh * kh, : ow * kw] = spread.reshape(n, c, oh * kh, ow * kw)
+        return dx
+
+
+class Upsample2D(Layer):
+    """Nearest-neighbour upsampling: each pixel becomes an sh x sw block (decoders, lecture
+    001's convolutional autoencoder).
+
+    Shapes: x (N, C, H, W) -> out (N, C, H*sh, W*sw)
+    The gradient of a pixel is the sum over its block.
+    """
+
+    type_name = "Upsample2D"
+    family = "Reshape"
+    options = {"scale": Opt("size", default=2, doc="size factor: s or [sh, sw]")}
+
+    def output_shape(self, in_shape):
+        c, h, w = _image(self, in_shape)
+        sh, sw = F.pair(self.config["scale"])
+        return c, h * sh, w * sw
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape
+        return F.upsample2d(x, self.config["scale"])
+
+    def backward(self, dout):
+        n, c, h, w = self._cache
+        sh, sw = F.pair(self.config["scale"])
+        return dout.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5))

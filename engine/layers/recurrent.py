@@ -1,3 +1,308 @@
-"""Recurrent blocks: RNN, LSTM, GRU (return_sequences, bidirectional, full BPTT)."""
+"""Recurrent blocks: the machinery RNN, LSTM and GRU share, and the vanilla RNN.
+
+LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths.
+
+How a recurrent block runs (lecture 001/004, backpropagation through time):
+- The input projection of every time step is one matmul before the loop,
+  ``xp = x (T*N, F) @ weight_ih.T + bias``, so the loop only does the recurrent part
+  ``h_{t-1} @ weight_hh.T`` and the gate non-linearities.
+- Arrays inside are time-major ``(T, N, .)``: each step reads and writes contiguous ``(N, .)``
+  blocks. The backward direction of a bidirectional block reads a time-reversed copy of x, so
+  "step k" means "the k-th step this direction takes" (time T-1-k for it).
+- ``_scan`` keeps ``hs (T + 1, N, H)`` with ``hs[0] = 0`` (zero initial state) and
+  ``hs[k + 1]`` the state after step k. Backward fills ``dh[k]`` = dL/dh_k (the gradient from
+  this step's output plus everything flowing back from later steps) and the gradients of the
+  pre-activations, then forms ``dW_hh = sum_k dpre_k^T h_{k-1}`` and ``dW_ih = sum_k dpre_k^T x_k``
+  each as ONE matmul over all steps.
+
+What the app plots: after ``backward``, ``time_grad`` (T,) is the RMS over batch and hidden units
+of dL/dh_t for the forward direction (``time_grad_reverse`` for the backward one): the vanishing
+gradient of lecture 001/002 made visible. After ``forward``, ``gates`` holds the forward
+direction's gate activations as ``(N, T, H)`` arrays.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ShapeError
+from engine.layers.base import Layer
+from engine.layers.options import Opt
+
+SEQ_OPTIONS = {
+    "hidden_size": Opt("int", min=1, max=65536, doc="number of hidden units H"),
+    "return_sequences": Opt("bool", default=False,
+                            doc="output every step's hidden state (T, H); off: only the last"),
+    "bidirectional": Opt("bool", default=False,
+                         doc="also run backwards in time; features double (forward, backward)"),
+}  # fmt: skip
+
+
+def sequence_shape_error(layer: Layer, in_shape: tuple) -> ShapeError:
+    """The error for a recurrent block fed something that is not a (T, features) sequence."""
+    s = tuple(in_shape)
+    if len(s) == 3:
+        c, h, w = s
+        hint = (f"got an image {s} (channels, height, width). Insert a Reshape block before it, "
+                f"e.g. shape [{c * h}, {w}] (each image row becomes a time step)")
+    elif len(s) == 1:
+        hint = (f"got a flat vector {s}. Insert a Reshape block before it, e.g. shape "
+                f"[{s[0]}, 1] (one feature per time step)")
+    else:
+        hint = f"got {s}"
+    return ShapeError(
+        f"{layer.type_name} reads a sequence (time steps, features); {hint}", block=layer.name
+    )
+
+
+class Recurrent(Layer):
+    """Shared base of RNN, LSTM and GRU (not a block itself).
+
+    Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
+    D = 2 if bidirectional else 1. weight_ih (G*H, F), weight_hh (G*H, H), bias_ih (G*H,),
+    bias_hh (G*H,) per direction, G gates in PyTorch's order; the backward direction's
+    parameters end in ``_reverse``.
+
+    Subclasses set ``n_gates``, optionally ``gate_blocks`` (the order of PyTorch's gate blocks
+    inside the engine, to keep gates that share a non-linearity side by side), and implement
+    ``_step_weights``, ``_scan``, ``_scan_back`` and ``_gates``.
+    """
+
+    family = "Recurrent"
+    has_weights = True
+    n_gates: int = 1
+    gate_blocks: tuple[int, ...] | None = None
+    options = SEQ_OPTIONS
+
+    # --- shapes and parameters -----------------------------------------------------------------
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse") if self.config["bidirectional"] else ("",)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 2:
+            raise sequence_shape_error(self, in_shape)
+        feats = self.config["hidden_size"] * len(self.suffixes)
+        return (int(in_shape[0]), feats) if self.config["return_sequences"] else (feats,)
+
+    def param_shapes(self, in_shape):
+        if len(in_shape) != 2:
+            raise sequence_shape_error(self, in_shape)
+        h, f = self.config["hidden_size"], int(in_shape[1])
+        gh = self.n_gates * h
+        shapes = {}
+        for sfx in self.suffixes:
+            shapes.update({f"weight_ih{sfx}": (gh, f), f"weight_hh{sfx}": (gh, h),
+                           f"bias_ih{sfx}": (gh,), f"bias_hh{sfx}": (gh,)})
+        return shapes
+
+    def default_init(self, key):
+        # Keras's recurrent defaults: Glorot-uniform input weights, orthogonal recurrent weights
+        # (eigenvalues of modulus 1: the product over time neither explodes nor vanishes at
+        # first), zero biases.
+        if key.startswith("bias"):
+            return "zeros"
+        return "orthogonal" if key.startswith("weight_hh") else "xavier_uniform"
+
+    def after_init(self, rng):
+        self.gates: dict[str, np.ndarray] = {}
+        self.time_grad: np.ndarray | None = None
+        self.time_grad_reverse: np.ndarray | None = None
+
+    def _rows(self) -> np.ndarray | None:
+        """Row index turning PyTorch's gate order into the engine's (None: same order)."""
+        if self.gate_blocks is None:
+            return None
+        h = self.config["hidden_size"]
+        return np.concatenate([np.arange(b * h, (b + 1) * h) for b in self.gate_blocks])
+
+    # --- hooks for the subclasses ----------------------------------------------------------------
+    def _step_weights(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Forward-pass copies of the weights: ``ih`` and ``b`` for the projection, plus what
+        ``_scan`` needs. ``w`` holds weight_ih/hh, bias_ih/hh in the engine's gate order."""
+        raise NotImplementedError
+
+    def _scan(self, xp: np.ndarray, fw: dict[str, np.ndarray], tag: str) -> dict[str, Any]:
+        """Run the recurrence over xp (T, N, G*H); return a cache holding ``hs`` (T+1, N, H).
+        ``tag`` names this direction's workspace arrays."""
+        raise NotImplementedError
+
+    def _scan_back(self, dhs, dlast, sc, w):
+        """Backward through time. ``dhs`` (T, N, H) is dL/d(output of step k) or None when only
+        ``dlast`` (N, H) reaches the last step. Returns (dxp, dhh, dh): gradients of the input
+        projection and of the recurrent pre-activation (T, N, G*H), and dL/dh_k (T, N, H)."""
+        raise NotImplementedError
+
+    def _gates(self, sc: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The forward direction's gate activations as (N, T, H) arrays."""
+        raise NotImplementedError
+
+    def _buf(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A workspace array kept between calls (uninitialised). Big arrays allocated afresh at
+        every step cost page faults that can exceed the arithmetic; reusing them avoids that.
+        Only internal caches live here: outputs and input gradients are always new arrays."""
+        ws = self.__dict__.setdefault("_workspace", {})
+        a = ws.get(key)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = ws[key] = np.empty(shape, dtype)
+        return a
+
+    # --- forward and backward --------------------------------------------------------------------
+    def forward(self, x, training=False):
+        self.check_input(x)
+        n, t, f = x.shape
+        h = self.config["hidden_size"]
+        p = self.params
+        dtype = p["weight_ih"].dtype
+        if np.issubdtype(x.dtype, np.floating):
+            dtype = np.result_type(dtype, x.dtype)
+        rows = self._rows()
+        caches, finals, seqs = [], [], []
+        for d, sfx in enumerate(self.suffixes):
+            # x in the order this direction reads it, time-major: (T * N, F)
+            xin = self._buf(f"x{d}", (t, n, f), dtype)
+            xin[...] = x.transpose(1, 0, 2)[::-1] if d else x.transpose(1, 0, 2)
+            xin = xin.reshape(t * n, f)
+            w = {k: p[k + sfx].astype(dtype, copy=False) for k in
+                 ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            if rows is not None:
+                w = {k: v[rows] for k, v in w.items()}
+            fw = self._step_weights(w)
+            gh = fw["ih"].shape[0]
+            xp = self._buf(f"xp{d}", (t * n, gh), dtype)
+            np.matmul(xin, fw["ih"].T, out=xp)  # every time step's input projection at once
+            xp += fw["b"]
+            sc = self._scan(xp.reshape(t, n, gh), fw, str(d))
+            hs = sc["hs"]
+            finals.append(hs[t])
+            if self.config["return_sequences"]:
+                seqs.append(hs[1:][::-1] if d else hs[1:])
+            caches.append((w, xin, sc))
+            if d == 0:
+                self.gates = self._gates(sc)
+        self._cache = ((n, t, f), caches)
+        if not self.config["return_sequences"]:
+            return finals[0].copy() if len(finals) == 1 else np.concatenate(finals, axis=1)
+        out = np.empty((n, t, h * len(seqs)), dtype)
+        for d, s in enumerate(seqs):
+            out[:, :, d * h:(d + 1) * h] = s.transpose(1, 0, 2)
+        return out
+
+    def backward(self, dout):
+        (n, t, f), caches = self._cache
+        h = self.config["hidden_size"]
+        rows = self._rows()
+        inv = None if rows is None else np.argsort(rows)
+        seq = self.config["return_sequences"]
+        d_tm = dout.transpose(1, 0, 2) if seq else None  # (T, N, D*H) view, time-major
+        dx = self._buf("dx", (t, n, f), caches[0][1].dtype)
+        dx_k = self._buf("dx_k", (t * n, f), dx.dtype)
+        for d, sfx in enumerate(self.suffixes):
+            w, xin, sc = caches[d]
+            cols = slice(d * h, (d + 1) * h)
+            if seq:
+                dhs, dlast = (d_tm[::-1, :, cols] if d else d_tm[:, :, cols]), None
+            else:
+                dhs, dlast = None, dout[:, cols]
+            dxp, dhh, dh = self._scan_back(dhs, dlast, sc, w)
+            gh = dxp.shape[-1]
+            # dL/dW_ih = sum over steps and samples of dpre^T x, dL/dW_hh = sum of dpre^T h_{t-1}:
+            # each is one matmul over all T * N rows.
+            dxp2 = dxp.reshape(t * n, gh)
+            dw_ih = dxp2.T @ xin
+            db_ih = dxp2.sum(axis=0)
+            dhh2 = dhh.reshape(t * n, gh)
+            dw_hh = dhh2.T @ sc["hs"][:-1].reshape(t * n, h)
+            db_hh = db_ih.copy() if dhh is dxp else dhh2.sum(axis=0)
+            np.matmul(dxp2, w["weight_ih"], out=dx_k)
+            dx_t = dx_k.reshape(t, n, f)[::-1] if d else dx_k.reshape(t, n, f)
+            if d:
+                dx += dx_t
+            else:
+                dx[...] = dx_t
+            for k, g in (("weight_ih", dw_ih), ("weight_hh", dw_hh), ("bias_ih", db_ih),
+                         ("bias_hh", db_hh)):
+                self.grads[k + sfx] = g if inv is None else g[inv]
+            # RMS over batch and hidden units of dL/dh at each step, in time order.
+            rms = np.sqrt(np.einsum("tnh,tnh->t", dh, dh) / (n * h))
+            if d == 0:
+                self.time_grad = rms
+            else:
+                self.time_grad_reverse = rms[::-1].copy()
+        return np.ascontiguousarray(dx.transpose(1, 0, 2))
+
+
+def _start_dh(layer: Recurrent, dhs, dlast, shape, dtype) -> np.ndarray:
+    """dh (T, N, H) with its last step set: the gradient reaching the final state."""
+    dh = layer._buf("b_dh", shape, dtype)
+    dh[-1] = dhs[-1] if dhs is not None else dlast
+    return dh
+
+
+class RNN(Recurrent):
+    """Elman RNN: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), f = tanh or relu.
+
+    Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
+    weight_ih (H, F), weight_hh (H, H), bias_ih (H,), bias_hh (H,) (PyTorch's nn.RNN).
+    BPTT (lecture 001): dL/dh_{t-1} = (dL/dh_t * f'(a_t)) W_hh, so the gradient is multiplied
+    by (1 - h_t^2) W_hh at every step back: it vanishes when those factors are small.
+    Inspection: gates = {"h": hidden states (N, T, H)}.
+    """
+
+    type_name = "RNN"
+    n_gates = 1
+    options = {
+        "hidden_size": SEQ_OPTIONS["hidden_size"],
+        "nonlinearity": Opt("choice", default="tanh", choices=("tanh", "relu"),
+                            doc="activation of the hidden state"),
+        "return_sequences": SEQ_OPTIONS["return_sequences"],
+        "bidirectional": SEQ_OPTIONS["bidirectional"],
+    }  # fmt: skip
+
+    def _step_weights(self, w):
+        # both biases are constant over time: add them to the projection once
+        return {"ih": w["weight_ih"], "b": w["bias_ih"] + w["bias_hh"],
+                "hh_t": np.ascontiguousarray(w["weight_hh"].T)}
+
+    def _scan(self, xp, fw, tag):
+        t, n, h = xp.shape
+        hs = self._buf(tag + "hs", (t + 1, n, h), xp.dtype)
+        hs[0] = 0
+        whh_t = fw["hh_t"]
+        relu = self.config["nonlinearity"] == "relu"
+        for k in range(t):
+            a = hs[k + 1]
+            np.matmul(hs[k], whh_t, out=a)
+            a += xp[k]
+            if relu:
+                np.maximum(a, 0, out=a)
+            else:
+                np.tanh(a, out=a)
+        return {"hs": hs}
+
+    def _scan_back(self, dhs, dlast, sc, w):
+        hs = sc["hs"]
+        t, n, h = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        dt = hs.dtype
+        # f'(a_k) for every step at once: 1 - h^2 (tanh) or [h > 0] (relu)
+        fprime = self._buf("b_fprime", (t, n, h), dt)
+        if self.config["nonlinearity"] == "relu":
+            np.greater(hs[1:], 0, out=fprime)
+        else:
+            np.multiply(hs[1:], hs[1:], out=fprime)
+            np.subtract(1, fprime, out=fprime)
+        dh = _start_dh(self, dhs, dlast, (t, n, h), dt)
+        da = self._buf("b_dpre", (t, n, h), dt)
+        whh = w["weight_hh"]
+        for k in range(t - 1, -1, -1):
+            np.multiply(dh[k], fprime[k], out=da[k])
+            if k:
+                np.matmul(da[k], whh, out=dh[k - 1])
+                if dhs is not None:
+                    dh[k - 1] += dhs[k - 1]
+        return da, da, dh
+
+    def _gates(self, sc):
+        return {"h": sc["hs"][1:].transpose(1, 0, 2)}

@@ -1,0 +1,403 @@
+"""Check a graph and infer every shape and parameter count without any data.
+
+``analyze(graph)`` walks the blocks in topological order from the Input, asks each layer class
+for its output shape and parameter count, and collects every problem at once (the canvas shows
+them all, not just the first). Each ``Problem`` names its block, says what to do and, when one
+edit fixes it, carries a ``fix`` dict the GUI can apply:
+
+    {"kind": "insert", "type": "Flatten", "source": a, "target": b}
+    {"kind": "set", "block": id, "key": "padding", "value": "same"}
+
+A block fed by a broken block gets shape None without a problem of its own, so one mistake
+gives one message.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import networkx as nx
+
+from engine.errors import BlockPropError
+from engine.layers import LAYER_TYPES
+from engine.layers.base import Layer
+
+if TYPE_CHECKING:
+    from engine.graph import Graph
+
+RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
+# Kernels that may be larger than their input (they grow the map instead of sliding over it).
+GROWING_TYPES = ("ConvTranspose2D", "Upsample2D")
+# Training keeps about four float32 copies of the parameters (values, gradients, two optimizer
+# moments for Adam) and, per sample, each activation plus what backward needs of it.
+BYTES_PER_VALUE = 4
+COPIES = 4
+
+
+class Problem(NamedTuple):
+    """One thing wrong with the graph: the block at fault (None: the graph as a whole), what
+    is wrong and what to do, and an optional automatic fix."""
+
+    block: str | None
+    message: str
+    fix: dict | None = None
+
+    def __str__(self) -> str:
+        return f"block '{self.block}': {self.message}" if self.block is not None else self.message
+
+
+class SummaryRow(NamedTuple):
+    """One line of the summary table. ``shape`` and ``params`` are None when unknown."""
+
+    id: str
+    type: str
+    shape: tuple | None
+    params: int | None
+
+
+@dataclass
+class Analysis:
+    """The result of ``analyze``; see the module docstring."""
+
+    order: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, tuple | None] = field(default_factory=dict)
+    in_shapes: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    buffers: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    input_id: str | None = None
+    output_id: str | None = None
+    name: str = ""
+    memory_bytes: int = 0
+    memory_limit: int = 0
+    batch_size: int = 64
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def total_params(self) -> int:
+        return sum(self.params.values())
+
+    @property
+    def total_buffers(self) -> int:
+        return sum(self.buffers.values())
+
+    def problems_of(self, block: str) -> list[Problem]:
+        return [p for p in self.problems if p.block == block]
+
+    def rows(self) -> list[SummaryRow]:
+        """Summary rows in topological order: block id, type, output shape, params."""
+        return [SummaryRow(n, self.types[n], self.shapes.get(n),
+                           self.params.get(n) if self.shapes.get(n) is not None else None)
+                for n in self.order]
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes (None when the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_memory_limit() -> int:
+    """Half the machine's RAM (8 GiB assumed when unknown): more and the machine would swap."""
+    ram = physical_memory()
+    return (ram if ram else 8 * 1024**3) // 2
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
+def _shape_text(shape: Any) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _stable_order(g: nx.DiGraph) -> tuple[list[str], list[str]]:
+    """Kahn's topological sort, ties broken by insertion order, so the order is reproducible.
+    Returns (sorted blocks, blocks left over: those in or after a cycle, in insertion order)."""
+    rank = {n: i for i, n in enumerate(g.nodes)}
+    indeg = {n: g.in_degree(n) for n in g.nodes}
+    heap = [(rank[n], n) for n, d in indeg.items() if d == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, n = heapq.heappop(heap)
+        order.append(n)
+        for s in g.successors(n):
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(heap, (rank[s], s))
+    done = set(order)
+    return order, [n for n in g.nodes if n not in done]
+
+
+def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
+    rank = {n: i for i, n in enumerate(g.nodes)}
+    out = []
+    for comp in nx.strongly_connected_components(g):
+        if len(comp) < 2:
+            continue
+        edges = nx.find_cycle(g.subgraph(comp))
+        path = [s for s, _ in edges]
+        first = min(comp, key=rank.__getitem__)
+        k = path.index(first) if first in path else 0
+        path = path[k:] + path[:k]
+        loop = " -> ".join(path + [path[0]])
+        out.append(Problem(first, f"blocks form a loop ({loop}); a network must flow one way: "
+                                  f"remove the wire that goes back ({path[-1]} -> {path[0]})"))
+    return out
+
+
+def _make_layer(graph: Graph, n: str) -> tuple[Layer | None, Problem | None]:
+    """The block's layer object (its settings re-checked), or the problem with them."""
+    type_name = graph.type_of(n)
+    cls = LAYER_TYPES.get(type_name)
+    if cls is None:
+        known = ", ".join(sorted(LAYER_TYPES))
+        return None, Problem(n, f"unknown block type {type_name!r}; replace it with one of: "
+                                f"{known}")
+    config = graph.config_of(n)
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        return None, Problem(n, "its settings must be an object of named values; "
+                                "reset the block's settings")
+    try:
+        return cls(name=n, **config), None
+    except BlockPropError as e:
+        return None, Problem(n, f"{e.message}; correct it in the block's settings")
+
+
+def _pair(v: Any, n: int) -> tuple[int, ...] | None:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v,) * n
+    if isinstance(v, (list, tuple)) and len(v) == n:
+        return tuple(int(p) for p in v)
+    return None
+
+
+def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | None:
+    """A conv/pool kernel larger than its (padded) input: the layer's output would be empty."""
+    cfg = layer.config
+    if "kernel_size" not in cfg or layer.type_name in GROWING_TYPES or len(in_shape) < 2:
+        return None
+    spatial = tuple(in_shape[1:])
+    pad = cfg.get("padding", 0)
+    if pad == "same":
+        return None
+    k = _pair(cfg["kernel_size"], len(spatial))
+    p = _pair(0 if pad in ("valid", None) else pad, len(spatial))
+    if k is None or p is None:
+        return None  # the layer's own shape check reports mismatched ranks
+    if all(s + 2 * q >= kk for s, q, kk in zip(spatial, p, k, strict=True)):
+        return None
+    padded = "x".join(str(s + 2 * q) for s, q in zip(spatial, p, strict=True))
+    kernel = "x".join(map(str, k))
+    fix = None
+    popt = type(layer).all_options().get("padding")
+    if popt is not None and popt.kind == "padding" and _pair(cfg.get("stride", 1), 1) == (1,):
+        fix = {"kind": "set", "block": layer.name, "key": "padding", "value": "same"}
+    how = "use padding \"same\" or a smaller kernel" if fix else "use padding or a smaller kernel"
+    return Problem(layer.name, f"its {kernel} kernel is larger than its input ({padded} after "
+                               f"padding, from '{source}'): {how}", fix)
+
+
+def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
+    """Mistakes worth a specific message (and a fix) before asking the layer for its shape."""
+    n, t = layer.name, layer.type_name
+    if t == "Dense" and len(in_shape) > 1:
+        return Problem(n, f"Dense needs a flat vector but '{preds[0]}' gives "
+                          f"{_shape_text(in_shape)}: insert Flatten between them",
+                       {"kind": "insert", "type": "Flatten", "source": preds[0], "target": n})
+    if t in RECURRENT_TYPES and len(in_shape) == 3:
+        c, h, w = in_shape
+        if c == 1:
+            return Problem(n, f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
+                              f"{_shape_text(in_shape)}: insert Reshape to ({h}, {w}) so each "
+                              "row is one time step",
+                           {"kind": "insert", "type": "Reshape", "source": preds[0],
+                            "target": n, "config": {"shape": [h, w]}})
+        return Problem(n, f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
+                          f"{_shape_text(in_shape)}: feed it a sequence, e.g. through Reshape "
+                          "to (T, F)")
+    if len(preds) == 1:
+        return _kernel_problem(layer, in_shape, preds[0])
+    return None
+
+
+def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None:
+    lo, hi = cls.arity
+    k = len(preds)
+    if lo <= k and (hi is None or k <= hi):
+        return None
+    t = cls.type_name
+    if hi == 0:
+        return Problem(n, f"{t} takes no inputs: remove the wire from "
+                          + ", ".join(f"'{p}'" for p in preds))
+    if hi == 1 and k == 0:
+        return Problem(n, f"{t} has no input: wire a block into it")
+    if hi == 1:
+        return Problem(n, f"{t} takes exactly one input but gets {k} (from "
+                          + ", ".join(f"'{p}'" for p in preds)
+                          + "): remove wires, or join them first with Add or Concat")
+    need = f"{lo} or more" if hi is None else f"{lo} to {hi}"
+    what = " of equal shape" if t == "Add" else ""
+    return Problem(n, f"{t} needs {need} inputs{what} but gets {k}: wire another block into it")
+
+
+def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None) -> Analysis:
+    """Validate ``graph`` and infer its shapes; see the module docstring.
+
+    ``batch_size`` only sizes the memory estimate; ``memory_limit`` (bytes) defaults to half
+    this machine's RAM.
+    """
+    g = graph.nx
+    a = Analysis(name=graph.name, batch_size=int(batch_size))
+    a.memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
+    a.types = {n: graph.type_of(n) for n in g.nodes}
+    order, stuck = _stable_order(g)
+    a.order = order + stuck
+    problems: list[Problem] = []
+
+    layers: dict[str, Layer | None] = {}
+    for n in a.order:
+        layers[n], p = _make_layer(graph, n)
+        if p:
+            problems.append(p)
+
+    inputs = [n for n in g.nodes if a.types[n] == "Input"]
+    if not inputs:
+        problems.append(Problem(None, "the graph has no Input block: add one and wire it to "
+                                      "the first block"))
+    for extra in inputs[1:]:
+        problems.append(Problem(extra, f"a second Input (the graph's Input is '{inputs[0]}'); "
+                                       "a graph has exactly one: delete this one"))
+    if len(inputs) == 1:
+        a.input_id = inputs[0]
+    problems.extend(_cycle_problems(g))
+
+    reached: set[str] = set(inputs)
+    for i in inputs:
+        reached |= nx.descendants(g, i)
+    for n in a.order if inputs else ():
+        if n not in reached and g.in_degree(n) == 0:
+            problems.append(Problem(n, "not connected to the Input: wire a block into it, "
+                                       "or delete it"))
+
+    # Shapes flow from the Input; a block with an unknown input shape stays unknown, silently.
+    in_cycle_or_after = set(stuck)
+    activations = 0
+    param_values = 0
+    costs: dict[str, int] = {}
+    for n in order:
+        a.shapes[n] = None
+        a.in_shapes[n] = None
+        a.params[n] = 0
+        a.buffers[n] = 0
+        layer = layers[n]
+        if n not in reached or layer is None:
+            continue
+        preds = graph.inputs_of(n)
+        p = _arity_problem(type(layer), n, preds)
+        if p and a.types[n] != "Input":
+            problems.append(p)
+            continue
+        if p:
+            problems.append(p)  # an Input with wires into it still has its own shape
+        if a.types[n] == "Input":
+            in_shape: Any = tuple(layer.config["shape"])
+        else:
+            if any(a.shapes.get(s) is None for s in preds):
+                continue
+            shapes = [a.shapes[s] for s in preds]
+            in_shape = shapes[0] if type(layer).arity[1] == 1 else shapes
+            p = _pre_check(layer, in_shape, preds)
+            if p:
+                problems.append(p)
+                continue
+        try:
+            out = tuple(int(d) for d in layer.output_shape(in_shape))
+            pcount = int(layer.param_count(in_shape))
+            bcount = sum(math.prod(s) for s in layer.buffer_shapes(in_shape).values())
+        except BlockPropError as e:
+            problems.append(Problem(n, e.message))
+            continue
+        except OverflowError:
+            problems.append(Problem(n, f"sizes too large to compute for input "
+                                       f"{_shape_text(in_shape)}: use a much smaller input"))
+            continue
+        if not out or min(out) < 1:
+            problems.append(Problem(n, f"its output would be empty {_shape_text(out)} for input "
+                                       f"{_shape_text(in_shape)}: use padding, a smaller kernel "
+                                       "or a smaller stride"))
+            continue
+        a.in_shapes[n], a.shapes[n] = in_shape, out
+        a.params[n], a.buffers[n] = pcount, bcount
+        size = math.prod(out)  # Python ints: exact however absurd the shape
+        costs[n] = BYTES_PER_VALUE * COPIES * (pcount + bcount + size * batch_size)
+        activations += size
+        param_values += pcount + bcount
+    for n in stuck:
+        a.shapes[n] = None
+        a.in_shapes[n] = None
+        a.params[n] = 0
+        a.buffers[n] = 0
+
+    sinks = [n for n in order if n in reached and g.out_degree(n) == 0 and n not in inputs[1:]]
+    if len(sinks) == 1 and not in_cycle_or_after & reached:
+        a.output_id = sinks[0]
+    elif len(sinks) > 1:
+        names = ", ".join(f"'{s}'" for s in sinks)
+        for s in sinks:
+            problems.append(Problem(s, f"the graph has {len(sinks)} ends ({names}), blocks "
+                                       "with no successor; a graph has one output: wire this "
+                                       "block into the rest, or delete it"))
+
+    a.memory_bytes = BYTES_PER_VALUE * COPIES * (param_values + activations * batch_size)
+    if a.memory_bytes > a.memory_limit and costs:
+        limit = _fmt_bytes(a.memory_limit)
+        big = [n for n, c in costs.items() if c > a.memory_limit] or [max(costs, key=costs.get)]
+        for n in big:
+            problems.append(Problem(n, f"too large for this machine: training would need about "
+                                       f"{_fmt_bytes(a.memory_bytes)} (this block alone "
+                                       f"{_fmt_bytes(costs[n])}, {a.params[n]:,} parameters) "
+                                       f"but the limit is {limit}, half the memory; use fewer "
+                                       "units or filters, a smaller input, or pool earlier"))
+
+    rank = {n: i for i, n in enumerate(a.order)}
+    problems.sort(key=lambda p: -1 if p.block is None else rank.get(p.block, len(rank)))
+    a.problems = problems
+    return a
+
+
+def summary_text(graph_or_analysis: Graph | Analysis) -> str:
+    """A Keras-like table: block (type), output shape, params; then the totals."""
+    a = graph_or_analysis if isinstance(graph_or_analysis, Analysis) else analyze(
+        graph_or_analysis)
+    rows = [(f"{r.id} ({r.type})", "?" if r.shape is None else _shape_text(r.shape),
+             "?" if r.params is None else f"{r.params:,}") for r in a.rows()]
+    head = ("Block (type)", "Output shape", "Params")
+    w0 = max([len(head[0])] + [len(r[0]) for r in rows]) + 2
+    w1 = max([len(head[1])] + [len(r[1]) for r in rows]) + 2
+    w2 = max([len(head[2])] + [len(r[2]) for r in rows])
+    width = w0 + w1 + w2
+    lines = [f'Model: "{a.name}"', "-" * width, f"{head[0]:<{w0}}{head[1]:<{w1}}{head[2]:>{w2}}",
+             "=" * width]
+    lines += [f"{c0:<{w0}}{c1:<{w1}}{c2:>{w2}}" for c0, c1, c2 in rows]
+    # Keras's convention: running statistics (BatchNorm buffers) are non-trainable params.
+    lines += ["=" * width, f"Total params: {a.total_params + a.total_buffers:,}",
+              f"Trainable params: {a.total_params:,}",
+              f"Non-trainable params: {a.total_buffers:,}",
+              f"Training memory (batch {a.batch_size}, estimate): {_fmt_bytes(a.memory_bytes)}"]
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""GRU: the gated recurrent unit (lecture 001/003), with PyTorch's exact formula."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.layers.recurrent import Recurrent, _start_dh
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit (PyTorch's nn.GRU):
+
+        r = sigma(W_ir x + b_ir + W_hr h + b_hr)          reset gate
+        z = sigma(W_iz x + b_iz + W_hz h + b_hz)          update gate
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (b_hn inside the product)
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
+    weight_ih (3H, F), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,), gates in the order
+    r, z, n. Initial state h_0 = 0.
+    Inspection: gates = {"r", "z", "n"}, each (N, T, H), forward direction.
+    """
+
+    type_name = "GRU"
+    n_gates = 3
+
+    def _step_weights(self, w):
+        # sigma(a) = (1 + tanh(a / 2)) / 2, with the halving folded into the r and z rows.
+        # b_hr and b_hz are constant over time and join the projection; b_hn cannot (r scales it).
+        h = self.config["hidden_size"]
+        s = np.ones(3 * h, w["weight_ih"].dtype)
+        s[:2 * h] = 0.5
+        b = w["bias_ih"].copy()
+        b[:2 * h] += w["bias_hh"][:2 * h]
+        return {"ih": w["weight_ih"] * s[:, None], "b": b * s,
+                "hh_t": (w["weight_hh"] * s[:, None]).T, "b_hn": w["bias_hh"][2 * h:]}
+
+    def _scan(self, xp, fw, tag):
+        t, n, gh = xp.shape
+        h = gh // 3
+        dt = xp.dtype
+        acts = self._buf(tag + "acts", (t, n, gh), dt)  # r, z, n after their non-linearities
+        hh = self._buf(tag + "hh", (t, n, gh), dt)  # h_{t-1} W_hh^T (+ b_hn in the n block)
+        hs = self._buf(tag + "hs", (t + 1, n, h), dt)
+        hs[0] = 0
+        hh_t, b_hn = fw["hh_t"], fw["b_hn"]
+        for k in range(t):
+            hk, a = hh[k], acts[k]
+            np.matmul(hs[k], hh_t, out=hk)
+            hn = hk[:, 2 * h:]
+            hn += b_hn
+            rz = a[:, :2 * h]
+            np.add(hk[:, :2 * h], xp[k, :, :2 * h], out=rz)
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            cand = a[:, 2 * h:]
+            np.multiply(a[:, :h], hn, out=cand)
+            cand += xp[k, :, 2 * h:]
+            np.tanh(cand, out=cand)
+            # h = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
+            np.subtract(hs[k], cand, out=hs[k + 1])
+            hs[k + 1] *= a[:, h:2 * h]
+            hs[k + 1] += cand
+        return {"hs": hs, "acts": acts, "hh": hh}
+
+    def _scan_back(self, dhs, dlast, sc, w):
+        acts, hh, hs = sc["acts"], sc["hh"], sc["hs"]
+        t, n, gh = acts.shape
+        h = gh // 3
+        dt = acts.dtype
+        r, z, cand = acts[..., :h], acts[..., h:2 * h], acts[..., 2 * h:]
+        # For all steps at once, with dh the total gradient reaching h_t:
+        #   dpre_n = dh (1-z)(1-n^2)                  (also d of the input projection's n block)
+        #   dpre_r = dpre_n (W_hn h + b_hn) r(1-r),    dpre_z = dh (h_{t-1} - n) z(1-z)
+        #   d(W_hn h + b_hn) = dpre_n * r,            dh_{t-1} = dh z + dhh W_hh
+        # p and q hold those factors so that dxp_k = dh_k * p_k and dhh_k = dh_k * q_k.
+        p = self._buf("b_p", (t, n, gh), dt)
+        pn = p[..., 2 * h:]
+        np.multiply(cand, cand, out=pn)
+        np.subtract(1, pn, out=pn)
+        omz = self._buf("b_omz", (t, n, h), dt)  # 1 - z, then reused for z (1 - z)
+        np.subtract(1, z, out=omz)
+        pn *= omz
+        pr = p[..., :h]
+        np.subtract(1, r, out=pr)
+        pr *= r
+        pr *= hh[..., 2 * h:]
+        pr *= pn
+        pz = p[..., h:2 * h]
+        np.subtract(hs[:-1], cand, out=pz)
+        omz *= z
+        pz *= omz
+        q = self._buf("b_q", (t, n, gh), dt)
+        q[...] = p
+        q[..., 2 * h:] *= r
+        dh = _start_dh(self, dhs, dlast, (t, n, h), dt)
+        dxp = self._buf("b_dxp", (t, n, gh), dt)
+        dhh = self._buf("b_dhh", (t, n, gh), dt)
+        p3, q3 = p.reshape(t, n, 3, h), q.reshape(t, n, 3, h)
+        dxp3, dhh3 = dxp.reshape(t, n, 3, h), dhh.reshape(t, n, 3, h)
+        through_z = self._buf("b_tz", (n, h), dt)
+        whh = w["weight_hh"]
+        for k in range(t - 1, -1, -1):
+            d3 = dh[k][:, None]
+            np.multiply(p3[k], d3, out=dxp3[k])
+            np.multiply(q3[k], d3, out=dhh3[k])
+            if k:
+                np.matmul(dhh[k], whh, out=dh[k - 1])
+                np.multiply(dh[k], z[k], out=through_z)
+                dh[k - 1] += through_z
+                if dhs is not None:
+                    dh[k - 1] += dhs[k - 1]
+        return dxp, dhh, dh
+
+    def _gates(self, sc):
+        acts, h = sc["acts"], self.config["hidden_size"]
+        return {name: acts[..., j * h:(j + 1) * h].transpose(1, 0, 2)
+                for j, name in enumerate("rzn")}

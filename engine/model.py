@@ -1,0 +1,179 @@
+"""engine.Model: a checked graph compiled to layers, run forward and backward in topological order.
+
+Forward keeps a block's output only until its last successor has read it (each layer caches on
+itself what its own backward needs). Backward walks the blocks in reverse order; where a
+block's output feeds several successors, the gradients they send back are summed (the
+multivariate chain rule: dL/dh = sum over successors s of dL/ds * ds/dh).
+
+Every layer draws its initial weights from its own Generator, seeded by (seed, crc32(block id)),
+so adding or removing one block leaves the initial weights of all the others unchanged.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.analysis import Analysis, analyze
+from engine.errors import ConfigError, GraphError
+from engine.layers import LAYER_TYPES
+from engine.layers.base import Layer
+
+if TYPE_CHECKING:
+    from engine.graph import Graph
+
+
+def layer_rng(seed: int, block_id: str) -> np.random.Generator:
+    """The Generator that initialises block ``block_id``: independent of every other block."""
+    return np.random.default_rng([seed, zlib.crc32(block_id.encode("utf-8"))])
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, float) and seed.is_integer():
+        seed = int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ConfigError(f"'seed' must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+class Model:
+    """The layers of a checked graph. Build with ``build_model(graph, seed)``.
+
+    Shapes: x (N, *input_shape) -> out (N, *output_shape)
+    Parameter, gradient and buffer names are ``"<block id>.<name>"`` (e.g. ``"c1.weight"``).
+    """
+
+    def __init__(self, graph: Graph, seed: int = 0, analysis: Analysis | None = None):
+        seed = check_seed(seed)
+        a = analysis if analysis is not None else analyze(graph)
+        if not a.ok:
+            n = len(a.problems)
+            lines = "; ".join(str(p) for p in a.problems)
+            raise GraphError(f"the graph has {n} problem{'s' * (n != 1)}: {lines}",
+                             block=a.problems[0].block if n == 1 else None)
+        self.analysis = a
+        self.name = graph.name
+        self.seed = seed
+        self.input_id: str = a.input_id
+        self.output_id: str = a.output_id
+        self.input_shape: tuple = a.shapes[a.input_id]
+        self.output_shape: tuple = a.shapes[a.output_id]
+        self.layers: dict[str, Layer] = {}
+        self.inputs: dict[str, list[str]] = {}
+        for n in a.order:
+            layer = LAYER_TYPES[a.types[n]](name=n, **graph.config_of(n))
+            layer.build(a.in_shapes[n], layer_rng(seed, n))
+            self.layers[n] = layer
+            self.inputs[n] = graph.inputs_of(n)
+        self._multi = {n: type(layer).arity[1] != 1 for n, layer in self.layers.items()}
+        # How many successors read each block's output (to free it after the last one).
+        self._readers = {n: 0 for n in self.layers}
+        for preds in self.inputs.values():
+            for p in preds:
+                self._readers[p] += 1
+        self._params = {f"{n}.{k}": v for n, layer in self.layers.items()
+                        for k, v in layer.params.items()}
+
+    # --- state ---------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name; updated in place by optimizers (never rebound)."""
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Gradients by name, read afresh from the layers (backward may rebind them)."""
+        return {f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.grads.items()}
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state saved with the weights (BatchNorm running statistics)."""
+        return {f"{n}.{k}": v for n, layer in self.layers.items()
+                for k, v in layer.buffers.items()}
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(v.size for v in self._params.values()))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer (what a weights file holds)."""
+        return {k: v.copy() for k, v in {**self.params, **self.buffers}.items()}
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy ``arrays`` into the parameters and buffers in place (names and shapes must fit).
+        Buffers are set on the layer's dict, since a layer may rebind them."""
+        for n, layer in self.layers.items():
+            for k, v in layer.params.items():
+                name = f"{n}.{k}"
+                if name in arrays:
+                    v[...] = arrays[name]
+            for k, v in layer.buffers.items():
+                name = f"{n}.{k}"
+                if name in arrays:
+                    layer.buffers[k] = np.array(arrays[name], dtype=v.dtype)
+
+    def astype(self, dtype: Any) -> Model:
+        """Convert every layer (float64 for gradient checks). Returns self."""
+        for layer in self.layers.values():
+            layer.astype(dtype)
+        self._params = {f"{n}.{k}": v for n, layer in self.layers.items()
+                        for k, v in layer.params.items()}
+        return self
+
+    # --- computing -----------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Run every block in topological order; returns the output block's output."""
+        outs: dict[str, np.ndarray] = {}
+        left = dict(self._readers)
+        out = x
+        for n, layer in self.layers.items():
+            preds = self.inputs[n]
+            if not preds:
+                out = layer.forward(x, training=training)
+            elif self._multi[n]:
+                out = layer.forward([outs[p] for p in preds], training=training)
+            else:
+                out = layer.forward(outs[preds[0]], training=training)
+            for p in preds:
+                left[p] -= 1
+                if left[p] == 0:
+                    del outs[p]
+            if left[n]:
+                outs[n] = out
+        return out
+
+    def backward(self, dout: np.ndarray) -> Any:
+        """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's
+        grads and returns the gradient w.r.t. the Input's data."""
+        douts: dict[str, np.ndarray] = {self.output_id: dout}
+        dx = None
+        for n in reversed(self.layers):
+            d = douts.pop(n, None)
+            if d is None:  # nothing flows back here (integer ids into an Embedding)
+                continue
+            dn = self.layers[n].backward(d)
+            preds = self.inputs[n]
+            if not preds:  # the Input
+                dx = dn
+                continue
+            parts = dn if self._multi[n] else [dn]
+            for p, dp in zip(preds, parts, strict=True):
+                if dp is None:
+                    continue
+                # A fresh array, never +=: layers may hand back the same array twice (Add).
+                douts[p] = douts[p] + dp if p in douts else dp
+        return dx
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward(x, training=training)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, {len(self.layers)} blocks, {self.n_params:,} params, "
+                f"{self.input_shape} -> {self.output_shape})")
+
+
+def build_model(graph: Graph, seed: int = 0) -> Model:
+    """Compile ``graph`` to a Model; GraphError lists the problems if ``analyze`` finds any."""
+    return Model(graph, seed=seed)

@@ -1,0 +1,441 @@
+"""engine.Trainer: mini-batch training as a plain generator of metric events.
+
+``trainer.run()`` yields, exactly as DESIGN.md's training log:
+    {"event": "step", "epoch": e, "step": k, "loss": ..., "lr": ..., "grad_rms": {block: ...}}
+    {"event": "epoch", "epoch": e, "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
+    {"event": "end", "reason": "finished" | "stopped" | "diverged", ...}
+``epoch`` counts from 1, ``step`` counts every step of the run from 1. Each step: forward
+(training), loss (+ L1/L2 penalty), backward, gradient RMS per block, clipping, optimizer step.
+
+A step whose loss or gradients are not finite is never applied: the run ends as "diverged" with
+the weights of the last good step. (Should an update itself overflow, the next loss is not
+finite and the weights come back from a snapshot taken every ``SNAPSHOT_EVERY`` steps.)
+
+``stop``, ``pause``, ``resume``, ``step_once`` and ``set_lr`` may be called from any thread
+while another thread iterates ``run()``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine import data as data_sets
+from engine.analysis import RECURRENT_TYPES
+from engine.errors import BlockPropError, ConfigError, DataError
+from engine.layers.options import Opt, check_value
+from engine.losses import LOSSES, get_loss
+from engine.model import Model, build_model
+from engine.optim import (
+    check_optimizer_spec,
+    check_schedule_spec,
+    clip_grad_norm,
+    make_optimizer,
+    make_schedule,
+    regularize,
+)
+
+if TYPE_CHECKING:
+    from engine.graph import Graph
+
+EVAL_BATCH = 512  # evaluation runs in batches of at least this many samples
+SNAPSHOT_EVERY = 100  # steps between copies of the weights kept for a diverged run
+
+TRAINING_OPTIONS: dict[str, Opt] = {
+    "batch_size": Opt("int", default=32, min=1, max=1_000_000, doc="samples per step"),
+    "epochs": Opt("int", default=1, min=1, max=1_000_000, doc="passes over the training set"),
+    "seed": Opt("int", default=0, min=0, max=2**63 - 1, doc="weights, split and shuffling"),
+    "val_split": Opt("float", default=0.2, min=0.0, max=0.9,
+                     doc="fraction of the data held out for validation"),
+    "l1": Opt("float", default=0.0, min=0.0, doc="L1 penalty l1 * sum|w|"),
+    "l2": Opt("float", default=0.0, min=0.0, doc="L2 penalty l2/2 * sum w^2"),
+    "clip_norm": Opt("float", default=None, min=0.0, min_exclusive=True, nullable=True,
+                     doc="clip the joint gradient norm to this (empty: no clipping)"),
+}  # fmt: skip
+TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS)
+DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
+
+
+def check_training(spec: Any, need_dataset: bool = True) -> dict:
+    """A complete, normalised copy of a graph's "training" part, or ConfigError naming the field.
+
+    ``dataset`` may be a name or {"name": ..., options}; it is required when ``need_dataset``.
+    """
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"training settings must be an object, got {spec!r}")
+    unknown = [k for k in spec if k not in TRAINING_KEYS]
+    if unknown:
+        raise ConfigError(f"training has no setting {', '.join(map(repr, unknown))} "
+                          f"(its settings: {', '.join(TRAINING_KEYS)})")
+    out: dict[str, Any] = {}
+    ds = spec.get("dataset")
+    if isinstance(ds, str):
+        ds = {"name": ds}
+    if ds is None:
+        if need_dataset:
+            raise ConfigError("training: 'dataset' is missing; choose a data set (e.g. "
+                              "{\"name\": \"digits\"})")
+    elif not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
+        raise ConfigError(f"training: 'dataset' must be an object with a \"name\", got {ds!r}")
+    else:
+        known = getattr(data_sets, "DATASETS", None)
+        if known is not None and ds["name"] not in known:
+            raise ConfigError(f"training: unknown data set {ds['name']!r}; choose one of "
+                              f"{', '.join(sorted(known))}")
+        ds = dict(ds)
+    out["dataset"] = ds
+    loss = spec.get("loss", "cross_entropy")
+    if loss not in LOSSES:
+        raise ConfigError(f"training: 'loss' must be one of {', '.join(LOSSES)}, got {loss!r}")
+    out["loss"] = loss
+    for key in ("optimizer", "schedule"):
+        check = check_optimizer_spec if key == "optimizer" else check_schedule_spec
+        value = spec.get(key, DEFAULT_OPTIMIZER if key == "optimizer" else None)
+        try:
+            out[key] = check(value)
+        except ConfigError as e:
+            raise ConfigError(f"training: {key}: {e.message}") from None
+    for key, opt in TRAINING_OPTIONS.items():
+        try:
+            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
+        except ConfigError as e:
+            raise ConfigError(f"training: {e.message}") from None
+    return out
+
+
+def _penalty(params: dict[str, np.ndarray], l1: float, l2: float) -> float:
+    """l1 * sum|w| + l2/2 * sum w^2 over weights, the term ``regularize`` adds to the loss."""
+    total = 0.0
+    for k, w in params.items():
+        if k.rsplit(".", 1)[-1].startswith("weight"):
+            if l1:
+                total += l1 * float(np.abs(w).sum())
+            if l2:
+                total += 0.5 * l2 * float(np.vdot(w, w))
+    return total
+
+
+class Trainer:
+    """Trains ``model`` on ``dataset`` (an ``engine.data.Dataset``); see the module docstring.
+
+    Attributes: ``model`` (the live model), ``train_data`` and ``val_data`` ((X, y) pairs),
+    ``last_grad_rms`` {block: float} and ``last_time_grads`` {block: (T,) array} after each
+    step (``last_time_grads_reverse`` for the backward direction of bidirectional blocks),
+    ``history`` (the epoch events so far), ``spec`` (the normalised settings).
+    """
+
+    def __init__(self, model: Model, dataset: Any, loss: str = "cross_entropy",
+                 optimizer: dict | str | None = None, batch_size: int = 32, epochs: int = 1,
+                 seed: int = 0, val_split: float = 0.2, schedule: dict | str | None = None,
+                 l1: float = 0.0, l2: float = 0.0, clip_norm: float | None = None) -> None:
+        self.spec = check_training(
+            {"loss": loss, "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
+             "batch_size": batch_size, "epochs": epochs, "seed": seed, "val_split": val_split,
+             "schedule": schedule, "l1": l1, "l2": l2, "clip_norm": clip_norm},
+            need_dataset=False)
+        self.model = model
+        self.dataset = dataset
+        self.loss_fn = get_loss(self.spec["loss"])
+        self.optimizer = make_optimizer(self.spec["optimizer"])
+        self.schedule = make_schedule(self.spec["schedule"])
+        self.lr0 = float(self.spec["optimizer"]["lr"])
+        self.batch_size = self.spec["batch_size"]
+        self.epochs = self.spec["epochs"]
+        self.classifier = self.spec["loss"] != "mse"
+        self._prepare_data(dataset)
+        self._check_fit()
+        self.last_grad_rms: dict[str, float] = {}
+        self.last_time_grads: dict[str, np.ndarray] = {}
+        self.last_time_grads_reverse: dict[str, np.ndarray] = {}
+        self.history: list[dict] = []
+        # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
+        self._blocks = [(n, layer, [(k, f"{n}.{k}") for k in layer.params],
+                         1.0 / max(1, sum(v.size for v in layer.params.values())))
+                        for n, layer in model.layers.items() if layer.params]
+        self._recurrent = [(n, layer) for n, layer in model.layers.items()
+                           if layer.type_name in RECURRENT_TYPES]
+        # Thread-safe controls.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._go = threading.Event()
+        self._go.set()
+        self._paused = False
+        self._single = 0
+        self._lr_override: float | None = None
+
+    @classmethod
+    def from_graph(cls, graph: Graph, model: Model | None = None, dataset: Any = None,
+                   **overrides: Any) -> Trainer:
+        """A Trainer set up from ``graph.training`` (with ``overrides`` on top; ``lr=`` sets the
+        optimizer's learning rate). Builds the model and loads the data set unless given;
+        ``dataset`` is a loaded Dataset, or a name / spec that replaces the graph's."""
+        spec = dict(graph.training or {})
+        if isinstance(dataset, (str, dict)):  # a data set's name or spec, not the data itself
+            overrides["dataset"], dataset = dataset, None
+        lr = overrides.pop("lr", None)
+        ds = overrides.get("dataset")
+        if isinstance(ds, str) and isinstance(spec.get("dataset"), dict) \
+                and spec["dataset"].get("name") == ds:
+            overrides["dataset"] = spec["dataset"]  # same data set: keep the graph's options
+        spec.update(overrides)
+        if lr is not None:
+            opt = spec.get("optimizer", DEFAULT_OPTIMIZER)
+            if isinstance(opt, str):
+                opt = {"name": opt}
+            if isinstance(opt, dict):
+                spec["optimizer"] = {**opt, "lr": lr}
+        spec = check_training(spec, need_dataset=dataset is None)
+        if model is None:
+            model = build_model(graph, seed=spec["seed"])
+        if dataset is None:
+            dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
+        return cls(model, dataset, **{k: v for k, v in spec.items() if k != "dataset"})
+
+    # --- data ----------------------------------------------------------------------------------
+    def _prepare_data(self, ds: Any) -> None:
+        name = getattr(ds, "name", "data")
+        X, y = np.asarray(ds.X), np.asarray(ds.y)
+        if X.dtype.kind == "f" and X.dtype != np.float32:
+            X = X.astype(np.float32)  # float64 data would silently double the time
+        if tuple(X.shape[1:]) != tuple(self.model.input_shape):
+            raise DataError(
+                f"data set {name!r} has samples of shape {tuple(X.shape[1:])} but the Input "
+                f"'{self.model.input_id}' expects {tuple(self.model.input_shape)}: set the "
+                "Input's shape to match, or choose a data set (or resize) that fits")
+        out = tuple(self.model.output_shape)
+        loss = self.spec["loss"]
+        task = getattr(ds, "task", None)
+        if loss == "cross_entropy":
+            if y.dtype.kind not in "iu":
+                raise ConfigError(f"loss cross_entropy needs class ids but data set {name!r} has "
+                                  f"{task or y.dtype} targets: use loss mse")
+            y = y.astype(np.int64, copy=False)
+        elif loss == "bce_with_logits" and y.ndim == 1 and out == (1,):
+            y = y.astype(np.float32).reshape(-1, 1)  # class ids 0/1 -> one logit per sample
+        else:
+            y = y.astype(np.float32, copy=False)
+        # The data engineer's seeded split (stratified for classes); shuffling has its own stream.
+        tr, va = data_sets.split_indices(ds, self.spec["val_split"], self.spec["seed"])
+        self.train_data = (X[tr], y[tr])
+        self.val_data = (X[va], y[va])
+        self._rng = np.random.default_rng([self.spec["seed"], 1])
+        self._n_classes = getattr(ds, "n_classes", None)
+        self._data_name = name
+
+    def _check_fit(self) -> None:
+        """The output block must give what the loss needs for these targets."""
+        out_id, out = self.model.output_id, tuple(self.model.output_shape)
+        X, y = self.train_data
+        loss = self.spec["loss"]
+        if loss == "cross_entropy":
+            if out[:-1] != tuple(y.shape[1:]) or not out:
+                want = "(classes,)" if y.ndim == 1 else f"({y.shape[1]}, classes)"
+                raise DataError(f"the output block gives {out} but loss cross_entropy on data "
+                                f"set {self._data_name!r} needs {want}", block=out_id)
+            k = self._n_classes
+            if k is not None and out[-1] != k:
+                raise DataError(f"the output block gives {out[-1]} scores but data set "
+                                f"{self._data_name!r} has {k} classes: give it {k} units",
+                                block=out_id)
+        elif out != tuple(y.shape[1:]):
+            raise DataError(f"the output block gives {out} per sample but the targets of data "
+                            f"set {self._data_name!r} are {tuple(y.shape[1:])}: make the last "
+                            f"block output {tuple(y.shape[1:])}", block=out_id)
+        try:  # one tiny batch catches what shapes cannot (class ids out of range, ...)
+            self.loss_fn.forward(self.model.forward(X[:2], training=False), y[:2])
+        except BlockPropError as e:
+            raise type(e)(e.message, block=e.block or out_id, file=e.file) from None
+
+    # --- controls (any thread) ----------------------------------------------------------------
+    def stop(self) -> None:
+        """End the run after the current step (reason "stopped")."""
+        self._stop.set()
+        self._go.set()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            self._go.clear()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            self._single = 0
+            self._go.set()
+
+    def step_once(self) -> None:
+        """While paused, let exactly one more step run."""
+        with self._lock:
+            if self._paused:
+                self._single += 1
+                self._go.set()
+
+    def set_lr(self, lr: float) -> None:
+        """Use learning rate ``lr`` from the next step on (the schedule no longer applies)."""
+        if (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr)
+                or lr <= 0):
+            raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
+        with self._lock:
+            self._lr_override = float(lr)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _wait_while_paused(self) -> None:
+        while True:
+            with self._lock:
+                if self._stop.is_set() or not self._paused:
+                    return
+                if self._single:
+                    self._single -= 1
+                    return
+                self._go.clear()
+            self._go.wait()
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
+        """(loss, accuracy) over (X, y) in batches, without training; accuracy is None for
+        regression, both are None for no data (or when stopped meanwhile)."""
+        n = len(X)
+        if n == 0:
+            return None, None
+        bs = max(self.batch_size, EVAL_BATCH)
+        total, correct, count = 0.0, 0, 0
+        for i in range(0, n, bs):
+            if self._stop.is_set():
+                return None, None
+            xb, yb = X[i:i + bs], y[i:i + bs]
+            out = self.model.forward(xb, training=False)
+            total += self.loss_fn.forward(out, yb) * len(xb)
+            if self.classifier:
+                correct += int(np.count_nonzero(self.loss_fn.predict(out) == yb))
+                count += yb.size
+        loss = total / n
+        if self.spec["l1"] or self.spec["l2"]:
+            loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
+        return loss, (correct / count if self.classifier else None)
+
+    # --- training ------------------------------------------------------------------------------
+    def _snapshot(self) -> dict[str, np.ndarray] | None:
+        state = self.model.state()
+        return state if all(np.isfinite(v).all() for v in state.values()) else None
+
+    def run(self) -> Iterator[dict]:
+        """Train; yields the step, epoch and end events (see the module docstring)."""
+        X, y = self.train_data
+        n, bs = len(X), self.batch_size
+        n_steps = math.ceil(n / bs)
+        grads: dict[str, np.ndarray] = {}
+        step = 0
+        started = time.perf_counter()
+        snapshot = self._snapshot()
+        done_epochs = 0
+
+        def end(reason: str, **extra: Any) -> dict:
+            return {"event": "end", "reason": reason, "epoch": done_epochs, "step": step,
+                    "seconds": time.perf_counter() - started, **extra}
+
+        for epoch in range(self.epochs):
+            t0 = time.perf_counter()
+            lr_epoch = self.schedule.lr(self.lr0, epoch)
+            perm = self._rng.permutation(n)
+            loss_sum, correct, count = 0.0, 0, 0
+            for i in range(n_steps):
+                if self._paused:
+                    self._wait_while_paused()
+                if self._stop.is_set():
+                    yield end("stopped")
+                    return
+                lr = self._lr_override if self._lr_override is not None else lr_epoch
+                idx = perm[i * bs:(i + 1) * bs]
+                yb = y[idx]
+                # Overflow on the way to a diverged run is expected: it is reported as an event.
+                with np.errstate(all="ignore"):
+                    loss, rms, hits = self._train_step(X[idx], yb, lr, grads)
+                if rms is None:
+                    yield end("diverged", **self._diverged(snapshot, epoch + 1, step + 1, loss))
+                    return
+                if self.classifier:
+                    correct += hits
+                    count += yb.size
+                step += 1
+                loss_sum += loss
+                for rid, layer in self._recurrent:
+                    tg = getattr(layer, "time_grad", None)
+                    if tg is not None:
+                        self.last_time_grads[rid] = np.array(tg, copy=True)
+                    tgr = getattr(layer, "time_grad_reverse", None)
+                    if tgr is not None:
+                        self.last_time_grads_reverse[rid] = np.array(tgr, copy=True)
+                self.last_grad_rms = rms
+                if step % SNAPSHOT_EVERY == 0:
+                    snapshot = self._snapshot() or snapshot
+                yield {"event": "step", "epoch": epoch + 1, "step": step, "loss": loss,
+                       "lr": lr, "grad_rms": rms}
+            train_loss = loss_sum / n_steps
+            val_loss, val_acc = self.evaluate(*self.val_data)
+            if self._stop.is_set():
+                yield end("stopped")
+                return
+            done_epochs = epoch + 1
+            ev = {"event": "epoch", "epoch": done_epochs, "train_loss": train_loss,
+                  "val_loss": val_loss, "train_acc": correct / count if count else None,
+                  "val_acc": val_acc, "seconds": time.perf_counter() - t0}
+            self.history.append(ev)
+            yield ev
+        yield end("finished")
+
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray, lr: float,
+                    grads: dict[str, np.ndarray]) -> tuple[float, dict | None, int]:
+        """One step: forward, loss (+ penalty), backward, gradient RMS per block, clipping,
+        update. Returns (loss, grad_rms, correct predictions); grad_rms is None, and nothing
+        is updated, when the loss or the gradients are not finite."""
+        model, loss_fn, spec = self.model, self.loss_fn, self.spec
+        out = model.forward(xb, training=True)
+        loss = loss_fn.forward(out, yb)
+        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
+        if not math.isfinite(loss):
+            return loss, None, hits
+        model.backward(loss_fn.backward())
+        for _, layer, names, _ in self._blocks:
+            lg = layer.grads
+            for k, full in names:
+                grads[full] = lg[k]
+        if spec["l1"] or spec["l2"]:
+            loss += regularize(model.params, grads, spec["l1"], spec["l2"])
+        rms, total = {}, 0.0
+        for bid, _, names, inv_n in self._blocks:
+            s = 0.0
+            for _, full in names:
+                v = grads[full].ravel()
+                s += float(v.dot(v))  # sum of g^2: one BLAS call (the method skips dispatch)
+            total += s
+            rms[bid] = math.sqrt(s * inv_n)
+        if not (math.isfinite(loss) and math.isfinite(total)):
+            return loss, None, hits
+        if spec["clip_norm"] is not None:
+            clip_grad_norm(grads, spec["clip_norm"])
+        self.optimizer.lr = lr
+        self.optimizer.step(model.params, grads)
+        return loss, rms, hits
+
+    def _diverged(self, snapshot: dict | None, epoch: int, step: int, loss: float) -> dict:
+        """The last good weights stay (the bad step was not applied); only if they are not
+        finite themselves (an update overflowed) do they come back from the snapshot."""
+        restored = None
+        if self._snapshot() is None and snapshot is not None:
+            self.model.set_state(snapshot)
+            restored = "snapshot"
+        what = f"loss {loss}" if not math.isfinite(loss) else "gradient not finite"
+        msg = (f"training diverged at epoch {epoch}, step {step} ({what}); the weights are "
+               f"{'those of an earlier step' if restored else 'the last good ones'}: lower the "
+               "learning rate, or set clip_norm")
+        return {"message": msg}

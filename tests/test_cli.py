@@ -1,0 +1,230 @@
+"""The headless command line: exit codes, one-line errors, the training log, Ctrl+C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine
+import engine.cli as cli
+from engine.model import build_model
+from engine.weights import load_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP_KEYS = {"event", "epoch", "step", "loss", "lr", "grad_rms"}
+EPOCH_KEYS = {"event", "epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
+
+
+def moons_graph(epochs=2, **training) -> engine.Graph:
+    g = engine.Graph("moons mlp", "A small MLP for two moons.\nSecond line.")
+    g.add_node("Input", {"shape": [2]}, node_id="in")
+    g.add_node("Dense", {"units": 16}, node_id="h")
+    g.add_node("Activation", {"fn": "tanh"}, node_id="t")
+    g.add_node("Dense", {"units": 2}, node_id="out")
+    g.add_edge("in", "h")
+    g.add_edge("h", "t")
+    g.add_edge("t", "out")
+    g.training = {"dataset": {"name": "moons", "n": 200}, "loss": "cross_entropy",
+                  "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
+                  "epochs": epochs, "seed": 0, **training}
+    return g
+
+
+def run_app(*args, timeout=120):
+    return subprocess.run([sys.executable, "app.py", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(r):
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("app.py: ")
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+# --- through app.py, as a user runs it -----------------------------------------------------------
+
+
+def test_check_ok_prints_the_table(tmp_path):
+    path = tmp_path / "g.json"
+    moons_graph().save(path)
+    r = run_app("check", path)
+    assert r.returncode == 0, r.stderr
+    assert "Total params: 82" in r.stdout and "h (Dense)" in r.stdout
+    assert r.stderr == ""
+
+
+def test_check_with_problems_exits_2(tmp_path):
+    g = moons_graph()
+    g.add_node("Dense", {"units": 3}, node_id="stray")
+    path = tmp_path / "g.json"
+    g.save(path)
+    r = run_app("check", path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"app.py: {path}: block 'stray': not connected to the Input: wire a block into it, "
+        "or delete it"]
+    assert "Total params" in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "does_not_exist.json"],
+    ["train"],
+    ["export", "x.json", "--to", "fortran"],
+    ["train", "g.json", "--epochs", "many"],
+])
+def test_user_errors_are_one_line_exit_2(args, tmp_path):
+    moons_graph().save(tmp_path / "g.json")
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    one_error_line(r)
+
+
+def test_train_writes_the_log_and_weights(tmp_path):
+    path, log, weights = tmp_path / "g.json", tmp_path / "run.jsonl", tmp_path / "w.npz"
+    moons_graph(epochs=5).save(path)
+    r = run_app("train", path, "--epochs", 2, "--seed", 1, "--batch-size", 16, "--lr", 0.02,
+                "--log", log, "--save", weights)
+    assert r.returncode == 0, r.stderr
+    progress = [line for line in r.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(progress) == 2 and progress[0].startswith("epoch 1/2  train_loss ")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    steps = [e for e in events if e["event"] == "step"]
+    assert all(set(e) == STEP_KEYS for e in steps)
+    assert len(steps) == 2 * 10  # 160 training samples in batches of 16
+    assert {e["lr"] for e in steps} == {0.02}
+    assert [set(e) for e in events if e["event"] == "epoch"] == [EPOCH_KEYS] * 2
+    assert events[-1]["event"] == "end" and events[-1]["reason"] == "finished"
+    m = build_model(moons_graph(), seed=99)
+    load_weights(m, weights)  # the saved file fits the graph
+
+
+def test_train_refuses_problems_and_bad_settings(tmp_path):
+    g = moons_graph()
+    g.set_config("out", {"units": 5})
+    path = tmp_path / "g.json"
+    g.save(path)
+    r = run_app("train", path, "--epochs", 1)
+    assert r.returncode == 2
+    line = one_error_line(r)
+    assert "block 'out'" in line and "2 classes" in line
+    r = run_app("train", path, "--dataset", "nonsense")
+    assert r.returncode == 2 and "nonsense" in one_error_line(r)
+    g.training = {}
+    g.save(path)
+    r = run_app("train", path)
+    assert r.returncode == 2 and "--dataset NAME" in one_error_line(r)
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    path, log, weights = tmp_path / "g.json", tmp_path / "run.jsonl", tmp_path / "w.npz"
+    moons_graph(epochs=100_000).save(path)
+    p = subprocess.Popen([sys.executable, "app.py", "train", str(path), "--log", str(log),
+                          "--save", str(weights)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("epoch 1/100000"), line + p.stderr.read()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "stopped" in err
+    end = json.loads(log.read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["reason"] == "stopped"
+    load_weights(build_model(moons_graph()), weights)
+
+
+# --- in process (fast) ---------------------------------------------------------------------------
+
+
+def test_presets_lists_name_and_first_line_sorted(tmp_path, monkeypatch, capsys):
+    a = moons_graph()
+    a.name, a.description = "Zebra net", "Stripes first.\nmore"
+    b = moons_graph()
+    b.name, b.description = "Alpha net", ""
+    a.save(tmp_path / "zebra.json")
+    b.save(tmp_path / "alpha.json")
+    monkeypatch.setattr(cli, "PRESETS_DIR", tmp_path)
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["alpha  Alpha net", "zebra  Zebra net: Stripes first."]
+    (tmp_path / "broken.json").write_text("{")
+    assert cli.main(["presets"]) == 2
+    cap = capsys.readouterr()
+    assert len(cap.out.splitlines()) == 2 and cap.err.startswith("app.py: ")
+
+
+def test_real_presets_command_runs(capsys):
+    assert cli.main(["presets"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_help_and_usage_errors(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "check" in capsys.readouterr().out
+    for argv in ([], ["frobnicate"], ["check"], ["presets", "extra"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("app.py: ")
+
+
+def test_train_in_process_diverged_exits_1(tmp_path, capsys):
+    g = moons_graph(epochs=50, optimizer={"name": "sgd", "lr": 1e38})
+    g.save(tmp_path / "g.json")
+    assert cli.main(["train", str(tmp_path / "g.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("app.py: training diverged") and err.count("\n") == 1
+
+
+def test_train_refuses_an_unwritable_save_path_before_training(tmp_path, capsys):
+    moons_graph().save(tmp_path / "g.json")
+    code = cli.main(["train", str(tmp_path / "g.json"), "--save",
+                     str(tmp_path / "no" / "such" / "w.npz")])
+    cap = capsys.readouterr()
+    assert code == 2 and "epoch" not in cap.out and "no folder" in cap.err
+
+
+def test_export_dispatch(tmp_path, capsys):
+    export = pytest.importorskip("engine.export")
+    if not hasattr(export, "export_code"):
+        pytest.skip("engine.export.export_code not written yet (export engineer)")
+    moons_graph().save(tmp_path / "g.json")
+    out = tmp_path / "net.py"
+    assert cli.main(["export", str(tmp_path / "g.json"), "--to", "numpy", "-o", str(out)]) == 0
+    code = out.read_text()
+    compile(code, str(out), "exec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "net.py"]
+
+
+def test_log_is_flushed_per_line(tmp_path, monkeypatch):
+    """Each event is on disk before the next step runs (a crash loses nothing written)."""
+    path, log = tmp_path / "g.json", tmp_path / "run.jsonl"
+    moons_graph(epochs=1).save(path)
+    seen = []
+    real_run = engine.Trainer.run
+
+    def spying_run(self):
+        for ev in real_run(self):
+            seen.append(len(log.read_text().splitlines()) if os.path.exists(log) else -1)
+            yield ev
+
+    monkeypatch.setattr(engine.Trainer, "run", spying_run)
+    assert cli.main(["train", str(path), "--log", str(log)]) == 0
+    # when event k is produced, the k events before it are already in the file
+    assert seen == list(range(len(seen)))
+    lines = log.read_text().splitlines()
+    assert len(lines) == len(seen) and json.loads(lines[-1])["reason"] == "finished"
+    assert np.isfinite(json.loads(lines[0])["loss"])
+    time.sleep(0)  # keep the imports honest

@@ -1,0 +1,584 @@
+"""Convolution and pooling layers: slow loop references, gradient checks, PyTorch, bad input.
+
+The references below are the obvious loops (one output value at a time); the fast versions in
+engine.functional / engine.layers must agree with them.
+"""
+
+import numpy as np
+import pytest
+from gradcheck import check_layer
+
+from engine import functional as F
+from engine.errors import BlockPropError, ConfigError, ShapeError
+from engine.layers import (
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    ConvTranspose2D,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    Subsample2D,
+    Upsample2D,
+)
+
+LENET_C3 = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 0], [5, 0, 1],
+            [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 0], [4, 5, 0, 1], [5, 0, 1, 2],
+            [0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]  # fmt: skip
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# --- slow references ---------------------------------------------------------------------------
+def pad_ref(x, pad4, value=0.0):
+    t, b, left, right = pad4
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, right)), constant_values=value)
+
+
+def conv2d_ref(x, w, b=None, stride=(1, 1), pad4=(0, 0, 0, 0)):
+    """out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, y*sh + i, x*sw + j]."""
+    xp = pad_ref(x, pad4)
+    n, c, h, wd = xp.shape
+    f, _, kh, kw = w.shape
+    sh, sw = stride
+    oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
+    out = np.zeros((n, f, oh, ow))
+    for a in range(n):
+        for o in range(f):
+            for y in range(oh):
+                for z in range(ow):
+                    patch = xp[a, :, y * sh: y * sh + kh, z * sw: z * sw + kw]
+                    out[a, o, y, z] = np.sum(patch * w[o]) + (0.0 if b is None else b[o])
+    return out
+
+
+def conv_transpose2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
+    """Each input pixel scatters weight[c] * x[c, y, x] into the output at (y*S, x*S), then the
+    padding is cropped: out size (H - 1) * S - 2P + K."""
+    n, c, h, wd = x.shape
+    _, f, kh, kw = w.shape
+    sh, sw = stride
+    ph, pw = padding
+    full = np.zeros((n, f, (h - 1) * sh + kh, (wd - 1) * sw + kw))
+    for a in range(n):
+        for ch in range(c):
+            for y in range(h):
+                for z in range(wd):
+                    full[a, :, y * sh: y * sh + kh, z * sw: z * sw + kw] += x[a, ch, y, z] * w[ch]
+    out = full[:, :, ph: full.shape[2] - ph, pw: full.shape[3] - pw]
+    return out + (0.0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def pool_ref(x, k, s, p, kind):
+    """Max (padding -inf) or mean (padding 0, counted) of each window, and for max the
+    gradient routing of dout = 1: one unit to the FIRST max of each window in row-major order."""
+    kh, kw = k
+    sh, sw = s
+    xp = pad_ref(x, (p[0], p[0], p[1], p[1]), -np.inf if kind == "max" else 0.0)
+    n, c, h, wd = xp.shape
+    oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
+    out = np.zeros((n, c, oh, ow))
+    route = np.zeros(xp.shape)
+    for a in range(n):
+        for ch in range(c):
+            for y in range(oh):
+                for z in range(ow):
+                    win = xp[a, ch, y * sh: y * sh + kh, z * sw: z * sw + kw]
+                    if kind == "max":
+                        out[a, ch, y, z] = win.max()
+                        first = int(np.argmax(win))  # argmax returns the first maximum
+                        route[a, ch, y * sh + first // kw, z * sw + first % kw] += 1.0
+                    else:
+                        out[a, ch, y, z] = win.mean()
+    return out, route[:, :, p[0]: p[0] + x.shape[2], p[1]: p[1] + x.shape[3]]
+
+
+def tied_images(seed, shape):
+    """ReLU of mostly negative values: most windows are all zeros, i.e. full of ties."""
+    x = rng(seed).standard_normal(shape) - 1.2
+    x[..., ::3, 1::2] = 0.7  # equal positive values inside windows too
+    return np.maximum(x, 0.0)
+
+
+# --- functional against the references ---------------------------------------------------------
+CONV_CASES = [  # x shape, w shape, stride, padding
+    ((2, 3, 7, 7), (4, 3, 3, 3), 1, 0),
+    ((2, 3, 7, 6), (4, 3, 3, 3), 2, 1),
+    ((1, 2, 8, 9), (3, 2, 2, 3), [2, 1], [1, 0]),
+    ((2, 1, 6, 6), (2, 1, 4, 4), 1, "same"),  # even kernel: 1 before, 2 after (as PyTorch)
+    ((2, 2, 5, 5), (3, 2, 3, 3), 1, "same"),
+    ((2, 2, 5, 5), (3, 2, 3, 3), 1, "valid"),
+    ((3, 2, 9, 9), (5, 2, 5, 5), 3, 2),
+    ((2, 4, 1, 1), (3, 4, 1, 1), 1, 0),  # 1x1 convolution on 1x1 maps
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
+    r = rng(1)
+    x, w = r.standard_normal(x_shape), r.standard_normal(w_shape)
+    b = r.standard_normal(w_shape[0]) if bias else None
+    st = F.pair(stride)
+    pad4 = F.padding4(padding, w_shape[2:], st)
+    out = F.conv2d(x, w, b, stride=stride, padding=padding)
+    np.testing.assert_allclose(out, conv2d_ref(x, w, b, st, pad4), rtol=1e-10, atol=1e-10)
+    out32 = F.conv2d(x.astype(np.float32), w.astype(np.float32),
+                     None if b is None else b.astype(np.float32), stride, padding)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out, rtol=1e-4, atol=1e-4)
+
+
+def test_same_padding_keeps_the_size_and_pads_like_pytorch():
+    assert F.padding4("same", (4, 5)) == (1, 2, 2, 2)
+    assert F.padding4("valid", (3, 3)) == (0, 0, 0, 0)
+    assert F.conv2d(np.ones((1, 1, 6, 7)), np.ones((1, 1, 4, 5)), padding="same").shape == (
+        1, 1, 6, 7)
+    with pytest.raises(ConfigError, match="stride 1"):
+        F.padding4("same", (3, 3), (2, 2))
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), ([2, 1], [0, 1]), (3, 0)])
+def test_conv_transpose2d_matches_loops(stride, padding):
+    r = rng(2)
+    x, w, b = r.standard_normal((2, 3, 4, 5)), r.standard_normal((3, 2, 3, 3)), r.standard_normal(2)
+    out = F.conv_transpose2d(x, w, b, stride, padding)
+    ref = conv_transpose2d_ref(x, w, b, F.pair(stride), F.pair(padding))
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_conv1d_matches_conv2d_of_height_one():
+    r = rng(3)
+    x, w, b = r.standard_normal((2, 3, 11)), r.standard_normal((4, 3, 3)), r.standard_normal(4)
+    ref = conv2d_ref(x[:, :, None], w[:, :, None], b, (1, 2), (0, 0, 1, 1))[:, :, 0]
+    np.testing.assert_allclose(F.conv1d(x, w, b, stride=2, padding=1), ref, rtol=1e-10)
+    assert F.conv1d(x, w, b, padding="same").shape == (2, 4, 11)
+
+
+POOL_CASES = [((2, 2), None, (0, 0)), ((3, 3), (1, 1), (0, 0)), ((3, 3), (2, 2), (1, 1)),
+              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0))]  # fmt: skip
+
+
+@pytest.mark.parametrize("k,s,p", POOL_CASES)
+def test_pools_match_loops_on_tied_images(k, s, p):
+    x = tied_images(4, (2, 3, 7, 8))
+    st = k if s is None else s
+    for kind in ("max", "avg"):
+        ref, route = pool_ref(x, k, st, p, kind)
+        fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+        np.testing.assert_allclose(fn(x, k, s, p), ref, rtol=1e-12)
+        layer = (MaxPool2D if kind == "max" else AvgPool2D)(
+            kernel_size=list(k), stride=None if s is None else list(s), padding=list(p)
+        ).build(x.shape[1:])
+        out = layer.forward(x)
+        dx = layer.backward(np.ones_like(out))
+        if kind == "max":  # each window's gradient goes to ONE input: its first maximum
+            np.testing.assert_array_equal(dx, route)
+            assert dx.sum() == out.size
+
+
+def test_max_pool_tie_goes_to_the_first_max_in_row_major_order():
+    x = np.array([[[[0.0, 5.0, 1.0, 1.0],
+                    [5.0, 5.0, 1.0, 1.0]]]])
+    layer = MaxPool2D(kernel_size=2).build((1, 2, 4))
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, [[[[5.0, 1.0]]]])
+    dx = layer.backward(np.array([[[[2.0, 3.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[0.0, 2.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+
+
+def test_max_pool_padding_is_minus_infinity_and_avg_counts_padded_zeros():
+    x = -np.ones((1, 1, 2, 2))
+    assert F.max_pool2d(x, 2, 2, 1).max() == -1.0  # padding never wins
+    np.testing.assert_allclose(F.avg_pool2d(x, 2, 2, 1), np.full((1, 1, 2, 2), -0.25))
+
+
+def test_window_sum_upsample_and_global_average():
+    x = np.arange(2 * 3 * 5 * 4, dtype=float).reshape(2, 3, 5, 4)
+    s = F.window_sum2d(x, 2)
+    assert s.shape == (2, 3, 2, 2)
+    assert s[1, 2, 1, 0] == x[1, 2, 2:4, 0:2].sum()
+    up = F.upsample2d(x, [2, 3])
+    assert up.shape == (2, 3, 10, 12)
+    assert np.all(up[:, :, 4:6, 3:6] == x[:, :, 2:3, 1:2])
+    np.testing.assert_allclose(F.global_avg_pool2d(x), x.mean(axis=(2, 3)))
+
+
+# --- chunked batches and reused buffers ---------------------------------------------------------
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0)])
+def test_chunked_batch_gives_the_same_numbers(monkeypatch, stride, padding):
+    r = rng(5)
+    x = r.standard_normal((7, 3, 9, 9)).astype(np.float32)
+    whole = Conv2D(filters=4, kernel_size=3, stride=stride, padding=padding).build((3, 9, 9), r)
+    out = whole.forward(x, training=True)
+    dout = r.standard_normal(out.shape).astype(np.float32)
+    dx = whole.backward(dout).copy()
+    grads = {k: v.copy() for k, v in whole.grads.items()}
+    monkeypatch.setattr(F, "CHUNK_BYTES", 1)  # one sample per chunk
+    chunked = Conv2D(filters=4, kernel_size=3, stride=stride, padding=padding).build((3, 9, 9))
+    chunked.params = {k: v.copy() for k, v in whole.params.items()}
+    out2 = chunked.forward(x, training=True)
+    assert len(chunked._plans[(x.shape, x.dtype)].chunks) == 7
+    np.testing.assert_allclose(out2, out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(chunked.backward(dout), dx, rtol=1e-5, atol=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(chunked.grads[k], grads[k], rtol=1e-4, atol=1e-4)
+
+
+def test_outputs_are_fresh_and_float32_stays_float32():
+    r = rng(6)
+    layer = Conv2D(filters=3, kernel_size=3, padding=1).build((2, 6, 6), r)
+    x1 = r.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    x2 = r.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    out1 = layer.forward(x1, training=True)
+    keep = out1.copy()
+    dx1 = layer.backward(np.ones_like(out1))
+    keep_dx = dx1.copy()
+    out2 = layer.forward(x2, training=True)
+    layer.backward(np.ones_like(out2))
+    np.testing.assert_array_equal(out1, keep)  # a later call never writes into old results
+    np.testing.assert_array_equal(dx1, keep_dx)
+    assert out2.dtype == dx1.dtype == layer.grads["weight"].dtype == np.float32
+    out3 = layer.forward(x1[:3])  # another batch size
+    np.testing.assert_allclose(out3, keep[:3], rtol=1e-6)
+
+
+def test_no_input_gradient_when_not_needed():
+    r = rng(7)
+    layer = Conv2D(filters=2, kernel_size=3).build((1, 5, 5), r)
+    x = r.standard_normal((2, 1, 5, 5))
+    dout = r.standard_normal((2, 2, 3, 3))
+    layer.forward(x, training=True)
+    layer.backward(dout)
+    dw = layer.grads["weight"].copy()
+    layer.needs_input_grad = False
+    layer.forward(x, training=True)
+    assert layer.backward(dout) is None
+    np.testing.assert_allclose(layer.grads["weight"], dw, rtol=1e-6)
+
+
+# --- gradient checks (float64, central differences) --------------------------------------------
+@pytest.mark.parametrize("in_shape,cfg", [
+    ((2, 5, 5), {"filters": 3, "kernel_size": 3}),
+    ((3, 6, 7), {"filters": 2, "kernel_size": [2, 3], "stride": 2, "padding": 1}),
+    ((2, 5, 4), {"filters": 2, "kernel_size": 2, "padding": "same"}),
+    ((2, 5, 5), {"filters": 2, "kernel_size": 3, "padding": "same"}),
+    ((2, 6, 6), {"filters": 2, "kernel_size": 3, "stride": [1, 2], "padding": [0, 1]}),
+    ((1, 4, 4), {"filters": 2, "kernel_size": 4, "padding": "valid"}),
+    ((3, 5, 5), {"filters": 4, "kernel_size": 3, "connections": [[0], [1, 2], [0, 2], [2]]}),
+])  # fmt: skip
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_gradients(in_shape, cfg, bias):
+    layer = Conv2D(bias=bias, **cfg).build(in_shape, rng(8))
+    check_layer(layer, rng(9).standard_normal((2, *in_shape)))
+
+
+@pytest.mark.parametrize("cfg", [{"kernel_size": 3}, {"kernel_size": 2, "stride": 2, "padding": 1},
+                                 {"kernel_size": 4, "padding": "same"}])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv1d_gradients(cfg, bias):
+    layer = Conv1D(filters=3, bias=bias, **cfg).build((2, 9), rng(10))
+    check_layer(layer, rng(11).standard_normal((2, 2, 9)))
+
+
+@pytest.mark.parametrize("cfg", [{"kernel_size": 3}, {"kernel_size": 3, "stride": 2, "padding": 1},
+                                 {"kernel_size": [2, 3], "stride": [2, 1], "padding": [0, 1]}])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d_gradients(cfg, bias):
+    layer = ConvTranspose2D(filters=2, bias=bias, **cfg).build((3, 4, 4), rng(12))
+    check_layer(layer, rng(13).standard_normal((2, 3, 4, 4)))
+
+
+@pytest.mark.parametrize("layer", [
+    MaxPool2D(kernel_size=2), MaxPool2D(kernel_size=3, stride=2, padding=1),
+    MaxPool2D(kernel_size=[2, 3], stride=1), AvgPool2D(kernel_size=2),
+    AvgPool2D(kernel_size=3, stride=2, padding=1), AvgPool2D(kernel_size=[3, 2], stride=[1, 2]),
+    GlobalAvgPool2D(), Subsample2D(), Subsample2D(kernel_size=3), Upsample2D(),
+    Upsample2D(scale=[1, 3]),
+], ids=repr)  # fmt: skip
+def test_pool_gradients(layer):
+    # distinct values (a permutation), so no window has a tie the central difference would split
+    x = rng(14).permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) / 10.0
+    check_layer(layer.build((2, 7, 7), rng(15)), x)
+
+
+# --- against PyTorch ---------------------------------------------------------------------------
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _close(actual, desired, rtol, atol):
+    """Element-wise, with the absolute slack scaled to the array (float32 sums of thousands of
+    terms differ in the last bits between summation orders)."""
+    desired = np.asarray(desired)
+    scale = float(np.abs(desired).max()) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol + rtol * scale)
+
+
+def _grads_vs_torch(layer, tmod, x, rtol=1e-4, atol=1e-6):
+    """Forward and all gradients (input, weight, bias) of a float32 layer against torch."""
+    torch = _torch()
+    tx = torch.tensor(x, requires_grad=True)
+    tout = tmod(tx)
+    dout = rng(99).standard_normal(tuple(tout.shape)).astype(np.float32)
+    tout.backward(torch.from_numpy(dout))
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32
+    _close(out, tout.detach().numpy(), rtol, atol)
+    dx = layer.backward(dout)
+    assert dx.dtype == np.float32
+    _close(dx, tx.grad.numpy(), rtol, atol)
+    names = [name for name, _ in tmod.named_parameters()]
+    assert sorted(names) == sorted(layer.params)
+    for name, p in tmod.named_parameters():
+        _close(layer.grads[name], p.grad.numpy(), rtol, atol)
+
+
+def _copy_params(layer, tmod):
+    torch = _torch()
+    with torch.no_grad():
+        for name, p in tmod.named_parameters():
+            p.copy_(torch.from_numpy(layer.params[name]))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("seed", range(6))
+def test_conv2d_against_torch(seed):
+    torch = _torch()
+    r = rng(100 + seed)
+    c, f = int(r.integers(1, 5)), int(r.integers(1, 7))
+    k = [int(r.integers(1, 6)), int(r.integers(1, 6))]
+    stride = [int(r.integers(1, 4)), int(r.integers(1, 4))]
+    padding = [int(r.integers(0, k[0] // 2 + 1)), int(r.integers(0, k[1] // 2 + 1))]
+    if seed % 3 == 0:
+        stride, padding = 1, "same"
+    h, w = int(r.integers(k[0], 20)), int(r.integers(k[1], 20))
+    bias = bool(seed % 2)
+    layer = Conv2D(filters=f, kernel_size=k, stride=stride, padding=padding, bias=bias)
+    layer.build((c, h, w), r)
+    tmod = torch.nn.Conv2d(c, f, k, stride=stride, padding=padding, bias=bias)
+    _copy_params(layer, tmod)
+    _grads_vs_torch(layer, tmod, r.standard_normal((int(r.integers(1, 9)), c, h, w),
+                                                   dtype=np.float32))
+
+
+def test_lenet_sized_convolutions_against_torch():
+    torch = _torch()
+    r = rng(7)
+    for c, f, size in ((1, 6, 32), (6, 16, 14)):
+        layer = Conv2D(filters=f, kernel_size=5).build((c, size, size), r)
+        tmod = torch.nn.Conv2d(c, f, 5)
+        _copy_params(layer, tmod)
+        _grads_vs_torch(layer, tmod, r.standard_normal((64, c, size, size), dtype=np.float32))
+
+
+def test_conv2d_with_connections_against_masked_torch():
+    torch = _torch()
+    r = rng(16)
+    layer = Conv2D(filters=16, kernel_size=5, connections=LENET_C3).build((6, 14, 14), r)
+    tmod = torch.nn.Conv2d(6, 16, 5)
+    _copy_params(layer, tmod)  # zeros outside the table, so torch computes the same forward
+    x = r.standard_normal((4, 6, 14, 14), dtype=np.float32)
+    out = layer.forward(x, training=True)
+    tx = torch.tensor(x, requires_grad=True)
+    tout = tmod(tx)
+    _close(out, tout.detach().numpy(), 1e-4, 1e-6)
+    tout.backward(torch.ones_like(tout))
+    _close(layer.backward(np.ones_like(out)), tx.grad.numpy(), 1e-4, 1e-6)
+    mask = layer._weight_mask
+    _close(layer.grads["weight"], tmod.weight.grad.numpy() * mask, 1e-4, 1e-6)
+    assert np.all(layer.grads["weight"][mask[:, :, 0, 0] == 0] == 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv1d_against_torch(seed):
+    torch = _torch()
+    r = rng(200 + seed)
+    c, f, k = int(r.integers(1, 5)), int(r.integers(1, 6)), int(r.integers(1, 6))
+    stride, padding = int(r.integers(1, 4)), int(r.integers(0, k // 2 + 1))
+    if seed == 0:
+        stride, padding = 1, "same"
+    length = int(r.integers(k, 30))
+    layer = Conv1D(filters=f, kernel_size=k, stride=stride, padding=padding, bias=seed != 1)
+    layer.build((c, length), r)
+    tmod = torch.nn.Conv1d(c, f, k, stride=stride, padding=padding, bias=seed != 1)
+    _copy_params(layer, tmod)
+    _grads_vs_torch(layer, tmod, r.standard_normal((3, c, length), dtype=np.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv_transpose2d_against_torch(seed):
+    torch = _torch()
+    r = rng(300 + seed)
+    c, f = int(r.integers(1, 5)), int(r.integers(1, 5))
+    k = [int(r.integers(1, 5)), int(r.integers(1, 5))]
+    stride = [int(r.integers(1, 4)), int(r.integers(1, 4))]
+    padding = [int(r.integers(0, k[0] // 2 + 1)), int(r.integers(0, k[1] // 2 + 1))]
+    h, w = int(r.integers(2, 9)), int(r.integers(2, 9))
+    layer = ConvTranspose2D(filters=f, kernel_size=k, stride=stride, padding=padding,
+                            bias=seed != 2).build((c, h, w), r)
+    tmod = torch.nn.ConvTranspose2d(c, f, k, stride=stride, padding=padding, bias=seed != 2)
+    _copy_params(layer, tmod)
+    _grads_vs_torch(layer, tmod, r.standard_normal((3, c, h, w), dtype=np.float32))
+
+
+@pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]),
+                                   (2, 3, 0)])
+def test_max_pool_with_ties_against_torch(k, s, p):
+    torch = _torch()
+    x = tied_images(17, (4, 3, 12, 13)).astype(np.float32)
+    layer = MaxPool2D(kernel_size=k, stride=s, padding=p).build(x.shape[1:])
+    tmod = torch.nn.MaxPool2d(k, stride=s, padding=p)
+    # A gradient sent to the wrong one of tied inputs would be off by O(1); overlapping windows
+    # only add up in another order (last-bit differences).
+    _grads_vs_torch(layer, tmod, x, rtol=1e-6, atol=0)
+
+
+def test_max_pool_after_relu_in_a_lenet_batch_against_torch():
+    torch = _torch()
+    r = rng(18)
+    x = np.maximum(r.standard_normal((64, 6, 28, 28), dtype=np.float32), 0)  # half zeros
+    x[:, :, :6] = 0.0  # blank borders, as digits have
+    layer = MaxPool2D(kernel_size=2).build((6, 28, 28))
+    _grads_vs_torch(layer, torch.nn.MaxPool2d(2), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), ([3, 2], [1, 2], [1, 0])])
+def test_avg_pool_against_torch(k, s, p):
+    torch = _torch()
+    x = rng(19).standard_normal((3, 2, 9, 8), dtype=np.float32)
+    layer = AvgPool2D(kernel_size=k, stride=s, padding=p).build(x.shape[1:])
+    _grads_vs_torch(layer, torch.nn.AvgPool2d(k, stride=s, padding=p, count_include_pad=True), x)
+
+
+@pytest.mark.parametrize("scale", [2, [2, 3]])
+def test_upsample_and_global_pool_against_torch(scale):
+    torch = _torch()
+    x = rng(20).standard_normal((2, 3, 4, 5), dtype=np.float32)
+    _grads_vs_torch(Upsample2D(scale=scale).build(x.shape[1:]),
+                    torch.nn.Upsample(scale_factor=tuple(F.pair(scale)), mode="nearest"), x)
+    _grads_vs_torch(GlobalAvgPool2D().build(x.shape[1:]),
+                    torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()), x)
+
+
+# --- connection table --------------------------------------------------------------------------
+def test_connection_mask_holds_through_training_and_loaded_weights():
+    r = rng(21)
+    layer = Conv2D(filters=16, kernel_size=5, connections=LENET_C3).build((6, 14, 14), r)
+    off = layer._weight_mask[:, :, 0, 0] == 0
+    assert off.sum() == 16 * 6 - 60 and np.all(layer.params["weight"][off] == 0)
+    assert np.all(layer.params["weight"][~off] != 0)
+    x = r.standard_normal((2, 6, 14, 14), dtype=np.float32)
+    for _ in range(3):  # plain SGD: masked weights get zero gradient and stay zero
+        out = layer.forward(x, training=True)
+        layer.backward(out)
+        layer.params["weight"] -= 0.01 * layer.grads["weight"]
+    assert np.all(layer.params["weight"][off] == 0)
+    layer.params["weight"][...] = 1.0  # weights loaded from elsewhere: the table still holds
+    out = layer.forward(np.ones((1, 6, 14, 14), np.float32))
+    np.testing.assert_allclose(out[0, :, 0, 0] - layer.params["bias"],
+                               [25.0 * len(row) for row in LENET_C3], rtol=1e-6)
+
+
+# --- bad settings and bad input ----------------------------------------------------------------
+def test_wrong_input_shape_names_block_expected_and_actual():
+    layer = Conv2D(filters=2, kernel_size=3, name="conv7").build((3, 8, 8))
+    with pytest.raises(ShapeError) as e:
+        layer.forward(np.zeros((2, 1, 8, 8), np.float32))
+    msg = str(e.value)
+    assert "conv7" in msg and "(N, 3, 8, 8)" in msg and "(2, 1, 8, 8)" in msg
+    with pytest.raises(ShapeError) as e:
+        MaxPool2D(kernel_size=2, name="pool3").build((3, 8, 8)).forward(np.zeros((2, 8, 8)))
+    assert "pool3" in str(e.value) and "(2, 8, 8)" in str(e.value)
+
+
+@pytest.mark.parametrize("cls,in_shape", [(Conv2D, (400,)), (Conv2D, (3, 8)), (Conv1D, (3, 8, 8)),
+                                          (ConvTranspose2D, (4,)), (MaxPool2D, (8, 8)),
+                                          (AvgPool2D, (5,)), (GlobalAvgPool2D, (5,)),
+                                          (Subsample2D, (3, 8)), (Upsample2D, (2, 2, 2, 2))])
+def test_wrong_rank_is_refused_with_the_shape(cls, in_shape):
+    cfg = {"Conv2D": {"filters": 2, "kernel_size": 3}, "Conv1D": {"filters": 2, "kernel_size": 3},
+           "ConvTranspose2D": {"filters": 2, "kernel_size": 3},
+           "MaxPool2D": {"kernel_size": 2}, "AvgPool2D": {"kernel_size": 2}}.get(cls.type_name, {})
+    with pytest.raises(ShapeError) as e:
+        cls(name="blk", **cfg).build(in_shape)
+    assert "blk" in str(e.value) and str(tuple(in_shape)).replace(",)", ")") in str(e.value)
+
+
+@pytest.mark.parametrize("cls,cfg,match", [
+    (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+    (Conv2D, {"filters": 2, "kernel_size": -3}, "kernel_size"),
+    (Conv2D, {"filters": 0, "kernel_size": 3}, "filters"),
+    (Conv2D, {"filters": 2, "kernel_size": [3, 0]}, "kernel_size"),
+    (Conv2D, {"filters": 2, "kernel_size": 3, "padding": -1}, "padding"),
+    (Conv2D, {"filters": 2, "kernel_size": 3, "padding": "full"}, "padding"),
+    (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, "stride 1"),
+    (Conv2D, {"filters": 2, "kernel_size": 3, "connections": [[0], [1], [0]]}, "3 rows"),
+    (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[0, 0]]}, "twice"),
+    (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[]]}, "connections"),
+    (Conv2D, {"filters": 2, "kernel_size": 3, "dilation": 2}, "dilation"),
+    (Conv1D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+    (Conv1D, {"filters": 2, "kernel_size": 3, "padding": [1, 1]}, "padding"),
+    (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "padding": "same"}, "padding"),
+    (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+    (MaxPool2D, {"kernel_size": 2, "padding": 2}, "half"),
+    (AvgPool2D, {"kernel_size": [4, 2], "padding": [2, 2]}, "half"),
+    (MaxPool2D, {"kernel_size": 2, "stride": 0}, "stride"),
+    (MaxPool2D, {"kernel_size": 0}, "kernel_size"),
+    (MaxPool2D, {"kernel_size": 2, "padding": "same"}, "padding"),
+    (Subsample2D, {"kernel_size": 0}, "kernel_size"),
+    (Upsample2D, {"scale": 0}, "scale"),
+])  # fmt: skip
+def test_bad_settings_are_refused_when_built(cls, cfg, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        cls(name="bad", **cfg)
+    assert "bad" in str(e.value)
+
+
+@pytest.mark.parametrize("layer,in_shape", [
+    (Conv2D(filters=2, kernel_size=5, name="big"), (1, 4, 4)),
+    (Conv2D(filters=2, kernel_size=[2, 9], padding=1, name="big"), (1, 8, 6)),
+    (Conv1D(filters=2, kernel_size=7, name="big"), (1, 5)),
+    (MaxPool2D(kernel_size=3, name="big"), (1, 2, 8)),
+    (AvgPool2D(kernel_size=4, padding=1, name="big"), (1, 1, 8)),
+    (Subsample2D(kernel_size=3, name="big"), (1, 2, 8)),
+])  # fmt: skip
+def test_kernel_larger_than_input_is_refused(layer, in_shape):
+    with pytest.raises(ShapeError) as e:
+        layer.build(in_shape)
+    assert "big" in str(e.value) and "smaller kernel" in str(e.value)
+
+
+def test_connections_must_fit_the_input_maps():
+    Conv2D(filters=16, kernel_size=5, connections=LENET_C3, name="c3").build((6, 14, 14))
+    with pytest.raises(ConfigError, match="input map 5") as e:
+        Conv2D(filters=16, kernel_size=5, connections=LENET_C3, name="c3").build((5, 14, 14))
+    assert "c3" in str(e.value) and "only 5 maps" in str(e.value)
+
+
+def test_transposed_convolution_with_too_much_padding_is_refused():
+    with pytest.raises(ShapeError, match="less padding") as e:
+        ConvTranspose2D(filters=1, kernel_size=1, padding=1, name="up").build((1, 1, 1))
+    assert "up" in str(e.value)
+
+
+def test_functional_refuses_bad_input():
+    with pytest.raises(ShapeError, match="smaller kernel"):
+        F.conv2d(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 4, 4)))
+    with pytest.raises(ShapeError, match="channels"):
+        F.conv2d(np.zeros((1, 2, 3, 3)), np.zeros((1, 3, 2, 2)))
+    with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
+        F.max_pool2d(np.zeros((3, 3)), 2)
+    assert issubclass(ShapeError, BlockPropError)
+
+
+def test_families_and_docstrings():
+    for cls in (Conv2D, Conv1D, ConvTranspose2D):
+        assert cls.family == "Convolution"
+    for cls in (MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D):
+        assert cls.family == "Pooling"
+    assert Upsample2D.family == "Reshape"
+    for cls in (Conv2D, Conv1D, ConvTranspose2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
+                Subsample2D, Upsample2D):
+        assert "Shapes:" in cls.__doc__
