@@ -216,7 +216,7 @@ def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | Non
 def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
     """Mistakes worth a specific message (and a fix) before asking the layer for its shape."""
     n, t = layer.name, layer.type_name
-    if t == "Dense" and len(in_shape) > 1:
+    if t == "Dense" and len(in_shape) > 2:
         return Problem(n, f"Dense needs a flat vector but '{preds[0]}' gives "
                           f"{_shape_text(in_shape)}: insert Flatten between them",
                        {"kind": "insert", "type": "Flatten", "source": preds[0], "target": n})

@@ -17,6 +17,16 @@ def test_dense_gradients(n_in, units, bias):
     check_layer(layer, rng.standard_normal((4, n_in)))
 
 
+def test_dense_on_sequences_applies_per_step():
+    layer = Dense(units=3).build((5, 4), rng)
+    assert layer.out_shape == (5, 3)
+    x = rng.standard_normal((2, 5, 4))
+    out = layer.forward(x.astype(np.float32))
+    w, b = layer.params["weight"], layer.params["bias"]
+    np.testing.assert_allclose(out[1, 2], x[1, 2] @ w.T + b, rtol=1e-5)
+    check_layer(layer, x)
+
+
 @pytest.mark.parametrize("fn", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear"])
 def test_activation_gradients(fn):
     layer = Activation(fn=fn).build((3, 5), rng)

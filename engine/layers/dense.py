@@ -12,7 +12,10 @@ from engine.layers.options import Opt
 class Dense(Layer):
     """Fully connected: out = x @ weight.T + bias.
 
-    Shapes: x (N, in_features) -> out (N, units); weight (units, in_features), bias (units,)
+    Shapes: x (N, in_features) -> out (N, units); weight (units, in_features), bias (units,).
+    On a sequence x (N, T, in_features) the same weights apply at every time step
+    (out (N, T, units)), as PyTorch's Linear and Keras's Dense do: the per-step classifier of
+    a many-to-many RNN or a character model.
     """
 
     type_name = "Dense"
@@ -24,32 +27,35 @@ class Dense(Layer):
     }
 
     def output_shape(self, in_shape):
-        if len(in_shape) != 1:
+        if len(in_shape) not in (1, 2):
             raise ShapeError(
-                f"Dense expects a flat vector (features,), got {tuple(in_shape)}: "
-                "insert Flatten before it",
+                f"Dense expects a flat vector (features,) or a sequence (T, features), got "
+                f"{tuple(in_shape)}: insert Flatten before it",
                 block=self.name,
             )
-        return (self.config["units"],)
+        return (*in_shape[:-1], self.config["units"])
 
     def param_shapes(self, in_shape):
-        shapes = {"weight": (self.config["units"], int(in_shape[0]))}
+        shapes = {"weight": (self.config["units"], int(in_shape[-1]))}
         if self.config["bias"]:
             shapes["bias"] = (self.config["units"],)
         return shapes
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._cache = x
-        out = x @ self.params["weight"].T
+        x2 = x.reshape(-1, x.shape[-1])  # sequences: every (sample, step) is one row
+        self._cache = x2
+        out = x2 @ self.params["weight"].T
         if "bias" in self.params:
             out += self.params["bias"]
-        return out
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def backward(self, dout):
-        x = self._cache
-        # dL/dW = dout^T x ; dL/db = sum over the batch ; dL/dx = dout W
-        self.grads["weight"] = dout.T @ x
+        x2 = self._cache
+        d2 = dout.reshape(-1, dout.shape[-1])
+        # dL/dW = dout^T x ; dL/db = sum over the batch (and steps) ; dL/dx = dout W
+        self.grads["weight"] = d2.T @ x2
         if "bias" in self.params:
-            self.grads["bias"] = dout.sum(axis=0)
-        return dout @ self.params["weight"]
+            self.grads["bias"] = d2.sum(axis=0)
+        dx = d2 @ self.params["weight"]
+        return dx.reshape(*dout.shape[:-1], dx.shape[-1])
