@@ -159,7 +159,7 @@ def load_chars(cfg: dict, rng: np.random.Generator) -> Dataset:
         )
     make = grammar_sentence if cfg["corpus"] == "grammar" else bracket_expression
     parts, length = [], 0
-    while length < need:
+    while length - 1 < need:  # the join adds one space fewer than parts
         parts.append(make(rng))
         length += len(parts[-1]) + 1
     text = " ".join(parts)

@@ -222,7 +222,7 @@ def make_chars(rng, corpus="grammar", n=None, T=None, one_hot=False):
     n, T = n or 1000, T or 32
     make = grammar_sentence if corpus == "grammar" else bracket_expression
     parts, length = [], 0
-    while length < n * T + 1:
+    while length - 1 < n * T + 1:  # the join adds one space fewer than parts
         parts.append(make(rng))
         length += len(parts[-1]) + 1
     alphabet = "".join(sum(WORDS.values(), ())) + "that does ()[]?."
