@@ -16,13 +16,12 @@ import copy
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from engine.atomic import write_atomic
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.layers import LAYER_TYPES
 from engine.layers.options import check_config
@@ -296,21 +295,9 @@ class Graph:
 
 
 def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
+    """Write ``data`` as indented UTF-8 JSON, atomically (engine.atomic.write_atomic)."""
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_graph(path: str | os.PathLike) -> Graph:

@@ -8,40 +8,18 @@ arrays that differ, any file that does not fit the model exactly, and changes no
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.atomic import write_atomic
 from engine.errors import WeightsError
 
 if TYPE_CHECKING:
     from engine.model import Model
 
 MAX_LISTED = 6
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temporary file next to ``path``, then rename it over ``path``.
-    On any failure the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=str(path.parent) if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_weights(model: Model, path: str | os.PathLike) -> None:

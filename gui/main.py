@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -15,28 +16,64 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def screenshot(app, graph: str | None, out: str) -> int:
+    """Render the window with ``graph`` fitted to the canvas into ``out`` (PNG)."""
+    from engine.errors import BlockPropError
+    from engine.graph import load_graph
+    from gui.main_window import MainWindow
+
+    window = MainWindow(restore_layout=False)
+    window.resize(1600, 1000)
+    window.show()
+    if graph:
+        try:
+            g = load_graph(graph)
+        except BlockPropError as e:
+            print(f"app.py: {e}", file=sys.stderr)
+            window.close()
+            return 2
+        for _ in range(3):
+            app.processEvents()  # the final canvas size, for the layout's aspect
+        window.tidy_layout(g)  # a picture only: the file is not changed
+        window.files._take(g, str(Path(graph).resolve()), None)
+    for _ in range(3):
+        app.processEvents()
+    window.live.flush()
+    window.canvas.fit_all()
+    app.processEvents()
+    ok = window.grab().save(out)
+    window.close()
+    if not ok:
+        print(f"app.py: cannot write screenshot {out}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.graph and not Path(args.graph).exists():
+        # Before any window: a typo'd command or path is a one-line error, as on the CLI.
+        hint = "" if args.graph.endswith(".json") else \
+            " (commands: check, train, export, presets; or a graph .json to open)"
+        print(f"app.py: {args.graph}: no such file{hint}", file=sys.stderr)
+        return 2
     if args.screenshot:
         import os
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from gui.main_window import MainWindow
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("BlockProp")
     app.setOrganizationName("BlockProp")
-    window = MainWindow()
-    window.resize(1400, 860)
-    window.show()
     if args.screenshot:
-        app.processEvents()
-        ok = window.grab().save(args.screenshot)
-        window.close()
-        if not ok:
-            print(f"app.py: cannot write screenshot {args.screenshot}", file=sys.stderr)
-            return 2
-        return 0
+        return screenshot(app, args.graph, args.screenshot)
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if args.graph:
+        window.files.load(args.graph)
+    else:
+        window.files.offer_recovery()
     return app.exec()

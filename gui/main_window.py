@@ -1,16 +1,349 @@
-"""The main window."""
+"""The main window: the canvas in the centre, the palette, inspector, problems and summary in
+dock widgets the user can rearrange (the layout is remembered), menus, toolbar, status bar.
+
+It wires the parts together; the parts do the work: ``LiveAnalysis`` (validation),
+``Controller`` (intents -> undo commands), ``GraphScene``/``CanvasView`` (the canvas),
+``FileManager`` (files, autosave, recovery), ``Actions`` (menus and editing gestures).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMainWindow
-from PySide6.QtCore import Qt
+import importlib.util
+
+import shiboken6
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QWidget,
+)  # fmt: skip
+
+from engine.graph import Graph
+from gui.actions import Actions
+from gui.canvas.scene import GraphScene
+from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY
+from gui.canvas.view import CanvasView
+from gui.controller import Controller
+from gui.files import FileManager
+from gui.inspector import Inspector
+from gui.layout import tidy_if_cramped
+from gui.live import LiveAnalysis
+from gui.palette import Palette
+from gui.preset_dialog import PRESETS_DIR, PresetDialog
+from gui.problems import ProblemsPanel
+from gui.settings import app_settings
+from gui.summary import SummaryPanel
+
+WINDOWS: list[QMainWindow] = []  # open windows (keeps "New Window" ones alive)
+MENU_NAMES = ("File", "Edit", "View", "Train", "Help")
+
+SHORTCUTS = """<table cellpadding=3>
+<tr><td><b>Add a block</b></td><td>drag it from the palette, or double-click it there
+(it goes after the selected block, wired to it)</td></tr>
+<tr><td><b>Wire</b></td><td>drag from an output port (right) to an input port (left);
+it snaps to the nearest port that fits and says why one does not</td></tr>
+<tr><td><b>Select</b></td><td>click, Shift+click, drag a rubber band, Ctrl+A</td></tr>
+<tr><td><b>Move</b></td><td>drag blocks (snaps to a 10-unit grid)</td></tr>
+<tr><td><b>Delete</b></td><td>Del or Backspace (blocks or selected wires)</td></tr>
+<tr><td><b>Copy, cut, paste</b></td><td>Ctrl+C, Ctrl+X, Ctrl+V (also between windows);
+Ctrl+D duplicates</td></tr>
+<tr><td><b>Zoom</b></td><td>mouse wheel, Ctrl++ and Ctrl+-, fit with Ctrl+0 or F</td></tr>
+<tr><td><b>Pan</b></td><td>middle-drag, or hold Space and drag</td></tr>
+<tr><td><b>Auto-layout</b></td><td>Ctrl+L</td></tr>
+<tr><td><b>Rename</b></td><td>F2 (edits the id in the inspector)</td></tr>
+<tr><td><b>Undo, redo</b></td><td>Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y</td></tr>
+</table>"""
 
 
 class MainWindow(QMainWindow):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWindowTitle("BlockProp")
-        label = QLabel("BlockProp")
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setCentralWidget(label)
-        self.statusBar().showMessage("Ready")
+    """See the module docstring and the GUI section of the team contract."""
+
+    selectionChanged = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None, restore_layout: bool = True) -> None:
+        super().__init__(parent)
+        self.resize(1400, 860)
+        self.locked = False
+        self.graph = Graph()
+        self.undo_stack = QUndoStack(self)
+        self.live = LiveAnalysis(self.graph, self)
+        self.controller = Controller(self.graph, self.undo_stack, self.live)
+        self.controller.setParent(self)
+        self.scene = GraphScene(self.graph, self)
+        self.controller.scene = self.scene
+        self.canvas = CanvasView(self.scene, self.controller, self)
+        self.setCentralWidget(self.canvas)
+        self.setDockNestingEnabled(True)
+        self._menus: dict[str, QMenu] = {n: self.menuBar().addMenu(f"&{n}") for n in MENU_NAMES}
+        self.toolbar = QToolBar("Main toolbar", self)
+        self.toolbar.setObjectName("main_toolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(self.toolbar)
+        self.files = FileManager(self)
+        self.palette_panel = Palette()
+        self.inspector = Inspector(self.graph, self.controller, self.live)
+        self.problems = ProblemsPanel()
+        self.summary = SummaryPanel()
+        self.actions = Actions(self)
+        self._docks: dict[str, QDockWidget] = {}
+        self._shown = False
+        self._pending_tabs: list[tuple[QDockWidget, QDockWidget]] = []
+        self._default_state = QByteArray()
+        self._add_dock("palette", "Blocks", self.palette_panel,
+                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("inspector", "Inspector", self.inspector,
+                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("problems", "Problems", self.problems,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock("summary", "Summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self._docks["problems"], self._docks["summary"],
+                             Qt.Orientation.Horizontal)
+        self._status()
+        self._connect()
+        self._on_analysis(self.live.analysis)
+        self.update_title()
+        if importlib.util.find_spec("gui.training") is not None:
+            import gui.training
+
+            gui.training.attach(self)
+        if importlib.util.find_spec("gui.code_view") is not None:  # File > Export (export code)
+            import gui.code_view
+
+            gui.code_view.install(self)
+        self._restore_layout = restore_layout
+        if restore_layout:
+            geo = app_settings().value("window/geometry")
+            if isinstance(geo, QByteArray) and not geo.isEmpty():
+                self.restoreGeometry(geo)
+        WINDOWS.append(self)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._shown:
+            return
+        self._shown = True
+        for first, dock in self._pending_tabs:
+            self.tabifyDockWidget(first, dock)
+            dock.show()
+        for first, _dock in self._pending_tabs:
+            first.raise_()
+        self._pending_tabs.clear()
+        self._arrange_docks()
+        self._default_state = self.saveState()
+        if self._restore_layout:
+            state = app_settings().value("window/state")
+            if isinstance(state, QByteArray) and not state.isEmpty():
+                self.restoreState(state)
+
+    # --- the contract's API --------------------------------------------------------------------
+    @property
+    def analysis(self):
+        """The latest engine Analysis (fresh: pending changes are analysed first)."""
+        return self.live.flush()
+
+    @property
+    def path(self) -> str | None:
+        return self.files.path
+
+    def selected_blocks(self) -> list[str]:
+        return self.scene.selected_ids()
+
+    def menu(self, name: str) -> QMenu:
+        if name not in self._menus:
+            self._menus[name] = self.menuBar().addMenu(f"&{name}")
+        return self._menus[name]
+
+    def add_panel_dock(self, dock: QDockWidget, area=Qt.DockWidgetArea.BottomDockWidgetArea
+                       ) -> None:
+        """Add a panel; it joins the View > Panels menu and the remembered layout. A bottom
+        panel is tabbed with the summary so the canvas keeps its room."""
+        if not dock.objectName():
+            dock.setObjectName(f"dock_{dock.windowTitle().lower().replace(' ', '_')}")
+        # Tab it with the panel already there, so the canvas keeps its room; the first tab
+        # (the summary, the inspector) stays in front. Before the window is first shown the
+        # tabbing waits for showEvent (Qt 6.11 leaves a stray tab bar otherwise).
+        first = {Qt.DockWidgetArea.BottomDockWidgetArea: "summary",
+                 Qt.DockWidgetArea.RightDockWidgetArea: "inspector",
+                 Qt.DockWidgetArea.LeftDockWidgetArea: "palette"}.get(area)
+        self.addDockWidget(area, dock)
+        if first in self._docks:
+            if self._shown:
+                self.tabifyDockWidget(self._docks[first], dock)
+                self._docks[first].raise_()
+            else:
+                dock.hide()  # takes no room until it is tabbed in showEvent
+                self._pending_tabs.append((self._docks[first], dock))
+        self.actions.panels_menu.addAction(dock.toggleViewAction())
+
+    def set_locked(self, locked: bool) -> None:
+        """No edits while training; selection, inspection and zoom still work."""
+        self.locked = bool(locked)
+        self.controller.locked = self.locked
+        self.canvas.set_locked(self.locked)
+        self.inspector.set_locked(self.locked)
+        self.problems.set_locked(self.locked)
+        self.palette_panel.setEnabled(not self.locked)
+        self.actions.set_locked(self.locked)
+        self.lock_label.setVisible(self.locked)
+        self.statusBar().showMessage("Training: editing is locked." if self.locked
+                                     else "Editing unlocked.", 5000)
+
+    # --- building ------------------------------------------------------------------------------
+    def _add_dock(self, key: str, title: str, widget: QWidget, area) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{key}_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self._docks[key] = dock
+        self.actions.panels_menu.addAction(dock.toggleViewAction())
+
+    def _arrange_docks(self) -> None:
+        d = self._docks
+        self.resizeDocks([d["palette"], d["inspector"]], [200, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["problems"]], [170], Qt.Orientation.Vertical)
+        self.resizeDocks([d["problems"], d["summary"]], [420, 700], Qt.Orientation.Horizontal)
+
+    def _status(self) -> None:
+        bar = self.statusBar()
+        self.lock_label = QLabel(" 🔒 Training: editing locked ")
+        self.lock_label.setStyleSheet("background:#ffca28; color:#3e2723; font-weight:bold;"
+                                      "border-radius:3px;")
+        self.lock_label.hide()
+        self.counts_label = QLabel()
+        self.zoom_label = QLabel("100%")
+        self.zoom_label.setMinimumWidth(48)
+        for w in (self.lock_label, self.counts_label, self.zoom_label):
+            bar.addPermanentWidget(w)
+        bar.showMessage("Drag blocks from the palette onto the canvas; wire output ports (right) "
+                        "to input ports (left).", 10000)
+
+    def _connect(self) -> None:
+        self.live.changed.connect(self._on_analysis)
+        self.scene.selectionChanged.connect(self._on_selection)
+        self.controller.message.connect(self._message)
+        self.controller.selectRequested.connect(self.scene.select_ids)
+        self.palette_panel.addRequested.connect(self.actions.add_block)
+        self.problems.blockClicked.connect(self.select_and_centre)
+        self.problems.fixRequested.connect(self.controller.apply_fix)
+        self.summary.blockClicked.connect(self.select_and_centre)
+        self.canvas.fileDropped.connect(self.files.open)
+        self.canvas.contextMenuWanted.connect(self.actions.context_menu)
+        self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.files.changed.connect(self.update_title)
+        self.undo_stack.indexChanged.connect(self._after_change)
+
+    # --- following the model -------------------------------------------------------------------
+    def _on_analysis(self, a) -> None:
+        self.scene.apply_analysis(a)
+        self.canvas.set_empty(len(self.graph) == 0)
+        self.problems.set_problems(a.problems)
+        self.summary.set_analysis(a)
+        n = len(a.problems)
+        self.counts_label.setText(f"{len(self.graph)} blocks · {a.total_params:,} params · "
+                                  + ("✓ no problems" if not n else
+                                     f"⚠ {n} problem{'s' * (n > 1)}"))
+
+    def _on_selection(self) -> None:
+        ids = self.scene.selected_ids()
+        self.inspector.show_selection(ids)
+        self.selectionChanged.emit(ids)
+
+    def _message(self, text: str, is_error: bool) -> None:
+        self.statusBar().showMessage(("⚠ " if is_error else "") + text, 10000 if is_error
+                                     else 5000)
+
+    def _after_change(self, _index: int = 0) -> None:
+        if not shiboken6.isValid(self.undo_stack):
+            return  # the window is being destroyed
+        self.update_title()
+        self.scene.update_scene_rect()
+
+    def select_and_centre(self, node_id: str) -> None:
+        if node_id in self.scene.blocks:
+            self.scene.select_ids([node_id])
+            self.canvas.centre_on(node_id)
+
+    def update_title(self) -> None:
+        self.setWindowTitle(f"{self.files.display_name()}"
+                            f"{'*' if self.files.modified() else ''} — BlockProp")
+
+    def tidy_layout(self, g: Graph) -> bool:
+        """Re-lay-out a graph about to be shown (a preset, a screenshot) whose blocks are too
+        close together for this canvas's block size."""
+        vp = self.canvas.viewport()
+        return tidy_if_cramped(g, LAYOUT_DX, LAYOUT_DY, BLOCK_W, BLOCK_H,
+                               vp.width() / max(vp.height(), 1))
+
+    def focus_rename(self) -> None:
+        if len(self.scene.selected_ids()) == 1 and not self.locked:
+            self._docks["inspector"].show()
+            self._docks["inspector"].raise_()
+            self.inspector.id_edit.setFocus()
+            self.inspector.id_edit.selectAll()
+
+    # --- dialogs -------------------------------------------------------------------------------
+    def choose_preset(self) -> str | None:
+        """The preset file the user picks (replaced in tests)."""
+        dlg = PresetDialog(PRESETS_DIR, self)
+        return dlg.selected_path() if dlg.exec() else None
+
+    def open_preset(self) -> bool:
+        if self.locked or not self.files.maybe_save():
+            return False
+        path = self.choose_preset()
+        return bool(path) and self.files.load(path, as_preset=True)
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About BlockProp",
+                          "<h3>BlockProp</h3><p>Build convolutional and recurrent networks from "
+                          "blocks, see every shape and parameter count as you wire them, train "
+                          "them with a NumPy engine written by hand, and look inside while they "
+                          "learn.</p>")
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard and mouse", SHORTCUTS)
+
+    # --- windows, settings, closing ------------------------------------------------------------
+    def spawn(self) -> MainWindow:
+        w = MainWindow()
+        w.resize(self.size())
+        w.move(self.pos().x() + 40, self.pos().y() + 40)
+        w.show()
+        return w
+
+    def quit_all(self) -> None:
+        for w in list(WINDOWS):
+            if not w.close():
+                return
+        QApplication.quit()
+
+    def reset_panels(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.findChildren(QDockWidget):
+            if dock.objectName() not in {d.objectName() for d in self._docks.values()}:
+                dock.show()
+
+    def save_settings(self) -> None:
+        s = app_settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+
+    def closeEvent(self, event) -> None:
+        if not self.files.maybe_save():
+            event.ignore()
+            return
+        self.save_settings()
+        self.undo_stack.blockSignals(True)  # it is cleared when destroyed: nobody listens
+        self.files.close()
+        self.live.detach()
+        self.scene.detach()
+        self.inspector.detach()
+        if self in WINDOWS:
+            WINDOWS.remove(self)
+        event.accept()

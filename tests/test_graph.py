@@ -186,3 +186,19 @@ def test_inputs_ordered_by_port():
     g.add_edge("a", "cat", port=0)
     assert g.inputs_of("cat") == ["a", "b"]
     assert g.free_port("cat") == 2
+
+
+def test_saved_file_gets_normal_permissions_and_keeps_existing_ones(tmp_path):
+    import os
+    import stat
+
+    g = engine.Graph()
+    g.add_node("Input", {"shape": [3]})
+    new = tmp_path / "new.json"
+    g.save(new)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+    os.chmod(new, 0o640)
+    g.save(new)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640

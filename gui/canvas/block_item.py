@@ -1,0 +1,280 @@
+"""A block on the canvas: type, key settings, output shape, parameter count, ports.
+
+The item never edits the Graph. The scene sets its text and state from the Graph and the
+analysis; the view turns the user's drags into intents for the controller.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from gui.canvas.port_item import PortItem, paint_port
+from gui.canvas.style import (
+    BLOCK_H,
+    BLOCK_W,
+    HEADER_H,
+    PROBLEM_COLOUR,
+    SELECT_COLOUR,
+    SUBTLE_TEXT,
+    TEXT_COLOUR,
+    badge_colour,
+    badge_text,
+    family_colour,
+    font,
+)  # fmt: skip
+
+SLOT_PITCH = 24.0
+F_TITLE, F_ID, F_SETTINGS, F_INFO = font(9.0, True), font(7.5), font(9.5, True), font(8.0)
+M_TITLE, M_ID, M_SETTINGS, M_INFO = (QFontMetricsF(f) for f in (F_TITLE, F_ID, F_SETTINGS, F_INFO))
+
+
+def _header_path() -> QPainterPath:
+    """The coloured title band: rounded at the top, square at the bottom."""
+    header = QPainterPath()
+    header.addRoundedRect(QRectF(0.5, 0.5, BLOCK_W - 1, HEADER_H + 6), 5.5, 5.5)
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, BLOCK_W, HEADER_H))
+    return header.intersected(clip)
+
+
+HEADER_PATH = _header_path()
+
+
+@lru_cache(maxsize=4096)
+def _far_text(texts: tuple[str, ...], lod: float, width: float, height: float):
+    """The first of ``texts`` readable at zoom ``lod`` (else the last) and its font, sized to
+    fill ``width`` x ``height`` but at most ~8.5 pt on screen."""
+    base = font(9.0, True)
+    m = QFontMetricsF(base)
+    for text in texts:
+        size = min(8.5 / max(lod, 0.05), 9.0 * width / max(m.horizontalAdvance(text), 1.0),
+                   9.0 * height / max(m.height(), 1.0))
+        if size * lod >= 6.0 or text is texts[-1]:
+            f = font(max(size, 4.0), True)
+            return text, f
+    raise AssertionError("unreachable")
+
+
+class BlockItem(QGraphicsItem):
+    """One block. ``arity`` is the layer's (min, max) number of inputs."""
+
+    def __init__(self, block_id: str, type_name: str, family: str,
+                 arity: tuple[int, int | None]) -> None:
+        super().__init__()
+        self.block_id = block_id
+        self.type_name = type_name
+        self.family = family
+        self.colour = family_colour(family)
+        self.arity = arity
+        self.settings = ""
+        self.shape_text = "?"
+        self.params_text = ""
+        self.problems: list[str] = []
+        self.badge: float | None = None
+        self.h = BLOCK_H
+        self.wires: set = set()
+        self.locked = False
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setZValue(1)
+        self.out_port = PortItem(self, "out", 0)
+        self.in_ports: list[PortItem] = []
+        self.out_port.setPos(BLOCK_W, self.h / 2)
+        self.set_slots(0 if arity[1] == 0 else max(1, arity[0]))
+
+    # --- ports ---------------------------------------------------------------------------------
+    @property
+    def multi_input(self) -> bool:
+        return self.arity[1] is None or self.arity[1] > 1
+
+    def set_slots(self, n: int) -> None:
+        """Show ``n`` input ports (multi-input blocks get one free slot more than they use)."""
+        if n == len(self.in_ports):
+            return
+        self.prepareGeometryChange()
+        while len(self.in_ports) > n:
+            port = self.in_ports.pop()
+            port.setParentItem(None)
+            if port.scene() is not None:
+                port.scene().removeItem(port)
+        while len(self.in_ports) < n:
+            self.in_ports.append(PortItem(self, "in", len(self.in_ports)))
+        self.h = max(BLOCK_H, n * SLOT_PITCH + 20.0)
+        for i, port in enumerate(self.in_ports):
+            port.setPos(0.0, self.h * (i + 1) / (n + 1))
+        self.out_port.setPos(BLOCK_W, self.h / 2)
+        self.update()
+
+    def in_port(self, index: int) -> PortItem | None:
+        return self.in_ports[index] if 0 <= index < len(self.in_ports) else None
+
+    # --- state set by the scene ----------------------------------------------------------------
+    def set_text(self, settings: str) -> None:
+        if settings != self.settings:
+            self.settings = settings
+            self._refresh_tooltip()
+            self.update()
+
+    def set_analysis(self, shape_text: str, params_text: str, problems: list[str]) -> None:
+        if (shape_text, params_text, problems) != (self.shape_text, self.params_text,
+                                                   self.problems):
+            self.shape_text, self.params_text, self.problems = shape_text, params_text, problems
+            self._refresh_tooltip()
+            self.update()
+
+    def set_badge(self, value: float | None) -> None:
+        if value != self.badge:
+            self.badge = value
+            self._refresh_tooltip()
+            self.update()
+
+    def set_locked(self, locked: bool) -> None:
+        self.locked = locked
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, not locked)
+
+    def _refresh_tooltip(self) -> None:
+        lines = [f"{self.type_name} '{self.block_id}'  {self.settings}".rstrip(),
+                 f"output {self.shape_text}" + (f", {self.params_text}" if self.params_text
+                                                else "")]
+        if self.badge is not None:
+            lines.append(f"gradient RMS {self.badge:.3g}")
+        lines += [f"⚠ {p}" for p in self.problems]
+        self.setToolTip("\n".join(lines))
+
+    # --- geometry and painting ---------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        return QRectF(-10.0, -24.0, BLOCK_W + 20.0, self.h + 34.0)
+
+    def shape(self) -> QPainterPath:
+        p = QPainterPath()
+        p.addRoundedRect(QRectF(0, 0, BLOCK_W, self.h), 6, 6)
+        return p
+
+    def itemChange(self, change, value):
+        if (change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+                and self.scene() is not None):
+            for wire in self.wires:
+                wire.update_path()
+        return super().itemChange(change, value)
+
+    def paint(self, painter, option, widget=None) -> None:
+        lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        body = QRectF(0, 0, BLOCK_W, self.h)
+        fill = QColor("white")
+        if self.badge is not None:
+            c = badge_colour(self.badge)
+            fill = QColor(round(255 * 0.55 + c.red() * 0.45), round(255 * 0.55 + c.green() * 0.45),
+                          round(255 * 0.55 + c.blue() * 0.45))
+        if self.isSelected():
+            pen = QPen(SELECT_COLOUR, 3.0)
+        elif self.problems:
+            pen = QPen(PROBLEM_COLOUR, 2.5)
+        else:
+            pen = QPen(QColor("#9aa7b0"), 1.0)
+        painter.setPen(pen)
+        painter.setBrush(QBrush(fill))
+        painter.drawRoundedRect(body, 6, 6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.colour)
+        painter.drawPath(HEADER_PATH)
+        if self.isSelected() or self.problems:  # redraw the outline over the header
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(body, 6, 6)
+        if lod < 0.22:
+            pass  # a few pixels tall: text would be noise; colour and outline say enough
+        elif lod < 0.55:
+            self._paint_far(painter, lod)
+        else:
+            self._paint_near(painter)
+        if lod >= 0.22:
+            for port in (*self.in_ports, self.out_port):
+                paint_port(painter, port)
+        if self.problems:
+            self._paint_problem_mark(painter)
+        if self.badge is not None:
+            self._paint_badge(painter)
+
+    def _paint_near(self, painter) -> None:
+        pad = 8.0
+        right = pad + (8.0 if self.problems else 0.0)  # room for the problem mark
+        room = BLOCK_W - pad - right - 6
+        # the type wins: the id gets what is left (at least a little), elided in the middle
+        id_w = min(M_ID.horizontalAdvance(self.block_id) + 2,
+                   max(room - M_TITLE.horizontalAdvance(self.type_name) - 2, 36.0))
+        title_w = room - id_w
+        title = M_TITLE.elidedText(self.type_name, Qt.TextElideMode.ElideRight, title_w)
+        painter.setPen(QColor("white"))
+        painter.setFont(F_TITLE)
+        painter.drawText(QRectF(pad, 0, title_w, HEADER_H),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        painter.setFont(F_ID)
+        painter.setPen(QColor(255, 255, 255, 215))
+        painter.drawText(QRectF(BLOCK_W - right - id_w, 0, id_w, HEADER_H),
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         M_ID.elidedText(self.block_id, Qt.TextElideMode.ElideMiddle, id_w))
+        y_mid = HEADER_H + (self.h - HEADER_H) * 0.36
+        painter.setFont(F_SETTINGS)
+        painter.setPen(TEXT_COLOUR)
+        settings = M_SETTINGS.elidedText(self.settings, Qt.TextElideMode.ElideRight,
+                                         BLOCK_W - 2 * pad)
+        painter.drawText(QRectF(pad, y_mid - 10, BLOCK_W - 2 * pad, 20),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, settings)
+        painter.setFont(F_INFO)
+        painter.setPen(PROBLEM_COLOUR if self.problems and self.shape_text == "?" else SUBTLE_TEXT)
+        info_y = self.h - 20.0
+        params_w = M_INFO.horizontalAdvance(self.params_text) + 2
+        shape_w = BLOCK_W - 2 * pad - params_w - 6
+        painter.drawText(QRectF(pad, info_y, shape_w, 16),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         M_INFO.elidedText("→ " + self.shape_text, Qt.TextElideMode.ElideRight,
+                                           shape_w))
+        painter.setPen(SUBTLE_TEXT)
+        painter.drawText(QRectF(BLOCK_W - pad - params_w, info_y, params_w, 16),
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         self.params_text)
+
+    def _paint_far(self, painter, lod: float) -> None:
+        """Zoomed out: the type and key settings in big letters, so a whole network stays
+        readable when it is fitted to the window (semantic zoom). Settings too long to read
+        at this zoom shrink to their first part ("6@5x5")."""
+        compact = self.settings.split(" ")[0] if self.settings else ""
+        for texts, rect, colour in (
+            ((self.type_name,), QRectF(6, 0, BLOCK_W - 12, HEADER_H), QColor("white")),
+            ((self.settings, compact), QRectF(6, HEADER_H, BLOCK_W - 12, self.h - HEADER_H),
+             TEXT_COLOUR),
+        ):
+            if not texts[0]:
+                continue
+            text, f = _far_text(texts, round(lod, 2), rect.width(), rect.height())
+            painter.setFont(f)
+            painter.setPen(colour)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_problem_mark(self, painter) -> None:
+        c = QPointF(BLOCK_W, 0.0)
+        painter.setPen(QPen(QColor("white"), 1.5))
+        painter.setBrush(PROBLEM_COLOUR)
+        painter.drawEllipse(c, 8.0, 8.0)
+        painter.setFont(font(8.5, True))
+        painter.drawText(QRectF(c.x() - 8, c.y() - 8, 16, 16), Qt.AlignmentFlag.AlignCenter, "!")
+
+    def _paint_badge(self, painter) -> None:
+        text = badge_text(self.badge or 0.0)
+        f = font(7.5, True)
+        w = QFontMetricsF(f).horizontalAdvance(text) + 12
+        rect = QRectF(BLOCK_W / 2 - w / 2, -21.0, w, 16.0)
+        c = badge_colour(self.badge or 0.0)
+        painter.setPen(QPen(QColor("#263238"), 0.8))
+        painter.setBrush(c)
+        painter.drawRoundedRect(rect, 8, 8)
+        painter.setFont(f)
+        light = (0.299 * c.red() + 0.587 * c.green() + 0.114 * c.blue()) > 140
+        painter.setPen(QColor("black") if light else QColor("white"))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)

@@ -1,0 +1,207 @@
+"""GraphScene: the canvas's items, kept in step with engine.Graph's events.
+
+The scene never writes the Graph. It creates, moves and removes items when the Graph says so,
+and paints shapes, parameter counts and problems when the live analysis says so.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtWidgets import QGraphicsScene
+
+from engine.analysis import Analysis
+from engine.graph import Graph
+from engine.layers import LAYER_TYPES
+from gui.canvas.block_item import BlockItem
+from gui.canvas.style import count_text, family_of, key_settings, shape_text
+from gui.canvas.wire_item import WireItem
+
+SCENE_MARGIN = 1500.0
+
+
+class GraphScene(QGraphicsScene):
+    def __init__(self, graph: Graph, parent=None) -> None:
+        super().__init__(parent)
+        self.graph = graph
+        self.blocks: dict[str, BlockItem] = {}
+        self.wires: dict[tuple[str, str], WireItem] = {}
+        self.analysis: Analysis | None = None
+        self.badges: dict[str, float] = {}
+        self.locked = False
+        graph.subscribe(self._on_graph_event)
+        self.rebuild()
+
+    def detach(self) -> None:
+        self.graph.unsubscribe(self._on_graph_event)
+
+    # --- following the Graph -------------------------------------------------------------------
+    def _on_graph_event(self, event: str, **d) -> None:
+        if event == "node_added":
+            self._add_block(d["id"])
+        elif event == "node_removed":
+            self._remove_block(d["id"])
+        elif event == "node_moved":
+            item = self.blocks[d["id"]]
+            if (item.pos().x(), item.pos().y()) != tuple(d["pos"]):
+                item.setPos(QPointF(*d["pos"]))
+        elif event == "config_changed":
+            self._refresh_text(d["id"])
+        elif event == "edge_added":
+            self._add_wire(d["source"], d["target"], d["port"])
+        elif event == "edge_removed":
+            self._remove_wire(d["source"], d["target"])
+        elif event == "reset":
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """Drop every item and make them again from the Graph (after a file was opened)."""
+        self.clear()
+        self.blocks.clear()
+        self.wires.clear()
+        for n in self.graph.nodes():
+            self._add_block(n)
+        for s, t, p in self.graph.edges():
+            self._add_wire(s, t, p)
+        if self.analysis is not None:
+            self.apply_analysis(self.analysis)
+        self.update_scene_rect()
+
+    def _add_block(self, n: str) -> None:
+        cls = LAYER_TYPES.get(self.graph.type_of(n))
+        arity = cls.arity if cls is not None else (1, 1)
+        item = BlockItem(n, self.graph.type_of(n), family_of(cls), arity)
+        item.setPos(QPointF(*self.graph.pos_of(n)))
+        item.set_locked(self.locked)
+        self.addItem(item)
+        self.blocks[n] = item
+        self._refresh_text(n)
+        if n in self.badges:
+            item.set_badge(self.badges[n])
+
+    def _refresh_text(self, n: str) -> None:
+        item = self.blocks[n]
+        try:
+            cfg = self.graph.full_config(n)
+        except Exception:  # a loaded file's config the layer refuses: show what was given
+            cfg = self.graph.config_of(n)
+        item.set_text(key_settings(item.type_name, cfg))
+
+    def _remove_block(self, n: str) -> None:
+        item = self.blocks.pop(n)
+        self.removeItem(item)
+
+    def _slots_needed(self, item: BlockItem) -> int:
+        if not item.multi_input:
+            return len(item.in_ports)
+        used = [w.port for w in item.wires if w.target is item]
+        return max(item.arity[0], (max(used) + 2) if used else 0)
+
+    def _add_wire(self, s: str, t: str, port: int) -> None:
+        src, tgt = self.blocks[s], self.blocks[t]
+        wire = WireItem(src, tgt, port)
+        src.wires.add(wire)
+        tgt.wires.add(wire)
+        if tgt.multi_input or port >= len(tgt.in_ports):
+            tgt.set_slots(max(self._slots_needed(tgt), port + 1))
+        self.addItem(wire)
+        self.wires[(s, t)] = wire
+        if self.analysis is not None:
+            wire.set_label(shape_text(self.analysis.shapes.get(s)))
+        self._refresh_ports(tgt)
+        self._refresh_ports(src)
+        for w in tgt.wires:
+            w.update_path()
+
+    def _remove_wire(self, s: str, t: str) -> None:
+        wire = self.wires.pop((s, t))
+        src, tgt = self.blocks.get(s), self.blocks.get(t)
+        for b in (src, tgt):
+            if b is not None:
+                b.wires.discard(wire)
+        self.removeItem(wire)
+        if tgt is not None:
+            if tgt.multi_input:
+                tgt.set_slots(self._slots_needed(tgt))
+            self._refresh_ports(tgt)
+            for w in tgt.wires:
+                w.update_path()
+        if src is not None:
+            self._refresh_ports(src)
+
+    def _refresh_ports(self, item: BlockItem) -> None:
+        used = {w.port for w in item.wires if w.target is item}
+        for port in item.in_ports:
+            port.set_connected(port.index in used)
+        item.out_port.set_connected(any(w.source is item for w in item.wires))
+
+    # --- analysis, badges, lock ---------------------------------------------------------------
+    def apply_analysis(self, a: Analysis) -> None:
+        self.analysis = a
+        problems: dict[str, list[str]] = {}
+        for p in a.problems:
+            if p.block is not None:
+                problems.setdefault(p.block, []).append(p.message)
+        for n, item in self.blocks.items():
+            shape = a.shapes.get(n)
+            params = a.params.get(n) if shape is not None else None
+            item.set_analysis(shape_text(shape), count_text(params), problems.get(n, []))
+        for (s, _t), wire in self.wires.items():
+            wire.set_label(shape_text(a.shapes.get(s)))
+
+    def set_badges(self, badges: dict[str, float]) -> None:
+        self.badges = dict(badges)
+        for n, item in self.blocks.items():
+            item.set_badge(self.badges.get(n))
+
+    def clear_badges(self) -> None:
+        self.set_badges({})
+
+    def set_locked(self, locked: bool) -> None:
+        self.locked = locked
+        for item in self.blocks.values():
+            item.set_locked(locked)
+
+    # --- selection and geometry ---------------------------------------------------------------
+    def selected_ids(self) -> list[str]:
+        """Selected blocks, in the Graph's order."""
+        chosen = {i.block_id for i in self.selectedItems() if isinstance(i, BlockItem)}
+        return [n for n in self.graph.nodes() if n in chosen]
+
+    def selected_wires(self) -> list[tuple[str, str]]:
+        return [i.key for i in self.selectedItems() if isinstance(i, WireItem)]
+
+    def select_ids(self, ids) -> None:
+        ids = set(ids)
+        self.blockSignals(True)
+        try:
+            self.clearSelection()
+            for n in ids:
+                if n in self.blocks:
+                    self.blocks[n].setSelected(True)
+        finally:
+            self.blockSignals(False)
+        self.selectionChanged.emit()
+
+    def blocks_rect(self, ids=None) -> QRectF:
+        items = [self.blocks[n] for n in (ids if ids is not None else self.blocks)
+                 if n in self.blocks]
+        rect = QRectF()
+        for item in items:
+            rect = rect.united(item.sceneBoundingRect())
+        return rect
+
+    def update_scene_rect(self) -> None:
+        """Content plus a wide margin, so users can pan past the edges and drop blocks there."""
+        rect = self.itemsBoundingRect()
+        if rect.isNull():
+            rect = QRectF(-400, -300, 800, 600)
+        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN,
+                                        SCENE_MARGIN))
+
+    def is_free(self, rect: QRectF, ignore=()) -> bool:
+        """No block overlaps ``rect`` (scene coordinates)."""
+        for item in self.items(rect):
+            if isinstance(item, BlockItem) and item.block_id not in ignore:
+                if item.sceneBoundingRect().intersects(rect):
+                    return False
+        return True

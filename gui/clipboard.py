@@ -1,0 +1,133 @@
+"""Copy and paste of blocks through the system clipboard.
+
+A copied fragment goes on the clipboard twice: as JSON under BlockProp's own MIME type, and as
+plain text (the same JSON), so pasting works between two BlockProp windows and a fragment can
+be read or mailed. Pasting accepts either, and a whole graph file's JSON as text too.
+Clipboard data is untrusted: every block is checked like a graph file's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import networkx as nx
+from PySide6.QtCore import QMimeData
+from PySide6.QtGui import QGuiApplication
+
+from engine.errors import ConfigError, GraphError
+from engine.graph import Graph
+from engine.layers import LAYER_TYPES
+
+MIME = "application/x-blockprop-fragment+json"
+FORMAT = "blockprop-fragment"
+MAX_BLOCKS = 5000
+
+
+def to_mime(fragment: dict) -> QMimeData:
+    text = json.dumps({"format": FORMAT, **fragment}, indent=1)
+    data = QMimeData()
+    data.setData(MIME, text.encode("utf-8"))
+    data.setText(text)
+    return data
+
+
+def copy_fragment(fragment: dict) -> None:
+    QGuiApplication.clipboard().setMimeData(to_mime(fragment))
+
+
+def read_fragment(data: QMimeData | None = None) -> dict | None:
+    """The fragment on the clipboard (or in ``data``), or None when there is none."""
+    if data is None:
+        data = QGuiApplication.clipboard().mimeData()
+    if data is None:
+        return None
+    if data.hasFormat(MIME):
+        text = bytes(data.data(MIME)).decode("utf-8", "replace")
+    elif data.hasText():
+        text = data.text()
+    else:
+        return None
+    if len(text) > 20_000_000 or not text.lstrip().startswith("{"):
+        return None
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(d, dict) or d.get("format") not in (FORMAT, "blockprop-graph"):
+        return None
+    return {"nodes": d.get("nodes", []), "edges": d.get("edges", [])}
+
+
+def _fresh_id(graph: Graph, wanted: Any, type_name: str, taken: set[str]) -> str:
+    if isinstance(wanted, str) and wanted and len(wanted) <= 200 and wanted not in graph \
+            and wanted not in taken:
+        return wanted
+    base = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "block"
+    n = 1
+    while f"{base}_{n}" in graph or f"{base}_{n}" in taken:
+        n += 1
+    return f"{base}_{n}"
+
+
+def remap_fragment(graph: Graph, fragment: Any, offset=(40.0, 40.0), at=None
+                   ) -> tuple[list[dict], list[tuple[str, str, int]]]:
+    """Check a fragment and give its blocks ids free in ``graph``. Returns (nodes, edges) ready
+    for ``commands.AddBlocks``. Raises GraphError / ConfigError for bad data."""
+    if not isinstance(fragment, dict):
+        raise GraphError("the clipboard does not hold BlockProp blocks")
+    nodes_in, edges_in = fragment.get("nodes", []), fragment.get("edges", [])
+    if not isinstance(nodes_in, list) or not isinstance(edges_in, list):
+        raise GraphError("the clipboard's blocks are not in BlockProp's format")
+    if len(nodes_in) > MAX_BLOCKS:
+        raise GraphError(f"too many blocks on the clipboard ({len(nodes_in)})")
+    checked = []
+    for i, nd in enumerate(nodes_in):
+        if not isinstance(nd, dict) or nd.get("type") not in LAYER_TYPES:
+            raise GraphError(f"block #{i + 1} on the clipboard has no known type")
+        config = nd.get("config", {})
+        if not isinstance(config, dict):
+            raise ConfigError("\"config\" must be an object", block=str(nd.get("id")))
+        LAYER_TYPES[nd["type"]](name=str(nd.get("id")), **config)  # raises ConfigError
+        pos = nd.get("pos", [0, 0])
+        if (not isinstance(pos, list) or len(pos) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           and abs(v) < 1e8 for v in pos)):
+            pos = [0, 0]
+        checked.append((nd.get("id"), nd["type"], config, pos))
+    if not checked:
+        return [], []
+    if at is not None:
+        x0 = min(p[0] for *_, p in checked)
+        y0 = min(p[1] for *_, p in checked)
+        dx, dy = at[0] - x0, at[1] - y0
+    else:
+        dx, dy = offset
+    taken: set[str] = set()
+    mapping: dict[Any, str] = {}
+    nodes = []
+    for old, type_name, config, pos in checked:
+        new = _fresh_id(graph, old, type_name, taken)
+        taken.add(new)
+        if isinstance(old, str):
+            mapping[old] = new
+        nodes.append({"id": new, "type": type_name, "config": config,
+                      "pos": (round(pos[0] + dx), round(pos[1] + dy))})
+    edges, seen_ports = [], set()
+    for e in edges_in:
+        if not isinstance(e, dict):
+            continue
+        s, t, p = mapping.get(e.get("source")), mapping.get(e.get("target")), e.get("target_port")
+        if s is None or t is None or s == t or not isinstance(p, int) or isinstance(p, bool) \
+                or not 0 <= p < 64 or (t, p) in seen_ports:
+            continue
+        seen_ports.add((t, p))
+        edges.append((s, t, p))
+    # A pasted fragment never brings a loop (a bad clipboard could hold one).
+    dg = nx.DiGraph([(s, t) for s, t, _ in edges])
+    if not nx.is_directed_acyclic_graph(dg):
+        raise GraphError("the blocks on the clipboard form a loop")
+    if len({(s, t) for s, t, _ in edges}) != len(edges):
+        edges = list({(s, t): (s, t, p) for s, t, p in edges}.values())
+    return nodes, edges

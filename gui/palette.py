@@ -1,0 +1,137 @@
+"""The block palette: every layer type, grouped by family, with a search box. Drag a block onto
+the canvas, or double-click it (or press Enter) to add it after the selected block."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)  # fmt: skip
+
+from engine.layers import LAYER_TYPES
+from gui.canvas.style import BLOCK_MIME, FAMILIES, family_colour, family_of
+
+TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _swatch(colour: QColor) -> QIcon:
+    pm = QPixmap(14, 14)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(colour)
+    p.drawRoundedRect(1, 1, 12, 12, 3, 3)
+    p.end()
+    return QIcon(pm)
+
+
+def _doc_line(cls) -> str:
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return doc[0] if doc else cls.type_name
+
+
+def block_mime(type_name: str) -> QMimeData:
+    md = QMimeData()
+    md.setData(BLOCK_MIME, type_name.encode("utf-8"))
+    md.setText(type_name)
+    return md
+
+
+class PaletteTree(QTreeWidget):
+    def mimeTypes(self) -> list[str]:
+        return [BLOCK_MIME]
+
+    def mimeData(self, items) -> QMimeData:
+        types = [i.data(0, TYPE_ROLE) for i in items if i.data(0, TYPE_ROLE)]
+        return block_mime(types[0]) if types else QMimeData()
+
+
+class Palette(QWidget):
+    addRequested = Signal(str)  # a block type to add at a sensible free spot
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search blocks…")
+        self.search.setToolTip("Type to filter; Enter adds the first match")
+        self.search.setClearButtonEnabled(True)
+        self.tree = PaletteTree()
+        self.tree.setHeaderHidden(True)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.tree.setIndentation(14)
+        self.tree.setUniformRowHeights(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.search)
+        lay.addWidget(self.tree)
+        self.groups: dict[str, QTreeWidgetItem] = {}
+        self.items: dict[str, QTreeWidgetItem] = {}
+        self._populate()
+        self.search.textChanged.connect(self.filter)
+        self.search.returnPressed.connect(self._add_first_match)
+        self.tree.itemActivated.connect(self._activated)
+
+    def _populate(self) -> None:
+        by_family: dict[str, list] = {}
+        for cls in LAYER_TYPES.values():
+            by_family.setdefault(family_of(cls), []).append(cls)
+        order = [f for f in FAMILIES if f in by_family] + sorted(
+            f for f in by_family if f not in FAMILIES)
+        for fam in order:
+            group = QTreeWidgetItem(self.tree, [fam])
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            f = group.font(0)
+            f.setBold(True)
+            group.setFont(0, f)
+            group.setIcon(0, _swatch(family_colour(fam)))
+            self.groups[fam] = group
+            for cls in sorted(by_family[fam], key=lambda c: c.type_name):
+                item = QTreeWidgetItem(group, [cls.type_name])
+                item.setData(0, TYPE_ROLE, cls.type_name)
+                item.setToolTip(0, f"{cls.type_name}: {_doc_line(cls)}\n"
+                                   "Drag onto the canvas, or double-click to add.")
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                              | Qt.ItemFlag.ItemIsDragEnabled)
+                self.items[cls.type_name] = item
+        self.tree.expandAll()
+
+    def filter(self, text: str) -> None:
+        text = text.strip().lower()
+        for fam, group in self.groups.items():
+            any_shown = False
+            for i in range(group.childCount()):
+                item = group.child(i)
+                type_name = item.data(0, TYPE_ROLE)
+                doc = _doc_line(LAYER_TYPES[type_name]).lower()
+                show = not text or text in type_name.lower() or text in fam.lower() \
+                    or text in doc
+                item.setHidden(not show)
+                any_shown |= show
+            group.setHidden(not any_shown)
+            group.setExpanded(True)
+
+    def visible_types(self) -> list[str]:
+        return [t for t, item in self.items.items()
+                if not item.isHidden() and not item.parent().isHidden()]
+
+    def _add_first_match(self) -> None:
+        for group in self.groups.values():
+            if group.isHidden():
+                continue
+            for i in range(group.childCount()):
+                if not group.child(i).isHidden():
+                    self.addRequested.emit(group.child(i).data(0, TYPE_ROLE))
+                    return
+
+    def _activated(self, item: QTreeWidgetItem, column: int = 0) -> None:
+        type_name = item.data(0, TYPE_ROLE)
+        if type_name:
+            self.addRequested.emit(type_name)
