@@ -252,3 +252,13 @@ def test_embedding_matches_pytorch():
     np.testing.assert_array_equal(layer.forward(ids), out_t.detach().numpy())
     layer.backward(r)
     np.testing.assert_allclose(layer.grads["weight"], ref.weight.grad.numpy(), atol=1e-5)
+
+
+def test_wrong_input_shapes_name_block_expected_and_actual():
+    for layer in (BatchNorm(name="bn9").build((3, 4, 4)), Dropout(name="drop9").build((6,))):
+        bad = np.zeros((2, 5), np.float32)
+        with pytest.raises(ShapeError) as e:
+            layer.forward(bad, training=True)
+        msg = str(e.value)
+        assert layer.name in msg and f"(N, {', '.join(map(str, layer.in_shape))})" in msg
+        assert "(2, 5)" in msg

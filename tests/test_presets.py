@@ -31,7 +31,7 @@ LEARNS = {
     "optimizers_sgd": (60, 1.4), "optimizers_momentum": (60, 1.4),
     "optimizers_rmsprop": (60, 1.4), "optimizers_adam": (60, 1.4),
     "cnn_bn_dropout": (40, 2.0), "residual_mlp": (60, 1.3), "plain_mlp": (60, 1.0),
-    "char_lstm": (40, 1.5), "bilstm_tagger": (60, 1.1), "autoencoder": (60, 1.5),
+    "char_lstm": (40, 1.5), "bilstm_tagger": (150, 5.0), "autoencoder": (60, 1.5),
     "denoising_autoencoder": (60, 1.5), "conv_autoencoder": (60, 1.5),
     "inception_bottleneck": (25, 1.5),
 }  # fmt: skip

@@ -297,3 +297,33 @@ def test_time_grad_matches_pytorch_hooks(cell):
         expected = np.array([float(hs[s].grad.pow(2).mean().sqrt()) for s in range(t)])
         got = layer.time_grad_reverse if d else layer.time_grad
         np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_workspace_reuse_never_leaks_into_results(cell, return_sequences):
+    """Internal arrays are reused between calls; outputs, dx and grads must not be."""
+    rng = np.random.default_rng(9)
+    layer = make(cell, hidden=4, seq_len=5, return_sequences=return_sequences,
+                 bidirectional=True)
+    x1, x2 = (rng.standard_normal((3, 5, 2)).astype(np.float32) for _ in range(2))
+    out1 = layer.forward(x1, training=True)
+    keep = out1.copy()
+    r = np.ones_like(out1)
+    dx1 = layer.backward(r)
+    grads1 = {k: v.copy() for k, v in layer.grads.items()}
+    gates1 = {k: v.copy() for k, v in layer.gates.items()}
+    layer.forward(x2, training=True)
+    np.testing.assert_array_equal(out1, keep)  # the first output is untouched
+    layer.backward(r)
+    dx1_again = dx1.copy()
+    # the caller reuses its input buffer: the gradients of that forward must not change
+    x3 = x1.copy()
+    layer.forward(x3, training=True)
+    x3[...] = 0
+    dx3 = layer.backward(r)
+    np.testing.assert_allclose(dx3, dx1_again, atol=1e-6)
+    for k in grads1:
+        np.testing.assert_allclose(layer.grads[k], grads1[k], atol=1e-6)
+    for k in gates1:
+        np.testing.assert_allclose(layer.gates[k], gates1[k], atol=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.recurrent import Recurrent, _start_dh
+from engine.layers.recurrent import Recurrent, StepProduct, _start_dh
 
 
 class GRU(Recurrent):
@@ -32,81 +32,80 @@ class GRU(Recurrent):
         s[:2 * h] = 0.5
         b = w["bias_ih"].copy()
         b[:2 * h] += w["bias_hh"][:2 * h]
-        return {"ih": w["weight_ih"] * s[:, None], "b": b * s,
-                "hh_t": (w["weight_hh"] * s[:, None]).T, "b_hn": w["bias_hh"][2 * h:]}
+        return {"ih": w["weight_ih"] * s[:, None], "b": b * s, "hh": w["weight_hh"] * s[:, None],
+                "b_hn": w["bias_hh"][2 * h:, None]}
 
     def _scan(self, xp, fw, tag):
-        t, n, gh = xp.shape
+        t, gh, n = xp.shape
         h = gh // 3
         dt = xp.dtype
-        acts = self._buf(tag + "acts", (t, n, gh), dt)  # r, z, n after their non-linearities
-        hh = self._buf(tag + "hh", (t, n, gh), dt)  # h_{t-1} W_hh^T (+ b_hn in the n block)
-        hs = self._buf(tag + "hs", (t + 1, n, h), dt)
+        acts = self._buf(tag + "acts", (t, gh, n), dt)  # r, z, n after their non-linearities
+        hh = self._buf(tag + "hh", (t, gh, n), dt)  # W_hh h_{t-1} (+ b_hn in the n block)
+        hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         hs[0] = 0
-        hh_t, b_hn = fw["hh_t"], fw["b_hn"]
+        whh, b_hn = StepProduct(fw["hh"], n), fw["b_hn"]
         for k in range(t):
             hk, a = hh[k], acts[k]
-            np.matmul(hs[k], hh_t, out=hk)
-            hn = hk[:, 2 * h:]
+            whh(hs[k], out=hk)
+            hn = hk[2 * h:]
             hn += b_hn
-            rz = a[:, :2 * h]
-            np.add(hk[:, :2 * h], xp[k, :, :2 * h], out=rz)
+            rz = a[:2 * h]
+            np.add(hk[:2 * h], xp[k, :2 * h], out=rz)
             np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
-            cand = a[:, 2 * h:]
-            np.multiply(a[:, :h], hn, out=cand)
-            cand += xp[k, :, 2 * h:]
+            cand = a[2 * h:]
+            np.multiply(a[:h], hn, out=cand)
+            cand += xp[k, 2 * h:]
             np.tanh(cand, out=cand)
             # h = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
             np.subtract(hs[k], cand, out=hs[k + 1])
-            hs[k + 1] *= a[:, h:2 * h]
+            hs[k + 1] *= a[h:2 * h]
             hs[k + 1] += cand
         return {"hs": hs, "acts": acts, "hh": hh}
 
     def _scan_back(self, dhs, dlast, sc, w):
         acts, hh, hs = sc["acts"], sc["hh"], sc["hs"]
-        t, n, gh = acts.shape
+        t, gh, n = acts.shape
         h = gh // 3
         dt = acts.dtype
-        r, z, cand = acts[..., :h], acts[..., h:2 * h], acts[..., 2 * h:]
+        r, z, cand = acts[:, :h], acts[:, h:2 * h], acts[:, 2 * h:]
         # For all steps at once, with dh the total gradient reaching h_t:
         #   dpre_n = dh (1-z)(1-n^2)                  (also d of the input projection's n block)
         #   dpre_r = dpre_n (W_hn h + b_hn) r(1-r),    dpre_z = dh (h_{t-1} - n) z(1-z)
-        #   d(W_hn h + b_hn) = dpre_n * r,            dh_{t-1} = dh z + dhh W_hh
+        #   d(W_hn h + b_hn) = dpre_n * r,            dh_{t-1} = dh z + W_hh^T dhh
         # p and q hold those factors so that dxp_k = dh_k * p_k and dhh_k = dh_k * q_k.
-        p = self._buf("b_p", (t, n, gh), dt)
-        pn = p[..., 2 * h:]
+        p = self._buf("b_p", (t, gh, n), dt)
+        pn = p[:, 2 * h:]
         np.multiply(cand, cand, out=pn)
         np.subtract(1, pn, out=pn)
-        omz = self._buf("b_omz", (t, n, h), dt)  # 1 - z, then reused for z (1 - z)
+        omz = self._buf("b_omz", (t, h, n), dt)  # 1 - z, then reused for z (1 - z)
         np.subtract(1, z, out=omz)
         pn *= omz
-        pr = p[..., :h]
+        pr = p[:, :h]
         np.subtract(1, r, out=pr)
         pr *= r
-        pr *= hh[..., 2 * h:]
+        pr *= hh[:, 2 * h:]
         pr *= pn
-        pz = p[..., h:2 * h]
+        pz = p[:, h:2 * h]
         np.subtract(hs[:-1], cand, out=pz)
         omz *= z
         pz *= omz
-        q = self._buf("b_q", (t, n, gh), dt)
+        q = self._buf("b_q", (t, gh, n), dt)
         q[...] = p
-        q[..., 2 * h:] *= r
-        dh = _start_dh(self, dhs, dlast, (t, n, h), dt)
-        dxp = self._buf("b_dxp", (t, n, gh), dt)
-        dhh = self._buf("b_dhh", (t, n, gh), dt)
-        p3, q3 = p.reshape(t, n, 3, h), q.reshape(t, n, 3, h)
-        dxp3, dhh3 = dxp.reshape(t, n, 3, h), dhh.reshape(t, n, 3, h)
-        through_z = self._buf("b_tz", (n, h), dt)
-        whh = w["weight_hh"]
+        q[:, 2 * h:] *= r
+        dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
+        dxp = self._buf("b_dxp", (t, gh, n), dt)
+        dhh = self._buf("b_dhh", (t, gh, n), dt)
+        p3, q3 = p.reshape(t, 3, h, n), q.reshape(t, 3, h, n)
+        dxp3, dhh3 = dxp.reshape(t, 3, h, n), dhh.reshape(t, 3, h, n)
+        through_z = self._buf("b_tz", (h, n), dt)
+        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
         for k in range(t - 1, -1, -1):
-            d3 = dh[k][:, None]
-            np.multiply(p3[k], d3, out=dxp3[k])
-            np.multiply(q3[k], d3, out=dhh3[k])
+            np.multiply(p3[k], dh[k], out=dxp3[k])
+            np.multiply(q3[k], dh[k], out=dhh3[k])
             if k:
-                np.matmul(dhh[k], whh, out=dh[k - 1])
+                whh_t(dhh[k], out=dh[k - 1])
                 np.multiply(dh[k], z[k], out=through_z)
                 dh[k - 1] += through_z
                 if dhs is not None:
@@ -115,5 +114,5 @@ class GRU(Recurrent):
 
     def _gates(self, sc):
         acts, h = sc["acts"], self.config["hidden_size"]
-        return {name: acts[..., j * h:(j + 1) * h].transpose(1, 0, 2)
+        return {name: acts[:, j * h:(j + 1) * h].transpose(2, 0, 1)
                 for j, name in enumerate("rzn")}

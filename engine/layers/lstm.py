@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.recurrent import Recurrent, _start_dh
+from engine.layers.recurrent import Recurrent, StepProduct, _start_dh
 
 
 class LSTM(Recurrent):
@@ -48,82 +48,82 @@ class LSTM(Recurrent):
         s = np.ones(4 * h, w["weight_ih"].dtype)
         s[:3 * h] = 0.5
         return {"ih": w["weight_ih"] * s[:, None], "b": (w["bias_ih"] + w["bias_hh"]) * s,
-                "hh_t": (w["weight_hh"] * s[:, None]).T}
+                "hh": w["weight_hh"] * s[:, None]}
 
     def _scan(self, xp, fw, tag):
-        t, n, gh = xp.shape
+        t, gh, n = xp.shape
         h = gh // 4
         dt = xp.dtype
-        acts = self._buf(tag + "acts", (t, n, gh), dt)  # o, i, f, g after their non-linearities
-        hs = self._buf(tag + "hs", (t + 1, n, h), dt)
-        c = self._buf(tag + "c", (t + 1, n, h), dt)
-        tc = self._buf(tag + "tc", (t, n, h), dt)  # tanh(c_t)
+        acts = self._buf(tag + "acts", (t, gh, n), dt)  # o, i, f, g after their non-linearities
+        hs = self._buf(tag + "hs", (t + 1, h, n), dt)
+        c = self._buf(tag + "c", (t + 1, h, n), dt)
+        tc = self._buf(tag + "tc", (t, h, n), dt)  # tanh(c_t)
         hs[0] = 0
         c[0] = 0
-        ig = self._buf("ig", (n, h), dt)
-        hh_t = fw["hh_t"]
+        ig = self._buf("ig", (h, n), dt)
+        whh = StepProduct(fw["hh"], n)
         for k in range(t):
             a = acts[k]
-            np.matmul(hs[k], hh_t, out=a)  # the four gates in one matmul
+            whh(hs[k], out=a)  # the four gates' recurrent terms
             a += xp[k]
             np.tanh(a, out=a)
-            sig = a[:, :3 * h]
+            sig = a[:3 * h]
             sig *= 0.5
             sig += 0.5
-            np.multiply(a[:, 2 * h:3 * h], c[k], out=c[k + 1])  # f * c_{t-1}
-            np.multiply(a[:, h:2 * h], a[:, 3 * h:], out=ig)  # + i * g
+            np.multiply(a[2 * h:3 * h], c[k], out=c[k + 1])  # f * c_{t-1}
+            np.multiply(a[h:2 * h], a[3 * h:], out=ig)  # + i * g
             c[k + 1] += ig
             np.tanh(c[k + 1], out=tc[k])
-            np.multiply(a[:, :h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
+            np.multiply(a[:h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
         return {"hs": hs, "acts": acts, "c": c, "tc": tc}
 
     def _scan_back(self, dhs, dlast, sc, w):
         acts, c, tc = sc["acts"], sc["c"], sc["tc"]
-        t, n, gh = acts.shape
+        t, gh, n = acts.shape
         h = gh // 4
         dt = acts.dtype
-        o, i, f, g = (acts[..., j * h:(j + 1) * h] for j in range(4))
+        o, i, f, g = (acts[:, j * h:(j + 1) * h] for j in range(4))
         # For all steps at once: p = d(pre-activation) factor per gate, so that
         #   dpre_o = dh * tanh(c) * o(1-o),  dpre_i = dc * g * i(1-i),
         #   dpre_f = dc * c_{t-1} * f(1-f),  dpre_g = dc * i * (1-g^2),
         # and od = o * (1 - tanh(c)^2), so that dc_t = dh_t * od + dc_{t+1} * f_{t+1}.
-        p = self._buf("b_p", (t, n, gh), dt)
-        sig, psig = acts[..., :3 * h], p[..., :3 * h]
+        p = self._buf("b_p", (t, gh, n), dt)
+        sig, psig = acts[:, :3 * h], p[:, :3 * h]
         np.subtract(1, sig, out=psig)
         psig *= sig  # sigma' = s (1 - s) for o, i, f
-        p[..., :h] *= tc
-        p[..., h:2 * h] *= g
-        p[..., 2 * h:3 * h] *= c[:-1]
-        pg = p[..., 3 * h:]
+        p[:, :h] *= tc
+        p[:, h:2 * h] *= g
+        p[:, 2 * h:3 * h] *= c[:-1]
+        pg = p[:, 3 * h:]
         np.multiply(g, g, out=pg)
         np.subtract(1, pg, out=pg)
         pg *= i
-        od = self._buf("b_od", (t, n, h), dt)
+        od = self._buf("b_od", (t, h, n), dt)
         np.multiply(tc, tc, out=od)
         np.subtract(1, od, out=od)
         od *= o
-        dh = _start_dh(self, dhs, dlast, (t, n, h), dt)
-        dpre = self._buf("b_dpre", (t, n, gh), dt)
-        p4, dpre4 = p.reshape(t, n, 4, h), dpre.reshape(t, n, 4, h)
-        dc = self._buf("b_dc", (n, h), dt)
-        dc_next = self._buf("b_dc_next", (n, h), dt)  # dL/dc_t from step t+1: dc_{t+1} f_{t+1}
+        dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
+        dpre = self._buf("b_dpre", (t, gh, n), dt)
+        p3, dpre3 = p[:, h:].reshape(t, 3, h, n), dpre[:, h:].reshape(t, 3, h, n)
+        dc = self._buf("b_dc", (h, n), dt)
+        dc_next = self._buf("b_dc_next", (h, n), dt)  # dL/dc_t from step t+1: dc_{t+1} f_{t+1}
         dc_next[...] = 0
-        whh = w["weight_hh"]
+        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
         for k in range(t - 1, -1, -1):
             np.multiply(dh[k], od[k], out=dc)
             dc += dc_next
-            np.multiply(p[k, :, :h], dh[k], out=dpre[k, :, :h])
-            np.multiply(p4[k, :, 1:], dc[:, None], out=dpre4[k, :, 1:])
+            np.multiply(p[k, :h], dh[k], out=dpre[k, :h])
+            np.multiply(p3[k], dc, out=dpre3[k])  # i, f, g all receive dc
             if k:
                 np.multiply(dc, f[k], out=dc_next)
-                np.matmul(dpre[k], whh, out=dh[k - 1])
+                whh_t(dpre[k], out=dh[k - 1])
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         return dpre, dpre, dh
 
     def _gates(self, sc):
         acts, h = sc["acts"], self.config["hidden_size"]
-        out = {name: acts[..., j * h:(j + 1) * h].transpose(1, 0, 2)
+        out = {name: acts[:, j * h:(j + 1) * h].transpose(2, 0, 1)
                for j, name in enumerate("oifg")}
-        out["c"] = sc["c"][1:].transpose(1, 0, 2)
+        out["c"] = sc["c"][1:].transpose(2, 0, 1)
         return {k: out[k] for k in ("i", "f", "g", "o", "c")}

@@ -3,22 +3,25 @@
 LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths.
 
 How a recurrent block runs (lecture 001/004, backpropagation through time):
-- The input projection of every time step is one matmul before the loop,
-  ``xp = x (T*N, F) @ weight_ih.T + bias``, so the loop only does the recurrent part
-  ``h_{t-1} @ weight_hh.T`` and the gate non-linearities.
-- Arrays inside are time-major ``(T, N, .)``: each step reads and writes contiguous ``(N, .)``
-  blocks. The backward direction of a bidirectional block reads a time-reversed copy of x, so
-  "step k" means "the k-th step this direction takes" (time T-1-k for it).
-- ``_scan`` keeps ``hs (T + 1, N, H)`` with ``hs[0] = 0`` (zero initial state) and
-  ``hs[k + 1]`` the state after step k. Backward fills ``dh[k]`` = dL/dh_k (the gradient from
-  this step's output plus everything flowing back from later steps) and the gradients of the
-  pre-activations, then forms ``dW_hh = sum_k dpre_k^T h_{k-1}`` and ``dW_ih = sum_k dpre_k^T x_k``
-  each as ONE matmul over all steps.
+- The input projection of every time step is computed before the loop in one stacked matmul,
+  ``xp_t = weight_ih @ x_t^T + bias`` for all t at once, so the loop only does the recurrent
+  part ``weight_hh @ h_{t-1}`` and the gate non-linearities.
+- Arrays inside are time-major and feature-major: ``(T, features, N)``. Each step then reads
+  and writes contiguous ``(features, N)`` blocks, every gate is a contiguous block of rows, and
+  the per-step matmuls have the shapes BLAS runs fastest (measured: benchmarks/). The backward
+  direction of a bidirectional block reads a time-reversed copy of x, so "step k" means "the
+  k-th step this direction takes" (time T-1-k for it).
+- ``_scan`` keeps ``hs (T + 1, H, N)`` with ``hs[0] = 0`` (zero initial state) and ``hs[k + 1]``
+  the state after step k. Backward fills ``dh[k]`` = dL/dh_k (the gradient from this step's
+  output plus everything flowing back from later steps) and the gradients of the
+  pre-activations, then forms ``dW_hh = sum_k dpre_k h_{k-1}^T`` and ``dW_ih = sum_k dpre_k x_k``
+  each as ONE matmul over all T * N columns.
 
 What the app plots: after ``backward``, ``time_grad`` (T,) is the RMS over batch and hidden units
 of dL/dh_t for the forward direction (``time_grad_reverse`` for the backward one): the vanishing
 gradient of lecture 001/002 made visible. After ``forward``, ``gates`` holds the forward
-direction's gate activations as ``(N, T, H)`` arrays.
+direction's gate activations as ``(N, T, H)`` arrays. They are views of the layer's workspace
+(no copying on every step): the next ``forward`` overwrites them, so copy what you keep.
 """
 
 from __future__ import annotations
@@ -38,6 +41,31 @@ SEQ_OPTIONS = {
     "bidirectional": Opt("bool", default=False,
                          doc="also run backwards in time; features double (forward, backward)"),
 }  # fmt: skip
+
+
+# Largest rows * k * n of a per-step product that OpenBLAS computes on one thread (measured on
+# the OpenBLAS that numpy ships; above it the product is split over threads).
+SINGLE_THREAD_MNK = 1 << 19
+
+
+class StepProduct:
+    """out = w @ x for the small products inside the time loop, computed in blocks of rows.
+
+    A step's product is small (e.g. (512, 128) @ (128, 32)). Above ~2^19 multiply-adds OpenBLAS
+    splits it over threads, which gains little at this size and, when another program uses a
+    core, makes the threads wait for each other: measured 12 ms instead of 35 us per product
+    on a busy 2-core machine, i.e. a whole training step 100 times slower. Blocks of rows
+    below the threshold run on one thread each and keep a step's time steady.
+    """
+
+    def __init__(self, w: np.ndarray, n: int):
+        rows, k = w.shape
+        c = max(1, SINGLE_THREAD_MNK // max(1, k * n))
+        self.blocks = [(w[j:j + c], slice(j, j + c)) for j in range(0, rows, c)]
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
+        for wb, rows in self.blocks:
+            np.matmul(wb, x, out=out[rows])
 
 
 def sequence_shape_error(layer: Layer, in_shape: tuple) -> ShapeError:
@@ -125,14 +153,14 @@ class Recurrent(Layer):
         raise NotImplementedError
 
     def _scan(self, xp: np.ndarray, fw: dict[str, np.ndarray], tag: str) -> dict[str, Any]:
-        """Run the recurrence over xp (T, N, G*H); return a cache holding ``hs`` (T+1, N, H).
+        """Run the recurrence over xp (T, G*H, N); return a cache holding ``hs`` (T+1, H, N).
         ``tag`` names this direction's workspace arrays."""
         raise NotImplementedError
 
     def _scan_back(self, dhs, dlast, sc, w):
-        """Backward through time. ``dhs`` (T, N, H) is dL/d(output of step k) or None when only
-        ``dlast`` (N, H) reaches the last step. Returns (dxp, dhh, dh): gradients of the input
-        projection and of the recurrent pre-activation (T, N, G*H), and dL/dh_k (T, N, H)."""
+        """Backward through time. ``dhs`` (T, H, N) is dL/d(output of step k) or None when only
+        ``dlast`` (H, N) reaches the last step. Returns (dxp, dhh, dh): gradients of the input
+        projection and of the recurrent pre-activation (T, G*H, N), and dL/dh_k (T, H, N)."""
         raise NotImplementedError
 
     def _gates(self, sc: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -150,6 +178,13 @@ class Recurrent(Layer):
         return a
 
     # --- forward and backward --------------------------------------------------------------------
+    def _time_major(self, key: str, a: np.ndarray, reverse: bool, axes: tuple) -> np.ndarray:
+        """Workspace copy of ``a`` (N, T, ...) transposed by ``axes``, time reversed if asked."""
+        src = a[:, ::-1] if reverse else a
+        out = self._buf(key, tuple(src.shape[i] for i in axes), self._dtype)
+        out[...] = src.transpose(axes)
+        return out
+
     def forward(self, x, training=False):
         self.check_input(x)
         n, t, f = x.shape
@@ -158,25 +193,27 @@ class Recurrent(Layer):
         dtype = p["weight_ih"].dtype
         if np.issubdtype(x.dtype, np.floating):
             dtype = np.result_type(dtype, x.dtype)
+        self._dtype = dtype
         rows = self._rows()
         caches, finals, seqs = [], [], []
         for d, sfx in enumerate(self.suffixes):
-            # x in the order this direction reads it, time-major: (T * N, F)
-            xin = self._buf(f"x{d}", (t, n, f), dtype)
-            xin[...] = x.transpose(1, 0, 2)[::-1] if d else x.transpose(1, 0, 2)
-            xin = xin.reshape(t * n, f)
             w = {k: p[k + sfx].astype(dtype, copy=False) for k in
                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
             if rows is not None:
                 w = {k: v[rows] for k, v in w.items()}
             fw = self._step_weights(w)
             gh = fw["ih"].shape[0]
-            xp = self._buf(f"xp{d}", (t * n, gh), dtype)
-            np.matmul(xin, fw["ih"].T, out=xp)  # every time step's input projection at once
-            xp += fw["b"]
-            sc = self._scan(xp.reshape(t, n, gh), fw, str(d))
+            # x as (T, F + 1, N) with a row of ones, so the bias rides along in the matmul:
+            # xp_t = [W_ih | b] @ [x_t^T; 1] for every time step in one (stacked) matmul call
+            xin = self._buf(f"x{d}", (t, f + 1, n), dtype)
+            xin[:, :f] = (x[:, ::-1] if d else x).transpose(1, 2, 0)
+            xin[:, f] = 1
+            w_aug = np.concatenate([fw["ih"], fw["b"][:, None]], axis=1)
+            xp = self._buf(f"xp{d}", (t, gh, n), dtype)
+            np.matmul(w_aug, xin, out=xp)
+            sc = self._scan(xp, fw, str(d))
             hs = sc["hs"]
-            finals.append(hs[t])
+            finals.append(hs[t].T)
             if self.config["return_sequences"]:
                 seqs.append(hs[1:][::-1] if d else hs[1:])
             caches.append((w, xin, sc))
@@ -184,10 +221,10 @@ class Recurrent(Layer):
                 self.gates = self._gates(sc)
         self._cache = ((n, t, f), caches)
         if not self.config["return_sequences"]:
-            return finals[0].copy() if len(finals) == 1 else np.concatenate(finals, axis=1)
+            return np.concatenate(finals, axis=1)
         out = np.empty((n, t, h * len(seqs)), dtype)
         for d, s in enumerate(seqs):
-            out[:, :, d * h:(d + 1) * h] = s.transpose(1, 0, 2)
+            out[:, :, d * h:(d + 1) * h] = s.transpose(2, 0, 1)
         return out
 
     def backward(self, dout):
@@ -196,37 +233,48 @@ class Recurrent(Layer):
         rows = self._rows()
         inv = None if rows is None else np.argsort(rows)
         seq = self.config["return_sequences"]
-        d_tm = dout.transpose(1, 0, 2) if seq else None  # (T, N, D*H) view, time-major
-        dx = self._buf("dx", (t, n, f), caches[0][1].dtype)
-        dx_k = self._buf("dx_k", (t * n, f), dx.dtype)
+        dt = self._dtype
+        dx = self._buf("dx", (t, n, f), dt)
         for d, sfx in enumerate(self.suffixes):
             w, xin, sc = caches[d]
             cols = slice(d * h, (d + 1) * h)
-            if seq:
-                dhs, dlast = (d_tm[::-1, :, cols] if d else d_tm[:, :, cols]), None
+            if seq:  # dL/d(output of step k), (T, H, N) in this direction's order
+                dhs, dlast = self._time_major("b_dhs", dout[:, :, cols], bool(d), (1, 2, 0)), None
             else:
-                dhs, dlast = None, dout[:, cols]
+                dhs, dlast = None, dout[:, cols].T
             dxp, dhh, dh = self._scan_back(dhs, dlast, sc, w)
-            gh = dxp.shape[-1]
-            # dL/dW_ih = sum over steps and samples of dpre^T x, dL/dW_hh = sum of dpre^T h_{t-1}:
-            # each is one matmul over all T * N rows.
-            dxp2 = dxp.reshape(t * n, gh)
-            dw_ih = dxp2.T @ xin
-            db_ih = dxp2.sum(axis=0)
-            dhh2 = dhh.reshape(t * n, gh)
-            dw_hh = dhh2.T @ sc["hs"][:-1].reshape(t * n, h)
-            db_hh = db_ih.copy() if dhh is dxp else dhh2.sum(axis=0)
-            np.matmul(dxp2, w["weight_ih"], out=dx_k)
-            dx_t = dx_k.reshape(t, n, f)[::-1] if d else dx_k.reshape(t, n, f)
-            if d:
-                dx += dx_t
+            gh = dxp.shape[1]
+            # The sums over steps and samples below are single matmuls over T * N columns:
+            #   dW_ih = sum_k dxp_k x_k,  dW_hh = sum_k dhh_k h_{k-1}^T,  dx_k = dxp_k^T W_ih.
+            dxp2 = self._buf("b_dxp2", (gh, t, n), dt)
+            dxp2[...] = dxp.transpose(1, 0, 2)
+            dxp2 = dxp2.reshape(gh, t * n)
+            if dhh is dxp:
+                dhh2 = dxp2
             else:
-                dx[...] = dx_t
+                dhh2 = self._buf("b_dhh2", (gh, t, n), dt)
+                dhh2[...] = dhh.transpose(1, 0, 2)
+                dhh2 = dhh2.reshape(gh, t * n)
+            hprev = self._buf("b_hprev", (h, t, n), dt)
+            hprev[...] = sc["hs"][:-1].transpose(1, 0, 2)
+            xrows = self._buf("b_xrows", (t, n, f), dt)  # x_k as rows, this direction's order
+            xrows[...] = xin[:, :f].transpose(0, 2, 1)
+            xrows = xrows.reshape(t * n, f)
+            dw_ih = dxp2 @ xrows
+            ones = np.ones(t * n, dt)
+            db_ih = dxp2 @ ones  # sums over steps and samples, as a BLAS matrix-vector product
+            dw_hh = dhh2 @ hprev.reshape(h, t * n).T
+            db_hh = db_ih.copy() if dhh is dxp else dhh2 @ ones
+            dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f)
+            if d:
+                dx += dx_k[::-1]
+            else:
+                dx[...] = dx_k
             for k, g in (("weight_ih", dw_ih), ("weight_hh", dw_hh), ("bias_ih", db_ih),
                          ("bias_hh", db_hh)):
                 self.grads[k + sfx] = g if inv is None else g[inv]
             # RMS over batch and hidden units of dL/dh at each step, in time order.
-            rms = np.sqrt(np.einsum("tnh,tnh->t", dh, dh) / (n * h))
+            rms = np.sqrt(np.einsum("thn,thn->t", dh, dh) / (n * h))
             if d == 0:
                 self.time_grad = rms
             else:
@@ -235,7 +283,7 @@ class Recurrent(Layer):
 
 
 def _start_dh(layer: Recurrent, dhs, dlast, shape, dtype) -> np.ndarray:
-    """dh (T, N, H) with its last step set: the gradient reaching the final state."""
+    """dh (T, H, N) with its last step set: the gradient reaching the final state."""
     dh = layer._buf("b_dh", shape, dtype)
     dh[-1] = dhs[-1] if dhs is not None else dlast
     return dh
@@ -263,18 +311,17 @@ class RNN(Recurrent):
 
     def _step_weights(self, w):
         # both biases are constant over time: add them to the projection once
-        return {"ih": w["weight_ih"], "b": w["bias_ih"] + w["bias_hh"],
-                "hh_t": np.ascontiguousarray(w["weight_hh"].T)}
+        return {"ih": w["weight_ih"], "b": w["bias_ih"] + w["bias_hh"], "hh": w["weight_hh"]}
 
     def _scan(self, xp, fw, tag):
-        t, n, h = xp.shape
-        hs = self._buf(tag + "hs", (t + 1, n, h), xp.dtype)
+        t, h, n = xp.shape
+        hs = self._buf(tag + "hs", (t + 1, h, n), xp.dtype)
         hs[0] = 0
-        whh_t = fw["hh_t"]
+        whh = StepProduct(fw["hh"], n)
         relu = self.config["nonlinearity"] == "relu"
         for k in range(t):
             a = hs[k + 1]
-            np.matmul(hs[k], whh_t, out=a)
+            whh(hs[k], out=a)
             a += xp[k]
             if relu:
                 np.maximum(a, 0, out=a)
@@ -284,25 +331,25 @@ class RNN(Recurrent):
 
     def _scan_back(self, dhs, dlast, sc, w):
         hs = sc["hs"]
-        t, n, h = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        t, h, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         dt = hs.dtype
         # f'(a_k) for every step at once: 1 - h^2 (tanh) or [h > 0] (relu)
-        fprime = self._buf("b_fprime", (t, n, h), dt)
+        fprime = self._buf("b_fprime", (t, h, n), dt)
         if self.config["nonlinearity"] == "relu":
             np.greater(hs[1:], 0, out=fprime)
         else:
             np.multiply(hs[1:], hs[1:], out=fprime)
             np.subtract(1, fprime, out=fprime)
-        dh = _start_dh(self, dhs, dlast, (t, n, h), dt)
-        da = self._buf("b_dpre", (t, n, h), dt)
-        whh = w["weight_hh"]
+        dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
+        da = self._buf("b_dpre", (t, h, n), dt)
+        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
         for k in range(t - 1, -1, -1):
             np.multiply(dh[k], fprime[k], out=da[k])
             if k:
-                np.matmul(da[k], whh, out=dh[k - 1])
+                whh_t(da[k], out=dh[k - 1])  # dL/dh_{k-1} = W_hh^T da_k (+ output)
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         return da, da, dh
 
     def _gates(self, sc):
-        return {"h": sc["hs"][1:].transpose(1, 0, 2)}
+        return {"h": sc["hs"][1:].transpose(2, 0, 1)}
