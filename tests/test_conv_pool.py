@@ -48,9 +48,30 @@ def conv2d_ref(x, w, b=None, stride=(1, 1), pad4=(0, 0, 0, 0)):
         for o in range(f):
             for y in range(oh):
                 for z in range(ow):
-                    patch = xp[a, :, y * sh: y * sh + kh, z * sw: z * sw + kw]
+                    patch = xp[a, :, y * sh : y * sh + kh, z * sw : z * sw + kw]
                     out[a, o, y, z] = np.sum(patch * w[o]) + (0.0 if b is None else b[o])
     return out
+
+
+def conv2d_backward_ref(x, w, dout, stride=(1, 1), pad4=(0, 0, 0, 0)):
+    """Every output value sends dout * w back to the inputs of its patch and dout * input to
+    the weights: (dx, dW, db)."""
+    xp = pad_ref(x, pad4)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    _, _, kh, kw = w.shape
+    sh, sw = stride
+    n, f, oh, ow = dout.shape
+    for a in range(n):
+        for o in range(f):
+            for y in range(oh):
+                for z in range(ow):
+                    rows, cols = slice(y * sh, y * sh + kh), slice(z * sw, z * sw + kw)
+                    dxp[a, :, rows, cols] += dout[a, o, y, z] * w[o]
+                    dw[o] += dout[a, o, y, z] * xp[a, :, rows, cols]
+    t, _, left, _ = pad4
+    dx = dxp[:, :, t : t + x.shape[2], left : left + x.shape[3]]
+    return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
 def conv_transpose2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
@@ -65,8 +86,8 @@ def conv_transpose2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
         for ch in range(c):
             for y in range(h):
                 for z in range(wd):
-                    full[a, :, y * sh: y * sh + kh, z * sw: z * sw + kw] += x[a, ch, y, z] * w[ch]
-    out = full[:, :, ph: full.shape[2] - ph, pw: full.shape[3] - pw]
+                    full[a, :, y * sh : y * sh + kh, z * sw : z * sw + kw] += x[a, ch, y, z] * w[ch]
+    out = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
     return out + (0.0 if b is None else b.reshape(1, -1, 1, 1))
 
 
@@ -84,14 +105,14 @@ def pool_ref(x, k, s, p, kind):
         for ch in range(c):
             for y in range(oh):
                 for z in range(ow):
-                    win = xp[a, ch, y * sh: y * sh + kh, z * sw: z * sw + kw]
+                    win = xp[a, ch, y * sh : y * sh + kh, z * sw : z * sw + kw]
                     if kind == "max":
                         out[a, ch, y, z] = win.max()
                         first = int(np.argmax(win))  # argmax returns the first maximum
                         route[a, ch, y * sh + first // kw, z * sw + first % kw] += 1.0
                     else:
                         out[a, ch, y, z] = win.mean()
-    return out, route[:, :, p[0]: p[0] + x.shape[2], p[1]: p[1] + x.shape[3]]
+    return out, route[:, :, p[0] : p[0] + x.shape[2], p[1] : p[1] + x.shape[3]]
 
 
 def tied_images(seed, shape):
@@ -124,17 +145,49 @@ def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
     pad4 = F.padding4(padding, w_shape[2:], st)
     out = F.conv2d(x, w, b, stride=stride, padding=padding)
     np.testing.assert_allclose(out, conv2d_ref(x, w, b, st, pad4), rtol=1e-10, atol=1e-10)
-    out32 = F.conv2d(x.astype(np.float32), w.astype(np.float32),
-                     None if b is None else b.astype(np.float32), stride, padding)
+    out32 = F.conv2d(
+        x.astype(np.float32),
+        w.astype(np.float32),
+        None if b is None else b.astype(np.float32),
+        stride,
+        padding,
+    )
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1])  # whole batch / one sample per chunk
+def test_conv2d_backward_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes):
+    if chunk_bytes:
+        monkeypatch.setattr(F, "CHUNK_BYTES", chunk_bytes)
+    r = rng(24)
+    x = r.standard_normal(x_shape)
+    layer = Conv2D(
+        filters=w_shape[0], kernel_size=list(w_shape[2:]), stride=stride, padding=padding
+    ).build(x_shape[1:], r)
+    layer.astype(np.float64)
+    out = layer.forward(x, training=True)
+    dout = r.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    pad4 = F.padding4(padding, w_shape[2:], F.pair(stride))
+    ref_dx, ref_dw, ref_db = conv2d_backward_ref(
+        x, layer.params["weight"], dout, F.pair(stride), pad4
+    )
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["weight"], ref_dw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["bias"], ref_db, rtol=1e-10, atol=1e-10)
 
 
 def test_same_padding_keeps_the_size_and_pads_like_pytorch():
     assert F.padding4("same", (4, 5)) == (1, 2, 2, 2)
     assert F.padding4("valid", (3, 3)) == (0, 0, 0, 0)
     assert F.conv2d(np.ones((1, 1, 6, 7)), np.ones((1, 1, 4, 5)), padding="same").shape == (
-        1, 1, 6, 7)
+        1,
+        1,
+        6,
+        7,
+    )
     with pytest.raises(ConfigError, match="stride 1"):
         F.padding4("same", (3, 3), (2, 2))
 
@@ -179,8 +232,7 @@ def test_pools_match_loops_on_tied_images(k, s, p):
 
 
 def test_max_pool_tie_goes_to_the_first_max_in_row_major_order():
-    x = np.array([[[[0.0, 5.0, 1.0, 1.0],
-                    [5.0, 5.0, 1.0, 1.0]]]])
+    x = np.array([[[[0.0, 5.0, 1.0, 1.0], [5.0, 5.0, 1.0, 1.0]]]])
     layer = MaxPool2D(kernel_size=2).build((1, 2, 4))
     out = layer.forward(x)
     np.testing.assert_array_equal(out, [[[[5.0, 1.0]]]])
@@ -240,8 +292,29 @@ def test_outputs_are_fresh_and_float32_stays_float32():
     np.testing.assert_array_equal(out1, keep)  # a later call never writes into old results
     np.testing.assert_array_equal(dx1, keep_dx)
     assert out2.dtype == dx1.dtype == layer.grads["weight"].dtype == np.float32
+    assert out1.flags.c_contiguous and dx1.flags.c_contiguous
     out3 = layer.forward(x1[:3])  # another batch size
     np.testing.assert_allclose(out3, keep[:3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("layer,in_shape", [
+    (Conv2D(filters=2, kernel_size=3, padding="same"), (3, 7, 6)),
+    (Conv2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 7, 6)),
+    (Conv1D(filters=2, kernel_size=3, padding=1), (3, 9)),
+    (ConvTranspose2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 4, 5)),
+    (MaxPool2D(kernel_size=3, stride=2, padding=1), (3, 7, 6)),
+    (AvgPool2D(kernel_size=2, padding=1), (3, 7, 6)),
+    (Subsample2D(), (3, 7, 6)), (Upsample2D(), (3, 7, 6)), (GlobalAvgPool2D(), (3, 7, 6)),
+], ids=repr)  # fmt: skip
+def test_results_are_c_contiguous_float32(layer, in_shape):
+    # other blocks, the GUI and the exporter may hand these arrays to code that wants plain
+    # C-ordered memory
+    layer.build(in_shape, rng(22))
+    x = rng(23).standard_normal((2, *in_shape), dtype=np.float32)
+    out = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(out))
+    for a in (out, dx, *layer.grads.values()):
+        assert a.flags.c_contiguous and a.dtype == np.float32
 
 
 def test_no_input_gradient_when_not_needed():
@@ -274,16 +347,28 @@ def test_conv2d_gradients(in_shape, cfg, bias):
     check_layer(layer, rng(9).standard_normal((2, *in_shape)))
 
 
-@pytest.mark.parametrize("cfg", [{"kernel_size": 3}, {"kernel_size": 2, "stride": 2, "padding": 1},
-                                 {"kernel_size": 4, "padding": "same"}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"kernel_size": 3},
+        {"kernel_size": 2, "stride": 2, "padding": 1},
+        {"kernel_size": 4, "padding": "same"},
+    ],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv1d_gradients(cfg, bias):
     layer = Conv1D(filters=3, bias=bias, **cfg).build((2, 9), rng(10))
     check_layer(layer, rng(11).standard_normal((2, 2, 9)))
 
 
-@pytest.mark.parametrize("cfg", [{"kernel_size": 3}, {"kernel_size": 3, "stride": 2, "padding": 1},
-                                 {"kernel_size": [2, 3], "stride": [2, 1], "padding": [0, 1]}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"kernel_size": 3},
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+        {"kernel_size": [2, 3], "stride": [2, 1], "padding": [0, 1]},
+    ],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_transpose2d_gradients(cfg, bias):
     layer = ConvTranspose2D(filters=2, bias=bias, **cfg).build((3, 4, 4), rng(12))
@@ -359,8 +444,9 @@ def test_conv2d_against_torch(seed):
     layer.build((c, h, w), r)
     tmod = torch.nn.Conv2d(c, f, k, stride=stride, padding=padding, bias=bias)
     _copy_params(layer, tmod)
-    _grads_vs_torch(layer, tmod, r.standard_normal((int(r.integers(1, 9)), c, h, w),
-                                                   dtype=np.float32))
+    _grads_vs_torch(
+        layer, tmod, r.standard_normal((int(r.integers(1, 9)), c, h, w), dtype=np.float32)
+    )
 
 
 def test_lenet_sized_convolutions_against_torch():
@@ -416,15 +502,17 @@ def test_conv_transpose2d_against_torch(seed):
     stride = [int(r.integers(1, 4)), int(r.integers(1, 4))]
     padding = [int(r.integers(0, k[0] // 2 + 1)), int(r.integers(0, k[1] // 2 + 1))]
     h, w = int(r.integers(2, 9)), int(r.integers(2, 9))
-    layer = ConvTranspose2D(filters=f, kernel_size=k, stride=stride, padding=padding,
-                            bias=seed != 2).build((c, h, w), r)
+    layer = ConvTranspose2D(
+        filters=f, kernel_size=k, stride=stride, padding=padding, bias=seed != 2
+    ).build((c, h, w), r)
     tmod = torch.nn.ConvTranspose2d(c, f, k, stride=stride, padding=padding, bias=seed != 2)
     _copy_params(layer, tmod)
     _grads_vs_torch(layer, tmod, r.standard_normal((3, c, h, w), dtype=np.float32))
 
 
-@pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]),
-                                   (2, 3, 0)])
+@pytest.mark.parametrize(
+    "k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]), (2, 3, 0)]
+)
 def test_max_pool_with_ties_against_torch(k, s, p):
     torch = _torch()
     x = tied_images(17, (4, 3, 12, 13)).astype(np.float32)
@@ -456,10 +544,16 @@ def test_avg_pool_against_torch(k, s, p):
 def test_upsample_and_global_pool_against_torch(scale):
     torch = _torch()
     x = rng(20).standard_normal((2, 3, 4, 5), dtype=np.float32)
-    _grads_vs_torch(Upsample2D(scale=scale).build(x.shape[1:]),
-                    torch.nn.Upsample(scale_factor=tuple(F.pair(scale)), mode="nearest"), x)
-    _grads_vs_torch(GlobalAvgPool2D().build(x.shape[1:]),
-                    torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()), x)
+    _grads_vs_torch(
+        Upsample2D(scale=scale).build(x.shape[1:]),
+        torch.nn.Upsample(scale_factor=tuple(F.pair(scale)), mode="nearest"),
+        x,
+    )
+    _grads_vs_torch(
+        GlobalAvgPool2D().build(x.shape[1:]),
+        torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
+        x,
+    )
 
 
 # --- connection table --------------------------------------------------------------------------
@@ -477,8 +571,9 @@ def test_connection_mask_holds_through_training_and_loaded_weights():
     assert np.all(layer.params["weight"][off] == 0)
     layer.params["weight"][...] = 1.0  # weights loaded from elsewhere: the table still holds
     out = layer.forward(np.ones((1, 6, 14, 14), np.float32))
-    np.testing.assert_allclose(out[0, :, 0, 0] - layer.params["bias"],
-                               [25.0 * len(row) for row in LENET_C3], rtol=1e-6)
+    np.testing.assert_allclose(
+        out[0, :, 0, 0] - layer.params["bias"], [25.0 * len(row) for row in LENET_C3], rtol=1e-6
+    )
 
 
 # --- bad settings and bad input ----------------------------------------------------------------
@@ -493,14 +588,28 @@ def test_wrong_input_shape_names_block_expected_and_actual():
     assert "pool3" in str(e.value) and "(2, 8, 8)" in str(e.value)
 
 
-@pytest.mark.parametrize("cls,in_shape", [(Conv2D, (400,)), (Conv2D, (3, 8)), (Conv1D, (3, 8, 8)),
-                                          (ConvTranspose2D, (4,)), (MaxPool2D, (8, 8)),
-                                          (AvgPool2D, (5,)), (GlobalAvgPool2D, (5,)),
-                                          (Subsample2D, (3, 8)), (Upsample2D, (2, 2, 2, 2))])
+@pytest.mark.parametrize(
+    "cls,in_shape",
+    [
+        (Conv2D, (400,)),
+        (Conv2D, (3, 8)),
+        (Conv1D, (3, 8, 8)),
+        (ConvTranspose2D, (4,)),
+        (MaxPool2D, (8, 8)),
+        (AvgPool2D, (5,)),
+        (GlobalAvgPool2D, (5,)),
+        (Subsample2D, (3, 8)),
+        (Upsample2D, (2, 2, 2, 2)),
+    ],
+)
 def test_wrong_rank_is_refused_with_the_shape(cls, in_shape):
-    cfg = {"Conv2D": {"filters": 2, "kernel_size": 3}, "Conv1D": {"filters": 2, "kernel_size": 3},
-           "ConvTranspose2D": {"filters": 2, "kernel_size": 3},
-           "MaxPool2D": {"kernel_size": 2}, "AvgPool2D": {"kernel_size": 2}}.get(cls.type_name, {})
+    cfg = {
+        "Conv2D": {"filters": 2, "kernel_size": 3},
+        "Conv1D": {"filters": 2, "kernel_size": 3},
+        "ConvTranspose2D": {"filters": 2, "kernel_size": 3},
+        "MaxPool2D": {"kernel_size": 2},
+        "AvgPool2D": {"kernel_size": 2},
+    }.get(cls.type_name, {})
     with pytest.raises(ShapeError) as e:
         cls(name="blk", **cfg).build(in_shape)
     assert "blk" in str(e.value) and str(tuple(in_shape)).replace(",)", ")") in str(e.value)
@@ -579,6 +688,14 @@ def test_families_and_docstrings():
     for cls in (MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D):
         assert cls.family == "Pooling"
     assert Upsample2D.family == "Reshape"
-    for cls in (Conv2D, Conv1D, ConvTranspose2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
-                Subsample2D, Upsample2D):
+    for cls in (
+        Conv2D,
+        Conv1D,
+        ConvTranspose2D,
+        MaxPool2D,
+        AvgPool2D,
+        GlobalAvgPool2D,
+        Subsample2D,
+        Upsample2D,
+    ):
         assert "Shapes:" in cls.__doc__

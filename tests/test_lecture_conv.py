@@ -50,8 +50,7 @@ def test_000_numerical_example_gives_the_feature_map():
     np.testing.assert_array_equal(out[0, 0], MAP_000)
     layer = Conv2D(filters=1, kernel_size=3, bias=False).build((1, 5, 5))
     layer.params["weight"][...] = FILTER_000
-    np.testing.assert_allclose(layer.forward(as_batch(IMAGE_000).astype(np.float32))[0, 0],
-                               MAP_000)
+    np.testing.assert_allclose(layer.forward(as_batch(IMAGE_000).astype(np.float32))[0, 0], MAP_000)
 
 
 def test_000_convolution_is_cross_correlation():
@@ -71,8 +70,10 @@ def test_000_max_pool_3x3_stride_1():
 
 
 def test_001_feature_detector_example():
-    image = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                      [0, 1, 1, 0, 0]], dtype=float)
+    image = np.array(
+        [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]],
+        dtype=float,
+    )
     x_filter = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=float)
     out = F.conv2d(as_batch(image), as_batch(x_filter))[0, 0]
     assert out[0, 0] == 4  # the slide's first value
@@ -147,8 +148,10 @@ def test_003_kernel_gradient_formula():
     layer.forward(image[None, None], training=True)
     ds = r.standard_normal((4, 5))
     layer.backward(ds[None, None])
-    expected = [[sum(ds[i, j] * image[i + m, j + n] for i in range(4) for j in range(5))
-                 for n in range(3)] for m in range(3)]
+    expected = [
+        [sum(ds[i, j] * image[i + m, j + n] for i in range(4) for j in range(5)) for n in range(3)]
+        for m in range(3)
+    ]
     np.testing.assert_allclose(layer.grads["weight"][0, 0], expected, rtol=1e-12)
 
 
@@ -166,8 +169,9 @@ def test_001_transpose_convolution_padding_rules(padding, stride, expected):
     spread = np.zeros((1, 1, 3 + 2 * (stride - 1), 3 + 2 * (stride - 1)))
     spread[:, :, ::stride, ::stride] = x
     ring = 3 - 1 - padding
-    lecture = F.conv2d(np.pad(spread, ((0, 0), (0, 0), (ring, ring), (ring, ring))),
-                       w[:, :, ::-1, ::-1].copy())
+    lecture = F.conv2d(
+        np.pad(spread, ((0, 0), (0, 0), (ring, ring), (ring, ring))), w[:, :, ::-1, ::-1].copy()
+    )
     np.testing.assert_allclose(out, lecture, rtol=1e-12, atol=1e-12)
     layer = ConvTranspose2D(filters=1, kernel_size=3, stride=stride, padding=padding, bias=False)
     assert layer.output_shape((1, 3, 3)) == (1, expected, expected)

@@ -8,6 +8,9 @@ the backward passes below use the same columns:
     db  = sum of dout over batch and positions
     dx  = col2im(W^T @ dout)     (each patch's gradient added back where the patch came from)
 
+At stride 1 the same sums can run "folded" (engine.functional.Conv2dPlan): smaller columns,
+and kh additions instead of col2im's kh*kw; that is chosen when it means less data to move.
+
 Weights use PyTorch's layouts and Keras's default start (Glorot/Xavier uniform weights, zero
 bias), the same rule as Dense, so a user comparing initialisers sees one default everywhere.
 """
@@ -57,8 +60,9 @@ class _Conv(Layer):
 
     def _check_ndim(self, in_shape: Any, ndim: int, what: str) -> tuple[int, ...]:
         if len(in_shape) != ndim:
-            raise ShapeError(f"{self.type_name} expects {what}, got {_shape_text(in_shape)}",
-                             block=self.name)
+            raise ShapeError(
+                f"{self.type_name} expects {what}, got {_shape_text(in_shape)}", block=self.name
+            )
         return tuple(int(d) for d in in_shape)
 
     def _check_kernel(self, in_shape: Any, size: int, kernel: int, pad: int, axis: str) -> None:
@@ -78,8 +82,9 @@ class _Conv(Layer):
         w = self.params["weight"]
         return w if self._weight_mask is None else w * self._weight_mask.astype(w.dtype)
 
-    def _conv_forward(self, x4: np.ndarray, w4: np.ndarray, stride: tuple[int, int],
-                      pad: F.Pad4) -> np.ndarray:
+    def _conv_forward(
+        self, x4: np.ndarray, w4: np.ndarray, stride: tuple[int, int], pad: F.Pad4
+    ) -> np.ndarray:
         plan = self._plan(x4, lambda: F.Conv2dPlan(x4.shape, w4.shape, stride, pad, x4.dtype))
         self._cache = (plan, w4)
         return F.conv2d(x4, w4, self.params.get("bias"), plan=plan)
@@ -87,23 +92,44 @@ class _Conv(Layer):
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient."""
         plan, w4 = self._cache
-        g = plan.load_output_grad(dout4)
-        wm = w4.reshape(plan.F, plan.K)
-        dw = np.zeros_like(wm)
+        plan.load_output_grad(dout4)
         dxpad = plan.new_input_grad() if self.needs_input_grad else None
-        # Last chunk first: its columns are still in the buffer from the forward pass.
-        for n0, n1 in reversed(plan.chunks):
-            cols = plan.columns(n0, n1)
-            gc = g[:, n0 * plan.P: n1 * plan.P]
-            dw += gc @ cols.T
-            if dxpad is not None:
-                plan.add_columns(plan.product(wm.T, gc, plan.K), n0, n1, dxpad)
+        if plan.folded or (plan.wide and dxpad is not None):
+            dw = self._backward_folded(plan, w4, dxpad)
+        else:
+            dw = self._backward_im2col(plan, w4, dxpad)
         if "bias" in self.params:
-            self.grads["bias"] = dout4.sum(axis=(0, 2, 3))
-        dw = dw.reshape(w4.shape)
+            self.grads["bias"] = plan.output_grad_sum()  # dout summed over (N, OH, OW)
         if self._weight_mask is not None:
             dw *= self._weight_mask.astype(dw.dtype)
-        return dw, (None if dxpad is None else plan.input_view(dxpad))
+        return dw, (None if dxpad is None else np.ascontiguousarray(plan.input_view(dxpad)))
+
+    @staticmethod
+    def _backward_im2col(plan, w4, dxpad):
+        # dW = sum over samples of dout @ cols^T; dx = col2im(W^T @ dout), chunk by chunk (the
+        # columns are rebuilt per chunk, which keeps them in cache).
+        wm = w4.reshape(plan.F, plan.K)
+        dw = np.zeros_like(wm)
+        for n0, n1 in plan.chunks:
+            g = plan.output_grad(n0, n1)
+            dw += np.matmul(g, plan.columns(n0, n1).transpose(0, 2, 1)).sum(axis=0)
+            if dxpad is not None:
+                plan.add_columns(plan.product(wm.T, g), n0, n1, dxpad)
+        return dw.reshape(w4.shape)
+
+    @staticmethod
+    def _backward_folded(plan, w4, dxpad):
+        # The same sums, regrouped (engine.functional.Conv2dPlan, "stride 1, folded"): the input
+        # shifted by kernel rows X, the output gradient shifted by kernel columns G, then
+        # dW = sum over samples of G @ X^T, and dx = W' @ G added at each kernel row's offset.
+        wf = plan.fold_weight(w4)
+        dwt = np.zeros((plan.F * plan.kw, plan.C * plan.kh), w4.dtype)
+        for n0, n1 in plan.fold_chunks:
+            g = plan.shifted_grads(n0, n1)
+            dwt += np.matmul(g, plan.shifted_inputs_t(n0, n1)).sum(axis=0)
+            if dxpad is not None:
+                plan.add_row_shifted(plan.product(wf, g), n0, n1, dxpad)
+        return plan.unfold_weight_grad(dwt)
 
 
 class Conv2D(_Conv):
@@ -123,12 +149,16 @@ class Conv2D(_Conv):
         "filters": Opt("int", min=1, max=100_000, doc="number of output maps (kernels)"),
         "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
         "stride": Opt("size", default=1, doc="step between windows: s or [sh, sw]"),
-        "padding": Opt("padding", default=0,
-                       doc='zeros added on each side: p, [ph, pw], "valid" (0) or "same"'),
+        "padding": Opt(
+            "padding", default=0, doc='zeros added on each side: p, [ph, pw], "valid" (0) or "same"'
+        ),
         "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
-        "connections": Opt("connections", default=None, nullable=True,
-                           doc="for each output map, the input maps it reads (LeNet-5 C3); "
-                               "empty: all"),
+        "connections": Opt(
+            "connections",
+            default=None,
+            nullable=True,
+            doc="for each output map, the input maps it reads (LeNet-5 C3); empty: all",
+        ),
     }
 
     def check_settings(self) -> None:
@@ -136,8 +166,11 @@ class Conv2D(_Conv):
         if max(kh, kw) > MAX_KERNEL:
             raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
         if self.config["padding"] == "same" and F.pair(self.config["stride"]) != (1, 1):
-            raise ConfigError('padding "same" keeps the size only at stride 1: set stride 1, '
-                              "or give the padding as a number", block=self.name)
+            raise ConfigError(
+                'padding "same" keeps the size only at stride 1: set stride 1, '
+                "or give the padding as a number",
+                block=self.name,
+            )
         table = self.config["connections"]
         if table is None:
             return
@@ -149,16 +182,20 @@ class Conv2D(_Conv):
             )
         for f, row in enumerate(table):
             if len(set(row)) != len(row):
-                raise ConfigError(f"'connections' row {f} lists an input map twice: {row}",
-                                  block=self.name)
+                raise ConfigError(
+                    f"'connections' row {f} lists an input map twice: {row}", block=self.name
+                )
 
     def _pad(self) -> F.Pad4:
         k = F.pair(self.config["kernel_size"])
         return F.padding4(self.config["padding"], k, F.pair(self.config["stride"]))
 
     def output_shape(self, in_shape):
-        c, h, w = self._check_ndim(in_shape, 3, "an image (channels, height, width): give "
-                                   "Input a shape [C, H, W], or Reshape to one")
+        c, h, w = self._check_ndim(
+            in_shape,
+            3,
+            "an image (channels, height, width): give Input a shape [C, H, W], or Reshape to one",
+        )
         kh, kw = F.pair(self.config["kernel_size"])
         sh, sw = F.pair(self.config["stride"])
         pt, pb, pl, pr = self._pad()
@@ -167,10 +204,16 @@ class Conv2D(_Conv):
         table = self.config["connections"]
         bad = sorted({i for row in table or [] for i in row if i >= c})
         if bad:
-            raise ConfigError(f"'connections' reads input map {bad[0]} but the input has only "
-                              f"{c} maps (numbered 0 to {c - 1})", block=self.name)
-        return (self.config["filters"], F.conv_output_size(h, kh, sh, pt, pb),
-                F.conv_output_size(w, kw, sw, pl, pr))
+            raise ConfigError(
+                f"'connections' reads input map {bad[0]} but the input has only "
+                f"{c} maps (numbered 0 to {c - 1})",
+                block=self.name,
+            )
+        return (
+            self.config["filters"],
+            F.conv_output_size(h, kh, sh, pt, pb),
+            F.conv_output_size(w, kw, sw, pl, pr),
+        )
 
     def param_shapes(self, in_shape):
         kh, kw = F.pair(self.config["kernel_size"])
@@ -192,9 +235,15 @@ class Conv2D(_Conv):
         method = self.config["init"] or self.default_init(key)
         area = shape[2] * shape[3]
         links = sum(len(row) for row in table)
-        return initialize(method, shape, rng, fan_in=max(1, round(links / shape[0])) * area,
-                          fan_out=max(1, round(links / shape[1])) * area,
-                          std=self.config["init_std"], limit=self.config["init_limit"])
+        return initialize(
+            method,
+            shape,
+            rng,
+            fan_in=max(1, round(links / shape[0])) * area,
+            fan_out=max(1, round(links / shape[1])) * area,
+            std=self.config["init_std"],
+            limit=self.config["init_limit"],
+        )
 
     def after_init(self, rng):
         table = self.config["connections"]
@@ -229,19 +278,25 @@ class Conv1D(_Conv):
         "filters": Opt("int", min=1, max=100_000, doc="number of output channels (kernels)"),
         "kernel_size": Opt("int", min=1, max=MAX_KERNEL, doc="kernel length"),
         "stride": Opt("int", default=1, min=1, doc="step between windows"),
-        "padding": Opt("padding", default=0,
-                       doc='zeros added at each end: p, "valid" (0) or "same"'),
+        "padding": Opt(
+            "padding", default=0, doc='zeros added at each end: p, "valid" (0) or "same"'
+        ),
         "bias": Opt("bool", default=True, doc="add a learned bias per output channel"),
     }
 
     def check_settings(self) -> None:
         pad = self.config["padding"]
         if isinstance(pad, list):
-            raise ConfigError(f"'padding' of Conv1D is one number, \"same\" or \"valid\"; got "
-                              f"{pad}", block=self.name)
+            raise ConfigError(
+                f'\'padding\' of Conv1D is one number, "same" or "valid"; got {pad}',
+                block=self.name,
+            )
         if pad == "same" and self.config["stride"] != 1:
-            raise ConfigError('padding "same" keeps the length only at stride 1: set stride 1, '
-                              "or give the padding as a number", block=self.name)
+            raise ConfigError(
+                'padding "same" keeps the length only at stride 1: set stride 1, '
+                "or give the padding as a number",
+                block=self.name,
+            )
 
     def _pad(self) -> F.Pad4:
         pad = self.config["padding"]
@@ -288,8 +343,11 @@ class ConvTranspose2D(_Conv):
         "filters": Opt("int", min=1, max=100_000, doc="number of output maps"),
         "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
         "stride": Opt("size", default=1, doc="spacing of the input pixels in the output"),
-        "padding": Opt("padding", default=0,
-                       doc="rows/columns cropped from each side of the output: p or [ph, pw]"),
+        "padding": Opt(
+            "padding",
+            default=0,
+            doc="rows/columns cropped from each side of the output: p or [ph, pw]",
+        ),
         "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
     }
 
@@ -298,7 +356,9 @@ class ConvTranspose2D(_Conv):
         if isinstance(pad, str):
             raise ConfigError(
                 f"'padding' of ConvTranspose2D must be a number or [ph, pw], not {pad!r} "
-                "(0 gives the full output (H - 1) * S + K)", block=self.name)
+                "(0 gives the full output (H - 1) * S + K)",
+                block=self.name,
+            )
         if max(F.pair(self.config["kernel_size"])) > MAX_KERNEL:
             raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
 
@@ -324,26 +384,31 @@ class ConvTranspose2D(_Conv):
     def forward(self, x, training=False):
         self.check_input(x)
         w = self.params["weight"]
-        plan = self._plan(x, lambda: F.conv_transpose2d_plan(
-            x.shape, w.shape, self.config["stride"], self.config["padding"], x.dtype))
+        plan = self._plan(
+            x,
+            lambda: F.conv_transpose2d_plan(
+                x.shape, w.shape, self.config["stride"], self.config["padding"], x.dtype
+            ),
+        )
         self._cache = plan
         return F.conv_transpose_forward(plan, x, w, self.params.get("bias"))
 
     def backward(self, dout):
         # The plan's convolution maps this layer's output space back to its input space, so
-        # dx = conv2d(dout, W), and dW = x (that convolution's output gradient) @ cols(dout)^T.
+        # dx = conv2d(dout, W), and dW = sum over samples of x (that convolution's output
+        # gradient) @ cols(dout)^T.
         plan = self._cache
         w = self.params["weight"]
-        g = plan.output_grad  # x, as loaded by forward
         wm = w.reshape(plan.F, plan.K)
         plan.load_input(dout)
         dw = np.zeros_like(wm)
         dx = np.empty(plan.out_shape, dout.dtype) if self.needs_input_grad else None
         for n0, n1 in plan.chunks:
             cols = plan.columns(n0, n1)
-            dw += g[:, n0 * plan.P: n1 * plan.P] @ cols.T
-            if dx is not None:
-                plan.write_output(plan.product(wm, cols, plan.F), dx, n0, n1, None)
+            dw += np.matmul(plan.output_grad(n0, n1), cols.transpose(0, 2, 1)).sum(axis=0)
+            if dx is not None:  # dx = W @ cols, without the extra columns of wide rows
+                res = plan.product(wm, cols).reshape(n1 - n0, plan.F, plan.OH, plan.OWx)
+                np.copyto(dx[n0:n1], res[..., : plan.OW])
         self.grads["weight"] = dw.reshape(w.shape)
         if "bias" in self.params:
             self.grads["bias"] = dout.sum(axis=(0, 2, 3))

@@ -1,8 +1,8 @@
 """Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D.
 
-Windows are read as kh*kw strided slices of the (padded) input, one per kernel offset (i, j):
-slice[n, c, y, x] = x[n, c, y*S + i, x*S + j] (engine.functional.window_views). The backward
-passes write into the same slices of a zero gradient, adding where windows overlap.
+Windows are reduced in two passes over strided slices (engine.functional): along their kw
+columns for every input row, then along their kh rows. The backward passes run the other way:
+dout spread over the rows of each window, then over its columns, adding where windows overlap.
 """
 
 from __future__ import annotations
@@ -37,16 +37,22 @@ class _Pool(Layer):
     family = "Pooling"
     options = {
         "kernel_size": Opt("size", doc="window height and width: k or [kh, kw]"),
-        "stride": Opt("size", default=None, nullable=True,
-                      doc="step between windows (empty: the kernel size, no overlap)"),
+        "stride": Opt(
+            "size",
+            default=None,
+            nullable=True,
+            doc="step between windows (empty: the kernel size, no overlap)",
+        ),
         "padding": Opt("padding", default=0, doc="added on each side: p or [ph, pw]"),
     }
 
     def check_settings(self) -> None:
         pad = self.config["padding"]
         if isinstance(pad, str):
-            raise ConfigError(f"'padding' of {self.type_name} must be a number or [ph, pw], "
-                              f"not {pad!r}", block=self.name)
+            raise ConfigError(
+                f"'padding' of {self.type_name} must be a number or [ph, pw], not {pad!r}",
+                block=self.name,
+            )
         (kh, kw), (ph, pw) = F.pair(self.config["kernel_size"]), F.pair(pad)
         if 2 * ph > kh or 2 * pw > kw:
             raise ConfigError(
@@ -64,24 +70,33 @@ class _Pool(Layer):
         try:
             *_, oh, ow = self._geometry(h, w)
         except ShapeError as e:
-            raise ShapeError(f"{e.message} (input {_shape_text(in_shape)})",
-                             block=self.name) from None
+            raise ShapeError(
+                f"{e.message} (input {_shape_text(in_shape)})", block=self.name
+            ) from None
         return c, oh, ow
 
-    def _grad_windows(self, x_shape) -> tuple[np.ndarray, list[np.ndarray], bool]:
-        """A zero gradient for the padded input, its window slices (engine.functional's
-        window_views) and whether windows overlap (then contributions must be added)."""
+    def _backward(self, dout, x_shape, row_part, col_part) -> np.ndarray:
+        """dx from dout: dout goes to the rows of each window (row_part(dout, i) to row i), the
+        result to the columns of each window (col_part(g, j) to column j)."""
         n, c, h, w = x_shape
-        k, s, (ph, pw), oh, ow = self._geometry(h, w)
-        shape = (n, c, h + 2 * ph, w + 2 * pw)
-        overlap = s[0] < k[0] or s[1] < k[1]
-        tiled = not overlap and s == k and shape[2] == oh * s[0] and shape[3] == ow * s[1]
-        dxp = np.empty(shape, self._dtype) if tiled else np.zeros(shape, self._dtype)
-        return dxp, F.window_views(dxp, k, s, oh, ow), overlap
+        (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
+        g = _spread(dout, (n, c, h + 2 * ph, ow), 2, kh, sh, oh, row_part)
+        dxp = _spread(g, (n, c, h + 2 * ph, w + 2 * pw), 3, kw, sw, ow, col_part)
+        return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
-    def _crop(self, dxp: np.ndarray, x_shape) -> np.ndarray:
-        ph, pw = F.pair(self.config["padding"])
-        return dxp[:, :, ph: ph + x_shape[2], pw: pw + x_shape[3]]
+
+def _spread(g, shape, axis, k, s, o, part) -> np.ndarray:
+    """A gradient of ``shape`` whose k window slices along ``axis`` (2: rows, 3: columns)
+    receive part(g, offset); written directly when windows do not overlap, added when they do."""
+    tiled = s == k and shape[axis] == o * k  # every element in exactly one window
+    out = np.empty(shape, g.dtype) if tiled else np.zeros(shape, g.dtype)
+    views = F.row_views if axis == 2 else F.column_views
+    for offset, view in enumerate(views(out, k, s, o)):
+        if s >= k:
+            part(g, offset, view)
+        else:
+            view += part(g, offset, None)
+    return out
 
 
 class MaxPool2D(_Pool):
@@ -97,23 +112,19 @@ class MaxPool2D(_Pool):
     def forward(self, x, training=False):
         self.check_input(x)
         cfg = self.config
-        out, idx = F.max_pool2d(x, cfg["kernel_size"], cfg["stride"], cfg["padding"],
-                                return_indices=True)
-        self._cache = (x.shape, idx)
-        self._dtype = x.dtype
+        out, picks = F.max_pool2d(
+            x, cfg["kernel_size"], cfg["stride"], cfg["padding"], return_choices=True
+        )
+        self._cache = (x.shape, picks)
         return out
 
     def backward(self, dout):
-        x_shape, idx = self._cache
-        dxp, views, overlap = self._grad_windows(x_shape)
-        hit = np.empty(idx.shape, bool)
-        for p, view in enumerate(views):
-            np.equal(idx, p, out=hit)  # the windows whose (first) maximum sits at offset p
-            if overlap:
-                view += dout * hit
-            else:  # each input belongs to one window at most: write straight in
-                np.multiply(dout, hit, out=view)
-        return self._crop(dxp, x_shape)
+        x_shape, picks = self._cache
+
+        def chosen(which):  # g where the max came from that row/column, else 0
+            return lambda g, i, out: np.multiply(g, picks[which] == i, out=out)
+
+        return self._backward(dout, x_shape, chosen("rows"), chosen("cols"))
 
 
 class AvgPool2D(_Pool):
@@ -129,19 +140,16 @@ class AvgPool2D(_Pool):
         self.check_input(x)
         cfg = self.config
         self._cache = x.shape
-        self._dtype = x.dtype
         return F.avg_pool2d(x, cfg["kernel_size"], cfg["stride"], cfg["padding"])
 
     def backward(self, dout):
         kh, kw = F.pair(self.config["kernel_size"])
         share = dout * (1.0 / (kh * kw))
-        dxp, views, overlap = self._grad_windows(self._cache)
-        for view in views:
-            if overlap:
-                view += share
-            else:
-                np.copyto(view, share)
-        return self._crop(dxp, self._cache)
+
+        def same(g, i, out):  # every row/column of a window gets the same share
+            return g if out is None else np.copyto(out, g)
+
+        return self._backward(share, self._cache, same, same)
 
 
 class GlobalAvgPool2D(Layer):
@@ -185,8 +193,11 @@ class Subsample2D(Layer):
         c, h, w = _image(self, in_shape)
         kh, kw = F.pair(self.config["kernel_size"])
         if kh > h or kw > w:
-            raise ShapeError(f"window {kh}x{kw} is larger than the input {_shape_text(in_shape)}"
-                             ": use a smaller kernel", block=self.name)
+            raise ShapeError(
+                f"window {kh}x{kw} is larger than the input {_shape_text(in_shape)}"
+                ": use a smaller kernel",
+                block=self.name,
+            )
         return c, h // kh, w // kw
 
     def param_shapes(self, in_shape):
