@@ -250,8 +250,11 @@ class Conv2dPlan:
         return self._gpad.sum(axis=2).sum(axis=0)
 
     def new_input_grad(self) -> np.ndarray:
-        """A fresh zero gradient laid out like the padded input (N, C, R)."""
-        return np.zeros((self.N, self.C, self.R), self.dtype)
+        """A zeroed scratch gradient laid out like the padded input (N, C, R), reused between
+        calls (copy what you hand out of it)."""
+        dxpad = self._buffer("dxpad", (self.N, self.C, self.R))
+        dxpad.fill(0)
+        return dxpad
 
     def input_view(self, xpad: np.ndarray) -> np.ndarray:
         """The unpadded (N, C, H, W) view of a (N, C, R) buffer."""
@@ -425,7 +428,7 @@ def conv_transpose_forward(
     for n0, n1 in plan.chunks:
         plan.add_columns(plan.product(wt, plan.output_grad(n0, n1)), n0, n1, out)
     view = plan.input_view(out)
-    return view + b.reshape(1, -1, 1, 1) if b is not None else np.ascontiguousarray(view)
+    return view + b.reshape(1, -1, 1, 1) if b is not None else view.copy()
 
 
 def conv_transpose2d(

@@ -317,6 +317,31 @@ def test_results_are_c_contiguous_float32(layer, in_shape):
         assert a.flags.c_contiguous and a.dtype == np.float32
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Conv2D(filters=2, kernel_size=3),
+        Conv2D(filters=2, kernel_size=3, stride=2),
+        ConvTranspose2D(filters=2, kernel_size=3, stride=2),
+        MaxPool2D(kernel_size=2),
+        AvgPool2D(kernel_size=3, stride=1, padding=1),
+    ],
+    ids=repr,
+)
+def test_results_never_share_memory_with_later_calls(layer):
+    r = rng(25)
+    layer.build((2, 6, 6), r)
+    x1, x2 = r.standard_normal((2, 3, 2, 6, 6), dtype=np.float32)
+    out1 = layer.forward(x1, training=True)
+    dx1 = layer.backward(r.standard_normal(out1.shape, dtype=np.float32))
+    kept = out1.copy(), dx1.copy()
+    out2 = layer.forward(x2, training=True)
+    dx2 = layer.backward(r.standard_normal(out2.shape, dtype=np.float32))
+    np.testing.assert_array_equal(out1, kept[0])
+    np.testing.assert_array_equal(dx1, kept[1])
+    assert not np.shares_memory(out1, out2) and not np.shares_memory(dx1, dx2)
+
+
 def test_no_input_gradient_when_not_needed():
     r = rng(7)
     layer = Conv2D(filters=2, kernel_size=3).build((1, 5, 5), r)

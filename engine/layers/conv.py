@@ -102,7 +102,7 @@ class _Conv(Layer):
             self.grads["bias"] = plan.output_grad_sum()  # dout summed over (N, OH, OW)
         if self._weight_mask is not None:
             dw *= self._weight_mask.astype(dw.dtype)
-        return dw, (None if dxpad is None else np.ascontiguousarray(plan.input_view(dxpad)))
+        return dw, (None if dxpad is None else plan.input_view(dxpad).copy())
 
     @staticmethod
     def _backward_im2col(plan, w4, dxpad):

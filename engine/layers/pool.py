@@ -35,6 +35,7 @@ class _Pool(Layer):
     """MaxPool2D and AvgPool2D: kernel_size, stride (empty: the kernel size), padding."""
 
     family = "Pooling"
+    _rows: np.ndarray | None = None  # scratch for the backward's row stage
     options = {
         "kernel_size": Opt("size", doc="window height and width: k or [kh, kw]"),
         "stride": Opt(
@@ -80,16 +81,22 @@ class _Pool(Layer):
         result to the columns of each window (col_part(g, j) to column j)."""
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
-        g = _spread(dout, (n, c, h + 2 * ph, ow), 2, kh, sh, oh, row_part)
-        dxp = _spread(g, (n, c, h + 2 * ph, w + 2 * pw), 3, kw, sw, ow, col_part)
+        # the row stage is scratch, reused between calls (a fresh 1 MB array costs page faults)
+        shape = (n, c, h + 2 * ph, ow)
+        rows = self._rows
+        if rows is None or rows.shape != shape or rows.dtype != dout.dtype:
+            rows = self._rows = np.empty(shape, dout.dtype)
+        g = _spread(dout, rows, 2, kh, sh, oh, row_part)
+        dxp = np.empty((n, c, h + 2 * ph, w + 2 * pw), dout.dtype)
+        _spread(g, dxp, 3, kw, sw, ow, col_part)
         return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
 
-def _spread(g, shape, axis, k, s, o, part) -> np.ndarray:
-    """A gradient of ``shape`` whose k window slices along ``axis`` (2: rows, 3: columns)
-    receive part(g, offset); written directly when windows do not overlap, added when they do."""
-    tiled = s == k and shape[axis] == o * k  # every element in exactly one window
-    out = np.empty(shape, g.dtype) if tiled else np.zeros(shape, g.dtype)
+def _spread(g, out, axis, k, s, o, part) -> np.ndarray:
+    """Fill ``out`` so that its k window slices along ``axis`` (2: rows, 3: columns) receive
+    part(g, offset): written directly when windows do not overlap, added when they do."""
+    if not (s == k and out.shape[axis] == o * k):  # unless every element is in one window
+        out.fill(0)
     views = F.row_views if axis == 2 else F.column_views
     for offset, view in enumerate(views(out, k, s, o)):
         if s >= k:
