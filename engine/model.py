@@ -144,16 +144,21 @@ class Model:
                 outs[n] = out
         return out
 
-    def backward(self, dout: np.ndarray) -> Any:
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> Any:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's
-        grads and returns the gradient w.r.t. the Input's data."""
+        grads and returns the gradient w.r.t. the Input's data, or None with
+        ``input_grad=False`` (training needs no gradient for the data, and the first
+        convolution then skips computing it, as PyTorch does)."""
         douts: dict[str, np.ndarray] = {self.output_id: dout}
         dx = None
         for n in reversed(self.layers):
             d = douts.pop(n, None)
             if d is None:  # nothing flows back here (integer ids into an Embedding)
                 continue
-            dn = self.layers[n].backward(d)
+            layer = self.layers[n]
+            if self.inputs[n] == [self.input_id] and hasattr(layer, "needs_input_grad"):
+                layer.needs_input_grad = input_grad
+            dn = layer.backward(d)
             preds = self.inputs[n]
             if not preds:  # the Input
                 dx = dn

@@ -404,7 +404,7 @@ class Trainer:
         hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
         if not math.isfinite(loss):
             return loss, None, hits
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)
         for _, layer, names, _ in self._blocks:
             lg = layer.grads
             for k, full in names:

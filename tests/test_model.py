@@ -234,3 +234,30 @@ def test_save_weights_is_atomic(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
     assert zipfile.is_zipfile(path)
+
+
+def test_backward_without_input_grad_skips_the_first_conv_dx_and_keeps_weight_grads():
+    import numpy as np
+
+    import engine
+
+    g = engine.Graph()
+    g.add_node("Input", {"shape": [1, 6, 6]}, node_id="in")
+    g.add_node("Conv2D", {"filters": 2, "kernel_size": 3}, node_id="c")
+    g.add_node("Flatten", {}, node_id="f")
+    g.add_node("Dense", {"units": 3}, node_id="d")
+    for s, t in [("in", "c"), ("c", "f"), ("f", "d")]:
+        g.add_edge(s, t)
+    m = engine.build_model(g, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    dy = np.ones((2, 3), np.float32)
+    m.forward(x, training=True)
+    dx = m.backward(dy)
+    full = {k: v.copy() for k, v in m.grads.items()}
+    assert dx is not None and dx.shape == x.shape
+    m.forward(x, training=True)
+    assert m.backward(dy, input_grad=False) is None
+    for k, v in m.grads.items():
+        np.testing.assert_array_equal(v, full[k])
+    m.forward(x, training=True)
+    assert m.backward(dy).shape == x.shape  # asking again gives it again
