@@ -66,6 +66,8 @@ def main(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("BlockProp")
     app.setOrganizationName("BlockProp")
+    # PySide6 6.11 crashes at exit while the clipboard holds a QMimeData made in Python.
+    app.aboutToQuit.connect(app.clipboard().clear)
     if args.screenshot:
         return screenshot(app, args.graph, args.screenshot)
     from gui.main_window import MainWindow
