@@ -13,7 +13,8 @@ def test_import_engine_pulls_in_no_qt():
         "import pkgutil, importlib\n"
         "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
         "    importlib.import_module(m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6')]\n"
+        "qt = ('PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in qt]\n"
         "assert not bad, bad\n"
         "print('ok')\n"
     )

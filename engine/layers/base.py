@@ -45,7 +45,7 @@ class Layer:
     has_weights: ClassVar[bool] = False
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs; None: any
 
-    registry: ClassVar[dict[str, type["Layer"]]] = {}
+    registry: ClassVar[dict[str, type[Layer]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -93,7 +93,7 @@ class Layer:
 
     # --- building ------------------------------------------------------------------------------
     def default_init(self, key: str) -> str:
-        """The layer's usual initialiser for parameter ``key`` (Keras's: Glorot weights, zero bias)."""
+        """The layer's usual initialiser for ``key`` (Keras's: Glorot weights, zero bias)."""
         return "zeros" if key.startswith("bias") else "xavier_uniform"
 
     def init_param(self, key: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
@@ -107,7 +107,7 @@ class Layer:
         return initialize(method, shape, rng, std=self.config.get("init_std", 0.01),
                           limit=self.config.get("init_limit", 0.05))
 
-    def build(self, in_shape: Any, rng: np.random.Generator | None = None) -> "Layer":
+    def build(self, in_shape: Any, rng: np.random.Generator | None = None) -> Layer:
         """Check ``in_shape``, create parameters and buffers; returns self."""
         if rng is None:
             rng = np.random.default_rng(0)
@@ -117,7 +117,8 @@ class Layer:
             in_shape = [tuple(int(d) for d in s) for s in in_shape]
         self.out_shape = tuple(self.output_shape(in_shape))
         self.in_shape = in_shape
-        self.params = {k: self.init_param(k, s, rng) for k, s in self.param_shapes(in_shape).items()}
+        shapes = self.param_shapes(in_shape)
+        self.params = {k: self.init_param(k, s, rng) for k, s in shapes.items()}
         self.after_init(rng)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.buffers = {k: np.zeros(s, np.float32) for k, s in self.buffer_shapes(in_shape).items()}
@@ -130,7 +131,7 @@ class Layer:
     def init_buffers(self) -> None:
         """Set buffers' initial values (zeros unless overridden)."""
 
-    def astype(self, dtype: Any) -> "Layer":
+    def astype(self, dtype: Any) -> Layer:
         """Convert params, grads and buffers (float64 for gradient checks)."""
         for d in (self.params, self.grads, self.buffers):
             for k in d:

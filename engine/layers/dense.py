@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from engine.errors import ShapeError
 from engine.layers.base import Layer
 from engine.layers.options import Opt

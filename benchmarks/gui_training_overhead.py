@@ -1,0 +1,157 @@
+"""What the live panels cost training, and how long the GUI event loop stalls meanwhile.
+
+    .venv/bin/python benchmarks/gui_training_overhead.py [--epochs 3] [--repeats 3]
+                                                         [--panels typical|all|none]
+
+LeNet-5 (C1 6@5x5, S2 avg-pool, C3 16@5x5, S4, C5 120, F6 84, 10 outputs, tanh) on digits
+resized to 32x32, batch 64, Adam. Each repeat trains it twice, in turn:
+
+- headless: ``engine.Trainer`` iterated in a plain loop, as ``app.py train`` does;
+- in the app: the real ``MainWindow`` (offscreen), training through the QThread worker with
+  panels on screen and redrawing at 25 Hz: "typical" shows Loss, Gradients and Filters side by
+  side, "all" every training panel, "none" only the Training dock.
+
+Steps per second are timed from the second step to the last (the first includes warm-up);
+the medians over the repeats are compared. A 10 ms QTimer in the GUI thread records the
+largest gap between its ticks while the app trains: the longest the event loop stalled.
+Runs alternate, so a machine busy with other work slows both alike; for steady numbers run it
+on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine  # noqa: E402
+from engine.trainer import Trainer  # noqa: E402
+
+PANEL_SETS = {"typical": ("loss", "gradients", "filters"), "none": (),
+              "all": ("loss", "gradients", "filters", "activations", "confusion", "runs",
+                      "try_it")}
+
+
+def lenet5(epochs: int, batch_size: int = 64) -> engine.Graph:
+    g = engine.Graph("LeNet-5")
+    layers = [
+        ("Input", {"shape": [1, 32, 32]}, "in"),
+        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"), ("Activation", {"fn": "tanh"}, "a1"),
+        ("AvgPool2D", {"kernel_size": 2}, "s2"),
+        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"), ("Activation", {"fn": "tanh"}, "a3"),
+        ("AvgPool2D", {"kernel_size": 2}, "s4"), ("Flatten", {}, "flat"),
+        ("Dense", {"units": 120}, "c5"), ("Activation", {"fn": "tanh"}, "a5"),
+        ("Dense", {"units": 84}, "f6"), ("Activation", {"fn": "tanh"}, "a6"),
+        ("Dense", {"units": 10}, "out"),
+    ]  # fmt: skip
+    prev = None
+    for i, (t, cfg, nid) in enumerate(layers):
+        g.add_node(t, cfg, pos=(i * 170, 0), node_id=nid)
+        if prev:
+            g.add_edge(prev, nid)
+        prev = nid
+    g.set_meta("training", {"dataset": {"name": "digits", "resize": [32, 32]},
+                            "loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.002},
+                            "batch_size": batch_size, "epochs": epochs, "seed": 0})
+    return g
+
+
+def headless(graph: engine.Graph) -> float:
+    trainer = Trainer.from_graph(graph)
+    times = [time.perf_counter() for ev in trainer.run() if ev["event"] == "step"]
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def in_app(app, graph: engine.Graph, panels: tuple[str, ...]) -> tuple[float, float, dict]:
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QDockWidget
+
+    from gui.main_window import MainWindow
+
+    w = MainWindow(restore_layout=False)
+    w.files.ask_save_changes = lambda: "discard"
+    w.resize(1600, 1000)
+    w.show()
+    w.graph.replace_with(graph)
+    ctrl = w.training
+    for dock in ctrl.panel_docks.values():
+        dock.hide()
+    shown: list[QDockWidget] = [ctrl.panel_docks[k] for k in panels]
+    for i, dock in enumerate(shown):
+        dock.show()
+        if i:
+            w.splitDockWidget(shown[i - 1], dock, Qt.Orientation.Horizontal)
+    app.processEvents()
+    gaps: list[int] = []
+    clock, last = QElapsedTimer(), [0]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    assert ctrl.start(), ctrl.dock.error.text()
+    while not len(ctrl.current.steps):
+        app.processEvents()
+        time.sleep(0.001)
+    clock.start()
+    timer.start()
+    while ctrl.active is not None:
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    times = [t for t, _ in ctrl._rate]
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    draw_ms = dict(ctrl.draw_ms)
+    w.close()
+    w.deleteLater()
+    app.processEvents()
+    return rate, float(max(gaps)), draw_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--panels", choices=sorted(PANEL_SETS), default="typical")
+    args = p.parse_args(argv)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    graph = lenet5(args.epochs)
+    plain, gui, stalls = [], [], []
+    for r in range(args.repeats):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for which in order:
+            if which == 0:
+                plain.append(headless(graph))
+                print(f"repeat {r + 1}: headless {plain[-1]:6.1f} steps/s", flush=True)
+            else:
+                rate, stall, draw_ms = in_app(app, graph, PANEL_SETS[args.panels])
+                gui.append(rate)
+                stalls.append(stall)
+                slow = ", ".join(f"{k} {v:.0f}" for k, v in sorted(draw_ms.items()))
+                print(f"repeat {r + 1}: in the app {rate:6.1f} steps/s, event loop max gap "
+                      f"{stall:.0f} ms (slowest panel draws, ms: {slow})", flush=True)
+    a, b = statistics.median(plain), statistics.median(gui)
+    print(f"\nLeNet-5, batch 64, {args.epochs} epochs, panels: {args.panels}")
+    print(f"headless   {a:6.1f} steps/s (median of {args.repeats})")
+    print(f"in the app {b:6.1f} steps/s")
+    print(f"panel overhead {100 * (1 - b / a):.1f} % of training speed (budget 10 %)")
+    print(f"event loop: largest gap {max(stalls):.0f} ms (median of runs "
+          f"{statistics.median(stalls):.0f} ms; budget 50 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,546 @@
+"""TrainingController: the Training dock, the panels and the worker, attached to a window.
+
+Life of a run: Start reads the dock's spec, checks it (``check_training`` and the graph's
+analysis; a problem is shown in red and nothing starts), saves it into the graph's
+``training`` part as one undoable change, locks editing and starts a ``TrainingWorker`` in a
+QThread on a copy of the graph. The worker's signals land in ``RunSink`` slots (GUI thread) that
+only append to the run's buffers; a 25 Hz QTimer redraws the visible panels and the canvas
+badges. At the end the graph is unlocked and the runs are saved next to the graph file.
+
+Closing the window stops the worker (an event filter on the window): the Close event marks
+the window as closing, and the non-spontaneous Hide that Qt sends once the window accepted it
+(synchronously, before the application can quit) calls ``shutdown``: ``trainer.stop()``, then
+``QThread.wait(1000)``. A close the window refuses ("Save changes?" > Cancel) leaves the run
+going; minimising (a spontaneous Hide) does nothing. ``QApplication.aboutToQuit`` is the
+safety net.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
+from PySide6.QtWidgets import QDockWidget
+
+from engine.errors import BlockPropError
+from gui.training.buffers import RunData
+from gui.training.controls import TrainingDock
+from gui.training.panels import PANEL_TYPES
+from gui.training.runlist import RunSink, RunsMixin
+from gui.training.runs import runs_path
+from gui.training.worker import RunThread, TrainingWorker
+
+REDRAW_HZ = 25.0
+# While a run goes, the GIL is handed over after at most this long (CPython's default: 5 ms).
+# The GUI thread needs the GIL for every Python callback of a paint (pyqtgraph draws in
+# Python); at 5 ms per hand-over a redraw that makes a hundred callbacks could wait 0.5 s
+# behind the training thread's Python code. NumPy's big operations release the GIL anyway.
+SWITCH_INTERVAL_S = 0.0005
+EDIT_EVENTS = ("node_added", "node_removed", "config_changed", "edge_added", "edge_removed",
+               "reset")
+
+
+class TrainingController(RunsMixin, QObject):
+    """See the module docstring. ``attach(window)`` makes one per window."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.runs: list[RunData] = []
+        self.runs_version = 0
+        self.current: RunData | None = None
+        self.active: RunData | None = None
+        self.thread: RunThread | None = None
+        self.weights_version = 0
+        self._next_id = 1
+        self._rate: deque = deque(maxlen=400)  # (time, step) of recent steps
+        self._badges_drawn = None
+        self._watch_sent: dict | None = None
+        self._gui_model: tuple[Any, Any] | None = None  # (run id + weights version, Model)
+        self._act_cache: tuple[Any, dict] | None = None
+        self._saving_meta = False
+        self._runs_file: Path | None = None
+        self.max_stall_ms = 0.0  # the longest redraw so far (ms), and per panel:
+        self.draw_ms: dict[str, float] = {}
+        self._progress_at = 0.0
+        self._badges_at = 0.0
+        self._switch_interval: float | None = None
+
+        self.dock = TrainingDock(window)
+        self.dock.set_spec(self.graph.training)
+        self.dock.start.connect(self.start)
+        self.dock.pause.connect(self.pause)
+        self.dock.resume.connect(self.resume)
+        self.dock.stop.connect(self.stop)
+        self.dock.step.connect(self.step)
+        self.dock.lr_changed.connect(self.set_lr)
+        window.add_panel_dock(self.dock, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.panels = {}
+        self.panel_docks: dict[str, QDockWidget] = {}
+        for key, cls in PANEL_TYPES.items():
+            panel = cls(self)
+            dock = QDockWidget(panel.title, window)
+            dock.setObjectName(f"training_{key}_dock")
+            dock.setWidget(panel)
+            window.add_panel_dock(dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+            # A panel brought on screen (tab chosen, dock shown) draws at once.
+            dock.visibilityChanged.connect(self._panel_visibility)
+            self.panels[key] = panel
+            self.panel_docks[key] = dock
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / REDRAW_HZ))
+        self.timer.timeout.connect(self.redraw)
+        self._pending = QTimer(self)
+        self._pending.setSingleShot(True)
+        self._pending.setInterval(0)
+        self._pending.timeout.connect(self.redraw)
+
+        self._menus()
+        self.graph.subscribe(self._on_graph_event)
+        if hasattr(window, "selectionChanged"):
+            window.selectionChanged.connect(self._on_selection)
+        self._closing = False
+        window.installEventFilter(self)
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        files = getattr(window, "files", None)
+        if files is not None and hasattr(files, "changed"):
+            files.changed.connect(self._on_file_changed)  # "Save as": runs follow the graph
+        self.load_runs()
+
+    # --- the window's parts ----------------------------------------------------------------------
+    @property
+    def graph(self):
+        return self.window.graph
+
+    def _menus(self) -> None:
+        menu = self.window.menu("Train")
+        self.actions = {}
+        for name, key, slot in (("Start", "F5", self.start), ("Pause", "F6", self.pause),
+                                ("Resume", "F7", self.resume), ("Step one batch", "F10",
+                                                                self.step),
+                                ("Stop", "Shift+F5", self.stop)):
+            act = menu.addAction(name)
+            act.setShortcut(key)
+            act.triggered.connect(slot)
+            self.actions[name] = act
+        menu.addSeparator()
+        menu.addAction(self.dock.toggleViewAction())
+        for dock in self.panel_docks.values():
+            menu.addAction(dock.toggleViewAction())
+        tb = getattr(self.window, "toolbar", None)
+        if tb is not None:
+            tb.addSeparator()
+            tb.addAction(self.actions["Start"])
+            tb.addAction(self.actions["Stop"])
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        state = self.dock.state
+        self.actions["Start"].setEnabled(state == "idle")
+        self.actions["Pause"].setEnabled(state == "running")
+        self.actions["Resume"].setEnabled(state == "paused")
+        self.actions["Step one batch"].setEnabled(state in ("idle", "paused"))
+        self.actions["Stop"].setEnabled(state != "idle")
+
+    def _status(self, text: str, ms: int = 8000) -> None:
+        bar = self.window.statusBar() if hasattr(self.window, "statusBar") else None
+        if bar is not None:
+            bar.showMessage(text, ms)
+
+    def graph_path(self) -> Path | None:
+        """The graph's file, if it has one (the window's ``path`` or ``file_path``)."""
+        for attr in ("path", "file_path", "current_path"):
+            p = getattr(self.window, attr, None)
+            if callable(p):
+                p = p()
+            if p:
+                return Path(p)
+        return None
+
+    # --- starting ------------------------------------------------------------------------------
+    def check_spec(self, spec: dict) -> str | None:
+        """The reason a run cannot start with ``spec`` (None: it can)."""
+        from engine.data import DATASET_OPTIONS
+        from engine.data.base import check_options
+        from engine.trainer import check_training
+
+        try:
+            checked = check_training(spec)
+            ds = checked["dataset"]
+            check_options(ds["name"], ds, DATASET_OPTIONS[ds["name"]])
+        except BlockPropError as e:
+            return str(e)
+        analysis = getattr(self.window, "analysis", None)
+        if analysis is None or getattr(analysis, "problems", None) is None:
+            from engine.analysis import analyze
+
+            analysis = analyze(self.graph)
+        if analysis.problems:
+            first = analysis.problems[0]
+            more = len(analysis.problems) - 1
+            return (f"The graph has {len(analysis.problems)} problem{'s' * (more > 0)}; fix "
+                    f"{'them' if more else 'it'} first: {first}")
+        return None
+
+    def _save_spec(self, spec: dict) -> None:
+        """Write the settings into the graph file's ``training`` part (one undoable edit)."""
+        if self.graph.training == spec:
+            return
+        self._saving_meta = True
+        try:
+            ctl = getattr(self.window, "controller", None)
+            if ctl is not None and hasattr(ctl, "set_meta"):
+                ctl.set_meta("training", spec)
+            elif getattr(self.window, "undo_stack", None) is not None:
+                from gui.commands import SetMeta
+
+                self.window.undo_stack.push(SetMeta(self.graph, "training", spec))
+            else:
+                self.graph.set_meta("training", spec)
+                self.window.setWindowModified(True)
+        finally:
+            self._saving_meta = False
+
+    @Slot()
+    def start(self, paused: bool = False) -> bool:
+        """Start a run with the dock's settings; False (and a message) if it cannot start."""
+        if self.thread is not None and self.thread.running():
+            return False
+        spec = self.dock.spec()
+        problem = self.check_spec(spec)
+        if problem:
+            self.dock.show_error(problem)
+            self._status("Training not started: " + problem.splitlines()[0])
+            return False
+        self.dock.show_error("")
+        self._save_spec(spec)
+        for r in self.runs:
+            r.drop_heavy()
+        run = RunData(self._next_id, f"run {self._next_id}", spec)
+        self._next_id += 1
+        worker = TrainingWorker(self.graph, spec, start_paused=paused)
+        sink = RunSink(self, run)
+        worker.prepared.connect(sink.on_prepared)
+        worker.steps.connect(sink.on_steps)
+        worker.time_grads.connect(sink.on_time_grads)
+        worker.epoch.connect(sink.on_epoch)
+        worker.snapshot.connect(sink.on_snapshot)
+        worker.finished.connect(sink.on_finished)
+        worker.failed.connect(sink.on_failed)
+        self.thread = RunThread(worker)
+        self._sink = sink
+        self.active = self.current = run
+        self.runs.append(run)
+        self.runs_version += 1
+        self.panels["runs"].check(run.run_id)
+        self._rate.clear()
+        self._watch_sent = None
+        self._gui_model = None
+        self.window.set_locked(True)
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        self.dock.set_state("paused" if paused else "preparing")
+        self.dock.set_progress(0, 1, "preparing the data and the model...")
+        self._update_actions()
+        self.thread.start()
+        self._bring_forward()
+        self.watch_changed()
+        self.timer.start()
+        return True
+
+    def _bring_forward(self) -> None:
+        """A run shows its progress: the Training dock, and the Loss panel unless a training
+        panel is already on screen (tabs the user chose otherwise stay as they are)."""
+        if self.dock.isHidden():
+            self.dock.show()
+        self.dock.raise_()
+        if not any(p.shown() for p in self.panels.values()):
+            dock = self.panel_docks["loss"]
+            dock.show()
+            dock.raise_()
+
+    # --- controls ------------------------------------------------------------------------------
+    def _worker(self) -> TrainingWorker | None:
+        if self.thread is not None and self.thread.running():
+            return self.thread.worker
+        return None
+
+    @Slot()
+    def pause(self) -> None:
+        w = self._worker()
+        if w is not None:
+            w.pause()
+            self.dock.set_state("paused")
+            self._update_actions()
+
+    @Slot()
+    def resume(self) -> None:
+        w = self._worker()
+        if w is not None:
+            w.resume()
+            self.dock.set_state("running")
+            self._update_actions()
+
+    @Slot()
+    def step(self) -> None:
+        """One batch: while paused, let one step run; when idle, start a paused run and step."""
+        w = self._worker()
+        if w is None:
+            if self.start(paused=True):
+                self.thread.worker.step_once()
+            return
+        if self.dock.state == "paused":
+            w.step_once()
+
+    @Slot()
+    def stop(self) -> None:
+        w = self._worker()
+        if w is not None:
+            w.stop()
+
+    @Slot(float)
+    def set_lr(self, lr: float) -> None:
+        w = self._worker()
+        if w is None:
+            return
+        try:
+            w.set_lr(lr)
+        except BlockPropError as e:
+            self.dock.show_error(str(e))
+            return
+        self.dock.show_error("")
+        self._status(f"Learning rate set to {lr:g} from the next step on")
+
+    # --- from the worker -----------------------------------------------------------------------
+    def _prepared(self, run: RunData) -> None:
+        if self.dock.state == "preparing":
+            self.dock.set_state("running")
+            self._update_actions()
+        self.runs_version += 1
+        lr = (run.settings.get("optimizer") or {}).get("lr")
+        if isinstance(lr, (int, float)):
+            self.dock.lr_now.setValue(float(lr))
+        self.request_redraw()
+
+    def _steps_arrived(self, events: list) -> None:
+        for e in events:
+            self._rate.append((e.get("t", time.perf_counter()), e.get("step", 0)))
+
+    def _snapshot(self, run: RunData, snap: dict) -> None:
+        if "filters" in snap:
+            run.filters = snap["filters"]
+            run.filters_step = snap.get("step", -1)
+        if "activations" in snap:
+            run.activations = snap["activations"]
+            run.gates = snap.get("gates", {})
+            run.sample = dict(snap.get("sample", {}), step=snap.get("step"))
+        if "weights" in snap:
+            run.weights = snap["weights"]
+            self.weights_version += 1
+        run.version += 1
+        run.snapshots += 1
+
+    def _ended(self, run: RunData, error: str | None = None) -> None:
+        self.weights_version += 1
+        run.snapshots += 1
+        run.epoch_version += 1
+        thread = self.thread
+        if thread is not None and thread.worker is not None and self.active is run:
+            thread.thread.wait(2000)
+        if error:
+            self.dock.show_error(error)
+            self._status("Training failed: " + error.splitlines()[0])
+            if len(run.steps) == 0:  # it never started: not a run to keep
+                self.runs.remove(run)
+                if self.current is run:
+                    self.current = self.runs[-1] if self.runs else None
+        else:
+            msg = run.end.get("message") or f"Training {run.status}"
+            self._status(f"{run.name}: {msg}")
+            if run.status == "diverged":  # say it where the user looks: next to Start
+                self.dock.show_error(msg)
+        if self.active is run:
+            self.active = None
+        self._restore_switch_interval()
+        self.runs_version += 1
+        self.window.set_locked(False)
+        self.dock.set_state("idle")
+        self._update_actions()
+        self.timer.stop()
+        self.redraw()  # hidden panels draw when they come on screen
+        self.save_runs()
+
+    # --- redrawing -----------------------------------------------------------------------------
+    def request_redraw(self) -> None:
+        if not self.timer.isActive() and not self._pending.isActive():
+            self._pending.start()
+
+    def watch_changed(self) -> None:
+        """Tell the worker what the visible panels need (sent only when it changes)."""
+        w = self._worker()
+        if w is None:
+            return
+        p = self.panels
+        want = {"filters": p["filters"].shown(), "activations": p["activations"].shown(),
+                "weights": p["try_it"].shown(), "confusion": p["confusion"].shown(),
+                "sample": p["activations"].sample.value()}
+        if want != self._watch_sent:
+            self._watch_sent = want
+            w.set_watch(**want)
+
+    def _panel_visibility(self, visible: bool) -> None:
+        if visible:
+            self.request_redraw()
+        self.watch_changed()
+
+    @Slot()
+    def redraw(self, force: bool = False) -> None:
+        """One tick of the 25 Hz timer. While training, a tick redraws ONE of the visible
+        panels whose data changed (the one waiting longest), so a tick costs at most one
+        panel's redraw and repaint and the event loop never waits for all of them at once;
+        with three panels on screen each still updates about 8 times a second. Otherwise
+        (``force``, or no run going: a user action) every visible panel that changed draws.
+        """
+        t0 = time.perf_counter()
+        self.watch_changed()
+        run = self.current
+        due = [(p.drawn_at, key) for key, p in self.panels.items()
+               if force or (p.shown() and p.redraw_key(run) != p._drawn)]
+        if self.active is not None and not force:
+            due = sorted(due)[:1]
+        for _, key in due:
+            t1 = time.perf_counter()
+            if self.panels[key].refresh(run, force=force):
+                ms = (time.perf_counter() - t1) * 1000
+                self.draw_ms[key] = max(self.draw_ms.get(key, 0.0), ms)
+        self._badges(run)
+        now = time.perf_counter()
+        if force or now - self._progress_at >= 0.25:  # text at 4 Hz is plenty
+            self._progress_at = now
+            self._progress(run)
+        self.max_stall_ms = max(self.max_stall_ms, (time.perf_counter() - t0) * 1000)
+
+    def _badges(self, run: RunData | None) -> None:
+        canvas = getattr(self.window, "canvas", None)
+        if run is None or canvas is None or run.grads is None:
+            return
+        key = (run.run_id, run.steps.total)
+        if key == self._badges_drawn or run is not self.active and self._badges_drawn:
+            return
+        now = time.perf_counter()
+        if run is self.active and now - self._badges_at < 0.1:  # the canvas at <= 10 Hz
+            return
+        self._badges_at = now
+        values = run.last_grad_rms()
+        if values:
+            canvas.set_block_badges(values)
+            self._badges_drawn = key
+
+    def _progress(self, run: RunData | None) -> None:
+        if run is None:
+            return
+        total = int(run.info.get("total_steps", 0) or 0)
+        last = run.steps.last()
+        done = int(last[0]) if last is not None else 0
+        if run is not self.active:
+            if run.status != "preparing":
+                self.dock.set_progress(done, total or done, f"{run.name} {run.status}: "
+                                       f"{done} steps")
+            return
+        if run.status == "preparing":
+            return
+        rate = self.steps_per_second()
+        if self.dock.state == "paused":
+            text = f"paused at step {done}"
+        elif rate > 0:
+            left = max(0, total - done) / rate
+            text = f"{rate:.1f} steps/s, {_duration(left)} left"
+        else:
+            text = "starting..."
+        ep = int(last[1]) if last is not None else 0
+        self.dock.set_progress(done, total, f"epoch {ep}/{run.info.get('epochs', '?')}: {text}")
+
+    def steps_per_second(self, window_s: float = 3.0) -> float:
+        if len(self._rate) < 2:
+            return 0.0
+        t_end, s_end = self._rate[-1]
+        t0, s0 = next(((t, s) for t, s in self._rate if t_end - t <= window_s), self._rate[0])
+        return (s_end - s0) / (t_end - t0) if t_end > t0 else 0.0
+
+    # --- the window's events -------------------------------------------------------------------
+    def _on_graph_event(self, event: str, **data: Any) -> None:
+        if event in EDIT_EVENTS:
+            canvas = getattr(self.window, "canvas", None)
+            if canvas is not None and self.active is None:
+                canvas.clear_block_badges()
+                self._badges_drawn = None
+        if event == "reset" or (event == "meta_changed" and data.get("key") == "training"
+                                and not self._saving_meta):
+            if self.active is None:
+                self.dock.set_spec(self.graph.training)
+        if event == "reset":
+            QTimer.singleShot(0, lambda: self.load_runs(force=True))
+
+    def _on_selection(self, ids: list) -> None:
+        if len(ids) == 1:
+            self.panels["filters"].follow(ids[0])
+            self.panels["activations"].follow(ids[0])
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if obj is self.window:
+            kind = event.type()
+            if kind == QEvent.Type.Close:
+                self._closing = True
+            elif kind == QEvent.Type.Hide and self._closing and not event.spontaneous():
+                self._closing = False
+                self.shutdown()
+            elif kind == QEvent.Type.Show:
+                self._closing = False
+        return False
+
+    def _on_file_changed(self, *args) -> None:
+        """The graph was saved under a new name or another file was opened."""
+        path = self.graph_path()
+        target = runs_path(path) if path is not None else None
+        if target is None or target == self._runs_file:
+            return
+        if self._runs_file is None and self.runs and not target.exists():
+            self.save_runs()  # first save of a new graph: its runs go with it
+        else:
+            self.load_runs()
+
+    def _restore_switch_interval(self) -> None:
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
+
+    def shutdown(self, timeout_ms: int = 1000) -> bool:
+        """Stop a run and wait for its thread (bounded). True when no thread is left running."""
+        self.timer.stop()
+        self._pending.stop()
+        th = self.thread
+        if th is None or not th.running():
+            return True
+        ok = th.shutdown(timeout_ms)
+        if not ok:  # a long data load: it checks the stop flag as soon as it is done
+            ok = th.thread.wait(10_000)
+        self._restore_switch_interval()
+        return ok
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"

@@ -1,0 +1,309 @@
+"""The Training dock: data set, loss, optimizer, schedule, training settings; run buttons,
+progress, and the learning rate to use from now on.
+
+It edits a training spec, the graph file's ``training`` part (``spec()`` / ``set_spec()``);
+checking stays in the engine (``engine.trainer.check_training``), whose ConfigError text is
+shown here in red when a run cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.data import BUILTIN_DATASETS, DATASET_OPTIONS, DATASETS, USER_FILE_DATASETS
+from engine.losses import LOSSES
+from engine.optim import OPTIMIZER_OPTIONS
+from engine.schedules import SCHEDULE_OPTIONS
+from engine.trainer import TRAINING_OPTIONS
+from gui.training.forms import OptForm, SciSpinBox
+
+IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for a folder)
+    "CSV file...": ("csv", "CSV files (*.csv *.tsv *.txt);;All files (*)"),
+    "NumPy .npz archive...": ("npz", "NumPy archives (*.npz);;All files (*)"),
+    "Image folder (one sub-folder per class)...": ("image_folder", None),
+    "MNIST IDX images...": ("idx", "IDX files (*-ubyte *-ubyte.gz *.idx *.idx3 *.gz);;"
+                                   "All files (*)"),
+    "Text file (character model)...": ("text", "Text files (*.txt *.md);;All files (*)"),
+}
+
+
+def _path_option(name: str) -> str | None:
+    """The option of data set ``name`` that holds its file or folder path."""
+    for key, opt in DATASET_OPTIONS.get(name, {}).items():
+        if opt.kind == "path":
+            return key
+    return None
+
+
+class TrainingDock(QDockWidget):
+    """Signals: start(), pause(), resume(), stop(), step(), lr_changed(float), edited()."""
+
+    start = Signal()
+    pause = Signal()
+    resume = Signal()
+    stop = Signal()
+    step = Signal()
+    lr_changed = Signal(float)
+    edited = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Training", parent)
+        self.setObjectName("training_dock")
+        inner = QWidget()
+        col = QVBoxLayout(inner)
+        col.setContentsMargins(6, 6, 6, 6)
+
+        # --- data ----------------------------------------------------------------------------
+        data = QGroupBox("Data")
+        form = QVBoxLayout(data)
+        row = QHBoxLayout()
+        self.dataset = QComboBox()
+        for name in BUILTIN_DATASETS:
+            self.dataset.addItem(name, name)
+            self.dataset.setItemData(self.dataset.count() - 1, DATASETS[name],
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.dataset.insertSeparator(self.dataset.count())
+        for name in USER_FILE_DATASETS:
+            self.dataset.addItem(f"{name} (your file)", name)
+            self.dataset.setItemData(self.dataset.count() - 1, DATASETS[name],
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.dataset.currentIndexChanged.connect(self._dataset_changed)
+        self.import_button = QPushButton("Import...")
+        menu = QMenu(self.import_button)
+        for text in IMPORT_KINDS:
+            menu.addAction(text, lambda t=text: self.import_file(t))
+        self.import_button.setMenu(menu)
+        row.addWidget(self.dataset, 1)
+        row.addWidget(self.import_button)
+        form.addLayout(row)
+        self.dataset_info = QLabel()
+        self.dataset_info.setWordWrap(True)
+        self.dataset_info.setStyleSheet("color: #555;")
+        form.addWidget(self.dataset_info)
+        self.dataset_form = OptForm()
+        self.dataset_form.changed.connect(self.edited)
+        form.addWidget(self.dataset_form)
+        self.split_form = OptForm({"val_split": TRAINING_OPTIONS["val_split"]})
+        self.split_form.changed.connect(self.edited)
+        form.addWidget(self.split_form)
+        col.addWidget(data)
+
+        # --- loss and optimizer ------------------------------------------------------------
+        opt_box = QGroupBox("Loss and optimizer")
+        of = QFormLayout(opt_box)
+        self.loss = QComboBox()
+        self.loss.addItems(LOSSES)
+        self.loss.currentIndexChanged.connect(self.edited)
+        of.addRow("loss", self.loss)
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(list(OPTIMIZER_OPTIONS))
+        self.optimizer.currentIndexChanged.connect(self._optimizer_changed)
+        of.addRow("optimizer", self.optimizer)
+        self.optimizer_form = OptForm()
+        self.optimizer_form.changed.connect(self.edited)
+        of.addRow(self.optimizer_form)
+        self.schedule = QComboBox()
+        self.schedule.addItems(list(SCHEDULE_OPTIONS))
+        self.schedule.currentIndexChanged.connect(self._schedule_changed)
+        of.addRow("lr schedule", self.schedule)
+        self.schedule_form = OptForm()
+        self.schedule_form.changed.connect(self.edited)
+        of.addRow(self.schedule_form)
+        col.addWidget(opt_box)
+
+        # --- the rest of the training settings ----------------------------------------------
+        train_box = QGroupBox("Training")
+        tl = QVBoxLayout(train_box)
+        self.train_form = OptForm({k: o for k, o in TRAINING_OPTIONS.items() if k != "val_split"})
+        self.train_form.changed.connect(self.edited)
+        tl.addWidget(self.train_form)
+        col.addWidget(train_box)
+
+        # --- run -----------------------------------------------------------------------------
+        run_box = QGroupBox("Run")
+        rl = QVBoxLayout(run_box)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.step_button = QPushButton("Step")
+        self.start_button.setToolTip("Train the graph with these settings (F5)")
+        self.step_button.setToolTip("Run one batch (starts a paused run if none is going)")
+        for b, sig in ((self.start_button, self.start), (self.pause_button, self.pause),
+                       (self.resume_button, self.resume), (self.stop_button, self.stop),
+                       (self.step_button, self.step)):
+            b.clicked.connect(sig)
+            buttons.addWidget(b)
+        rl.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m steps")
+        rl.addWidget(self.progress)
+        self.rate = QLabel("idle")
+        rl.addWidget(self.rate)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(QLabel("learning rate now"))
+        self.lr_now = SciSpinBox(0.0, 1e3)
+        self.lr_now.setValue(1e-3)
+        self.lr_button = QPushButton("Set")
+        self.lr_button.setToolTip("Use this learning rate from the next step on")
+        self.lr_button.clicked.connect(lambda: self.lr_changed.emit(self.lr_now.value()))
+        lr_row.addWidget(self.lr_now, 1)
+        lr_row.addWidget(self.lr_button)
+        rl.addLayout(lr_row)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.setStyleSheet("color: #b00020;")
+        self.error.hide()
+        rl.addWidget(self.error)
+        col.addWidget(run_box)
+        col.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        self.setWidget(scroll)
+        self._dataset_changed()
+        self._optimizer_changed()
+        self._schedule_changed()
+        self.set_state("idle")
+
+    # --- editors follow the chosen names ---------------------------------------------------------
+    def dataset_name(self) -> str:
+        return self.dataset.currentData() or BUILTIN_DATASETS[0]
+
+    def _dataset_changed(self) -> None:
+        name = self.dataset_name()
+        self.dataset_form.set_options(DATASET_OPTIONS.get(name, {}))
+        self.dataset_info.setText(DATASETS.get(name, ""))
+        self.edited.emit()
+
+    def _optimizer_changed(self) -> None:
+        self.optimizer_form.set_options(OPTIMIZER_OPTIONS[self.optimizer.currentText()])
+        self.edited.emit()
+
+    def _schedule_changed(self) -> None:
+        self.schedule_form.set_options(SCHEDULE_OPTIONS[self.schedule.currentText()])
+        self.edited.emit()
+
+    def import_file(self, kind_text: str) -> str | None:
+        """Ask for a file (or folder) and select the matching data set with that path."""
+        name, filt = IMPORT_KINDS[kind_text]
+        if filt is None:
+            path = QFileDialog.getExistingDirectory(self, "Choose the image folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, f"Import {name} data", "", filt)
+        if not path:
+            return None
+        self.use_file(name, path)
+        return path
+
+    def use_file(self, name: str, path: str | os.PathLike) -> None:
+        """Select user-file data set ``name`` reading ``path``."""
+        i = self.dataset.findData(name)
+        self.dataset.setCurrentIndex(i)
+        key = _path_option(name)
+        values = self.dataset_form.values()
+        if key:
+            values[key] = str(Path(path))
+        self.dataset_form.set_values(values)
+        self.edited.emit()
+
+    # --- the spec ------------------------------------------------------------------------------
+    def spec(self) -> dict:
+        """The settings as the graph file's ``training`` part (JSON-ready)."""
+        out: dict = {"dataset": {"name": self.dataset_name(), **self.dataset_form.values()},
+                     "loss": self.loss.currentText(),
+                     "optimizer": {"name": self.optimizer.currentText(),
+                                   **self.optimizer_form.values(all_values=True)}}
+        if self.schedule.currentText() != "constant":
+            out["schedule"] = {"name": self.schedule.currentText(),
+                               **self.schedule_form.values(all_values=True)}
+        out.update(self.split_form.values(all_values=True))
+        out.update(self.train_form.values(all_values=True))
+        if out.get("clip_norm") is None:
+            out.pop("clip_norm", None)
+        return out
+
+    def set_spec(self, spec: dict | None) -> None:
+        """Show ``spec`` (a graph's ``training``; missing parts keep their defaults)."""
+        spec = dict(spec or {})
+        blockers = [QSignalBlocker(w) for w in (self, self.dataset, self.loss, self.optimizer,
+                                                self.schedule)]
+        ds = spec.get("dataset") or {"name": "digits"}
+        if isinstance(ds, str):
+            ds = {"name": ds}
+        i = self.dataset.findData(ds.get("name"))
+        if i >= 0:
+            self.dataset.setCurrentIndex(i)
+        self.dataset_form.set_options(DATASET_OPTIONS.get(self.dataset_name(), {}))
+        self.dataset_info.setText(DATASETS.get(self.dataset_name(), ""))
+        self.dataset_form.set_values({k: v for k, v in ds.items() if k != "name"})
+        self.loss.setCurrentIndex(max(0, self.loss.findText(spec.get("loss", "cross_entropy"))))
+        opt = spec.get("optimizer") or {"name": "adam"}
+        if isinstance(opt, str):
+            opt = {"name": opt}
+        self.optimizer.setCurrentIndex(max(0, self.optimizer.findText(opt.get("name", "adam"))))
+        self.optimizer_form.set_options(OPTIMIZER_OPTIONS[self.optimizer.currentText()])
+        self.optimizer_form.set_values({k: v for k, v in opt.items() if k != "name"})
+        sch = spec.get("schedule") or {"name": "constant"}
+        if isinstance(sch, str):
+            sch = {"name": sch}
+        self.schedule.setCurrentIndex(max(0, self.schedule.findText(sch.get("name", "constant"))))
+        self.schedule_form.set_options(SCHEDULE_OPTIONS[self.schedule.currentText()])
+        self.schedule_form.set_values({k: v for k, v in sch.items() if k != "name"})
+        self.split_form.set_values(spec)
+        self.train_form.set_values(spec)
+        self.lr_now.setValue(float(self.optimizer_form.values(all_values=True).get("lr", 1e-3)))
+        del blockers
+
+    # --- state ---------------------------------------------------------------------------------
+    def set_state(self, state: str) -> None:
+        """idle | preparing | running | paused: which buttons and editors are usable."""
+        self.state = state
+        active = state != "idle"
+        self.start_button.setEnabled(not active)
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state == "paused")
+        self.stop_button.setEnabled(active)
+        self.step_button.setEnabled(state in ("idle", "paused"))
+        self.lr_button.setEnabled(state in ("running", "paused"))
+        for w in (self.dataset, self.import_button, self.dataset_form, self.split_form,
+                  self.loss, self.optimizer, self.optimizer_form, self.schedule,
+                  self.schedule_form, self.train_form):
+            w.setEnabled(not active)
+
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
+    def set_progress(self, done: int, total: int, text: str) -> None:
+        total = max(1, total)
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, total)
+        if self.progress.value() != min(done, total):
+            self.progress.setValue(min(done, total))
+        if self.rate.text() != text:
+            self.rate.setText(text)

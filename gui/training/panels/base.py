@@ -1,0 +1,269 @@
+"""What every training panel shares: export buttons, redraw bookkeeping, plot styling."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.training.export import ask_path, save_png, write_csv
+
+if TYPE_CHECKING:
+    from gui.training.buffers import RunData
+    from gui.training.controller import TrainingController
+
+BACKGROUND = "w"
+FOREGROUND = QColor(40, 40, 40)
+# Ten colours that stay apart on white (Tableau 10), then pyqtgraph's hue wheel.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def colour(i: int, n: int = 10) -> QColor:
+    if i < len(PALETTE):
+        return QColor(PALETTE[i])
+    return pg.intColor(i, hues=max(n, 11))
+
+
+class LogAxis(pg.AxisItem):
+    """An axis whose log mode labels read as numbers: decades as 0.001 ... 100 (1e-05 beyond),
+    plus 2 and 5 when less than two decades show; no SI-prefix rescaling (no "x0.001")."""
+
+    def __init__(self, orientation: str = "left", **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.enableAutoSIPrefix(False)
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
+        lo, hi = sorted(self.range)
+        few = hi - lo < 2.0
+        out = []
+        for v in values:
+            mant = 10 ** (v - np.floor(v + 1e-9))
+            decade = abs(v - round(v)) < 1e-6
+            if decade or (few and min(abs(mant - 2), abs(mant - 5)) < 1e-3):
+                out.append(number_text(10.0 ** v))
+            else:
+                out.append("")
+        return out
+
+
+def number_text(x: float) -> str:
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e5:
+        return f"{x:.6g}"
+    mant, exp = f"{x:.0e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def add_plot(layout: pg.GraphicsLayout, **kw: Any) -> pg.PlotItem:
+    """A plot whose left axis labels log scales readably (see LogAxis)."""
+    return layout.addPlot(axisItems={"left": LogAxis("left")}, **kw)
+
+
+def style_plot(plot: pg.PlotItem, title: str = "", x: str = "", y: str = "") -> pg.PlotItem:
+    """Readable on a projector: dark axes on white, a grid, labelled axes."""
+    font = QFont()
+    font.setPointSize(9)
+    for name in ("left", "bottom", "right", "top"):
+        ax = plot.getAxis(name)
+        ax.setPen(pg.mkPen(FOREGROUND))
+        ax.setTextPen(pg.mkPen(FOREGROUND))
+        ax.setStyle(tickFont=font)
+        ax.enableAutoSIPrefix(False)
+    if title:
+        set_title(plot, title)
+    if x:
+        plot.setLabel("bottom", x, color="#222")
+    if y:
+        plot.setLabel("left", y, color="#222")
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    return plot
+
+
+def line_plot(plot: pg.PlotItem) -> pg.PlotItem:
+    """The habits for curves that grow to many points: peak downsampling, clip to view."""
+    plot.setDownsampling(auto=True, mode="peak")
+    plot.setClipToView(True)
+    return plot
+
+
+def integer_ticks(axis: pg.AxisItem, last: float) -> None:
+    """Whole-number ticks (epochs): 1, 2, 3 ... or every k-th for long runs."""
+    k = max(1, int(np.ceil(max(last, 1) / 10)))
+    if getattr(axis, "_bp_spacing", None) != k:
+        axis._bp_spacing = k
+        axis.setTickSpacing(major=k, minor=k)
+
+
+def make_legend(plot: pg.PlotItem, bottom: bool = False) -> pg.LegendItem:
+    """A legend in the top-right corner (bottom-right for rising curves such as accuracy)."""
+    legend = plot.addLegend(offset=(-8, -8 if bottom else 8), labelTextColor="#222",
+                            labelTextSize="8pt")
+    legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+    legend.setPen(pg.mkPen(180, 180, 180))
+    return legend
+
+
+def image_view(layout: pg.GraphicsLayout, row: int | None = None, col: int | None = None,
+               title: str = "", **kw: Any) -> tuple[pg.ViewBox, pg.ImageItem]:
+    """A square-pixel ViewBox with one ImageItem, y downwards (row 0 on top, as in the data)."""
+    if title:
+        layout.addLabel(title, row=row, col=col, color="#222", size="9pt")
+        row = None if row is None else row + 1
+    vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False,
+                           **kw)
+    img = pg.ImageItem()
+    vb.addItem(img)
+    return vb, img
+
+
+def set_title(plot: pg.PlotItem, text: str, color: str = "#222") -> None:
+    """Set a plot's title only when it changes (each change re-lays out the plot)."""
+    if getattr(plot, "_bp_title", None) != (text, color):
+        plot._bp_title = (text, color)
+        plot.setTitle(text, color=color, size="10pt")
+
+
+def set_label(label: pg.LabelItem, text: str, **kw: Any) -> None:
+    """LabelItem.setText only when the text changes (it re-renders HTML and re-lays out)."""
+    key = (text, tuple(sorted(kw.items())))
+    if getattr(label, "_bp_text", None) != key:
+        label._bp_text = key
+        label.setText(text, **kw)
+
+
+def fit_view(vb: pg.ViewBox, shape: tuple) -> None:
+    """Frame an image's ViewBox when the image's shape changes (not on every update)."""
+    if getattr(vb, "_bp_shape", None) != tuple(shape):
+        vb._bp_shape = tuple(shape)
+        vb.autoRange(padding=0.02)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "panel"
+
+
+class Panel(QWidget):
+    """A dockable panel. Subclasses fill ``self.controls`` (a row above) and ``self.body``,
+    and implement ``draw(run)`` and ``table()``.
+
+    The controller's redraw timer calls ``refresh(run)`` for visible panels only; ``draw`` runs
+    only when the run's ``version`` (or the panel's own ``_state()``) changed since last time.
+    """
+
+    title = "Panel"
+
+    def __init__(self, ctrl: TrainingController) -> None:
+        super().__init__()
+        self.ctrl = ctrl
+        self.setObjectName(f"training_panel_{slug(self.title)}")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.setSpacing(4)
+        self.controls = QHBoxLayout()
+        self.controls.setSpacing(6)
+        outer.addLayout(self.controls)
+        self.body = QVBoxLayout()
+        outer.addLayout(self.body, 1)
+        self.message = QLabel("")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #555; font-size: 11pt; padding: 12px;")
+        self.message.hide()
+        outer.addWidget(self.message)
+        self.png_button = QPushButton("Export PNG")
+        self.csv_button = QPushButton("Export CSV")
+        self.png_button.clicked.connect(lambda: self._export(self.export_png))
+        self.csv_button.clicked.connect(lambda: self._export(self.export_csv))
+        self.export_widget: QWidget = self  # what "Export PNG" renders
+        self._drawn: Any = None
+        self.drawn_at = 0.0
+
+    def finish_controls(self) -> None:
+        """Put the export buttons at the right end of the controls row."""
+        self.controls.addStretch(1)
+        self.controls.addWidget(self.png_button)
+        self.controls.addWidget(self.csv_button)
+
+    # --- redraw bookkeeping --------------------------------------------------------------------
+    def shown(self) -> bool:
+        """On screen (not a hidden tab, not a closed dock, not minimised away)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def _state(self) -> Any:
+        """Panel-local settings that need a redraw when they change (combo boxes etc.)."""
+        return None
+
+    def redraw_key(self, run: RunData | None) -> Any:
+        """What the picture depends on; the default: anything in the run, and ``_state``."""
+        return (id(run), getattr(run, "version", None), self._state())
+
+    def refresh(self, run: RunData | None, force: bool = False) -> bool:
+        key = self.redraw_key(run)
+        if not force and key == self._drawn:
+            return False
+        self._drawn = key
+        self.drawn_at = time.perf_counter()
+        self.draw(run)
+        return True
+
+    def invalidate(self) -> None:
+        self._drawn = None
+
+    def draw(self, run: RunData | None) -> None:
+        raise TypeError(f"{type(self).__name__} does not define draw")
+
+    def show_message(self, text: str) -> None:
+        """Replace the plots by a one-line explanation (e.g. "no conv block")."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # --- export --------------------------------------------------------------------------------
+    def table(self) -> tuple[Sequence[str], list[Sequence]]:
+        """The numbers the panel shows: (header, rows)."""
+        return ["value"], []
+
+    def export_csv(self, path: str | None = None) -> str | None:
+        if path is None:
+            path = ask_path(self, f"Export {self.title} data", f"{slug(self.title)}.csv",
+                            "CSV files (*.csv)")
+            if not path:
+                return None
+        header, rows = self.table()
+        write_csv(path, header, rows)
+        return path
+
+    def export_png(self, path: str | None = None) -> str | None:
+        if path is None:
+            path = ask_path(self, f"Export {self.title} image", f"{slug(self.title)}.png",
+                            "PNG images (*.png)")
+            if not path:
+                return None
+        if not save_png(self.export_widget, path):
+            raise OSError(f"cannot write {path}")
+        return path
+
+    def _export(self, fn) -> None:
+        try:
+            fn()
+        except OSError as e:
+            QMessageBox.warning(self, "Export failed", f"Cannot write the file: {e}")
+
+
+def finite(a: np.ndarray) -> np.ndarray:
+    return a[np.isfinite(a)]

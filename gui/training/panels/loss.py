@@ -1,0 +1,154 @@
+"""Loss panel: the loss of every step (raw and EMA-smoothed), train/val loss and accuracy per
+epoch, a log-scale toggle, and the data set's trivial baseline when it has one."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox
+
+from gui.training.buffers import RunData
+from gui.training.panels.base import (
+    Panel,
+    add_plot,
+    colour,
+    integer_ticks,
+    line_plot,
+    make_legend,
+    set_title,
+    style_plot,
+)
+
+
+class LossPanel(Panel):
+    title = "Loss"
+
+    def __init__(self, ctrl) -> None:
+        super().__init__(ctrl)
+        self.log_box = QCheckBox("log scale")
+        self.log_box.setChecked(False)
+        self.log_box.toggled.connect(self._set_log)
+        self.controls.addWidget(self.log_box)
+        self.finish_controls()
+
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("w")
+        self.body.addWidget(self.view)
+        self.export_widget = self.view
+        self.p_step = line_plot(style_plot(add_plot(self.view.ci, row=0, col=0, rowspan=2),
+                                           "Training loss per step", "step", "loss"))
+        self.p_epoch = style_plot(add_plot(self.view.ci, row=0, col=1), "Loss per epoch", "epoch",
+                                  "loss")
+        self.p_acc = style_plot(add_plot(self.view.ci, row=1, col=1), "Accuracy per epoch", "epoch",
+                                "accuracy")
+        self.view.ci.layout.setColumnStretchFactor(0, 3)
+        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        make_legend(self.p_step)
+        make_legend(self.p_epoch)
+        make_legend(self.p_acc, bottom=True)
+        self.raw = self.p_step.plot(pen=pg.mkPen(160, 190, 230, 255, width=1), name="loss")
+        self.smooth = self.p_step.plot(pen=pg.mkPen(colour(0), width=2.5), name="EMA (alpha 0.1)")
+        dash = pg.mkPen("#888", width=1.5, style=Qt.PenStyle.DashLine)
+        self.baseline = pg.InfiniteLine(angle=0, movable=False, pen=dash, label="baseline",
+                                        labelOpts={"color": "#555", "position": 0.9})
+        self.p_step.addItem(self.baseline)
+        self.baseline.hide()
+        sym = {"symbol": "o", "symbolSize": 6, "connect": "finite"}
+        self.tr_loss = self.p_epoch.plot(pen=pg.mkPen(colour(0), width=2), name="train",
+                                         symbolBrush=colour(0), symbolPen=None, **sym)
+        self.va_loss = self.p_epoch.plot(pen=pg.mkPen(colour(1), width=2), name="validation",
+                                         symbolBrush=colour(1), symbolPen=None, **sym)
+        self.tr_acc = self.p_acc.plot(pen=pg.mkPen(colour(0), width=2), name="train",
+                                      symbolBrush=colour(0), symbolPen=None, **sym)
+        self.va_acc = self.p_acc.plot(pen=pg.mkPen(colour(1), width=2), name="validation",
+                                      symbolBrush=colour(1), symbolPen=None, **sym)
+        self.p_acc.setYRange(0, 1.02, padding=0)
+        self._acc_shown = True
+        self._run: RunData | None = None
+
+    def _show_accuracy(self, show: bool) -> None:
+        """The accuracy plot only for classifiers (regression has none)."""
+        if show == self._acc_shown:
+            return
+        self._acc_shown = show
+        if show:
+            self.view.ci.removeItem(self.p_epoch)
+            self.view.ci.addItem(self.p_epoch, row=0, col=1)
+            self.view.ci.addItem(self.p_acc, row=1, col=1)
+        else:
+            self.view.ci.removeItem(self.p_acc)
+            self.view.ci.removeItem(self.p_epoch)
+            self.view.ci.addItem(self.p_epoch, row=0, col=1, rowspan=2)
+
+    def _set_log(self, on: bool) -> None:
+        self.p_step.setLogMode(y=on)
+        self.p_epoch.setLogMode(y=on)
+        self.invalidate()
+        self.refresh(self._run, force=True)
+
+    def _state(self):
+        return self.log_box.isChecked()
+
+    def draw(self, run: RunData | None) -> None:
+        self._run = run
+        if run is None or len(run.steps) == 0:
+            for item in (self.raw, self.smooth, self.tr_loss, self.va_loss, self.tr_acc,
+                         self.va_acc):
+                item.setData([], [])
+            self.baseline.hide()
+            self._show_accuracy(True)
+            set_title(self.p_step, "Training loss per step (no run yet)")
+            return
+        d = run.steps.data()
+        self.raw.setData(d[:, 0], d[:, 2])
+        self.smooth.setData(d[:, 0], d[:, 4])
+        set_title(self.p_step, f"{run.name}: training loss per step")
+        base = run.info.get("meta", {}).get("baseline_mse")
+        if base is None:
+            base = run.info.get("meta", {}).get("baseline_cross_entropy")
+        if isinstance(base, (int, float)) and base > 0:
+            self.baseline.setValue(math.log10(base) if self.log_box.isChecked() else base)
+            self.baseline.label.setFormat(f"baseline {base:.3g}")
+            self.baseline.show()
+        else:
+            self.baseline.hide()
+        ep = epoch_columns(run)
+        for item, key in ((self.tr_loss, "train_loss"), (self.va_loss, "val_loss"),
+                          (self.tr_acc, "train_acc"), (self.va_acc, "val_acc")):
+            ok = np.isfinite(ep[key])
+            item.setData(ep["epoch"][ok], ep[key][ok])
+        has_acc = np.isfinite(ep["train_acc"]).any() or np.isfinite(ep["val_acc"]).any()
+        last_epoch = float(ep["epoch"][-1]) if len(ep["epoch"]) else 1.0
+        integer_ticks(self.p_epoch.getAxis("bottom"), last_epoch)
+        integer_ticks(self.p_acc.getAxis("bottom"), last_epoch)
+        self._show_accuracy(has_acc or not run.epochs)
+
+    # --- the numbers shown, one row per step (epoch metrics on the epoch's last step) --------
+    def table(self):
+        run = self._run or self.ctrl.current
+        header = ["step", "epoch", "loss", "loss_ema", "lr",
+                  "train_loss", "val_loss", "train_acc", "val_acc"]
+        if run is None:
+            return header, []
+        d = run.steps.data()
+        by_step = {e.get("step"): e for e in run.epochs}
+        rows = []
+        for r in d:
+            e = by_step.get(int(r[0]), {})
+            rows.append([int(r[0]), int(r[1]), float(r[2]), float(r[4]), float(r[3]),
+                         *(_f(e.get(k)) for k in ("train_loss", "val_loss", "train_acc",
+                                                  "val_acc"))])
+        return header, rows
+
+
+def _f(v) -> float:
+    return float(v) if isinstance(v, (int, float)) else float("nan")
+
+
+def epoch_columns(run: RunData) -> dict[str, np.ndarray]:
+    """The epoch events as columns (NaN where a metric is missing, e.g. accuracy)."""
+    keys = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")
+    return {k: np.array([_f(e.get(k)) for e in run.epochs]) for k in keys}

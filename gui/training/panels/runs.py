@@ -1,0 +1,251 @@
+"""Runs panel: every run of this graph (settings and final metrics), and the curves of the
+ticked ones overlaid with a legend. Names can be edited in place; runs are saved next to the
+graph file (see ``gui.training.runs``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem
+
+from gui.training.buffers import RunData
+from gui.training.panels.base import (
+    Panel,
+    add_plot,
+    colour,
+    integer_ticks,
+    line_plot,
+    make_legend,
+    set_title,
+    style_plot,
+)
+from gui.training.panels.loss import epoch_columns
+
+METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
+    "loss per step (smoothed)": ("step", "loss (EMA)", True, 4),
+    "loss per step (raw)": ("step", "loss", True, 2),
+    "train loss per epoch": ("epoch", "train loss", False, "train_loss"),
+    "validation loss per epoch": ("epoch", "validation loss", False, "val_loss"),
+    "validation accuracy per epoch": ("epoch", "validation accuracy", False, "val_acc"),
+    "train accuracy per epoch": ("epoch", "train accuracy", False, "train_acc"),
+}
+COLUMNS = ["run", "status", "data", "optimizer", "batch", "epochs", "steps", "val acc",
+           "val loss", "last loss"]
+
+
+def _compact(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "x".join(str(x) for x in v)
+    return str(v)
+
+
+def describe(run: RunData) -> list[str]:
+    s = run.settings
+    ds = s.get("dataset") or {}
+    ds_text = ds.get("name", "?") if isinstance(ds, dict) else str(ds)
+    extra = [f"{k}={_compact(v)}" for k, v in ds.items() if k not in ("name", "path")] \
+        if isinstance(ds, dict) else []
+    opt = s.get("optimizer") or {}
+    opt_text = f"{opt.get('name', '?')} lr={opt.get('lr', '?'):g}" \
+        if isinstance(opt, dict) and isinstance(opt.get("lr"), (int, float)) else str(opt)
+    f = run.final_metrics()
+
+    def fmt(v, pct=False):
+        if not isinstance(v, (int, float)):
+            return ""
+        return f"{v:.1%}" if pct else f"{v:.4g}"
+
+    return [run.name, run.status, " ".join([ds_text, *extra]), opt_text,
+            str(s.get("batch_size", "")), str(s.get("epochs", "")), str(f.get("steps", "")),
+            fmt(f.get("val_acc"), pct=True), fmt(f.get("val_loss")), fmt(f.get("last_loss"))]
+
+
+class RunsPanel(Panel):
+    title = "Runs"
+
+    def __init__(self, ctrl) -> None:
+        super().__init__(ctrl)
+        self.metric_box = QComboBox()
+        self.metric_box.addItems(list(METRICS))
+        self.metric_box.currentIndexChanged.connect(lambda: self.ctrl.request_redraw())
+        self.log_scale = QPushButton("log y")
+        self.log_scale.setCheckable(True)
+        self.log_scale.toggled.connect(self._log)
+        self.delete_button = QPushButton("Delete run")
+        self.delete_button.clicked.connect(self._delete)
+        self.show_button = QPushButton("Show in panels")
+        self.show_button.setToolTip("Show the selected run in the other panels (its curves, "
+                                    "and for this session's runs its network)")
+        self.show_button.clicked.connect(self._show)
+        self.controls.addWidget(self.metric_box)
+        self.controls.addWidget(self.log_scale)
+        self.controls.addWidget(self.show_button)
+        self.controls.addWidget(self.delete_button)
+        self.finish_controls()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.itemChanged.connect(self._item_changed)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("w")
+        self.plot = line_plot(style_plot(add_plot(self.view.ci), "Compare runs"))
+        self.legend = make_legend(self.plot)
+        split.addWidget(self.tree)
+        split.addWidget(self.view)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([460, 640])
+        self.body.addWidget(split)
+        self.checked: set[int] = set()
+        self.curves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._items: dict[int, QTreeWidgetItem] = {}
+        self._filling = False
+        self._tree_key = None
+        self._plot_key = None
+        self._lines: dict[int, pg.PlotDataItem] = {}
+        self._drawn_counts: dict[int, int] = {}
+
+    def _log(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self.ctrl.request_redraw()
+
+    def _state(self):
+        return (self.ctrl.runs_version, self.metric_box.currentText(), tuple(sorted(self.checked)),
+                self.log_scale.isChecked())
+
+    def check(self, run_id: int, on: bool = True) -> None:
+        (self.checked.add if on else self.checked.discard)(run_id)
+        item = self._items.get(run_id)
+        if item is not None:
+            self._filling = True
+            item.setCheckState(0, Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self._filling = False
+        self.ctrl.request_redraw()
+
+    def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if self._filling:
+            return
+        rid = item.data(0, Qt.ItemDataRole.UserRole)
+        run = self.ctrl.run_by_id(rid)
+        if run is None:
+            return
+        if column == 0:
+            if item.checkState(0) == Qt.CheckState.Checked:
+                self.checked.add(rid)
+            else:
+                self.checked.discard(rid)
+            name = item.text(0).strip()
+            if name and name != run.name:
+                run.name = name[:200]
+                self.ctrl.runs_edited()
+        self.ctrl.request_redraw()
+
+    def _show(self) -> None:
+        item = self.tree.currentItem()
+        run = self.ctrl.run_by_id(item.data(0, Qt.ItemDataRole.UserRole)) if item else None
+        if run is not None:
+            self.ctrl.show_run(run)
+
+    def _delete(self) -> None:
+        item = self.tree.currentItem()
+        if item is not None:
+            self.ctrl.delete_run(item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _fill_tree(self, full: bool) -> None:
+        """Rows for the runs; ``full`` (the list changed) also adds/removes rows and sizes the
+        columns, otherwise only changed texts are written (the live run's row)."""
+        self._filling = True
+        runs = self.ctrl.runs
+        ids = {r.run_id for r in runs}
+        for rid in list(self._items):
+            if rid not in ids:
+                self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(self._items.pop(rid)))
+        self.checked &= ids
+        for r in runs:
+            item = self._items.get(r.run_id)
+            if item is None:
+                item = QTreeWidgetItem()
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable
+                              | Qt.ItemFlag.ItemIsEditable)
+                item.setData(0, Qt.ItemDataRole.UserRole, r.run_id)
+                self.tree.addTopLevelItem(item)
+                self._items[r.run_id] = item
+            elif not full and r is not self.ctrl.active:
+                continue
+            for c, text in enumerate(describe(r)):
+                if item.text(c) != text:
+                    item.setText(c, text)
+            state = Qt.CheckState.Checked if r.run_id in self.checked else Qt.CheckState.Unchecked
+            if item.checkState(0) != state:
+                item.setCheckState(0, state)
+            tip = str(r.end.get("message", "")) or r.name
+            if item.toolTip(0) != tip:
+                item.setToolTip(0, tip)
+        if full:
+            for c in range(len(COLUMNS)):
+                self.tree.resizeColumnToContents(c)
+        self._filling = False
+
+    def redraw_key(self, run):
+        live = self.ctrl.active
+        return (self.ctrl.runs_version, live.version if live is not None else None,
+                self.metric_box.currentText(), tuple(sorted(self.checked)),
+                self.log_scale.isChecked())
+
+    def draw(self, run: RunData | None) -> None:
+        full = self._tree_key != self.ctrl.runs_version
+        self._tree_key = self.ctrl.runs_version
+        self._fill_tree(full)
+        metric = self.metric_box.currentText()
+        xl, yl, per_step, col = METRICS[metric]
+        chosen = [r for r in self.ctrl.runs if r.run_id in self.checked]
+        layout = (metric, tuple((r.run_id, r.name) for r in chosen))
+        if layout != self._plot_key:
+            self._plot_key = layout
+            self.plot.clear()
+            self.legend.clear()
+            self._lines = {}
+            self._drawn_counts = {}
+            self.plot.setLabel("bottom", xl, color="#222")
+            self.plot.setLabel("left", yl, color="#222")
+            set_title(self.plot, f"Compare runs: {metric}" if chosen else
+                      "Compare runs: tick runs in the list to overlay them")
+            for k, r in enumerate(chosen):
+                kw = {} if per_step else {"symbol": "o", "symbolSize": 5,
+                                          "symbolBrush": colour(k), "symbolPen": None}
+                self._lines[r.run_id] = self.plot.plot(pen=pg.mkPen(colour(k), width=2),
+                                                       name=r.name, **kw)
+        axis = self.plot.getAxis("bottom")
+        if per_step and getattr(axis, "_bp_spacing", None) is not None:
+            axis._bp_spacing = None
+            axis.setTickSpacing()  # automatic again
+        self.curves = {}
+        for r in chosen:
+            if per_step:
+                d = r.steps.data()
+                x, y = d[:, 0], d[:, col]
+            else:
+                ep = epoch_columns(r)
+                x, y = ep["epoch"], ep[col]
+            ok = np.isfinite(y)
+            x, y = x[ok], y[ok]
+            self.curves[r.run_id] = (x, y)
+            if not per_step and len(x):
+                integer_ticks(axis, max(float(x[-1]), getattr(axis, "_bp_last", 1.0)))
+            if r is self.ctrl.active or self._drawn_counts.get(r.run_id) != len(x):
+                self._drawn_counts[r.run_id] = len(x)
+                self._lines[r.run_id].setData(x, y)
+
+    def table(self):
+        """The overlaid curves, long format: run, x, y."""
+        header = ["run", "x", self.metric_box.currentText()]
+        rows = []
+        for rid, (x, y) in self.curves.items():
+            run = self.ctrl.run_by_id(rid)
+            name = run.name if run else str(rid)
+            rows.extend([name, float(a), float(b)] for a, b in zip(x, y, strict=True))
+        return header, rows

@@ -1,0 +1,284 @@
+"""Try it: use the trained network.
+
+Image classifiers (digits, MNIST): draw a digit with the mouse; it is prepared exactly as the
+training images were (``gui.training.prep``), shown as the network sees it, and the class
+probabilities update as you draw (and as the network trains). Character models: type a prompt
+and generate text at a chosen temperature, a few characters per timer tick so the window stays
+responsive.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.training.buffers import RunData
+from gui.training.panels.activations import GREY_LUT
+from gui.training.panels.base import Panel, add_plot, colour, image_view, set_title, style_plot
+from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
+
+PAD = 224
+
+
+class DrawPad(QWidget):
+    """A square to draw on; keeps the strokes as polylines (pad pixels)."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFixedSize(PAD, PAD)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.strokes: list[list[tuple[float, float]]] = []
+        self.version = 0
+
+    def clear(self) -> None:
+        self.strokes = []
+        self.version += 1
+        self.update()
+        self.changed.emit()
+
+    def set_strokes(self, strokes: list[np.ndarray]) -> None:
+        self.strokes = [[(float(x), float(y)) for x, y in np.asarray(s).reshape(-1, 2)]
+                        for s in strokes]
+        self.version += 1
+        self.update()
+        self.changed.emit()
+
+    def arrays(self) -> list[np.ndarray]:
+        return [np.array(s, dtype=np.float64) for s in self.strokes if s]
+
+    def mousePressEvent(self, e) -> None:  # noqa: N802
+        p = e.position()
+        self.strokes.append([(p.x(), p.y())])
+        self.version += 1
+        self.update()
+        self.changed.emit()
+
+    def mouseMoveEvent(self, e) -> None:  # noqa: N802
+        if self.strokes and e.buttons() & Qt.MouseButton.LeftButton:
+            p = e.position()
+            self.strokes[-1].append((p.x(), p.y()))
+            self.version += 1
+            self.update()
+            self.changed.emit()
+
+    def paintEvent(self, e) -> None:  # noqa: N802
+        qp = QPainter(self)
+        qp.fillRect(self.rect(), QColor(255, 255, 255))
+        qp.setPen(QPen(QColor(200, 200, 200), 1))
+        qp.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        qp.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(QColor(20, 20, 20), PAD / 14, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                   Qt.PenJoinStyle.RoundJoin)
+        qp.setPen(pen)
+        for s in self.strokes:
+            if len(s) == 1:
+                qp.drawPoint(QPointF(*s[0]))
+                continue
+            path = QPainterPath(QPointF(*s[0]))
+            for pt in s[1:]:
+                path.lineTo(QPointF(*pt))
+            qp.drawPath(path)
+        qp.end()
+
+
+class TryItPanel(Panel):
+    title = "Try it"
+
+    def __init__(self, ctrl) -> None:
+        super().__init__(ctrl)
+        self.finish_controls()
+        self.stack = QStackedWidget()
+        self.body.addWidget(self.stack)
+        self.probs: np.ndarray | None = None
+        self.input: np.ndarray | None = None
+        self._build_image_page()
+        self._build_text_page()
+        self._gen_timer = QTimer(self)
+        self._gen_timer.setInterval(15)
+        self._gen_timer.timeout.connect(self._generate_some)
+        self._gen_left = 0
+        self._rng = np.random.default_rng(0)
+        self.next_probs: np.ndarray | None = None
+
+    # --- pages ---------------------------------------------------------------------------------
+    def _build_image_page(self) -> None:
+        page = QWidget()
+        row = QHBoxLayout(page)
+        left = QVBoxLayout()
+        self.pad = DrawPad()
+        self.pad.changed.connect(self.ctrl.request_redraw)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.pad.clear)
+        left.addWidget(QLabel("Draw a digit:"))
+        left.addWidget(self.pad)
+        left.addWidget(clear)
+        left.addStretch(1)
+        row.addLayout(left)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("w")
+        self.view.addLabel("what the network sees", row=0, col=0, color="#222", size="9pt")
+        self.seen_vb, self.seen = image_view(self.view.ci, row=1, col=0)
+        self.seen.setLookupTable(GREY_LUT)
+        self.p_probs = style_plot(add_plot(self.view.ci, row=0, col=1, rowspan=2),
+                                  "Class probabilities", "class", "probability")
+        self.p_probs.setYRange(0, 1, padding=0.02)
+        self.p_probs.setMouseEnabled(x=False, y=False)
+        self.bars = pg.BarGraphItem(x=[0], height=[0], width=0.7, brush=colour(0))
+        self.p_probs.addItem(self.bars)
+        self.view.ci.layout.setColumnStretchFactor(0, 1)
+        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        row.addWidget(self.view, 1)
+        self.export_widget = page
+        self.stack.addWidget(page)
+
+    def _build_text_page(self) -> None:
+        page = QWidget()
+        col = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.prompt = QLineEdit("the ")
+        self.prompt.setPlaceholderText("a prompt")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.temperature.setPrefix("temperature ")
+        self.length = QSpinBox()
+        self.length.setRange(1, 5000)
+        self.length.setValue(200)
+        self.length.setSuffix(" characters")
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.clicked.connect(self.generate)
+        row.addWidget(self.prompt, 1)
+        row.addWidget(self.temperature)
+        row.addWidget(self.length)
+        row.addWidget(self.generate_button)
+        col.addLayout(row)
+        self.output = QPlainTextEdit()
+        self.output.setReadOnly(True)
+        self.output.setStyleSheet("font-family: monospace; font-size: 12pt;")
+        col.addWidget(self.output, 1)
+        self.text_page = page
+        self.stack.addWidget(page)
+
+    # --- drawing -------------------------------------------------------------------------------
+    def redraw_key(self, run):
+        info = run.info if run is not None else None
+        return (id(run), id(info), bool(info), self.pad.version, self.ctrl.weights_version)
+
+    def draw(self, run: RunData | None) -> None:
+        info = run.info if run is not None else {}
+        ds = (run.settings.get("dataset") or {}) if run is not None else {}
+        name = ds.get("name") if isinstance(ds, dict) else ds
+        if run is None or not info:
+            self.show_message("Train a model first: then draw a digit here (digits, MNIST) or "
+                              "generate text (character models).")
+            self.stack.hide()
+            return
+        if info.get("vocab") and info.get("task") == "sequence_classification":
+            self.show_message("")
+            self.stack.show()
+            self.stack.setCurrentWidget(self.text_page)
+            self.export_widget = self.text_page
+            return
+        if name not in TRY_DATASETS or info.get("task") != "classification":
+            self.show_message(f"Try it draws digits for models trained on "
+                              f"{' or '.join(TRY_DATASETS)}, and generates text for character "
+                              f"models; this run used {name!r}.")
+            self.stack.hide()
+            return
+        self.show_message("")
+        self.stack.show()
+        self.stack.setCurrentIndex(0)
+        self.export_widget = self.stack.currentWidget()
+        self._classify(run, ds)
+
+    def _classify(self, run: RunData, ds: dict) -> None:
+        strokes = self.pad.arrays()
+        forward = self.ctrl.inference_forward()
+        if not strokes or forward is None:
+            self.seen.clear()
+            self.bars.setOpts(x=[0], height=[0])
+            self.probs = None
+            set_title(self.p_probs, "Class probabilities (draw a digit)")
+            return
+        try:
+            x, pic = drawing_input(strokes, ds, tuple(run.info["input_shape"]))
+        except ValueError as e:
+            set_title(self.p_probs, str(e), color="#b00020")
+            return
+        self.input = x
+        self.seen.setImage(pic, autoLevels=False, levels=(0, max(1e-6, float(pic.max()))))
+        self.seen_vb.autoRange(padding=0.02)
+        logits = np.asarray(forward(x[None].astype(np.float32)))[0]
+        self.probs = softmax(logits)
+        names = run.info.get("class_names") or [str(i) for i in range(len(self.probs))]
+        k = int(np.argmax(self.probs))
+        brushes = [pg.mkBrush(colour(1) if i == k else colour(0)) for i in range(len(self.probs))]
+        self.bars.setOpts(x=np.arange(len(self.probs)), height=self.probs, width=0.7,
+                          brushes=brushes)
+        self.p_probs.getAxis("bottom").setTicks([[(i, str(n)) for i, n in enumerate(names)],
+                                                 []])
+        self.p_probs.setXRange(-0.6, len(self.probs) - 0.4, padding=0)
+        set_title(self.p_probs, f"Class probabilities: {names[k]} ({self.probs[k]:.0%})")
+
+    # --- text ----------------------------------------------------------------------------------
+    def generate(self) -> None:
+        if self._gen_timer.isActive():
+            self._gen_timer.stop()
+            self.generate_button.setText("Generate")
+            return
+        if self.ctrl.inference_forward() is None:
+            self.output.setPlainText("Train a character model first.")
+            return
+        self.output.setPlainText(self.prompt.text())
+        self._gen_left = self.length.value()
+        self._rng = np.random.default_rng()
+        self.generate_button.setText("Stop")
+        self._gen_timer.start()
+
+    def _generate_some(self, budget_s: float = 0.012) -> None:
+        run = self.ctrl.current
+        forward = self.ctrl.inference_forward()
+        if run is None or forward is None or self._gen_left <= 0:
+            self._gen_timer.stop()
+            self.generate_button.setText("Generate")
+            return
+        vocab = run.info["vocab"]
+        shape = tuple(run.info["input_shape"])
+        T, one_hot = shape[0], len(shape) == 2
+        t0 = time.perf_counter()
+        text = self.output.toPlainText()
+        added = ""
+        while self._gen_left > 0 and time.perf_counter() - t0 < budget_s:
+            temp = self.temperature.value()
+            p = next_char_probs(forward, vocab, text + added, T, one_hot, temp)
+            self.next_probs = p
+            added += vocab[sample_char(p, self._rng, temp)]
+            self._gen_left -= 1
+        self.output.moveCursor(self.output.textCursor().MoveOperation.End)
+        self.output.insertPlainText(added)
+
+    def table(self):
+        if self.probs is None:
+            return ["class", "probability"], []
+        names = (self.ctrl.current.info.get("class_names") if self.ctrl.current else None) \
+            or [str(i) for i in range(len(self.probs))]
+        return ["class", "probability"], [[names[i], float(p)] for i, p in enumerate(self.probs)]

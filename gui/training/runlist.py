@@ -1,0 +1,203 @@
+"""The runs a TrainingController keeps, and what its panels read from them.
+
+``RunSink`` receives one worker's signals in the GUI thread and only appends to its RunData.
+``RunsMixin`` holds the runs list (saved next to the graph file), the GUI-side copy of a run's
+network (for activations after a run and for Try it) and the accessors the panels call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+
+from gui.training.buffers import RunData
+from gui.training.runs import load_runs, runs_path, save_runs
+from gui.training.worker import block_outputs
+
+if TYPE_CHECKING:
+    from gui.training.controller import TrainingController
+
+
+class RunSink(QObject):
+    """Receives one worker's signals in the GUI thread and appends them to its RunData."""
+
+    def __init__(self, ctrl: TrainingController, run: RunData) -> None:
+        super().__init__(ctrl)
+        self.ctrl, self.run = ctrl, run
+
+    @Slot(object)
+    def on_prepared(self, info: dict) -> None:
+        run = self.run
+        run.info = info
+        run.set_blocks(info["blocks"], info["block_types"])
+        run.status = "running"
+        self.ctrl._prepared(run)
+
+    @Slot(object)
+    def on_steps(self, events: list) -> None:
+        self.run.add_steps(events)
+        self.ctrl._steps_arrived(events)
+
+    @Slot(object)
+    def on_time_grads(self, tg: dict) -> None:
+        self.run.set_time_grads(tg)
+
+    @Slot(object)
+    def on_epoch(self, ev: dict) -> None:
+        run = self.run
+        if "confusion" in ev:
+            run.confusion = ev.pop("confusion")
+            run.samples = ev.pop("samples", {})
+        run.add_epoch(ev)
+
+    @Slot(object)
+    def on_snapshot(self, snap: dict) -> None:
+        self.ctrl._snapshot(self.run, snap)
+
+    @Slot(object)
+    def on_finished(self, end: dict) -> None:
+        run = self.run
+        run.weights = end.pop("weights", {}) or run.weights
+        if "confusion" in end:
+            run.confusion = end.pop("confusion")
+            run.samples = end.pop("samples", {})
+        run.end = end
+        run.status = str(end.get("reason", "finished"))
+        run.version += 1
+        run.epoch_version += 1
+        self.ctrl._ended(run)
+
+    @Slot(str)
+    def on_failed(self, message: str) -> None:
+        run = self.run
+        run.status = "failed"
+        run.end = {"reason": "failed", "message": message}
+        run.version += 1
+        self.ctrl._ended(run, error=message)
+
+
+class RunsMixin:
+    """Part of TrainingController (see there for the attributes it sets up)."""
+
+    # --- what the panels read --------------------------------------------------------------------
+    def compared_runs(self) -> list[RunData]:
+        ids = self.panels["runs"].checked if "runs" in self.panels else set()
+        return [r for r in self.runs if r.run_id in ids]
+
+    def run_by_id(self, run_id) -> RunData | None:
+        return next((r for r in self.runs if r.run_id == run_id), None)
+
+    def current_filters(self, run: RunData | None) -> dict[str, np.ndarray]:
+        return dict(run.filters) if run is not None else {}
+
+    def _model_for(self, run: RunData):
+        """A GUI-side Model of ``run``'s graph with its latest weights (None if unknown)."""
+        if not run.weights or not run.info.get("graph"):
+            return None
+        key = (run.run_id, self.weights_version)
+        if self._gui_model is not None and self._gui_model[0] == key:
+            return self._gui_model[1]
+        from engine.graph import Graph
+        from engine.model import build_model
+
+        if self._gui_model is not None and self._gui_model[0][0] == run.run_id:
+            model = self._gui_model[1]
+        else:
+            model = build_model(Graph.from_dict(run.info["graph"]),
+                                seed=int(run.settings.get("seed", 0)))
+        model.set_state(run.weights)
+        self._gui_model = (key, model)
+        return model
+
+    def inference_forward(self):
+        """forward(x) of the shown run's network with its latest weights, or None."""
+        run = self.current
+        model = self._model_for(run) if run is not None else None
+        if model is None:
+            return None
+        return lambda x: model.forward(x, training=False)
+
+    def current_activations(self, run: RunData | None, sample: int) -> dict | None:
+        """{"activations", "gates", "sample"} for validation sample ``sample``: the worker's
+        snapshot while training, computed here on a copy of the model afterwards."""
+        if run is None:
+            return None
+        if run is self.active or "val_X" not in run.info:
+            if not run.activations:
+                return None
+            return {"activations": run.activations, "gates": run.gates, "sample": run.sample,
+                    "step": run.sample.get("step")}
+        key = (run.run_id, self.weights_version, sample)
+        if self._act_cache is not None and self._act_cache[0] == key:
+            return self._act_cache[1]
+        model = self._model_for(run)
+        X = run.info["val_X"]
+        if model is None or not len(X):
+            return None
+        i = int(min(max(0, sample), len(X) - 1))
+        outs = block_outputs(model, X[i:i + 1])
+        data = {"activations": {b: o[0] for b, o in outs.items()},
+                "gates": {b: {g: a[0] for g, a in layer.gates.items()}
+                          for b, layer in model.layers.items()
+                          if isinstance(getattr(layer, "gates", None), dict)},
+                "sample": {"index": i, "x": X[i], "y": run.info["val_y"][i]}}
+        self._act_cache = (key, data)
+        return data
+
+    def show_run(self, run: RunData) -> None:
+        """Show ``run`` in the panels (the live run is shown while one goes)."""
+        if self.active is None:
+            self.current = run
+            self.request_redraw()
+
+    # --- runs ----------------------------------------------------------------------------------
+    def runs_edited(self) -> None:
+        self.runs_version += 1
+        self.save_runs()
+
+    def delete_run(self, run_id) -> None:
+        run = self.run_by_id(run_id)
+        if run is None or run is self.active:
+            return
+        self.runs.remove(run)
+        if self.current is run:
+            self.current = self.runs[-1] if self.runs else None
+        self.runs_version += 1
+        self.save_runs()
+        self.request_redraw()
+
+    def save_runs(self) -> Path | None:
+        path = self.graph_path()
+        if path is None:
+            return None
+        target = runs_path(path)
+        try:
+            save_runs(target, [r for r in self.runs if r.status != "preparing"])
+        except OSError as e:
+            self._status(f"Cannot save the runs to {target}: {e.strerror or e}")
+            return None
+        self._runs_file = target
+        return target
+
+    def load_runs(self, force: bool = False) -> None:
+        """Show the runs saved next to the graph's file (none for an unsaved graph); only when
+        the file changed, unless ``force`` (another graph was loaded into the window)."""
+        path = self.graph_path()
+        target = runs_path(path) if path is not None else None
+        if target == self._runs_file and not force:
+            return
+        self._runs_file = target
+        if self.active is not None:
+            return
+        loaded, problems = ([], []) if target is None else load_runs(target, self._next_id)
+        self.runs = loaded
+        self._next_id += len(loaded)
+        self.current = loaded[-1] if loaded else None
+        self.runs_version += 1
+        for p in problems:
+            self._status(p)
+        self.request_redraw()
+
