@@ -228,6 +228,7 @@ class TrainingController(RunsMixin, QObject):
             r.drop_heavy()
         run = RunData(self._next_id, f"run {self._next_id}", spec)
         self._next_id += 1
+        _preload_data_modules(spec)
         worker = TrainingWorker(self.graph, spec, start_paused=paused)
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
@@ -544,3 +545,14 @@ def _duration(s: float) -> str:
     if s >= 3600:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
     return f"{s // 60}:{s % 60:02d}"
+
+
+def _preload_data_modules(spec: dict) -> None:
+    """Import what the data set's loader imports, here in the GUI thread, before the worker
+    starts: a first import of scikit-learn inside the worker (seconds of pure-Python module
+    code) competes for the GIL with the GUI thread, and a test run once stalled on it."""
+    ds = spec.get("dataset") or {}
+    name = ds.get("name") if isinstance(ds, dict) else ds
+    if name == "digits":
+        import sklearn.datasets  # noqa: F401
+
