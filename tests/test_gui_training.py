@@ -406,7 +406,7 @@ def test_event_loop_stays_responsive_while_lenet5_trains(qtbot, make_window):
     ctrl.stop()
     run_to_end(qtbot, ctrl, timeout=10_000)
     assert steps >= 2, "LeNet-5 did not train during the measurement"
-        assert len(gaps) > 10  # the timer kept firing (each gap is checked below)
+    assert len(gaps) > 10  # the timer kept firing (each gap is checked below)
     print(f"\nLeNet-5: max event-loop gap {max(gaps):.0f} ms over {len(gaps)} ticks, "
           f"{steps} steps; longest redraw {ctrl.max_stall_ms:.0f} ms {ctrl.draw_ms}")
     # The goal is 50 ms and it is NOT reliably met yet: on the 2-core machine typical gaps are
