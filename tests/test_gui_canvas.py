@@ -386,7 +386,7 @@ def test_gradient_badges_tint_blocks_and_show_the_scale(window):
 
 def test_screenshot_of_a_graph(tmp_path):
     out = tmp_path / "shot.png"
-    r = subprocess.run([sys.executable, "app.py", "docs/lenet5_canvas.json", "--screenshot",
+    r = subprocess.run([sys.executable, "app.py", "presets/lenet5.json", "--screenshot",
                         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen",
                             "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)})

@@ -146,7 +146,7 @@ def test_declined_recovery_is_deleted(make_window, gui_env):
 def test_dropping_a_json_file_opens_it(window, tmp_path):
     w = window
     src = tmp_path / "dropped.json"
-    g = load_graph(os.path.join(os.path.dirname(__file__), "..", "docs", "lenet5_canvas.json"))
+    g = load_graph(os.path.join(os.path.dirname(__file__), "..", "presets", "lenet5.json"))
     g.save(src)
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(src))])
@@ -161,13 +161,13 @@ def test_open_preset_dialog_lists_presets_and_opens_one(window, tmp_path, monkey
     w = window
     folder = tmp_path / "presets"
     folder.mkdir()
-    g = load_graph(os.path.join(os.path.dirname(__file__), "..", "docs", "lenet5_canvas.json"))
+    g = load_graph(os.path.join(os.path.dirname(__file__), "..", "presets", "lenet5.json"))
     g.description = "The classic digit reader."
     g.save(folder / "lenet5.json")
     (folder / "broken.json").write_text("[1, 2")
     infos = list_presets(folder)
     assert [i.name for i in infos] == ["broken", "LeNet-5"]
-    assert infos[1].description == "The classic digit reader." and infos[1].blocks == 15
+    assert infos[1].description == "The classic digit reader." and infos[1].blocks == 13
     dlg = PresetDialog(folder)
     assert dlg.list.count() == 2
     assert dlg.selected_path() == str(folder / "lenet5.json")
@@ -175,7 +175,7 @@ def test_open_preset_dialog_lists_presets_and_opens_one(window, tmp_path, monkey
     dlg.close()
     w.choose_preset = lambda: str(folder / "lenet5.json")
     assert w.open_preset()
-    assert len(w.graph) == 15 and w.files.path is None
+    assert len(w.graph) == 13 and w.files.path is None
     assert w.windowTitle() == "LeNet-5 (preset) — BlockProp"
 
 
