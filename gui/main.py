@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     app.setApplicationName("BlockProp")
     app.setOrganizationName("BlockProp")
     # PySide6 6.11 crashes at exit while the clipboard holds a QMimeData made in Python.
-    app.aboutToQuit.connect(app.clipboard().clear)
+    app.aboutToQuit.connect(lambda: app.clipboard().clear())
     if args.screenshot:
         return screenshot(app, args.graph, args.screenshot)
     from gui.main_window import MainWindow
