@@ -150,22 +150,22 @@ class Recurrent(Layer):
     def _step_weights(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Forward-pass copies of the weights: ``ih`` and ``b`` for the projection, plus what
         ``_scan`` needs. ``w`` holds weight_ih/hh, bias_ih/hh in the engine's gate order."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _step_weights ")
 
     def _scan(self, xp: np.ndarray, fw: dict[str, np.ndarray], tag: str) -> dict[str, Any]:
         """Run the recurrence over xp (T, G*H, N); return a cache holding ``hs`` (T+1, H, N).
         ``tag`` names this direction's workspace arrays."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _scan ")
 
     def _scan_back(self, dhs, dlast, sc, w):
         """Backward through time. ``dhs`` (T, H, N) is dL/d(output of step k) or None when only
         ``dlast`` (H, N) reaches the last step. Returns (dxp, dhh, dh): gradients of the input
         projection and of the recurrent pre-activation (T, G*H, N), and dL/dh_k (T, H, N)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _scan_back ")
 
     def _gates(self, sc: dict[str, Any]) -> dict[str, np.ndarray]:
         """The forward direction's gate activations as (N, T, H) arrays."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _gates ")
 
     def _buf(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A workspace array kept between calls (uninitialised). Big arrays allocated afresh at
