@@ -440,7 +440,7 @@ class TrainingController(RunsMixin, QObject):
         if key == self._badges_drawn or run is not self.active and self._badges_drawn:
             return
         now = time.perf_counter()
-        if run is self.active and now - self._badges_at < 0.1:  # the canvas at <= 10 Hz
+        if run is self.active and now - self._badges_at < 0.5:  # the canvas at <= 2 Hz
             return
         self._badges_at = now
         values = run.last_grad_rms()

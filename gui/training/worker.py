@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 import engine
 from engine.errors import BlockPropError
 
-FLUSH_HZ = 30.0
+FLUSH_HZ = 10.0
 SNAPSHOT_HZ = 5.0
 CONV_TYPES = ("Conv2D", "Conv1D", "ConvTranspose2D")
 RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
