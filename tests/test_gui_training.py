@@ -409,11 +409,12 @@ def test_event_loop_stays_responsive_while_lenet5_trains(qtbot, make_window):
     assert len(gaps) > 10  # the timer kept firing (each gap is checked below)
     print(f"\nLeNet-5: max event-loop gap {max(gaps):.0f} ms over {len(gaps)} ticks, "
           f"{steps} steps; longest redraw {ctrl.max_stall_ms:.0f} ms {ctrl.draw_ms}")
-    # The goal is 50 ms and it is NOT reliably met yet: on the 2-core machine typical gaps are
-    # 10-45 ms, but a redraw (the confusion matrix at an epoch's end, ~90 ms) or a GIL wait
-    # while the worker runs Python between NumPy calls gave 110-250 ms in full-suite runs.
-    # This bound catches a GUI that blocks on training (a step loop in the GUI thread stalls
-    # for seconds) without failing on the scheduler's noise.
+    # The goal is 50 ms and it is NOT reliably met: on the idle 2-core machine the largest
+    # gap is 70-150 ms, at the start of the run (each panel's first update with data: axes,
+    # legends and text laid out for the first time); after that the gaps stay under about
+    # 50 ms (benchmarks/gui_training_overhead.py prints every gap over 50 ms with its time).
+    # On a machine busy with other work the scheduler alone adds 100+ ms. This bound catches
+    # a GUI that blocks on training (a step loop in the GUI thread stalls for seconds).
     assert max(gaps) <= 1000
 
 

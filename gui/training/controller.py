@@ -17,7 +17,6 @@ safety net.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -29,22 +28,17 @@ from PySide6.QtWidgets import QDockWidget
 from engine.errors import BlockPropError
 from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
+from gui.training.drawing import REDRAW_HZ, RedrawMixin
 from gui.training.panels import PANEL_TYPES
 from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
 from gui.training.worker import RunThread, TrainingWorker
 
-REDRAW_HZ = 25.0
-# While a run goes, the GIL is handed over after at most this long (CPython's default: 5 ms).
-# The GUI thread needs the GIL for every Python callback of a paint (pyqtgraph draws in
-# Python); at 5 ms per hand-over a redraw that makes a hundred callbacks could wait 0.5 s
-# behind the training thread's Python code. NumPy's big operations release the GIL anyway.
-SWITCH_INTERVAL_S = 0.0005
 EDIT_EVENTS = ("node_added", "node_removed", "config_changed", "edge_added", "edge_removed",
                "reset")
 
 
-class TrainingController(RunsMixin, QObject):
+class TrainingController(RunsMixin, RedrawMixin, QObject):
     """See the module docstring. ``attach(window)`` makes one per window."""
 
     def __init__(self, window) -> None:
@@ -68,7 +62,10 @@ class TrainingController(RunsMixin, QObject):
         self.draw_ms: dict[str, float] = {}
         self._progress_at = 0.0
         self._badges_at = 0.0
-        self._switch_interval: float | None = None
+        self._budget_mark = (0.0, 0.0)  # (GUI thread CPU time, wall time) at the last draw
+        self._seen = None  # (run, version) at the last tick that looked at the panels
+        self._ui_dirty = True
+        self._analysis = None
 
         self.dock = TrainingDock(window)
         self.dock.set_spec(self.graph.training)
@@ -96,10 +93,6 @@ class TrainingController(RunsMixin, QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REDRAW_HZ))
         self.timer.timeout.connect(self.redraw)
-        self._pending = QTimer(self)
-        self._pending.setSingleShot(True)
-        self._pending.setInterval(0)
-        self._pending.timeout.connect(self.redraw)
 
         self._menus()
         self.graph.subscribe(self._on_graph_event)
@@ -185,6 +178,7 @@ class TrainingController(RunsMixin, QObject):
             from engine.analysis import analyze
 
             analysis = analyze(self.graph)
+        self._analysis = analysis
         if analysis.problems:
             first = analysis.problems[0]
             more = len(analysis.problems) - 1
@@ -228,6 +222,11 @@ class TrainingController(RunsMixin, QObject):
             r.drop_heavy()
         run = RunData(self._next_id, f"run {self._next_id}", spec)
         self._next_id += 1
+        # The blocks are known from the analysis: the panels build their curves and legends
+        # now, while the worker loads the data, not when the first steps arrive.
+        a = self._analysis
+        run.set_blocks([b for b in a.order if a.params.get(b)],
+                       {b: a.types.get(b, "") for b in a.order})
         _preload_data_modules(spec)
         worker = TrainingWorker(self.graph, spec, start_paused=paused)
         sink = RunSink(self, run)
@@ -248,9 +247,6 @@ class TrainingController(RunsMixin, QObject):
         self._watch_sent = None
         self._gui_model = None
         self.window.set_locked(True)
-        if self._switch_interval is None:
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self.dock.set_state("paused" if paused else "preparing")
         self.dock.set_progress(0, 1, "preparing the data and the model...")
         self._update_actions()
@@ -358,7 +354,7 @@ class TrainingController(RunsMixin, QObject):
         run.epoch_version += 1
         thread = self.thread
         if thread is not None and thread.worker is not None and self.active is run:
-            thread.thread.wait(2000)
+            thread.thread.wait(500)  # it ends right after this signal (quit is direct)
         if error:
             self.dock.show_error(error)
             self._status("Training failed: " + error.splitlines()[0])
@@ -373,111 +369,12 @@ class TrainingController(RunsMixin, QObject):
                 self.dock.show_error(msg)
         if self.active is run:
             self.active = None
-        self._restore_switch_interval()
         self.runs_version += 1
         self.window.set_locked(False)
         self.dock.set_state("idle")
         self._update_actions()
-        self.timer.stop()
-        self.redraw()  # hidden panels draw when they come on screen
+        self.request_redraw()  # the timer keeps going until every visible panel is drawn
         self.save_runs()
-
-    # --- redrawing -----------------------------------------------------------------------------
-    def request_redraw(self) -> None:
-        if not self.timer.isActive() and not self._pending.isActive():
-            self._pending.start()
-
-    def watch_changed(self) -> None:
-        """Tell the worker what the visible panels need (sent only when it changes)."""
-        w = self._worker()
-        if w is None:
-            return
-        p = self.panels
-        want = {"filters": p["filters"].shown(), "activations": p["activations"].shown(),
-                "weights": p["try_it"].shown(), "confusion": p["confusion"].shown(),
-                "sample": p["activations"].sample.value()}
-        if want != self._watch_sent:
-            self._watch_sent = want
-            w.set_watch(**want)
-
-    def _panel_visibility(self, visible: bool) -> None:
-        if visible:
-            self.request_redraw()
-        self.watch_changed()
-
-    @Slot()
-    def redraw(self, force: bool = False) -> None:
-        """One tick of the 25 Hz timer. While training, a tick redraws ONE of the visible
-        panels whose data changed (the one waiting longest), so a tick costs at most one
-        panel's redraw and repaint and the event loop never waits for all of them at once;
-        with three panels on screen each still updates about 8 times a second. Otherwise
-        (``force``, or no run going: a user action) every visible panel that changed draws.
-        """
-        t0 = time.perf_counter()
-        self.watch_changed()
-        run = self.current
-        due = [(p.drawn_at, key) for key, p in self.panels.items()
-               if force or (p.shown() and p.redraw_key(run) != p._drawn)]
-        if self.active is not None and not force:
-            due = sorted(due)[:1]
-        for _, key in due:
-            t1 = time.perf_counter()
-            if self.panels[key].refresh(run, force=force):
-                ms = (time.perf_counter() - t1) * 1000
-                self.draw_ms[key] = max(self.draw_ms.get(key, 0.0), ms)
-        self._badges(run)
-        now = time.perf_counter()
-        if force or now - self._progress_at >= 0.25:  # text at 4 Hz is plenty
-            self._progress_at = now
-            self._progress(run)
-        self.max_stall_ms = max(self.max_stall_ms, (time.perf_counter() - t0) * 1000)
-
-    def _badges(self, run: RunData | None) -> None:
-        canvas = getattr(self.window, "canvas", None)
-        if run is None or canvas is None or run.grads is None:
-            return
-        key = (run.run_id, run.steps.total)
-        if key == self._badges_drawn or run is not self.active and self._badges_drawn:
-            return
-        now = time.perf_counter()
-        if run is self.active and now - self._badges_at < 0.5:  # the canvas at <= 2 Hz
-            return
-        self._badges_at = now
-        values = run.last_grad_rms()
-        if values:
-            canvas.set_block_badges(values)
-            self._badges_drawn = key
-
-    def _progress(self, run: RunData | None) -> None:
-        if run is None:
-            return
-        total = int(run.info.get("total_steps", 0) or 0)
-        last = run.steps.last()
-        done = int(last[0]) if last is not None else 0
-        if run is not self.active:
-            if run.status != "preparing":
-                self.dock.set_progress(done, total or done, f"{run.name} {run.status}: "
-                                       f"{done} steps")
-            return
-        if run.status == "preparing":
-            return
-        rate = self.steps_per_second()
-        if self.dock.state == "paused":
-            text = f"paused at step {done}"
-        elif rate > 0:
-            left = max(0, total - done) / rate
-            text = f"{rate:.1f} steps/s, {_duration(left)} left"
-        else:
-            text = "starting..."
-        ep = int(last[1]) if last is not None else 0
-        self.dock.set_progress(done, total, f"epoch {ep}/{run.info.get('epochs', '?')}: {text}")
-
-    def steps_per_second(self, window_s: float = 3.0) -> float:
-        if len(self._rate) < 2:
-            return 0.0
-        t_end, s_end = self._rate[-1]
-        t0, s0 = next(((t, s) for t, s in self._rate if t_end - t <= window_s), self._rate[0])
-        return (s_end - s0) / (t_end - t0) if t_end > t0 else 0.0
 
     # --- the window's events -------------------------------------------------------------------
     def _on_graph_event(self, event: str, **data: Any) -> None:
@@ -521,30 +418,16 @@ class TrainingController(RunsMixin, QObject):
         else:
             self.load_runs()
 
-    def _restore_switch_interval(self) -> None:
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
-
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Stop a run and wait for its thread (bounded). True when no thread is left running."""
         self.timer.stop()
-        self._pending.stop()
         th = self.thread
         if th is None or not th.running():
             return True
         ok = th.shutdown(timeout_ms)
         if not ok:  # a long data load: it checks the stop flag as soon as it is done
             ok = th.thread.wait(10_000)
-        self._restore_switch_interval()
         return ok
-
-
-def _duration(s: float) -> str:
-    s = int(round(s))
-    if s >= 3600:
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
 
 
 def _preload_data_modules(spec: dict) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -160,6 +161,9 @@ class TrainingDock(QDockWidget):
         self.progress.setFormat("%v / %m steps")
         rl.addWidget(self.progress)
         self.rate = QLabel("idle")
+        # Its text changes 4 times a second: with a size hint that follows the text, each
+        # change would re-lay out the main window and repaint every panel.
+        self.rate.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         rl.addWidget(self.rate)
         lr_row = QHBoxLayout()
         lr_row.addWidget(QLabel("learning rate now"))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 import engine
 from engine.errors import BlockPropError
@@ -337,8 +337,10 @@ class RunThread:
         self.thread.setObjectName("blockprop-training")
         worker.moveToThread(self.thread)
         self.thread.started.connect(worker.run)
-        worker.finished.connect(self.thread.quit)
-        worker.failed.connect(self.thread.quit)
+        # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread,
+        # which may itself be waiting for this thread to end.
+        worker.finished.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
+        worker.failed.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         self.thread.start()

@@ -214,6 +214,8 @@ class ActivationsPanel(Panel):
             self.items["out_plot"], self.items["out"] = p, bars
         else:
             vb, img = image_view(v.ci, row=2, col=1, colspan=cols - 1)
+            if kind == "seq":  # units x time: fill the space, as the gates do
+                vb.setAspectLocked(False)
             img.setLookupTable(SEQUENTIAL_LUT if kind == "maps" else DIVERGING_LUT)
             vb.setBackgroundColor((90, 90, 90))
             self.items["out_vb"], self.items["out"] = vb, img

@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -76,7 +77,9 @@ def add_plot(layout: pg.GraphicsLayout, **kw: Any) -> pg.PlotItem:
 
 
 def style_plot(plot: pg.PlotItem, title: str = "", x: str = "", y: str = "") -> pg.PlotItem:
-    """Readable on a projector: dark axes on white, a grid, labelled axes."""
+    """Readable on a projector: dark axes on white, labelled axes. No grid: pyqtgraph draws
+    grid lines semi-transparent across the whole plot, which made each repaint about five
+    times slower (65 ms instead of 13 for the Loss panel) and paints hold the GIL."""
     font = QFont()
     font.setPointSize(9)
     for name in ("left", "bottom", "right", "top"):
@@ -91,7 +94,6 @@ def style_plot(plot: pg.PlotItem, title: str = "", x: str = "", y: str = "") -> 
         plot.setLabel("bottom", x, color="#222")
     if y:
         plot.setLabel("left", y, color="#222")
-    plot.showGrid(x=True, y=True, alpha=0.25)
     return plot
 
 
@@ -132,6 +134,60 @@ def image_view(layout: pg.GraphicsLayout, row: int | None = None, col: int | Non
     return vb, img
 
 
+def sticky_range(plot: pg.PlotItem, x: np.ndarray | None, y: np.ndarray | None,
+                 log_y: bool = False, x_unit: float = 0.0, x_max: float = 0.0) -> None:
+    """Frame growing curves without re-ranging on every update.
+
+    Auto-range would move the axes at each new point, and every axis change re-lays out its
+    ticks and repaints it (most of a frame's cost). Here the x range grows in 30 % jumps,
+    rounded up to whole ``x_unit`` (an epoch's steps) and at most ``x_max`` (the run's
+    steps), and the y range changes only when the data leave it or fill less than half of
+    it, so most updates repaint the curves alone. ``log_y``: y is compared in decades.
+    """
+    vb = plot.getViewBox()
+    if x is not None and len(x):
+        hi = float(np.nanmax(x))
+        cur = getattr(plot, "_bp_x", None)
+        if cur is None or hi > cur[1] or hi < 0.3 * cur[1] or (0 < x_max < cur[1]):
+            lo = float(np.nanmin(x))
+            top = lo + max(hi - lo, 1.0) * 1.3
+            if x_unit > 0:
+                top = np.ceil(top / x_unit) * x_unit
+            if x_max >= hi:
+                top = min(top, x_max)
+            new = (lo, max(top, hi))
+            plot._bp_x = new
+            vb.setXRange(*new, padding=0.02)
+    if y is not None:
+        y = np.asarray(y, dtype=np.float64)
+        y = y[np.isfinite(y) & (y > 0)] if log_y else y[np.isfinite(y)]
+        if not len(y):
+            return
+        if log_y:
+            y = np.log10(y)
+        lo, hi = float(y.min()), float(y.max())
+        cur = getattr(plot, "_bp_y", None)
+        if cur is not None and cur[0] <= lo and hi <= cur[1] \
+                and (hi - lo) >= 0.5 * (cur[1] - cur[0]):
+            return
+        pad = max(hi - lo, 0.3 if log_y else 1e-9) * 0.08
+        plot._bp_y = (lo - pad, hi + pad)
+        vb.setYRange(*plot._bp_y, padding=0)
+
+
+def step_axis_end(run: RunData, ctrl) -> float:
+    """Where the step axis ends: the run's planned steps while it trains, its last step
+    once it is over (the curve then fills the plot)."""
+    if run is ctrl.active:
+        return float(run.info.get("total_steps", 0) or 0)
+    last = run.steps.last()
+    return float(last[0]) if last is not None else 0.0
+
+
+def reset_sticky(plot: pg.PlotItem) -> None:
+    plot._bp_x = plot._bp_y = None
+
+
 def set_title(plot: pg.PlotItem, text: str, color: str = "#222") -> None:
     """Set a plot's title only when it changes (each change re-lays out the plot)."""
     if getattr(plot, "_bp_title", None) != (text, color):
@@ -152,6 +208,21 @@ def fit_view(vb: pg.ViewBox, shape: tuple) -> None:
     if getattr(vb, "_bp_shape", None) != tuple(shape):
         vb._bp_shape = tuple(shape)
         vb.autoRange(padding=0.02)
+
+
+def cache_static(widget: QWidget) -> None:
+    """Let Qt keep a pixmap of each axis, legend and label of the widget's plots, so a data
+    update repaints the curves and blits the rest: the paint no longer calls their Python
+    ``paint`` each time (half the cost of a Loss update). New items are found on each call;
+    items already cached are skipped."""
+    for view in widget.findChildren(pg.GraphicsView):
+        scene = view.scene()
+        if scene is None or getattr(scene, "_bp_cached", -1) == len(scene.items()):
+            continue
+        for item in scene.items():
+            if isinstance(item, (pg.AxisItem, pg.LegendItem, pg.LabelItem)):
+                item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        scene._bp_cached = len(scene.items())
 
 
 def slug(text: str) -> str:
@@ -220,6 +291,7 @@ class Panel(QWidget):
         self._drawn = key
         self.drawn_at = time.perf_counter()
         self.draw(run)
+        cache_static(self)
         return True
 
     def invalidate(self) -> None:

@@ -55,6 +55,7 @@ class FiltersPanel(Panel):
         self.corners: list[tuple[int, int]] = []
         self.weight: np.ndarray | None = None  # the weights it was made from
         self.shown_block: str | None = None
+        self._controls_for: tuple | None = None
 
     def _changed(self) -> None:
         self.ctrl.request_redraw()
@@ -94,12 +95,14 @@ class FiltersPanel(Panel):
         self.show_message("")
         w = kernel_stack(filters[b])
         in_c = w.shape[1]
-        self.channel.blockSignals(True)
-        self.channel.setRange(0, max(0, in_c - 1))
-        self.channel.blockSignals(False)
-        self.rgb.setEnabled(in_c == 3)
         rgb = self.rgb.isChecked() and in_c == 3
-        self.channel.setEnabled(not rgb)
+        if (in_c, rgb) != self._controls_for:  # touch the widgets only when this changes
+            self._controls_for = (in_c, rgb)
+            self.channel.blockSignals(True)
+            self.channel.setRange(0, max(0, in_c - 1))
+            self.channel.blockSignals(False)
+            self.rgb.setEnabled(in_c == 3)
+            self.channel.setEnabled(not rgb)
         grid, corners = filter_grid(w, self.channel.value(), rgb=rgb)
         self.grid, self.corners, self.weight, self.shown_block = grid, corners, filters[b], b
         if rgb != self._rgb_shown:

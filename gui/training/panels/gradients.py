@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,9 +24,15 @@ from gui.training.panels.base import (
     colour,
     line_plot,
     make_legend,
+    reset_sticky,
     set_title,
+    step_axis_end,
+    sticky_range,
     style_plot,
 )
+
+HISTORY_INTERVAL_S = 1.0
+RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
 
 
 class GradientsPanel(Panel):
@@ -59,8 +66,11 @@ class GradientsPanel(Panel):
         self.lines: dict[str, pg.PlotDataItem] = {}
         self._blocks: list[str] = []
         self._run: RunData | None = None
-        self._bptt_items: list = []
+        self._bptt_items: dict[str, pg.PlotDataItem] = {}
+        self._bptt_names: list = []
         self.profiles: dict[str, np.ndarray] = {}  # current run's latest BPTT profiles
+        self._framed_run: RunData | None = None
+        self._history_at = 0.0
 
     def _layout(self, has_bptt: bool) -> None:
         """The BPTT plot takes the right column only for recurrent models."""
@@ -82,9 +92,16 @@ class GradientsPanel(Panel):
             return
         if run.blocks != self._blocks:
             self._rebuild(run)
-        self._draw_bars(run)
-        self._draw_history(run)
-        self._draw_bptt(run)
+        # While training, one part per redraw: the history (its curves are the costliest
+        # part) once a second, the bars and the BPTT profile at the other redraws; so one
+        # redraw of this panel stays short. A finished run draws everything at once.
+        live = run is self.ctrl.active
+        history_due = time.perf_counter() - self._history_at >= HISTORY_INTERVAL_S
+        if not live or history_due:
+            self._draw_history(run)
+        if not live or not history_due:
+            self._draw_bars(run)
+            self._draw_bptt(run)
 
     def _clear(self) -> None:
         if self.bars is not None:
@@ -100,19 +117,34 @@ class GradientsPanel(Panel):
         self._blocks = []
         self.values = {}
         self._clear_bptt()
+        self._bptt_names = []
         self._layout(False)
 
     def _rebuild(self, run: RunData) -> None:
         self._clear()
         self._blocks = list(run.blocks)
         n = len(self._blocks)
+        self._brushes = [pg.mkBrush(colour(i, n)) for i in range(n)]
+        self._bar_pen = pg.mkPen(60, 60, 60)
         ticks = [(i, f"{b}\n{run.block_types.get(b, '')}") for i, b in enumerate(self._blocks)]
         self.p_bars.getAxis("bottom").setTicks([ticks, []])
         self.p_bars.setXRange(-0.6, n - 0.4, padding=0)
         self.hist_legend.setColumnCount(min(n, 8))  # one row along the top
+        self._history_at = time.perf_counter()
+        # The BPTT plot's column now, not at the first step (a layout change is costly).
+        self._layout(any(run.block_types.get(b) in RECURRENT_TYPES for b in self._blocks))
         for i, b in enumerate(self._blocks):
             self.lines[b] = self.p_hist.plot(pen=pg.mkPen(colour(i, n), width=1.5),
                                              name=b, connect="finite")
+        # The bars and their labels exist before the first step (made while the data
+        # loads), so a redraw during training only changes them.
+        self.bars = pg.BarGraphItem(x=np.arange(n), y0=np.zeros(n), height=np.zeros(n),
+                                    width=0.7, brushes=self._brushes, pen=self._bar_pen)
+        self.p_bars.addItem(self.bars)
+        for _ in range(min(n, 24)):  # one reusable label per bar
+            t = pg.TextItem("", color="#222", anchor=(0.5, 1.0))
+            self.p_bars.addItem(t)
+            self.bar_labels.append(t)
 
     def _draw_bars(self, run: RunData) -> None:
         self.values = run.last_grad_rms()
@@ -121,24 +153,16 @@ class GradientsPanel(Panel):
         if not len(pos):
             return
         lo = math.floor(np.log10(pos.min())) - 0.5
-        hi = math.ceil(np.log10(pos.max())) + 0.3
+        top = float(np.log10(pos.max()))
+        hi = max(math.ceil(top), top + 0.5) + 0.1  # room for the value above the highest bar
         logs = np.where(np.isfinite(vals) & (vals > 0), np.log10(np.maximum(vals, 1e-300)), lo)
         n = len(self._blocks)
-        brushes = [pg.mkBrush(colour(i, n)) for i in range(n)]
         opts = {"x": np.arange(n), "y0": np.full(n, lo), "height": np.maximum(logs - lo, 0),
-                "width": 0.7, "brushes": brushes, "pen": pg.mkPen(60, 60, 60)}
-        if self.bars is None:
-            self.bars = pg.BarGraphItem(**opts)
-            self.p_bars.addItem(self.bars)
-        else:
-            self.bars.setOpts(**opts)
+                "width": 0.7, "brushes": self._brushes, "pen": self._bar_pen}
+        self.bars.setOpts(**opts)
         if getattr(self, "_yrange", None) != (lo, hi):
             self._yrange = (lo, hi)
             self.p_bars.setYRange(lo, hi, padding=0)
-        while len(self.bar_labels) < min(n, 24):  # one reusable label per bar
-            t = pg.TextItem("", color="#222", anchor=(0.5, 1.0))
-            self.p_bars.addItem(t)
-            self.bar_labels.append(t)
         for i, t in enumerate(self.bar_labels):
             v = vals[i] if i < n else float("nan")
             text = f"{v:.2g}" if math.isfinite(v) else ""
@@ -154,50 +178,68 @@ class GradientsPanel(Panel):
         return int(last[0]) if last is not None else 0
 
     def _draw_history(self, run: RunData) -> None:
+        self._history_at = time.perf_counter()
         g = run.grads.data() if run.grads is not None else np.zeros((0, 1))
         for i, b in enumerate(self._blocks):
             y = g[:, i + 1]
             ok = np.isfinite(y) & (y > 0)
             self.lines[b].setData(g[ok, 0], y[ok])
+        if self._framed_run is not run:
+            self._framed_run = run
+            reset_sticky(self.p_hist)
+            reset_sticky(self.p_bptt)
+        sticky_range(self.p_hist, g[:, 0], g[:, 1:], log_y=True,
+                     x_unit=run.info.get("steps_per_epoch", 0),
+                     x_max=step_axis_end(run, self.ctrl))
 
     def _clear_bptt(self) -> None:
-        for item in self._bptt_items:
+        for item in self._bptt_items.values():
             self.p_bptt.removeItem(item)
-        self._bptt_items = []
+        self._bptt_items = {}
         self.bptt_legend.clear()
 
-    def _draw_bptt(self, run: RunData) -> None:
-        self._clear_bptt()
-        others = [r for r in self.ctrl.compared_runs() if r is not run and r.time_grads_avg]
-        self.profiles = {b: np.asarray(v) for b, v in run.time_grads.items()}
-        has = bool(self.profiles) or bool(others)
-        self._layout(has)
-        if not has:
-            return
+    def _bptt_series(self, run: RunData) -> list[tuple[str, np.ndarray, dict]]:
+        """(legend name, profile, pen options) for the run's profiles, then the ticked runs'."""
+        out = []
         k = 0
-        for b, v in self.profiles.items():
-            t = np.arange(1, len(v) + 1)
-            kind = run.block_types.get(b, "")
-            c = colour(k)
-            raw = self.p_bptt.plot(t, np.maximum(v, 1e-30), pen=pg.mkPen(c, width=1),
-                                   name=f"{_series(run.name, b, kind)}, last step")
-            raw.setOpacity(0.45)
-            avg = run.time_grads_avg.get(b)
-            self._bptt_items.append(raw)
-            if avg is not None:
-                self._bptt_items.append(self.p_bptt.plot(
-                    t, np.maximum(avg, 1e-30), pen=pg.mkPen(c, width=2.5),
-                    name=f"{_series(run.name, b, kind)}, recent mean"))
+        for b, v in run.time_grads.items():
+            kind, c = run.block_types.get(b, ""), colour(k)
+            out.append((f"{_series(run.name, b, kind)}, last step", v,
+                        {"color": c, "width": 1, "opacity": 0.45}))
+            if b in run.time_grads_avg:
+                out.append((f"{_series(run.name, b, kind)}, recent mean",
+                            run.time_grads_avg[b], {"color": c, "width": 2.5}))
             k += 1
-        for r in others:
+        for r in self.ctrl.compared_runs():
+            if r is run:
+                continue
             for b, v in r.time_grads_avg.items():
-                t = np.arange(1, len(v) + 1)
-                kind = r.block_types.get(b, "")
-                self._bptt_items.append(self.p_bptt.plot(
-                    t, np.maximum(v, 1e-30),
-                    pen=pg.mkPen(colour(k), width=2.5, style=Qt.PenStyle.DashLine),
-                    name=_series(r.name, b, kind)))
+                out.append((_series(r.name, b, r.block_types.get(b, "")), v,
+                            {"color": colour(k), "width": 2.5, "dash": True}))
                 k += 1
+        return out
+
+    def _draw_bptt(self, run: RunData) -> None:
+        self.profiles = {b: np.asarray(v) for b, v in run.time_grads.items()}
+        series = self._bptt_series(run)
+        self._layout(bool(series))
+        names = [(name, len(v)) for name, v, _ in series]
+        if names != self._bptt_names:  # new series: rebuild the curves and the legend
+            self._bptt_names = names
+            self._clear_bptt()
+            for name, _v, o in series:
+                style = Qt.PenStyle.DashLine if o.get("dash") else Qt.PenStyle.SolidLine
+                item = self.p_bptt.plot(pen=pg.mkPen(o["color"], width=o["width"], style=style),
+                                        name=name)
+                item.setOpacity(o.get("opacity", 1.0))
+                self._bptt_items[name] = item
+            if series:
+                self.p_bptt.setXRange(1, max(len(v) for _, v, _ in series), padding=0.02)
+        for name, v, _ in series:  # otherwise only the data change
+            self._bptt_items[name].setData(np.arange(1, len(v) + 1), np.maximum(v, 1e-30))
+        if series:
+            sticky_range(self.p_bptt, None, np.concatenate([v for _, v, _ in series]),
+                         log_y=True)
 
     def table(self):
         """Long format: one row per (series, step or time step, block)."""

@@ -18,7 +18,10 @@ from gui.training.panels.base import (
     integer_ticks,
     line_plot,
     make_legend,
+    reset_sticky,
     set_title,
+    step_axis_end,
+    sticky_range,
     style_plot,
 )
 
@@ -67,6 +70,8 @@ class LossPanel(Panel):
                                       symbolBrush=colour(1), symbolPen=None, **sym)
         self.p_acc.setYRange(0, 1.02, padding=0)
         self._acc_shown = True
+        self._framed_run = None
+        self._epochs_drawn = None
         self._run: RunData | None = None
 
     def _show_accuracy(self, show: bool) -> None:
@@ -84,6 +89,7 @@ class LossPanel(Panel):
             self.view.ci.addItem(self.p_epoch, row=0, col=1, rowspan=2)
 
     def _set_log(self, on: bool) -> None:
+        reset_sticky(self.p_step)
         self.p_step.setLogMode(y=on)
         self.p_epoch.setLogMode(y=on)
         self.invalidate()
@@ -105,6 +111,12 @@ class LossPanel(Panel):
         d = run.steps.data()
         self.raw.setData(d[:, 0], d[:, 2])
         self.smooth.setData(d[:, 0], d[:, 4])
+        if self._framed_run is not run:
+            self._framed_run = run
+            reset_sticky(self.p_step)
+        sticky_range(self.p_step, d[:, 0], d[:, 2], log_y=self.log_box.isChecked(),
+                     x_unit=run.info.get("steps_per_epoch", 0),
+                     x_max=step_axis_end(run, self.ctrl))
         set_title(self.p_step, f"{run.name}: training loss per step")
         base = run.info.get("meta", {}).get("baseline_mse")
         if base is None:
@@ -115,6 +127,9 @@ class LossPanel(Panel):
             self.baseline.show()
         else:
             self.baseline.hide()
+        if self._epochs_drawn == (id(run), len(run.epochs), self.log_box.isChecked()):
+            return  # the per-epoch plots change once an epoch
+        self._epochs_drawn = (id(run), len(run.epochs), self.log_box.isChecked())
         ep = epoch_columns(run)
         for item, key in ((self.tr_loss, "train_loss"), (self.va_loss, "val_loss"),
                           (self.tr_acc, "train_acc"), (self.va_acc, "val_acc")):
