@@ -61,6 +61,7 @@ def main(argv: list[str]) -> int:
         import os
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -78,4 +79,7 @@ def main(argv: list[str]) -> int:
         window.files.load(args.graph)
     else:
         window.files.offer_recovery()
+    # Start the training process now, while the user looks at the graph: the first Start
+    # then trains at once instead of waiting 1-2 s for Python, NumPy and the data libraries.
+    QTimer.singleShot(500, window.training.prewarm)
     return app.exec()

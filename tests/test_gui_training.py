@@ -1,6 +1,8 @@
-"""Training in the app: short real runs through the QThread worker fill every panel with the
-model's own numbers; pause/resume/step/stop work; closing mid-run does not hang; the event loop
-stays responsive while LeNet-5 trains.
+"""Training in the app: short real runs through the worker (a training process relayed by a
+QThread) fill every panel with the model's own numbers, checked against the same run replayed
+in this process (training is deterministic for a seed); pause/resume/step/stop work; closing
+mid-run does not hang, even when the process is frozen; a crashed process fails only its run;
+the event loop stays responsive while LeNet-5 trains.
 
 Every window lives in a fixture that stops training and deletes the window at teardown
 (pytest-qt's addWidget keeps only a weak reference, and a surviving window can make PySide6
@@ -10,6 +12,8 @@ abort at interpreter exit).
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 
 import numpy as np
@@ -19,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 import engine
 import gui.training as training
+from engine.live import LiveRun
 from gui.training.images import normalise_symmetric
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env (settings files in tmp_path)
@@ -165,6 +170,20 @@ def run_to_end(qtbot, ctrl, timeout: int = 20_000) -> None:
     ctrl.redraw(force=True)
 
 
+def replay(run, steps: int | None = None) -> LiveRun:
+    """``run`` trained again here, from its graph and settings, to the end or for ``steps``
+    steps: its ``trainer`` and ``model`` hold what the training process had then."""
+    live = LiveRun(run.info["graph"], run.settings, lambda kind, payload: None)
+    if steps is None:
+        live.run()
+        return live
+    live._prepare()
+    for ev in live.trainer.run():
+        if ev["event"] == "step" and ev["step"] == steps:
+            break
+    return live
+
+
 # --- the tests ----------------------------------------------------------------------------------
 
 
@@ -176,7 +195,7 @@ def test_short_run_fills_loss_and_gradients(qtbot, make_window):
     assert w.locks == [True]
     run_to_end(qtbot, ctrl)
     run = ctrl.current
-    trainer = ctrl.thread.worker.trainer
+    trainer = replay(run).trainer
     assert run.status == "finished" and w.locks == [True, False]
     n_steps = math.ceil(len(trainer.train_data[0]) / 16) * 3
     # the loss curve has every step's point, with the trainer's losses
@@ -223,7 +242,7 @@ def test_filters_show_current_weights_live(qtbot, make_window):
     for k in range(2):  # paused: the weights stand still, the picture must equal them
         ctrl.redraw(force=True)
         panel = ctrl.panels["filters"]
-        weight = ctrl.thread.worker.model.params["c1.weight"]
+        weight = replay(ctrl.current, steps=k + 1).model.params["c1.weight"]
         assert panel.shown_block == "c1"
         img = panel.image.image
         for o, (r, c) in enumerate(panel.corners):
@@ -235,7 +254,8 @@ def test_filters_show_current_weights_live(qtbot, make_window):
             qtbot.waitUntil(lambda: ctrl.current.filters_step == 2, timeout=10_000)
     ctrl.resume()
     run_to_end(qtbot, ctrl)
-    final = ctrl.thread.worker.model.params["c1.weight"]
+    final_model = replay(ctrl.current).model
+    final = final_model.params["c1.weight"]
     np.testing.assert_allclose(ctrl.panels["filters"].weight, final)
     # activations of a validation sample: 4 maps of 6x6 from the model itself
     acts = ctrl.panels["activations"]
@@ -243,7 +263,7 @@ def test_filters_show_current_weights_live(qtbot, make_window):
     ctrl.redraw(force=True)
     assert acts.output.shape == (4, 6, 6)
     x = ctrl.current.info["val_X"][0:1]
-    expected = ctrl.thread.worker.model.layers["c1"].forward(x)[0]
+    expected = final_model.layers["c1"].forward(x)[0]
     np.testing.assert_allclose(acts.output, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -253,7 +273,7 @@ def test_lstm_gates_and_bptt_profile(qtbot, make_window):
     show_all_panels(ctrl)
     assert ctrl.start()
     run_to_end(qtbot, ctrl)
-    trainer = ctrl.thread.worker.trainer
+    trainer = replay(ctrl.current).trainer
     grads = ctrl.panels["gradients"]
     assert set(grads.profiles) == {"rnn"}
     np.testing.assert_allclose(grads.profiles["rnn"], trainer.last_time_grads["rnn"], rtol=1e-6)
@@ -451,7 +471,7 @@ def test_real_main_window_trains_and_undoes_the_settings(qtbot, main_window):
     assert not w.locked and ctrl.current.status == "finished"
     assert w.graph.training["optimizer"]["lr"] == 0.02
     assert ctrl.panels["gradients"].values == pytest.approx(
-        ctrl.thread.worker.trainer.last_grad_rms)
+        replay(ctrl.current).trainer.last_grad_rms)
     w.undo_stack.undo()  # the settings edit is one undoable command
     assert w.graph.training == before
     assert ctrl.dock.spec()["optimizer"]["lr"] == before["optimizer"]["lr"]
@@ -481,3 +501,59 @@ def test_a_missing_data_file_is_refused_before_starting(qtbot, make_window, tmp_
     assert ctrl.start()  # the loader names the file it cannot find
     qtbot.waitUntil(lambda: ctrl.active is None, timeout=10_000)
     assert "nowhere.csv" in ctrl.dock.error.text() and ctrl.runs == []
+
+
+def test_a_hung_training_process_is_ended_when_the_window_closes(qtbot, make_window):
+    w = make_window(tiny_cnn(epochs=500))
+    ctrl = w.training
+    assert ctrl.start()
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > 2, timeout=10_000)
+    proc = ctrl.thread.worker.process
+    os.kill(proc.pid, signal.SIGSTOP)  # frozen: it can no longer read "stop"
+    t = QElapsedTimer()
+    t.start()
+    assert w.close()
+    assert t.elapsed() < 1500
+    assert not ctrl.thread.running()
+    proc.join(2)
+    assert proc.exitcode is not None  # ended, not left behind
+
+
+def test_a_crashed_training_process_fails_the_run_not_the_app(qtbot, make_window):
+    w = make_window(tiny_cnn(epochs=500))
+    ctrl = w.training
+    assert ctrl.start()
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > 2, timeout=10_000)
+    os.kill(ctrl.thread.worker.process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    qtbot.waitUntil(lambda: ctrl.active is None, timeout=5000)
+    run = ctrl.current
+    assert run.status == "failed"
+    assert "training process ended unexpectedly" in ctrl.dock.error.text()
+    assert w.locks[-1] is False and ctrl.dock.state == "idle"
+    # what arrived before the crash is kept, and the app trains again
+    assert len(run.steps) > 2
+    assert ctrl.start()
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > 0, timeout=10_000)
+    ctrl.stop()
+    run_to_end(qtbot, ctrl, timeout=5000)
+    assert ctrl.current.status == "stopped"
+
+
+def test_one_warm_process_serves_the_windows_runs(qtbot, make_window):
+    w = make_window(mlp_xor(epochs=1))
+    ctrl = w.training
+    ctrl.prewarm()  # what the app does after its window shows
+    pid = ctrl.process.proc.pid
+    for lr in (0.01, 0.05):
+        ctrl.dock.optimizer_form.editors["lr"].setValue(lr)
+        assert ctrl.start()
+        run_to_end(qtbot, ctrl)
+        assert ctrl.current.status == "finished"
+        assert ctrl.thread.worker.process.pid == pid
+    # the second run is the second run's own (not a late message of the first)
+    assert ctrl.runs[1].settings["optimizer"]["lr"] == 0.05
+    assert ctrl.runs[1].steps.last()[3] == pytest.approx(0.05)
+    proc = ctrl.process.proc
+    w.close()  # the window's process ends with it
+    proc.join(5)
+    assert proc.exitcode == 0

@@ -1,18 +1,19 @@
 """TrainingController: the Training dock, the panels and the worker, attached to a window.
 
 Life of a run: Start reads the dock's spec, checks it (``check_training`` and the graph's
-analysis; a problem is shown in red and nothing starts), saves it into the graph's
-``training`` part as one undoable change, locks editing and starts a ``TrainingWorker`` in a
-QThread on a copy of the graph. The worker's signals land in ``RunSink`` slots (GUI thread) that
-only append to the run's buffers; a 25 Hz QTimer redraws the visible panels and the canvas
-badges. At the end the graph is unlocked and the runs are saved next to the graph file.
+analysis; a problem is shown in red and nothing starts), saves it into the graph's ``training``
+part as one undoable change, locks editing and starts a ``TrainingWorker``: a QThread that
+relays the messages of a training process (``engine.live``) on a copy of the graph. The worker's
+signals land in ``RunSink`` slots (GUI thread) that only append to the run's buffers; a 25 Hz
+QTimer redraws the visible panels and the canvas badges. At the end the graph is unlocked and
+the runs are saved next to the graph file.
 
-Closing the window stops the worker (an event filter on the window): the Close event marks
-the window as closing, and the non-spontaneous Hide that Qt sends once the window accepted it
-(synchronously, before the application can quit) calls ``shutdown``: ``trainer.stop()``, then
-``QThread.wait(1000)``. A close the window refuses ("Save changes?" > Cancel) leaves the run
-going; minimising (a spontaneous Hide) does nothing. ``QApplication.aboutToQuit`` is the
-safety net.
+Closing the window stops the worker (an event filter on the window): the Close event marks the
+window as closing, and the non-spontaneous Hide that Qt sends once the window accepted it
+(synchronously, before the application can quit) calls ``shutdown``: stop, then the process is
+ended if it has not stopped within half a second. A close the window refuses ("Save changes?" >
+Cancel) leaves the run going; minimising (a spontaneous Hide) does nothing.
+``QApplication.aboutToQuit`` is the safety net.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gui.training.drawing import REDRAW_HZ, RedrawMixin
 from gui.training.panels import PANEL_TYPES
 from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
-from gui.training.worker import RunThread, TrainingWorker
+from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 
 EDIT_EVENTS = ("node_added", "node_removed", "config_changed", "edge_added", "edge_removed",
                "reset")
@@ -66,6 +67,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self._seen = None  # (run, version) at the last tick that looked at the panels
         self._ui_dirty = True
         self._analysis = None
+        self.process = TrainingProcess()  # started at the first run, kept for the next ones
 
         self.dock = TrainingDock(window)
         self.dock.set_spec(self.graph.training)
@@ -227,8 +229,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         a = self._analysis
         run.set_blocks([b for b in a.order if a.params.get(b)],
                        {b: a.types.get(b, "") for b in a.order})
-        _preload_data_modules(spec)
-        worker = TrainingWorker(self.graph, spec, start_paused=paused)
+        worker = TrainingWorker(self.graph, spec, start_paused=paused, host=self.process)
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
         worker.steps.connect(sink.on_steps)
@@ -418,24 +419,21 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         else:
             self.load_runs()
 
+    def prewarm(self) -> None:
+        """Start the training process and its imports before the first run needs them."""
+        try:
+            self.process.ensure()
+        except OSError as e:
+            self._status(f"Cannot start the training process: {e}")
+            return
+        self.process.send(("warm", (), {}))
+
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Stop a run and wait for its thread (bounded). True when no thread is left running."""
         self.timer.stop()
         th = self.thread
-        if th is None or not th.running():
-            return True
-        ok = th.shutdown(timeout_ms)
-        if not ok:  # a long data load: it checks the stop flag as soon as it is done
-            ok = th.thread.wait(10_000)
+        ok = True
+        if th is not None and th.running():
+            ok = th.shutdown(timeout_ms)
+        self.process.close()  # a window's process ends with it
         return ok
-
-
-def _preload_data_modules(spec: dict) -> None:
-    """Import what the data set's loader imports, here in the GUI thread, before the worker
-    starts: a first import of scikit-learn inside the worker (seconds of pure-Python module
-    code) competes for the GIL with the GUI thread, and a test run once stalled on it."""
-    ds = spec.get("dataset") or {}
-    name = ds.get("name") if isinstance(ds, dict) else ds
-    if name == "digits":
-        import sklearn.datasets  # noqa: F401
-

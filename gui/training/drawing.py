@@ -1,5 +1,5 @@
 """How the TrainingController draws: the 25 Hz tick, the metering that keeps drawing from
-slowing training, the canvas badges and the progress line. Part of TrainingController."""
+starving training, the canvas badges and the progress line. Part of TrainingController."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from PySide6.QtCore import QTimer, Slot
 from gui.training.buffers import RunData
 
 REDRAW_HZ = 25.0
-# While training, the share of time the GUI thread may spend drawing (see redraw). pyqtgraph
-# paints partly in Python, so drawing holds the GIL and, on two cores, takes a core from
-# BLAS: LeNet-5 lost about 2 % of its speed per 1 % of GUI-thread CPU. Measured with
-# benchmarks/gui_training_overhead.py: 0.03 keeps the whole app near 10 %.
-DRAW_BUDGET = 0.03
+# While training, the share of time the GUI thread may spend drawing (see redraw). Training
+# runs in a process of its own (engine.live), so drawing no longer holds its GIL; it only
+# takes CPU, and on two cores training uses one. Measured with
+# benchmarks/gui_training_overhead.py (LeNet-5, Loss + Gradients + Filters on screen): the GUI
+# thread used 4 % of a core at a budget of 0.03 and 15 % with no limit; 0.25 leaves drawing
+# unmetered on such a machine and keeps a slow machine's training from starving.
+DRAW_BUDGET = 0.25
 MAX_DRAW_WAIT_S = 1.0  # ... but a visible panel updates at least once a second
 
 
@@ -51,14 +53,13 @@ class RedrawMixin:
         """One tick of the 25 Hz timer (it runs while training and until every visible panel
         has caught up; ``request_redraw`` starts it again).
 
-        A tick draws ONE visible panel whose data or settings changed, the one waiting
-        longest, so a tick costs at most one panel's redraw and the event loop never waits
-        for all of them at once. While training, the GUI thread's drawing takes the GIL and
-        a core from the training thread (pyqtgraph paints in Python), so drawing is also
-        metered: the next draw waits until the GUI thread's CPU time since the last one
-        began is at most ``DRAW_BUDGET`` of the time passed (or ``MAX_DRAW_WAIT_S`` passed).
-        Cheap panels then update several times a second, heavy ones less often. ``force``
-        draws every panel now.
+        A tick draws ONE visible panel whose data or settings changed, the one waiting longest,
+        so a tick costs at most one panel's redraw and the event loop never waits for all of
+        them at once. While training, drawing is also metered (on a machine with fewer free
+        cores than the training process and the app need, it takes training's): the next draw
+        waits until the GUI thread's CPU time since the last one began is at most
+        ``DRAW_BUDGET`` of the time passed (or ``MAX_DRAW_WAIT_S`` passed). Cheap panels then
+        update several times a second, heavy ones less often. ``force`` draws every panel now.
         """
         t0 = time.perf_counter()
         run = self.current

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 
+from engine.live import block_outputs
 from gui.training.buffers import RunData
 from gui.training.runs import load_runs, runs_path, save_runs
-from gui.training.worker import block_outputs
 
 if TYPE_CHECKING:
     from gui.training.controller import TrainingController
