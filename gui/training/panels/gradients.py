@@ -129,6 +129,10 @@ class GradientsPanel(Panel):
         ticks = [(i, f"{b}\n{run.block_types.get(b, '')}") for i, b in enumerate(self._blocks)]
         self.p_bars.getAxis("bottom").setTicks([ticks, []])
         self.p_bars.setXRange(-0.6, n - 0.4, padding=0)
+        # Until the first step the bars are empty: a fixed 1e-4..1 frame, not an auto-range
+        # over zero heights (a range of zero width, which pyqtgraph's log axis cannot draw).
+        self._yrange = (-4.0, 0.0)
+        self.p_bars.setYRange(*self._yrange, padding=0)
         self.hist_legend.setColumnCount(min(n, 8))  # one row along the top
         self._history_at = time.perf_counter()
         # The BPTT plot's column now, not at the first step (a layout change is costly).
