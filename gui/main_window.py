@@ -139,7 +139,10 @@ class MainWindow(QMainWindow):
         if self._restore_layout:
             state = app_settings().value("window/state")
             if isinstance(state, QByteArray) and not state.isEmpty():
+                default_need = self.minimumSizeHint()
                 self.restoreState(state)
+                if not self._fits_screen(default_need):  # e.g. saved on a larger screen
+                    self.restoreState(self._default_state)
 
     # --- the contract's API --------------------------------------------------------------------
     @property
@@ -329,7 +332,20 @@ class MainWindow(QMainWindow):
             if dock.objectName() not in {d.objectName() for d in self._docks.values()}:
                 dock.show()
 
+    def _fits_screen(self, default_need) -> bool:
+        """Does the window, with its docks as they are, fit on its screen (or need no more
+        room than the default layout, ``default_need``, which is all a small screen gets)?"""
+        screen = self.screen()
+        if screen is None:
+            return True
+        room = screen.availableGeometry()
+        need = self.minimumSizeHint()
+        return (need.width() <= max(room.width(), default_need.width())
+                and need.height() <= max(room.height(), default_need.height()))
+
     def save_settings(self) -> None:
+        if not self._restore_layout:  # a window that does not restore a layout keeps none
+            return
         s = app_settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())

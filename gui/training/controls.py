@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -141,7 +142,7 @@ class TrainingDock(QDockWidget):
         # --- run -----------------------------------------------------------------------------
         run_box = QGroupBox("Run")
         rl = QVBoxLayout(run_box)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()  # two rows: the dock stays narrow enough to sit by the canvas
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
@@ -149,11 +150,13 @@ class TrainingDock(QDockWidget):
         self.step_button = QPushButton("Step")
         self.start_button.setToolTip("Train the graph with these settings (F5)")
         self.step_button.setToolTip("Run one batch (starts a paused run if none is going)")
-        for b, sig in ((self.start_button, self.start), (self.pause_button, self.pause),
-                       (self.resume_button, self.resume), (self.stop_button, self.stop),
-                       (self.step_button, self.step)):
+        for i, (b, sig) in enumerate(((self.start_button, self.start),
+                                      (self.pause_button, self.pause),
+                                      (self.resume_button, self.resume),
+                                      (self.step_button, self.step),
+                                      (self.stop_button, self.stop))):
             b.clicked.connect(sig)
-            buttons.addWidget(b)
+            buttons.addWidget(b, i // 3, i % 3)
         rl.addLayout(buttons)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -188,6 +191,10 @@ class TrainingDock(QDockWidget):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
+        # Never narrower than its contents (the horizontal scroll bar is off: they would be
+        # cut at the right edge).
+        scroll.setMinimumWidth(inner.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.setWidget(scroll)
         self._dataset_changed()
         self._optimizer_changed()

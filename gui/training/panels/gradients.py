@@ -59,7 +59,7 @@ class GradientsPanel(Panel):
                                  "RMS dL/dh_t")
         self.p_bptt.setLogMode(y=True)
         self._bptt_in_layout = True
-        self.bptt_legend = make_legend(self.p_bptt)
+        self.bptt_legend = make_legend(self.p_bptt, bottom=True)  # profiles rise to the right
         self.bars: pg.BarGraphItem | None = None
         self.bar_labels: list[pg.TextItem] = []
         self.values: dict[str, float] = {}  # what the bars show: block -> grad RMS
