@@ -106,13 +106,18 @@ class ConfusionPanel(Panel):
                 for i in range(n):
                     for j in range(n):
                         t = pg.TextItem("", anchor=(0.5, 0.5))
+                        t._bp_shown = ("", None)
                         t.setPos(j + 0.5, i + 0.5)
                         self.plot.addItem(t)
                         self._texts.append(t)
-            for k, t in enumerate(self._texts):
-                i, j = divmod(k, n)
-                t.setText(str(int(cm[i, j])) if cm[i, j] else "")
-                t.setColor("w" if share[i, j] > 0.55 else "#222")
+            for k, t in enumerate(self._texts):  # only the cells that changed: each
+                i, j = divmod(k, n)               # change re-lays out its text item
+                shown = (str(int(cm[i, j])) if cm[i, j] else "",
+                         "w" if share[i, j] > 0.55 else "#222")
+                if getattr(t, "_bp_shown", None) != shown:
+                    t._bp_shown = shown
+                    t.setText(shown[0])
+                    t.setColor(shown[1])
         acc = np.trace(cm) / max(cm.sum(), 1)
         ep = run.epochs[-1].get("epoch") if run.epochs else "?"
         set_label(self.title_label, f"{run.name}: validation confusion after epoch {ep} "
@@ -128,7 +133,8 @@ class ConfusionPanel(Panel):
             colour = "#1a7f37" if ok else "#c62828"
             set_label(label, f"pred {self._name(p)} / true {self._name(t)}", color=colour,
                       size="8pt")
-            if img is not None:
+            if img is not None and getattr(img, "_bp_source", None) is not xs:
+                img._bp_source = xs  # the same validation samples all run: drawn once
                 pic = as_display_image(xs[k])
                 if pic.ndim == 3:
                     img.setLookupTable(None)
