@@ -265,6 +265,13 @@ def test_filters_show_current_weights_live(qtbot, make_window):
     x = ctrl.current.info["val_X"][0:1]
     expected = final_model.layers["c1"].forward(x)[0]
     np.testing.assert_allclose(acts.output, expected, rtol=1e-5, atol=1e-6)
+    # the confusion panel's samples: the final model's predictions, wrong ones in red
+    conf = ctrl.panels["confusion"]
+    X, y = ctrl.current.info["val_X"][:12], ctrl.current.info["val_y"][:12]
+    pred = final_model.forward(X).argmax(axis=1)
+    assert [text.split(" ")[0] for text, _ in conf.sample_labels] == [str(p) for p in pred]
+    assert [colour == "#1a7f37" for _, colour in conf.sample_labels] == list(pred == y)
+    assert conf.matrix.sum() == len(replay(ctrl.current).trainer.val_data[0])
 
 
 def test_lstm_gates_and_bptt_profile(qtbot, make_window):
