@@ -564,3 +564,18 @@ def test_one_warm_process_serves_the_windows_runs(qtbot, make_window):
     w.close()  # the window's process ends with it
     proc.join(5)
     assert proc.exitcode == 0
+
+
+def test_gradient_bars_name_the_types_of_the_run_shown(qtbot, make_window):
+    """Same block ids, another type (RNN, then LSTM): the bars' labels follow the run."""
+    w = make_window(tiny_rnn("RNN"))
+    ctrl = w.training
+    show_all_panels(ctrl)
+    labels = []
+    for kind in ("RNN", "LSTM"):
+        w.graph.replace_with(tiny_rnn(kind))
+        assert ctrl.start()
+        run_to_end(qtbot, ctrl)
+        ticks = ctrl.panels["gradients"].p_bars.getAxis("bottom")._tickLevels[0]
+        labels.append(ticks[0][1])
+    assert labels == ["rnn\nRNN", "rnn\nLSTM"]

@@ -206,7 +206,7 @@ class BlockItem(QGraphicsItem):
         right = pad + (8.0 if self.problems else 0.0)  # room for the problem mark
         room = BLOCK_W - pad - right - 6
         # the type wins: the id gets what is left (at least a little), elided in the middle
-        id_w = min(M_ID.horizontalAdvance(self.block_id) + 2,
+        id_w = min(M_ID.horizontalAdvance(self.block_id) * 1.15 + 4,  # + 15 %: see params_w
                    max(room - M_TITLE.horizontalAdvance(self.type_name) - 2, 36.0))
         title_w = room - id_w
         title = M_TITLE.elidedText(self.type_name, Qt.TextElideMode.ElideRight, title_w)
@@ -229,8 +229,10 @@ class BlockItem(QGraphicsItem):
         painter.setFont(F_INFO)
         painter.setPen(PROBLEM_COLOUR if self.problems and self.shape_text == "?" else SUBTLE_TEXT)
         info_y = self.h - 20.0
-        params_w = M_INFO.horizontalAdvance(self.params_text) + 2
-        shape_w = BLOCK_W - 2 * pad - params_w - 6
+        # Room for the count as measured, plus 15 %: scaled down (zoom < 100 %) hinted text
+        # is relatively wider, and a rect of the exact width clipped its first digits.
+        params_w = M_INFO.horizontalAdvance(self.params_text) * 1.15 + 4
+        shape_w = BLOCK_W - 2 * pad - params_w - 4
         painter.drawText(QRectF(pad, info_y, shape_w, 16),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          M_INFO.elidedText("→ " + self.shape_text, Qt.TextElideMode.ElideRight,

@@ -160,7 +160,8 @@ class ConfusionPanel(Panel):
         self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
         marks = []
         if n <= MAX_TEXT_CLASSES:  # the counts in the cells
-            marks = [(j + 0.5, i + 0.5, str(int(cm[i, j])), "w" if share[i, j] > 0.55 else "#222")
+            marks = [(j + 0.5, i + 0.5, str(int(cm[i, j])),
+                      "#ffffff" if share[i, j] > 0.55 else "#222")  # QColor names, not "w"
                      for i in range(n) for j in range(n) if cm[i, j]]
         self.counts.set_marks(marks, QRectF(0, 0, n, n))
         acc = np.trace(cm) / max(cm.sum(), 1)

@@ -65,6 +65,7 @@ class GradientsPanel(Panel):
         self.values: dict[str, float] = {}  # what the bars show: block -> grad RMS
         self.lines: dict[str, pg.PlotDataItem] = {}
         self._blocks: list[str] = []
+        self._shape = None  # (blocks, their types) the bars were built for
         self._run: RunData | None = None
         self._bptt_items: dict[str, pg.PlotDataItem] = {}
         self._bptt_names: list = []
@@ -90,8 +91,10 @@ class GradientsPanel(Panel):
         if run is None or not run.blocks:
             self._clear()
             return
-        if run.blocks != self._blocks:
+        shape = (run.blocks, [run.block_types.get(b) for b in run.blocks])
+        if shape != self._shape:  # other blocks, or the same ids with other types
             self._rebuild(run)
+            self._shape = shape
         # While training, one part per redraw: the history (its curves are the costliest
         # part) once a second, the bars and the BPTT profile at the other redraws; so one
         # redraw of this panel stays short. A finished run draws everything at once.
@@ -115,6 +118,7 @@ class GradientsPanel(Panel):
         self.hist_legend.clear()
         self.lines = {}
         self._blocks = []
+        self._shape = None
         self.values = {}
         self._clear_bptt()
         self._bptt_names = []
