@@ -579,3 +579,26 @@ def test_gradient_bars_name_the_types_of_the_run_shown(qtbot, make_window):
         ticks = ctrl.panels["gradients"].p_bars.getAxis("bottom")._tickLevels[0]
         labels.append(ticks[0][1])
     assert labels == ["rnn\nRNN", "rnn\nLSTM"]
+
+
+def test_try_it_after_a_run_uses_the_trained_weights(qtbot, make_window):
+    from test_gui_panels import SEVEN
+
+    from gui.training import prep
+
+    g = chain("digits mlp", [("Input", {"shape": [64]}, "in"), ("Dense", {"units": 10}, "out")],
+              {"dataset": {"name": "digits", "flatten": True}, "loss": "cross_entropy",
+               "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 64, "epochs": 2,
+               "seed": 0})
+    w = make_window(g)
+    ctrl = w.training
+    show_all_panels(ctrl)
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl)
+    panel = ctrl.panels["try_it"]
+    panel.pad.set_strokes(SEVEN)
+    ctrl.redraw(force=True)
+    model = replay(ctrl.current).model
+    x, _ = prep.digits_sample(SEVEN, {"flatten": True})
+    np.testing.assert_array_equal(panel.input, x)
+    np.testing.assert_allclose(panel.probs, prep.softmax(model.forward(x[None])[0]), rtol=1e-5)
