@@ -341,6 +341,18 @@ def warm_up() -> None:
         pass
 
 
+def _run_guarded(run: LiveRun) -> None:
+    """``run.run()``, and a "failed" message if even that raised (say, a payload that could
+    not be sent): the app waits for the run's last message and must get one."""
+    try:
+        run.run()
+    except Exception as e:
+        try:
+            run.send("failed", f"training stopped by an error: {type(e).__name__}: {e}")
+        except Exception:
+            pass  # the pipe is gone: the app sees the process end
+
+
 def child_main(out, commands) -> None:
     """The training process: it serves runs one after another, so the second run starts
     warm (NumPy, the engine and the data sets' libraries already imported).
@@ -381,7 +393,8 @@ def child_main(out, commands) -> None:
                 worker.join()
             run_id, graph, spec, paused = args
             current = LiveRun(graph, spec, sender(run_id), start_paused=paused)
-            worker = threading.Thread(target=current.run, name="blockprop-run", daemon=True)
+            worker = threading.Thread(target=_run_guarded, args=(current,),
+                                      name="blockprop-run", daemon=True)
             worker.start()
         elif name == "warm":
             warm_up()
