@@ -7,7 +7,7 @@ engine.optim); PyTorch runs the same network, with the same starting weights, on
 threads. The first step's losses are compared, so both sides are known to compute the same thing.
 As in PyTorch, where the data does not require grad, the first convolution computes no input
 gradient (``needs_input_grad = False``). The engine runs its products on one thread each
-(engine.functional.Conv2dPlan explains why); PyTorch uses its default thread count.
+(engine.conv_plan.Conv2dPlan explains why); PyTorch uses its default thread count.
 
 Timing: the two sides run in alternating blocks of steps (interleaved, so machine noise hits
 both), with a short pause between blocks: BLAS and OpenMP worker threads keep spinning for a

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gradcheck import check_layer
 
+from engine import conv_plan
 from engine import functional as F
 from engine.errors import BlockPropError, ConfigError, ShapeError
 from engine.layers import (
@@ -160,7 +161,7 @@ def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
 @pytest.mark.parametrize("chunk_bytes", [None, 1])  # whole batch / one sample per chunk
 def test_conv2d_backward_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes):
     if chunk_bytes:
-        monkeypatch.setattr(F, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(conv_plan, "CHUNK_BYTES", chunk_bytes)
     r = rng(24)
     x = r.standard_normal(x_shape)
     layer = Conv2D(
@@ -267,7 +268,7 @@ def test_chunked_batch_gives_the_same_numbers(monkeypatch, stride, padding):
     dout = r.standard_normal(out.shape).astype(np.float32)
     dx = whole.backward(dout).copy()
     grads = {k: v.copy() for k, v in whole.grads.items()}
-    monkeypatch.setattr(F, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(conv_plan, "CHUNK_BYTES", 1)  # one sample per chunk
     chunked = Conv2D(filters=4, kernel_size=3, stride=stride, padding=padding).build((3, 9, 9))
     chunked.params = {k: v.copy() for k, v in whole.params.items()}
     out2 = chunked.forward(x, training=True)

@@ -1,6 +1,6 @@
 """Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D.
 
-Forward passes run in engine.functional (im2col + one matrix product per chunk of the batch);
+Forward passes run in engine.conv_plan (im2col + one matrix product per chunk of the batch);
 the backward passes below use the same columns:
 
     out = W @ cols               (W: weight.reshape(F, C*kh*kw))
@@ -8,7 +8,7 @@ the backward passes below use the same columns:
     db  = sum of dout over batch and positions
     dx  = col2im(W^T @ dout)     (each patch's gradient added back where the patch came from)
 
-At stride 1 the same sums can run "folded" (engine.functional.Conv2dPlan): smaller columns,
+At stride 1 the same sums can run "folded" (engine.conv_plan.Conv2dPlan): smaller columns,
 and kh additions instead of col2im's kh*kw; that is chosen when it means less data to move.
 
 Weights use PyTorch's layouts and Keras's default start (Glorot/Xavier uniform weights, zero
@@ -119,7 +119,7 @@ class _Conv(Layer):
 
     @staticmethod
     def _backward_folded(plan, w4, dxpad):
-        # The same sums, regrouped (engine.functional.Conv2dPlan, "stride 1, folded"): the input
+        # The same sums, regrouped (engine.conv_plan.Conv2dPlan, "stride 1, folded"): the input
         # shifted by kernel rows X, the output gradient shifted by kernel columns G, then
         # dW = sum over samples of G @ X^T, and dx = W' @ G added at each kernel row's offset.
         wf = plan.fold_weight(w4)
