@@ -148,17 +148,19 @@ class Conv2dPlan:
         """The (N, C, Hp, Wp) image view of a flat (N, C, R) buffer."""
         return buf[:, :, : self.Hp * self.Wp].reshape(buf.shape[0], self.C, self.Hp, self.Wp)
 
-    def columns(self, n0: int, n1: int) -> np.ndarray:
-        """im2col of samples n0..n1: (m, C*kh*kw, P), row (c, i, j), column (oh, ow)."""
+    def columns(self, n0: int, n1: int, wide: bool | None = None) -> np.ndarray:
+        """im2col of samples n0..n1: (m, C*kh*kw, P), row (c, i, j), column (oh, ow).
+        ``wide=False`` leaves out the extra columns of wide rows: (m, C*kh*kw, OH*OW)."""
+        ow = self.OWx if wide is None or wide else self.OW
         cols = self._windows(
             "cols",
             self._xpad,
             n0,
             n1,
-            (self.C, self.kh, self.kw, self.OH, self.OWx),
+            (self.C, self.kh, self.kw, self.OH, ow),
             (self.C * self.R, self.R, self.Wp, 1, self.sh * self.Wp, self.sw),
         )
-        return cols.reshape(n1 - n0, self.K, self.P)
+        return cols.reshape(n1 - n0, self.K, self.OH * ow)
 
     def product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """a @ b (batched over samples) into a reusable buffer, valid until the next call."""

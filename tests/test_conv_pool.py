@@ -357,6 +357,31 @@ def test_no_input_gradient_when_not_needed():
     np.testing.assert_allclose(layer.grads["weight"], dw, rtol=1e-6)
 
 
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_gradient_without_input_gradient(
+    monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes, bias
+):
+    # needs_input_grad=False takes its own path (valid columns, dout used as it is)
+    if chunk_bytes:
+        monkeypatch.setattr(conv_plan, "CHUNK_BYTES", chunk_bytes)
+    r = rng(31)
+    x = r.standard_normal(x_shape)
+    cfg = {"filters": w_shape[0], "kernel_size": list(w_shape[2:]), "stride": stride}
+    layer = Conv2D(padding=padding, bias=bias, **cfg).build(x_shape[1:], r).astype(np.float64)
+    out = layer.forward(x, training=True)
+    dout = r.standard_normal(out.shape)
+    layer.backward(dout)
+    want = {k: v.copy() for k, v in layer.grads.items()}
+    layer.needs_input_grad = False
+    layer.forward(x, training=True)
+    assert layer.backward(dout) is None
+    assert set(layer.grads) == set(want)
+    for k in want:
+        np.testing.assert_allclose(layer.grads[k], want[k], rtol=1e-10, atol=1e-12)
+
+
 # --- gradient checks (float64, central differences) --------------------------------------------
 @pytest.mark.parametrize("in_shape,cfg", [
     ((2, 5, 5), {"filters": 3, "kernel_size": 3}),

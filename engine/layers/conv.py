@@ -92,6 +92,13 @@ class _Conv(Layer):
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient."""
         plan, w4 = self._cache
+        if not self.needs_input_grad and not plan.folded:
+            dw = self._weight_grad(plan, w4, dout4)
+            if "bias" in self.params:
+                self.grads["bias"] = dout4.sum(axis=(0, 2, 3))  # dout summed over (N, OH, OW)
+            if self._weight_mask is not None:
+                dw *= self._weight_mask.astype(dw.dtype)
+            return dw, None
         plan.load_output_grad(dout4)
         dxpad = plan.new_input_grad() if self.needs_input_grad else None
         if plan.folded or (plan.wide and dxpad is not None):
@@ -103,6 +110,18 @@ class _Conv(Layer):
         if self._weight_mask is not None:
             dw *= self._weight_mask.astype(dw.dtype)
         return dw, (None if dxpad is None else plan.input_view(dxpad).copy())
+
+    @staticmethod
+    def _weight_grad(plan, w4, dout4):
+        # dW alone (no dx: the first layer): dout @ cols^T with the columns of the valid
+        # positions only, so dout is used as it is, without the copy into the wide layout.
+        # LeNet-5's C1: 640 vs 790 us (min of 200) for the wide columns with the copy.
+        d = dout4.reshape(plan.N, plan.F, plan.OH * plan.OW)
+        dw = np.zeros((plan.F, plan.K), w4.dtype)
+        for n0, n1 in plan.chunks:
+            cols = plan.columns(n0, n1, wide=False)
+            dw += np.matmul(d[n0:n1], cols.transpose(0, 2, 1)).sum(axis=0)
+        return dw.reshape(w4.shape)
 
     @staticmethod
     def _backward_im2col(plan, w4, dxpad):
