@@ -133,12 +133,16 @@ CONV_CASES = [  # x shape, w shape, stride, padding
     ((2, 2, 5, 5), (3, 2, 3, 3), 1, "valid"),
     ((3, 2, 9, 9), (5, 2, 5, 5), 3, 2),
     ((2, 4, 1, 1), (3, 4, 1, 1), 1, 0),  # 1x1 convolution on 1x1 maps
+    ((2, 1, 26, 29), (3, 1, 3, 3), 1, 1),  # rows of 29 outputs: no wide rows going forward
 ]
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
+@pytest.mark.parametrize("wide_below", [None, 0, 10_000])  # default / never / always wide rows
+def test_conv2d_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, bias, wide_below):
+    if wide_below is not None:
+        monkeypatch.setattr(conv_plan, "WIDE_FORWARD_BELOW", wide_below)
     r = rng(1)
     x, w = r.standard_normal(x_shape), r.standard_normal(w_shape)
     b = r.standard_normal(w_shape[0]) if bias else None
