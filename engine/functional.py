@@ -202,6 +202,10 @@ def row_views(a: np.ndarray, kh: int, sh: int, oh: int) -> list[np.ndarray]:
 
 def first_max(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise maximum over ``views`` and which view held it, the FIRST one on ties."""
+    if len(views) == 2:  # the usual 2-wide window: the pick is "the second is bigger" as is
+        # (no zeroed pick array and copy: LeNet-5's pool forward 280-316 vs 334 us, min)
+        bigger = np.greater(views[1], views[0])
+        return np.maximum(views[0], views[1]), bigger.view(np.uint8)
     pick = np.zeros(views[0].shape, np.uint8 if len(views) < 256 else np.int32)
     if len(views) == 1:
         return views[0].copy(), pick

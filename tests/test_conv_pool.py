@@ -215,7 +215,8 @@ def test_conv1d_matches_conv2d_of_height_one():
 
 
 POOL_CASES = [((2, 2), None, (0, 0)), ((3, 3), (1, 1), (0, 0)), ((3, 3), (2, 2), (1, 1)),
-              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0))]  # fmt: skip
+              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0)), ((2, 2), None, (1, 1)),
+              ((2, 2), None, (1, 0))]  # fmt: skip
 
 
 @pytest.mark.parametrize("k,s,p", POOL_CASES)
@@ -566,7 +567,7 @@ def test_conv_transpose2d_against_torch(seed):
 
 
 @pytest.mark.parametrize(
-    "k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]), (2, 3, 0)]
+    "k,s,p", [(2, None, 0), (2, None, 1), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]), (2, 3, 0)]
 )
 def test_max_pool_with_ties_against_torch(k, s, p):
     torch = _torch()
