@@ -25,6 +25,7 @@ Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ class Conv2dPlan:
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reusable scratch array of ``shape`` (valid until the next request of ``name``)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)  # not np.prod: ~3.5 us a call, ~40 calls per LeNet-5 step
         buf = self._buffers.get(name)
         if buf is None or buf.size < size:
             buf = self._buffers[name] = np.empty(size, self.dtype)
