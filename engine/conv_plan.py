@@ -15,7 +15,10 @@ Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
   OW valid ones. The patch values for kernel offset (i, j) are then the contiguous run
   buffer[n, c, i*Wp + j : i*Wp + j + OH*Wp], so columns are built (and their gradients added
   back) in long runs instead of rows of OW values. The extra columns are dropped from the
-  output; their output gradient is zero, so they add nothing going back.
+  output; their output gradient is zero, so they add nothing going back. For long rows
+  (OW >= WIDE_FORWARD_BELOW) the unfolded forward pass and the weight gradient without an
+  input gradient (the first layer) use the valid positions only: no copy to drop or pad
+  columns, and runs of OW are long enough (LeNet-5's C1).
 - Stride 1, "folded" (when it means fewer columns): shifts by kernel rows are made on the
   input and shifts by kernel columns on the other side of the product, so the columns are
   kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.

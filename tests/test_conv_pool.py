@@ -365,10 +365,12 @@ def test_no_input_gradient_when_not_needed():
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
 @pytest.mark.parametrize("chunk_bytes", [None, 1])
 @pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("wide_below", [0, 10_000])  # valid columns / wide rows for every size
 def test_weight_gradient_without_input_gradient(
-    monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes, bias
+    monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes, bias, wide_below
 ):
-    # needs_input_grad=False takes its own path (valid columns, dout used as it is)
+    # needs_input_grad=False takes its own path for long rows (valid columns, dout as it is)
+    monkeypatch.setattr(conv_plan, "WIDE_FORWARD_BELOW", wide_below)
     if chunk_bytes:
         monkeypatch.setattr(conv_plan, "CHUNK_BYTES", chunk_bytes)
     r = rng(31)

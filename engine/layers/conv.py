@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import conv_plan
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.init import initialize
@@ -92,7 +93,8 @@ class _Conv(Layer):
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient."""
         plan, w4 = self._cache
-        if not self.needs_input_grad and not plan.folded:
+        long_rows = not plan.wide or plan.OW >= conv_plan.WIDE_FORWARD_BELOW
+        if not self.needs_input_grad and not plan.folded and long_rows:
             dw = self._weight_grad(plan, w4, dout4)
             if "bias" in self.params:
                 self.grads["bias"] = dout4.sum(axis=(0, 2, 3))  # dout summed over (N, OH, OW)
@@ -115,7 +117,8 @@ class _Conv(Layer):
     def _weight_grad(plan, w4, dout4):
         # dW alone (no dx: the first layer): dout @ cols^T with the columns of the valid
         # positions only, so dout is used as it is, without the copy into the wide layout.
-        # LeNet-5's C1: 640 vs 790 us (min of 200) for the wide columns with the copy.
+        # LeNet-5's C1: 640 vs 790 us (min of 200) for the wide columns with the copy. Used
+        # for long rows only (short runs of OW copy slowly, see conv_plan.WIDE_FORWARD_BELOW).
         d = dout4.reshape(plan.N, plan.F, plan.OH * plan.OW)
         dw = np.zeros((plan.F, plan.K), w4.dtype)
         for n0, n1 in plan.chunks:
