@@ -6,8 +6,12 @@ SGD update. The engine runs the real path (engine.Graph -> build_model, engine.l
 engine.optim); PyTorch runs the same network, with the same starting weights, on its default
 threads. The first step's losses are compared, so both sides are known to compute the same thing.
 As in PyTorch, where the data does not require grad, the first convolution computes no input
-gradient (``needs_input_grad = False``). The engine runs its products on one thread each
-(engine.functional.Conv2dPlan explains why); PyTorch uses its default thread count.
+gradient: ``model.backward(..., input_grad=False)``, as engine.Trainer calls it. (Setting the
+layer's ``needs_input_grad`` by hand is not enough: ``Model.backward`` sets it from
+``input_grad`` on every call, and until this was fixed the benchmark timed an input gradient
+for C1 that torch skipped, about 1.3 ms of the engine's step.) The engine runs its products
+on one thread each (engine.conv_plan.Conv2dPlan explains why); PyTorch uses its default thread
+count.
 
 Timing: the two sides run in alternating blocks of steps (interleaved, so machine noise hits
 both), with a short pause between blocks: BLAS and OpenMP worker threads keep spinning for a
@@ -127,13 +131,12 @@ def lenet5_case() -> tuple[Step, Step]:
     y = rng.integers(0, 10, BATCH)
 
     model = engine.build_model(lenet5_graph(), seed=SEED)
-    model.layers["c1"].needs_input_grad = False  # as torch: the data needs no gradient
     loss = get_loss("cross_entropy")
     opt = make_optimizer({"name": "sgd", "lr": LR})
 
     def engine_step() -> float:
         value = loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward())
+        model.backward(loss.backward(), input_grad=False)  # as torch: x needs no gradient
         opt.step(model.params, model.grads)
         return value
 

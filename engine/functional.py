@@ -1,26 +1,9 @@
 """Pure forward functions (no state, no gradients): conv2d, conv1d, conv_transpose2d, max_pool2d,
-avg_pool2d, global_avg_pool2d, upsample2d; and the im2col machinery the layers share.
+avg_pool2d, global_avg_pool2d, upsample2d; and the padding/size helpers the layers share.
 
-A convolution (the lectures' sliding dot product; strictly a cross-correlation, as in PyTorch:
-out[f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x[c, y*S + i, x*S + j]) is a matrix product
-(CS231n's im2col), one per sample, batched in one ``np.matmul`` per chunk of the batch:
-
-    cols (C*kh*kw, positions)  = every input patch laid out as a column
-    out  (F, positions)        = weight.reshape(F, C*kh*kw) @ cols
-
-Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
-- The padded input is copied once into a buffer (N, C, R), R = one padded map flattened; the
-  columns are then ONE copy from an ``as_strided`` view of it.
-- Stride 1, "wide rows": each output row is computed for all Wp padded columns, not just the
-  OW valid ones. The patch values for kernel offset (i, j) are then the contiguous run
-  buffer[n, c, i*Wp + j : i*Wp + j + OH*Wp], so columns are built (and their gradients added
-  back) in long runs instead of rows of OW values. The extra columns are dropped from the
-  output; their output gradient is zero, so they add nothing going back.
-- Stride 1, "folded" (Conv2dPlan, when it means fewer columns): shifts by kernel rows are made
-  on the input and shifts by kernel columns on the other side of the product, so the columns
-  are kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.
-- The batch is cut into chunks whose columns stay in cache while their product runs; the
-  backward pass rebuilds them chunk by chunk.
+The convolutions run on engine.conv_plan.Conv2dPlan (im2col, "wide rows", "folded"; its
+module docstring says what was measured); Conv2dPlan, Pad4 and CHUNK_BYTES are importable from
+here too.
 """
 
 from __future__ import annotations
@@ -28,15 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
+from engine.conv_plan import CHUNK_BYTES, Conv2dPlan, Pad4  # noqa: F401  (public here too)
 from engine.errors import ConfigError, ShapeError
-
-Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
-
-# Size of one chunk's columns: small enough to stay in a core's L2 cache while its product
-# runs (measured on LeNet-5, batch 64: 0.5 - 2 MiB best), and a bound on scratch memory.
-CHUNK_BYTES = 1 << 20
 
 
 def pair(value: Any) -> tuple[int, int]:
@@ -82,265 +59,6 @@ def conv_output_size(
 def _check_4d(x: np.ndarray, what: str) -> None:
     if x.ndim != 4:
         raise ShapeError(f"{what} expects a batch of images (N, C, H, W), got {x.shape}")
-
-
-class Conv2dPlan:
-    """Geometry and reusable scratch buffers of one 2-D cross-correlation.
-
-    Shapes: x (N, C, H, W) * weight (F, C, kh, kw) -> out (N, F, OH, OW). A layer keeps one plan
-    per input shape, so buffers are allocated once; the arrays it hands out are always fresh.
-    Everything is sample-major (N first), so each product is one batched ``np.matmul``: numpy
-    runs the (F, C*kh*kw) @ (C*kh*kw, positions) product of every sample of a chunk in C.
-    Per-sample products are small enough that BLAS runs each on one thread. One big product
-    per chunk was measured a little faster on an idle machine but up to 20x slower on a busy
-    one (BLAS worker threads waiting for a core), and this keeps a core free for the GUI.
-    """
-
-    def __init__(
-        self,
-        x_shape: tuple[int, ...],
-        w_shape: tuple[int, ...],
-        stride: tuple[int, int],
-        pad: Pad4,
-        dtype: Any = np.float32,
-    ):
-        self.N, self.C, self.H, self.W = (int(d) for d in x_shape)
-        self.F, c_w, self.kh, self.kw = (int(d) for d in w_shape)
-        if c_w != self.C:
-            raise ShapeError(
-                f"the weight reads {c_w} channels but the input has {self.C}: "
-                f"input {tuple(x_shape)}, weight {tuple(w_shape)}"
-            )
-        self.sh, self.sw = stride
-        self.pt, self.pb, self.pl, self.pr = pad
-        self.Hp = self.H + self.pt + self.pb
-        self.Wp = self.W + self.pl + self.pr
-        if self.kh > self.Hp or self.kw > self.Wp:
-            raise ShapeError(
-                f"kernel {self.kh}x{self.kw} is larger than the padded input "
-                f"{self.Hp}x{self.Wp}: use padding or a smaller kernel"
-            )
-        self.OH = (self.Hp - self.kh) // self.sh + 1
-        self.OW = (self.Wp - self.kw) // self.sw + 1
-        self.dtype = np.dtype(dtype)
-        self.wide = self.sh == 1 and self.sw == 1  # the "wide rows" layout (module docstring)
-        self.OWx = self.Wp if self.wide else self.OW  # columns computed per output row
-        self.P = self.OH * self.OWx  # positions computed per sample
-        self.R = self.Hp * self.Wp + (self.kw - 1 if self.wide else 0)  # flat padded map length
-        self.K = self.C * self.kh * self.kw
-        self.chunks = self._chunk(self.K * self.P)
-        # Stride 1, folded: V = P + kw - 1 positions per sample, C*kh + F*kw rows of columns
-        # (see "folded" below). It pays when those are fewer than im2col's C*kh*kw rows
-        # (LeNet's C3: 30 + 80 < 150; C1: 5 + 30 > 25).
-        self.V = self.P + self.kw - 1
-        self.fold_chunks = self._chunk((self.C * self.kh + self.F * self.kw) * self.V)
-        self.folded = self.wide and self.C * self.kh + self.F * self.kw < self.K
-        self._pg = self.kw - 1 if self.wide else 0  # zeros around each sample's out-gradient
-        self._xpad: np.ndarray | None = None
-        self._gpad: np.ndarray | None = None
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def _chunk(self, values_per_sample: int) -> list[tuple[int, int]]:
-        """Sample ranges whose columns fit in CHUNK_BYTES (at least one sample each)."""
-        size = max(1, min(self.N, CHUNK_BYTES // max(values_per_sample * self.dtype.itemsize, 1)))
-        return [(n0, min(self.N, n0 + size)) for n0 in range(0, self.N, size)]
-
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A reusable scratch array of ``shape`` (valid until the next request of ``name``)."""
-        size = int(np.prod(shape))
-        buf = self._buffers.get(name)
-        if buf is None or buf.size < size:
-            buf = self._buffers[name] = np.empty(size, self.dtype)
-        return buf[:size].reshape(shape)
-
-    def _windows(
-        self,
-        name: str,
-        src: np.ndarray,
-        n0: int,
-        n1: int,
-        shape: tuple[int, ...],
-        strides: tuple[int, ...],
-    ) -> np.ndarray:
-        """ONE copy of the overlapping windows ``as_strided(src[n0:n1], (m, *shape), strides)``
-        (strides in elements) into the scratch array ``name``. (Keeping the whole batch's
-        columns for the backward pass instead was measured slower: the chunk buffer stays in
-        cache, a batch-sized one does not.)"""
-        m = n1 - n0
-        out = self._buffer(name, (m, *shape))
-        e = src.itemsize
-        np.copyto(
-            out,
-            as_strided(src[n0:n1], (m, *shape), tuple(st * e for st in strides), writeable=False),
-        )
-        return out
-
-    @property
-    def out_shape(self) -> tuple[int, int, int, int]:
-        return self.N, self.F, self.OH, self.OW
-
-    # --- input side ------------------------------------------------------------------------
-    def load_input(self, x: np.ndarray) -> None:
-        """Copy x into the zero-padded buffer (N, C, R); the border stays zero."""
-        if self._xpad is None:
-            self._xpad = np.zeros((self.N, self.C, self.R), self.dtype)
-        np.copyto(
-            self._grid(self._xpad)[:, :, self.pt : self.pt + self.H, self.pl : self.pl + self.W], x
-        )
-
-    def _grid(self, buf: np.ndarray) -> np.ndarray:
-        """The (N, C, Hp, Wp) image view of a flat (N, C, R) buffer."""
-        return buf[:, :, : self.Hp * self.Wp].reshape(buf.shape[0], self.C, self.Hp, self.Wp)
-
-    def columns(self, n0: int, n1: int) -> np.ndarray:
-        """im2col of samples n0..n1: (m, C*kh*kw, P), row (c, i, j), column (oh, ow)."""
-        cols = self._windows(
-            "cols",
-            self._xpad,
-            n0,
-            n1,
-            (self.C, self.kh, self.kw, self.OH, self.OWx),
-            (self.C * self.R, self.R, self.Wp, 1, self.sh * self.Wp, self.sw),
-        )
-        return cols.reshape(n1 - n0, self.K, self.P)
-
-    def product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """a @ b (batched over samples) into a reusable buffer, valid until the next call."""
-        return np.matmul(a, b, out=self._buffer("product", (b.shape[0], a.shape[-2], b.shape[-1])))
-
-    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-        self.load_input(x)
-        out = np.empty(self.out_shape, self.dtype)
-        wm = w.reshape(self.F, self.K)
-        wf = self.fold_forward_weight(w) if self.folded else None
-        bias = None if b is None else b.reshape(1, -1, 1, 1)
-        for n0, n1 in self.fold_chunks if self.folded else self.chunks:
-            m = n1 - n0
-            if self.wide:  # computed with Wp - OW extra columns per row: dropped below
-                res = self._buffer("result", (m, self.F, self.OH, self.OWx))
-            else:
-                res = out[n0:n1]
-            o = res.reshape(m, self.F, self.P)
-            if self.folded:
-                self._forward_folded(wf, n0, n1, o)
-            else:
-                np.matmul(wm, self.columns(n0, n1), out=o)
-            # the copy without the extra columns, and the bias, while the chunk is in cache
-            if self.wide:
-                np.copyto(out[n0:n1], res[..., : self.OW])
-            if bias is not None:
-                out[n0:n1] += bias
-        return out
-
-    # --- gradient side ---------------------------------------------------------------------
-    def load_output_grad(self, dout: np.ndarray) -> None:
-        """dout (N, F, OH, OW) into (N, F, P + 2*pg) laid out like the positions: zero at the
-        extra columns, and (stride 1) kw - 1 zeros before and after each sample's positions."""
-        if self._gpad is None:
-            self._gpad = np.zeros((self.N, self.F, self.P + 2 * self._pg), self.dtype)
-        inner = self._gpad[:, :, self._pg : self._pg + self.P]
-        np.copyto(inner.reshape(self.N, self.F, self.OH, self.OWx)[:, :, :, : self.OW], dout)
-
-    def output_grad(self, n0: int, n1: int) -> np.ndarray:
-        """The loaded dout of samples n0..n1 as (m, F, P)."""
-        return self._gpad[n0:n1, :, self._pg : self._pg + self.P]
-
-    def output_grad_sum(self) -> np.ndarray:
-        """dout summed over batch and positions (the bias gradient)."""
-        return self._gpad.sum(axis=2).sum(axis=0)
-
-    def new_input_grad(self) -> np.ndarray:
-        """A zeroed scratch gradient laid out like the padded input (N, C, R), reused between
-        calls (copy what you hand out of it)."""
-        dxpad = self._buffer("dxpad", (self.N, self.C, self.R))
-        dxpad.fill(0)
-        return dxpad
-
-    def input_view(self, xpad: np.ndarray) -> np.ndarray:
-        """The unpadded (N, C, H, W) view of a (N, C, R) buffer."""
-        return self._grid(xpad)[:, :, self.pt : self.pt + self.H, self.pl : self.pl + self.W]
-
-    def add_columns(self, dcols: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """col2im: add each column (m, C*kh*kw, P) back where its patch came from (one slice
-        per kernel offset; overlapping patches add up)."""
-        m = n1 - n0
-        d = dcols.reshape(m, self.C, self.kh, self.kw, self.OH, self.OWx)
-        grid = self._grid(dxpad[n0:n1])
-        hi, wi = self.sh * (self.OH - 1) + 1, self.sw * (self.OW - 1) + 1
-        for i in range(self.kh):
-            for j in range(self.kw):
-                if self.wide:  # one contiguous run per sample and channel
-                    s = i * self.Wp + j
-                    target = dxpad[n0:n1, :, s : s + self.P]
-                    target += d[:, :, i, j].reshape(m, self.C, self.P)
-                else:
-                    target = grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw]
-                    target += d[:, :, i, j]
-
-    # --- stride 1, folded ------------------------------------------------------------------
-    # With wide rows, input position p of a sample meets output position q = p - (i*Wp + j)
-    # through weight (i, j). Split the shift into whole rows (i*Wp) and single columns (j):
-    #   X[n, c, i, v] = xpad[n, c, v + i*Wp]                     (C*kh rows)
-    #   G[n, f, j', v] = gpad[n, f, v + j'] = dout[n, f, v - j], j = kw-1-j'   (F*kw rows)
-    # for v in [0, V), V = P + kw - 1. Each sum is then one product per sample:
-    #   out[n, f, q]         = sum_j (W'' @ X)[n, (j, f), q + j],  W''[(j, f), (c, i)] = w[f,c,i,j]
-    #   dW[f, c, i, j]       = sum_n (G @ X^T)[n, (f, j'), (c, i)]
-    #   dx[n, c, v + i*Wp]  += (W' @ G)[n, (i, c), v],             W'[(i, c), (f, j')] = w[f,c,i,j]
-    # kw (or kh) shifted additions instead of col2im's kh*kw, and far smaller columns.
-    def fold_forward_weight(self, w: np.ndarray) -> np.ndarray:
-        """W'' (kw*F, C*kh) above."""
-        return np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(self.kw * self.F, -1)
-
-    def _forward_folded(self, wf: np.ndarray, n0: int, n1: int, o: np.ndarray) -> None:
-        """o (m, F, P) = sum_j (W'' @ X)[:, (j, f), q + j] for samples n0..n1."""
-        y = self.product(wf, self.shifted_inputs(n0, n1)).reshape(n1 - n0, self.kw, self.F, -1)
-        np.copyto(o, y[:, 0, :, : self.P])
-        for j in range(1, self.kw):
-            o += y[:, j, :, j : j + self.P]
-
-    def shifted_inputs(self, n0: int, n1: int) -> np.ndarray:
-        """X above for samples n0..n1, as (m, C*kh, V)."""
-        x = self._windows(
-            "rows",
-            self._xpad,
-            n0,
-            n1,
-            (self.C, self.kh, self.V),
-            (self.C * self.R, self.R, self.Wp, 1),
-        )
-        return x.reshape(n1 - n0, self.C * self.kh, self.V)
-
-    def shifted_inputs_t(self, n0: int, n1: int) -> np.ndarray:
-        """X above as (m, V, C*kh), contiguous: ``G @ X^T`` runs ~1.7x faster with a
-        contiguous right operand than with a transposed view."""
-        x = self.shifted_inputs(n0, n1)
-        xt = self._buffer("rows_t", (n1 - n0, self.V, self.C * self.kh))
-        np.copyto(xt, x.transpose(0, 2, 1))
-        return xt
-
-    def shifted_grads(self, n0: int, n1: int) -> np.ndarray:
-        """G above for samples n0..n1, as (m, F*kw, V)."""
-        width = self._gpad.shape[2]
-        g = self._windows(
-            "gcols", self._gpad, n0, n1, (self.F, self.kw, self.V), (self.F * width, width, 1, 1)
-        )
-        return g.reshape(n1 - n0, self.F * self.kw, self.V)
-
-    def fold_weight(self, w: np.ndarray) -> np.ndarray:
-        """W' (kh*C, F*kw) above."""
-        flipped = w[:, :, :, ::-1].transpose(2, 1, 0, 3)
-        return np.ascontiguousarray(flipped).reshape(self.kh * self.C, self.F * self.kw)
-
-    def unfold_weight_grad(self, dwt: np.ndarray) -> np.ndarray:
-        """dW from sum_n G @ X^T (F*kw, C*kh), back in the weight layout (F, C, kh, kw)."""
-        d = dwt.reshape(self.F, self.kw, self.C, self.kh)[:, ::-1]
-        return np.ascontiguousarray(d.transpose(0, 2, 3, 1))
-
-    def add_row_shifted(self, y: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """dxpad[n, c, i*Wp + v] += y[n, (i, c), v]: the kh row shifts of W' @ G."""
-        for i in range(self.kh):
-            target = dxpad[n0:n1, :, i * self.Wp : i * self.Wp + self.V]
-            target += y[:, i * self.C : (i + 1) * self.C]
 
 
 def conv2d(
@@ -484,6 +202,10 @@ def row_views(a: np.ndarray, kh: int, sh: int, oh: int) -> list[np.ndarray]:
 
 def first_max(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise maximum over ``views`` and which view held it, the FIRST one on ties."""
+    if len(views) == 2:  # the usual 2-wide window: the pick is "the second is bigger" as is
+        # (no zeroed pick array and copy: LeNet-5's pool forward 280-316 vs 334 us, min)
+        bigger = np.greater(views[1], views[0])
+        return np.maximum(views[0], views[1]), bigger.view(np.uint8)
     pick = np.zeros(views[0].shape, np.uint8 if len(views) < 256 else np.int32)
     if len(views) == 1:
         return views[0].copy(), pick

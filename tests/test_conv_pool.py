@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gradcheck import check_layer
 
+from engine import conv_plan
 from engine import functional as F
 from engine.errors import BlockPropError, ConfigError, ShapeError
 from engine.layers import (
@@ -132,12 +133,16 @@ CONV_CASES = [  # x shape, w shape, stride, padding
     ((2, 2, 5, 5), (3, 2, 3, 3), 1, "valid"),
     ((3, 2, 9, 9), (5, 2, 5, 5), 3, 2),
     ((2, 4, 1, 1), (3, 4, 1, 1), 1, 0),  # 1x1 convolution on 1x1 maps
+    ((2, 1, 26, 29), (3, 1, 3, 3), 1, 1),  # rows of 29 outputs: no wide rows going forward
 ]
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
+@pytest.mark.parametrize("wide_below", [None, 0, 10_000])  # default / never / always wide rows
+def test_conv2d_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, bias, wide_below):
+    if wide_below is not None:
+        monkeypatch.setattr(conv_plan, "WIDE_FORWARD_BELOW", wide_below)
     r = rng(1)
     x, w = r.standard_normal(x_shape), r.standard_normal(w_shape)
     b = r.standard_normal(w_shape[0]) if bias else None
@@ -160,7 +165,7 @@ def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias):
 @pytest.mark.parametrize("chunk_bytes", [None, 1])  # whole batch / one sample per chunk
 def test_conv2d_backward_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes):
     if chunk_bytes:
-        monkeypatch.setattr(F, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(conv_plan, "CHUNK_BYTES", chunk_bytes)
     r = rng(24)
     x = r.standard_normal(x_shape)
     layer = Conv2D(
@@ -210,7 +215,8 @@ def test_conv1d_matches_conv2d_of_height_one():
 
 
 POOL_CASES = [((2, 2), None, (0, 0)), ((3, 3), (1, 1), (0, 0)), ((3, 3), (2, 2), (1, 1)),
-              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0))]  # fmt: skip
+              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0)), ((2, 2), None, (1, 1)),
+              ((2, 2), None, (1, 0))]  # fmt: skip
 
 
 @pytest.mark.parametrize("k,s,p", POOL_CASES)
@@ -267,7 +273,7 @@ def test_chunked_batch_gives_the_same_numbers(monkeypatch, stride, padding):
     dout = r.standard_normal(out.shape).astype(np.float32)
     dx = whole.backward(dout).copy()
     grads = {k: v.copy() for k, v in whole.grads.items()}
-    monkeypatch.setattr(F, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(conv_plan, "CHUNK_BYTES", 1)  # one sample per chunk
     chunked = Conv2D(filters=4, kernel_size=3, stride=stride, padding=padding).build((3, 9, 9))
     chunked.params = {k: v.copy() for k, v in whole.params.items()}
     out2 = chunked.forward(x, training=True)
@@ -354,6 +360,33 @@ def test_no_input_gradient_when_not_needed():
     layer.forward(x, training=True)
     assert layer.backward(dout) is None
     np.testing.assert_allclose(layer.grads["weight"], dw, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("wide_below", [0, 10_000])  # valid columns / wide rows for every size
+def test_weight_gradient_without_input_gradient(
+    monkeypatch, x_shape, w_shape, stride, padding, chunk_bytes, bias, wide_below
+):
+    # needs_input_grad=False takes its own path for long rows (valid columns, dout as it is)
+    monkeypatch.setattr(conv_plan, "WIDE_FORWARD_BELOW", wide_below)
+    if chunk_bytes:
+        monkeypatch.setattr(conv_plan, "CHUNK_BYTES", chunk_bytes)
+    r = rng(31)
+    x = r.standard_normal(x_shape)
+    cfg = {"filters": w_shape[0], "kernel_size": list(w_shape[2:]), "stride": stride}
+    layer = Conv2D(padding=padding, bias=bias, **cfg).build(x_shape[1:], r).astype(np.float64)
+    out = layer.forward(x, training=True)
+    dout = r.standard_normal(out.shape)
+    layer.backward(dout)
+    want = {k: v.copy() for k, v in layer.grads.items()}
+    layer.needs_input_grad = False
+    layer.forward(x, training=True)
+    assert layer.backward(dout) is None
+    assert set(layer.grads) == set(want)
+    for k in want:
+        np.testing.assert_allclose(layer.grads[k], want[k], rtol=1e-10, atol=1e-12)
 
 
 # --- gradient checks (float64, central differences) --------------------------------------------
@@ -536,7 +569,7 @@ def test_conv_transpose2d_against_torch(seed):
 
 
 @pytest.mark.parametrize(
-    "k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]), (2, 3, 0)]
+    "k,s,p", [(2, None, 0), (2, None, 1), (3, 2, 1), (3, 1, 1), ([2, 3], [1, 2], [1, 1]), (2, 3, 0)]
 )
 def test_max_pool_with_ties_against_torch(k, s, p):
     torch = _torch()

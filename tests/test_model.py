@@ -257,7 +257,7 @@ def test_backward_without_input_grad_skips_the_first_conv_dx_and_keeps_weight_gr
     assert dx is not None and dx.shape == x.shape
     m.forward(x, training=True)
     assert m.backward(dy, input_grad=False) is None
-    for k, v in m.grads.items():
-        np.testing.assert_array_equal(v, full[k])
+    for k, v in m.grads.items():  # the same sums, added in another order (float32 rounding)
+        np.testing.assert_allclose(v, full[k], rtol=1e-6, atol=1e-6)
     m.forward(x, training=True)
     assert m.backward(dy).shape == x.shape  # asking again gives it again

@@ -76,9 +76,10 @@ class _Pool(Layer):
             ) from None
         return c, oh, ow
 
-    def _backward(self, dout, x_shape, row_part, col_part) -> np.ndarray:
+    def _backward(self, dout, x_shape, row_part, col_part, picks=None) -> np.ndarray:
         """dx from dout: dout goes to the rows of each window (row_part(dout, i) to row i), the
-        result to the columns of each window (col_part(g, j) to column j)."""
+        result to the columns of each window (col_part(g, j) to column j). ``picks`` (max
+        pooling): which row / column of each window had the max, for the 2-wide shortcut."""
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
         # the row stage is scratch, reused between calls (a fresh 1 MB array costs page faults)
@@ -86,18 +87,27 @@ class _Pool(Layer):
         rows = self._rows
         if rows is None or rows.shape != shape or rows.dtype != dout.dtype:
             rows = self._rows = np.empty(shape, dout.dtype)
-        g = _spread(dout, rows, 2, kh, sh, oh, row_part)
+        g = _spread(dout, rows, 2, kh, sh, oh, row_part, None if picks is None else picks["rows"])
         dxp = np.empty((n, c, h + 2 * ph, w + 2 * pw), dout.dtype)
-        _spread(g, dxp, 3, kw, sw, ow, col_part)
+        _spread(g, dxp, 3, kw, sw, ow, col_part, None if picks is None else picks["cols"])
         return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
 
-def _spread(g, out, axis, k, s, o, part) -> np.ndarray:
+def _spread(g, out, axis, k, s, o, part, pick=None) -> np.ndarray:
     """Fill ``out`` so that its k window slices along ``axis`` (2: rows, 3: columns) receive
     part(g, offset): written directly when windows do not overlap, added when they do."""
-    if not (s == k and out.shape[axis] == o * k):  # unless every element is in one window
-        out.fill(0)
+    tiled = s == k and out.shape[axis] == o * k  # every element is in exactly one window
     views = F.row_views if axis == 2 else F.column_views
+    if tiled and k == 2 and pick is not None:
+        # Max pooling's 2-wide windows: slice 1 gets g where the max was the second (pick is 0
+        # or 1), slice 0 the rest, g - slice 1 (exact: g - g = 0, g - 0 = g). Two operations
+        # instead of four: LeNet-5's first pool backward 294-335 vs 391-396 us (min).
+        first, second = views(out, k, s, o)
+        np.multiply(g, pick.view(np.bool_), out=second)
+        np.subtract(g, second, out=first)
+        return out
+    if not tiled:
+        out.fill(0)
     for offset, view in enumerate(views(out, k, s, o)):
         if s >= k:
             part(g, offset, view)
@@ -131,7 +141,7 @@ class MaxPool2D(_Pool):
         def chosen(which):  # g where the max came from that row/column, else 0
             return lambda g, i, out: np.multiply(g, picks[which] == i, out=out)
 
-        return self._backward(dout, x_shape, chosen("rows"), chosen("cols"))
+        return self._backward(dout, x_shape, chosen("rows"), chosen("cols"), picks)
 
 
 class AvgPool2D(_Pool):
