@@ -436,13 +436,12 @@ def test_event_loop_stays_responsive_while_lenet5_trains(qtbot, make_window):
     assert len(gaps) > 10  # the timer kept firing (each gap is checked below)
     print(f"\nLeNet-5: max event-loop gap {max(gaps):.0f} ms over {len(gaps)} ticks, "
           f"{steps} steps; longest redraw {ctrl.max_stall_ms:.0f} ms {ctrl.draw_ms}")
-    # The goal is 50 ms and it is NOT reliably met: on the idle 2-core machine the largest
-    # gap is 70-150 ms, at the start of the run (each panel's first update with data: axes,
-    # legends and text laid out for the first time); after that the gaps stay under about
-    # 50 ms (benchmarks/gui_training_overhead.py prints every gap over 50 ms with its time).
-    # On a machine busy with other work the scheduler alone adds 100+ ms. This bound catches
-    # a GUI that blocks on training (a step loop in the GUI thread stalls for seconds).
-    assert max(gaps) <= 1000
+    # The goal is 50 ms. With training in its own process, benchmarks/gui_training_overhead.py
+    # (the app's own event loop, these three panels) measured a largest gap of 31-36 ms on a
+    # quiet 2-core machine and 50-110 ms while other work shared it; under pytest, with other
+    # work on the machine, 70-135 ms. The bound leaves room for such noise and still fails a
+    # GUI that waits for training or a redraw of several hundred milliseconds.
+    assert max(gaps) <= 400
 
 
 @pytest.fixture
