@@ -50,8 +50,8 @@ class LossPanel(Panel):
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         make_legend(self.p_step)
-        make_legend(self.p_epoch)
-        make_legend(self.p_acc, bottom=True)
+        for legend in (make_legend(self.p_epoch), make_legend(self.p_acc, bottom=True)):
+            legend.setColumnCount(2)  # one row: these plots are short
         self.raw = self.p_step.plot(pen=pg.mkPen(160, 190, 230, 255, width=1), name="loss")
         self.smooth = self.p_step.plot(pen=pg.mkPen(colour(0), width=2.5), name="EMA (alpha 0.1)")
         dash = pg.mkPen("#888", width=1.5, style=Qt.PenStyle.DashLine)
