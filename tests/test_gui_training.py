@@ -601,3 +601,21 @@ def test_try_it_after_a_run_uses_the_trained_weights(qtbot, make_window):
     x, _ = prep.digits_sample(SEVEN, {"flatten": True})
     np.testing.assert_array_equal(panel.input, x)
     np.testing.assert_allclose(panel.probs, prep.softmax(model.forward(x[None])[0]), rtol=1e-5)
+
+
+def test_cancelling_the_save_prompt_keeps_the_run_going(qtbot, main_window):
+    w = main_window
+    w.show()
+    w.graph.replace_with(tiny_cnn(epochs=500))
+    ctrl = w.training
+    assert ctrl.start()
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > 2, timeout=10_000)
+    w.files.ask_save_changes = lambda: "cancel"
+    w.setWindowModified(True)  # an unsaved change: closing asks
+    assert not w.close()  # the user chose Cancel: the window stays, and so does the run
+    n = len(ctrl.current.steps)
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > n + 2, timeout=10_000)
+    assert ctrl.active is ctrl.current and ctrl.thread.running()
+    w.files.ask_save_changes = lambda: "discard"
+    assert w.close()
+    assert not ctrl.thread.running()
