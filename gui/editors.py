@@ -12,9 +12,17 @@ import math
 import re
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from engine.layers.options import Opt
 
@@ -270,15 +278,48 @@ class TextEditor(QLineEdit):
                 self.setCursorPosition(0)
 
 
+class _WheelGuard(QObject):
+    """Scrolling a form scrolls it: a spin box or combo box under the mouse takes the wheel
+    only when it has the keyboard focus (clicked or tabbed into). Otherwise the wheel goes
+    to the scroll area around it; Qt's default silently changed a setting (batch size 32
+    became 25 while scrolling the Training dock down to its buttons)."""
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() != QEvent.Type.Wheel or obj.hasFocus():
+            return False
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            QCoreApplication.sendEvent(area.verticalScrollBar(), event)
+        return True
+
+
+_GUARD: _WheelGuard | None = None
+
+
+def guard_wheel(*widgets: QWidget) -> None:
+    """Let ``widgets`` (spin boxes, combo boxes) change by the wheel only when focused."""
+    global _GUARD
+    if _GUARD is None:
+        _GUARD = _WheelGuard()
+    for w in widgets:
+        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone gives no focus
+        w.installEventFilter(_GUARD)
+
+
 def make_editor(opt: Opt, parent: QWidget | None = None):
     if opt.kind == "int":
-        return IntEditor(opt, parent)
-    if opt.kind == "float" and not opt.nullable:
-        return FloatEditor(opt, parent)
-    if opt.kind == "bool":
+        ed = IntEditor(opt, parent)
+    elif opt.kind == "float" and not opt.nullable:
+        ed = FloatEditor(opt, parent)
+    elif opt.kind == "bool":
         return BoolEditor(opt, parent)
-    if opt.kind == "choice":
-        return ChoiceEditor(opt, parent)
-    if opt.kind == "padding":
-        return PaddingEditor(opt, parent)
-    return TextEditor(opt, parent)
+    elif opt.kind == "choice":
+        ed = ChoiceEditor(opt, parent)
+    elif opt.kind == "padding":
+        ed = PaddingEditor(opt, parent)
+    else:
+        return TextEditor(opt, parent)
+    guard_wheel(ed)
+    return ed

@@ -408,3 +408,36 @@ def test_ring_buffer_grows_before_it_wraps():
         b.append(float(i))
     assert b._a.shape[0] == 5000 and len(b) == 5000 and b.total == 6000
     np.testing.assert_array_equal(b.data()[:, 0], np.arange(1000.0, 6000.0))
+
+
+def test_the_wheel_scrolls_the_training_form_and_changes_no_setting(qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from gui.training.controls import TrainingDock
+
+    dock = TrainingDock()
+    qtbot.addWidget(dock)
+    dock.resize(320, 300)  # shorter than the form: it scrolls
+    dock.show()
+    qtbot.waitExposed(dock)
+    ed = dock.train_form.editors["batch_size"]
+    before = ed.value()
+    bar = dock.widget().verticalScrollBar()
+    start = bar.value()
+
+    def wheel(widget, steps: int) -> None:
+        centre = QPointF(widget.rect().center())
+        ev = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                         QPoint(0, -120 * steps), Qt.MouseButton.NoButton,
+                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(widget, ev)
+
+    wheel(ed, 3)
+    assert ed.value() == before  # not focused: the setting stays
+    assert bar.value() > start  # ... and the form scrolled
+    ed.setFocus()
+    qtbot.waitUntil(ed.hasFocus)
+    wheel(ed, 1)
+    assert ed.value() == before - 1  # clicked into: the wheel edits it, as usual

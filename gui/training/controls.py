@@ -35,6 +35,7 @@ from engine.losses import LOSSES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
 from engine.trainer import TRAINING_OPTIONS
+from gui.editors import guard_wheel
 from gui.training.forms import OptForm, SciSpinBox
 
 IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for a folder)
@@ -184,9 +185,10 @@ class TrainingDock(QDockWidget):
         self.error.setStyleSheet("color: #b00020;")
         self.error.hide()
         rl.addWidget(self.error)
-        col.addWidget(run_box)
+        col.insertWidget(0, run_box)  # the controls first: no scrolling to reach them
         col.addStretch(1)
 
+        guard_wheel(self.dataset, self.loss, self.optimizer, self.schedule, self.lr_now)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

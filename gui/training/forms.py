@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.layers.options import Opt
+from gui.editors import guard_wheel
 
 
 class SciSpinBox(QDoubleSpinBox):
@@ -109,6 +111,8 @@ class OptForm(QWidget):
         self.editors = {}
         for key, opt in self.options.items():
             ed = self._editor(key, opt)
+            if isinstance(ed, (QAbstractSpinBox, QComboBox)):
+                guard_wheel(ed)
             ed.setToolTip(opt.doc)
             self.editors[key] = ed
             self.layout_.addRow(key.replace("_", " "), ed)
