@@ -206,7 +206,7 @@ class BlockItem(QGraphicsItem):
         right = pad + (8.0 if self.problems else 0.0)  # room for the problem mark
         room = BLOCK_W - pad - right - 6
         # the type wins: the id gets what is left (at least a little), elided in the middle
-        id_w = min(M_ID.horizontalAdvance(self.block_id) * 1.15 + 4,  # + 15 %: see params_w
+        id_w = min(M_ID.horizontalAdvance(self.block_id) + 2,
                    max(room - M_TITLE.horizontalAdvance(self.type_name) - 2, 36.0))
         title_w = room - id_w
         title = M_TITLE.elidedText(self.type_name, Qt.TextElideMode.ElideRight, title_w)
@@ -217,7 +217,8 @@ class BlockItem(QGraphicsItem):
         painter.setFont(F_ID)
         painter.setPen(QColor(255, 255, 255, 215))
         painter.drawText(QRectF(BLOCK_W - right - id_w, 0, id_w, HEADER_H),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextDontClip,  # see the parameter count below
                          M_ID.elidedText(self.block_id, Qt.TextElideMode.ElideMiddle, id_w))
         y_mid = HEADER_H + (self.h - HEADER_H) * 0.36
         painter.setFont(F_SETTINGS)
@@ -229,18 +230,19 @@ class BlockItem(QGraphicsItem):
         painter.setFont(F_INFO)
         painter.setPen(PROBLEM_COLOUR if self.problems and self.shape_text == "?" else SUBTLE_TEXT)
         info_y = self.h - 20.0
-        # Room for the count as measured, plus 15 %: scaled down (zoom < 100 %) hinted text
-        # is relatively wider, and a rect of the exact width clipped its first digits.
-        params_w = M_INFO.horizontalAdvance(self.params_text) * 1.15 + 4
-        shape_w = BLOCK_W - 2 * pad - params_w - 4
+        params_w = M_INFO.horizontalAdvance(self.params_text) + 2
+        shape_w = BLOCK_W - 2 * pad - params_w - 6
         painter.drawText(QRectF(pad, info_y, shape_w, 16),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          M_INFO.elidedText("→ " + self.shape_text, Qt.TextElideMode.ElideRight,
                                            shape_w))
         painter.setPen(SUBTLE_TEXT)
+        # Not clipped to the measured width: zoomed out, hinted text is relatively wider, and
+        # a rect of the exact width cut off the count's first digits (right-aligned, it
+        # grows into the gap before the shape instead).
         painter.drawText(QRectF(BLOCK_W - pad - params_w, info_y, params_w, 16),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                         self.params_text)
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextDontClip, self.params_text)
 
     def _paint_far(self, painter, lod: float) -> None:
         """Zoomed out: the type and key settings in big letters, so a whole network stays
