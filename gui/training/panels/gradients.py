@@ -162,7 +162,9 @@ class GradientsPanel(Panel):
             return
         lo = math.floor(np.log10(pos.min())) - 0.5
         top = float(np.log10(pos.max()))
-        hi = max(math.ceil(top), top + 0.5) + 0.1  # room for the value above the highest bar
+        # room for the value above the highest bar: a share of the range (the text is a fixed
+        # number of pixels, the plot short)
+        hi = max(math.ceil(top), top + 0.3 * (top - lo) + 0.3)
         logs = np.where(np.isfinite(vals) & (vals > 0), np.log10(np.maximum(vals, 1e-300)), lo)
         n = len(self._blocks)
         opts = {"x": np.arange(n), "y0": np.full(n, lo), "height": np.maximum(logs - lo, 0),
