@@ -189,8 +189,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=10, help="blocks per side")
     parser.add_argument("--block", type=int, default=10, help="timed steps per block")
     parser.add_argument("--case", action="append", help="run only these cases (repeatable)")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="PyTorch's threads (default: its own choice, as a user gets)")
     args = parser.parse_args(argv)
     import torch
+
+    if args.torch_threads > 0:  # e.g. 1: both sides on one core each
+        torch.set_num_threads(args.torch_threads)
 
     print(
         f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads);"
