@@ -323,6 +323,8 @@ def test_pause_step_resume_stop(qtbot, make_window):
     assert ctrl.current.status == "stopped"
     assert w.locks[-1] is False and ctrl.dock.state == "idle"
     assert not ctrl.thread.running()
+    n = ctrl.current.steps.total
+    assert ctrl.dock.rate.text() == f"run 1 stopped: {n} steps"  # not the last rate, stale
 
 
 def test_step_when_idle_starts_a_paused_run(qtbot, make_window):

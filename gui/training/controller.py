@@ -374,6 +374,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.window.set_locked(False)
         self.dock.set_state("idle")
         self._update_actions()
+        self._progress(run)  # the final line now: the 4 Hz text may have just been written
         self.request_redraw()  # the timer keeps going until every visible panel is drawn
         self.save_runs()
 
