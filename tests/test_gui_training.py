@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,8 @@ from engine.live import LiveRun
 from gui.training.images import normalise_symmetric
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env (settings files in tmp_path)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- graphs -------------------------------------------------------------------------------------
 
@@ -621,3 +624,33 @@ def test_cancelling_the_save_prompt_keeps_the_run_going(qtbot, main_window):
     w.files.ask_save_changes = lambda: "discard"
     assert w.close()
     assert not ctrl.thread.running()
+
+
+def test_try_it_generates_the_trained_char_models_text(qtbot, make_window):
+    from gui.training import prep
+
+    g = engine.load_graph(ROOT / "presets" / "char_lstm.json")
+    g.set_meta("training", {**g.training, "epochs": 1})
+    w = make_window(g)
+    ctrl = w.training
+    show_all_panels(ctrl)
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl, timeout=60_000)
+    panel = ctrl.panels["try_it"]
+    assert panel.stack.currentWidget() is panel.text_page
+    panel.prompt.setText("the ")
+    panel.temperature.setValue(0.0)  # greedy: the most likely character each time
+    panel.length.setValue(30)
+    panel.generate()
+    qtbot.waitUntil(lambda: panel._gen_left == 0, timeout=20_000)
+    text = panel.output.toPlainText()
+    # the same text from the model trained again here
+    run = ctrl.current
+    model = replay(run).model
+    vocab, shape = run.info["vocab"], tuple(run.info["input_shape"])
+    expected = "the "
+    for _ in range(30):
+        p = prep.next_char_probs(lambda x: model.forward(x, training=False), vocab, expected,
+                                 shape[0], len(shape) == 2, 0.0)
+        expected += vocab[int(np.argmax(p))]
+    assert text == expected
