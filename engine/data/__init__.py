@@ -71,6 +71,15 @@ def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
 
 
 TARGETS = ("labels", "input")
+# The option every data set takes (load_dataset handles it, not the data set's loader).
+TARGET_OPTION = Opt("choice", "labels", choices=TARGETS,
+                    doc="what the model learns to output: the labels, or the input itself "
+                        "(an autoencoder reconstructs its input)")
+
+
+def dataset_options(name: str) -> dict[str, Opt]:
+    """All options of data set ``name``: its own, then ``target`` (what a form shows)."""
+    return {**DATASET_OPTIONS.get(name, {}), "target": TARGET_OPTION}
 
 
 def as_autoencoder(ds: Dataset) -> Dataset:
@@ -136,6 +145,6 @@ def split(
 
 
 __all__ = [
-    "BUILTIN_DATASETS", "DATASETS", "DATASET_OPTIONS", "USER_FILE_DATASETS", "Dataset",
-    "DatasetSpec", "load_dataset", "split", "split_indices",
+    "BUILTIN_DATASETS", "DATASETS", "DATASET_OPTIONS", "TARGET_OPTION", "USER_FILE_DATASETS",
+    "Dataset", "DatasetSpec", "dataset_options", "load_dataset", "split", "split_indices",
 ]  # fmt: skip

@@ -165,14 +165,14 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
     # --- starting ------------------------------------------------------------------------------
     def check_spec(self, spec: dict) -> str | None:
         """The reason a run cannot start with ``spec`` (None: it can)."""
-        from engine.data import DATASET_OPTIONS
+        from engine.data import dataset_options
         from engine.data.base import check_options
         from engine.trainer import check_training
 
         try:
             checked = check_training(spec)
             ds = checked["dataset"]
-            check_options(ds["name"], ds, DATASET_OPTIONS[ds["name"]])
+            check_options(ds["name"], ds, dataset_options(ds["name"]))
         except BlockPropError as e:
             return str(e)
         analysis = getattr(self.window, "analysis", None)
@@ -190,8 +190,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
 
     def _save_spec(self, spec: dict) -> None:
         """Write the settings into the graph file's ``training`` part (one undoable edit)."""
-        if self.graph.training == spec:
-            return
+        if self.graph.training == spec or same_settings(self.graph.training, spec):
+            return  # the same settings written otherwise (defaults spelled out or left out)
         self._saving_meta = True
         try:
             ctl = getattr(self.window, "controller", None)
@@ -438,3 +438,23 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             ok = th.shutdown(timeout_ms)
         self.process.close()  # a window's process ends with it
         return ok
+
+
+def same_settings(a: dict | None, b: dict | None) -> bool:
+    """Do two ``training`` parts train the same way? Both complete (``check_training``, the
+    data set's own defaults filled in) and compared; False if either is not valid."""
+    from engine.data import dataset_options
+    from engine.data.base import check_options
+    from engine.trainer import check_training
+
+    def complete(spec):
+        out = check_training(spec)
+        ds = dict(out["dataset"])
+        name = ds["name"]
+        ds = {"name": name, **check_options(name, ds, dataset_options(name))}
+        return {**out, "dataset": ds}
+
+    try:
+        return complete(a) == complete(b)
+    except BlockPropError:
+        return False

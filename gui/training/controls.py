@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.data import BUILTIN_DATASETS, DATASET_OPTIONS, DATASETS, USER_FILE_DATASETS
+from engine.data import BUILTIN_DATASETS, DATASETS, USER_FILE_DATASETS, dataset_options
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
@@ -50,7 +50,7 @@ IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for 
 
 def _path_option(name: str) -> str | None:
     """The option of data set ``name`` that holds its file or folder path."""
-    for key, opt in DATASET_OPTIONS.get(name, {}).items():
+    for key, opt in dataset_options(name).items():
         if opt.kind == "path":
             return key
     return None
@@ -209,7 +209,7 @@ class TrainingDock(QDockWidget):
 
     def _dataset_changed(self) -> None:
         name = self.dataset_name()
-        self.dataset_form.set_options(DATASET_OPTIONS.get(name, {}))
+        self.dataset_form.set_options(dataset_options(name))
         self.dataset_info.setText(DATASETS.get(name, ""))
         self.edited.emit()
 
@@ -271,7 +271,7 @@ class TrainingDock(QDockWidget):
         i = self.dataset.findData(ds.get("name"))
         if i >= 0:
             self.dataset.setCurrentIndex(i)
-        self.dataset_form.set_options(DATASET_OPTIONS.get(self.dataset_name(), {}))
+        self.dataset_form.set_options(dataset_options(self.dataset_name()))
         self.dataset_info.setText(DATASETS.get(self.dataset_name(), ""))
         self.dataset_form.set_values({k: v for k, v in ds.items() if k != "name"})
         self.loss.setCurrentIndex(max(0, self.loss.findText(spec.get("loss", "cross_entropy"))))
