@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 import engine
 from engine.live import block_outputs, check_lr, child_main, confusion_matrix
@@ -176,6 +176,17 @@ class TrainingWorker(QObject):
     # --- the thread's work -------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            # Back to the GUI thread before this thread ends: Python may collect the worker
+            # there later, and deleting a QObject that belongs to a finished thread crashed
+            # the test process (SIGSEGV in the garbage collector).
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
+
+    def _run(self) -> None:
         try:
             proc = self.host.ensure()
         except OSError as e:
