@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import BlockPropError, ConfigError
+from engine.trainer import check_lr
 
 FLUSH_HZ = 10.0
 SNAPSHOT_HZ = 5.0
@@ -81,14 +82,6 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(t[ok] * n + p[ok], minlength=n * n).reshape(n, n)
 
 
-def check_lr(lr: Any) -> float:
-    """The learning rate as a float, or ConfigError (the app checks before sending it)."""
-    if (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr)
-            or lr <= 0):
-        raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
-    return float(lr)
-
-
 class LiveRun:
     """One run: ``run()`` trains and reports through ``send`` (see the module docstring)."""
 
@@ -115,26 +108,23 @@ class LiveRun:
         self._confusion_step = -1  # the step the last confusion matrix was computed at
 
     # --- controls (any thread) -----------------------------------------------------------------
-    def stop(self) -> None:
+    def _control(self, method: str, **state: bool) -> None:
+        """Record ``state`` (for a trainer not made yet), then call ``trainer.method()``."""
         with self._lock:
-            self._stop = True
+            for name, value in state.items():
+                setattr(self, name, value)
             t = self.trainer
         if t is not None:
-            t.stop()
+            getattr(t, method)()
+
+    def stop(self) -> None:
+        self._control("stop", _stop=True)
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            t = self.trainer
-        if t is not None:
-            t.pause()
+        self._control("pause", _paused=True)
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            t = self.trainer
-        if t is not None:
-            t.resume()
+        self._control("resume", _paused=False)
 
     def step_once(self) -> None:
         with self._lock:

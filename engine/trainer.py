@@ -61,6 +61,14 @@ TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS)
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 
+def check_lr(lr: Any) -> float:
+    """A learning rate set mid-run as a float, or ConfigError (the app checks before sending)."""
+    if (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr)
+            or lr <= 0):
+        raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
+    return float(lr)
+
+
 def check_training(spec: Any, need_dataset: bool = True) -> dict:
     """A complete, normalised copy of a graph's "training" part, or ConfigError naming the field.
 
@@ -279,11 +287,9 @@ class Trainer:
 
     def set_lr(self, lr: float) -> None:
         """Use learning rate ``lr`` from the next step on (the schedule no longer applies)."""
-        if (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr)
-                or lr <= 0):
-            raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
+        lr = check_lr(lr)
         with self._lock:
-            self._lr_override = float(lr)
+            self._lr_override = lr
 
     @property
     def paused(self) -> bool:

@@ -26,7 +26,8 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 import engine
-from engine.live import block_outputs, check_lr, child_main, confusion_matrix
+from engine.live import block_outputs, child_main, confusion_matrix
+from engine.trainer import check_lr
 
 __all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "block_outputs", "confusion_matrix"]
 
@@ -163,10 +164,6 @@ class TrainingWorker(QObject):
     def set_watch(self, **watch: Any) -> None:
         """What to snapshot (see engine.live.LiveRun.set_watch)."""
         self._send("set_watch", **watch)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop
 
     def kill(self) -> None:
         """End the process now (it did not stop when asked)."""
