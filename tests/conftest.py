@@ -10,6 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 
+# Helper modules the tests import and load as plugins: their asserts are rewritten too.
+pytest.register_assert_rewrite("gui_support", "training_support")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _clear_clipboard_at_exit():
