@@ -11,7 +11,9 @@ layer's ``needs_input_grad`` by hand is not enough: ``Model.backward`` sets it f
 ``input_grad`` on every call, and until this was fixed the benchmark timed an input gradient
 for C1 that torch skipped, about 1.3 ms of the engine's step.) The engine runs its products
 on one thread each (engine.conv_plan.Conv2dPlan explains why); PyTorch uses its default thread
-count.
+count. Both sides run with the malloc settings engine.Trainer sets (engine.heap: freed memory
+is kept for the next step instead of being page-faulted back in; 20 % of the engine's LeNet-5
+step without them).
 
 Timing: the two sides run in alternating blocks of steps (interleaved, so machine noise hits
 both), with a short pause between blocks: BLAS and OpenMP worker threads keep spinning for a
@@ -39,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 from engine.losses import get_loss  # noqa: E402
 from engine.optim import make_optimizer  # noqa: E402
 
@@ -192,6 +195,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="PyTorch's threads (default: its own choice, as a user gets)")
     args = parser.parse_args(argv)
+    # The engine runs with the malloc settings the Trainer uses (engine.heap), set before
+    # anything runs: without them the engine's speed would depend on whether PyTorch happened
+    # to free a large buffer first (which raises glibc's adaptive mmap threshold).
+    keep_freed_memory()
     import torch
 
     if args.torch_threads > 0:  # e.g. 1: both sides on one core each

@@ -28,6 +28,7 @@ import numpy as np
 from engine import data as data_sets
 from engine.analysis import RECURRENT_TYPES
 from engine.errors import BlockPropError, ConfigError, DataError
+from engine.heap import keep_freed_memory
 from engine.layers.options import Opt, check_value
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
@@ -148,6 +149,7 @@ class Trainer:
              "batch_size": batch_size, "epochs": epochs, "seed": seed, "val_split": val_split,
              "schedule": schedule, "l1": l1, "l2": l2, "clip_norm": clip_norm},
             need_dataset=False)
+        keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         self.model = model
         self.dataset = dataset
         self.loss_fn = get_loss(self.spec["loss"])

@@ -376,3 +376,10 @@ def test_lenet5_learns_digits():
     epochs = [e for e in tr.run() if e["event"] == "epoch"]
     assert epochs[-1]["val_acc"] > 0.8
     assert set(tr.last_grad_rms) == {"c1", "c3", "f5", "f6", "out"}
+
+
+def test_trainer_keeps_freed_memory_for_the_next_step(monkeypatch):
+    calls = []
+    monkeypatch.setattr(trainer_mod, "keep_freed_memory", lambda: calls.append(1))
+    make()
+    assert calls == [1]  # engine.heap: steps reuse freed memory instead of page-faulting it in
