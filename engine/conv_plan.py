@@ -225,7 +225,9 @@ class Conv2dPlan:
 
     def output_grad_sum(self) -> np.ndarray:
         """dout summed over batch and positions (the bias gradient)."""
-        return self._gpad.sum(axis=2).sum(axis=0)
+        # over samples first (whole rows added), then along each row: 16 vs 48 us on
+        # LeNet-5's C2 for the other order
+        return self._gpad.sum(axis=0).sum(axis=1)
 
     def new_input_grad(self) -> np.ndarray:
         """A zeroed scratch gradient laid out like the padded input (N, C, R), reused between

