@@ -24,6 +24,12 @@ Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
   kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.
 - The batch is cut into chunks whose columns stay in cache while their product runs; the
   backward pass rebuilds them chunk by chunk.
+- Tried and dropped (2026-12-05, 2-core VM): sharing the chunks between the calling thread and
+  a helper thread (NumPy releases the GIL in each call). Every layer got 10-15 % slower: waking
+  the helper took 70-90 us, and while both ran each chunk took twice as long (GIL hand-overs
+  between calls of 20-130 us). Only work items of several milliseconds scaled (1.8x). One
+  product over the whole chunk instead of one per sample was slower on one BLAS thread
+  (159 vs 109 us for C2's weight gradient) and only 8 % faster on two.
 """
 
 from __future__ import annotations
