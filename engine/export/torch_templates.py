@@ -350,6 +350,9 @@ def train(epochs=None, steps=None, save=None, log=None):
     if final:  # every rank writes its own copy (tests check that they agree)
         np.savez(f"{final}.rank{rank}.npz", **engine_state(net))
     if world > 1:
+        # every rank done before any tears gloo down: a rank leaving early made another one
+        # abort at exit now and then ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
     return net
 
