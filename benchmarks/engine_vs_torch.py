@@ -23,7 +23,12 @@ step time of each side and ratio = engine / torch (below 1: the engine is faster
 
 Run:  .venv/bin/python benchmarks/engine_vs_torch.py [--rounds 10] [--block 10] [--case lenet5]
 Other cases join through ``add_case(name, factory)``: factory() returns (engine_step,
-torch_step), two callables that each run one full training step (and may return the loss).
+torch_step), two callables that each run one full training step (and may return the loss), and
+optionally a third called after the case (to end a helper process).
+
+``lenet5`` times the engine as engine.Trainer runs it by default (``processes="auto"``: on two
+cores the batch is split over two processes, engine/parallel.py), ``lenet5_1proc`` in one
+process.
 """
 
 from __future__ import annotations
@@ -126,8 +131,13 @@ def lenet5_graph() -> engine.Graph:
     )
 
 
-def lenet5_case() -> tuple[Step, Step]:
+def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[], None]]:
+    """LeNet-5's step as engine.Trainer runs it: ``processes`` as its setting ("auto" splits
+    the batch over two processes where engine.parallel.choose_processes says so: here, on two
+    cores). Returns (engine_step, torch_step, close)."""
     import torch
+
+    from engine.parallel import SplitStep, choose_processes
 
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal((BATCH, 1, 32, 32), dtype=np.float32)
@@ -136,10 +146,17 @@ def lenet5_case() -> tuple[Step, Step]:
     model = engine.build_model(lenet5_graph(), seed=SEED)
     loss = get_loss("cross_entropy")
     opt = make_optimizer({"name": "sgd", "lr": LR})
+    n_proc, why = choose_processes(model, BATCH, processes)
+    print(f"lenet5 engine in {n_proc} process{'es' * (n_proc > 1)} ({why})", flush=True)
+    split = SplitStep(model, loss, x, y, True, BATCH) if n_proc == 2 else None
+    idx = np.arange(BATCH)
 
     def engine_step() -> float:
-        value = loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward(), input_grad=False)  # as torch: x needs no gradient
+        if split is not None:  # half the batch in a helper process, gradients combined
+            value, _ = split.forward_backward(idx)
+        else:
+            value = loss.forward(model.forward(x, training=True), y)
+            model.backward(loss.backward(), input_grad=False)  # as torch: x needs no gradient
         opt.step(model.params, model.grads)
         return value
 
@@ -181,10 +198,11 @@ def lenet5_case() -> tuple[Step, Step]:
     for a, b in ((first_e, first_t), (second_e, second_t)):
         if not abs(a - b) <= 1e-4 * max(1.0, abs(b)):
             raise AssertionError(f"LeNet-5: engine loss {a:.6f} != torch loss {b:.6f}")
-    return engine_step, torch_step
+    return engine_step, torch_step, (split.close if split is not None else lambda: None)
 
 
 add_case("lenet5", lenet5_case)
+add_case("lenet5_1proc", lambda: lenet5_case(processes=1))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -214,8 +232,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name, factory in CASES:
         if args.case and name not in args.case:
             continue
-        engine_step, torch_step = factory()
+        engine_step, torch_step, *close = factory()
         results.append(bench(name, engine_step, torch_step, args.rounds, args.block))
+        for done in close:  # a split case ends its helper and gives BLAS its threads back
+            done()
     return results
 
 

@@ -3,6 +3,7 @@
     python app.py check GRAPH.json                   validate; print the summary table
     python app.py train GRAPH.json [--epochs N] [--dataset NAME] [--seed S]
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
+                        [--processes auto|1|2]
     python app.py export GRAPH.json --to numpy|pytorch [--weights w.npz] [-o out.py]
     python app.py presets                            list the presets with one line each
 
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="S")
     t.add_argument("--batch-size", type=int, metavar="B")
     t.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    t.add_argument("--processes", metavar="auto|1|2",
+                   help="split each step over two processes, half the batch each (default: "
+                        "auto, where the model allows and a step is long enough; also "
+                        "environment variable BLOCKPROP_PROCESSES)")
     t.add_argument("--log", metavar="run.jsonl", help="write every event as one JSON line")
     t.add_argument("--save", metavar="weights.npz", help="save the trained weights")
     t.set_defaults(func=cmd_train)
@@ -143,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("the graph names no data set to train on: pass --dataset NAME "
                           f"(built in: {', '.join(BUILTIN_DATASETS)})")
     overrides: dict[str, Any] = {}
-    for key in ("epochs", "dataset", "seed", "batch_size", "lr"):
+    for key in ("epochs", "dataset", "seed", "batch_size", "lr", "processes"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -152,6 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise ConfigError(f"cannot save the weights to {args.save}: no folder {folder}")
     trainer = Trainer.from_graph(graph, **overrides)
+    if trainer.processes == 2:
+        print(f"training in 2 processes ({trainer.processes_reason})", flush=True)
     log = open(args.log, "w", encoding="utf-8") if args.log else None
     try:
         end = _train_loop(trainer, log)
@@ -161,6 +168,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.save:
         save_weights(trainer.model, args.save)
         print(f"saved the weights to {args.save}")
+    if end.get("note"):
+        _err(end["note"])
     if end["reason"] == "diverged":
         _err(end.get("message", "training diverged"))
         return EXIT_DIVERGED

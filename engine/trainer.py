@@ -18,6 +18,7 @@ while another thread iterates ``run()``.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ from engine.optim import (
     make_schedule,
     regularize,
 )
+from engine.parallel import HelperLost, SplitStep, check_processes, choose_processes
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -143,13 +145,24 @@ class Trainer:
     def __init__(self, model: Model, dataset: Any, loss: str = "cross_entropy",
                  optimizer: dict | str | None = None, batch_size: int = 32, epochs: int = 1,
                  seed: int = 0, val_split: float = 0.2, schedule: dict | str | None = None,
-                 l1: float = 0.0, l2: float = 0.0, clip_norm: float | None = None) -> None:
+                 l1: float = 0.0, l2: float = 0.0, clip_norm: float | None = None,
+                 processes: int | str | None = None) -> None:
         self.spec = check_training(
             {"loss": loss, "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
              "batch_size": batch_size, "epochs": epochs, "seed": seed, "val_split": val_split,
              "schedule": schedule, "l1": l1, "l2": l2, "clip_norm": clip_norm},
             need_dataset=False)
         keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
+        # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
+        # runs it, not what it computes, so it is no setting of the graph's file.
+        if processes is None:
+            processes = os.environ.get("BLOCKPROP_PROCESSES", "auto")
+        try:
+            self.processes_requested = check_processes(processes)
+        except ConfigError as e:
+            where = " (environment variable BLOCKPROP_PROCESSES)" if isinstance(processes, str) \
+                and processes == os.environ.get("BLOCKPROP_PROCESSES") else ""
+            raise ConfigError(e.message + where) from None
         self.model = model
         self.dataset = dataset
         self.loss_fn = get_loss(self.spec["loss"])
@@ -165,6 +178,10 @@ class Trainer:
         self.last_time_grads: dict[str, np.ndarray] = {}
         self.last_time_grads_reverse: dict[str, np.ndarray] = {}
         self.history: list[dict] = []
+        self.processes, self.processes_reason = choose_processes(
+            model, self.batch_size, self.processes_requested)
+        self.split_lost: str | None = None  # why a split run went on in one process
+        self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
         self._blocks = [(n, layer, [(k, f"{n}.{k}") for k in layer.params],
                          1.0 / max(1, sum(v.size for v in layer.params.values())))
@@ -190,6 +207,7 @@ class Trainer:
         if isinstance(dataset, (str, dict)):  # a data set's name or spec, not the data itself
             overrides["dataset"], dataset = dataset, None
         lr = overrides.pop("lr", None)
+        processes = overrides.pop("processes", None)
         ds = overrides.get("dataset")
         if isinstance(ds, str) and isinstance(spec.get("dataset"), dict) \
                 and spec["dataset"].get("name") == ds:
@@ -206,7 +224,8 @@ class Trainer:
             model = build_model(graph, seed=spec["seed"])
         if dataset is None:
             dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
-        return cls(model, dataset, **{k: v for k, v in spec.items() if k != "dataset"})
+        return cls(model, dataset, processes=processes,
+                   **{k: v for k, v in spec.items() if k != "dataset"})
 
     # --- data ----------------------------------------------------------------------------------
     def _prepare_data(self, ds: Any) -> None:
@@ -337,7 +356,19 @@ class Trainer:
         return state if all(np.isfinite(v).all() for v in state.values()) else None
 
     def run(self) -> Iterator[dict]:
-        """Train; yields the step, epoch and end events (see the module docstring)."""
+        """Train; yields the step, epoch and end events (see the module docstring). With
+        ``processes`` 2 a helper process computes half of every batch while the run lasts."""
+        if self.processes == 2:
+            self._split = SplitStep(self.model, self.loss_fn, *self.train_data,
+                                    self.classifier, self.batch_size)
+        try:
+            yield from self._run()
+        finally:
+            if self._split is not None:
+                self._split.close()
+                self._split = None
+
+    def _run(self) -> Iterator[dict]:
         X, y = self.train_data
         n, bs = len(X), self.batch_size
         n_steps = math.ceil(n / bs)
@@ -348,8 +379,11 @@ class Trainer:
         done_epochs = 0
 
         def end(reason: str, **extra: Any) -> dict:
-            return {"event": "end", "reason": reason, "epoch": done_epochs, "step": step,
-                    "seconds": time.perf_counter() - started, **extra}
+            ev = {"event": "end", "reason": reason, "epoch": done_epochs, "step": step,
+                  "seconds": time.perf_counter() - started, "processes": self.processes, **extra}
+            if self.split_lost:
+                ev["note"] = self.split_lost
+            return ev
 
         for epoch in range(self.epochs):
             t0 = time.perf_counter()
@@ -367,7 +401,7 @@ class Trainer:
                 yb = y[idx]
                 # Overflow on the way to a diverged run is expected: it is reported as an event.
                 with np.errstate(all="ignore"):
-                    loss, rms, hits = self._train_step(X[idx], yb, lr, grads)
+                    loss, rms, hits = self._train_step(idx, lr, grads)
                 if rms is None:
                     yield end("diverged", **self._diverged(snapshot, epoch + 1, step + 1, loss))
                     return
@@ -401,18 +435,35 @@ class Trainer:
             yield ev
         yield end("finished")
 
-    def _train_step(self, xb: np.ndarray, yb: np.ndarray, lr: float,
+    def _forward_backward(self, idx: np.ndarray) -> tuple[float, int]:
+        """Loss and correct predictions of the batch ``idx``; the layers hold its gradients
+        afterwards unless the loss is not finite."""
+        if self._split is not None and len(idx) >= 2:
+            try:
+                return self._split.forward_backward(idx)
+            except HelperLost as e:  # go on in one process: the step is computed again here
+                self.split_lost = f"{e}; training went on in one process"
+                self._split.close()
+                self._split, self.processes = None, 1
+        model, loss_fn = self.model, self.loss_fn
+        X, y = self.train_data
+        yb = y[idx]
+        out = model.forward(X[idx], training=True)
+        loss = loss_fn.forward(out, yb)
+        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
+        if math.isfinite(loss):
+            model.backward(loss_fn.backward(), input_grad=False)
+        return loss, hits
+
+    def _train_step(self, idx: np.ndarray, lr: float,
                     grads: dict[str, np.ndarray]) -> tuple[float, dict | None, int]:
         """One step: forward, loss (+ penalty), backward, gradient RMS per block, clipping,
         update. Returns (loss, grad_rms, correct predictions); grad_rms is None, and nothing
         is updated, when the loss or the gradients are not finite."""
-        model, loss_fn, spec = self.model, self.loss_fn, self.spec
-        out = model.forward(xb, training=True)
-        loss = loss_fn.forward(out, yb)
-        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
+        model, spec = self.model, self.spec
+        loss, hits = self._forward_backward(idx)
         if not math.isfinite(loss):
             return loss, None, hits
-        model.backward(loss_fn.backward(), input_grad=False)
         for _, layer, names, _ in self._blocks:
             lg = layer.grads
             for k, full in names:

@@ -125,14 +125,33 @@ def test_train_refuses_problems_and_bad_settings(tmp_path):
     assert r.returncode == 2 and "--dataset NAME" in one_error_line(r)
 
 
-def test_ctrl_c_stops_cleanly(tmp_path):
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_stops_cleanly(tmp_path, processes):
     path, log, weights = tmp_path / "g.json", tmp_path / "run.jsonl", tmp_path / "w.npz"
     moons_graph(epochs=100_000).save(path)
     p = subprocess.Popen([sys.executable, "app.py", "train", str(path), "--log", str(log),
-                          "--save", str(weights)], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                          "--save", str(weights), "--processes", processes], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
+        if processes == "2":
+            assert line == "training in 2 processes (processes=2)\n", line + p.stderr.read()
+            line = p.stdout.readline()
+            helpers = children_of(p.pid)
+            assert len(helpers) == 1
         assert line.startswith("epoch 1/100000"), line + p.stderr.read()
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
@@ -143,7 +162,18 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     assert "Traceback" not in err and "stopped" in err
     end = json.loads(log.read_text().splitlines()[-1])
     assert end["event"] == "end" and end["reason"] == "stopped"
+    assert end["processes"] == int(processes)
     load_weights(build_model(moons_graph()), weights)
+    if processes == "2":  # the helper ended with the run
+        assert not Path(f"/proc/{helpers[0]}").exists()
+
+
+def test_train_refuses_a_bad_processes_setting(tmp_path):
+    path = tmp_path / "g.json"
+    moons_graph().save(path)
+    r = run_app("train", path, "--processes", "3")
+    assert r.returncode == 2
+    assert "processes must be 'auto', 1 or 2, got 3" in one_error_line(r)
 
 
 # --- in process (fast) ---------------------------------------------------------------------------

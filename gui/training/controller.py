@@ -329,6 +329,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         lr = (run.settings.get("optimizer") or {}).get("lr")
         if isinstance(lr, (int, float)):
             self.dock.lr_now.setValue(float(lr))
+        if run.info.get("processes") == 2:
+            self._status("Training on both cores: each step trains half the batch in a helper "
+                         "process")
         self.request_redraw()
 
     def _steps_arrived(self, events: list) -> None:
@@ -365,6 +368,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
                     self.current = self.runs[-1] if self.runs else None
         else:
             msg = run.end.get("message") or f"Training {run.status}"
+            if run.end.get("note"):  # the helper process was lost; the run went on
+                msg += f" ({run.end['note']})"
             self._status(f"{run.name}: {msg}")
             if run.status == "diverged":  # say it where the user looks: next to Start
                 self.dock.show_error(msg)

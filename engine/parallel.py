@@ -1,0 +1,361 @@
+"""A training step split over two processes: half the batch each, on the machine's second core.
+
+Why processes: NumPy releases the GIL inside each call, but a training step is hundreds of
+calls of 50-200 us, and between them two threads of one process hand the GIL back and forth.
+Measured on LeNet-5 (batch 64, 2-core VM): two threads sharing a layer's work made every conv
+layer 10-15 % slower, a half batch per thread 7.2 ms against 7.0 ms in one thread
+(engine/conv_plan.py records it). Two processes have no GIL to share: 4.3-4.4 ms against
+6.0-6.3 ms (benchmarks/two_process_probe.py, then this module through engine_vs_torch.py).
+
+How a step goes (``SplitStep.forward_backward``): this process writes the parameters and the
+helper's half of the batch indices into memory both processes map, and sends one message; it
+computes the forward and backward of its own half while the helper computes the other; the
+helper copies its gradients into the shared memory and answers with its loss and correct
+count. The gradients are combined as the mean loss is, weighted by the halves' sizes:
+    g = (n0 * g0 + n1 * g1) / n,   loss = (n0 * l0 + n1 * l1) / n
+which is the full batch's gradient (every loss here is a mean over samples), up to float32
+rounding. L1/L2, the gradient RMS, clipping and the update then run once, here, on the combined
+gradients: the optimizer state lives in this process only.
+
+The helper is a ``fork`` of this process made when a run starts (it shares the training data
+and the built model copy-on-write: no pickling, no import, a few ms), and it ends with the run:
+``close()``, or when this process dies (it reads end-of-file and exits). It ignores Ctrl-C (the
+parent decides), closes every file the parent had open except its own two pipes, and never
+returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer), the run goes
+on in one process and ``lost`` says why.
+
+Which models split (``split_blocker``): none with BatchNorm (statistics over the whole batch),
+Dropout (each process would draw the same masks from its forked generator) or a recurrent block
+(the app plots the per-time-step gradients of the whole batch). Under ``processes="auto"`` also
+only where a step is long enough to pay the hand-over (~0.1-0.2 ms): at least
+``AUTO_MIN_MACS`` multiply-adds in a batch's forward pass, and only on Linux with two cores
+free. While a split runs, BLAS runs on one thread in both processes: OpenBLAS's idle worker
+threads spin on the core the other process needs (steps took 12-56 ms with its default two).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import struct
+import sys
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+
+from engine.analysis import RECURRENT_TYPES
+from engine.errors import ConfigError
+
+# Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
+UNSPLITTABLE = {
+    "BatchNorm": "normalises with statistics over the whole batch",
+    "Dropout": "would draw the same masks in both processes",
+    **{t: "gives the per-time-step gradients the app plots for the whole batch"
+       for t in RECURRENT_TYPES},
+}
+# A batch's forward pass below this many multiply-adds stays in one process under "auto"
+# (LeNet-5 at batch 64: 27 M, a step of ~6 ms; 4 M is a step of ~1 ms, where the ~0.15 ms
+# hand-over still leaves a third of the time saved).
+AUTO_MIN_MACS = 4_000_000
+PROCESSES = ("auto", 1, 2)
+
+_REQUEST = struct.Struct("<q")  # samples in the helper's half (0: end)
+_REPLY = struct.Struct("<qdq")  # status (0 ok, 1 loss not finite, 2 error), loss, correct
+
+
+def check_processes(value: Any) -> int | str:
+    """``"auto"``, 1 or 2 (also as text, from the command line), else ConfigError."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or value not in PROCESSES:
+        raise ConfigError(f"processes must be 'auto', 1 or 2, got {value!r}")
+    return value
+
+
+def free_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def forward_macs(model: Any, batch_size: int) -> int:
+    """Multiply-adds of a batch's forward pass through the weighted layers (an estimate: a
+    weight value is used once per output position; transposed convolutions are counted at
+    their output positions, an overestimate by stride^2)."""
+    total = 0
+    shapes = model.analysis.shapes
+    for n, layer in model.layers.items():
+        w = layer.params.get("weight")
+        if w is None or layer.type_name == "Embedding":
+            continue
+        out = tuple(shapes[n])
+        channels = out[-1] if layer.type_name == "Dense" else out[0]
+        positions = math.prod(out) // max(1, channels)
+        total += w.size * positions
+    return total * batch_size
+
+
+def split_blocker(model: Any) -> str | None:
+    """Why ``model`` cannot be split over two processes (a sentence naming the block), or
+    None."""
+    for n, layer in model.layers.items():
+        why = UNSPLITTABLE.get(layer.type_name)
+        if why:
+            return f"block '{n}' ({layer.type_name}) {why}"
+        for k, p in layer.params.items():
+            g = layer.grads.get(k)
+            if g is not None and g.shape != p.shape:
+                return f"block '{n}' keeps a gradient for {k!r} of another shape"
+    if sys.platform != "linux":
+        return "splitting a step over processes needs Linux (fork)"
+    return None
+
+
+def choose_processes(model: Any, batch_size: int, processes: int | str) -> tuple[int, str]:
+    """(1 or 2, why) for a run of ``model`` at ``batch_size``; a forced 2 that cannot be
+    honoured raises ConfigError naming the block."""
+    processes = check_processes(processes)
+    if processes == 1:
+        return 1, "processes=1"
+    blocker = split_blocker(model)
+    if processes == 2:
+        if blocker:
+            raise ConfigError(f"processes=2: {blocker}; train it with processes 1 or auto")
+        if batch_size < 2:
+            raise ConfigError("processes=2 needs a batch of at least 2 samples")
+        return 2, "processes=2"
+    if blocker:
+        return 1, blocker
+    if free_cores() < 2:
+        return 1, "one core"
+    macs = forward_macs(model, batch_size)
+    if macs < AUTO_MIN_MACS:
+        return 1, f"a step of {macs / 1e6:.1f} M multiply-adds is too short to split"
+    return 2, f"{macs / 1e6:.0f} M multiply-adds a batch: half in a helper process"
+
+
+class HelperLost(RuntimeError):
+    """The helper process is gone; the message says how."""
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _close_other_files(keep: tuple[int, ...]) -> None:
+    """Close every descriptor above 2 except ``keep``: the helper must not hold the parent's
+    pipes open (the app would not see its training process end)."""
+    try:
+        top = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        top = 4096
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, top)
+
+
+class SplitStep:
+    """Forward and backward of a batch, half here and half in a forked helper process.
+
+    ``model`` is the live model (its parameters are sent each step, so set_state and
+    optimizer steps need nothing else); ``X, y`` the training data the batch indices point
+    into; ``loss_fn`` a Loss; ``classifier``: count correct predictions.
+    """
+
+    def __init__(self, model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray,
+                 classifier: bool, batch_size: int) -> None:
+        import mmap
+
+        self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
+        self.classifier = classifier
+        self.lost: str | None = None
+        self._names = [(layer, k) for layer in model.layers.values() for k in layer.params]
+        sizes = [layer.params[k].size for layer, k in self._names]
+        n_floats = sum(sizes)
+        half = batch_size - batch_size // 2
+        # One anonymous shared mapping made before the fork: parameters, gradients, indices.
+        self._mem = mmap.mmap(-1, max(1, 8 * n_floats + 8 * half))
+        floats = np.frombuffer(self._mem, np.float32, 2 * n_floats)
+        self._idx = np.frombuffer(self._mem, np.int64, half, offset=8 * n_floats)
+        self._p, self._g, off = [], [], 0
+        for (layer, k), size in zip(self._names, sizes, strict=True):
+            shape = layer.params[k].shape
+            self._p.append(floats[off:off + size].reshape(shape))
+            self._g.append(floats[n_floats + off:n_floats + off + size].reshape(shape))
+            off += size
+        self._limiter = None
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        with warnings.catch_warnings():  # Python 3.12+ warns on fork in a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the helper
+            code = 1
+            try:
+                os.close(down_w)
+                os.close(up_r)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                _close_other_files((down_r, up_w))
+                self._serve(down_r, up_w)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(down_r)
+        os.close(up_w)
+        self.pid, self._w, self._r = pid, down_w, up_r
+        self._finalizer = weakref.finalize(self, _end_helper, pid, down_w, up_r)
+        self._limit_blas()
+
+    # --- this process --------------------------------------------------------------------------
+    def _limit_blas(self) -> None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # without it the split still computes the same, only slower
+            return
+        self._limiter = threadpool_limits(limits=1, user_api="blas")
+
+    def forward_backward(self, idx: np.ndarray) -> tuple[float, int]:
+        """Loss and correct count of the batch ``X[idx]``; the model's layers hold the
+        gradients of the whole batch afterwards (unless the loss is not finite).
+        Raises HelperLost if the helper died (this process's half is then wasted)."""
+        model, loss_fn = self.model, self.loss_fn
+        n = len(idx)
+        n1 = n // 2
+        n0 = n - n1
+        for (layer, k), shared in zip(self._names, self._p, strict=True):
+            np.copyto(shared, layer.params[k])
+        self._idx[:n1] = idx[n0:]
+        try:
+            os.write(self._w, _REQUEST.pack(n1))
+        except OSError as e:
+            raise HelperLost(self._how_lost(e)) from None
+        mine = idx[:n0]
+        yb = self.y[mine]
+        out = model.forward(self.X[mine], training=True)
+        loss0 = loss_fn.forward(out, yb)
+        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
+        finite = math.isfinite(loss0)
+        if finite:
+            model.backward(loss_fn.backward(), input_grad=False)
+        try:
+            reply = _read_exact(self._r, _REPLY.size)
+        except OSError as e:
+            raise HelperLost(self._how_lost(e)) from None
+        if reply is None:
+            raise HelperLost(self._how_lost(None))
+        status, loss1, hits1 = _REPLY.unpack(reply)
+        if status == 2:
+            raise HelperLost("the helper process failed on its half of the batch")
+        loss = (n0 * loss0 + n1 * loss1) / n
+        hits += hits1
+        if not finite or status != 0:
+            return math.inf if math.isfinite(loss) else loss, hits
+        if n0 == n1:
+            for (layer, k), g1 in zip(self._names, self._g, strict=True):
+                g = layer.grads[k]
+                g += g1
+                g *= 0.5
+        else:
+            w0, w1 = n0 / n, n1 / n
+            for (layer, k), g1 in zip(self._names, self._g, strict=True):
+                g = layer.grads[k]
+                g *= w0 / w1
+                g += g1
+                g *= w1
+        return loss, hits
+
+    def _how_lost(self, error: OSError | None) -> str:
+        code = _reap(self.pid, wait=0.5)
+        self._finalizer.detach()
+        what = f"exit code {code}" if code is not None else (str(error) if error else "gone")
+        if code == -signal.SIGKILL:
+            what += ", out of memory?"
+        return f"the helper process training half of each batch ended unexpectedly ({what})"
+
+    def close(self) -> None:
+        """End the helper (it exits on end-of-file) and give BLAS its threads back."""
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
+            self._limiter = None
+        self._finalizer()
+
+    # --- the helper ----------------------------------------------------------------------------
+    def _serve(self, r: int, w: int) -> None:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=1, user_api="blas")
+        except ImportError:
+            pass
+        model, loss_fn = self.model, self.loss_fn
+        while True:
+            request = _read_exact(r, _REQUEST.size)
+            if request is None:
+                return
+            (n1,) = _REQUEST.unpack(request)
+            if n1 <= 0:
+                return
+            try:
+                for (layer, k), shared in zip(self._names, self._p, strict=True):
+                    np.copyto(layer.params[k], shared)
+                mine = self._idx[:n1].copy()
+                yb = self.y[mine]
+                with np.errstate(all="ignore"):
+                    out = model.forward(self.X[mine], training=True)
+                    loss = loss_fn.forward(out, yb)
+                    hits = (int(np.count_nonzero(loss_fn.predict(out) == yb))
+                            if self.classifier else 0)
+                    status = 0 if math.isfinite(loss) else 1
+                    if status == 0:
+                        model.backward(loss_fn.backward(), input_grad=False)
+                        for (layer, k), shared in zip(self._names, self._g, strict=True):
+                            np.copyto(shared, layer.grads[k])
+            except Exception:  # noqa: BLE001 - reported to the parent, which falls back
+                status, loss, hits = 2, math.nan, 0
+            os.write(w, _REPLY.pack(status, loss, hits))
+
+
+def _reap(pid: int, wait: float) -> int | None:
+    """The helper's exit code (negative: the signal that ended it), waiting up to ``wait`` s,
+    then killing it; None if it could not be collected."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.002)
+
+
+def _end_helper(pid: int, w: int, r: int) -> None:
+    for fd in (w, r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _reap(pid, wait=2.0)

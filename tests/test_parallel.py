@@ -1,0 +1,162 @@
+"""engine.parallel: a training step split over two processes computes the same training as one
+process, picks itself only where it pays and is exact, and never outlives its run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import engine
+from engine import parallel
+from engine.data.base import Dataset
+from engine.errors import ConfigError
+from engine.trainer import Trainer
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the split forks (Linux)")
+
+
+def conv_graph(extra: list[tuple[str, dict]] | None = None) -> engine.Graph:
+    blocks = [("Input", {"shape": [1, 12, 12]}), ("Conv2D", {"filters": 4, "kernel_size": 3}),
+              ("Activation", {"fn": "relu"}), ("MaxPool2D", {"kernel_size": 2}),
+              *(extra or []), ("Flatten", {}), ("Dense", {"units": 3})]
+    g = engine.Graph(name="small conv")
+    prev = None
+    for i, (kind, cfg) in enumerate(blocks):
+        n = g.add_node(kind, cfg, node_id=f"b{i}")
+        if prev:
+            g.add_edge(prev, n)
+        prev = n
+    return g
+
+
+def data(n: int = 90) -> Dataset:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((n, 1, 12, 12)).astype(np.float32)
+    return Dataset(X, rng.integers(0, 3, n), "classification", n_classes=3, name="noise")
+
+
+def train(processes, batch_size=8, epochs=2, graph=None, lr=0.05, **kw) -> tuple[Trainer, list]:
+    model = engine.build_model(graph or conv_graph(), seed=1)
+    t = Trainer(model, data(), batch_size=batch_size, epochs=epochs, seed=2,
+                optimizer={"name": "momentum", "lr": lr}, processes=processes, **kw)
+    return t, list(t.run())
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie would still answer kill(0)
+        return f.read().split()[2] == "Z"
+
+
+@pytest.mark.parametrize("batch_size", [8, 7, 5])  # even halves; 4+3; uneven last batches
+def test_two_processes_train_as_one_process_does(batch_size):
+    one, ev1 = train(1, batch_size, l2=1e-3, clip_norm=5.0)
+    two, ev2 = train(2, batch_size, l2=1e-3, clip_norm=5.0)
+    assert two.processes == 2 and ev2[-1]["processes"] == 2 and ev1[-1]["processes"] == 1
+    assert len(ev1) == len(ev2)
+    for a, b in zip(ev1, ev2, strict=True):
+        assert a["event"] == b["event"]
+        if a["event"] == "step":
+            assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+            for block, rms in a["grad_rms"].items():
+                assert b["grad_rms"][block] == pytest.approx(rms, rel=1e-3, abs=1e-7)
+        elif a["event"] == "epoch":  # accuracy counts come from both halves
+            assert b["train_acc"] == pytest.approx(a["train_acc"])
+            assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    for name, p in one.model.params.items():
+        np.testing.assert_allclose(two.model.params[name], p, rtol=1e-3, atol=1e-5)
+
+
+def test_the_split_differs_from_one_process_only_by_rounding():
+    """Not the same numbers by accident: one process on half the batch trains differently."""
+    _, full = train(1, 8, epochs=1)
+    half, _ = train(1, 4, epochs=1)
+    two, _ = train(2, 8, epochs=1)
+    ref = engine.build_model(conv_graph(), seed=1)
+    moved = [n for n, p in two.model.params.items() if not np.allclose(p, ref.params[n])]
+    assert moved
+    assert any(not np.allclose(half.model.params[n], two.model.params[n], atol=1e-4)
+               for n in moved)
+
+
+def test_helper_ends_with_the_run_and_holds_no_other_files():
+    model = engine.build_model(conv_graph(), seed=1)
+    t = Trainer(model, data(), batch_size=8, epochs=3, processes=2)
+    run = t.run()
+    next(run)
+    pid = t._split.pid
+    fds = os.listdir(f"/proc/{pid}/fd")
+    assert len(fds) <= 5, fds  # stdin, stdout, stderr and its two pipes: nothing of ours
+    run.close()  # a run left early (the app's Stop, a loop that breaks) ends its helper
+    assert t._split is None and gone(pid)
+
+
+def test_a_killed_helper_leaves_the_run_going_in_one_process():
+    model = engine.build_model(conv_graph(), seed=1)
+    t = Trainer(model, data(), batch_size=8, epochs=2, processes=2)
+    events = []
+    for ev in t.run():
+        events.append(ev)
+        if len(events) == 3:
+            os.kill(t._split.pid, signal.SIGKILL)
+    end = events[-1]
+    assert end["reason"] == "finished" and end["processes"] == 1
+    assert "ended unexpectedly" in end["note"] and "exit code -9" in end["note"]
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == 2 * 9 and all(np.isfinite(e["loss"]) for e in steps)
+
+
+def test_a_diverging_split_run_ends_as_diverged_with_good_weights():
+    t, events = train(2, 8, epochs=3, lr=1e30)
+    assert events[-1]["reason"] == "diverged"
+    assert all(np.isfinite(p).all() for p in t.model.params.values())
+
+
+def test_which_models_split():
+    bn = conv_graph([("BatchNorm", {})])
+    drop = conv_graph([("Dropout", {"rate": 0.5})])
+    for g, kind in ((bn, "BatchNorm"), (drop, "Dropout")):
+        model = engine.build_model(g, seed=0)
+        assert parallel.choose_processes(model, 64, "auto")[0] == 1
+        with pytest.raises(ConfigError, match=rf"processes=2: block 'b4' \({kind}\)"):
+            parallel.choose_processes(model, 64, 2)
+    small = engine.build_model(conv_graph(), seed=0)
+    n, why = parallel.choose_processes(small, 8, "auto")
+    assert n == 1 and "too short" in why
+    with pytest.raises(ConfigError, match="at least 2 samples"):
+        parallel.choose_processes(small, 1, 2)
+    assert parallel.choose_processes(small, 8, 1) == (1, "processes=1")
+
+
+def test_lenet5_splits_under_auto_on_two_cores(monkeypatch):
+    from pathlib import Path
+
+    from engine.graph import load_graph
+
+    lenet = load_graph(Path(__file__).resolve().parent.parent / "presets" / "lenet5.json")
+    model = engine.build_model(lenet, seed=0)
+    # C1 6x(1x5x5) at 28x28 + C2 16x(6x5x5) at 10x10 + dense 400x120 + 120x84 + 84x10
+    per_sample = 150 * 784 + 2400 * 100 + 48000 + 10080 + 840
+    assert parallel.forward_macs(model, 1) == per_sample
+    monkeypatch.setattr(parallel, "free_cores", lambda: 2)
+    assert parallel.choose_processes(model, 64, "auto")[0] == 2
+    monkeypatch.setattr(parallel, "free_cores", lambda: 1)
+    assert parallel.choose_processes(model, 64, "auto") == (1, "one core")
+
+
+def test_processes_setting_is_checked(monkeypatch):
+    model = engine.build_model(conv_graph(), seed=0)
+    with pytest.raises(ConfigError, match="processes must be 'auto', 1 or 2, got 3"):
+        Trainer(model, data(), processes=3)
+    monkeypatch.setenv("BLOCKPROP_PROCESSES", "many")
+    with pytest.raises(ConfigError, match="environment variable BLOCKPROP_PROCESSES"):
+        Trainer(model, data())
+    monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")
+    assert Trainer(model, data(), batch_size=8).processes == 2
