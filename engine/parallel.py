@@ -4,8 +4,9 @@ Why processes: NumPy releases the GIL inside each call, but a training step is h
 calls of 50-200 us, and between them two threads of one process hand the GIL back and forth.
 Measured on LeNet-5 (batch 64, 2-core VM): two threads sharing a layer's work made every conv
 layer 10-15 % slower, a half batch per thread 7.2 ms against 7.0 ms in one thread
-(engine/conv_plan.py records it). Two processes have no GIL to share: 4.3-4.4 ms against
-6.0-6.3 ms (benchmarks/two_process_probe.py, then this module through engine_vs_torch.py).
+(engine/conv_plan.py records it). Two processes have no GIL to share: 3.8-3.9 ms against
+5.9-6.0 ms in one (benchmarks/engine_vs_torch.py, cases lenet5 and lenet5_1proc; PyTorch at
+its default 2 threads 4.4 ms).
 
 How a step goes (``SplitStep.forward_backward``): this process writes the parameters and the
 helper's half of the batch indices into memory both processes map, and sends one message; it

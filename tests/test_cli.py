@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import children_of
 
 import engine
 import engine.cli as cli
@@ -123,19 +124,6 @@ def test_train_refuses_problems_and_bad_settings(tmp_path):
     g.save(path)
     r = run_app("train", path)
     assert r.returncode == 2 and "--dataset NAME" in one_error_line(r)
-
-
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry.name))
-    return kids
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

@@ -9,6 +9,7 @@ import os
 import signal
 
 import pytest
+from procs import children_of
 from PySide6.QtCore import QElapsedTimer
 from training_support import (
     mlp_xor,
@@ -66,6 +67,27 @@ def test_a_crashed_training_process_fails_the_run_not_the_app(qtbot, train_windo
     ctrl.stop()
     run_to_end(qtbot, ctrl, timeout=5000)
     assert ctrl.current.status == "stopped"
+
+
+def test_a_run_split_over_two_processes_keeps_going_when_its_helper_dies(
+        qtbot, train_window, monkeypatch):
+    monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")  # the training process inherits it
+    w = train_window(tiny_cnn(epochs=500))
+    ctrl = w.training
+    assert ctrl.start()
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > 2, timeout=10_000)
+    assert ctrl.current.info["processes"] == 2
+    assert "both cores" in w.statusBar().currentMessage()
+    helpers = children_of(ctrl.thread.worker.process.pid)
+    assert len(helpers) == 1
+    os.kill(helpers[0], signal.SIGKILL)
+    n = len(ctrl.current.steps)
+    qtbot.waitUntil(lambda: len(ctrl.current.steps) > n + 5, timeout=10_000)  # trains on
+    ctrl.stop()
+    run_to_end(qtbot, ctrl, timeout=5000)
+    assert ctrl.current.status == "stopped"
+    message = w.statusBar().currentMessage()
+    assert "helper process" in message and "ended unexpectedly" in message
 
 
 def test_one_warm_process_serves_the_windows_runs(qtbot, train_window):

@@ -27,9 +27,10 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget
 
 from engine.errors import BlockPropError
+from engine.parallel import free_cores
 from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
-from gui.training.drawing import REDRAW_HZ, RedrawMixin
+from gui.training.drawing import DRAW_BUDGET, REDRAW_HZ, SPLIT_DRAW_BUDGET, RedrawMixin
 from gui.training.panels import PANEL_TYPES
 from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
@@ -64,6 +65,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self._progress_at = 0.0
         self._badges_at = 0.0
         self._budget_mark = (0.0, 0.0)  # (GUI thread CPU time, wall time) at the last draw
+        self.draw_budget = DRAW_BUDGET  # share of a core drawing may use while training
         self._seen = None  # (run, version) at the last tick that looked at the panels
         self._ui_dirty = True
         self._analysis = None
@@ -329,7 +331,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         lr = (run.settings.get("optimizer") or {}).get("lr")
         if isinstance(lr, (int, float)):
             self.dock.lr_now.setValue(float(lr))
+        self.draw_budget = DRAW_BUDGET
         if run.info.get("processes") == 2:
+            if free_cores() <= 2:  # training takes every core: draw less (drawing.py)
+                self.draw_budget = SPLIT_DRAW_BUDGET
             self._status("Training on both cores: each step trains half the batch in a helper "
                          "process")
         self.request_redraw()
