@@ -73,7 +73,7 @@ def outcome_text(r: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    paths = sorted((ROOT / "presets").glob("*.json"))
+    paths = engine.graph.graph_files(ROOT / "presets")
     if argv:
         paths = [p for p in paths if p.stem in argv]
     rows = []

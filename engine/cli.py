@@ -25,7 +25,7 @@ from typing import Any, NoReturn, TextIO
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS
 from engine.errors import BlockPropError, ConfigError
-from engine.graph import load_graph
+from engine.graph import graph_files, load_graph
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
 
@@ -233,7 +233,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    files = sorted(PRESETS_DIR.glob("*.json"), key=lambda p: p.stem.lower())
+    files = sorted(graph_files(PRESETS_DIR), key=lambda p: p.stem.lower())
     if not files:
         print(f"no presets in {PRESETS_DIR}")
         return 0

@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -298,6 +299,12 @@ def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
     """Write ``data`` as indented UTF-8 JSON, atomically (engine.atomic.write_atomic)."""
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def graph_files(folder: str | os.PathLike) -> list[Path]:
+    """The graph files in ``folder`` (``*.json``), without the run histories the app keeps
+    next to a graph (``NAME.runs.json``), sorted by name."""
+    return sorted(p for p in Path(folder).glob("*.json") if not p.name.endswith(".runs.json"))
 
 
 def load_graph(path: str | os.PathLike) -> Graph:

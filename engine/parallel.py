@@ -25,9 +25,11 @@ parent decides), closes every file the parent had open except its own two pipes,
 returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer), the run goes
 on in one process and ``lost`` says why.
 
-Which models split (``split_blocker``): none with BatchNorm (statistics over the whole batch),
-Dropout (each process would draw the same masks from its forked generator) or a recurrent block
-(the app plots the per-time-step gradients of the whole batch). Under ``processes="auto"`` also
+Which models split (``split_blocker``): none with BatchNorm (statistics over the whole batch)
+or a recurrent block (the app plots the per-time-step gradients of the whole batch). Dropout
+splits: the helper's Dropout blocks draw from generators seeded from their forked state
+(``_reseed_dropout``; with the forked generators both halves would get the same masks), so a
+run stays reproducible but its masks are not those of a one-process run. Under ``processes="auto"`` also
 only where a step is long enough to pay the hand-over (~0.1-0.2 ms): at least
 ``AUTO_MIN_MACS`` multiply-adds in a batch's forward pass, and only on Linux with two cores
 free. While a split runs, BLAS runs on one thread in both processes: OpenBLAS's idle worker
@@ -53,7 +55,6 @@ from engine.errors import ConfigError
 # Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
 UNSPLITTABLE = {
     "BatchNorm": "normalises with statistics over the whole batch",
-    "Dropout": "would draw the same masks in both processes",
     **{t: "gives the per-time-step gradients the app plots for the whole batch"
        for t in RECURRENT_TYPES},
 }
@@ -109,6 +110,8 @@ def split_blocker(model: Any) -> str | None:
         if why:
             return f"block '{n}' ({layer.type_name}) {why}"
         for k, p in layer.params.items():
+            if p.dtype != np.float32:
+                return f"block '{n}' has {p.dtype} parameters (the split shares float32)"
             g = layer.grads.get(k)
             if g is not None and g.shape != p.shape:
                 return f"block '{n}' keeps a gradient for {k!r} of another shape"
@@ -211,6 +214,7 @@ class SplitStep:
                 os.close(up_r)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 _close_other_files((down_r, up_w))
+                _reseed_dropout(model)
                 self._serve(down_r, up_w)
                 code = 0
             finally:
@@ -328,6 +332,16 @@ class SplitStep:
             except Exception:  # noqa: BLE001 - reported to the parent, which falls back
                 status, loss, hits = 2, math.nan, 0
             os.write(w, _REPLY.pack(status, loss, hits))
+
+
+def _reseed_dropout(model: Any) -> None:
+    """Give the helper's Dropout blocks generators of their own: seeded from the forked
+    generator's next draw (hashed by SeedSequence, so unrelated to the parent's next masks),
+    hence the same for the same run, but not the masks the parent draws."""
+    for layer in model.layers.values():
+        rng = getattr(layer, "rng", None)
+        if layer.type_name == "Dropout" and rng is not None:
+            layer.rng = np.random.default_rng([int(rng.integers(2**63)), 0x5EED])
 
 
 def _reap(pid: int, wait: float) -> int | None:

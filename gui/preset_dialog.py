@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )  # fmt: skip
 
+from engine.graph import graph_files
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -33,7 +35,7 @@ class PresetInfo:
 def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
     """The presets in ``folder``, by name. Unreadable files are listed with their problem."""
     out = []
-    for p in sorted(Path(folder).glob("*.json")):
+    for p in graph_files(folder):
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
             if not isinstance(d, dict) or d.get("format") != "blockprop-graph":

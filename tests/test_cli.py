@@ -178,6 +178,9 @@ def test_presets_lists_name_and_first_line_sorted(tmp_path, monkeypatch, capsys)
     assert cli.main(["presets"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["alpha  Alpha net", "zebra  Zebra net: Stripes first."]
+    (tmp_path / "zebra.runs.json").write_text("{}")  # the app's run history: not a preset
+    assert cli.main(["presets"]) == 0
+    assert capsys.readouterr().out.splitlines() == out
     (tmp_path / "broken.json").write_text("{")
     assert cli.main(["presets"]) == 2
     cap = capsys.readouterr()

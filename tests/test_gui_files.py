@@ -165,6 +165,7 @@ def test_open_preset_dialog_lists_presets_and_opens_one(window, tmp_path, monkey
     g.description = "The classic digit reader."
     g.save(folder / "lenet5.json")
     (folder / "broken.json").write_text("[1, 2")
+    (folder / "lenet5.runs.json").write_text("{}")  # runs of the preset opened by path
     infos = list_presets(folder)
     assert [i.name for i in infos] == ["broken", "LeNet-5"]
     assert infos[1].description == "The classic digit reader." and infos[1].blocks == 13

@@ -122,17 +122,36 @@ def test_a_diverging_split_run_ends_as_diverged_with_good_weights():
 def test_which_models_split():
     bn = conv_graph([("BatchNorm", {})])
     drop = conv_graph([("Dropout", {"rate": 0.5})])
-    for g, kind in ((bn, "BatchNorm"), (drop, "Dropout")):
-        model = engine.build_model(g, seed=0)
-        assert parallel.choose_processes(model, 64, "auto")[0] == 1
-        with pytest.raises(ConfigError, match=rf"processes=2: block 'b4' \({kind}\)"):
-            parallel.choose_processes(model, 64, 2)
+    model = engine.build_model(bn, seed=0)
+    assert parallel.choose_processes(model, 64, "auto")[0] == 1
+    with pytest.raises(ConfigError, match=r"processes=2: block 'b4' \(BatchNorm\)"):
+        parallel.choose_processes(model, 64, 2)
+    assert parallel.split_blocker(engine.build_model(drop, seed=0)) is None
+    assert "float64" in parallel.split_blocker(engine.build_model(conv_graph()).astype(np.float64))
     small = engine.build_model(conv_graph(), seed=0)
     n, why = parallel.choose_processes(small, 8, "auto")
     assert n == 1 and "too short" in why
     with pytest.raises(ConfigError, match="at least 2 samples"):
         parallel.choose_processes(small, 1, 2)
     assert parallel.choose_processes(small, 8, 1) == (1, "processes=1")
+
+
+def test_the_helper_draws_dropout_masks_of_its_own_and_the_same_each_run():
+    import copy
+
+    graph = conv_graph([("Dropout", {"rate": 0.5})])
+    model = engine.build_model(graph, seed=0)
+    x = data(8).X
+    forked, again = copy.deepcopy(model), copy.deepcopy(model)  # what fork gives the helper
+    parallel._reseed_dropout(forked)
+    parallel._reseed_dropout(again)
+    mine = model.forward(x, training=True)
+    helper = forked.forward(x, training=True)
+    assert not np.allclose(mine, helper)  # not the parent's masks
+    np.testing.assert_array_equal(again.forward(x, training=True), helper)
+    _, first = train(2, 8, epochs=1, graph=graph)
+    _, second = train(2, 8, epochs=1, graph=graph)
+    assert [e.get("loss") for e in first] == [e.get("loss") for e in second]
 
 
 def test_lenet5_splits_under_auto_on_two_cores(monkeypatch):
