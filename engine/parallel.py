@@ -25,15 +25,16 @@ parent decides), closes every file the parent had open except its own two pipes,
 returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer), the run goes
 on in one process and ``lost`` says why.
 
-Which models split (``split_blocker``): none with BatchNorm (statistics over the whole batch)
-or a recurrent block (the app plots the per-time-step gradients of the whole batch). Dropout
-splits: the helper's Dropout blocks draw from generators seeded from their forked state
-(``_reseed_dropout``; with the forked generators both halves would get the same masks), so a
-run stays reproducible but its masks are not those of a one-process run. Under ``processes="auto"`` also
-only where a step is long enough to pay the hand-over (~0.1-0.2 ms): at least
-``AUTO_MIN_MACS`` multiply-adds in a batch's forward pass, and only on Linux with two cores
-free. While a split runs, BLAS runs on one thread in both processes: OpenBLAS's idle worker
-threads spin on the core the other process needs (steps took 12-56 ms with its default two).
+Which models split (``split_blocker``): all but those with BatchNorm (statistics over the
+whole batch). Recurrent blocks split: the per-time-step gradient RMS the app plots comes back
+from the helper and is combined into the whole batch's. Dropout splits: the helper's Dropout
+blocks draw from generators seeded from their forked state (``_reseed_dropout``; with the
+forked generators both halves would get the same masks), so a run stays reproducible but its
+masks are not those of a one-process run. Under ``processes="auto"`` also only where a step is
+long enough to pay the hand-over (~0.1-0.2 ms): at least ``AUTO_MIN_MACS`` multiply-adds in a
+batch's forward pass, and only on Linux with two cores free. While a split runs, BLAS runs on
+one thread in both processes: OpenBLAS's idle worker threads spin on the core the other
+process needs (steps took 12-56 ms with its default two).
 """
 
 from __future__ import annotations
@@ -53,15 +54,18 @@ from engine.analysis import RECURRENT_TYPES
 from engine.errors import ConfigError
 
 # Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
-UNSPLITTABLE = {
-    "BatchNorm": "normalises with statistics over the whole batch",
-    **{t: "gives the per-time-step gradients the app plots for the whole batch"
-       for t in RECURRENT_TYPES},
-}
+UNSPLITTABLE = {"BatchNorm": "normalises with statistics over the whole batch"}
 # A batch's forward pass below this many multiply-adds stays in one process under "auto"
 # (LeNet-5 at batch 64: 27 M, a step of ~6 ms; 4 M is a step of ~1 ms, where the ~0.15 ms
 # hand-over still leaves a third of the time saved).
 AUTO_MIN_MACS = 4_000_000
+# A recurrent block's time step is a chain of small NumPy calls whose fixed cost a half batch
+# does not halve. Measured in engine.Trainer (2-core VM, ms a step in one process -> two):
+# LSTM h64 in 2 batch 32 (541 k multiply-adds a time step) 4.2 -> 3.2, GRU h64 (405 k)
+# 4.2 -> 3.1, RNN h128 in 32 (655 k) 2.8 -> 2.2, LSTM h128 (2.6 M) 11.0 -> 7.8; but RNN h64
+# in 2 (135 k) 1.13 -> 1.20 and a BiLSTM tagger (148 k a direction) 2.2 -> 2.1. Under "auto"
+# a model whose recurrent block does less per time step and direction stays in one process.
+RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
 
 _REQUEST = struct.Struct("<q")  # samples in the helper's half (0: end)
@@ -87,18 +91,25 @@ def free_cores() -> int:
 
 def forward_macs(model: Any, batch_size: int) -> int:
     """Multiply-adds of a batch's forward pass through the weighted layers (an estimate: a
-    weight value is used once per output position; transposed convolutions are counted at
-    their output positions, an overestimate by stride^2)."""
+    weight value is used once per output position, or per time step in a recurrent block;
+    transposed convolutions are counted at their output positions, an overestimate by
+    stride^2)."""
     total = 0
-    shapes = model.analysis.shapes
+    analysis = model.analysis
     for n, layer in model.layers.items():
-        w = layer.params.get("weight")
-        if w is None or layer.type_name == "Embedding":
+        kind = layer.type_name
+        if kind == "Embedding":
             continue
-        out = tuple(shapes[n])
-        channels = out[-1] if layer.type_name == "Dense" else out[0]
-        positions = math.prod(out) // max(1, channels)
-        total += w.size * positions
+        weights = sum(p.size for k, p in layer.params.items() if k.startswith("weight"))
+        if not weights:
+            continue
+        if kind in RECURRENT_TYPES:
+            positions = int(analysis.in_shapes[n][0])
+        else:
+            out = tuple(analysis.shapes[n])
+            channels = out[-1] if kind == "Dense" else out[0]
+            positions = math.prod(out) // max(1, channels)
+        total += weights * positions
     return total * batch_size
 
 
@@ -137,6 +148,13 @@ def choose_processes(model: Any, batch_size: int, processes: int | str) -> tuple
         return 1, blocker
     if free_cores() < 2:
         return 1, "one core"
+    for n, layer in model.layers.items():
+        if layer.type_name in RECURRENT_TYPES:
+            per_step = batch_size * sum(p.size for k, p in layer.params.items()
+                                        if k.startswith("weight") and not k.endswith("_reverse"))
+            if per_step < RECURRENT_MIN_STEP_MACS:
+                return 1, (f"block '{n}' ({layer.type_name}): a time step of "
+                           f"{per_step / 1e3:.0f} k multiply-adds is too short to split")
     macs = forward_macs(model, batch_size)
     if macs < AUTO_MIN_MACS:
         return 1, f"a step of {macs / 1e6:.1f} M multiply-adds is too short to split"
@@ -191,10 +209,22 @@ class SplitStep:
         sizes = [layer.params[k].size for layer, k in self._names]
         n_floats = sum(sizes)
         half = batch_size - batch_size // 2
-        # One anonymous shared mapping made before the fork: parameters, gradients, indices.
-        self._mem = mmap.mmap(-1, max(1, 8 * n_floats + 8 * half))
+        # Recurrent blocks' per-time-step gradient RMS (forward, reverse direction) of the
+        # helper's half, combined here into the whole batch's (the app's BPTT panel).
+        self._recurrent = [(layer, int(model.analysis.in_shapes[n][0]))
+                           for n, layer in model.layers.items()
+                           if layer.type_name in RECURRENT_TYPES]
+        n_time = sum(2 * t for _, t in self._recurrent)
+        # One anonymous shared mapping made before the fork: parameters, gradients, indices,
+        # time-step gradients.
+        self._mem = mmap.mmap(-1, 8 * n_floats + 8 * half + 8 * n_time + 8)
         floats = np.frombuffer(self._mem, np.float32, 2 * n_floats)
         self._idx = np.frombuffer(self._mem, np.int64, half, offset=8 * n_floats)
+        times = np.frombuffer(self._mem, np.float64, n_time, offset=8 * (n_floats + half))
+        self._t, off = [], 0
+        for _, t in self._recurrent:
+            self._t.append((times[off:off + t], times[off + t:off + 2 * t]))
+            off += 2 * t
         self._p, self._g, off = [], [], 0
         for (layer, k), size in zip(self._names, sizes, strict=True):
             shape = layer.params[k].shape
@@ -269,6 +299,7 @@ class SplitStep:
         hits += hits1
         if not finite or status != 0:
             return math.inf if math.isfinite(loss) else loss, hits
+        self._combine_time_grads(n0, n1)
         if n0 == n1:
             for (layer, k), g1 in zip(self._names, self._g, strict=True):
                 g = layer.grads[k]
@@ -282,6 +313,18 @@ class SplitStep:
                 g += g1
                 g *= w1
         return loss, hits
+
+    def _combine_time_grads(self, n0: int, n1: int) -> None:
+        """The whole batch's per-time-step RMS of dL/dh_t from the two halves'. Each half's
+        loss is a mean over its own n_i samples, so a sample's gradient there is n/n_i times
+        its share of the whole batch's: RMS^2 = (n0^3 r0^2 + n1^3 r1^2) / n^3."""
+        n = n0 + n1
+        for (layer, _), (fwd, rev) in zip(self._recurrent, self._t, strict=True):
+            for r1, attr in ((fwd, "time_grad"), (rev, "time_grad_reverse")):
+                r0 = getattr(layer, attr, None)
+                if r0 is not None and not np.isnan(r1).any():
+                    setattr(layer, attr, np.sqrt((n0**3 * np.square(r0, dtype=np.float64)
+                                                  + n1**3 * np.square(r1)) / n**3))
 
     def _how_lost(self, error: OSError | None) -> str:
         code = _reap(self.pid, wait=0.5)
@@ -329,6 +372,11 @@ class SplitStep:
                         model.backward(loss_fn.backward(), input_grad=False)
                         for (layer, k), shared in zip(self._names, self._g, strict=True):
                             np.copyto(shared, layer.grads[k])
+                        for (layer, _), (fwd, rev) in zip(self._recurrent, self._t,
+                                                          strict=True):
+                            for a, attr in ((fwd, "time_grad"), (rev, "time_grad_reverse")):
+                                v = getattr(layer, attr, None)
+                                a[...] = v if v is not None else np.nan
             except Exception:  # noqa: BLE001 - reported to the parent, which falls back
                 status, loss, hits = 2, math.nan, 0
             os.write(w, _REPLY.pack(status, loss, hits))

@@ -179,3 +179,49 @@ def test_processes_setting_is_checked(monkeypatch):
         Trainer(model, data())
     monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")
     assert Trainer(model, data(), batch_size=8).processes == 2
+
+
+def seq_graph(kind: str, bidirectional: bool, hidden: int = 5) -> engine.Graph:
+    g = engine.Graph(name="seq")
+    g.add_node("Input", {"shape": [6, 3]}, node_id="in")
+    g.add_node(kind, {"hidden_size": hidden, "bidirectional": bidirectional,
+                      "return_sequences": True}, node_id="rnn")
+    g.add_node("Dense", {"units": 2}, node_id="out")
+    g.add_edge("in", "rnn")
+    g.add_edge("rnn", "out")
+    return g
+
+
+@pytest.mark.parametrize("kind,bidirectional", [("LSTM", True), ("GRU", False), ("RNN", True)])
+def test_recurrent_split_gives_the_whole_batchs_time_step_gradients(kind, bidirectional):
+    rng = np.random.default_rng(5)
+    ds = Dataset(rng.standard_normal((40, 6, 3)).astype(np.float32),
+                 rng.standard_normal((40, 6, 2)).astype(np.float32), "regression", name="seq")
+    runs = {}
+    for processes in (1, 2):
+        model = engine.build_model(seq_graph(kind, bidirectional), seed=0)
+        t = Trainer(model, ds, loss="mse", batch_size=7, epochs=2, seed=0,
+                    optimizer={"name": "sgd", "lr": 0.1}, processes=processes)
+        events = list(t.run())
+        runs[processes] = (t, [e["loss"] for e in events if e["event"] == "step"])
+    (one, loss1), (two, loss2) = runs[1], runs[2]
+    assert two.processes == 2
+    np.testing.assert_allclose(loss2, loss1, rtol=1e-4)
+    # the BPTT panel's profile: RMS over the whole batch, not the parent's half
+    for attr in ("last_time_grads", "last_time_grads_reverse"):
+        a, b = getattr(one, attr), getattr(two, attr)
+        assert set(a) == set(b) == ({"rnn"} if attr == "last_time_grads" or bidirectional
+                                    else set())
+        for k in a:
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-3)
+
+
+def test_recurrent_blocks_split_under_auto_only_when_a_time_step_pays(monkeypatch):
+    monkeypatch.setattr(parallel, "free_cores", lambda: 2)
+    small = engine.build_model(seq_graph("RNN", False, hidden=64), seed=0)
+    n, why = parallel.choose_processes(small, 32, "auto")
+    assert n == 1 and "block 'rnn' (RNN): a time step of" in why
+    big = engine.build_model(seq_graph("LSTM", False, hidden=128), seed=0)
+    # 4 gates x 128 x (3 + 128) weights, 6 time steps, then the Dense at each of them
+    assert parallel.forward_macs(big, 1) == 4 * 128 * 131 * 6 + 128 * 2 * 6
+    assert parallel.choose_processes(big, 32, "auto")[0] == 2
