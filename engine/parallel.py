@@ -22,8 +22,9 @@ The helper is a ``fork`` of this process made when a run starts (it shares the t
 and the built model copy-on-write: no pickling, no import, a few ms), and it ends with the run:
 ``close()``, or when this process dies (it reads end-of-file and exits). It ignores Ctrl-C (the
 parent decides), closes every file the parent had open except its own two pipes, and never
-returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer), the run goes
-on in one process and ``lost`` says why.
+returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer), or freezes
+while the run is being stopped, ``forward_backward`` raises HelperLost saying how, and
+engine.Trainer goes on in one process (its end event's ``note`` says so).
 
 Which models split (``split_blocker``): all but those with BatchNorm (statistics over the
 whole batch). Recurrent blocks split: the per-time-step gradient RMS the app plots comes back
@@ -41,11 +42,13 @@ from __future__ import annotations
 
 import math
 import os
+import select
 import signal
 import struct
 import sys
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,6 +70,7 @@ AUTO_MIN_MACS = 4_000_000
 # a model whose recurrent block does less per time step and direction stays in one process.
 RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
+STOP_GRACE_S = 2.0  # how long a stopped run waits for a helper that does not answer
 
 _REQUEST = struct.Struct("<q")  # samples in the helper's half (0: end)
 _REPLY = struct.Struct("<qdq")  # status (0 ok, 1 loss not finite, 2 error), loss, correct
@@ -204,7 +208,8 @@ class SplitStep:
 
         self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
         self.classifier = classifier
-        self.lost: str | None = None
+        # Returns True once the run is stopping (the Trainer's stop flag): see _wait_for_reply.
+        self.abandon: Callable[[], bool] | None = None
         self._names = [(layer, k) for layer in model.layers.values() for k in layer.params]
         sizes = [layer.params[k].size for layer, k in self._names]
         n_floats = sum(sizes)
@@ -286,6 +291,7 @@ class SplitStep:
         finite = math.isfinite(loss0)
         if finite:
             model.backward(loss_fn.backward(), input_grad=False)
+        self._wait_for_reply()
         try:
             reply = _read_exact(self._r, _REPLY.size)
         except OSError as e:
@@ -313,6 +319,20 @@ class SplitStep:
                 g += g1
                 g *= w1
         return loss, hits
+
+    def _wait_for_reply(self) -> None:
+        """Return when the helper's answer (or end-of-file) is there. A helper that has not
+        answered ``STOP_GRACE_S`` after ``abandon()`` turned true (the run was stopped) is
+        killed: a frozen helper must not keep Stop from ending the run."""
+        waited_since_stop = 0.0
+        while not select.select([self._r], [], [], 0.25)[0]:
+            if self.abandon is not None and self.abandon():
+                waited_since_stop += 0.25
+                if waited_since_stop >= STOP_GRACE_S:
+                    _reap(self.pid, wait=0.0)
+                    self._finalizer.detach()
+                    raise HelperLost(f"the helper process training half of each batch did not "
+                                     f"answer within {STOP_GRACE_S:g} s of Stop and was ended")
 
     def _combine_time_grads(self, n0: int, n1: int) -> None:
         """The whole batch's per-time-step RMS of dL/dh_t from the two halves'. Each half's

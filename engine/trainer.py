@@ -361,6 +361,7 @@ class Trainer:
         if self.processes == 2:
             self._split = SplitStep(self.model, self.loss_fn, *self.train_data,
                                     self.classifier, self.batch_size)
+            self._split.abandon = self._stop.is_set  # Stop never waits on a frozen helper
         try:
             yield from self._run()
         finally:

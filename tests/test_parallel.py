@@ -225,3 +225,26 @@ def test_recurrent_blocks_split_under_auto_only_when_a_time_step_pays(monkeypatc
     # 4 gates x 128 x (3 + 128) weights, 6 time steps, then the Dense at each of them
     assert parallel.forward_macs(big, 1) == 4 * 128 * 131 * 6 + 128 * 2 * 6
     assert parallel.choose_processes(big, 32, "auto")[0] == 2
+
+
+def test_stop_does_not_wait_for_a_frozen_helper():
+    import threading
+    import time
+
+    model = engine.build_model(conv_graph(), seed=1)
+    t = Trainer(model, data(), batch_size=8, epochs=10_000, processes=2)
+    run = t.run()
+    next(run)
+    pid = t._split.pid
+    os.kill(pid, signal.SIGSTOP)  # it can no longer answer
+    try:
+        threading.Timer(0.3, t.stop).start()
+        t0 = time.monotonic()
+        events = list(run)
+        assert time.monotonic() - t0 < parallel.STOP_GRACE_S + 2.0
+    finally:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    end = events[-1]
+    assert end["reason"] == "stopped" and "did not answer" in end["note"]
+    assert gone(pid)

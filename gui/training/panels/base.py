@@ -112,9 +112,10 @@ def integer_ticks(axis: pg.AxisItem, last: float) -> None:
         axis.setTickSpacing(major=k, minor=k)
 
 
-def make_legend(plot: pg.PlotItem, bottom: bool = False) -> pg.LegendItem:
-    """A legend in the top-right corner (bottom-right for rising curves such as accuracy)."""
-    legend = plot.addLegend(offset=(-8, -8 if bottom else 8), labelTextColor="#222",
+def make_legend(plot: pg.PlotItem, bottom: bool = False, left: bool = False) -> pg.LegendItem:
+    """A legend in the top-right corner (bottom-right for rising curves such as accuracy;
+    top-left for curves that rise steeply to the right, as a BPTT profile on a log axis)."""
+    legend = plot.addLegend(offset=(8 if left else -8, -8 if bottom else 8), labelTextColor="#222",
                             labelTextSize="8pt")
     legend.setBrush(pg.mkBrush(255, 255, 255, 200))
     legend.setPen(pg.mkPen(180, 180, 180))

@@ -59,7 +59,9 @@ class GradientsPanel(Panel):
                                  "RMS dL/dh_t")
         self.p_bptt.setLogMode(y=True)
         self._bptt_in_layout = True
-        self.bptt_legend = make_legend(self.p_bptt, bottom=True)  # profiles rise to the right
+        # Profiles rise to the right, steeply where gradients vanish: the top-left stays clear
+        # (bottom-right covered the flat middle of the profile).
+        self.bptt_legend = make_legend(self.p_bptt, left=True)
         self.bars: pg.BarGraphItem | None = None
         self.bar_labels: list[pg.TextItem] = []
         self.values: dict[str, float] = {}  # what the bars show: block -> grad RMS
