@@ -50,10 +50,12 @@ class GradientsPanel(Panel):
         self.p_bars.getAxis("left").setLogMode(True)
         self.p_bars.setMouseEnabled(x=False, y=False)
         self.p_bars.getAxis("bottom").setHeight(42)  # two-line labels: block id, type
+        # No legend: the lines take the colours of the bars above, which name their blocks (a
+        # legend row sat over the newest steps, where the user looks).
         self.p_hist = line_plot(style_plot(add_plot(self.view.ci, row=1, col=0),
-                                           "Gradient RMS over steps", "step", "grad RMS"))
+                                           "Gradient RMS over steps (colours as the bars)",
+                                           "step", "grad RMS"))
         self.p_hist.setLogMode(y=True)
-        self.hist_legend = make_legend(self.p_hist)
         self.p_bptt = style_plot(add_plot(self.view.ci, row=0, col=1, rowspan=2),
                                  "BPTT: gradient wrt hidden state per time step", "time step t",
                                  "RMS dL/dh_t")
@@ -117,7 +119,6 @@ class GradientsPanel(Panel):
         self.bar_labels = []
         for line in self.lines.values():
             self.p_hist.removeItem(line)
-        self.hist_legend.clear()
         self.lines = {}
         self._blocks = []
         self._shape = None
@@ -139,7 +140,6 @@ class GradientsPanel(Panel):
         # over zero heights (a range of zero width, which pyqtgraph's log axis cannot draw).
         self._yrange = (-4.0, 0.0)
         self.p_bars.setYRange(*self._yrange, padding=0)
-        self.hist_legend.setColumnCount(min(n, 8))  # one row along the top
         self._history_at = time.perf_counter()
         # The BPTT plot's column now, not at the first step (a layout change is costly).
         self._layout(any(run.block_types.get(b) in RECURRENT_TYPES for b in self._blocks))
