@@ -245,8 +245,8 @@ class LiveRun:
             "n_val_shown": int(min(len(Xv), MAX_VAL_SHOWN)),
             "graph": self.graph_dict,
             # engine.parallel: 2 when each step trains half the batch in a helper process
-            "processes": int(getattr(trainer, "processes", 1)),
-            "processes_reason": str(getattr(trainer, "processes_reason", "")),
+            "processes": trainer.processes,
+            "processes_reason": trainer.processes_reason,
         }
 
     def _on_step(self, ev: dict) -> None:

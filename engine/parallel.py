@@ -41,11 +41,13 @@ process needs (steps took 12-56 ms with its default two).
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import select
 import signal
 import struct
 import sys
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -72,7 +74,7 @@ RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
 STOP_GRACE_S = 2.0  # how long a stopped run waits for a helper that does not answer
 
-_REQUEST = struct.Struct("<q")  # samples in the helper's half (0: end)
+_REQUEST = struct.Struct("<q")  # samples in the helper's half (the run's end: end-of-file)
 _REPLY = struct.Struct("<qdq")  # status (0 ok, 1 loss not finite, 2 error), loss, correct
 
 
@@ -83,6 +85,34 @@ def check_processes(value: Any) -> int | str:
     if isinstance(value, bool) or value not in PROCESSES:
         raise ConfigError(f"processes must be 'auto', 1 or 2, got {value!r}")
     return value
+
+
+def requested_processes(value: Any = None) -> int | str:
+    """The processes setting: ``value``, else the environment variable BLOCKPROP_PROCESSES,
+    else "auto"; checked (a bad one raises ConfigError, naming the variable if it came from
+    there)."""
+    from_env = value is None
+    if from_env:
+        value = os.environ.get("BLOCKPROP_PROCESSES", "auto")
+    try:
+        return check_processes(value)
+    except ConfigError as e:
+        where = " (environment variable BLOCKPROP_PROCESSES)" if from_env else ""
+        raise ConfigError(e.message + where) from None
+
+
+def half_step(model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, idx: np.ndarray,
+              classifier: bool) -> tuple[float, int]:
+    """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
+    (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
+    ``classifier``). One process's whole step, or either half of a split one."""
+    yb = y[idx]
+    out = model.forward(X[idx], training=True)
+    loss = loss_fn.forward(out, yb)
+    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
+    if math.isfinite(loss):
+        model.backward(loss_fn.backward(), input_grad=False)
+    return loss, hits
 
 
 def free_cores() -> int:
@@ -199,17 +229,17 @@ class SplitStep:
 
     ``model`` is the live model (its parameters are sent each step, so set_state and
     optimizer steps need nothing else); ``X, y`` the training data the batch indices point
-    into; ``loss_fn`` a Loss; ``classifier``: count correct predictions.
+    into; ``loss_fn`` a Loss; ``classifier``: count correct predictions; ``abandon``: see
+    ``_wait_for_reply``.
     """
 
     def __init__(self, model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray,
-                 classifier: bool, batch_size: int) -> None:
-        import mmap
-
+                 classifier: bool, batch_size: int,
+                 abandon: Callable[[], bool] | None = None) -> None:
         self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
         self.classifier = classifier
         # Returns True once the run is stopping (the Trainer's stop flag): see _wait_for_reply.
-        self.abandon: Callable[[], bool] | None = None
+        self.abandon = abandon
         self._names = [(layer, k) for layer in model.layers.values() for k in layer.params]
         sizes = [layer.params[k].size for layer, k in self._names]
         n_floats = sum(sizes)
@@ -272,7 +302,6 @@ class SplitStep:
         """Loss and correct count of the batch ``X[idx]``; the model's layers hold the
         gradients of the whole batch afterwards (unless the loss is not finite).
         Raises HelperLost if the helper died (this process's half is then wasted)."""
-        model, loss_fn = self.model, self.loss_fn
         n = len(idx)
         n1 = n // 2
         n0 = n - n1
@@ -283,14 +312,9 @@ class SplitStep:
             os.write(self._w, _REQUEST.pack(n1))
         except OSError as e:
             raise HelperLost(self._how_lost(e)) from None
-        mine = idx[:n0]
-        yb = self.y[mine]
-        out = model.forward(self.X[mine], training=True)
-        loss0 = loss_fn.forward(out, yb)
-        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
+        loss0, hits = half_step(self.model, self.loss_fn, self.X, self.y, idx[:n0],
+                                self.classifier)
         finite = math.isfinite(loss0)
-        if finite:
-            model.backward(loss_fn.backward(), input_grad=False)
         self._wait_for_reply()
         try:
             reply = _read_exact(self._r, _REPLY.size)
@@ -369,27 +393,19 @@ class SplitStep:
             threadpool_limits(limits=1, user_api="blas")
         except ImportError:
             pass
-        model, loss_fn = self.model, self.loss_fn
         while True:
             request = _read_exact(r, _REQUEST.size)
-            if request is None:
+            if request is None:  # end-of-file: the run (or this process's parent) ended
                 return
             (n1,) = _REQUEST.unpack(request)
-            if n1 <= 0:
-                return
             try:
                 for (layer, k), shared in zip(self._names, self._p, strict=True):
                     np.copyto(layer.params[k], shared)
-                mine = self._idx[:n1].copy()
-                yb = self.y[mine]
                 with np.errstate(all="ignore"):
-                    out = model.forward(self.X[mine], training=True)
-                    loss = loss_fn.forward(out, yb)
-                    hits = (int(np.count_nonzero(loss_fn.predict(out) == yb))
-                            if self.classifier else 0)
+                    loss, hits = half_step(self.model, self.loss_fn, self.X, self.y,
+                                           self._idx[:n1].copy(), self.classifier)
                     status = 0 if math.isfinite(loss) else 1
                     if status == 0:
-                        model.backward(loss_fn.backward(), input_grad=False)
                         for (layer, k), shared in zip(self._names, self._g, strict=True):
                             np.copyto(shared, layer.grads[k])
                         for (layer, _), (fwd, rev) in zip(self._recurrent, self._t,
@@ -415,8 +431,6 @@ def _reseed_dropout(model: Any) -> None:
 def _reap(pid: int, wait: float) -> int | None:
     """The helper's exit code (negative: the signal that ended it), waiting up to ``wait`` s,
     then killing it; None if it could not be collected."""
-    import time
-
     deadline = time.monotonic() + wait
     while True:
         try:

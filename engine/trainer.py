@@ -18,7 +18,6 @@ while another thread iterates ``run()``.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +40,13 @@ from engine.optim import (
     make_schedule,
     regularize,
 )
-from engine.parallel import HelperLost, SplitStep, check_processes, choose_processes
+from engine.parallel import (
+    HelperLost,
+    SplitStep,
+    choose_processes,
+    half_step,
+    requested_processes,
+)
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -155,14 +160,7 @@ class Trainer:
         keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
         # runs it, not what it computes, so it is no setting of the graph's file.
-        if processes is None:
-            processes = os.environ.get("BLOCKPROP_PROCESSES", "auto")
-        try:
-            self.processes_requested = check_processes(processes)
-        except ConfigError as e:
-            where = " (environment variable BLOCKPROP_PROCESSES)" if isinstance(processes, str) \
-                and processes == os.environ.get("BLOCKPROP_PROCESSES") else ""
-            raise ConfigError(e.message + where) from None
+        self.processes_requested = requested_processes(processes)
         self.model = model
         self.dataset = dataset
         self.loss_fn = get_loss(self.spec["loss"])
@@ -360,8 +358,8 @@ class Trainer:
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
         if self.processes == 2:
             self._split = SplitStep(self.model, self.loss_fn, *self.train_data,
-                                    self.classifier, self.batch_size)
-            self._split.abandon = self._stop.is_set  # Stop never waits on a frozen helper
+                                    self.classifier, self.batch_size,
+                                    abandon=self._stop.is_set)  # Stop never waits on it
         try:
             yield from self._run()
         finally:
@@ -446,15 +444,7 @@ class Trainer:
                 self.split_lost = f"{e}; training went on in one process"
                 self._split.close()
                 self._split, self.processes = None, 1
-        model, loss_fn = self.model, self.loss_fn
-        X, y = self.train_data
-        yb = y[idx]
-        out = model.forward(X[idx], training=True)
-        loss = loss_fn.forward(out, yb)
-        hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if self.classifier else 0
-        if math.isfinite(loss):
-            model.backward(loss_fn.backward(), input_grad=False)
-        return loss, hits
+        return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
 
     def _train_step(self, idx: np.ndarray, lr: float,
                     grads: dict[str, np.ndarray]) -> tuple[float, dict | None, int]:

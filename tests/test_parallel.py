@@ -86,12 +86,17 @@ def test_the_split_differs_from_one_process_only_by_rounding():
                for n in moved)
 
 
-def test_helper_ends_with_the_run_and_holds_no_other_files():
+def started_split_run(epochs: int):
+    """A split run after its first event: (trainer, the run, the helper's pid)."""
     model = engine.build_model(conv_graph(), seed=1)
-    t = Trainer(model, data(), batch_size=8, epochs=3, processes=2)
+    t = Trainer(model, data(), batch_size=8, epochs=epochs, processes=2)
     run = t.run()
     next(run)
-    pid = t._split.pid
+    return t, run, t._split.pid
+
+
+def test_helper_ends_with_the_run_and_holds_no_other_files():
+    t, run, pid = started_split_run(epochs=3)
     fds = os.listdir(f"/proc/{pid}/fd")
     assert len(fds) <= 5, fds  # stdin, stdout, stderr and its two pipes: nothing of ours
     run.close()  # a run left early (the app's Stop, a loop that breaks) ends its helper
@@ -231,11 +236,7 @@ def test_stop_does_not_wait_for_a_frozen_helper():
     import threading
     import time
 
-    model = engine.build_model(conv_graph(), seed=1)
-    t = Trainer(model, data(), batch_size=8, epochs=10_000, processes=2)
-    run = t.run()
-    next(run)
-    pid = t._split.pid
+    t, run, pid = started_split_run(epochs=10_000)
     os.kill(pid, signal.SIGSTOP)  # it can no longer answer
     try:
         threading.Timer(0.3, t.stop).start()

@@ -331,10 +331,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         lr = (run.settings.get("optimizer") or {}).get("lr")
         if isinstance(lr, (int, float)):
             self.dock.lr_now.setValue(float(lr))
-        self.draw_budget = DRAW_BUDGET
-        if run.info.get("processes") == 2:
-            if free_cores() <= 2:  # training takes every core: draw less (drawing.py)
-                self.draw_budget = SPLIT_DRAW_BUDGET
+        split = run.info.get("processes") == 2
+        # Training takes every core: draw less (drawing.py).
+        self.draw_budget = SPLIT_DRAW_BUDGET if split and free_cores() <= 2 else DRAW_BUDGET
+        if split:
             self._status("Training on both cores: each step trains half the batch in a helper "
                          "process")
         self.request_redraw()

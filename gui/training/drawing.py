@@ -101,7 +101,7 @@ class RedrawMixin:
         paints Qt does after it and whatever else the GUI thread did meanwhile."""
         cpu0, t0 = self._budget_mark
         elapsed = now - t0
-        budget = getattr(self, "draw_budget", DRAW_BUDGET)
+        budget = self.draw_budget
         return elapsed >= MAX_DRAW_WAIT_S or time.thread_time() - cpu0 <= budget * elapsed
 
     def _tick_extras(self, run: RunData | None, force: bool) -> None:
