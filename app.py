@@ -1,10 +1,10 @@
 """BlockProp: the GUI by default, sub-commands for headless use.
 
-    python app.py [GRAPH.json] [--screenshot out.png]    open the GUI (with that graph)
-    python app.py check GRAPH.json                       validate; print the summary table
-    python app.py train GRAPH.json [--epochs N] ...      train headless
-    python app.py export GRAPH.json --to numpy|pytorch   export Python code
-    python app.py presets                                list the presets
+python app.py [GRAPH.json] [--screenshot out.png]    open the GUI (with that graph)
+python app.py check GRAPH.json                       validate; print the summary table
+python app.py train GRAPH.json [--epochs N] ...      train headless
+python app.py export GRAPH.json --to numpy|pytorch   export Python code
+python app.py presets                                list the presets
 """
 
 from __future__ import annotations

@@ -131,8 +131,14 @@ def gru_case() -> tuple[Step, Step]:
 CASES = {"rnn": rnn_case, "lstm": lstm_case, "gru": gru_case}
 
 
-def compare(engine_step: Step, torch_step: Step, blocks: int = 12, block: int = 5,
-            pause: float = 0.25, warmup: int = 1) -> dict:
+def compare(
+    engine_step: Step,
+    torch_step: Step,
+    blocks: int = 12,
+    block: int = 5,
+    pause: float = 0.25,
+    warmup: int = 1,
+) -> dict:
     """Interleaved timing; returns medians in ms and their ratio engine / torch.
 
     The two libraries alternate in blocks of ``block`` consecutive steps. Each block starts
@@ -176,27 +182,38 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("PyTorch is not installed: nothing to compare against.", file=sys.stderr)
         return 2
-    print(f"one SGD step, batch {N}, T {T}, input {F}, hidden {H}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; medians over {args.blocks} interleaved blocks")
-    print(f"load average {os.getloadavg()[0]:.2f} (other busy programs slow both sides and make "
-          "the ratio noisy; 'best' compares the fastest steps)")
+    print(
+        f"one SGD step, batch {N}, T {T}, input {F}, hidden {H}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; medians over {args.blocks} interleaved blocks"
+    )
+    print(
+        f"load average {os.getloadavg()[0]:.2f} (other busy programs slow both sides and make "
+        "the ratio noisy; 'best' compares the fastest steps)"
+    )
     print(f"{'cell':6} {'engine ms':>10} {'torch ms':>10} {'engine/torch':>13} {'best':>6}")
     cells = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
     for name in (c.strip() for c in args.cells.split(",")):
         engine_step, torch_step = CASES[name]()
         r = compare(engine_step, torch_step, blocks=args.blocks)
-        print(f"{name:6} {r['engine_ms']:10.2f} {r['torch_ms']:10.2f} {r['ratio']:13.2f} "
-              f"{r['best_ratio']:6.2f}", flush=True)
+        print(
+            f"{name:6} {r['engine_ms']:10.2f} {r['torch_ms']:10.2f} {r['ratio']:13.2f} "
+            f"{r['best_ratio']:6.2f}",
+            flush=True,
+        )
         split = _split_step(cells[name])
         if split is not None:
             try:
-                r = compare(split[0], torch_step, blocks=args.blocks, block=10, warmup=3,
-                            pause=0.01)
+                r = compare(
+                    split[0], torch_step, blocks=args.blocks, block=10, warmup=3, pause=0.01
+                )
             finally:
                 split[1]()  # the helper ends, BLAS gets its threads back
             label = f"{name} 2 proc"
-            print(f"{label:6} {r['engine_ms']:10.2f} {r['torch_ms']:10.2f} {r['ratio']:13.2f} "
-                  f"{r['best_ratio']:6.2f}", flush=True)
+            print(
+                f"{label:6} {r['engine_ms']:10.2f} {r['torch_ms']:10.2f} {r['ratio']:13.2f} "
+                f"{r['best_ratio']:6.2f}",
+                flush=True,
+            )
     return 0
 
 

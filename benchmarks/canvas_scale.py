@@ -114,25 +114,38 @@ def main() -> int:
 
     results = {}
     view.fit_all()
-    results["full repaint, fitted (whole graph)"] = frames(view, app, lambda i: None, args.frames,
-                                                          full=True)
+    results["full repaint, fitted (whole graph)"] = frames(
+        view, app, lambda i: None, args.frames, full=True
+    )
     hbar = view.horizontalScrollBar()
-    results["pan, fitted"] = frames(view, app, lambda i: hbar.setValue(
-        hbar.value() + (40 if (i // 10) % 2 == 0 else -40)), args.frames)
+    results["pan, fitted"] = frames(
+        view,
+        app,
+        lambda i: hbar.setValue(hbar.value() + (40 if (i // 10) % 2 == 0 else -40)),
+        args.frames,
+    )
     zoom_to(1.0)
     view.centerOn(w.scene.blocks_rect().center())
     results["full repaint, 100%"] = frames(view, app, lambda i: None, args.frames, full=True)
-    results["pan, 100%"] = frames(view, app, lambda i: hbar.setValue(
-        hbar.value() + (40 if (i // 10) % 2 == 0 else -40)), args.frames)
+    results["pan, 100%"] = frames(
+        view,
+        app,
+        lambda i: hbar.setValue(hbar.value() + (40 if (i // 10) % 2 == 0 else -40)),
+        args.frames,
+    )
     results["zoom steps (wheel), around 100%"] = frames(
-        view, app, lambda i: view.zoom_by(1.1 if i % 2 == 0 else 1 / 1.1), args.frames)
+        view, app, lambda i: view.zoom_by(1.1 if i % 2 == 0 else 1 / 1.1), args.frames
+    )
     view.fit_all()
     results["zoom steps (wheel), fitted"] = frames(
-        view, app, lambda i: view.zoom_by(1.1 if i % 2 == 0 else 1 / 1.1), args.frames)
+        view, app, lambda i: view.zoom_by(1.1 if i % 2 == 0 else 1 / 1.1), args.frames
+    )
 
-    print(f"graph: {len(g)} blocks, {len(g.edges())} wires; window 1600x1000, canvas "
-          f"{view.viewport().width()}x{view.viewport().height()} px "
-          f"({os.environ.get('QT_QPA_PLATFORM')} platform)")
+    print(
+        f"graph: {len(g)} blocks, {len(g.edges())} wires; window 1600x1000, canvas "
+        f"{view.viewport().width()}x{view.viewport().height()} px "
+        f"({os.environ.get('QT_QPA_PLATFORM')} platform)"
+    )
     print(f"engine.analyze alone:                         {t_analyze:7.1f} ms")
     print(f"open file (read, scene, analysis, 1st paint): {t_open:7.1f} ms")
     print(f"analysis runs while opening:                  {w.live.runs - 1}")

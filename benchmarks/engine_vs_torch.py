@@ -210,8 +210,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=10, help="blocks per side")
     parser.add_argument("--block", type=int, default=10, help="timed steps per block")
     parser.add_argument("--case", action="append", help="run only these cases (repeatable)")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="PyTorch's threads (default: its own choice, as a user gets)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="PyTorch's threads (default: its own choice, as a user gets)",
+    )
     args = parser.parse_args(argv)
     # The engine runs with the malloc settings the Trainer uses (engine.heap), set before
     # anything runs: without them the engine's speed would depend on whether PyTorch happened

@@ -35,32 +35,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import engine  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
 
-PANEL_SETS = {"typical": ("loss", "gradients", "filters"), "none": (),
-              "all": ("loss", "gradients", "filters", "activations", "confusion", "runs",
-                      "try_it")}
+PANEL_SETS = {
+    "typical": ("loss", "gradients", "filters"),
+    "none": (),
+    "all": ("loss", "gradients", "filters", "activations", "confusion", "runs", "try_it"),
+}
 
 
 def lenet5(epochs: int, batch_size: int = 64) -> engine.Graph:
     g = engine.Graph("LeNet-5")
     layers = [
         ("Input", {"shape": [1, 32, 32]}, "in"),
-        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"), ("Activation", {"fn": "tanh"}, "a1"),
+        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"),
+        ("Activation", {"fn": "tanh"}, "a1"),
         ("AvgPool2D", {"kernel_size": 2}, "s2"),
-        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"), ("Activation", {"fn": "tanh"}, "a3"),
-        ("AvgPool2D", {"kernel_size": 2}, "s4"), ("Flatten", {}, "flat"),
-        ("Dense", {"units": 120}, "c5"), ("Activation", {"fn": "tanh"}, "a5"),
-        ("Dense", {"units": 84}, "f6"), ("Activation", {"fn": "tanh"}, "a6"),
+        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"),
+        ("Activation", {"fn": "tanh"}, "a3"),
+        ("AvgPool2D", {"kernel_size": 2}, "s4"),
+        ("Flatten", {}, "flat"),
+        ("Dense", {"units": 120}, "c5"),
+        ("Activation", {"fn": "tanh"}, "a5"),
+        ("Dense", {"units": 84}, "f6"),
+        ("Activation", {"fn": "tanh"}, "a6"),
         ("Dense", {"units": 10}, "out"),
-    ]  # fmt: skip
+    ]
     prev = None
     for i, (t, cfg, nid) in enumerate(layers):
         g.add_node(t, cfg, pos=(i * 170, 0), node_id=nid)
         if prev:
             g.add_edge(prev, nid)
         prev = nid
-    g.set_meta("training", {"dataset": {"name": "digits", "resize": [32, 32]},
-                            "loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.002},
-                            "batch_size": batch_size, "epochs": epochs, "seed": 0})
+    g.set_meta(
+        "training",
+        {
+            "dataset": {"name": "digits", "resize": [32, 32]},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.002},
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
     return g
 
 
@@ -171,15 +186,20 @@ def main(argv: list[str] | None = None) -> int:
                 gui.append(rate)
                 stalls.append(stall)
                 slow = ", ".join(f"{k} {v:.0f}" for k, v in sorted(draw_ms.items()))
-                print(f"repeat {r + 1}: in the app {rate:6.1f} steps/s, event loop max gap "
-                      f"{stall:.0f} ms (slowest panel draws, ms: {slow})", flush=True)
+                print(
+                    f"repeat {r + 1}: in the app {rate:6.1f} steps/s, event loop max gap "
+                    f"{stall:.0f} ms (slowest panel draws, ms: {slow})",
+                    flush=True,
+                )
     a, b = statistics.median(plain), statistics.median(gui)
     print(f"\nLeNet-5, batch 64, {args.epochs} epochs, panels: {args.panels}")
     print(f"headless   {a:6.1f} steps/s (median of {args.repeats})")
     print(f"in the app {b:6.1f} steps/s")
     print(f"panel overhead {100 * (1 - b / a):.1f} % of training speed (budget 10 %)")
-    print(f"event loop: largest gap {max(stalls):.0f} ms (median of runs "
-          f"{statistics.median(stalls):.0f} ms; budget 50 ms)")
+    print(
+        f"event loop: largest gap {max(stalls):.0f} ms (median of runs "
+        f"{statistics.median(stalls):.0f} ms; budget 50 ms)"
+    )
     return 0
 
 

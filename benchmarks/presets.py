@@ -48,11 +48,18 @@ def run(path: Path) -> dict:
             last = ev
         elif ev["event"] == "end":
             end = ev
-    row = {"preset": path.stem, "name": graph.name, "epochs": last.get("epoch"),
-           "seconds": round(time.perf_counter() - t0, 1), "end": end["reason"],
-           "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-           "train_acc": last.get("train_acc"), "val_acc": last.get("val_acc"),
-           "params": engine.analyze(graph).total_params}
+    row = {
+        "preset": path.stem,
+        "name": graph.name,
+        "epochs": last.get("epoch"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "end": end["reason"],
+        "train_loss": last.get("train_loss"),
+        "val_loss": last.get("val_loss"),
+        "train_acc": last.get("train_acc"),
+        "val_acc": last.get("val_acc"),
+        "params": engine.analyze(graph).total_params,
+    }
     if path.stem.startswith("deep_"):
         row["grad_first_over_last"] = first_last_ratio(graph)
     return row
@@ -82,8 +89,11 @@ def main(argv: list[str]) -> int:
     for p in paths:
         r = run(p)
         rows.append(r)
-        print(f"| {r['preset']} | {r['params']:,} | {r['epochs']} | {outcome_text(r)} | "
-              f"{r['seconds']} |", flush=True)
+        print(
+            f"| {r['preset']} | {r['params']:,} | {r['epochs']} | {outcome_text(r)} | "
+            f"{r['seconds']} |",
+            flush=True,
+        )
     out = ROOT / "benchmarks" / "presets_results.json"
     if not argv:
         out.write_text(json.dumps(rows, indent=1) + "\n")

@@ -69,14 +69,21 @@ def mlp() -> engine.Graph:
 
 def lenet5() -> engine.Graph:
     g = engine.Graph("LeNet-5")
-    chain = [("in", "Input", {"shape": [1, 32, 32]}),
-             ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}), ("r1", "Activation", {}),
-             ("s2", "MaxPool2D", {"kernel_size": 2}),
-             ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}), ("r3", "Activation", {}),
-             ("s4", "MaxPool2D", {"kernel_size": 2}), ("fl", "Flatten", {}),
-             ("f5", "Dense", {"units": 120}), ("r5", "Activation", {}),
-             ("f6", "Dense", {"units": 84}), ("r6", "Activation", {}),
-             ("out", "Dense", {"units": 10})]
+    chain = [
+        ("in", "Input", {"shape": [1, 32, 32]}),
+        ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
+        ("r1", "Activation", {}),
+        ("s2", "MaxPool2D", {"kernel_size": 2}),
+        ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}),
+        ("r3", "Activation", {}),
+        ("s4", "MaxPool2D", {"kernel_size": 2}),
+        ("fl", "Flatten", {}),
+        ("f5", "Dense", {"units": 120}),
+        ("r5", "Activation", {}),
+        ("f6", "Dense", {"units": 84}),
+        ("r6", "Activation", {}),
+        ("out", "Dense", {"units": 10}),
+    ]
     for nid, t, cfg in chain:
         g.add_node(t, cfg, node_id=nid)
     for (a, *_), (b, *_) in zip(chain, chain[1:], strict=False):
@@ -84,8 +91,7 @@ def lenet5() -> engine.Graph:
     return g
 
 
-def bare_steps(graph: engine.Graph, X: np.ndarray, y: np.ndarray, epochs: int, bs: int,
-               seed: int):
+def bare_steps(graph: engine.Graph, X: np.ndarray, y: np.ndarray, epochs: int, bs: int, seed: int):
     """forward, loss, backward, update: nothing else (a generator, one item per step)."""
     model = build_model(graph, seed=seed)
     loss_fn = get_loss("cross_entropy")
@@ -96,7 +102,7 @@ def bare_steps(graph: engine.Graph, X: np.ndarray, y: np.ndarray, epochs: int, b
     for _ in range(epochs):
         perm = rng.permutation(n)
         for i in range(math.ceil(n / bs)):
-            idx = perm[i * bs:(i + 1) * bs]
+            idx = perm[i * bs : (i + 1) * bs]
             out = model.forward(X[idx], training=True)
             loss_fn.forward(out, y[idx])
             model.backward(loss_fn.backward())
@@ -106,8 +112,9 @@ def bare_steps(graph: engine.Graph, X: np.ndarray, y: np.ndarray, epochs: int, b
 
 def trainer_steps(graph: engine.Graph, ds: Dataset, epochs: int, bs: int, seed: int):
     """The same training through engine.Trainer (val_split 0: no validation to time)."""
-    tr = Trainer(build_model(graph, seed=seed), ds, epochs=epochs, batch_size=bs, seed=seed,
-                 val_split=0.0)
+    tr = Trainer(
+        build_model(graph, seed=seed), ds, epochs=epochs, batch_size=bs, seed=seed, val_split=0.0
+    )
     return tr, tr.run()
 
 
@@ -134,16 +141,21 @@ def measure(name: str, graph: engine.Graph, ds: Dataset, epochs: int, bs: int = 
     b, t = np.median(tb), np.median(tt)
     overhead = (t - b) / b * 100
     total = (sum(tt) - sum(tb)) / sum(tb) * 100
-    print(f"{name:8s} {len(tb):6d} steps  bare {b * 1e6:7.1f} us/step  trainer {t * 1e6:7.1f} "
-          f"us/step  (medians)  overhead {overhead:+5.1f}%  (totals {total:+5.1f}%)")
+    print(
+        f"{name:8s} {len(tb):6d} steps  bare {b * 1e6:7.1f} us/step  trainer {t * 1e6:7.1f} "
+        f"us/step  (medians)  overhead {overhead:+5.1f}%  (totals {total:+5.1f}%)"
+    )
     return overhead
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--threads", action="store_true",
-                    help="keep BLAS's default threads and time the wall clock instead")
+    ap.add_argument(
+        "--threads",
+        action="store_true",
+        help="keep BLAS's default threads and time the wall clock instead",
+    )
     args = ap.parse_args()
     if args.threads:
         global CLOCK

@@ -19,8 +19,24 @@ from engine.trainer import Trainer
 from engine.weights import load_weights, save_weights
 
 __all__ = [
-    "BlockPropError", "ConfigError", "DataError", "GraphError", "ShapeError", "WeightsError",
-    "Graph", "functional", "init", "layers", "load_graph",
-    "Analysis", "Problem", "analyze", "summary_text", "Model", "build_model",
-    "save_weights", "load_weights", "Trainer",
-]  # fmt: skip
+    "BlockPropError",
+    "ConfigError",
+    "DataError",
+    "GraphError",
+    "ShapeError",
+    "WeightsError",
+    "Graph",
+    "functional",
+    "init",
+    "layers",
+    "load_graph",
+    "Analysis",
+    "Problem",
+    "analyze",
+    "summary_text",
+    "Model",
+    "build_model",
+    "save_weights",
+    "load_weights",
+    "Trainer",
+]

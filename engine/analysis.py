@@ -94,9 +94,15 @@ class Analysis:
 
     def rows(self) -> list[SummaryRow]:
         """Summary rows in topological order: block id, type, output shape, params."""
-        return [SummaryRow(n, self.types[n], self.shapes.get(n),
-                           self.params.get(n) if self.shapes.get(n) is not None else None)
-                for n in self.order]
+        return [
+            SummaryRow(
+                n,
+                self.types[n],
+                self.shapes.get(n),
+                self.params.get(n) if self.shapes.get(n) is not None else None,
+            )
+            for n in self.order
+        ]
 
 
 def physical_memory() -> int | None:
@@ -156,8 +162,13 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
         k = path.index(first) if first in path else 0
         path = path[k:] + path[:k]
         loop = " -> ".join(path + [path[0]])
-        out.append(Problem(first, f"blocks form a loop ({loop}); a network must flow one way: "
-                                  f"remove the wire that goes back ({path[-1]} -> {path[0]})"))
+        out.append(
+            Problem(
+                first,
+                f"blocks form a loop ({loop}); a network must flow one way: "
+                f"remove the wire that goes back ({path[-1]} -> {path[0]})",
+            )
+        )
     return out
 
 
@@ -167,12 +178,14 @@ def _make_layer(graph: Graph, n: str) -> tuple[Layer | None, Problem | None]:
     cls = LAYER_TYPES.get(type_name)
     if cls is None:
         known = ", ".join(sorted(LAYER_TYPES))
-        return None, Problem(n, f"unknown block type {type_name!r}; replace it with one of: "
-                                f"{known}")
+        return None, Problem(
+            n, f"unknown block type {type_name!r}; replace it with one of: {known}"
+        )
     config = graph.config_of(n)
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
-        return None, Problem(n, "its settings must be an object of named values; "
-                                "reset the block's settings")
+        return None, Problem(
+            n, "its settings must be an object of named values; reset the block's settings"
+        )
     try:
         return cls(name=n, **config), None
     except BlockPropError as e:
@@ -208,29 +221,47 @@ def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | Non
     popt = type(layer).all_options().get("padding")
     if popt is not None and popt.kind == "padding" and _pair(cfg.get("stride", 1), 1) == (1,):
         fix = {"kind": "set", "block": layer.name, "key": "padding", "value": "same"}
-    how = "use padding \"same\" or a smaller kernel" if fix else "use padding or a smaller kernel"
-    return Problem(layer.name, f"its {kernel} kernel is larger than its input ({padded} after "
-                               f"padding, from '{source}'): {how}", fix)
+    how = 'use padding "same" or a smaller kernel' if fix else "use padding or a smaller kernel"
+    return Problem(
+        layer.name,
+        f"its {kernel} kernel is larger than its input ({padded} after "
+        f"padding, from '{source}'): {how}",
+        fix,
+    )
 
 
 def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
     """Mistakes worth a specific message (and a fix) before asking the layer for its shape."""
     n, t = layer.name, layer.type_name
     if t == "Dense" and len(in_shape) > 2:
-        return Problem(n, f"Dense needs a flat vector but '{preds[0]}' gives "
-                          f"{_shape_text(in_shape)}: insert Flatten between them",
-                       {"kind": "insert", "type": "Flatten", "source": preds[0], "target": n})
+        return Problem(
+            n,
+            f"Dense needs a flat vector but '{preds[0]}' gives "
+            f"{_shape_text(in_shape)}: insert Flatten between them",
+            {"kind": "insert", "type": "Flatten", "source": preds[0], "target": n},
+        )
     if t in RECURRENT_TYPES and len(in_shape) == 3:
         c, h, w = in_shape
         if c == 1:
-            return Problem(n, f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
-                              f"{_shape_text(in_shape)}: insert Reshape to ({h}, {w}) so each "
-                              "row is one time step",
-                           {"kind": "insert", "type": "Reshape", "source": preds[0],
-                            "target": n, "config": {"shape": [h, w]}})
-        return Problem(n, f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
-                          f"{_shape_text(in_shape)}: feed it a sequence, e.g. through Reshape "
-                          "to (T, F)")
+            return Problem(
+                n,
+                f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
+                f"{_shape_text(in_shape)}: insert Reshape to ({h}, {w}) so each "
+                "row is one time step",
+                {
+                    "kind": "insert",
+                    "type": "Reshape",
+                    "source": preds[0],
+                    "target": n,
+                    "config": {"shape": [h, w]},
+                },
+            )
+        return Problem(
+            n,
+            f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
+            f"{_shape_text(in_shape)}: feed it a sequence, e.g. through Reshape "
+            "to (T, F)",
+        )
     if len(preds) == 1:
         return _kernel_problem(layer, in_shape, preds[0])
     return None
@@ -243,14 +274,18 @@ def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None
         return None
     t = cls.type_name
     if hi == 0:
-        return Problem(n, f"{t} takes no inputs: remove the wire from "
-                          + ", ".join(f"'{p}'" for p in preds))
+        return Problem(
+            n, f"{t} takes no inputs: remove the wire from " + ", ".join(f"'{p}'" for p in preds)
+        )
     if hi == 1 and k == 0:
         return Problem(n, f"{t} has no input: wire a block into it")
     if hi == 1:
-        return Problem(n, f"{t} takes exactly one input but gets {k} (from "
-                          + ", ".join(f"'{p}'" for p in preds)
-                          + "): remove wires, or join them first with Add or Concat")
+        return Problem(
+            n,
+            f"{t} takes exactly one input but gets {k} (from "
+            + ", ".join(f"'{p}'" for p in preds)
+            + "): remove wires, or join them first with Add or Concat",
+        )
     need = f"{lo} or more" if hi is None else f"{lo} to {hi}"
     what = " of equal shape" if t == "Add" else ""
     return Problem(n, f"{t} needs {need} inputs{what} but gets {k}: wire another block into it")
@@ -278,11 +313,17 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
 
     inputs = [n for n in g.nodes if a.types[n] == "Input"]
     if not inputs:
-        problems.append(Problem(None, "the graph has no Input block: add one and wire it to "
-                                      "the first block"))
+        problems.append(
+            Problem(None, "the graph has no Input block: add one and wire it to the first block")
+        )
     for extra in inputs[1:]:
-        problems.append(Problem(extra, f"a second Input (the graph's Input is '{inputs[0]}'); "
-                                       "a graph has exactly one: delete this one"))
+        problems.append(
+            Problem(
+                extra,
+                f"a second Input (the graph's Input is '{inputs[0]}'); "
+                "a graph has exactly one: delete this one",
+            )
+        )
     if len(inputs) == 1:
         a.input_id = inputs[0]
     problems.extend(_cycle_problems(g))
@@ -292,8 +333,9 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
         reached |= nx.descendants(g, i)
     for n in a.order if inputs else ():
         if n not in reached and g.in_degree(n) == 0:
-            problems.append(Problem(n, "not connected to the Input: wire a block into it, "
-                                       "or delete it"))
+            problems.append(
+                Problem(n, "not connected to the Input: wire a block into it, or delete it")
+            )
 
     # Shapes flow from the Input; a block with an unknown input shape stays unknown, silently.
     in_cycle_or_after = set(stuck)
@@ -334,13 +376,23 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
             problems.append(Problem(n, e.message))
             continue
         except OverflowError:
-            problems.append(Problem(n, f"sizes too large to compute for input "
-                                       f"{_shape_text(in_shape)}: use a much smaller input"))
+            problems.append(
+                Problem(
+                    n,
+                    f"sizes too large to compute for input "
+                    f"{_shape_text(in_shape)}: use a much smaller input",
+                )
+            )
             continue
         if not out or min(out) < 1:
-            problems.append(Problem(n, f"its output would be empty {_shape_text(out)} for input "
-                                       f"{_shape_text(in_shape)}: use padding, a smaller kernel "
-                                       "or a smaller stride"))
+            problems.append(
+                Problem(
+                    n,
+                    f"its output would be empty {_shape_text(out)} for input "
+                    f"{_shape_text(in_shape)}: use padding, a smaller kernel "
+                    "or a smaller stride",
+                )
+            )
             continue
         a.in_shapes[n], a.shapes[n] = in_shape, out
         a.params[n], a.buffers[n] = pcount, bcount
@@ -360,20 +412,30 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
     elif len(sinks) > 1:
         names = ", ".join(f"'{s}'" for s in sinks)
         for s in sinks:
-            problems.append(Problem(s, f"the graph has {len(sinks)} ends ({names}), blocks "
-                                       "with no successor; a graph has one output: wire this "
-                                       "block into the rest, or delete it"))
+            problems.append(
+                Problem(
+                    s,
+                    f"the graph has {len(sinks)} ends ({names}), blocks "
+                    "with no successor; a graph has one output: wire this "
+                    "block into the rest, or delete it",
+                )
+            )
 
     a.memory_bytes = BYTES_PER_VALUE * COPIES * (param_values + activations * batch_size)
     if a.memory_bytes > a.memory_limit and costs:
         limit = _fmt_bytes(a.memory_limit)
         big = [n for n, c in costs.items() if c > a.memory_limit] or [max(costs, key=costs.get)]
         for n in big:
-            problems.append(Problem(n, f"too large for this machine: training would need about "
-                                       f"{_fmt_bytes(a.memory_bytes)} (this block alone "
-                                       f"{_fmt_bytes(costs[n])}, {a.params[n]:,} parameters) "
-                                       f"but the limit is {limit}, half the memory; use fewer "
-                                       "units or filters, a smaller input, or pool earlier"))
+            problems.append(
+                Problem(
+                    n,
+                    f"too large for this machine: training would need about "
+                    f"{_fmt_bytes(a.memory_bytes)} (this block alone "
+                    f"{_fmt_bytes(costs[n])}, {a.params[n]:,} parameters) "
+                    f"but the limit is {limit}, half the memory; use fewer "
+                    "units or filters, a smaller input, or pool earlier",
+                )
+            )
 
     rank = {n: i for i, n in enumerate(a.order)}
     problems.sort(key=lambda p: -1 if p.block is None else rank.get(p.block, len(rank)))
@@ -383,21 +445,33 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
 
 def summary_text(graph_or_analysis: Graph | Analysis) -> str:
     """A Keras-like table: block (type), output shape, params; then the totals."""
-    a = graph_or_analysis if isinstance(graph_or_analysis, Analysis) else analyze(
-        graph_or_analysis)
-    rows = [(f"{r.id} ({r.type})", "?" if r.shape is None else _shape_text(r.shape),
-             "?" if r.params is None else f"{r.params:,}") for r in a.rows()]
+    a = graph_or_analysis if isinstance(graph_or_analysis, Analysis) else analyze(graph_or_analysis)
+    rows = [
+        (
+            f"{r.id} ({r.type})",
+            "?" if r.shape is None else _shape_text(r.shape),
+            "?" if r.params is None else f"{r.params:,}",
+        )
+        for r in a.rows()
+    ]
     head = ("Block (type)", "Output shape", "Params")
     w0 = max([len(head[0])] + [len(r[0]) for r in rows]) + 2
     w1 = max([len(head[1])] + [len(r[1]) for r in rows]) + 2
     w2 = max([len(head[2])] + [len(r[2]) for r in rows])
     width = w0 + w1 + w2
-    lines = [f'Model: "{a.name}"', "-" * width, f"{head[0]:<{w0}}{head[1]:<{w1}}{head[2]:>{w2}}",
-             "=" * width]
+    lines = [
+        f'Model: "{a.name}"',
+        "-" * width,
+        f"{head[0]:<{w0}}{head[1]:<{w1}}{head[2]:>{w2}}",
+        "=" * width,
+    ]
     lines += [f"{c0:<{w0}}{c1:<{w1}}{c2:>{w2}}" for c0, c1, c2 in rows]
     # Keras's convention: running statistics (BatchNorm buffers) are non-trainable params.
-    lines += ["=" * width, f"Total params: {a.total_params + a.total_buffers:,}",
-              f"Trainable params: {a.total_params:,}",
-              f"Non-trainable params: {a.total_buffers:,}",
-              f"Training memory (batch {a.batch_size}, estimate): {_fmt_bytes(a.memory_bytes)}"]
+    lines += [
+        "=" * width,
+        f"Total params: {a.total_params + a.total_buffers:,}",
+        f"Trainable params: {a.total_params:,}",
+        f"Non-trainable params: {a.total_buffers:,}",
+        f"Training memory (batch {a.batch_size}, estimate): {_fmt_bytes(a.memory_bytes)}",
+    ]
     return "\n".join(lines)

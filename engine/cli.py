@@ -64,10 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="S")
     t.add_argument("--batch-size", type=int, metavar="B")
     t.add_argument("--lr", type=float, metavar="LR", help="learning rate")
-    t.add_argument("--processes", metavar="auto|1|2",
-                   help="split each step over two processes, half the batch each (default: "
-                        "auto, where the model allows and a step is long enough; also "
-                        "environment variable BLOCKPROP_PROCESSES)")
+    t.add_argument(
+        "--processes",
+        metavar="auto|1|2",
+        help="split each step over two processes, half the batch each (default: "
+        "auto, where the model allows and a step is long enough; also "
+        "environment variable BLOCKPROP_PROCESSES)",
+    )
     t.add_argument("--log", metavar="run.jsonl", help="write every event as one JSON line")
     t.add_argument("--save", metavar="weights.npz", help="save the trained weights")
     t.set_defaults(func=cmd_train)
@@ -134,9 +137,11 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _progress(ev: dict, epochs: int) -> str:
-    return (f"epoch {ev['epoch']}/{epochs}  train_loss {_fmt(ev['train_loss'])}  "
-            f"val_loss {_fmt(ev['val_loss'])}  train_acc {_fmt(ev['train_acc'], 3)}  "
-            f"val_acc {_fmt(ev['val_acc'], 3)}  {ev['seconds']:.1f}s")
+    return (
+        f"epoch {ev['epoch']}/{epochs}  train_loss {_fmt(ev['train_loss'])}  "
+        f"val_loss {_fmt(ev['val_loss'])}  train_acc {_fmt(ev['train_acc'], 3)}  "
+        f"val_acc {_fmt(ev['val_acc'], 3)}  {ev['seconds']:.1f}s"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -145,8 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not a.ok:
         return _report(args.graph, a.problems)
     if args.dataset is None and not (graph.training or {}).get("dataset"):
-        raise ConfigError("the graph names no data set to train on: pass --dataset NAME "
-                          f"(built in: {', '.join(BUILTIN_DATASETS)})")
+        raise ConfigError(
+            "the graph names no data set to train on: pass --dataset NAME "
+            f"(built in: {', '.join(BUILTIN_DATASETS)})"
+        )
     overrides: dict[str, Any] = {}
     for key in ("epochs", "dataset", "seed", "batch_size", "lr", "processes"):
         value = getattr(args, key)
@@ -185,6 +192,7 @@ def _train_loop(trainer: Trainer, log: TextIO | None) -> dict:
     run cleanly at the next step (a second Ctrl+C interrupts at once)."""
     previous = None
     if threading.current_thread() is threading.main_thread():
+
         def on_interrupt(signum: int, frame: Any) -> None:
             trainer.stop()
             signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -36,15 +36,21 @@ Listener = Callable[..., None]
 
 def _check_id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise GraphError(f"{what} must be a non-empty string of at most 200 characters, "
-                         f"got {value!r}")
+        raise GraphError(
+            f"{what} must be a non-empty string of at most 200 characters, got {value!r}"
+        )
     return value
 
 
 def _check_pos(value: Any, block: str) -> tuple[float, float]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and abs(v) < 1e9 and v == v for v in value)):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9 and v == v
+            for v in value
+        )
+    ):
         raise GraphError(f"'pos' must be [x, y] numbers, got {value!r}", block=block)
     return (value[0], value[1])
 
@@ -52,8 +58,9 @@ def _check_pos(value: Any, block: str) -> tuple[float, float]:
 class Graph:
     """A network of blocks. See the module docstring; events are documented on ``subscribe``."""
 
-    def __init__(self, name: str = "untitled", description: str = "",
-                 training: dict | None = None) -> None:
+    def __init__(
+        self, name: str = "untitled", description: str = "", training: dict | None = None
+    ) -> None:
         self.nx = nx.DiGraph()
         self.name = name
         self.description = description
@@ -103,8 +110,9 @@ class Graph:
     def full_config(self, node_id: str) -> dict:
         """The node's settings with the layer's defaults filled in."""
         cls = LAYER_TYPES[self.type_of(node_id)]
-        return check_config(cls.type_name, node_id, self.nx.nodes[node_id]["config"],
-                            cls.all_options())
+        return check_config(
+            cls.type_name, node_id, self.nx.nodes[node_id]["config"], cls.all_options()
+        )
 
     def pos_of(self, node_id: str) -> tuple[float, float]:
         return self.nx.nodes[node_id]["pos"]
@@ -136,13 +144,13 @@ class Graph:
         return f"{base}_{n}"
 
     # --- changing ------------------------------------------------------------------------------
-    def add_node(self, type_name: str, config: dict | None = None, pos=(0.0, 0.0),
-                 node_id: str | None = None) -> str:
+    def add_node(
+        self, type_name: str, config: dict | None = None, pos=(0.0, 0.0), node_id: str | None = None
+    ) -> str:
         """Add a block; its settings are checked (ConfigError names it). Returns its id."""
         if type_name not in LAYER_TYPES:
             known = ", ".join(sorted(LAYER_TYPES))
-            raise GraphError(f"unknown block type {type_name!r} (known: {known})",
-                             block=node_id)
+            raise GraphError(f"unknown block type {type_name!r} (known: {known})", block=node_id)
         node_id = self.new_id(type_name) if node_id is None else _check_id(node_id, "a block id")
         if node_id in self.nx:
             raise GraphError("a block with this id already exists", block=node_id)
@@ -225,12 +233,24 @@ class Graph:
     def to_dict(self) -> dict:
         nodes = []
         for n, a in self.nx.nodes(data=True):
-            nodes.append({"id": n, "type": a["type"], "config": copy.deepcopy(a["config"]),
-                          "pos": list(a["pos"])})
+            nodes.append(
+                {
+                    "id": n,
+                    "type": a["type"],
+                    "config": copy.deepcopy(a["config"]),
+                    "pos": list(a["pos"]),
+                }
+            )
         edges = [{"source": s, "target": t, "target_port": p} for s, t, p in self.edges()]
-        return {"format": FORMAT, "version": VERSION, "name": self.name,
-                "description": self.description, "nodes": nodes, "edges": edges,
-                "training": copy.deepcopy(self.training)}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "description": self.description,
+            "nodes": nodes,
+            "edges": edges,
+            "training": copy.deepcopy(self.training),
+        }
 
     @classmethod
     def from_dict(cls, d: Any) -> Graph:
@@ -238,44 +258,49 @@ class Graph:
         if not isinstance(d, dict):
             raise GraphError("a graph file must hold a JSON object")
         if d.get("format") != FORMAT:
-            raise GraphError(f"not a BlockProp graph (\"format\" must be \"{FORMAT}\")")
+            raise GraphError(f'not a BlockProp graph ("format" must be "{FORMAT}")')
         if d.get("version") != VERSION:
-            raise GraphError(f"unsupported graph version {d.get('version')!r} "
-                             f"(this BlockProp reads version {VERSION})")
+            raise GraphError(
+                f"unsupported graph version {d.get('version')!r} "
+                f"(this BlockProp reads version {VERSION})"
+            )
         known = {"format", "version", "name", "description", "nodes", "edges", "training"}
         extra = sorted(set(d) - known, key=str)
         if extra:
             raise GraphError(f"unknown field {extra[0]!r} in the graph file")
         name, desc = d.get("name", "untitled"), d.get("description", "")
         if not isinstance(name, str) or not isinstance(desc, str):
-            raise GraphError("\"name\" and \"description\" must be strings")
+            raise GraphError('"name" and "description" must be strings')
         training = d.get("training", {})
         if not isinstance(training, dict):
-            raise GraphError("\"training\" must be an object")
+            raise GraphError('"training" must be an object')
         nodes, edges = d.get("nodes", []), d.get("edges", [])
         if not isinstance(nodes, list) or not isinstance(edges, list):
-            raise GraphError("\"nodes\" and \"edges\" must be lists")
+            raise GraphError('"nodes" and "edges" must be lists')
         g = cls(name=name, description=desc, training=training)
         for i, nd in enumerate(nodes):
             if not isinstance(nd, dict):
                 raise GraphError(f"node #{i + 1} must be an object")
-            nid = _check_id(nd.get("id"), f"node #{i + 1}'s \"id\"")
+            nid = _check_id(nd.get("id"), f'node #{i + 1}\'s "id"')
             extra = sorted(set(nd) - {"id", "type", "config", "pos"}, key=str)
             if extra:
                 raise GraphError(f"unknown field {extra[0]!r}", block=nid)
             if not isinstance(nd.get("type"), str):
-                raise GraphError("\"type\" must be a block type name", block=nid)
+                raise GraphError('"type" must be a block type name', block=nid)
             config = nd.get("config", {})
             if not isinstance(config, dict):
-                raise ConfigError("\"config\" must be an object", block=nid)
+                raise ConfigError('"config" must be an object', block=nid)
             g.add_node(nd["type"], config, nd.get("pos", [0, 0]), node_id=nid)
         for i, e in enumerate(edges):
             if not isinstance(e, dict) or set(e) - {"source", "target", "target_port"}:
-                raise GraphError(f"edge #{i + 1} must be an object with source, target, "
-                                 "target_port")
-            g.add_edge(_check_id(e.get("source"), f"edge #{i + 1}'s source"),
-                       _check_id(e.get("target"), f"edge #{i + 1}'s target"),
-                       e.get("target_port"))
+                raise GraphError(
+                    f"edge #{i + 1} must be an object with source, target, target_port"
+                )
+            g.add_edge(
+                _check_id(e.get("source"), f"edge #{i + 1}'s source"),
+                _check_id(e.get("target"), f"edge #{i + 1}'s target"),
+                e.get("target_port"),
+            )
         return g
 
     def copy(self) -> Graph:
@@ -313,8 +338,11 @@ def load_graph(path: str | os.PathLike) -> Graph:
     try:
         size = os.path.getsize(p)
         if size > MAX_FILE_BYTES:
-            raise GraphError(f"file is {size / 1e6:.0f} MB; a graph file is at most "
-                             f"{MAX_FILE_BYTES // 10**6} MB", file=p)
+            raise GraphError(
+                f"file is {size / 1e6:.0f} MB; a graph file is at most "
+                f"{MAX_FILE_BYTES // 10**6} MB",
+                file=p,
+            )
         with open(p, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
@@ -324,8 +352,9 @@ def load_graph(path: str | os.PathLike) -> Graph:
     except UnicodeDecodeError:
         raise GraphError("not a text file (graph files are UTF-8 JSON)", file=p) from None
     except json.JSONDecodeError as e:
-        raise GraphError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
-                         file=p) from None
+        raise GraphError(
+            f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", file=p
+        ) from None
     except RecursionError:
         raise GraphError("JSON nested too deeply", file=p) from None
     except OSError as e:

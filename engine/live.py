@@ -70,8 +70,10 @@ def block_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def predict_in_batches(model, loss, X: np.ndarray, batch: int = 256) -> np.ndarray:
     """``loss.predict`` of the model's output on ``X`` (evaluation mode), batch by batch."""
-    preds = [loss.predict(model.forward(X[i:i + batch], training=False))
-             for i in range(0, len(X), batch)]
+    preds = [
+        loss.predict(model.forward(X[i : i + batch], training=False))
+        for i in range(0, len(X), batch)
+    ]
     return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 
 
@@ -96,8 +98,13 @@ class LiveRun:
         self._stop = False
         self._paused = start_paused
         self._steps_wanted = 0
-        self._watch: dict = {"filters": False, "activations": False, "weights": False,
-                             "confusion": False, "sample": 0}
+        self._watch: dict = {
+            "filters": False,
+            "activations": False,
+            "weights": False,
+            "confusion": False,
+            "sample": 0,
+        }
         self._snapshot_now = False
         self._pending: list[dict] = []
         self._last_flush = 0.0
@@ -157,8 +164,11 @@ class LiveRun:
             self.send("failed", str(e))
             return
         except Exception as e:  # a bug, not a user error: say what it was
-            self.send("failed", f"cannot start training: {type(e).__name__}: {e}\n\n"
-                      + traceback.format_exc(limit=6))
+            self.send(
+                "failed",
+                f"cannot start training: {type(e).__name__}: {e}\n\n"
+                + traceback.format_exc(limit=6),
+            )
             return
         end: dict = {"event": "end", "reason": "stopped"}
         try:
@@ -182,8 +192,11 @@ class LiveRun:
             return
         except Exception as e:
             self._flush()
-            self.send("failed", f"training stopped by an error: {type(e).__name__}: {e}\n\n"
-                      + traceback.format_exc(limit=6))
+            self.send(
+                "failed",
+                f"training stopped by an error: {type(e).__name__}: {e}\n\n"
+                + traceback.format_exc(limit=6),
+            )
             return
         self.send("finished", end)
 
@@ -200,8 +213,21 @@ class LiveRun:
         data = load_dataset(dict(spec["dataset"]), seed=seed)
         graph = Graph.from_dict(self.graph_dict)
         model = build_model(graph, seed=seed)
-        kw = {k: spec[k] for k in ("loss", "optimizer", "batch_size", "epochs", "val_split",
-                                   "schedule", "l1", "l2", "clip_norm") if k in spec}
+        kw = {
+            k: spec[k]
+            for k in (
+                "loss",
+                "optimizer",
+                "batch_size",
+                "epochs",
+                "val_split",
+                "schedule",
+                "l1",
+                "l2",
+                "clip_norm",
+            )
+            if k in spec
+        }
         trainer = Trainer(model, data, seed=seed, **kw)
         with self._lock:
             self.trainer, self.model, self._data = trainer, model, data
@@ -220,7 +246,8 @@ class LiveRun:
         blocks = [b for b, layer in model.layers.items() if layer.params]
         n_train = len(data) - len(self._val[0])
         spe = getattr(trainer, "steps_per_epoch", None) or max(
-            1, math.ceil(n_train / int(self.spec.get("batch_size", 32))))
+            1, math.ceil(n_train / int(self.spec.get("batch_size", 32)))
+        )
         epochs = int(self.spec.get("epochs", 1))
         Xv, yv = self._val
         return {
@@ -228,18 +255,28 @@ class LiveRun:
             "all_blocks": list(model.layers),
             "block_types": {b: type(layer).type_name for b, layer in model.layers.items()},
             "out_shapes": {b: tuple(layer.out_shape or ()) for b, layer in model.layers.items()},
-            "in_channels": {b: int(layer.params["weight"].shape[1])
-                            for b, layer in model.layers.items()
-                            if type(layer).type_name in CONV_TYPES and "weight" in layer.params},
-            "task": data.task, "n_classes": data.n_classes,
+            "in_channels": {
+                b: int(layer.params["weight"].shape[1])
+                for b, layer in model.layers.items()
+                if type(layer).type_name in CONV_TYPES and "weight" in layer.params
+            },
+            "task": data.task,
+            "n_classes": data.n_classes,
             "class_names": list(data.class_names) if data.class_names else None,
-            "input_shape": tuple(data.input_shape), "dataset": data.name,
+            "input_shape": tuple(data.input_shape),
+            "dataset": data.name,
             "normalisation": data.normalisation,
             "vocab": list(data.vocab) if data.vocab else None,
-            "meta": {k: v for k, v in data.meta.items()
-                     if isinstance(v, (int, float, str, bool, type(None)))},
-            "steps_per_epoch": int(spe), "total_steps": int(spe) * epochs, "epochs": epochs,
-            "n_train": int(n_train), "n_val": int(len(Xv)),
+            "meta": {
+                k: v
+                for k, v in data.meta.items()
+                if isinstance(v, (int, float, str, bool, type(None)))
+            },
+            "steps_per_epoch": int(spe),
+            "total_steps": int(spe) * epochs,
+            "epochs": epochs,
+            "n_train": int(n_train),
+            "n_val": int(len(Xv)),
             "val_X": np.array(Xv[:MAX_VAL_SHOWN], copy=True),
             "val_y": np.array(yv[:MAX_VAL_SHOWN], copy=True),
             "n_val_shown": int(min(len(Xv), MAX_VAL_SHOWN)),
@@ -260,8 +297,9 @@ class LiveRun:
             self._flush()
         w = self._watch
         wants = w["filters"] or w["activations"] or w["weights"]
-        if wants and (self._paused or self._snapshot_now
-                      or now - self._last_snapshot >= 1.0 / SNAPSHOT_HZ):
+        if wants and (
+            self._paused or self._snapshot_now or now - self._last_snapshot >= 1.0 / SNAPSHOT_HZ
+        ):
             self._take_snapshot()
 
     def _flush(self) -> None:
@@ -271,8 +309,9 @@ class LiveRun:
         self._last_flush = time.perf_counter()
         tg = getattr(self.trainer, "last_time_grads", None) or {}
         if tg:
-            self.send("time_grads", {b: np.array(v, dtype=np.float64, copy=True)
-                                     for b, v in tg.items()})
+            self.send(
+                "time_grads", {b: np.array(v, dtype=np.float64, copy=True) for b, v in tg.items()}
+            )
         self.send("steps", batch)
 
     def _take_snapshot(self, force_all: bool = False) -> None:
@@ -282,20 +321,28 @@ class LiveRun:
         model = self.model
         snap: dict[str, Any] = {"step": self._step}
         if w["filters"] or force_all:
-            snap["filters"] = {b: layer.params["weight"].copy()
-                               for b, layer in model.layers.items()
-                               if type(layer).type_name in CONV_TYPES and "weight" in layer.params}
+            snap["filters"] = {
+                b: layer.params["weight"].copy()
+                for b, layer in model.layers.items()
+                if type(layer).type_name in CONV_TYPES and "weight" in layer.params
+            }
         if (w["activations"] or force_all) and self._val is not None and len(self._val[0]):
             i = int(min(max(0, w["sample"]), len(self._val[0]) - 1))
-            x = self._val[0][i:i + 1]
+            x = self._val[0][i : i + 1]
             outs = block_outputs(model, x)
-            snap["activations"] = {b: np.array(o[0], copy=True) for b, o in outs.items()
-                                   if isinstance(o, np.ndarray)}
-            snap["gates"] = {b: {g: np.array(a[0], copy=True) for g, a in layer.gates.items()}
-                             for b, layer in model.layers.items()
-                             if isinstance(getattr(layer, "gates", None), dict)}
-            snap["sample"] = {"index": i, "x": np.array(x[0], copy=True),
-                              "y": np.array(self._val[1][i], copy=True)}
+            snap["activations"] = {
+                b: np.array(o[0], copy=True) for b, o in outs.items() if isinstance(o, np.ndarray)
+            }
+            snap["gates"] = {
+                b: {g: np.array(a[0], copy=True) for g, a in layer.gates.items()}
+                for b, layer in model.layers.items()
+                if isinstance(getattr(layer, "gates", None), dict)
+            }
+            snap["sample"] = {
+                "index": i,
+                "x": np.array(x[0], copy=True),
+                "y": np.array(self._val[1][i], copy=True),
+            }
         if w["weights"] and not force_all:
             snap["weights"] = {k: v.copy() for k, v in model.params.items()}
         self.send("snapshot", snap)
@@ -319,8 +366,10 @@ class LiveRun:
             return {}
         pred = predict_in_batches(self.model, self.loss, Xv)
         self._confusion_step = self._step
-        return {"confusion": confusion_matrix(yv, pred, n),
-                "samples": {"pred": np.array(pred[:N_SAMPLES], copy=True)}}
+        return {
+            "confusion": confusion_matrix(yv, pred, n),
+            "samples": {"pred": np.array(pred[:N_SAMPLES], copy=True)},
+        }
 
 
 def warm_up() -> None:
@@ -370,6 +419,7 @@ def child_main(out, commands) -> None:
                 except (BrokenPipeError, EOFError, OSError):  # the app is gone
                     if current is not None:
                         current.stop()
+
         return send
 
     while True:
@@ -386,8 +436,9 @@ def child_main(out, commands) -> None:
                 worker.join()
             run_id, graph, spec, paused = args
             current = LiveRun(graph, spec, sender(run_id), start_paused=paused)
-            worker = threading.Thread(target=_run_guarded, args=(current,),
-                                      name="blockprop-run", daemon=True)
+            worker = threading.Thread(
+                target=_run_guarded, args=(current,), name="blockprop-run", daemon=True
+            )
             worker.start()
         elif name == "warm":
             warm_up()

@@ -218,8 +218,11 @@ class BCEWithLogits(Loss):
         return (out > 0).astype(np.int64)
 
 
-_CLASSES: dict[str, type[Loss]] = {"mse": MSE, "cross_entropy": CrossEntropy,
-                                   "bce_with_logits": BCEWithLogits}  # fmt: skip
+_CLASSES: dict[str, type[Loss]] = {
+    "mse": MSE,
+    "cross_entropy": CrossEntropy,
+    "bce_with_logits": BCEWithLogits,
+}
 
 
 def get_loss(name: str, **options: Any) -> Loss:

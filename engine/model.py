@@ -51,8 +51,10 @@ class Model:
         if not a.ok:
             n = len(a.problems)
             lines = "; ".join(str(p) for p in a.problems)
-            raise GraphError(f"the graph has {n} problem{'s' * (n != 1)}: {lines}",
-                             block=a.problems[0].block if n == 1 else None)
+            raise GraphError(
+                f"the graph has {n} problem{'s' * (n != 1)}: {lines}",
+                block=a.problems[0].block if n == 1 else None,
+            )
         self.analysis = a
         self.name = graph.name
         self.seed = seed
@@ -73,8 +75,9 @@ class Model:
         for preds in self.inputs.values():
             for p in preds:
                 self._readers[p] += 1
-        self._params = {f"{n}.{k}": v for n, layer in self.layers.items()
-                        for k, v in layer.params.items()}
+        self._params = {
+            f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
+        }
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -90,8 +93,7 @@ class Model:
     @property
     def buffers(self) -> dict[str, np.ndarray]:
         """Non-trainable state saved with the weights (BatchNorm running statistics)."""
-        return {f"{n}.{k}": v for n, layer in self.layers.items()
-                for k, v in layer.buffers.items()}
+        return {f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.buffers.items()}
 
     @property
     def n_params(self) -> int:
@@ -118,8 +120,9 @@ class Model:
         """Convert every layer (float64 for gradient checks). Returns self."""
         for layer in self.layers.values():
             layer.astype(dtype)
-        self._params = {f"{n}.{k}": v for n, layer in self.layers.items()
-                        for k, v in layer.params.items()}
+        self._params = {
+            f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
+        }
         return self
 
     # --- computing -----------------------------------------------------------------------------
@@ -175,8 +178,10 @@ class Model:
         return self.forward(x, training=training)
 
     def __repr__(self) -> str:
-        return (f"Model({self.name!r}, {len(self.layers)} blocks, {self.n_params:,} params, "
-                f"{self.input_shape} -> {self.output_shape})")
+        return (
+            f"Model({self.name!r}, {len(self.layers)} blocks, {self.n_params:,} params, "
+            f"{self.input_shape} -> {self.output_shape})"
+        )
 
 
 def build_model(graph: Graph, seed: int = 0) -> Model:

@@ -76,13 +76,23 @@ OPTIMIZER_OPTIONS: dict[str, dict[str, Opt]] = {
     "momentum": {"lr": _lr(0.01), "momentum": _decay(0.9, "gamma: weight of the past velocity")},
     "nesterov": {"lr": _lr(0.01), "momentum": _decay(0.9, "gamma: weight of the past velocity")},
     "adagrad": {"lr": _lr(0.01), "eps": _eps(1e-8)},
-    "adadelta": {"lr": _lr(1e-3), "rho": _decay(0.95, "gamma: decay of the mean of g^2"),
-                 "eps": _eps(1e-6)},
-    "rmsprop": {"lr": _lr(1e-3), "rho": _decay(0.9, "decay of the mean of g^2 (lecture: 0.9)"),
-                "eps": _eps(1e-8)},
-    "adam": {"lr": _lr(1e-3), "beta1": _decay(0.9, "decay of the mean gradient m"),
-             "beta2": _decay(0.999, "decay of the mean squared gradient v"), "eps": _eps(1e-8)},
-}  # fmt: skip
+    "adadelta": {
+        "lr": _lr(1e-3),
+        "rho": _decay(0.95, "gamma: decay of the mean of g^2"),
+        "eps": _eps(1e-6),
+    },
+    "rmsprop": {
+        "lr": _lr(1e-3),
+        "rho": _decay(0.9, "decay of the mean of g^2 (lecture: 0.9)"),
+        "eps": _eps(1e-8),
+    },
+    "adam": {
+        "lr": _lr(1e-3),
+        "beta1": _decay(0.9, "decay of the mean gradient m"),
+        "beta2": _decay(0.999, "decay of the mean squared gradient v"),
+        "eps": _eps(1e-8),
+    },
+}
 
 # name -> {hyperparameter: default}
 OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -386,9 +396,15 @@ def adam_rule(w, g, state, lr, beta1, beta2, eps):
     return w - lr * m_hat / (v_hat + eps) ** 0.5, {"t": t, "m": m, "v": v}
 
 
-RULES = {"sgd": sgd_rule, "momentum": momentum_rule, "nesterov": nesterov_rule,
-         "adagrad": adagrad_rule, "adadelta": adadelta_rule, "rmsprop": rmsprop_rule,
-         "adam": adam_rule}  # fmt: skip
+RULES = {
+    "sgd": sgd_rule,
+    "momentum": momentum_rule,
+    "nesterov": nesterov_rule,
+    "adagrad": adagrad_rule,
+    "adadelta": adadelta_rule,
+    "rmsprop": rmsprop_rule,
+    "adam": adam_rule,
+}
 
 # How to get the same weights in PyTorch.
 #   "equal": "exact"       - the torch optimizer below, always;
@@ -398,34 +414,51 @@ RULES = {"sgd": sgd_rule, "momentum": momentum_rule, "nesterov": nesterov_rule,
 #   "torch", "kwargs": the equal torch optimizer (for "custom": the closest one, for reference);
 #   kwargs values are Python expressions in the spec's keys.
 TORCH_EQUIVALENT: dict[str, dict[str, Any]] = {
-    "sgd": {"equal": "exact", "torch": "torch.optim.SGD", "kwargs": {"lr": "lr"},
-            "note": "w -= lr g in both"},
+    "sgd": {
+        "equal": "exact",
+        "torch": "torch.optim.SGD",
+        "kwargs": {"lr": "lr"},
+        "note": "w -= lr g in both",
+    },
     "momentum": {
-        "equal": "constant_lr", "torch": "torch.optim.SGD",
+        "equal": "constant_lr",
+        "torch": "torch.optim.SGD",
         "kwargs": {"lr": "lr", "momentum": "momentum"},
         "note": "lecture v = gamma v + lr g, w -= v; PyTorch b = mu b + g, w -= lr b; "
-                "v = lr b while lr is constant"},
+        "v = lr b while lr is constant",
+    },
     "nesterov": {
-        "equal": "constant_lr", "torch": "torch.optim.SGD",
+        "equal": "constant_lr",
+        "torch": "torch.optim.SGD",
         "kwargs": {"lr": "lr", "momentum": "momentum", "nesterov": "True"},
-        "note": "both store the look-ahead weights w - gamma v; v = lr b while lr is constant"},
+        "note": "both store the look-ahead weights w - gamma v; v = lr b while lr is constant",
+    },
     "adagrad": {
-        "equal": "custom", "torch": "torch.optim.Adagrad", "kwargs": {"lr": "lr", "eps": "eps"},
-        "note": "lecture lr g / sqrt(G + eps); PyTorch lr g / (sqrt(G) + eps)"},
+        "equal": "custom",
+        "torch": "torch.optim.Adagrad",
+        "kwargs": {"lr": "lr", "eps": "eps"},
+        "note": "lecture lr g / sqrt(G + eps); PyTorch lr g / (sqrt(G) + eps)",
+    },
     "adadelta": {
-        "equal": "custom", "torch": "torch.optim.RMSprop",
+        "equal": "custom",
+        "torch": "torch.optim.RMSprop",
         "kwargs": {"lr": "lr", "alpha": "rho", "eps": "eps"},
         "note": "the slide's Adadelta is lr g / sqrt(E[g^2] + eps), i.e. RMSprop with eps "
-                "inside the root (torch.optim.Adadelta is Zeiler's full rule, not this)"},
+        "inside the root (torch.optim.Adadelta is Zeiler's full rule, not this)",
+    },
     "rmsprop": {
-        "equal": "custom", "torch": "torch.optim.RMSprop",
+        "equal": "custom",
+        "torch": "torch.optim.RMSprop",
         "kwargs": {"lr": "lr", "alpha": "rho", "eps": "eps"},
-        "note": "lecture lr g / sqrt(E + eps); PyTorch lr g / (sqrt(E) + eps)"},
+        "note": "lecture lr g / sqrt(E + eps); PyTorch lr g / (sqrt(E) + eps)",
+    },
     "adam": {
-        "equal": "custom", "torch": "torch.optim.Adam",
+        "equal": "custom",
+        "torch": "torch.optim.Adam",
         "kwargs": {"lr": "lr", "betas": "(beta1, beta2)", "eps": "eps"},
-        "note": "lecture lr m^ / sqrt(v^ + eps); PyTorch lr m^ / (sqrt(v^) + eps)"},
-}  # fmt: skip
+        "note": "lecture lr m^ / sqrt(v^ + eps); PyTorch lr m^ / (sqrt(v^) + eps)",
+    },
+}
 
 
 # --- regularisation and clipping ----------------------------------------------------------------

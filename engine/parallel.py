@@ -101,8 +101,9 @@ def requested_processes(value: Any = None) -> int | str:
         raise ConfigError(e.message + where) from None
 
 
-def half_step(model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, idx: np.ndarray,
-              classifier: bool) -> tuple[float, int]:
+def half_step(
+    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, idx: np.ndarray, classifier: bool
+) -> tuple[float, int]:
     """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
     (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
     ``classifier``). One process's whole step, or either half of a split one."""
@@ -184,11 +185,16 @@ def choose_processes(model: Any, batch_size: int, processes: int | str) -> tuple
         return 1, "one core"
     for n, layer in model.layers.items():
         if layer.type_name in RECURRENT_TYPES:
-            per_step = batch_size * sum(p.size for k, p in layer.params.items()
-                                        if k.startswith("weight") and not k.endswith("_reverse"))
+            per_step = batch_size * sum(
+                p.size
+                for k, p in layer.params.items()
+                if k.startswith("weight") and not k.endswith("_reverse")
+            )
             if per_step < RECURRENT_MIN_STEP_MACS:
-                return 1, (f"block '{n}' ({layer.type_name}): a time step of "
-                           f"{per_step / 1e3:.0f} k multiply-adds is too short to split")
+                return 1, (
+                    f"block '{n}' ({layer.type_name}): a time step of "
+                    f"{per_step / 1e3:.0f} k multiply-adds is too short to split"
+                )
     macs = forward_macs(model, batch_size)
     if macs < AUTO_MIN_MACS:
         return 1, f"a step of {macs / 1e6:.1f} M multiply-adds is too short to split"
@@ -233,9 +239,16 @@ class SplitStep:
     ``_wait_for_reply``.
     """
 
-    def __init__(self, model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray,
-                 classifier: bool, batch_size: int,
-                 abandon: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        loss_fn: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        classifier: bool,
+        batch_size: int,
+        abandon: Callable[[], bool] | None = None,
+    ) -> None:
         self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
         self.classifier = classifier
         # Returns True once the run is stopping (the Trainer's stop flag): see _wait_for_reply.
@@ -246,9 +259,11 @@ class SplitStep:
         half = batch_size - batch_size // 2
         # Recurrent blocks' per-time-step gradient RMS (forward, reverse direction) of the
         # helper's half, combined here into the whole batch's (the app's BPTT panel).
-        self._recurrent = [(layer, int(model.analysis.in_shapes[n][0]))
-                           for n, layer in model.layers.items()
-                           if layer.type_name in RECURRENT_TYPES]
+        self._recurrent = [
+            (layer, int(model.analysis.in_shapes[n][0]))
+            for n, layer in model.layers.items()
+            if layer.type_name in RECURRENT_TYPES
+        ]
         n_time = sum(2 * t for _, t in self._recurrent)
         # One anonymous shared mapping made before the fork: parameters, gradients, indices,
         # time-step gradients.
@@ -258,13 +273,13 @@ class SplitStep:
         times = np.frombuffer(self._mem, np.float64, n_time, offset=8 * (n_floats + half))
         self._t, off = [], 0
         for _, t in self._recurrent:
-            self._t.append((times[off:off + t], times[off + t:off + 2 * t]))
+            self._t.append((times[off : off + t], times[off + t : off + 2 * t]))
             off += 2 * t
         self._p, self._g, off = [], [], 0
         for (layer, k), size in zip(self._names, sizes, strict=True):
             shape = layer.params[k].shape
-            self._p.append(floats[off:off + size].reshape(shape))
-            self._g.append(floats[n_floats + off:n_floats + off + size].reshape(shape))
+            self._p.append(floats[off : off + size].reshape(shape))
+            self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
             off += size
         self._limiter = None
         down_r, down_w = os.pipe()
@@ -312,8 +327,7 @@ class SplitStep:
             os.write(self._w, _REQUEST.pack(n1))
         except OSError as e:
             raise HelperLost(self._how_lost(e)) from None
-        loss0, hits = half_step(self.model, self.loss_fn, self.X, self.y, idx[:n0],
-                                self.classifier)
+        loss0, hits = half_step(self.model, self.loss_fn, self.X, self.y, idx[:n0], self.classifier)
         finite = math.isfinite(loss0)
         self._wait_for_reply()
         try:
@@ -355,8 +369,10 @@ class SplitStep:
                 if waited_since_stop >= STOP_GRACE_S:
                     _reap(self.pid, wait=0.0)
                     self._finalizer.detach()
-                    raise HelperLost(f"the helper process training half of each batch did not "
-                                     f"answer within {STOP_GRACE_S:g} s of Stop and was ended")
+                    raise HelperLost(
+                        f"the helper process training half of each batch did not "
+                        f"answer within {STOP_GRACE_S:g} s of Stop and was ended"
+                    )
 
     def _combine_time_grads(self, n0: int, n1: int) -> None:
         """The whole batch's per-time-step RMS of dL/dh_t from the two halves'. Each half's
@@ -367,8 +383,13 @@ class SplitStep:
             for r1, attr in ((fwd, "time_grad"), (rev, "time_grad_reverse")):
                 r0 = getattr(layer, attr, None)
                 if r0 is not None and not np.isnan(r1).any():
-                    setattr(layer, attr, np.sqrt((n0**3 * np.square(r0, dtype=np.float64)
-                                                  + n1**3 * np.square(r1)) / n**3))
+                    setattr(
+                        layer,
+                        attr,
+                        np.sqrt(
+                            (n0**3 * np.square(r0, dtype=np.float64) + n1**3 * np.square(r1)) / n**3
+                        ),
+                    )
 
     def _how_lost(self, error: OSError | None) -> str:
         code = _reap(self.pid, wait=0.5)
@@ -402,14 +423,19 @@ class SplitStep:
                 for (layer, k), shared in zip(self._names, self._p, strict=True):
                     np.copyto(layer.params[k], shared)
                 with np.errstate(all="ignore"):
-                    loss, hits = half_step(self.model, self.loss_fn, self.X, self.y,
-                                           self._idx[:n1].copy(), self.classifier)
+                    loss, hits = half_step(
+                        self.model,
+                        self.loss_fn,
+                        self.X,
+                        self.y,
+                        self._idx[:n1].copy(),
+                        self.classifier,
+                    )
                     status = 0 if math.isfinite(loss) else 1
                     if status == 0:
                         for (layer, k), shared in zip(self._names, self._g, strict=True):
                             np.copyto(shared, layer.grads[k])
-                        for (layer, _), (fwd, rev) in zip(self._recurrent, self._t,
-                                                          strict=True):
+                        for (layer, _), (fwd, rev) in zip(self._recurrent, self._t, strict=True):
                             for a, attr in ((fwd, "time_grad"), (rev, "time_grad_reverse")):
                                 v = getattr(layer, attr, None)
                                 a[...] = v if v is not None else np.nan

@@ -22,8 +22,15 @@ SCHEDULE_OPTIONS: dict[str, dict[str, Opt]] = {
     "constant": {},
     "step": {
         "step_size": Opt("int", default=10, min=1, doc="h: epochs between decays"),
-        "gamma": Opt("float", default=0.5, min=0.0, max=1.0, min_exclusive=True,
-                     max_exclusive=True, doc="beta: factor applied every step_size epochs"),
+        "gamma": Opt(
+            "float",
+            default=0.5,
+            min=0.0,
+            max=1.0,
+            min_exclusive=True,
+            max_exclusive=True,
+            doc="beta: factor applied every step_size epochs",
+        ),
     },
     "exponential": {
         "k": Opt("float", default=0.1, min=0.0, min_exclusive=True, doc="beta in e^(-beta t)"),
@@ -31,7 +38,7 @@ SCHEDULE_OPTIONS: dict[str, dict[str, Opt]] = {
     "time": {
         "k": Opt("float", default=0.1, min=0.0, min_exclusive=True, doc="beta in 1/(1 + beta t)"),
     },
-}  # fmt: skip
+}
 
 # name -> {hyperparameter: default}
 SCHEDULES: dict[str, dict[str, Any]] = {
@@ -42,16 +49,25 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 # after the epoch). "kwargs" values are Python expressions in the spec's keys.
 SCHEDULE_TORCH_EQUIVALENT: dict[str, dict[str, Any]] = {
     "constant": {"exact": True, "torch": None, "kwargs": {}, "note": "no scheduler"},
-    "step": {"exact": True, "torch": "torch.optim.lr_scheduler.StepLR",
-             "kwargs": {"step_size": "step_size", "gamma": "gamma"},
-             "note": "StepLR: lr0 * gamma ** (epoch // step_size)"},
-    "exponential": {"exact": True, "torch": "torch.optim.lr_scheduler.ExponentialLR",
-                    "kwargs": {"gamma": "math.exp(-k)"},
-                    "note": "lr0 * exp(-k)^t = lr0 * e^(-k t)"},
-    "time": {"exact": True, "torch": "torch.optim.lr_scheduler.LambdaLR",
-             "kwargs": {"lr_lambda": "lambda t: 1.0 / (1.0 + k * t)"},
-             "note": "LambdaLR multiplies lr0 by 1 / (1 + k t)"},
-}  # fmt: skip
+    "step": {
+        "exact": True,
+        "torch": "torch.optim.lr_scheduler.StepLR",
+        "kwargs": {"step_size": "step_size", "gamma": "gamma"},
+        "note": "StepLR: lr0 * gamma ** (epoch // step_size)",
+    },
+    "exponential": {
+        "exact": True,
+        "torch": "torch.optim.lr_scheduler.ExponentialLR",
+        "kwargs": {"gamma": "math.exp(-k)"},
+        "note": "lr0 * exp(-k)^t = lr0 * e^(-k t)",
+    },
+    "time": {
+        "exact": True,
+        "torch": "torch.optim.lr_scheduler.LambdaLR",
+        "kwargs": {"lr_lambda": "lambda t: 1.0 / (1.0 + k * t)"},
+        "note": "LambdaLR multiplies lr0 by 1 / (1 + k t)",
+    },
+}
 
 
 def check_schedule_spec(spec: Any) -> dict:

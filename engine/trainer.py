@@ -58,21 +58,27 @@ TRAINING_OPTIONS: dict[str, Opt] = {
     "batch_size": Opt("int", default=32, min=1, max=1_000_000, doc="samples per step"),
     "epochs": Opt("int", default=1, min=1, max=1_000_000, doc="passes over the training set"),
     "seed": Opt("int", default=0, min=0, max=2**63 - 1, doc="weights, split and shuffling"),
-    "val_split": Opt("float", default=0.2, min=0.0, max=0.9,
-                     doc="fraction of the data held out for validation"),
+    "val_split": Opt(
+        "float", default=0.2, min=0.0, max=0.9, doc="fraction of the data held out for validation"
+    ),
     "l1": Opt("float", default=0.0, min=0.0, doc="L1 penalty l1 * sum|w|"),
     "l2": Opt("float", default=0.0, min=0.0, doc="L2 penalty l2/2 * sum w^2"),
-    "clip_norm": Opt("float", default=None, min=0.0, min_exclusive=True, nullable=True,
-                     doc="clip the joint gradient norm to this (empty: no clipping)"),
-}  # fmt: skip
+    "clip_norm": Opt(
+        "float",
+        default=None,
+        min=0.0,
+        min_exclusive=True,
+        nullable=True,
+        doc="clip the joint gradient norm to this (empty: no clipping)",
+    ),
+}
 TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS)
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 
 def check_lr(lr: Any) -> float:
     """A learning rate set mid-run as a float, or ConfigError (the app checks before sending)."""
-    if (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr)
-            or lr <= 0):
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
     return float(lr)
 
@@ -88,23 +94,28 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         raise ConfigError(f"training settings must be an object, got {spec!r}")
     unknown = [k for k in spec if k not in TRAINING_KEYS]
     if unknown:
-        raise ConfigError(f"training has no setting {', '.join(map(repr, unknown))} "
-                          f"(its settings: {', '.join(TRAINING_KEYS)})")
+        raise ConfigError(
+            f"training has no setting {', '.join(map(repr, unknown))} "
+            f"(its settings: {', '.join(TRAINING_KEYS)})"
+        )
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
     if isinstance(ds, str):
         ds = {"name": ds}
     if ds is None:
         if need_dataset:
-            raise ConfigError("training: 'dataset' is missing; choose a data set (e.g. "
-                              "{\"name\": \"digits\"})")
+            raise ConfigError(
+                'training: \'dataset\' is missing; choose a data set (e.g. {"name": "digits"})'
+            )
     elif not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
         raise ConfigError(f"training: 'dataset' must be an object with a \"name\", got {ds!r}")
     else:
         known = getattr(data_sets, "DATASETS", None)
         if known is not None and ds["name"] not in known:
-            raise ConfigError(f"training: unknown data set {ds['name']!r}; choose one of "
-                              f"{', '.join(sorted(known))}")
+            raise ConfigError(
+                f"training: unknown data set {ds['name']!r}; choose one of "
+                f"{', '.join(sorted(known))}"
+            )
         ds = dict(ds)
     out["dataset"] = ds
     loss = spec.get("loss", "cross_entropy")
@@ -147,16 +158,37 @@ class Trainer:
     ``history`` (the epoch events so far), ``spec`` (the normalised settings).
     """
 
-    def __init__(self, model: Model, dataset: Any, loss: str = "cross_entropy",
-                 optimizer: dict | str | None = None, batch_size: int = 32, epochs: int = 1,
-                 seed: int = 0, val_split: float = 0.2, schedule: dict | str | None = None,
-                 l1: float = 0.0, l2: float = 0.0, clip_norm: float | None = None,
-                 processes: int | str | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        dataset: Any,
+        loss: str = "cross_entropy",
+        optimizer: dict | str | None = None,
+        batch_size: int = 32,
+        epochs: int = 1,
+        seed: int = 0,
+        val_split: float = 0.2,
+        schedule: dict | str | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        clip_norm: float | None = None,
+        processes: int | str | None = None,
+    ) -> None:
         self.spec = check_training(
-            {"loss": loss, "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
-             "batch_size": batch_size, "epochs": epochs, "seed": seed, "val_split": val_split,
-             "schedule": schedule, "l1": l1, "l2": l2, "clip_norm": clip_norm},
-            need_dataset=False)
+            {
+                "loss": loss,
+                "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "seed": seed,
+                "val_split": val_split,
+                "schedule": schedule,
+                "l1": l1,
+                "l2": l2,
+                "clip_norm": clip_norm,
+            },
+            need_dataset=False,
+        )
         keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
         # runs it, not what it computes, so it is no setting of the graph's file.
@@ -177,15 +209,24 @@ class Trainer:
         self.last_time_grads_reverse: dict[str, np.ndarray] = {}
         self.history: list[dict] = []
         self.processes, self.processes_reason = choose_processes(
-            model, self.batch_size, self.processes_requested)
+            model, self.batch_size, self.processes_requested
+        )
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
-        self._blocks = [(n, layer, [(k, f"{n}.{k}") for k in layer.params],
-                         1.0 / max(1, sum(v.size for v in layer.params.values())))
-                        for n, layer in model.layers.items() if layer.params]
-        self._recurrent = [(n, layer) for n, layer in model.layers.items()
-                           if layer.type_name in RECURRENT_TYPES]
+        self._blocks = [
+            (
+                n,
+                layer,
+                [(k, f"{n}.{k}") for k in layer.params],
+                1.0 / max(1, sum(v.size for v in layer.params.values())),
+            )
+            for n, layer in model.layers.items()
+            if layer.params
+        ]
+        self._recurrent = [
+            (n, layer) for n, layer in model.layers.items() if layer.type_name in RECURRENT_TYPES
+        ]
         # Thread-safe controls.
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -196,8 +237,9 @@ class Trainer:
         self._lr_override: float | None = None
 
     @classmethod
-    def from_graph(cls, graph: Graph, model: Model | None = None, dataset: Any = None,
-                   **overrides: Any) -> Trainer:
+    def from_graph(
+        cls, graph: Graph, model: Model | None = None, dataset: Any = None, **overrides: Any
+    ) -> Trainer:
         """A Trainer set up from ``graph.training`` (with ``overrides`` on top; ``lr=`` sets the
         optimizer's learning rate). Builds the model and loads the data set unless given;
         ``dataset`` is a loaded Dataset, or a name / spec that replaces the graph's."""
@@ -207,8 +249,11 @@ class Trainer:
         lr = overrides.pop("lr", None)
         processes = overrides.pop("processes", None)
         ds = overrides.get("dataset")
-        if isinstance(ds, str) and isinstance(spec.get("dataset"), dict) \
-                and spec["dataset"].get("name") == ds:
+        if (
+            isinstance(ds, str)
+            and isinstance(spec.get("dataset"), dict)
+            and spec["dataset"].get("name") == ds
+        ):
             overrides["dataset"] = spec["dataset"]  # same data set: keep the graph's options
         spec.update(overrides)
         if lr is not None:
@@ -222,8 +267,9 @@ class Trainer:
             model = build_model(graph, seed=spec["seed"])
         if dataset is None:
             dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
-        return cls(model, dataset, processes=processes,
-                   **{k: v for k, v in spec.items() if k != "dataset"})
+        return cls(
+            model, dataset, processes=processes, **{k: v for k, v in spec.items() if k != "dataset"}
+        )
 
     # --- data ----------------------------------------------------------------------------------
     def _prepare_data(self, ds: Any) -> None:
@@ -235,14 +281,17 @@ class Trainer:
             raise DataError(
                 f"data set {name!r} has samples of shape {tuple(X.shape[1:])} but the Input "
                 f"'{self.model.input_id}' expects {tuple(self.model.input_shape)}: set the "
-                "Input's shape to match, or choose a data set (or resize) that fits")
+                "Input's shape to match, or choose a data set (or resize) that fits"
+            )
         out = tuple(self.model.output_shape)
         loss = self.spec["loss"]
         task = getattr(ds, "task", None)
         if loss == "cross_entropy":
             if y.dtype.kind not in "iu":
-                raise ConfigError(f"loss cross_entropy needs class ids but data set {name!r} has "
-                                  f"{task or y.dtype} targets: use loss mse")
+                raise ConfigError(
+                    f"loss cross_entropy needs class ids but data set {name!r} has "
+                    f"{task or y.dtype} targets: use loss mse"
+                )
             y = y.astype(np.int64, copy=False)
         elif loss == "bce_with_logits" and y.ndim == 1 and out == (1,):
             y = y.astype(np.float32).reshape(-1, 1)  # class ids 0/1 -> one logit per sample
@@ -264,17 +313,25 @@ class Trainer:
         if loss == "cross_entropy":
             if out[:-1] != tuple(y.shape[1:]) or not out:
                 want = "(classes,)" if y.ndim == 1 else f"({y.shape[1]}, classes)"
-                raise DataError(f"the output block gives {out} but loss cross_entropy on data "
-                                f"set {self._data_name!r} needs {want}", block=out_id)
+                raise DataError(
+                    f"the output block gives {out} but loss cross_entropy on data "
+                    f"set {self._data_name!r} needs {want}",
+                    block=out_id,
+                )
             k = self._n_classes
             if k is not None and out[-1] != k:
-                raise DataError(f"the output block gives {out[-1]} scores but data set "
-                                f"{self._data_name!r} has {k} classes: give it {k} units",
-                                block=out_id)
+                raise DataError(
+                    f"the output block gives {out[-1]} scores but data set "
+                    f"{self._data_name!r} has {k} classes: give it {k} units",
+                    block=out_id,
+                )
         elif out != tuple(y.shape[1:]):
-            raise DataError(f"the output block gives {out} per sample but the targets of data "
-                            f"set {self._data_name!r} are {tuple(y.shape[1:])}: make the last "
-                            f"block output {tuple(y.shape[1:])}", block=out_id)
+            raise DataError(
+                f"the output block gives {out} per sample but the targets of data "
+                f"set {self._data_name!r} are {tuple(y.shape[1:])}: make the last "
+                f"block output {tuple(y.shape[1:])}",
+                block=out_id,
+            )
         try:  # one tiny batch catches what shapes cannot (class ids out of range, ...)
             self.loss_fn.forward(self.model.forward(X[:2], training=False), y[:2])
         except BlockPropError as e:
@@ -337,7 +394,7 @@ class Trainer:
         for i in range(0, n, bs):
             if self._stop.is_set():
                 return None, None
-            xb, yb = X[i:i + bs], y[i:i + bs]
+            xb, yb = X[i : i + bs], y[i : i + bs]
             out = self.model.forward(xb, training=False)
             total += self.loss_fn.forward(out, yb) * len(xb)
             if self.classifier:
@@ -357,9 +414,14 @@ class Trainer:
         """Train; yields the step, epoch and end events (see the module docstring). With
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
         if self.processes == 2:
-            self._split = SplitStep(self.model, self.loss_fn, *self.train_data,
-                                    self.classifier, self.batch_size,
-                                    abandon=self._stop.is_set)  # Stop never waits on it
+            self._split = SplitStep(
+                self.model,
+                self.loss_fn,
+                *self.train_data,
+                self.classifier,
+                self.batch_size,
+                abandon=self._stop.is_set,
+            )  # Stop never waits on it
         try:
             yield from self._run()
         finally:
@@ -378,8 +440,15 @@ class Trainer:
         done_epochs = 0
 
         def end(reason: str, **extra: Any) -> dict:
-            ev = {"event": "end", "reason": reason, "epoch": done_epochs, "step": step,
-                  "seconds": time.perf_counter() - started, "processes": self.processes, **extra}
+            ev = {
+                "event": "end",
+                "reason": reason,
+                "epoch": done_epochs,
+                "step": step,
+                "seconds": time.perf_counter() - started,
+                "processes": self.processes,
+                **extra,
+            }
             if self.split_lost:
                 ev["note"] = self.split_lost
             return ev
@@ -396,7 +465,7 @@ class Trainer:
                     yield end("stopped")
                     return
                 lr = self._lr_override if self._lr_override is not None else lr_epoch
-                idx = perm[i * bs:(i + 1) * bs]
+                idx = perm[i * bs : (i + 1) * bs]
                 yb = y[idx]
                 # Overflow on the way to a diverged run is expected: it is reported as an event.
                 with np.errstate(all="ignore"):
@@ -419,17 +488,29 @@ class Trainer:
                 self.last_grad_rms = rms
                 if step % SNAPSHOT_EVERY == 0:
                     snapshot = self._snapshot() or snapshot
-                yield {"event": "step", "epoch": epoch + 1, "step": step, "loss": loss,
-                       "lr": lr, "grad_rms": rms}
+                yield {
+                    "event": "step",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "loss": loss,
+                    "lr": lr,
+                    "grad_rms": rms,
+                }
             train_loss = loss_sum / n_steps
             val_loss, val_acc = self.evaluate(*self.val_data)
             if self._stop.is_set():
                 yield end("stopped")
                 return
             done_epochs = epoch + 1
-            ev = {"event": "epoch", "epoch": done_epochs, "train_loss": train_loss,
-                  "val_loss": val_loss, "train_acc": correct / count if count else None,
-                  "val_acc": val_acc, "seconds": time.perf_counter() - t0}
+            ev = {
+                "event": "epoch",
+                "epoch": done_epochs,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "train_acc": correct / count if count else None,
+                "val_acc": val_acc,
+                "seconds": time.perf_counter() - t0,
+            }
             self.history.append(ev)
             yield ev
         yield end("finished")
@@ -446,8 +527,9 @@ class Trainer:
                 self._split, self.processes = None, 1
         return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
 
-    def _train_step(self, idx: np.ndarray, lr: float,
-                    grads: dict[str, np.ndarray]) -> tuple[float, dict | None, int]:
+    def _train_step(
+        self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray]
+    ) -> tuple[float, dict | None, int]:
         """One step: forward, loss (+ penalty), backward, gradient RMS per block, clipping,
         update. Returns (loss, grad_rms, correct predictions); grad_rms is None, and nothing
         is updated, when the loss or the gradients are not finite."""
@@ -485,7 +567,9 @@ class Trainer:
             self.model.set_state(snapshot)
             restored = "snapshot"
         what = f"loss {loss}" if not math.isfinite(loss) else "gradient not finite"
-        msg = (f"training diverged at epoch {epoch}, step {step} ({what}); the weights are "
-               f"{'those of an earlier step' if restored else 'the last good ones'}: lower the "
-               "learning rate, or set clip_norm")
+        msg = (
+            f"training diverged at epoch {epoch}, step {step} ({what}); the weights are "
+            f"{'those of an earlier step' if restored else 'the last good ones'}: lower the "
+            "learning rate, or set clip_norm"
+        )
         return {"message": msg}

@@ -29,8 +29,9 @@ def save_weights(model: Model, path: str | os.PathLike) -> None:
     try:
         write_atomic(path, lambda f: np.savez(f, **arrays))
     except OSError as e:
-        raise WeightsError(f"cannot write the weights ({e.strerror or e})", file=str(path)) \
-            from None
+        raise WeightsError(
+            f"cannot write the weights ({e.strerror or e})", file=str(path)
+        ) from None
 
 
 def _listed(names: list[str]) -> str:
@@ -45,8 +46,9 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         data = np.load(p, allow_pickle=False)
         if isinstance(data, np.ndarray):  # a bare .npy file
-            raise WeightsError("is a single array, not a weights file (.npz of named arrays)",
-                               file=p)
+            raise WeightsError(
+                "is a single array, not a weights file (.npz of named arrays)", file=p
+            )
         with data:
             return {k: np.asarray(data[k]) for k in data.files}
     except WeightsError:
@@ -56,11 +58,15 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except IsADirectoryError:
         raise WeightsError("is a folder, not a weights file", file=p) from None
     except MemoryError:
-        raise WeightsError("cannot read: an array in it is larger than this machine's memory "
-                           "(corrupted?)", file=p) from None
+        raise WeightsError(
+            "cannot read: an array in it is larger than this machine's memory (corrupted?)", file=p
+        ) from None
     except (zipfile.BadZipFile, ValueError, EOFError, KeyError, OSError) as e:
-        reason = ("it holds Python objects, which are never loaded" if "pickle" in str(e)
-                  else "not a weights file (.npz) or corrupted")
+        reason = (
+            "it holds Python objects, which are never loaded"
+            if "pickle" in str(e)
+            else "not a weights file (.npz) or corrupted"
+        )
         raise WeightsError(f"cannot read: {reason}", file=p) from None
 
 
@@ -72,8 +78,11 @@ def load_weights(model: Model, path: str | os.PathLike) -> None:
     want = {k: v.shape for k, v in {**model.params, **model.buffers}.items()}
     missing = [k for k in want if k not in arrays]
     unexpected = [k for k in arrays if k not in want]
-    wrong = [f"{k} {tuple(arrays[k].shape)} in the file, {tuple(s)} in the graph"
-             for k, s in want.items() if k in arrays and arrays[k].shape != s]
+    wrong = [
+        f"{k} {tuple(arrays[k].shape)} in the file, {tuple(s)} in the graph"
+        for k, s in want.items()
+        if k in arrays and arrays[k].shape != s
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -82,13 +91,18 @@ def load_weights(model: Model, path: str | os.PathLike) -> None:
             parts.append(f"unexpected {_listed(unexpected)}")
         if wrong:
             parts.append(f"wrong shape: {_listed(wrong)}")
-        raise WeightsError("does not fit this graph (" + "; ".join(parts) + "); load weights "
-                           "saved from the same graph", file=p)
+        raise WeightsError(
+            "does not fit this graph (" + "; ".join(parts) + "); load weights "
+            "saved from the same graph",
+            file=p,
+        )
     bad_type = [k for k, v in arrays.items() if v.dtype.kind not in "fiu"]
     if bad_type:
         raise WeightsError(f"{_listed(bad_type)} must hold numbers", file=p)
     not_finite = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if not_finite:
-        raise WeightsError(f"{_listed(not_finite)} contain NaN or infinite values (saved from a "
-                           "diverged run?)", file=p)
+        raise WeightsError(
+            f"{_listed(not_finite)} contain NaN or infinite values (saved from a diverged run?)",
+            file=p,
+        )
     model.set_state(arrays)

@@ -37,33 +37,55 @@ class Actions:
         K = QKeySequence.StandardKey
         f = w.files
         self.new = _act(w, "&New", f.new, K.New, "Start a new, empty graph", SP.SP_FileIcon)
-        self.open = _act(w, "&Open…", f.open, K.Open, "Open a graph file",
-                         SP.SP_DialogOpenButton)
-        self.open_preset = _act(w, "Open &Preset…", w.open_preset, "Ctrl+Shift+O",
-                                "Open one of the classic architectures")
+        self.open = _act(w, "&Open…", f.open, K.Open, "Open a graph file", SP.SP_DialogOpenButton)
+        self.open_preset = _act(
+            w,
+            "Open &Preset…",
+            w.open_preset,
+            "Ctrl+Shift+O",
+            "Open one of the classic architectures",
+        )
         self.save = _act(w, "&Save", f.save, K.Save, "Save the graph", SP.SP_DialogSaveButton)
         self.save_as = _act(w, "Save &As…", f.save_as, K.SaveAs, "Save under a new name")
-        self.new_window = _act(w, "New &Window", w.spawn, "Ctrl+Shift+N",
-                               "Open another window (copy and paste work between them)")
+        self.new_window = _act(
+            w,
+            "New &Window",
+            w.spawn,
+            "Ctrl+Shift+N",
+            "Open another window (copy and paste work between them)",
+        )
         self.close = _act(w, "&Close Window", w.close, K.Close)
         self.undo = _act(w, "&Undo", self._undo, K.Undo, "", SP.SP_ArrowBack)
-        self.redo = _act(w, "&Redo", self._redo, [QKeySequence(K.Redo), "Ctrl+Y"], "",
-                         SP.SP_ArrowForward)
+        self.redo = _act(
+            w, "&Redo", self._redo, [QKeySequence(K.Redo), "Ctrl+Y"], "", SP.SP_ArrowForward
+        )
         self.cut = _act(w, "Cu&t", self.cut_selection, K.Cut)
         self.copy = _act(w, "&Copy", self.copy_selection, K.Copy)
         self.paste = _act(w, "&Paste", self.paste_clipboard, K.Paste)
         self.duplicate = _act(w, "&Duplicate", self.duplicate_selection, "Ctrl+D")
-        self.delete = _act(w, "De&lete", self.delete_selection, [QKeySequence(K.Delete),
-                                                                  "Backspace"])
+        self.delete = _act(
+            w, "De&lete", self.delete_selection, [QKeySequence(K.Delete), "Backspace"]
+        )
         self.select_all = _act(w, "Select &All", self.select_all_blocks, K.SelectAll)
         self.rename = _act(w, "Re&name Block", w.focus_rename, "F2")
-        self.layout = _act(w, "Auto-&layout", self.auto_layout, "Ctrl+L",
-                           "Arrange the blocks left to right by depth")
-        self.zoom_in = _act(w, "Zoom &In", w.canvas.zoom_in,
-                            [QKeySequence(K.ZoomIn), "Ctrl+="], "Zoom in")
+        self.layout = _act(
+            w,
+            "Auto-&layout",
+            self.auto_layout,
+            "Ctrl+L",
+            "Arrange the blocks left to right by depth",
+        )
+        self.zoom_in = _act(
+            w, "Zoom &In", w.canvas.zoom_in, [QKeySequence(K.ZoomIn), "Ctrl+="], "Zoom in"
+        )
         self.zoom_out = _act(w, "Zoom &Out", w.canvas.zoom_out, K.ZoomOut, "Zoom out")
-        self.fit = _act(w, "&Fit to Window", w.canvas.fit_all, "Ctrl+0",
-                        "Show the whole network (F on the canvas)")
+        self.fit = _act(
+            w,
+            "&Fit to Window",
+            w.canvas.fit_all,
+            "Ctrl+0",
+            "Show the whole network (F on the canvas)",
+        )
         fit_f = _act(w.canvas, "Fit", w.canvas.fit_all, "F")
         fit_f.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         w.canvas.addAction(fit_f)
@@ -72,13 +94,28 @@ class Actions:
         self.help_keys = _act(w, "&Keyboard and Mouse", w.show_shortcuts, K.HelpContents)
         self.quit = _act(w, "&Quit", w.quit_all, K.Quit)
         # These change the graph and are off while it trains (set_locked).
-        self.editing = [self.new, self.open, self.open_preset, self.undo, self.redo, self.cut,
-                        self.paste, self.duplicate, self.delete, self.rename, self.layout]
+        self.editing = [
+            self.new,
+            self.open,
+            self.open_preset,
+            self.undo,
+            self.redo,
+            self.cut,
+            self.paste,
+            self.duplicate,
+            self.delete,
+            self.rename,
+            self.layout,
+        ]
         self._menus()
         self._toolbar()
         stack = w.undo_stack
-        for sig in (stack.canUndoChanged, stack.canRedoChanged, stack.undoTextChanged,
-                    stack.redoTextChanged):
+        for sig in (
+            stack.canUndoChanged,
+            stack.canRedoChanged,
+            stack.undoTextChanged,
+            stack.redoTextChanged,
+        ):
             sig.connect(lambda *_: self.refresh_undo())
         self.refresh_undo()
 
@@ -96,8 +133,21 @@ class Actions:
         for a in (self.new_window, self.close, self.quit):
             m.addAction(a)
         m = w.menu("Edit")
-        for a in (self.undo, self.redo, None, self.cut, self.copy, self.paste, self.duplicate,
-                  self.delete, None, self.select_all, self.rename, None, self.layout):
+        for a in (
+            self.undo,
+            self.redo,
+            None,
+            self.cut,
+            self.copy,
+            self.paste,
+            self.duplicate,
+            self.delete,
+            None,
+            self.select_all,
+            self.rename,
+            None,
+            self.layout,
+        ):
             m.addSeparator() if a is None else m.addAction(a)
         m = w.menu("View")
         for a in (self.zoom_in, self.zoom_out, self.fit):
@@ -112,8 +162,19 @@ class Actions:
 
     def _toolbar(self) -> None:
         tb = self.w.toolbar
-        for a in (self.new, self.open, self.save, None, self.undo, self.redo, None,
-                  self.zoom_out, self.zoom_in, self.fit, self.layout):
+        for a in (
+            self.new,
+            self.open,
+            self.save,
+            None,
+            self.undo,
+            self.redo,
+            None,
+            self.zoom_out,
+            self.zoom_in,
+            self.fit,
+            self.layout,
+        ):
             tb.addSeparator() if a is None else tb.addAction(a)
 
     def _fill_recent(self) -> None:
@@ -194,8 +255,9 @@ class Actions:
         ids = self.w.scene.selected_ids()
         if not ids:
             return []
-        new = self.w.controller.paste(self.w.controller.fragment(ids), offset=(30, 100),
-                                      text="Duplicate")
+        new = self.w.controller.paste(
+            self.w.controller.fragment(ids), offset=(30, 100), text="Duplicate"
+        )
         self.w.scene.select_ids(new)
         self.w.scene.update_scene_rect()
         return new

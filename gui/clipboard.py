@@ -61,8 +61,13 @@ def read_fragment(data: QMimeData | None = None) -> dict | None:
 
 
 def _fresh_id(graph: Graph, wanted: Any, type_name: str, taken: set[str]) -> str:
-    if isinstance(wanted, str) and wanted and len(wanted) <= 200 and wanted not in graph \
-            and wanted not in taken:
+    if (
+        isinstance(wanted, str)
+        and wanted
+        and len(wanted) <= 200
+        and wanted not in graph
+        and wanted not in taken
+    ):
         return wanted
     base = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "block"
     n = 1
@@ -71,8 +76,9 @@ def _fresh_id(graph: Graph, wanted: Any, type_name: str, taken: set[str]) -> str
     return f"{base}_{n}"
 
 
-def remap_fragment(graph: Graph, fragment: Any, offset=(40.0, 40.0), at=None
-                   ) -> tuple[list[dict], list[tuple[str, str, int]]]:
+def remap_fragment(
+    graph: Graph, fragment: Any, offset=(40.0, 40.0), at=None
+) -> tuple[list[dict], list[tuple[str, str, int]]]:
     """Check a fragment and give its blocks ids free in ``graph``. Returns (nodes, edges) ready
     for ``commands.AddBlocks``. Raises GraphError / ConfigError for bad data."""
     if not isinstance(fragment, dict):
@@ -88,12 +94,17 @@ def remap_fragment(graph: Graph, fragment: Any, offset=(40.0, 40.0), at=None
             raise GraphError(f"block #{i + 1} on the clipboard has no known type")
         config = nd.get("config", {})
         if not isinstance(config, dict):
-            raise ConfigError("\"config\" must be an object", block=str(nd.get("id")))
+            raise ConfigError('"config" must be an object', block=str(nd.get("id")))
         LAYER_TYPES[nd["type"]](name=str(nd.get("id")), **config)  # raises ConfigError
         pos = nd.get("pos", [0, 0])
-        if (not isinstance(pos, list) or len(pos) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and abs(v) < 1e8 for v in pos)):
+        if (
+            not isinstance(pos, list)
+            or len(pos) != 2
+            or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e8
+                for v in pos
+            )
+        ):
             pos = [0, 0]
         checked.append((nd.get("id"), nd["type"], config, pos))
     if not checked:
@@ -112,15 +123,28 @@ def remap_fragment(graph: Graph, fragment: Any, offset=(40.0, 40.0), at=None
         taken.add(new)
         if isinstance(old, str):
             mapping[old] = new
-        nodes.append({"id": new, "type": type_name, "config": config,
-                      "pos": (round(pos[0] + dx), round(pos[1] + dy))})
+        nodes.append(
+            {
+                "id": new,
+                "type": type_name,
+                "config": config,
+                "pos": (round(pos[0] + dx), round(pos[1] + dy)),
+            }
+        )
     edges, seen_ports = [], set()
     for e in edges_in:
         if not isinstance(e, dict):
             continue
         s, t, p = mapping.get(e.get("source")), mapping.get(e.get("target")), e.get("target_port")
-        if s is None or t is None or s == t or not isinstance(p, int) or isinstance(p, bool) \
-                or not 0 <= p < 64 or (t, p) in seen_ports:
+        if (
+            s is None
+            or t is None
+            or s == t
+            or not isinstance(p, int)
+            or isinstance(p, bool)
+            or not 0 <= p < 64
+            or (t, p) in seen_ports
+        ):
             continue
         seen_ports.add((t, p))
         edges.append((s, t, p))

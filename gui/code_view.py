@@ -26,7 +26,7 @@ from PySide6.QtGui import (
     QFontDatabase,
     QSyntaxHighlighter,
     QTextCharFormat,
-)  # fmt: skip
+)
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QVBoxLayout,
     QWidget,
-)  # fmt: skip
+)
 
 from engine.errors import BlockPropError
 from engine.export import export_code
@@ -49,9 +49,37 @@ TARGETS = (("numpy", "Engine (NumPy)"), ("pytorch", "PyTorch"))
 DEBOUNCE_MS = 250
 IGNORED_EVENTS = ("node_moved",)  # positions are not part of the code
 
-BUILTINS = ("print", "len", "range", "enumerate", "zip", "dict", "list", "tuple", "set", "int",
-            "float", "str", "bool", "max", "min", "sum", "abs", "open", "isinstance", "getattr",
-            "super", "sorted", "any", "all", "globals", "round", "callable", "next", "iter")
+BUILTINS = (
+    "print",
+    "len",
+    "range",
+    "enumerate",
+    "zip",
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "max",
+    "min",
+    "sum",
+    "abs",
+    "open",
+    "isinstance",
+    "getattr",
+    "super",
+    "sorted",
+    "any",
+    "all",
+    "globals",
+    "round",
+    "callable",
+    "next",
+    "iter",
+)
 
 
 def _fmt(color: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:
@@ -68,12 +96,15 @@ class PythonHighlighter(QSyntaxHighlighter):
     decorators and the names after def/class."""
 
     STYLES = {
-        "keyword": _fmt("#0033b3", bold=True), "builtin": _fmt("#000080"),
-        "number": _fmt("#1750eb"), "string": _fmt("#067d17"), "comment": _fmt("#8c8c8c",
-                                                                             italic=True),
-        "decorator": _fmt("#9e880d"), "defname": _fmt("#00627a", bold=True),
+        "keyword": _fmt("#0033b3", bold=True),
+        "builtin": _fmt("#000080"),
+        "number": _fmt("#1750eb"),
+        "string": _fmt("#067d17"),
+        "comment": _fmt("#8c8c8c", italic=True),
+        "decorator": _fmt("#9e880d"),
+        "defname": _fmt("#00627a", bold=True),
         "self": _fmt("#94558d"),
-    }  # fmt: skip
+    }
 
     def __init__(self, document) -> None:
         super().__init__(document)
@@ -89,7 +120,8 @@ class PythonHighlighter(QSyntaxHighlighter):
         # one-line strings (with escapes) and comments, matched left to right so a # inside a
         # string is not a comment and quotes inside a comment are not strings
         self.token = QRegularExpression(
-            r"""[rRbBuUfF]{0,2}('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|#.*""")
+            r"""[rRbBuUfF]{0,2}('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|#.*"""
+        )
         self.triple = QRegularExpression(r"'''|\"\"\"")
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt override)
@@ -166,8 +198,7 @@ def weights_for_graph(graph, weights: dict[str, np.ndarray]) -> tuple[dict | Non
     missing = [k for k in model.buffers if k not in weights]
     note = ""
     if missing:
-        note = ("the run kept no BatchNorm running statistics; they start at mean 0, "
-                "variance 1")
+        note = "the run kept no BatchNorm running statistics; they start at mean 0, variance 1"
     return model.state(), note
 
 
@@ -188,8 +219,9 @@ class CodeView(QDialog):
         for key, label in TARGETS:
             self.target_box.addItem(label, key)
         self.weights_box = QCheckBox("with trained weights")
-        self.weights_box.setToolTip("Save writes the weights (.npz) beside the script, which "
-                                    "loads them in build_model()")
+        self.weights_box.setToolTip(
+            "Save writes the weights (.npz) beside the script, which loads them in build_model()"
+        )
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -261,11 +293,16 @@ class CodeView(QDialog):
         if weights is None:
             return None, "no trained run in this window"
         d = self.window.graph.to_dict()
-        key = (sorted((k, v.shape) for k, v in weights.items()),
-               json.dumps([d["nodes"], d["edges"], d["training"]], sort_keys=True, default=str))
-        if self._weights_cache is None or self._weights_cache[0] != key \
-                or self._weights_cache[1] is not None and any(
-                    not np.array_equal(weights[k], self._weights_cache[1][k]) for k in weights):
+        key = (
+            sorted((k, v.shape) for k, v in weights.items()),
+            json.dumps([d["nodes"], d["edges"], d["training"]], sort_keys=True, default=str),
+        )
+        if (
+            self._weights_cache is None
+            or self._weights_cache[0] != key
+            or self._weights_cache[1] is not None
+            and any(not np.array_equal(weights[k], self._weights_cache[1][k]) for k in weights)
+        ):
             arrays, note = weights_for_graph(self.window.graph, weights)
             self._weights_cache = (key, arrays, note)
         return self._weights_cache[1], self._weights_cache[2]
@@ -281,13 +318,17 @@ class CodeView(QDialog):
         self._follow()
         arrays, note = self._weights()
         self.weights_box.setEnabled(arrays is not None)
-        self.weights_box.setToolTip(note if arrays is None else
-                                    "Save writes the weights (.npz) beside the script")
+        self.weights_box.setToolTip(
+            note if arrays is None else "Save writes the weights (.npz) beside the script"
+        )
         use = arrays is not None and self.weights_box.isChecked()
         try:
-            code = export_code(self.window.graph, self.target,
-                               weights=self.weights_name(script_path) if use else None,
-                               check_weights=False)  # Save writes them with the script
+            code = export_code(
+                self.window.graph,
+                self.target,
+                weights=self.weights_name(script_path) if use else None,
+                check_weights=False,
+            )  # Save writes them with the script
         except BlockPropError as e:
             self.code, self.error = "", str(e)
             self.text.setPlainText(f"# Cannot export this graph yet:\n# {self.error}")
@@ -321,8 +362,9 @@ class CodeView(QDialog):
         """Write the script (and, with trained weights, the .npz beside it). ``path`` None asks."""
         if path is None:
             suggested = "model.py" if self.target == "numpy" else "model_torch.py"
-            path, _ = QFileDialog.getSaveFileName(self, "Save the Python code", suggested,
-                                                  "Python files (*.py)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save the Python code", suggested, "Python files (*.py)"
+            )
             if not path:
                 return False
         from engine.weights import write_atomic
@@ -334,8 +376,9 @@ class CodeView(QDialog):
             return False
         try:
             if use:
-                wpath = os.path.join(os.path.dirname(os.path.abspath(path)),
-                                     self.weights_name(path))
+                wpath = os.path.join(
+                    os.path.dirname(os.path.abspath(path)), self.weights_name(path)
+                )
                 write_atomic(wpath, lambda f: np.savez(f, **arrays))
             write_atomic(path, lambda f: f.write(code.encode("utf-8")))
         except OSError as e:

@@ -28,7 +28,8 @@ def restore_order(graph: Graph, nodes: list[str], edges: list[tuple[str, str, in
     if list(g.nodes) == list(nodes) and graph.edges() == list(edges):
         return
     if set(g.nodes) != set(nodes) or {(s, t) for s, t, _ in graph.edges()} != {
-            (s, t) for s, t, _ in edges}:
+        (s, t) for s, t, _ in edges
+    }:
         return  # not the same content: leave the order alone rather than lose anything
     h = nx.DiGraph()
     h.graph.update(g.graph)
@@ -60,8 +61,9 @@ class AddBlock(GraphCommand):
 class AddBlocks(GraphCommand):
     """Several blocks and the wires among them (paste, duplicate)."""
 
-    def __init__(self, graph: Graph, nodes: list[dict], edges: list[tuple[str, str, int]],
-                 text: str) -> None:
+    def __init__(
+        self, graph: Graph, nodes: list[dict], edges: list[tuple[str, str, int]], text: str
+    ) -> None:
         super().__init__(graph, text)
         self.nodes, self.edges = nodes, edges
 
@@ -79,8 +81,9 @@ class AddBlocks(GraphCommand):
 class RemoveBlocks(GraphCommand):
     def __init__(self, graph: Graph, ids: list[str], text: str | None = None) -> None:
         if text is None:
-            text = (f"Delete {graph.type_of(ids[0])}" if len(ids) == 1
-                    else f"Delete {len(ids)} blocks")
+            text = (
+                f"Delete {graph.type_of(ids[0])}" if len(ids) == 1 else f"Delete {len(ids)} blocks"
+            )
         super().__init__(graph, text)
         self.ids = list(ids)
 
@@ -151,8 +154,15 @@ class SetConfig(GraphCommand):
 
     MERGE_ID = 4201
 
-    def __init__(self, graph: Graph, node_id: str, old: dict, new: dict, key: str | None,
-                 text: str | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        node_id: str,
+        old: dict,
+        new: dict,
+        key: str | None,
+        text: str | None = None,
+    ) -> None:
         super().__init__(graph, text or f"Edit {key} of {node_id}")
         self.node_id, self.old, self.new, self.key = node_id, old, new, key
         self.stamp = time.monotonic()
@@ -161,8 +171,12 @@ class SetConfig(GraphCommand):
         return self.MERGE_ID if self.key is not None else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if (not isinstance(other, SetConfig) or other.node_id != self.node_id
-                or other.key != self.key or other.stamp - self.stamp > MERGE_SECONDS):
+        if (
+            not isinstance(other, SetConfig)
+            or other.node_id != self.node_id
+            or other.key != self.key
+            or other.stamp - self.stamp > MERGE_SECONDS
+        ):
             return False
         self.new, self.stamp = other.new, other.stamp
         if self.new == self.old:

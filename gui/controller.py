@@ -38,15 +38,17 @@ STARTERS: dict[str, dict] = {
     "Embedding": {"num_embeddings": 64, "embedding_dim": 16},
     "Dropout": {"rate": 0.5},
 }
-KIND_STARTERS = {"int": 16, "float": 0.1, "bool": False, "size": 3, "shape": [1],
-                 "padding": 0}
+KIND_STARTERS = {"int": 16, "float": 0.1, "bool": False, "size": 3, "shape": [1], "padding": 0}
 
 
 def starter_config(type_name: str) -> dict:
     """Settings for a new block: the starters above, then a value for any other required one."""
     cls = LAYER_TYPES[type_name]
-    cfg = {k: copy.deepcopy(v) for k, v in STARTERS.get(type_name, {}).items()
-           if k in cls.all_options()}
+    cfg = {
+        k: copy.deepcopy(v)
+        for k, v in STARTERS.get(type_name, {}).items()
+        if k in cls.all_options()
+    }
     for key, opt in cls.all_options().items():
         if opt.required and key not in cfg:
             if opt.kind == "choice" and opt.choices:
@@ -85,8 +87,9 @@ class Controller(QObject):
         return self.locked
 
     # --- blocks --------------------------------------------------------------------------------
-    def add_block(self, type_name: str, pos, config: dict | None = None,
-                  after: str | None = None) -> str | None:
+    def add_block(
+        self, type_name: str, pos, config: dict | None = None, after: str | None = None
+    ) -> str | None:
         """Add a block (top-left at ``pos``); with ``after``, wire it after that block too when
         that can work. Returns the new id."""
         if self._refuse_locked():
@@ -116,14 +119,16 @@ class Controller(QObject):
                 return (x, yy)
         return (x, y)
 
-    def delete(self, ids: list[str], wires: list[tuple[str, str]] = (), text: str | None = None
-               ) -> None:
+    def delete(
+        self, ids: list[str], wires: list[tuple[str, str]] = (), text: str | None = None
+    ) -> None:
         if self._refuse_locked():
             return
         ids = [n for n in ids if n in self.graph]
         gone = set(ids)
-        wires = [w for w in wires if self.graph.nx.has_edge(*w)
-                 and w[0] not in gone and w[1] not in gone]
+        wires = [
+            w for w in wires if self.graph.nx.has_edge(*w) and w[0] not in gone and w[1] not in gone
+        ]
         if not ids and not wires:
             return
         steps = len(wires) + (1 if ids else 0)
@@ -147,8 +152,11 @@ class Controller(QObject):
         if not moves or self._refuse_locked():
             return
         if not text:
-            text = (f"Move {self.graph.type_of(next(iter(moves)))}" if len(moves) == 1
-                    else f"Move {len(moves)} blocks")
+            text = (
+                f"Move {self.graph.type_of(next(iter(moves)))}"
+                if len(moves) == 1
+                else f"Move {len(moves)} blocks"
+            )
         self.stack.push(cmd.MoveBlocks(self.graph, moves, text))
 
     def rename(self, node_id: str, new_id: str) -> str | None:
@@ -165,8 +173,7 @@ class Controller(QObject):
         return None
 
     # --- settings ------------------------------------------------------------------------------
-    def _config_change(self, node_id: str, key: str, value: Any
-                       ) -> tuple[dict, dict, str | None]:
+    def _config_change(self, node_id: str, key: str, value: Any) -> tuple[dict, dict, str | None]:
         """(old config, new config, reason it is refused or None)."""
         old = self.graph.config_of(node_id)
         new = dict(old)
@@ -184,8 +191,7 @@ class Controller(QObject):
             return old, new, str(e)
         return old, new, None
 
-    def set_option(self, node_id: str, key: str, value: Any, text: str | None = None
-                   ) -> str | None:
+    def set_option(self, node_id: str, key: str, value: Any, text: str | None = None) -> str | None:
         """Set one setting. Returns the reason (and changes nothing) when the value is refused."""
         if self._refuse_locked():
             return "Editing is locked while the network trains."
@@ -194,8 +200,9 @@ class Controller(QObject):
             self.message.emit(reason, True)
             return reason
         if new != old:
-            self.stack.push(cmd.SetConfig(self.graph, node_id, old, new,
-                                          None if text else key, text))
+            self.stack.push(
+                cmd.SetConfig(self.graph, node_id, old, new, None if text else key, text)
+            )
         return None
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -219,22 +226,29 @@ class Controller(QObject):
         feeders = g.inputs_of(target)
         if hi is not None and len(feeders) >= hi:
             if hi == 1:
-                return Verdict(False, f"{cls.type_name} '{target}' takes one input and is "
-                                      f"already fed by '{feeders[0]}': delete that wire first.")
+                return Verdict(
+                    False,
+                    f"{cls.type_name} '{target}' takes one input and is "
+                    f"already fed by '{feeders[0]}': delete that wire first.",
+                )
             return Verdict(False, f"'{target}' takes at most {hi} inputs.")
         used = {p for _, _, p in g.nx.in_edges(target, data="target_port")}
         port = g.free_port(target) if port is None else port
         if port in used:
             return Verdict(False, f"Input {port} of '{target}' is already connected.")
         if nx.has_path(g.nx, target, source):
-            return Verdict(False, f"That would make a loop: '{target}' already feeds "
-                                  f"'{source}'. Networks flow one way.")
+            return Verdict(
+                False,
+                f"That would make a loop: '{target}' already feeds "
+                f"'{source}'. Networks flow one way.",
+            )
         return self._check_shapes(source, target, port, cls, lo, hi)
 
     def _check_shapes(self, source, target, port, cls, lo, hi) -> Verdict:
         a = self.live.flush()
-        shapes = {p: a.shapes.get(s) for s, _, p in
-                  self.graph.nx.in_edges(target, data="target_port")}
+        shapes = {
+            p: a.shapes.get(s) for s, _, p in self.graph.nx.in_edges(target, data="target_port")
+        }
         shapes[port] = a.shapes.get(source)
         if any(s is None for s in shapes.values()) or len(shapes) < lo:
             return Verdict(True)  # not enough known yet to judge
@@ -243,8 +257,9 @@ class Controller(QObject):
             layer = cls(name=target, **self.graph.config_of(target))
             out = layer.output_shape(in_shape)
             if not all(int(d) >= 1 for d in out):
-                reason = (f"'{target}' would output an empty tensor {tuple(out)} from "
-                          f"{tuple(in_shape)}.")
+                reason = (
+                    f"'{target}' would output an empty tensor {tuple(out)} from {tuple(in_shape)}."
+                )
             else:
                 return Verdict(True)
         except BlockPropError as e:
@@ -271,8 +286,7 @@ class Controller(QObject):
         port = self.graph.free_port(target) if port is None else port
         self.stack.push(cmd.Connect(self.graph, source, target, port))
         if v.note:
-            self.message.emit(f"Connected, with a problem you can fix in one click: {v.note}",
-                              True)
+            self.message.emit(f"Connected, with a problem you can fix in one click: {v.note}", True)
         else:
             self.message.emit(f"Connected {source} → {target}.", False)
         return v
@@ -289,12 +303,14 @@ class Controller(QObject):
         nodes = [{"id": n, **self.graph.node(n)} for n in ids]
         for nd in nodes:
             nd["pos"] = list(nd["pos"])
-        edges = [{"source": s, "target": t, "target_port": p}
-                 for s, t, p in self.graph.edges() if s in inside and t in inside]
+        edges = [
+            {"source": s, "target": t, "target_port": p}
+            for s, t, p in self.graph.edges()
+            if s in inside and t in inside
+        ]
         return {"nodes": nodes, "edges": edges}
 
-    def paste(self, fragment: dict, offset=(40.0, 40.0), at=None, text: str = "Paste"
-              ) -> list[str]:
+    def paste(self, fragment: dict, offset=(40.0, 40.0), at=None, text: str = "Paste") -> list[str]:
         """Add a copy of ``fragment`` with fresh ids (shifted by ``offset``, or with its
         top-left block at ``at``). Returns the new ids."""
         if self._refuse_locked():
@@ -306,8 +322,11 @@ class Controller(QObject):
             return []
         if not nodes:
             return []
-        self.stack.push(cmd.AddBlocks(self.graph, nodes, edges,
-                                      f"{text} {len(nodes)} block" + "s" * (len(nodes) > 1)))
+        self.stack.push(
+            cmd.AddBlocks(
+                self.graph, nodes, edges, f"{text} {len(nodes)} block" + "s" * (len(nodes) > 1)
+            )
+        )
         return [nd["id"] for nd in nodes]
 
     # --- layout and fixes ----------------------------------------------------------------------
@@ -326,9 +345,12 @@ class Controller(QObject):
         if fix.get("kind") == "set":
             if fix.get("block") not in g:
                 return "This fix no longer applies."
-            return self.set_option(fix["block"], fix["key"], fix["value"],
-                                   text=f"Fix: set {fix['key']} of {fix['block']} to "
-                                        f"{fix['value']!r}")
+            return self.set_option(
+                fix["block"],
+                fix["key"],
+                fix["value"],
+                text=f"Fix: set {fix['key']} of {fix['block']} to {fix['value']!r}",
+            )
         if fix.get("kind") != "insert":
             return f"Unknown fix {fix!r}."
         s, t, type_name = fix["source"], fix["target"], fix["type"]
@@ -343,8 +365,10 @@ class Controller(QObject):
             if tx - sx < 2 * LAYOUT_DX - 10:  # shift the target and all after it
                 shift = sx + 2 * LAYOUT_DX - tx
                 after = nx.descendants(g.nx, t) | {t}
-                self.move({n: (g.pos_of(n)[0] + shift, g.pos_of(n)[1]) for n in g.nodes()
-                           if n in after}, "Make room")
+                self.move(
+                    {n: (g.pos_of(n)[0] + shift, g.pos_of(n)[1]) for n in g.nodes() if n in after},
+                    "Make room",
+                )
                 tx += shift
             pos = (round((sx + tx) / 2), round((sy + ty) / 2))
         else:  # elsewhere (a wrapped layout): right of the source, where there is room

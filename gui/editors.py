@@ -98,8 +98,9 @@ def parse_value(kind: str, text: str) -> Any:
         try:
             return [parse_ints(row) for row in re.split(r"[;\n]+", t) if row.strip()]
         except ValueError:
-            raise ValueError("one row per output map, separated by ';', "
-                             "e.g. '0 1 2; 1 2 3'") from None
+            raise ValueError(
+                "one row per output map, separated by ';', e.g. '0 1 2; 1 2 3'"
+            ) from None
     if not t:
         return None
     try:
@@ -261,8 +262,11 @@ class TextEditor(QLineEdit):
 
     def _commit(self) -> None:
         try:
-            v = None if self.nullable and not self.text().strip() else \
-                parse_value(self.kind, self.text())
+            v = (
+                None
+                if self.nullable and not self.text().strip()
+                else parse_value(self.kind, self.text())
+            )
         except ValueError as e:
             self.invalid.emit(str(e))
             return

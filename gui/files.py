@@ -88,24 +88,29 @@ class FileManager(QObject):
         box.setWindowTitle("Unsaved changes")
         box.setText(f"Save the changes to {self.display_name()}?")
         box.setInformativeText("Your changes will be lost if you don't save them.")
-        box.setStandardButtons(QMessageBox.StandardButton.Save
-                               | QMessageBox.StandardButton.Discard
-                               | QMessageBox.StandardButton.Cancel)
+        box.setStandardButtons(
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         answer = box.exec()
-        return {QMessageBox.StandardButton.Save: "save",
-                QMessageBox.StandardButton.Discard: "discard"}.get(
-            QMessageBox.StandardButton(answer), "cancel")
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(QMessageBox.StandardButton(answer), "cancel")
 
     def ask_open_path(self) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open graph", self._start_dir(),
-                                              "BlockProp graphs (*.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open graph", self._start_dir(), "BlockProp graphs (*.json);;All files (*)"
+        )
         return path or None
 
     def ask_save_path(self) -> str | None:
         start = self.path or str(Path(self._start_dir()) / f"{self.graph.name or 'graph'}.json")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save graph as", start,
-                                              "BlockProp graphs (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Save graph as", start, "BlockProp graphs (*.json)"
+        )
         return path or None
 
     def ask_restore(self, data: dict) -> bool:
@@ -114,8 +119,10 @@ class FileManager(QObject):
         box = QMessageBox(self.window)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Recover unsaved work?")
-        box.setText(f"BlockProp did not close properly. A copy of {where} from {when} was "
-                    "saved automatically.")
+        box.setText(
+            f"BlockProp did not close properly. A copy of {where} from {when} was "
+            "saved automatically."
+        )
         box.setInformativeText("Restore it? Discard deletes the copy.")
         restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
@@ -180,8 +187,9 @@ class FileManager(QObject):
             return False
         if as_preset:  # a fresh copy: lay it out for this canvas if its blocks are too close
             self.window.tidy_layout(g)
-        self._take(g, None if as_preset else str(Path(path).resolve()),
-                   g.name if as_preset else None)
+        self._take(
+            g, None if as_preset else str(Path(path).resolve()), g.name if as_preset else None
+        )
         if not as_preset:
             self.add_recent(self.path)
         self.window.canvas.fit_all()
@@ -236,9 +244,15 @@ class FileManager(QObject):
         if not self.modified():
             self.remove_recovery()
             return
-        data = {"format": RECOVERY_FORMAT, "version": 1, "pid": os.getpid(),
-                "saved_at": time.time(), "path": self.path, "preset": self.preset,
-                "graph": self.graph.to_dict()}
+        data = {
+            "format": RECOVERY_FORMAT,
+            "version": 1,
+            "pid": os.getpid(),
+            "saved_at": time.time(),
+            "path": self.path,
+            "preset": self.preset,
+            "graph": self.graph.to_dict(),
+        }
         try:
             save_json_atomic(data, self.recovery_path)
         except OSError as e:
@@ -262,8 +276,9 @@ class FileManager(QObject):
                 except BlockPropError as e:
                     self.show_error("Cannot recover", f"{p}: {e}")
                 else:
-                    self.stack.push(cmd.ReplaceGraph(self.graph, data["graph"],
-                                                     "Restore recovered graph"))
+                    self.stack.push(
+                        cmd.ReplaceGraph(self.graph, data["graph"], "Restore recovered graph")
+                    )
                     path, preset = data.get("path"), data.get("preset")
                     self.path = path if isinstance(path, str) else None
                     self.preset = preset if isinstance(preset, str) else None

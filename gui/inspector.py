@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QVBoxLayout,
     QWidget,
-)  # fmt: skip
+)
 
 from engine.layers import LAYER_TYPES
 from gui.canvas.style import count_text, family_colour, family_of, shape_text
@@ -132,7 +132,8 @@ class Inspector(QWidget):
             edit.setToolTip(getattr(self.graph, key))
             edit.setEnabled(not self.locked)
             edit.editingFinished.connect(
-                lambda k=key, e=edit: self.controller.set_meta(k, e.text()))
+                lambda k=key, e=edit: self.controller.set_meta(k, e.text())
+            )
             self.form.addRow(pretty(key), edit)
             self.editors[f"meta:{key}"] = edit
 
@@ -141,9 +142,11 @@ class Inspector(QWidget):
         cls = LAYER_TYPES.get(type_name)
         fam = family_of(cls)
         colour = family_colour(fam).name()
-        self.title.setText(f"<span style='color:{colour}; font-size:15px'>■</span> "
-                           f"<b style='font-size:14px'>{type_name}</b> "
-                           f"<span style='color:#607d8b'>{fam}</span>")
+        self.title.setText(
+            f"<span style='color:{colour}; font-size:15px'>■</span> "
+            f"<b style='font-size:14px'>{type_name}</b> "
+            f"<span style='color:#607d8b'>{fam}</span>"
+        )
         self.id_row.show()
         with QSignalBlocker(self.id_edit):
             self.id_edit.setText(n)
@@ -229,8 +232,10 @@ class Inspector(QWidget):
                 w.deleteLater()
         if self.block is None or self.block not in self.graph:
             if not self.ids:
-                self.info.setText(f"{len(self.graph)} blocks, {a.total_params:,} parameters"
-                                  + ("" if a.ok else f", {len(a.problems)} problems"))
+                self.info.setText(
+                    f"{len(self.graph)} blocks, {a.total_params:,} parameters"
+                    + ("" if a.ok else f", {len(a.problems)} problems")
+                )
             return
         n = self.block
         shape = a.shapes.get(n)

@@ -20,9 +20,14 @@ def _acyclic(g: nx.DiGraph) -> nx.DiGraph:
         h.remove_edge(s, t)
 
 
-def layered_positions(graph: Graph, dx: float, dy: float, aspect: float | None = None,
-                      block_h: float = 68.0, row_gap: float = 90.0
-                      ) -> dict[str, tuple[float, float]]:
+def layered_positions(
+    graph: Graph,
+    dx: float,
+    dy: float,
+    aspect: float | None = None,
+    block_h: float = 68.0,
+    row_gap: float = 90.0,
+) -> dict[str, tuple[float, float]]:
     """New top-left positions for every block (anchored at the graph's current top-left).
 
     With ``aspect`` (the window's width / height), a network much longer than it is tall
@@ -61,8 +66,10 @@ def layered_positions(graph: Graph, dx: float, dy: float, aspect: float | None =
     ymin = min(y.values())
     band = max(y.values()) - ymin + block_h + row_gap
     per = _columns_per_row(len(columns), dx, band, aspect)
-    return {n: (round(x0 + (depth[n] % per) * dx),
-                round(y0 + y[n] - ymin + (depth[n] // per) * band)) for n in g.nodes}
+    return {
+        n: (round(x0 + (depth[n] % per) * dx), round(y0 + y[n] - ymin + (depth[n] // per) * band))
+        for n in g.nodes
+    }
 
 
 def _columns_per_row(ncols: int, dx: float, band: float, aspect: float | None) -> int:
@@ -83,7 +90,7 @@ def is_cramped(graph: Graph, block_w: float, block_h: float, gap: float = 40.0) 
     canvas's block size: graphs written by hand or for another tool's block size."""
     boxes = sorted((graph.pos_of(n) for n in graph.nodes()), key=lambda p: p[0])
     for i, (x, y) in enumerate(boxes):
-        for x2, y2 in boxes[i + 1:]:
+        for x2, y2 in boxes[i + 1 :]:
             if x2 - x >= block_w + gap:
                 break
             if abs(y2 - y) < block_h + 10:
@@ -91,8 +98,9 @@ def is_cramped(graph: Graph, block_w: float, block_h: float, gap: float = 40.0) 
     return False
 
 
-def tidy_if_cramped(graph: Graph, dx: float, dy: float, block_w: float, block_h: float,
-                    aspect: float | None = None) -> bool:
+def tidy_if_cramped(
+    graph: Graph, dx: float, dy: float, block_w: float, block_h: float, aspect: float | None = None
+) -> bool:
     """Lay ``graph`` out again (in place, no events: call it before the graph is shown) when
     its blocks are too close for the canvas. Returns True if it moved them."""
     if not is_cramped(graph, block_w, block_h):

@@ -8,11 +8,15 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="app.py", description="BlockProp: build, train and look "
-                                "inside CNNs and RNNs.")
+    p = argparse.ArgumentParser(
+        prog="app.py", description="BlockProp: build, train and look inside CNNs and RNNs."
+    )
     p.add_argument("graph", nargs="?", help="a graph file (.json) to open")
-    p.add_argument("--screenshot", metavar="PNG",
-                   help="render the window offscreen with the graph, save it as PNG and exit")
+    p.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="render the window offscreen with the graph, save it as PNG and exit",
+    )
     return p.parse_args(argv)
 
 
@@ -53,8 +57,11 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.graph and not Path(args.graph).exists():
         # Before any window: a typo'd command or path is a one-line error, as on the CLI.
-        hint = "" if args.graph.endswith(".json") else \
-            " (commands: check, train, export, presets; or a graph .json to open)"
+        hint = (
+            ""
+            if args.graph.endswith(".json")
+            else " (commands: check, train, export, presets; or a graph .json to open)"
+        )
         print(f"app.py: {args.graph}: no such file{hint}", file=sys.stderr)
         return 2
     if args.screenshot:

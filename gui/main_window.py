@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QToolBar,
     QWidget,
-)  # fmt: skip
+)
 
 from engine.graph import Graph
 from gui.actions import Actions
@@ -95,15 +95,19 @@ class MainWindow(QMainWindow):
         self._shown = False
         self._pending_tabs: list[tuple[QDockWidget, QDockWidget]] = []
         self._default_state = QByteArray()
-        self._add_dock("palette", "Blocks", self.palette_panel,
-                       Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._add_dock("inspector", "Inspector", self.inspector,
-                       Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("problems", "Problems", self.problems,
-                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock(
+            "palette", "Blocks", self.palette_panel, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self._add_dock(
+            "inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self._add_dock(
+            "problems", "Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
         self._add_dock("summary", "Summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.splitDockWidget(self._docks["problems"], self._docks["summary"],
-                             Qt.Orientation.Horizontal)
+        self.splitDockWidget(
+            self._docks["problems"], self._docks["summary"], Qt.Orientation.Horizontal
+        )
         self._status()
         self._connect()
         self._on_analysis(self.live.analysis)
@@ -162,8 +166,9 @@ class MainWindow(QMainWindow):
             self._menus[name] = self.menuBar().addMenu(f"&{name}")
         return self._menus[name]
 
-    def add_panel_dock(self, dock: QDockWidget, area=Qt.DockWidgetArea.BottomDockWidgetArea
-                       ) -> None:
+    def add_panel_dock(
+        self, dock: QDockWidget, area=Qt.DockWidgetArea.BottomDockWidgetArea
+    ) -> None:
         """Add a panel; it joins the View > Panels menu and the remembered layout. A bottom
         panel is tabbed with the summary so the canvas keeps its room."""
         if not dock.objectName():
@@ -171,9 +176,11 @@ class MainWindow(QMainWindow):
         # Tab it with the panel already there, so the canvas keeps its room; the first tab
         # (the summary, the inspector) stays in front. Before the window is first shown the
         # tabbing waits for showEvent (Qt 6.11 leaves a stray tab bar otherwise).
-        first = {Qt.DockWidgetArea.BottomDockWidgetArea: "summary",
-                 Qt.DockWidgetArea.RightDockWidgetArea: "inspector",
-                 Qt.DockWidgetArea.LeftDockWidgetArea: "palette"}.get(area)
+        first = {
+            Qt.DockWidgetArea.BottomDockWidgetArea: "summary",
+            Qt.DockWidgetArea.RightDockWidgetArea: "inspector",
+            Qt.DockWidgetArea.LeftDockWidgetArea: "palette",
+        }.get(area)
         self.addDockWidget(area, dock)
         if first in self._docks:
             if self._shown:
@@ -194,8 +201,9 @@ class MainWindow(QMainWindow):
         self.palette_panel.setEnabled(not self.locked)
         self.actions.set_locked(self.locked)
         self.lock_label.setVisible(self.locked)
-        self.statusBar().showMessage("Training: editing is locked." if self.locked
-                                     else "Editing unlocked.", 5000)
+        self.statusBar().showMessage(
+            "Training: editing is locked." if self.locked else "Editing unlocked.", 5000
+        )
 
     # --- building ------------------------------------------------------------------------------
     def _add_dock(self, key: str, title: str, widget: QWidget, area) -> None:
@@ -215,16 +223,20 @@ class MainWindow(QMainWindow):
     def _status(self) -> None:
         bar = self.statusBar()
         self.lock_label = QLabel(" 🔒 Training: editing locked ")
-        self.lock_label.setStyleSheet("background:#ffca28; color:#3e2723; font-weight:bold;"
-                                      "border-radius:3px;")
+        self.lock_label.setStyleSheet(
+            "background:#ffca28; color:#3e2723; font-weight:bold;border-radius:3px;"
+        )
         self.lock_label.hide()
         self.counts_label = QLabel()
         self.zoom_label = QLabel("100%")
         self.zoom_label.setMinimumWidth(48)
         for w in (self.lock_label, self.counts_label, self.zoom_label):
             bar.addPermanentWidget(w)
-        bar.showMessage("Drag blocks from the palette onto the canvas; wire output ports (right) "
-                        "to input ports (left).", 10000)
+        bar.showMessage(
+            "Drag blocks from the palette onto the canvas; wire output ports (right) "
+            "to input ports (left).",
+            10000,
+        )
 
     def _connect(self) -> None:
         self.live.changed.connect(self._on_analysis)
@@ -248,9 +260,10 @@ class MainWindow(QMainWindow):
         self.problems.set_problems(a.problems)
         self.summary.set_analysis(a)
         n = len(a.problems)
-        self.counts_label.setText(f"{len(self.graph)} blocks · {a.total_params:,} params · "
-                                  + ("✓ no problems" if not n else
-                                     f"⚠ {n} problem{'s' * (n > 1)}"))
+        self.counts_label.setText(
+            f"{len(self.graph)} blocks · {a.total_params:,} params · "
+            + ("✓ no problems" if not n else f"⚠ {n} problem{'s' * (n > 1)}")
+        )
 
     def _on_selection(self) -> None:
         ids = self.scene.selected_ids()
@@ -258,8 +271,7 @@ class MainWindow(QMainWindow):
         self.selectionChanged.emit(ids)
 
     def _message(self, text: str, is_error: bool) -> None:
-        self.statusBar().showMessage(("⚠ " if is_error else "") + text, 10000 if is_error
-                                     else 5000)
+        self.statusBar().showMessage(("⚠ " if is_error else "") + text, 10000 if is_error else 5000)
 
     def _after_change(self, _index: int = 0) -> None:
         if not shiboken6.isValid(self.undo_stack):
@@ -273,15 +285,17 @@ class MainWindow(QMainWindow):
             self.canvas.centre_on(node_id)
 
     def update_title(self) -> None:
-        self.setWindowTitle(f"{self.files.display_name()}"
-                            f"{'*' if self.files.modified() else ''} — BlockProp")
+        self.setWindowTitle(
+            f"{self.files.display_name()}{'*' if self.files.modified() else ''} — BlockProp"
+        )
 
     def tidy_layout(self, g: Graph) -> bool:
         """Re-lay-out a graph about to be shown (a preset, a screenshot) whose blocks are too
         close together for this canvas's block size."""
         vp = self.canvas.viewport()
-        return tidy_if_cramped(g, LAYOUT_DX, LAYOUT_DY, BLOCK_W, BLOCK_H,
-                               vp.width() / max(vp.height(), 1))
+        return tidy_if_cramped(
+            g, LAYOUT_DX, LAYOUT_DY, BLOCK_W, BLOCK_H, vp.width() / max(vp.height(), 1)
+        )
 
     def focus_rename(self) -> None:
         if len(self.scene.selected_ids()) == 1 and not self.locked:
@@ -303,11 +317,14 @@ class MainWindow(QMainWindow):
         return bool(path) and self.files.load(path, as_preset=True)
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About BlockProp",
-                          "<h3>BlockProp</h3><p>Build convolutional and recurrent networks from "
-                          "blocks, see every shape and parameter count as you wire them, train "
-                          "them with a NumPy engine written by hand, and look inside while they "
-                          "learn.</p>")
+        QMessageBox.about(
+            self,
+            "About BlockProp",
+            "<h3>BlockProp</h3><p>Build convolutional and recurrent networks from "
+            "blocks, see every shape and parameter count as you wire them, train "
+            "them with a NumPy engine written by hand, and look inside while they "
+            "learn.</p>",
+        )
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard and mouse", SHORTCUTS)
@@ -340,8 +357,9 @@ class MainWindow(QMainWindow):
             return True
         room = screen.availableGeometry()
         need = self.minimumSizeHint()
-        return (need.width() <= max(room.width(), default_need.width())
-                and need.height() <= max(room.height(), default_need.height()))
+        return need.width() <= max(room.width(), default_need.width()) and need.height() <= max(
+            room.height(), default_need.height()
+        )
 
     def save_settings(self) -> None:
         if not self._restore_layout:  # a window that does not restore a layout keeps none

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
-)  # fmt: skip
+)
 
 from engine.layers import LAYER_TYPES
 from gui.canvas.style import BLOCK_MIME, FAMILIES, family_colour, family_of
@@ -84,7 +84,8 @@ class Palette(QWidget):
         for cls in LAYER_TYPES.values():
             by_family.setdefault(family_of(cls), []).append(cls)
         order = [f for f in FAMILIES if f in by_family] + sorted(
-            f for f in by_family if f not in FAMILIES)
+            f for f in by_family if f not in FAMILIES
+        )
         for fam in order:
             group = QTreeWidgetItem(self.tree, [fam])
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
@@ -96,10 +97,16 @@ class Palette(QWidget):
             for cls in sorted(by_family[fam], key=lambda c: c.type_name):
                 item = QTreeWidgetItem(group, [cls.type_name])
                 item.setData(0, TYPE_ROLE, cls.type_name)
-                item.setToolTip(0, f"{cls.type_name}: {_doc_line(cls)}\n"
-                                   "Drag onto the canvas, or double-click to add.")
-                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                              | Qt.ItemFlag.ItemIsDragEnabled)
+                item.setToolTip(
+                    0,
+                    f"{cls.type_name}: {_doc_line(cls)}\n"
+                    "Drag onto the canvas, or double-click to add.",
+                )
+                item.setFlags(
+                    Qt.ItemFlag.ItemIsEnabled
+                    | Qt.ItemFlag.ItemIsSelectable
+                    | Qt.ItemFlag.ItemIsDragEnabled
+                )
                 self.items[cls.type_name] = item
         self.tree.expandAll()
 
@@ -111,16 +118,18 @@ class Palette(QWidget):
                 item = group.child(i)
                 type_name = item.data(0, TYPE_ROLE)
                 doc = _doc_line(LAYER_TYPES[type_name]).lower()
-                show = not text or text in type_name.lower() or text in fam.lower() \
-                    or text in doc
+                show = not text or text in type_name.lower() or text in fam.lower() or text in doc
                 item.setHidden(not show)
                 any_shown |= show
             group.setHidden(not any_shown)
             group.setExpanded(True)
 
     def visible_types(self) -> list[str]:
-        return [t for t, item in self.items.items()
-                if not item.isHidden() and not item.parent().isHidden()]
+        return [
+            t
+            for t, item in self.items.items()
+            if not item.isHidden() and not item.parent().isHidden()
+        ]
 
     def _add_first_match(self) -> None:
         for group in self.groups.values():

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QVBoxLayout,
-)  # fmt: skip
+)
 
 from engine.graph import graph_files
 
@@ -41,8 +41,14 @@ def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
             if not isinstance(d, dict) or d.get("format") != "blockprop-graph":
                 raise ValueError("not a BlockProp graph")
             nodes = d.get("nodes", [])
-            out.append(PresetInfo(p, str(d.get("name") or p.stem), str(d.get("description", "")),
-                                  len(nodes) if isinstance(nodes, list) else 0))
+            out.append(
+                PresetInfo(
+                    p,
+                    str(d.get("name") or p.stem),
+                    str(d.get("description", "")),
+                    len(nodes) if isinstance(nodes, list) else 0,
+                )
+            )
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             out.append(PresetInfo(p, p.stem, "", 0, error=str(e)))
     return sorted(out, key=lambda i: i.name.lower())
@@ -66,8 +72,9 @@ class PresetDialog(QDialog):
             if info.error:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.list.addItem(item)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
-                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.list.currentRowChanged.connect(self._show)
@@ -92,12 +99,13 @@ class PresetDialog(QDialog):
             return
         info = self.presets[row]
         if info.error:
-            self.detail.setText(f"<b>{info.name}</b><br>Cannot read {info.path.name}: "
-                                f"{info.error}")
+            self.detail.setText(f"<b>{info.name}</b><br>Cannot read {info.path.name}: {info.error}")
             return
         desc = info.description.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")
-        self.detail.setText(f"<h3>{info.name}</h3><p>{desc}</p>"
-                            f"<p style='color:#607d8b'>{info.blocks} blocks · {info.path.name}</p>")
+        self.detail.setText(
+            f"<h3>{info.name}</h3><p>{desc}</p>"
+            f"<p style='color:#607d8b'>{info.blocks} blocks · {info.path.name}</p>"
+        )
 
     def selected_path(self) -> str | None:
         item = self.list.currentItem()

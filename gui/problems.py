@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
-)  # fmt: skip
+)
 
 from gui.inspector import fix_text
 
@@ -56,9 +56,12 @@ class ProblemsPanel(QWidget):
         t.setRowCount(0)
         t.setRowCount(len(self.problems))
         n = len(self.problems)
-        self.header.setText("No problems: the network is ready to train." if not n else
-                            f"<b style='color:#c62828'>{n} problem{'s' * (n > 1)}</b> "
-                            "(click one to show its block)")
+        self.header.setText(
+            "No problems: the network is ready to train."
+            if not n
+            else f"<b style='color:#c62828'>{n} problem{'s' * (n > 1)}</b> "
+            "(click one to show its block)"
+        )
         for r, p in enumerate(self.problems):
             block = QTableWidgetItem(p.block or "(graph)")
             block.setData(BLOCK_ROLE, p.block)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
-)  # fmt: skip
+)
 
 from gui.canvas.style import shape_text
 
@@ -46,8 +46,12 @@ class SummaryPanel(QWidget):
         self.table.setRowCount(len(rows))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         for r, row in enumerate(rows):
-            cells = (row.id, row.type, shape_text(row.shape),
-                     "?" if row.params is None else f"{row.params:,}")
+            cells = (
+                row.id,
+                row.type,
+                shape_text(row.shape),
+                "?" if row.params is None else f"{row.params:,}",
+            )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c == 3:
@@ -58,8 +62,10 @@ class SummaryPanel(QWidget):
         if a.total_buffers:
             text += f" (+{a.total_buffers:,} non-trainable)"
         if a.input_id and a.output_id:
-            text += (f"; {shape_text(a.shapes.get(a.input_id))} → "
-                     f"{shape_text(a.shapes.get(a.output_id))}")
+            text += (
+                f"; {shape_text(a.shapes.get(a.input_id))} → "
+                f"{shape_text(a.shapes.get(a.output_id))}"
+            )
         if a.memory_bytes:
             text += f"; training memory ≈ {a.memory_bytes / 1e6:,.1f} MB (batch {a.batch_size})"
         self.totals.setText(text)

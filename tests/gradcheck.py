@@ -35,8 +35,9 @@ def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     return g
 
 
-def check_layer(layer, x, seed: int = 0, training: bool = False, tol: float = TOL,
-                wrt_input: bool = True) -> dict[str, float]:
+def check_layer(
+    layer, x, seed: int = 0, training: bool = False, tol: float = TOL, wrt_input: bool = True
+) -> dict[str, float]:
     """Check a built layer's backward against central differences, in float64.
 
     ``x`` is an array, or a list of arrays for multi-input layers. The scalar checked is
@@ -45,8 +46,12 @@ def check_layer(layer, x, seed: int = 0, training: bool = False, tol: float = TO
     """
     layer.astype(np.float64)
     multi = isinstance(x, (list, tuple))
-    xs = [np.array(v, dtype=np.float64) if np.issubdtype(np.asarray(v).dtype, np.floating)
-          else np.asarray(v) for v in (x if multi else [x])]
+    xs = [
+        np.array(v, dtype=np.float64)
+        if np.issubdtype(np.asarray(v).dtype, np.floating)
+        else np.asarray(v)
+        for v in (x if multi else [x])
+    ]
     arg = xs if multi else xs[0]
     rng = np.random.default_rng(seed)
     out = layer.forward(arg, training=training)

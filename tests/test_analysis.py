@@ -8,7 +8,8 @@ from engine.layers import LAYER_TYPES
 
 needs_conv = pytest.mark.skipif(
     not {"Conv2D", "MaxPool2D"} <= set(LAYER_TYPES),
-    reason="Conv2D / MaxPool2D not written yet (conv/pool engineer)")
+    reason="Conv2D / MaxPool2D not written yet (conv/pool engineer)",
+)
 
 
 def chain(*blocks, name="g"):
@@ -22,18 +23,29 @@ def chain(*blocks, name="g"):
 
 
 def mlp():
-    return chain(("in", "Input", {"shape": [64]}), ("d1", "Dense", {"units": 32}),
-                 ("a1", "Activation", {"fn": "relu"}), ("out", "Dense", {"units": 10}))
+    return chain(
+        ("in", "Input", {"shape": [64]}),
+        ("d1", "Dense", {"units": 32}),
+        ("a1", "Activation", {"fn": "relu"}),
+        ("out", "Dense", {"units": 10}),
+    )
 
 
-LENET = [("in", "Input", {"shape": [1, 32, 32]}),
-         ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}), ("r1", "Activation", {"fn": "relu"}),
-         ("s2", "MaxPool2D", {"kernel_size": 2}),
-         ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}), ("r3", "Activation", {"fn": "relu"}),
-         ("s4", "MaxPool2D", {"kernel_size": 2}), ("fl", "Flatten", {}),
-         ("f5", "Dense", {"units": 120}), ("r5", "Activation", {"fn": "relu"}),
-         ("f6", "Dense", {"units": 84}), ("r6", "Activation", {"fn": "relu"}),
-         ("out", "Dense", {"units": 10})]
+LENET = [
+    ("in", "Input", {"shape": [1, 32, 32]}),
+    ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
+    ("r1", "Activation", {"fn": "relu"}),
+    ("s2", "MaxPool2D", {"kernel_size": 2}),
+    ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}),
+    ("r3", "Activation", {"fn": "relu"}),
+    ("s4", "MaxPool2D", {"kernel_size": 2}),
+    ("fl", "Flatten", {}),
+    ("f5", "Dense", {"units": 120}),
+    ("r5", "Activation", {"fn": "relu"}),
+    ("f6", "Dense", {"units": 84}),
+    ("r6", "Activation", {"fn": "relu"}),
+    ("out", "Dense", {"units": 10}),
+]
 
 
 def problem_blocks(a):
@@ -99,8 +111,12 @@ def test_dense_after_image_suggests_flatten_and_the_fix_works():
 
 
 def test_cycle_names_its_blocks():
-    g = chain(("in", "Input", {"shape": [4]}), ("a", "Dense", {"units": 4}),
-              ("b", "Dense", {"units": 4}), ("c", "Dense", {"units": 4}))
+    g = chain(
+        ("in", "Input", {"shape": [4]}),
+        ("a", "Dense", {"units": 4}),
+        ("b", "Dense", {"units": 4}),
+        ("c", "Dense", {"units": 4}),
+    )
     g.add_node("Add", {}, node_id="x")
     g.remove_edge("a", "b")
     g.add_edge("a", "x")
@@ -176,8 +192,12 @@ def test_add_needs_equal_shapes():
 
 
 def test_reshape_count_mismatch_and_downstream_silence():
-    g = chain(("in", "Input", {"shape": [12]}), ("r", "Reshape", {"shape": [5, 2]}),
-              ("f", "Flatten", {}), ("d", "Dense", {"units": 2}))
+    g = chain(
+        ("in", "Input", {"shape": [12]}),
+        ("r", "Reshape", {"shape": [5, 2]}),
+        ("f", "Flatten", {}),
+        ("d", "Dense", {"units": 2}),
+    )
     a = analyze(g)
     assert problem_blocks(a) == ["r"] and "counts must match" in a.problems[0].message
     assert a.shapes["f"] is None and a.shapes["d"] is None
@@ -205,8 +225,11 @@ def test_multiple_outputs():
 
 
 def test_too_large_for_memory():
-    g = chain(("in", "Input", {"shape": [1000]}), ("big", "Dense", {"units": 10_000}),
-              ("out", "Dense", {"units": 2}))
+    g = chain(
+        ("in", "Input", {"shape": [1000]}),
+        ("big", "Dense", {"units": 10_000}),
+        ("out", "Dense", {"units": 2}),
+    )
     a = analyze(g, memory_limit=10 * 10**6)
     assert problem_blocks(a) == ["big"]
     assert "too large" in a.problems[0].message and "10,010,000 parameters" in a.problems[0].message
@@ -225,16 +248,20 @@ def test_recurrent_fed_an_image():
     assert p.block == "rnn" and "sequence" in p.message and "Reshape" in p.message
     assert p.fix["kind"] == "insert" and p.fix["type"] == "Reshape"
     assert p.fix["config"] == {"shape": [28, 28]}
-    ok = chain(("in", "Input", {"shape": [1, 28, 28]}), ("rs", "Reshape", {"shape": [28, 28]}),
-               ("rnn", "LSTM", {"hidden_size": 8}))
+    ok = chain(
+        ("in", "Input", {"shape": [1, 28, 28]}),
+        ("rs", "Reshape", {"shape": [28, 28]}),
+        ("rnn", "LSTM", {"hidden_size": 8}),
+    )
     a = analyze(ok)
     assert a.ok and a.shapes["rnn"] == (8,) and a.params["rnn"] == 4 * 8 * (28 + 8 + 2)
 
 
 @needs_conv
 def test_kernel_larger_than_input_offers_same_padding():
-    g = chain(("in", "Input", {"shape": [1, 4, 4]}),
-              ("c", "Conv2D", {"filters": 2, "kernel_size": 5}))
+    g = chain(
+        ("in", "Input", {"shape": [1, 4, 4]}), ("c", "Conv2D", {"filters": 2, "kernel_size": 5})
+    )
     [p] = analyze(g).problems
     assert p.block == "c" and "larger than its input" in p.message
     assert p.fix == {"kind": "set", "block": "c", "key": "padding", "value": "same"}
@@ -256,9 +283,10 @@ def test_problems_are_sorted_and_printable():
 
 @needs_conv
 def test_connections_table_that_no_longer_fits_the_input():
-    g = chain(("in", "Input", {"shape": [6, 14, 14]}),
-              ("c3", "Conv2D", {"filters": 2, "kernel_size": 5,
-                                "connections": [[0, 1, 5], [2, 3]]}))
+    g = chain(
+        ("in", "Input", {"shape": [6, 14, 14]}),
+        ("c3", "Conv2D", {"filters": 2, "kernel_size": 5, "connections": [[0, 1, 5], [2, 3]]}),
+    )
     a = analyze(g)
     assert a.ok and a.params["c3"] == (3 + 2) * 25 + 2  # only the table's weights count
     g.set_config("in", {"shape": [3, 14, 14]})  # the table now reads maps that do not exist

@@ -31,15 +31,26 @@ def moons_graph(epochs=2, **training) -> engine.Graph:
     g.add_edge("in", "h")
     g.add_edge("h", "t")
     g.add_edge("t", "out")
-    g.training = {"dataset": {"name": "moons", "n": 200}, "loss": "cross_entropy",
-                  "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
-                  "epochs": epochs, "seed": 0, **training}
+    g.training = {
+        "dataset": {"name": "moons", "n": 200},
+        "loss": "cross_entropy",
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "batch_size": 32,
+        "epochs": epochs,
+        "seed": 0,
+        **training,
+    }
     return g
 
 
 def run_app(*args, timeout=120):
-    return subprocess.run([sys.executable, "app.py", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "app.py", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_error_line(r):
@@ -72,20 +83,29 @@ def test_check_with_problems_exits_2(tmp_path):
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
         f"app.py: {path}: block 'stray': not connected to the Input: wire a block into it, "
-        "or delete it"]
+        "or delete it"
+    ]
     assert "Total params" in r.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["check", "does_not_exist.json"],
-    ["train"],
-    ["export", "x.json", "--to", "fortran"],
-    ["train", "g.json", "--epochs", "many"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "does_not_exist.json"],
+        ["train"],
+        ["export", "x.json", "--to", "fortran"],
+        ["train", "g.json", "--epochs", "many"],
+    ],
+)
 def test_user_errors_are_one_line_exit_2(args, tmp_path):
     moons_graph().save(tmp_path / "g.json")
-    r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     one_error_line(r)
 
@@ -93,8 +113,22 @@ def test_user_errors_are_one_line_exit_2(args, tmp_path):
 def test_train_writes_the_log_and_weights(tmp_path):
     path, log, weights = tmp_path / "g.json", tmp_path / "run.jsonl", tmp_path / "w.npz"
     moons_graph(epochs=5).save(path)
-    r = run_app("train", path, "--epochs", 2, "--seed", 1, "--batch-size", 16, "--lr", 0.02,
-                "--log", log, "--save", weights)
+    r = run_app(
+        "train",
+        path,
+        "--epochs",
+        2,
+        "--seed",
+        1,
+        "--batch-size",
+        16,
+        "--lr",
+        0.02,
+        "--log",
+        log,
+        "--save",
+        weights,
+    )
     assert r.returncode == 0, r.stderr
     progress = [line for line in r.stdout.splitlines() if line.startswith("epoch ")]
     assert len(progress) == 2 and progress[0].startswith("epoch 1/2  train_loss ")
@@ -130,9 +164,24 @@ def test_train_refuses_problems_and_bad_settings(tmp_path):
 def test_ctrl_c_stops_cleanly(tmp_path, processes):
     path, log, weights = tmp_path / "g.json", tmp_path / "run.jsonl", tmp_path / "w.npz"
     moons_graph(epochs=100_000).save(path)
-    p = subprocess.Popen([sys.executable, "app.py", "train", str(path), "--log", str(log),
-                          "--save", str(weights), "--processes", processes], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "app.py",
+            "train",
+            str(path),
+            "--log",
+            str(log),
+            "--save",
+            str(weights),
+            "--processes",
+            processes,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = p.stdout.readline()
         if processes == "2":
@@ -211,8 +260,9 @@ def test_train_in_process_diverged_exits_1(tmp_path, capsys):
 
 def test_train_refuses_an_unwritable_save_path_before_training(tmp_path, capsys):
     moons_graph().save(tmp_path / "g.json")
-    code = cli.main(["train", str(tmp_path / "g.json"), "--save",
-                     str(tmp_path / "no" / "such" / "w.npz")])
+    code = cli.main(
+        ["train", str(tmp_path / "g.json"), "--save", str(tmp_path / "no" / "such" / "w.npz")]
+    )
     cap = capsys.readouterr()
     assert code == 2 and "epoch" not in cap.out and "no folder" in cap.err
 

@@ -23,9 +23,24 @@ from engine.layers import (
     Upsample2D,
 )
 
-LENET_C3 = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 0], [5, 0, 1],
-            [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 0], [4, 5, 0, 1], [5, 0, 1, 2],
-            [0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]  # fmt: skip
+LENET_C3 = [
+    [0, 1, 2],
+    [1, 2, 3],
+    [2, 3, 4],
+    [3, 4, 5],
+    [4, 5, 0],
+    [5, 0, 1],
+    [0, 1, 2, 3],
+    [1, 2, 3, 4],
+    [2, 3, 4, 5],
+    [3, 4, 5, 0],
+    [4, 5, 0, 1],
+    [5, 0, 1, 2],
+    [0, 1, 3, 4],
+    [1, 2, 4, 5],
+    [0, 2, 3, 5],
+    [0, 1, 2, 3, 4, 5],
+]
 
 
 def rng(seed=0):
@@ -215,9 +230,15 @@ def test_conv1d_matches_conv2d_of_height_one():
     assert F.conv1d(x, w, b, padding="same").shape == (2, 4, 11)
 
 
-POOL_CASES = [((2, 2), None, (0, 0)), ((3, 3), (1, 1), (0, 0)), ((3, 3), (2, 2), (1, 1)),
-              ((2, 3), (1, 2), (1, 1)), ((2, 2), (3, 3), (0, 0)), ((2, 2), None, (1, 1)),
-              ((2, 2), None, (1, 0))]  # fmt: skip
+POOL_CASES = [
+    ((2, 2), None, (0, 0)),
+    ((3, 3), (1, 1), (0, 0)),
+    ((3, 3), (2, 2), (1, 1)),
+    ((2, 3), (1, 2), (1, 1)),
+    ((2, 2), (3, 3), (0, 0)),
+    ((2, 2), None, (1, 1)),
+    ((2, 2), None, (1, 0)),
+]
 
 
 @pytest.mark.parametrize("k,s,p", POOL_CASES)
@@ -265,15 +286,18 @@ def test_window_sum_upsample_and_global_average():
 
 
 # --- gradient checks (float64, central differences) --------------------------------------------
-@pytest.mark.parametrize("in_shape,cfg", [
-    ((2, 5, 5), {"filters": 3, "kernel_size": 3}),
-    ((3, 6, 7), {"filters": 2, "kernel_size": [2, 3], "stride": 2, "padding": 1}),
-    ((2, 5, 4), {"filters": 2, "kernel_size": 2, "padding": "same"}),
-    ((2, 5, 5), {"filters": 2, "kernel_size": 3, "padding": "same"}),
-    ((2, 6, 6), {"filters": 2, "kernel_size": 3, "stride": [1, 2], "padding": [0, 1]}),
-    ((1, 4, 4), {"filters": 2, "kernel_size": 4, "padding": "valid"}),
-    ((3, 5, 5), {"filters": 4, "kernel_size": 3, "connections": [[0], [1, 2], [0, 2], [2]]}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "in_shape,cfg",
+    [
+        ((2, 5, 5), {"filters": 3, "kernel_size": 3}),
+        ((3, 6, 7), {"filters": 2, "kernel_size": [2, 3], "stride": 2, "padding": 1}),
+        ((2, 5, 4), {"filters": 2, "kernel_size": 2, "padding": "same"}),
+        ((2, 5, 5), {"filters": 2, "kernel_size": 3, "padding": "same"}),
+        ((2, 6, 6), {"filters": 2, "kernel_size": 3, "stride": [1, 2], "padding": [0, 1]}),
+        ((1, 4, 4), {"filters": 2, "kernel_size": 4, "padding": "valid"}),
+        ((3, 5, 5), {"filters": 4, "kernel_size": 3, "connections": [[0], [1, 2], [0, 2], [2]]}),
+    ],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_gradients(in_shape, cfg, bias):
     layer = Conv2D(bias=bias, **cfg).build(in_shape, rng(8))
@@ -308,13 +332,23 @@ def test_conv_transpose2d_gradients(cfg, bias):
     check_layer(layer, rng(13).standard_normal((2, 3, 4, 4)))
 
 
-@pytest.mark.parametrize("layer", [
-    MaxPool2D(kernel_size=2), MaxPool2D(kernel_size=3, stride=2, padding=1),
-    MaxPool2D(kernel_size=[2, 3], stride=1), AvgPool2D(kernel_size=2),
-    AvgPool2D(kernel_size=3, stride=2, padding=1), AvgPool2D(kernel_size=[3, 2], stride=[1, 2]),
-    GlobalAvgPool2D(), Subsample2D(), Subsample2D(kernel_size=3), Upsample2D(),
-    Upsample2D(scale=[1, 3]),
-], ids=repr)  # fmt: skip
+@pytest.mark.parametrize(
+    "layer",
+    [
+        MaxPool2D(kernel_size=2),
+        MaxPool2D(kernel_size=3, stride=2, padding=1),
+        MaxPool2D(kernel_size=[2, 3], stride=1),
+        AvgPool2D(kernel_size=2),
+        AvgPool2D(kernel_size=3, stride=2, padding=1),
+        AvgPool2D(kernel_size=[3, 2], stride=[1, 2]),
+        GlobalAvgPool2D(),
+        Subsample2D(),
+        Subsample2D(kernel_size=3),
+        Upsample2D(),
+        Upsample2D(scale=[1, 3]),
+    ],
+    ids=repr,
+)
 def test_pool_gradients(layer):
     # distinct values (a permutation), so no window has a tie the central difference would split
     x = rng(14).permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) / 10.0
@@ -380,44 +414,50 @@ def test_wrong_rank_is_refused_with_the_shape(cls, in_shape):
     assert "blk" in str(e.value) and str(tuple(in_shape)).replace(",)", ")") in str(e.value)
 
 
-@pytest.mark.parametrize("cls,cfg,match", [
-    (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
-    (Conv2D, {"filters": 2, "kernel_size": -3}, "kernel_size"),
-    (Conv2D, {"filters": 0, "kernel_size": 3}, "filters"),
-    (Conv2D, {"filters": 2, "kernel_size": [3, 0]}, "kernel_size"),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "padding": -1}, "padding"),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "padding": "full"}, "padding"),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, "stride 1"),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "connections": [[0], [1], [0]]}, "3 rows"),
-    (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[0, 0]]}, "twice"),
-    (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[]]}, "connections"),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "dilation": 2}, "dilation"),
-    (Conv1D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
-    (Conv1D, {"filters": 2, "kernel_size": 3, "padding": [1, 1]}, "padding"),
-    (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "padding": "same"}, "padding"),
-    (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
-    (MaxPool2D, {"kernel_size": 2, "padding": 2}, "half"),
-    (AvgPool2D, {"kernel_size": [4, 2], "padding": [2, 2]}, "half"),
-    (MaxPool2D, {"kernel_size": 2, "stride": 0}, "stride"),
-    (MaxPool2D, {"kernel_size": 0}, "kernel_size"),
-    (MaxPool2D, {"kernel_size": 2, "padding": "same"}, "padding"),
-    (Subsample2D, {"kernel_size": 0}, "kernel_size"),
-    (Upsample2D, {"scale": 0}, "scale"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "cls,cfg,match",
+    [
+        (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+        (Conv2D, {"filters": 2, "kernel_size": -3}, "kernel_size"),
+        (Conv2D, {"filters": 0, "kernel_size": 3}, "filters"),
+        (Conv2D, {"filters": 2, "kernel_size": [3, 0]}, "kernel_size"),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "padding": -1}, "padding"),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "padding": "full"}, "padding"),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, "stride 1"),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "connections": [[0], [1], [0]]}, "3 rows"),
+        (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[0, 0]]}, "twice"),
+        (Conv2D, {"filters": 1, "kernel_size": 3, "connections": [[]]}, "connections"),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "dilation": 2}, "dilation"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "padding": [1, 1]}, "padding"),
+        (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "padding": "same"}, "padding"),
+        (ConvTranspose2D, {"filters": 2, "kernel_size": 3, "stride": 0}, "stride"),
+        (MaxPool2D, {"kernel_size": 2, "padding": 2}, "half"),
+        (AvgPool2D, {"kernel_size": [4, 2], "padding": [2, 2]}, "half"),
+        (MaxPool2D, {"kernel_size": 2, "stride": 0}, "stride"),
+        (MaxPool2D, {"kernel_size": 0}, "kernel_size"),
+        (MaxPool2D, {"kernel_size": 2, "padding": "same"}, "padding"),
+        (Subsample2D, {"kernel_size": 0}, "kernel_size"),
+        (Upsample2D, {"scale": 0}, "scale"),
+    ],
+)
 def test_bad_settings_are_refused_when_built(cls, cfg, match):
     with pytest.raises(ConfigError, match=match) as e:
         cls(name="bad", **cfg)
     assert "bad" in str(e.value)
 
 
-@pytest.mark.parametrize("layer,in_shape", [
-    (Conv2D(filters=2, kernel_size=5, name="big"), (1, 4, 4)),
-    (Conv2D(filters=2, kernel_size=[2, 9], padding=1, name="big"), (1, 8, 6)),
-    (Conv1D(filters=2, kernel_size=7, name="big"), (1, 5)),
-    (MaxPool2D(kernel_size=3, name="big"), (1, 2, 8)),
-    (AvgPool2D(kernel_size=4, padding=1, name="big"), (1, 1, 8)),
-    (Subsample2D(kernel_size=3, name="big"), (1, 2, 8)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "layer,in_shape",
+    [
+        (Conv2D(filters=2, kernel_size=5, name="big"), (1, 4, 4)),
+        (Conv2D(filters=2, kernel_size=[2, 9], padding=1, name="big"), (1, 8, 6)),
+        (Conv1D(filters=2, kernel_size=7, name="big"), (1, 5)),
+        (MaxPool2D(kernel_size=3, name="big"), (1, 2, 8)),
+        (AvgPool2D(kernel_size=4, padding=1, name="big"), (1, 1, 8)),
+        (Subsample2D(kernel_size=3, name="big"), (1, 2, 8)),
+    ],
+)
 def test_kernel_larger_than_input_is_refused(layer, in_shape):
     with pytest.raises(ShapeError) as e:
         layer.build(in_shape)

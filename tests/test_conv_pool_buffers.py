@@ -59,15 +59,21 @@ def test_outputs_are_fresh_and_float32_stays_float32():
     np.testing.assert_allclose(out3, keep[:3], rtol=1e-6)
 
 
-@pytest.mark.parametrize("layer,in_shape", [
-    (Conv2D(filters=2, kernel_size=3, padding="same"), (3, 7, 6)),
-    (Conv2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 7, 6)),
-    (Conv1D(filters=2, kernel_size=3, padding=1), (3, 9)),
-    (ConvTranspose2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 4, 5)),
-    (MaxPool2D(kernel_size=3, stride=2, padding=1), (3, 7, 6)),
-    (AvgPool2D(kernel_size=2, padding=1), (3, 7, 6)),
-    (Subsample2D(), (3, 7, 6)), (Upsample2D(), (3, 7, 6)), (GlobalAvgPool2D(), (3, 7, 6)),
-], ids=repr)  # fmt: skip
+@pytest.mark.parametrize(
+    "layer,in_shape",
+    [
+        (Conv2D(filters=2, kernel_size=3, padding="same"), (3, 7, 6)),
+        (Conv2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 7, 6)),
+        (Conv1D(filters=2, kernel_size=3, padding=1), (3, 9)),
+        (ConvTranspose2D(filters=2, kernel_size=3, stride=2, padding=1), (3, 4, 5)),
+        (MaxPool2D(kernel_size=3, stride=2, padding=1), (3, 7, 6)),
+        (AvgPool2D(kernel_size=2, padding=1), (3, 7, 6)),
+        (Subsample2D(), (3, 7, 6)),
+        (Upsample2D(), (3, 7, 6)),
+        (GlobalAvgPool2D(), (3, 7, 6)),
+    ],
+    ids=repr,
+)
 def test_results_are_c_contiguous_float32(layer, in_shape):
     # other blocks, the GUI and the exporter may hand these arrays to code that wants plain
     # C-ordered memory

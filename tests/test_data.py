@@ -18,8 +18,13 @@ from engine.data.text import bracket_tags
 from engine.errors import ConfigError, DataError
 
 RANDOM = ("moons", "circles", "spiral", "adding", "copy", "sine", "chars", "tagging")
-SMALL = {"adding": {"n": 300}, "copy": {"n": 200}, "sine": {"n": 200}, "chars": {"n": 50},
-         "tagging": {"n": 200}}  # fmt: skip
+SMALL = {
+    "adding": {"n": 300},
+    "copy": {"n": 200},
+    "sine": {"n": 200},
+    "chars": {"n": 50},
+    "tagging": {"n": 200},
+}
 
 
 def small(name, **kw):
@@ -27,8 +32,23 @@ def small(name, **kw):
 
 
 def test_registry_lists_every_data_set_with_one_line_and_options():
-    expected = {"digits", "xor", "moons", "circles", "spiral", "adding", "copy", "sine", "chars",
-                "tagging", "csv", "npz", "image_folder", "idx", "text"}  # fmt: skip
+    expected = {
+        "digits",
+        "xor",
+        "moons",
+        "circles",
+        "spiral",
+        "adding",
+        "copy",
+        "sine",
+        "chars",
+        "tagging",
+        "csv",
+        "npz",
+        "image_folder",
+        "idx",
+        "text",
+    }
     assert set(DATASETS) == expected == set(DATASET_OPTIONS)
     assert set(BUILTIN_DATASETS) | set(USER_FILE_DATASETS) == expected
     for name, desc in DATASETS.items():
@@ -81,23 +101,26 @@ def test_unknown_option_lists_the_valid_ones(name):
     assert all(opt in msg for opt in DATASET_OPTIONS[name])
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"name": "adding", "T": 1}, ["'T'", ">= 2"]),
-    ({"name": "adding", "n": 0}, ["'n'", ">= 1"]),
-    ({"name": "moons", "noise": -1.0}, ["'noise'", ">= 0"]),
-    ({"name": "circles", "factor": 1.0}, ["'factor'", "< 1"]),
-    ({"name": "spiral", "arms": 1}, ["'arms'"]),
-    ({"name": "digits", "resize": [0, 8]}, ["'resize'"]),
-    ({"name": "digits", "resize": [500, 500]}, ["'resize'", "128"]),
-    ({"name": "digits", "pad": [6, 6]}, ["'pad'", "[8, 8]"]),
-    ({"name": "digits", "flatten": "yes"}, ["'flatten'", "true or false"]),
-    ({"name": "xor", "targets": "probability"}, ["'targets'", "class, float"]),
-    ({"name": "chars", "corpus": "hello", "T": 8}, ["hello", "T must be 4"]),
-    ({"name": "chars", "n": 100_000, "T": 1000}, ["n * T"]),
-    ({"name": "tagging", "rule": "brackets", "symbols": 3}, ["symbols", "last_token"]),
-    ({"name": "nope"}, ["unknown data set 'nope'", "digits", "csv"]),
-    ({}, ["unknown data set None"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"name": "adding", "T": 1}, ["'T'", ">= 2"]),
+        ({"name": "adding", "n": 0}, ["'n'", ">= 1"]),
+        ({"name": "moons", "noise": -1.0}, ["'noise'", ">= 0"]),
+        ({"name": "circles", "factor": 1.0}, ["'factor'", "< 1"]),
+        ({"name": "spiral", "arms": 1}, ["'arms'"]),
+        ({"name": "digits", "resize": [0, 8]}, ["'resize'"]),
+        ({"name": "digits", "resize": [500, 500]}, ["'resize'", "128"]),
+        ({"name": "digits", "pad": [6, 6]}, ["'pad'", "[8, 8]"]),
+        ({"name": "digits", "flatten": "yes"}, ["'flatten'", "true or false"]),
+        ({"name": "xor", "targets": "probability"}, ["'targets'", "class, float"]),
+        ({"name": "chars", "corpus": "hello", "T": 8}, ["hello", "T must be 4"]),
+        ({"name": "chars", "n": 100_000, "T": 1000}, ["n * T"]),
+        ({"name": "tagging", "rule": "brackets", "symbols": 3}, ["symbols", "last_token"]),
+        ({"name": "nope"}, ["unknown data set 'nope'", "digits", "csv"]),
+        ({}, ["unknown data set None"]),
+    ],
+)
 def test_bad_options_are_config_errors_that_say_why(spec, words):
     with pytest.raises(ConfigError) as e:
         load_dataset(spec)
@@ -294,8 +317,9 @@ def test_sine_target_is_the_next_value():
     s = ds.X[:, :, 0].astype(np.float64)
     c = ((s[:, 2:] + s[:, :-2]) * s[:, 1:-1]).sum(1) / (s[:, 1:-1] ** 2).sum(1)
     np.testing.assert_allclose(ds.y[:, 0], c * s[:, -1] - s[:, -2], atol=1e-4)
-    seq = load_dataset({"name": "sine", "n": 100, "T": 20, "noise": 0.0, "many_to_many": True},
-                       seed=0)  # fmt: skip
+    seq = load_dataset(
+        {"name": "sine", "n": 100, "T": 20, "noise": 0.0, "many_to_many": True}, seed=0
+    )
     assert seq.y.shape == (100, 20, 1)
     np.testing.assert_allclose(seq.y[:, :-1], seq.X[:, 1:], atol=1e-6)
     noisy = load_dataset({"name": "sine", "n": 500, "noise": 0.1}, seed=0)
@@ -332,8 +356,9 @@ def test_chars_grammar_corpus_has_long_range_structure():
 
 def test_chars_one_hot_and_brackets_corpus():
     ids = load_dataset({"name": "chars", "corpus": "brackets", "n": 30, "T": 50}, seed=4)
-    oh = load_dataset({"name": "chars", "corpus": "brackets", "n": 30, "T": 50,
-                       "one_hot": True}, seed=4)  # fmt: skip
+    oh = load_dataset(
+        {"name": "chars", "corpus": "brackets", "n": 30, "T": 50, "one_hot": True}, seed=4
+    )
     V = len(ids.vocab)
     assert oh.X.shape == (30, 50, V) and oh.X.dtype == np.float32
     assert np.array_equal(oh.X.argmax(-1), ids.X) and np.all(oh.X.sum(-1) == 1)
@@ -358,8 +383,9 @@ def test_tagging_last_token_needs_the_future():
     assert np.array_equal(ds.y, (ids == ids[:, -1:]).astype(np.int64))
     # seen from the past only, the tag is a coin flip: half the tags are 1 at every early step
     assert abs(ds.y[:, :-1].mean() - 0.5) < 0.05
-    ids_only = load_dataset({"name": "tagging", "n": 400, "T": 12, "one_hot": False,
-                             "symbols": 5}, seed=0)  # fmt: skip
+    ids_only = load_dataset(
+        {"name": "tagging", "n": 400, "T": 12, "one_hot": False, "symbols": 5}, seed=0
+    )
     assert ids_only.X.shape == (400, 12) and ids_only.X.max() == 4 and ids_only.vocab[-1] == "e"
 
 
@@ -367,7 +393,11 @@ def test_bracket_tags_count_only_pairs_that_close():
     o, c, a = 0, 1, 2
     seqs = np.array([[o, a, c, a], [o, a, a, a], [c, o, c, o], [o, o, c, c]])
     assert bracket_tags(seqs, o, c).tolist() == [
-        [1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 1]]  # fmt: skip
+        [1, 1, 1, 0],
+        [0, 0, 0, 0],
+        [0, 1, 1, 0],
+        [1, 1, 1, 1],
+    ]
     ds = load_dataset({"name": "tagging", "rule": "brackets", "n": 300}, seed=0)
     assert ds.vocab == ["(", ")", "a", "b"] and 0.2 < ds.meta["positive_rate"] < 0.8
     assert np.array_equal(ds.y, bracket_tags(ds.X.argmax(-1), 0, 1))

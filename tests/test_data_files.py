@@ -19,10 +19,15 @@ from engine.errors import BlockPropError, ConfigError, DataError
 Image = pytest.importorskip("PIL.Image")
 
 
-
 def write_idx(path, arr, gz=False, code=None):
-    codes = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D,
-             np.float64: 0x0E}  # fmt: skip
+    codes = {
+        np.uint8: 0x08,
+        np.int8: 0x09,
+        np.int16: 0x0B,
+        np.int32: 0x0C,
+        np.float32: 0x0D,
+        np.float64: 0x0E,
+    }
     code = codes[arr.dtype.type] if code is None else code
     head = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
     data = head + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
@@ -52,8 +57,11 @@ def loads_or_data_error(spec):
 
 
 def test_csv_round_trip_with_header_and_text_labels(tmp_path):
-    p = write_csv(tmp_path / "iris.csv", "sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n"
-                  "6.3,6.0,virginica\n4.9,1.5,setosa\n")  # fmt: skip
+    p = write_csv(
+        tmp_path / "iris.csv",
+        "sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n"
+        "6.3,6.0,virginica\n4.9,1.5,setosa\n",
+    )
     ds = load_dataset({"name": "csv", "path": p})
     assert ds.X.dtype == np.float32
     np.testing.assert_allclose(ds.X, [[5.1, 1.4], [7.0, 4.7], [6.3, 6.0], [4.9, 1.5]], rtol=1e-6)
@@ -106,24 +114,27 @@ def test_csv_regression_and_standardize(tmp_path):
     assert "z-score" in z.normalisation and "none" in ds.normalisation
 
 
-@pytest.mark.parametrize("text, spec, words", [
-    ("a,b,y\n1,2,0\n3,nan,1\n", {}, ["line 3", "'b'", "not a finite number"]),
-    ("a,b,y\n1,2,0\n3,,1\n", {}, ["line 3", "empty"]),
-    ("a,b,y\n1,2,0\n3,x,1\n", {}, ["line 3", "'x' is not a number"]),
-    ("a,b,y\n1,2,0\n3,1e39,1\n", {}, ["feature table", "too large for float32"]),
-    ("a,b,y\n1,2,0.5\n3,4,-1e39\n", {}, ["regression targets", "too large"]),
-    ("1,2,0\n3,4\n", {}, ["line 2 has 2 fields", "3"]),
-    ("a,b,y\n", {}, ["no data rows"]),
-    ("\n\n  \n", {}, ["no rows"]),
-    ("1\n2\n", {}, ["feature column"]),
-    ("1,2,0\n3,4,1\n", {"label": "y"}, ["no header"]),
-    ("a,b,y\n1,2,0\n3,4,1\n", {"label": "z"}, ["no column 'z'", "a, b, y"]),
-    ("a,b,y\n1,2,0\n3,4,1\n", {"label": 3}, ["index 3", "3 columns"]),
-    ("a,b,y\n1,2,0.5\n3,4,1\n", {"task": "classification"}, ["whole-number", "0.5"]),
-    ("a,b,y\n1,2,cat\n3,4,dog\n", {"task": "regression"}, ["text", "regression"]),
-    ("a,b,y\n1,2,\n3,4,dog\n", {}, ["line 2", "label is empty"]),
-    ('a,b,y\n1,2,"open\n', {}, ["not valid CSV"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, spec, words",
+    [
+        ("a,b,y\n1,2,0\n3,nan,1\n", {}, ["line 3", "'b'", "not a finite number"]),
+        ("a,b,y\n1,2,0\n3,,1\n", {}, ["line 3", "empty"]),
+        ("a,b,y\n1,2,0\n3,x,1\n", {}, ["line 3", "'x' is not a number"]),
+        ("a,b,y\n1,2,0\n3,1e39,1\n", {}, ["feature table", "too large for float32"]),
+        ("a,b,y\n1,2,0.5\n3,4,-1e39\n", {}, ["regression targets", "too large"]),
+        ("1,2,0\n3,4\n", {}, ["line 2 has 2 fields", "3"]),
+        ("a,b,y\n", {}, ["no data rows"]),
+        ("\n\n  \n", {}, ["no rows"]),
+        ("1\n2\n", {}, ["feature column"]),
+        ("1,2,0\n3,4,1\n", {"label": "y"}, ["no header"]),
+        ("a,b,y\n1,2,0\n3,4,1\n", {"label": "z"}, ["no column 'z'", "a, b, y"]),
+        ("a,b,y\n1,2,0\n3,4,1\n", {"label": 3}, ["index 3", "3 columns"]),
+        ("a,b,y\n1,2,0.5\n3,4,1\n", {"task": "classification"}, ["whole-number", "0.5"]),
+        ("a,b,y\n1,2,cat\n3,4,dog\n", {"task": "regression"}, ["text", "regression"]),
+        ("a,b,y\n1,2,\n3,4,dog\n", {}, ["line 2", "label is empty"]),
+        ('a,b,y\n1,2,"open\n', {}, ["not valid CSV"]),
+    ],
+)
 def test_csv_errors_name_the_file_and_the_problem(tmp_path, text, spec, words):
     p = write_csv(tmp_path / "bad.csv", text)
     with pytest.raises(DataError) as e:
@@ -283,8 +294,9 @@ def test_idx_round_trip_like_mnist(tmp_path, gz):
     np.testing.assert_allclose(ds.X[:, 0] * 255, imgs)
     assert np.array_equal(ds.y, labels) and ds.y.dtype == np.int64
     assert "255" in ds.normalisation
-    ds = load_dataset({"name": "idx", "images": ip, "labels": lp, "n": 10, "flatten": True,
-                       "normalize": False})  # fmt: skip
+    ds = load_dataset(
+        {"name": "idx", "images": ip, "labels": lp, "n": 10, "flatten": True, "normalize": False}
+    )
     assert ds.X.shape == (10, 784) and ds.X.max() > 1
 
 
@@ -359,8 +371,7 @@ def test_image_folder_round_trip(tmp_path):
     assert ds.class_names == ["cat", "dog"] and ds.y.tolist() == [0, 0, 0, 1, 1]
     first = np.asarray(Image.open(tmp_path / "imgs" / "cat" / "0.png"))
     np.testing.assert_allclose(ds.X[0, 0] * 255, first, atol=1e-4)
-    rgb = load_dataset({"name": "image_folder", "path": root, "grayscale": False,
-                        "size": [12, 10]})  # fmt: skip
+    rgb = load_dataset({"name": "image_folder", "path": root, "grayscale": False, "size": [12, 10]})
     assert rgb.X.shape == (5, 3, 12, 10) and 0 <= rgb.X.min() and rgb.X.max() <= 1
     np.testing.assert_allclose(rgb.X[:, 0], rgb.X[:, 1])  # grey PNG: equal channels
     assert "resized to 12x10" in rgb.normalisation
@@ -435,8 +446,7 @@ def test_text_round_trip(tmp_path):
     assert ds.X.shape == ((len(text) - 1) // 8, 8) and ds.X.dtype == np.int64
     assert "".join(ds.vocab[i] for i in ds.X[0]) == text[:8]
     assert "".join(ds.vocab[i] for i in ds.y[0]) == text[1:9]
-    rnd = load_dataset({"name": "text", "path": str(p), "T": 8, "n": 40, "one_hot": True},
-                       seed=1)  # fmt: skip
+    rnd = load_dataset({"name": "text", "path": str(p), "T": 8, "n": 40, "one_hot": True}, seed=1)
     assert rnd.X.shape == (40, 8, len(ds.vocab)) and rnd.X.dtype == np.float32
     for xs, ys in zip(rnd.X.argmax(-1), rnd.y, strict=True):
         s = "".join(ds.vocab[i] for i in xs)

@@ -17,8 +17,13 @@ from test_data_files import _npy_bytes, _zip, loads_or_data_error
 Image = pytest.importorskip("PIL.Image")
 
 # derandomize: the same examples every run (CI stays reproducible); no example database on disk
-FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +66,28 @@ def mutate(data: st.DataObject, raw: bytes) -> bytes:
 CELL = st.one_of(
     st.integers(-5, 5).map(str),
     st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
-    st.sampled_from(["", "nan", "inf", "-", "cat", "dog", '"', '"a,b"', "1e999", "0x10", " 3 ",
-                     "1_0", "\x00", "é", "1,5", "\r"]),
+    st.sampled_from(
+        [
+            "",
+            "nan",
+            "inf",
+            "-",
+            "cat",
+            "dog",
+            '"',
+            '"a,b"',
+            "1e999",
+            "0x10",
+            " 3 ",
+            "1_0",
+            "\x00",
+            "é",
+            "1,5",
+            "\r",
+        ]
+    ),
     st.text(max_size=4),
-)  # fmt: skip
+)
 
 
 @FUZZ
@@ -95,21 +118,37 @@ def test_fuzz_csv_loads_or_raises_data_error(fresh, data):
     raw = mutate(data, text.encode(enc, errors="replace"))
     p = fresh("f.csv")
     p.write_bytes(raw)
-    spec = {"name": "csv", "path": str(p),
-            "label": data.draw(st.one_of(st.integers(-6, 6), st.sampled_from(["y", "a", ""]))),
-            "header": data.draw(st.sampled_from(["auto", True, False])),
-            "task": data.draw(st.sampled_from(["auto", "classification", "regression"])),
-            "standardize": data.draw(st.booleans())}  # fmt: skip
+    spec = {
+        "name": "csv",
+        "path": str(p),
+        "label": data.draw(st.one_of(st.integers(-6, 6), st.sampled_from(["y", "a", ""]))),
+        "header": data.draw(st.sampled_from(["auto", True, False])),
+        "task": data.draw(st.sampled_from(["auto", "classification", "regression"])),
+        "standardize": data.draw(st.booleans()),
+    }
     loads_or_data_error(spec)
 
 
-ARRAY = st.sampled_from([
-    np.zeros((4, 3)), np.arange(4), np.arange(4.0) / 3, np.array(["a", "b", "a", "c"]),
-    np.array([1, "x", None, 2.5], dtype=object), np.zeros((4, 2), complex), np.zeros((5, 2)),
-    np.array([np.nan, 1, 2, 3]), np.zeros((4, 2, 2), np.uint8), np.float64(2.0), np.zeros(0),
-    np.array([b"a", b"b", b"c", b"d"]), np.zeros(4, dtype=[("a", "<f4"), ("b", "<i4")]),
-    np.array([-3, 7, 7, 1000]), np.array([True, False, True, True]), np.zeros((4, 3), ">f8"),
-])  # fmt: skip
+ARRAY = st.sampled_from(
+    [
+        np.zeros((4, 3)),
+        np.arange(4),
+        np.arange(4.0) / 3,
+        np.array(["a", "b", "a", "c"]),
+        np.array([1, "x", None, 2.5], dtype=object),
+        np.zeros((4, 2), complex),
+        np.zeros((5, 2)),
+        np.array([np.nan, 1, 2, 3]),
+        np.zeros((4, 2, 2), np.uint8),
+        np.float64(2.0),
+        np.zeros(0),
+        np.array([b"a", b"b", b"c", b"d"]),
+        np.zeros(4, dtype=[("a", "<f4"), ("b", "<i4")]),
+        np.array([-3, 7, 7, 1000]),
+        np.array([True, False, True, True]),
+        np.zeros((4, 3), ">f8"),
+    ]
+)
 
 
 @FUZZ
@@ -182,15 +221,19 @@ def test_fuzz_idx_loads_or_raises_data_error(fresh, data):
 
 
 def _image_bytes(fmt: str, mode: str) -> bytes:
-    arr = np.random.default_rng(0).integers(0, 256, (7, 5, 3) if mode == "RGB" else (7, 5),
-                                            dtype=np.uint8)  # fmt: skip
+    arr = np.random.default_rng(0).integers(
+        0, 256, (7, 5, 3) if mode == "RGB" else (7, 5), dtype=np.uint8
+    )
     buf = io.BytesIO()
     Image.fromarray(arr, mode).save(buf, fmt)
     return buf.getvalue()
 
 
-IMAGES = {(f, m): _image_bytes(f, m) for f in ("PNG", "JPEG", "PPM", "BMP", "GIF", "TIFF")
-          for m in ("L", "RGB")}  # fmt: skip
+IMAGES = {
+    (f, m): _image_bytes(f, m)
+    for f in ("PNG", "JPEG", "PPM", "BMP", "GIF", "TIFF")
+    for m in ("L", "RGB")
+}
 EXT = {"PNG": ".png", "JPEG": ".jpg", "PPM": ".pgm", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 
 
@@ -226,8 +269,14 @@ def test_fuzz_text_loads_or_raises_data_error(fresh, data):
         raw = data.draw(st.binary(max_size=80))
     p = fresh("f.txt")
     p.write_bytes(mutate(data, raw))
-    ds = loads_or_data_error({"name": "text", "path": str(p), "T": data.draw(st.integers(1, 12)),
-                              "one_hot": data.draw(st.booleans()),
-                              "n": data.draw(st.sampled_from([None, 3]))})  # fmt: skip
+    ds = loads_or_data_error(
+        {
+            "name": "text",
+            "path": str(p),
+            "T": data.draw(st.integers(1, 12)),
+            "one_hot": data.draw(st.booleans()),
+            "n": data.draw(st.sampled_from([None, 3])),
+        }
+    )
     if ds is not None:
         assert ds.y.max() < len(ds.vocab)

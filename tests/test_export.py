@@ -29,9 +29,26 @@ GRAPHS = GOLDEN / "graphs"
 PRESETS = sorted((ROOT / "presets").glob("*.json"))
 UPDATE = os.environ.get("BLOCKPROP_UPDATE_GOLDEN") == "1"
 
-HOSTILE = ['x"); import os; os.system("touch pwned") #', "a\nb", "\\", "\\\\'", "__import__('os')",
-           "Ωμέγα→🚀", "'''", '"""', "\r\u2028\x00\x0c", "in", "class", "self", "training",
-           "a-b", "a_b", "1st", "", "   "]  # fmt: skip
+HOSTILE = [
+    'x"); import os; os.system("touch pwned") #',
+    "a\nb",
+    "\\",
+    "\\\\'",
+    "__import__('os')",
+    "Ωμέγα→🚀",
+    "'''",
+    '"""',
+    "\r\u2028\x00\x0c",
+    "in",
+    "class",
+    "self",
+    "training",
+    "a-b",
+    "a_b",
+    "1st",
+    "",
+    "   ",
+]
 
 
 def graph(name: str) -> engine.Graph:
@@ -53,8 +70,9 @@ def write(tmp_path: Path, code: str, name: str = "exported.py") -> Path:
 
 def run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 # --- naming ---------------------------------------------------------------------------------------
@@ -192,11 +210,13 @@ def test_hostile_names_export_to_code_that_only_builds(target, tmp_path):
     calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert not {"os.system", "__import__", "eval", "exec"} & calls
     script = write(tmp_path, code)
-    probe = ("import importlib.util, sys\n"
-             "s = importlib.util.spec_from_file_location('m', sys.argv[1])\n"
-             "m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
-             "model = m.build_model()\n"
-             "print('built', type(model).__name__)\n")
+    probe = (
+        "import importlib.util, sys\n"
+        "s = importlib.util.spec_from_file_location('m', sys.argv[1])\n"
+        "m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
+        "model = m.build_model()\n"
+        "print('built', type(model).__name__)\n"
+    )
     r = run(["-c", probe, str(script)], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "built" in r.stdout
@@ -211,8 +231,11 @@ def test_hostile_strings_in_every_setting_stay_data():
     code = export_code(g, "numpy")
     mod_globals: dict = {}
     tree = ast.parse(code)
-    assign = next(n for n in tree.body if isinstance(n, ast.Assign)
-                  and ast.unparse(n.targets[0]) == "TRAINING")
+    assign = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "TRAINING"
+    )
     mod_globals["TRAINING"] = ast.literal_eval(assign.value)
     assert mod_globals["TRAINING"]["dataset"]["path"] == g.training["dataset"]["path"]
 
@@ -278,8 +301,7 @@ def test_every_block_type_has_a_pytorch_form():
 
 def test_cli_export_writes_the_file(tmp_path):
     out = tmp_path / "out.py"
-    r = run(["app.py", "export", str(GRAPHS / "mlp.json"), "--to", "pytorch", "-o", str(out)],
-            ROOT)
+    r = run(["app.py", "export", str(GRAPHS / "mlp.json"), "--to", "pytorch", "-o", str(out)], ROOT)
     assert r.returncode == 0, r.stderr
     assert out.read_text(encoding="utf-8") == export_code(graph("mlp"), "pytorch")
     bad = tmp_path / "bad.json"
@@ -291,9 +313,17 @@ def test_cli_export_writes_the_file(tmp_path):
 
 
 # --- golden files ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,target", [("mlp", "numpy"), ("mlp", "pytorch"), ("cnn", "pytorch"),
-                                         ("lenet5", "numpy"), ("lenet5", "pytorch"),
-                                         ("hostile", "numpy")])
+@pytest.mark.parametrize(
+    "name,target",
+    [
+        ("mlp", "numpy"),
+        ("mlp", "pytorch"),
+        ("cnn", "pytorch"),
+        ("lenet5", "numpy"),
+        ("lenet5", "pytorch"),
+        ("hostile", "numpy"),
+    ],
+)
 def test_golden(name, target):
     code = export_code(graph(name), target)
     path = GOLDEN / f"{name}.{target}.py.txt"
@@ -302,7 +332,8 @@ def test_golden(name, target):
     assert path.exists(), f"missing {path}: run with BLOCKPROP_UPDATE_GOLDEN=1"
     assert code == path.read_text(encoding="utf-8"), (
         f"the export of {name} to {target} changed; if intended, regenerate the golden files "
-        "with BLOCKPROP_UPDATE_GOLDEN=1 and review the diff")
+        "with BLOCKPROP_UPDATE_GOLDEN=1 and review the diff"
+    )
 
 
 def test_export_is_deterministic():
@@ -491,8 +522,26 @@ def test_exported_scripts_pass_the_linter(tmp_path):
     pytest.importorskip("ruff")
     for name in ("mlp", "cnn", "seq", "seq2", "hostile"):
         for target in ("numpy", "pytorch"):
-            write(tmp_path, export_code(graph(name), target, weights="w.npz",
-                                        check_weights=False), f"{name}_{target}.py")
-    r = run(["-m", "ruff", "check", "--no-cache", "--isolated", "--line-length", "100",
-             "--select", "E,F,W,B,UP,I", "--target-version", "py310", str(tmp_path)], tmp_path)
+            write(
+                tmp_path,
+                export_code(graph(name), target, weights="w.npz", check_weights=False),
+                f"{name}_{target}.py",
+            )
+    r = run(
+        [
+            "-m",
+            "ruff",
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--line-length",
+            "100",
+            "--select",
+            "E,F,W,B,UP,I",
+            "--target-version",
+            "py310",
+            str(tmp_path),
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -139,8 +139,12 @@ def test_training_mode_forward_and_batchnorm_statistics_match(name, tmp_path):
     for n in bn:
         attr = mod.NAME_MAP[n]
         for buf in ("running_mean", "running_var"):
-            np.testing.assert_allclose(getattr(getattr(net, attr), buf).numpy(),
-                                       m.layers[n].buffers[buf], atol=1e-6, rtol=1e-6)
+            np.testing.assert_allclose(
+                getattr(getattr(net, attr), buf).numpy(),
+                m.layers[n].buffers[buf],
+                atol=1e-6,
+                rtol=1e-6,
+            )
 
 
 def test_connection_table_weights_stay_zero_and_init_follows_the_engine(tmp_path):
@@ -155,8 +159,11 @@ def test_connection_table_weights_stay_zero_and_init_follows_the_engine(tmp_path
     assert float((c3.weight * (1 - c3.mask)).abs().sum()) == 0.0
     assert float(c3.weight.abs().sum()) > 0
     assert torch.all(net.bn.weight == 1) and torch.all(net.ss.weight == 0.25)
-    assert all(float(p.abs().sum()) == 0 for n, p in net.named_parameters()
-               if n.endswith("bias") and not n.startswith("ss"))
+    assert all(
+        float(p.abs().sum()) == 0
+        for n, p in net.named_parameters()
+        if n.endswith("bias") and not n.startswith("ss")
+    )
     plan = make_plan(g)
     c3_init = dict((k, (m, s)) for k, m, s in init_methods(plan.by_id["c3"]))
     # 14 links, 6 output and 4 input maps, 2x3 kernels: the fans count connected maps only,
@@ -165,7 +172,7 @@ def test_connection_table_weights_stay_zero_and_init_follows_the_engine(tmp_path
     seq = exported(graph("seq"), tmp_path, name="seqnet").build_model()
     h = 4
     b = seq.lstm.rnn.bias_ih_l0_reverse.detach()
-    assert torch.all(b[h:2 * h] == 1) and torch.all(b[:h] == 0)  # forget gate starts open
+    assert torch.all(b[h : 2 * h] == 1) and torch.all(b[:h] == 0)  # forget gate starts open
     assert 0.8 < float(seq.emb.weight.detach().std()) < 1.2  # N(0, 1) like the engine
     seq2 = exported(graph("seq2"), tmp_path, name="seq2net").build_model()
     assert float(seq2.out_1.weight.detach().abs().max()) <= 0.3  # init uniform, limit 0.3
@@ -185,16 +192,24 @@ def test_layers_with_their_own_start_are_known():
 
 # --- the data -------------------------------------------------------------------------------------
 BUILTIN_CASES = [
-    ("digits", {}), ("digits", {"resize": [32, 32]}),
+    ("digits", {}),
+    ("digits", {"resize": [32, 32]}),
     ("digits", {"resize": [28, 28], "pad": [32, 32], "flatten": True}),
-    ("xor", {}), ("xor", {"targets": "float", "repeat": 5, "noise": 0.1}),
-    ("moons", {}), ("circles", {"n": 101, "noise": 0.2}), ("spiral", {"arms": 4}),
-    ("adding", {"T": 10, "n": 100}), ("copy", {"n": 50}), ("sine", {"n": 40}),
-    ("sine", {"n": 40, "many_to_many": True}), ("chars", {"n": 30}),
+    ("xor", {}),
+    ("xor", {"targets": "float", "repeat": 5, "noise": 0.1}),
+    ("moons", {}),
+    ("circles", {"n": 101, "noise": 0.2}),
+    ("spiral", {"arms": 4}),
+    ("adding", {"T": 10, "n": 100}),
+    ("copy", {"n": 50}),
+    ("sine", {"n": 40}),
+    ("sine", {"n": 40, "many_to_many": True}),
+    ("chars", {"n": 30}),
     ("chars", {"corpus": "brackets", "one_hot": True, "n": 20, "T": 10}),
-    ("chars", {"corpus": "hello", "n": 3}), ("tagging", {"n": 30}),
+    ("chars", {"corpus": "hello", "n": 3}),
+    ("tagging", {"n": 30}),
     ("tagging", {"rule": "brackets", "one_hot": False, "n": 30}),
-]  # fmt: skip
+]
 
 
 def standalone(name: str, spec: dict, seed: int):
@@ -278,20 +293,36 @@ def test_standalone_file_loaders_equal_the_engines(tmp_path):
 
 
 def autoencoder() -> engine.Graph:
-    return engine.Graph.from_dict({
-        "format": "blockprop-graph", "version": 1,
-        "nodes": [{"id": "in", "type": "Input", "config": {"shape": [64]}},
-                  {"id": "code", "type": "Dense", "config": {"units": 8}},
-                  {"id": "out", "type": "Dense", "config": {"units": 64}}],
-        "edges": [{"source": "in", "target": "code", "target_port": 0},
-                  {"source": "code", "target": "out", "target_port": 0}],
-        "training": {"dataset": {"name": "digits", "flatten": True, "target": "input"},
-                     "loss": "mse", "optimizer": {"name": "adam", "lr": 0.01}}})
+    return engine.Graph.from_dict(
+        {
+            "format": "blockprop-graph",
+            "version": 1,
+            "nodes": [
+                {"id": "in", "type": "Input", "config": {"shape": [64]}},
+                {"id": "code", "type": "Dense", "config": {"units": 8}},
+                {"id": "out", "type": "Dense", "config": {"units": 64}},
+            ],
+            "edges": [
+                {"source": "in", "target": "code", "target_port": 0},
+                {"source": "code", "target": "out", "target_port": 0},
+            ],
+            "training": {
+                "dataset": {"name": "digits", "flatten": True, "target": "input"},
+                "loss": "mse",
+                "optimizer": {"name": "adam", "lr": 0.01},
+            },
+        }
+    )
 
 
 def test_script_loads_the_data_and_splits_it_as_the_trainer(tmp_path):
-    for name, extra in (("mlp", {}), ("seq2", {}), ("mlp", {"val_split": 0.0}),
-                        ("seq", {"val_split": 0.35, "seed": 4}), ("autoencoder", {})):
+    for name, extra in (
+        ("mlp", {}),
+        ("seq2", {}),
+        ("mlp", {"val_split": 0.0}),
+        ("seq", {"val_split": 0.35, "seed": 4}),
+        ("autoencoder", {}),
+    ):
         g = autoencoder() if name == "autoencoder" else graph(name, **extra)
         mod = exported(g, tmp_path, name=f"split_{name}")
         X, y = mod.load_data()
@@ -302,8 +333,7 @@ def test_script_loads_the_data_and_splits_it_as_the_trainer(tmp_path):
         np.testing.assert_array_equal(Xva, trainer.val_data[0])
         np.testing.assert_array_equal(mod.targets(yva), trainer.val_data[1])
         # the shuffling stream too: the same first epoch order
-        np.testing.assert_array_equal(rng.permutation(len(Xtr)),
-                                      trainer._rng.permutation(len(Xtr)))
+        np.testing.assert_array_equal(rng.permutation(len(Xtr)), trainer._rng.permutation(len(Xtr)))
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -347,29 +377,52 @@ def test_first_steps_match_the_engine_lenet5(tmp_path):
 
 SMALL = {"dataset": {"name": "moons", "n": 100}, "batch_size": 32, "epochs": 3}
 OPTIMIZER_CASES = {
-    "momentum_step_schedule": dict(SMALL, optimizer={"name": "momentum", "lr": 0.1},
-                                   schedule={"name": "step", "step_size": 1, "gamma": 0.5}),
+    "momentum_step_schedule": dict(
+        SMALL,
+        optimizer={"name": "momentum", "lr": 0.1},
+        schedule={"name": "step", "step_size": 1, "gamma": 0.5},
+    ),
     "nesterov": dict(SMALL, optimizer={"name": "nesterov", "lr": 0.1, "momentum": 0.8}),
-    "adam_l1_l2_clip": dict(SMALL, optimizer={"name": "adam", "lr": 0.01}, l1=1e-3, l2=1e-2,
-                            clip_norm=0.5, schedule={"name": "time", "k": 0.5}),
-    "adagrad": dict(SMALL, optimizer={"name": "adagrad", "lr": 0.05},
-                    schedule={"name": "exponential", "k": 0.3}),
+    "adam_l1_l2_clip": dict(
+        SMALL,
+        optimizer={"name": "adam", "lr": 0.01},
+        l1=1e-3,
+        l2=1e-2,
+        clip_norm=0.5,
+        schedule={"name": "time", "k": 0.5},
+    ),
+    "adagrad": dict(
+        SMALL, optimizer={"name": "adagrad", "lr": 0.05}, schedule={"name": "exponential", "k": 0.3}
+    ),
     "adadelta": dict(SMALL, optimizer={"name": "adadelta", "lr": 0.01}),
-    "rmsprop_bce": dict(SMALL, optimizer={"name": "rmsprop", "lr": 0.01}, loss="bce_with_logits",
-                        dataset={"name": "xor", "repeat": 25, "targets": "float"}),
-}  # fmt: skip
+    "rmsprop_bce": dict(
+        SMALL,
+        optimizer={"name": "rmsprop", "lr": 0.01},
+        loss="bce_with_logits",
+        dataset={"name": "xor", "repeat": 25, "targets": "float"},
+    ),
+}
 
 
 def small_mlp(training: dict) -> engine.Graph:
     out = 1 if training.get("loss") == "bce_with_logits" else 2
-    d = {"format": "blockprop-graph", "version": 1, "name": "small", "training": training,
-         "nodes": [{"id": "in", "type": "Input", "config": {"shape": [2]}},
-                   {"id": "h", "type": "Dense", "config": {"units": 8}},
-                   {"id": "t", "type": "Activation", "config": {"fn": "tanh"}},
-                   {"id": "o", "type": "Dense", "config": {"units": out}}],
-         "edges": [{"source": "in", "target": "h", "target_port": 0},
-                   {"source": "h", "target": "t", "target_port": 0},
-                   {"source": "t", "target": "o", "target_port": 0}]}
+    d = {
+        "format": "blockprop-graph",
+        "version": 1,
+        "name": "small",
+        "training": training,
+        "nodes": [
+            {"id": "in", "type": "Input", "config": {"shape": [2]}},
+            {"id": "h", "type": "Dense", "config": {"units": 8}},
+            {"id": "t", "type": "Activation", "config": {"fn": "tanh"}},
+            {"id": "o", "type": "Dense", "config": {"units": out}},
+        ],
+        "edges": [
+            {"source": "in", "target": "h", "target_port": 0},
+            {"source": "h", "target": "t", "target_port": 0},
+            {"source": "t", "target": "o", "target_port": 0},
+        ],
+    }
     return engine.Graph.from_dict(d)
 
 
@@ -379,15 +432,15 @@ def test_optimizers_schedules_and_regularisation_match_the_engine(case, tmp_path
     ours = torch_losses(g, 9, tmp_path)  # 3 epochs of 3 steps: the schedule acts twice
     ref = [e for e in engine.Trainer.from_graph(g).run() if e["event"] == "step"][:9]
     assert len(ours) == 9
-    np.testing.assert_allclose([e["loss"] for e in ours], [e["loss"] for e in ref],
-                               rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [e["loss"] for e in ours], [e["loss"] for e in ref], rtol=2e-5, atol=1e-6
+    )
     np.testing.assert_allclose([e["lr"] for e in ours], [e["lr"] for e in ref], rtol=1e-12)
 
 
 def test_optimizer_choice_follows_torch_equivalent(tmp_path):
     pytest.importorskip("torch")
-    sgd = export_code(small_mlp(dict(SMALL, optimizer={"name": "momentum", "lr": 0.1})),
-                      "pytorch")
+    sgd = export_code(small_mlp(dict(SMALL, optimizer={"name": "momentum", "lr": 0.1})), "pytorch")
     assert "torch.optim.SGD(params, lr=lr, momentum=momentum)" in sgd
     assert "LectureOptimizer" not in sgd
     scheduled = export_code(small_mlp(OPTIMIZER_CASES["momentum_step_schedule"]), "pytorch")
@@ -402,8 +455,14 @@ def test_script_runs_alone_and_saves_engine_weights(tmp_path):
     script = tmp_path / "alone.py"
     script.write_text(export_code(g, "pytorch"), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WORLD_SIZE")}
-    r = subprocess.run([sys.executable, "-I", str(script), "--epochs", "2", "--save", "w.npz"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [sys.executable, "-I", str(script), "--epochs", "2", "--save", "w.npz"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "epoch 2/2" in r.stdout and "finished after 6 steps" in r.stdout
     model = engine.build_model(g)
@@ -420,18 +479,30 @@ def free_port() -> int:
 
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     pytest.importorskip("torch")
-    g = small_mlp(dict(SMALL, optimizer={"name": "adam", "lr": 0.05}, epochs=1, l2=1e-3,
-                       clip_norm=1.0))
-    g.set_meta("training", dict(g.training, dataset={"name": "moons", "n": 200},
-                                batch_size=16))
+    g = small_mlp(
+        dict(SMALL, optimizer={"name": "adam", "lr": 0.05}, epochs=1, l2=1e-3, clip_norm=1.0)
+    )
+    g.set_meta("training", dict(g.training, dataset={"name": "moons", "n": 200}, batch_size=16))
     script = tmp_path / "ddp.py"
     script.write_text(export_code(g, "pytorch"), encoding="utf-8")
     env = dict(os.environ, BLOCKPROP_SAVE_FINAL=str(tmp_path / "final"), OMP_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        f"--master_port={free_port()}", str(script)],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            str(script),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert time.perf_counter() - t0 < 60
     # 160 training samples, 80 per process, batches of 16: 5 steps; only rank 0 prints

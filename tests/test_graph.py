@@ -10,13 +10,13 @@ from engine.errors import BlockPropError, ConfigError, GraphError
 
 
 def mlp_graph() -> engine.Graph:
-    g = engine.Graph("mlp", "two layers\nsecond line",
-                     training={"dataset": {"name": "moons"}, "epochs": 3})
+    g = engine.Graph(
+        "mlp", "two layers\nsecond line", training={"dataset": {"name": "moons"}, "epochs": 3}
+    )
     g.add_node("Input", {"shape": [2]}, (0, 0), node_id="in")
     g.add_node("Dense", {"units": 8}, (160, 0), node_id="d1")
     g.add_node("Activation", {"fn": "tanh"}, (320, 0), node_id="a1")
-    g.add_node("Dense", {"units": 2, "bias": False, "init": "he_normal"}, (480, 0),
-               node_id="out")
+    g.add_node("Dense", {"units": 2, "bias": False, "init": "he_normal"}, (480, 0), node_id="out")
     g.add_edge("in", "d1")
     g.add_edge("d1", "a1")
     g.add_edge("a1", "out")
@@ -79,8 +79,10 @@ def test_events_one_per_change():
     assert seen == [("meta_changed", {"key": "name"})] and g.name == "renamed"
     seen.clear()
     g.remove_node("d")  # its wire goes first, then the block
-    assert seen == [("edge_removed", {"source": "in", "target": "d", "port": 0}),
-                    ("node_removed", {"id": "d"})]
+    assert seen == [
+        ("edge_removed", {"source": "in", "target": "d", "port": 0}),
+        ("node_removed", {"id": "d"}),
+    ]
     seen.clear()
     g.replace_with(mlp_graph())
     assert seen == [("reset", {})] and "out" in g
@@ -126,16 +128,23 @@ def test_unsubscribe_and_copy_are_independent():
     assert seen == []
 
 
-@pytest.mark.parametrize("bad, match", [
-    ([], "JSON object"),
-    ({"format": "other", "version": 1}, "not a BlockProp graph"),
-    ({"format": "blockprop-graph", "version": 9}, "unsupported graph version"),
-    ({"format": "blockprop-graph", "version": 1, "extra": 1}, "unknown field"),
-    ({"format": "blockprop-graph", "version": 1, "nodes": [{"id": "a", "type": "Nope"}]},
-     "unknown block type"),
-    ({"format": "blockprop-graph", "version": 1, "nodes": [], "edges": [{"source": "a"}]},
-     "no such block|edge"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([], "JSON object"),
+        ({"format": "other", "version": 1}, "not a BlockProp graph"),
+        ({"format": "blockprop-graph", "version": 9}, "unsupported graph version"),
+        ({"format": "blockprop-graph", "version": 1, "extra": 1}, "unknown field"),
+        (
+            {"format": "blockprop-graph", "version": 1, "nodes": [{"id": "a", "type": "Nope"}]},
+            "unknown block type",
+        ),
+        (
+            {"format": "blockprop-graph", "version": 1, "nodes": [], "edges": [{"source": "a"}]},
+            "no such block|edge",
+        ),
+    ],
+)
 def test_from_dict_refuses(bad, match):
     with pytest.raises(BlockPropError, match=match):
         engine.Graph.from_dict(bad)

@@ -15,7 +15,10 @@ from engine.errors import BlockPropError
 from engine.layers import LAYER_TYPES
 
 BASE = {
-    "format": "blockprop-graph", "version": 1, "name": "base", "description": "fuzz seed",
+    "format": "blockprop-graph",
+    "version": 1,
+    "name": "base",
+    "description": "fuzz seed",
     "nodes": [
         {"id": "in", "type": "Input", "config": {"shape": [1, 8, 8]}, "pos": [0, 0]},
         {"id": "fl", "type": "Flatten", "config": {}, "pos": [100, 0]},
@@ -35,30 +38,52 @@ BASE = {
         {"source": "sum", "target": "out", "target_port": 0},
     ],
     "training": {"dataset": {"name": "digits"}, "epochs": 1},
-}  # fmt: skip
+}
 
 FIELDS = ["format", "version", "name", "description", "nodes", "edges", "training", "extra"]
 NODE_FIELDS = ["id", "type", "config", "pos", "colour"]
 EDGE_FIELDS = ["source", "target", "target_port", "weight"]
-CONFIG_KEYS = ["units", "shape", "fn", "bias", "filters", "kernel_size", "padding", "stride",
-               "axis", "hidden_size", "init", "init_std", "connections", "rate", "x"]
+CONFIG_KEYS = [
+    "units",
+    "shape",
+    "fn",
+    "bias",
+    "filters",
+    "kernel_size",
+    "padding",
+    "stride",
+    "axis",
+    "hidden_size",
+    "init",
+    "init_std",
+    "connections",
+    "rate",
+    "x",
+]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
     st.sampled_from(["in", "d1", "out", "sum", "same", "valid", "relu", *LAYER_TYPES]),
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 # Settings that pass the type checks but have absurd sizes (shapes of 2**70, kernels of 0, ...).
-config_values = st.one_of(json_values, st.integers(-3, 2**70),
-                          st.lists(st.integers(-3, 2**70), min_size=1, max_size=4),
-                          st.lists(st.integers(1, 40), min_size=1, max_size=4))
+config_values = st.one_of(
+    json_values,
+    st.integers(-3, 2**70),
+    st.lists(st.integers(-3, 2**70), min_size=1, max_size=4),
+    st.lists(st.integers(1, 40), min_size=1, max_size=4),
+)
 
 
 @st.composite

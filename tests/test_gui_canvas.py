@@ -29,8 +29,13 @@ def drop_block(w, type_name: str, at: QPoint) -> None:
 
 def send_drop(target, md, at: QPoint) -> None:
     """Drag-enter then drop (Qt delivers a drop only to the widget that accepted the enter)."""
-    args = (at, Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
+    args = (
+        at,
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(target, QDragEnterEvent(*args))
     QApplication.sendEvent(target, QDragMoveEvent(*args))
     QApplication.sendEvent(target, QDropEvent(QPointF(at), *args[1:]))
@@ -40,8 +45,17 @@ def send_drop(target, md, at: QPoint) -> None:
 def test_palette_groups_every_family_in_order_and_searches(window):
     p = window.palette_panel
     fams = list(p.groups)
-    expected = ["Input", "Convolution", "Pooling", "Dense", "Recurrent",
-                "Normalisation and regularisation", "Merge", "Activation", "Reshape"]
+    expected = [
+        "Input",
+        "Convolution",
+        "Pooling",
+        "Dense",
+        "Recurrent",
+        "Normalisation and regularisation",
+        "Merge",
+        "Activation",
+        "Reshape",
+    ]
     assert [f for f in fams if f in expected] == expected
     p.search.setText("lstm")
     assert p.visible_types() == ["LSTM"]
@@ -92,12 +106,17 @@ def test_palette_activation_adds_after_selected_block_and_wires_it(window):
 
 
 def test_block_shows_key_settings_shape_and_params(window):
-    build_chain(window, [("in", "Input", {"shape": [1, 32, 32]}),
-                         ("c1", "Conv2D", {"filters": 6, "kernel_size": 5, "padding": 2}),
-                         ("f", "Flatten", {}), ("d", "Dense", {"units": 120}),
-                         ("r", "Reshape", {"shape": [12, 10]}),
-                         ("l", "LSTM", {"hidden_size": 128, "return_sequences": True,
-                                        "bidirectional": True})])
+    build_chain(
+        window,
+        [
+            ("in", "Input", {"shape": [1, 32, 32]}),
+            ("c1", "Conv2D", {"filters": 6, "kernel_size": 5, "padding": 2}),
+            ("f", "Flatten", {}),
+            ("d", "Dense", {"units": 120}),
+            ("r", "Reshape", {"shape": [12, 10]}),
+            ("l", "LSTM", {"hidden_size": 128, "return_sequences": True, "bidirectional": True}),
+        ],
+    )
     item = window.scene.blocks["c1"]
     assert f"{item.type_name} {item.settings}" == "Conv2D 6@5x5 s1 p2"
     assert item.shape_text == "6×32×32" and item.params_text == "156 params"
@@ -129,16 +148,23 @@ def test_drag_from_output_port_to_input_port_adds_edge(window):
 @pytest.mark.parametrize("case", ["input_target", "taken", "cycle", "shape"])
 def test_bad_connection_is_refused_with_the_reason(window, case):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 28, 28]}),
-                    ("c", "Conv2D", {"filters": 8, "kernel_size": 3})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 28, 28]}),
+            ("c", "Conv2D", {"filters": 8, "kernel_size": 3}),
+        ],
+    )
     build_chain(w, [("add", "Add", {}), ("d", "Flatten", {})], x0=0, y0=200)
     w.undo_stack.push(__import__("gui.commands").commands.Connect(w.graph, "in", "add", 0))
     settle(w)
     w.canvas.fit_all()
     before = w.graph.to_dict()
     if case == "input_target":
-        start, end = port_view_pos(w, "c", "out"), view_pos(
-            w, w.scene.blocks["in"].sceneBoundingRect().center())
+        start, end = (
+            port_view_pos(w, "c", "out"),
+            view_pos(w, w.scene.blocks["in"].sceneBoundingRect().center()),
+        )
         expect = "takes no input"
     elif case == "taken":
         start, end = port_view_pos(w, "d", "out"), port_view_pos(w, "c", "in")
@@ -158,8 +184,13 @@ def test_bad_connection_is_refused_with_the_reason(window, case):
 
 def test_dense_after_conv_is_accepted_with_a_one_click_flatten_fix(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 28, 28]}),
-                    ("c", "Conv2D", {"filters": 8, "kernel_size": 3})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 28, 28]}),
+            ("c", "Conv2D", {"filters": 8, "kernel_size": 3}),
+        ],
+    )
     build_chain(w, [("d", "Dense", {"units": 10})], x0=500, y0=0)
     w.canvas.fit_all()
     before = w.graph.to_dict()
@@ -185,8 +216,10 @@ def test_dense_after_conv_is_accepted_with_a_one_click_flatten_fix(window):
 
 def test_padding_fix_sets_same_in_one_step(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 4, 4]}),
-                    ("c", "Conv2D", {"filters": 2, "kernel_size": 3})])
+    build_chain(
+        w,
+        [("in", "Input", {"shape": [1, 4, 4]}), ("c", "Conv2D", {"filters": 2, "kernel_size": 3})],
+    )
     w.controller.set_option("c", "kernel_size", 5)
     settle(w)
     fixes = [p.fix for p in w.analysis.problems if p.fix]
@@ -234,8 +267,14 @@ def test_moving_blocks_is_one_undo_command_on_release(window):
 
 def test_select_click_shift_click_rubber_band_and_select_all(window):
     w = window
-    build_chain(w, [("a", "Input", {"shape": [4]}), ("b", "Dense", {"units": 2}),
-                    ("c", "Dense", {"units": 2})])
+    build_chain(
+        w,
+        [
+            ("a", "Input", {"shape": [4]}),
+            ("b", "Dense", {"units": 2}),
+            ("c", "Dense", {"units": 2}),
+        ],
+    )
     w.canvas.fit_all()
     vp = w.canvas.viewport()
 
@@ -244,11 +283,9 @@ def test_select_click_shift_click_rubber_band_and_select_all(window):
 
     QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre("a"))
     assert w.selected_blocks() == ["a"]
-    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
-                     centre("c"))
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, centre("c"))
     assert w.selected_blocks() == ["a", "c"]
-    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     QPoint(5, 5))
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(5, 5))
     assert w.selected_blocks() == []
     r = w.scene.blocks_rect(["a", "b"]).adjusted(-30, -40, 30, 40)
     drag(w, view_pos(w, r.topLeft()), view_pos(w, r.bottomRight()))
@@ -278,9 +315,14 @@ def test_delete_selected_wire_and_duplicate(window):
 
 def test_copy_and_paste_between_two_windows(make_window):
     w1, w2 = make_window(), make_window()
-    build_chain(w1, [("in", "Input", {"shape": [1, 28, 28]}),
-                     ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
-                     ("d", "Dense", {"units": 3})])
+    build_chain(
+        w1,
+        [
+            ("in", "Input", {"shape": [1, 28, 28]}),
+            ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
+            ("d", "Dense", {"units": 3}),
+        ],
+    )
     w1.scene.select_ids(["in", "c1"])
     w1.actions.copy.trigger()
     md = QApplication.clipboard().mimeData()
@@ -304,8 +346,13 @@ def test_copy_and_paste_between_two_windows(make_window):
 
 def test_zoom_keys_and_fit_to_view(window):
     w = window
-    build_chain(w, [(f"b{i}", "Input" if i == 0 else "Dense",
-                     {"shape": [4]} if i == 0 else {"units": 4}) for i in range(12)])
+    build_chain(
+        w,
+        [
+            (f"b{i}", "Input" if i == 0 else "Dense", {"shape": [4]} if i == 0 else {"units": 4})
+            for i in range(12)
+        ],
+    )
     w.canvas.fit_all()
     vis = w.canvas.mapToScene(w.canvas.viewport().rect()).boundingRect()
     assert vis.contains(w.scene.blocks_rect())
@@ -319,8 +366,9 @@ def test_zoom_keys_and_fit_to_view(window):
 
 def test_analysis_runs_once_per_burst(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [4]})] +
-                [(f"d{i}", "Dense", {"units": 4}) for i in range(10)])
+    build_chain(
+        w, [("in", "Input", {"shape": [4]})] + [(f"d{i}", "Dense", {"units": 4}) for i in range(10)]
+    )
     w.scene.select_ids(w.graph.nodes())
     runs = w.live.runs
     new = w.actions.duplicate_selection()  # 11 blocks + 10 wires: 21 graph events
@@ -332,10 +380,20 @@ def test_analysis_runs_once_per_burst(window):
 
 def test_auto_layout_orders_by_depth_in_one_command(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [4]}), ("a", "Dense", {"units": 4}),
-                    ("b", "Dense", {"units": 4})], x0=500, y0=300, dx=-200)
-    w.undo_stack.push(__import__("gui.commands").commands.AddBlock(
-        w.graph, "Dense", {"units": 4}, (0, 0), "side"))
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [4]}),
+            ("a", "Dense", {"units": 4}),
+            ("b", "Dense", {"units": 4}),
+        ],
+        x0=500,
+        y0=300,
+        dx=-200,
+    )
+    w.undo_stack.push(
+        __import__("gui.commands").commands.AddBlock(w.graph, "Dense", {"units": 4}, (0, 0), "side")
+    )
     w.undo_stack.push(__import__("gui.commands").commands.Connect(w.graph, "in", "side", 0))
     before = w.graph.to_dict()
     w.actions.layout.trigger()
@@ -362,8 +420,12 @@ def test_locked_canvas_refuses_edits_but_keeps_selection(window):
     assert w.graph.to_dict() == before
     w.canvas.fit_all()
     vp = w.canvas.viewport()
-    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     view_pos(w, w.scene.blocks["in"].sceneBoundingRect().center()))
+    QTest.mouseClick(
+        vp,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view_pos(w, w.scene.blocks["in"].sceneBoundingRect().center()),
+    )
     assert w.selected_blocks() == ["in"]
     assert w.inspector.block == "in"
     assert all(not e.isEnabled() for e in w.inspector.editors.values())
@@ -373,8 +435,14 @@ def test_locked_canvas_refuses_edits_but_keeps_selection(window):
 
 def test_gradient_badges_tint_blocks_and_show_the_scale(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [4]}), ("d", "Dense", {"units": 2}),
-                    ("e", "Dense", {"units": 2})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [4]}),
+            ("d", "Dense", {"units": 2}),
+            ("e", "Dense", {"units": 2}),
+        ],
+    )
     w.canvas.set_block_badges({"d": 1e-6, "e": 0.05})
     assert w.scene.blocks["d"].badge == 1e-6 and w.scene.blocks["in"].badge is None
     assert w.canvas.legend.isVisible()
@@ -386,18 +454,36 @@ def test_gradient_badges_tint_blocks_and_show_the_scale(window):
 
 def test_screenshot_of_a_graph(tmp_path):
     out = tmp_path / "shot.png"
-    r = subprocess.run([sys.executable, "app.py", "presets/lenet5.json", "--screenshot",
-                        str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen",
-                            "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, "app.py", "presets/lenet5.json", "--screenshot", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **__import__("os").environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    r = subprocess.run([sys.executable, "app.py", str(bad), "--screenshot", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen",
-                            "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, "app.py", str(bad), "--screenshot", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **__import__("os").environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
+    )
     assert r.returncode == 2 and "bad.json" in r.stderr and "not valid JSON" in r.stderr
 
 
@@ -417,8 +503,9 @@ def test_middle_drag_and_space_drag_pan_without_editing(window):
     p0 = view_pos(w, w.scene.blocks["b"].sceneBoundingRect().center())
     QTest.mousePress(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, p0)
     QTest.mouseMove(vp, p0 + QPoint(-60, -40))
-    QTest.mouseRelease(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
-                       p0 + QPoint(-60, -40))
+    QTest.mouseRelease(
+        vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, p0 + QPoint(-60, -40)
+    )
     assert (h.value(), v.value()) == (start[0] + 60, start[1] + 40)
     w.canvas.setFocus()
     QTest.keyPress(w.canvas, Qt.Key.Key_Space)

@@ -13,10 +13,14 @@ from engine.graph import load_graph
 from gui import files as files_mod
 from gui.preset_dialog import PresetDialog, list_presets
 
-LENET_ISH = [("in", "Input", {"shape": [1, 16, 16]}),
-             ("c1", "Conv2D", {"filters": 4, "kernel_size": 5, "padding": 2}),
-             ("a1", "Activation", {"fn": "tanh"}), ("p", "MaxPool2D", {"kernel_size": 2}),
-             ("f", "Flatten", {}), ("d", "Dense", {"units": 10})]
+LENET_ISH = [
+    ("in", "Input", {"shape": [1, 16, 16]}),
+    ("c1", "Conv2D", {"filters": 4, "kernel_size": 5, "padding": 2}),
+    ("a1", "Activation", {"fn": "tanh"}),
+    ("p", "MaxPool2D", {"kernel_size": 2}),
+    ("f", "Flatten", {}),
+    ("d", "Dense", {"units": 10}),
+]
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env, make_window, window
 
@@ -79,8 +83,11 @@ def test_bad_file_shows_its_problem_and_loses_nothing(window, tmp_path):
     build_chain(w, LENET_ISH[:2])
     before = w.graph.to_dict()
     bad = tmp_path / "broken.json"
-    bad.write_text(json.dumps({"format": "blockprop-graph", "version": 1,
-                               "nodes": [{"id": "x", "type": "Conv9D"}]}))
+    bad.write_text(
+        json.dumps(
+            {"format": "blockprop-graph", "version": 1, "nodes": [{"id": "x", "type": "Conv9D"}]}
+        )
+    )
     w.files.ask_save_changes = lambda: "discard"
     assert not w.files.open(str(bad))
     title, text = w.errors[-1]
@@ -112,7 +119,8 @@ def test_autosave_and_recovery_after_a_crash(make_window, gui_env):
     assert not crashed.exists()
     # a file of a window of this process that is still open is never offered
     assert files_mod.find_recoveries(rec.parent) == [] or all(
-        p != rec for p, _ in files_mod.find_recoveries(rec.parent))
+        p != rec for p, _ in files_mod.find_recoveries(rec.parent)
+    )
     # saving removes this window's recovery file; a clean close removes it too
     w2.files.autosave()
     assert w2.files.recovery_path.exists()
@@ -134,9 +142,18 @@ def test_declined_recovery_is_deleted(make_window, gui_env):
     d = gui_env / "recovery"
     d.mkdir(exist_ok=True)
     f = d / "recovery-4242424-x.json"
-    f.write_text(json.dumps({"format": "blockprop-recovery", "version": 1, "pid": 2**22 + 7,
-                             "saved_at": 1.0, "path": None,
-                             "graph": {"format": "blockprop-graph", "version": 1}}))
+    f.write_text(
+        json.dumps(
+            {
+                "format": "blockprop-recovery",
+                "version": 1,
+                "pid": 2**22 + 7,
+                "saved_at": 1.0,
+                "path": None,
+                "graph": {"format": "blockprop-graph", "version": 1},
+            }
+        )
+    )
     w = make_window()
     w.files.ask_restore = lambda data: False
     assert not w.files.offer_recovery()

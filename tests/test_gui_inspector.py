@@ -20,9 +20,15 @@ def select(w, n):
 
 def test_editors_are_typed_from_the_options(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 32, 32]}),
-                    ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
-                    ("a", "Activation", {"fn": "tanh"}), ("p", "MaxPool2D", {"kernel_size": 2})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 32, 32]}),
+            ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
+            ("a", "Activation", {"fn": "tanh"}),
+            ("p", "MaxPool2D", {"kernel_size": 2}),
+        ],
+    )
     select(w, "c1")
     ed = w.inspector.editors
     assert isinstance(ed["filters"], QSpinBox) and ed["filters"].value() == 6
@@ -32,7 +38,8 @@ def test_editors_are_typed_from_the_options(window):
     assert {ed["padding"].itemText(i) for i in range(ed["padding"].count())} >= {"same", "valid"}
     assert isinstance(ed["init"], QComboBox)
     assert ed["init"].itemData(0) is None and "he_normal" in [
-        ed["init"].itemData(i) for i in range(ed["init"].count())]
+        ed["init"].itemData(i) for i in range(ed["init"].count())
+    ]
     assert isinstance(ed["init_std"], QDoubleSpinBox)
     assert isinstance(ed["kernel_size"], QLineEdit) and ed["kernel_size"].text() == "5"
     assert isinstance(ed["connections"], QLineEdit) and ed["connections"].text() == ""
@@ -43,8 +50,10 @@ def test_editors_are_typed_from_the_options(window):
     select(w, "in")
     assert w.inspector.editors["shape"].text() == "1, 32, 32"
     select(w, "p")
-    assert w.inspector.editors["stride"].text() == "" and \
-        w.inspector.editors["stride"].placeholderText() == "auto"
+    assert (
+        w.inspector.editors["stride"].text() == ""
+        and w.inspector.editors["stride"].placeholderText() == "auto"
+    )
 
 
 def test_spinbox_typing_is_one_undoable_edit(window):
@@ -67,9 +76,14 @@ def test_spinbox_typing_is_one_undoable_edit(window):
 
 def test_choice_checkbox_padding_and_text_edits_apply(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 10, 10]}),
-                    ("c", "Conv2D", {"filters": 2, "kernel_size": 3}),
-                    ("a", "Activation", {})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 10, 10]}),
+            ("c", "Conv2D", {"filters": 2, "kernel_size": 3}),
+            ("a", "Activation", {}),
+        ],
+    )
     select(w, "c")
     ed = w.inspector.editors
     ed["bias"].click()
@@ -96,8 +110,13 @@ def test_choice_checkbox_padding_and_text_edits_apply(window):
 
 def test_invalid_value_is_refused_with_a_message(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 10, 10]}),
-                    ("c", "Conv2D", {"filters": 2, "kernel_size": 3, "stride": 2})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 10, 10]}),
+            ("c", "Conv2D", {"filters": 2, "kernel_size": 3, "stride": 2}),
+        ],
+    )
     select(w, "c")
     ed = w.inspector.editors
     before = w.graph.to_dict()
@@ -123,8 +142,14 @@ def test_invalid_value_is_refused_with_a_message(window):
 
 def test_rename_block_from_inspector(window):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [4]}), ("dense_1", "Dense", {"units": 2}),
-                    ("d2", "Dense", {"units": 2})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [4]}),
+            ("dense_1", "Dense", {"units": 2}),
+            ("d2", "Dense", {"units": 2}),
+        ],
+    )
     select(w, "dense_1")
     w.inspector.id_edit.setText("hidden")
     w.inspector.id_edit.editingFinished.emit()

@@ -32,8 +32,10 @@ def test_a_layout_too_wide_for_the_screen_falls_back_to_the_default(qtbot, make_
     w.save_settings()
     w2 = make_window()
     assert w2.minimumSizeHint().width() <= max(room, default_width)
-    assert not any(d.isVisible() and not d.visibleRegion().isEmpty() and d.isFloating()
-                   for d in w2.training.panel_docks.values())
+    assert not any(
+        d.isVisible() and not d.visibleRegion().isEmpty() and d.isFloating()
+        for d in w2.training.panel_docks.values()
+    )
 
 
 def test_a_layout_that_fits_is_restored(qtbot, make_window):

@@ -46,9 +46,12 @@ def test_ema_is_bias_corrected_and_skips_nan():
 def test_run_data_collects_steps_grads_and_epochs():
     run = RunData(1, "run 1", {})
     run.set_blocks(["c1", "d1"], {"c1": "Conv2D", "d1": "Dense"})
-    run.add_steps([{"step": 1, "epoch": 1, "loss": 2.0, "lr": 0.1,
-                    "grad_rms": {"c1": 0.5, "d1": 0.25}},
-                   {"step": 2, "epoch": 1, "loss": 1.0, "lr": 0.1, "grad_rms": {"d1": 0.125}}])
+    run.add_steps(
+        [
+            {"step": 1, "epoch": 1, "loss": 2.0, "lr": 0.1, "grad_rms": {"c1": 0.5, "d1": 0.25}},
+            {"step": 2, "epoch": 1, "loss": 1.0, "lr": 0.1, "grad_rms": {"d1": 0.125}},
+        ]
+    )
     assert run.last_grad_rms() == {"d1": 0.125}  # c1 had no value at step 2
     np.testing.assert_array_equal(run.steps.data()[:, 2], [2.0, 1.0])
     run.add_epoch({"event": "epoch", "epoch": 1, "val_loss": 0.9})
@@ -65,13 +68,13 @@ def test_filter_grid_normalises_each_kernel_with_gaps():
     grid, corners = filter_grid(w, channel=1)
     assert len(corners) == 5
     for k, (r, c) in enumerate(corners):
-        tile = grid[r:r + 3, c:c + 3]
+        tile = grid[r : r + 3, c : c + 3]
         np.testing.assert_allclose(tile, w[k, 1] / np.abs(w[k, 1]).max(), rtol=1e-6)
         assert np.abs(tile).max() == pytest.approx(1.0)
     assert np.isnan(grid).sum() == grid.size - 5 * 9  # everything else is a gap
     rgb, corners = filter_grid(rng.normal(size=(4, 3, 5, 5)), rgb=True)
     assert rgb.shape[-1] == 3
-    tiles = np.stack([rgb[r:r + 5, c:c + 5] for r, c in corners])
+    tiles = np.stack([rgb[r : r + 5, c : c + 5] for r, c in corners])
     assert tiles.min(axis=(1, 2, 3)) == pytest.approx(0) and tiles.max() == pytest.approx(1)
     assert kernel_stack(np.zeros((4, 2, 7))).shape == (4, 2, 1, 7)  # Conv1D: one row each
     assert normalise_symmetric(np.zeros((2, 2))).tolist() == [[0, 0], [0, 0]]
@@ -81,8 +84,8 @@ def test_map_grid_scales_each_map():
     maps = np.stack([np.arange(4.0).reshape(2, 2), np.full((2, 2), 7.0)])
     grid, corners = map_grid(maps)
     (r0, c0), (r1, c1) = corners
-    np.testing.assert_allclose(grid[r0:r0 + 2, c0:c0 + 2], [[0, 1 / 3], [2 / 3, 1]])
-    np.testing.assert_allclose(grid[r1:r1 + 2, c1:c1 + 2], 0.5)  # a constant map
+    np.testing.assert_allclose(grid[r0 : r0 + 2, c0 : c0 + 2], [[0, 1 / 3], [2 / 3, 1]])
+    np.testing.assert_allclose(grid[r1 : r1 + 2, c1 : c1 + 2], 0.5)  # a constant map
 
 
 def test_confusion_matrix_counts():
@@ -115,11 +118,16 @@ def test_block_outputs_match_the_model():
 
 
 def _run(n_steps: int) -> RunData:
-    run = RunData(3, "fast lr", {"dataset": {"name": "xor"}, "optimizer": {"name": "sgd",
-                                                                            "lr": 0.1}})
+    run = RunData(
+        3, "fast lr", {"dataset": {"name": "xor"}, "optimizer": {"name": "sgd", "lr": 0.1}}
+    )
     run.set_blocks(["d1"], {"d1": "Dense"})
-    run.add_steps([{"step": i + 1, "epoch": 1, "loss": 1.0 / (i + 1), "lr": 0.1,
-                    "grad_rms": {"d1": 0.1}} for i in range(n_steps)])
+    run.add_steps(
+        [
+            {"step": i + 1, "epoch": 1, "loss": 1.0 / (i + 1), "lr": 0.1, "grad_rms": {"d1": 0.1}}
+            for i in range(n_steps)
+        ]
+    )
     run.add_steps([{"step": n_steps + 1, "epoch": 1, "loss": float("nan"), "lr": 0.1}])
     run.add_epoch({"epoch": 1, "train_loss": 0.5, "val_loss": 0.6, "val_acc": None})
     run.set_time_grads({"rnn": np.array([1e-6, 1e-3, 1.0])})
@@ -138,8 +146,7 @@ def test_runs_file_round_trip(tmp_path):
     json.loads(text)
     (back,), problems = load_runs(path, first_id=7)
     assert problems == [] and back.run_id == 7 and back.name == "fast lr"
-    np.testing.assert_allclose(back.steps.data()[:, :3], run.steps.data()[:, :3],
-                               equal_nan=True)
+    np.testing.assert_allclose(back.steps.data()[:, :3], run.steps.data()[:, :3], equal_nan=True)
     assert back.epochs[0]["val_loss"] == 0.6
     np.testing.assert_allclose(back.time_grads_avg["rnn"], [1e-6, 1e-3, 1.0])
     np.testing.assert_array_equal(back.confusion, run.confusion)
@@ -188,8 +195,7 @@ def test_digits_drawing_goes_through_the_loaders_own_steps():
     from sklearn.datasets import load_digits
 
     first = (load_digits().images[0] / 16.0).astype(np.float32)
-    np.testing.assert_allclose(ds.X[0], resize_bilinear(first[None, None], (32, 32))[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(ds.X[0], resize_bilinear(first[None, None], (32, 32))[0], rtol=1e-6)
     xp, _ = prep.digits_sample(SEVEN, {"resize": [28, 28], "pad": [32, 32], "flatten": True})
     assert xp.shape == (1024,)
     x, pic = prep.drawing_input(ONE, {"name": "digits", "flatten": True}, (64,))
@@ -276,8 +282,9 @@ def test_loss_and_gradient_panels_draw_and_export(qtbot, tmp_path):
 
     run = _run(30)
     run.set_blocks(["c1", "d1"], {"c1": "Conv2D", "d1": "Dense"})
-    run.add_steps([{"step": 32, "epoch": 1, "loss": 0.1, "lr": 0.1,
-                    "grad_rms": {"c1": 1e-4, "d1": 2e-2}}])
+    run.add_steps(
+        [{"step": 32, "epoch": 1, "loss": 0.1, "lr": 0.1, "grad_rms": {"c1": 1e-4, "d1": 2e-2}}]
+    )
     ctrl = Ctrl(run)
     loss, grads = LossPanel(ctrl), GradientsPanel(ctrl)
     for p in (loss, grads):
@@ -323,8 +330,11 @@ def test_try_it_classifies_a_drawing_as_the_model_sees_it(qtbot):
     g.add_edge("in", "out")
     model = build_model(g, seed=3)
     run = RunData(1, "run 1", {"dataset": {"name": "digits", "flatten": True}})
-    run.info = {"task": "classification", "input_shape": (64,),
-                "class_names": [str(i) for i in range(10)]}
+    run.info = {
+        "task": "classification",
+        "input_shape": (64,),
+        "class_names": [str(i) for i in range(10)],
+    }
     ctrl = Ctrl(run)
     ctrl.forward = lambda x: model.forward(x)
     panel = TryItPanel(ctrl)
@@ -359,8 +369,9 @@ def test_filters_panel_draws_the_kernels_it_is_given(qtbot):
     panel.channel.setValue(2)
     panel.refresh(run)
     r, c = panel.corners[4]
-    np.testing.assert_allclose(panel.image.image[r:r + 5, c:c + 5], w[4, 2] / abs(w[4, 2]).max(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        panel.image.image[r : r + 5, c : c + 5], w[4, 2] / abs(w[4, 2]).max(), rtol=1e-6
+    )
     panel.rgb.setChecked(True)
     panel.refresh(run)
     assert panel.image.image.shape[-1] == 3
@@ -373,10 +384,19 @@ def test_settings_dock_round_trip_and_import(qtbot, tmp_path):
 
     dock = TrainingDock()
     qtbot.addWidget(dock)
-    spec = {"dataset": {"name": "digits", "resize": [32, 32]}, "loss": "cross_entropy",
-            "optimizer": {"name": "momentum", "lr": 0.05, "momentum": 0.8},
-            "schedule": {"name": "step", "step_size": 3, "gamma": 0.5}, "batch_size": 64,
-            "epochs": 7, "seed": 2, "val_split": 0.25, "l1": 0.0, "l2": 1e-4, "clip_norm": 5.0}
+    spec = {
+        "dataset": {"name": "digits", "resize": [32, 32]},
+        "loss": "cross_entropy",
+        "optimizer": {"name": "momentum", "lr": 0.05, "momentum": 0.8},
+        "schedule": {"name": "step", "step_size": 3, "gamma": 0.5},
+        "batch_size": 64,
+        "epochs": 7,
+        "seed": 2,
+        "val_split": 0.25,
+        "l1": 0.0,
+        "l2": 1e-4,
+        "clip_norm": 5.0,
+    }
     dock.set_spec(spec)
     assert dock.spec() == spec
     chars = {**spec, "dataset": {"name": "chars", "T": 40}}  # "n" stays unset (nullable)
@@ -429,9 +449,16 @@ def test_the_wheel_scrolls_the_training_form_and_changes_no_setting(qtbot):
 
     def wheel(widget, steps: int) -> None:
         centre = QPointF(widget.rect().center())
-        ev = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0),
-                         QPoint(0, -120 * steps), Qt.MouseButton.NoButton,
-                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        ev = QWheelEvent(
+            centre,
+            QPointF(widget.mapToGlobal(centre.toPoint())),
+            QPoint(0, 0),
+            QPoint(0, -120 * steps),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
         QApplication.sendEvent(widget, ev)
 
     wheel(ed, 3)

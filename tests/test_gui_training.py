@@ -83,8 +83,9 @@ def test_filters_show_current_weights_live(qtbot, train_window):
     assert ctrl.start(paused=True)
     qtbot.waitUntil(lambda: ctrl.current.status == "running", timeout=10_000)
     ctrl.step()
-    qtbot.waitUntil(lambda: len(ctrl.current.steps) == 1 and ctrl.current.filters_step == 1,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: len(ctrl.current.steps) == 1 and ctrl.current.filters_step == 1, timeout=10_000
+    )
     for k in range(2):  # paused: the weights stand still, the picture must equal them
         ctrl.redraw(force=True)
         panel = ctrl.panels["filters"]
@@ -92,8 +93,9 @@ def test_filters_show_current_weights_live(qtbot, train_window):
         assert panel.shown_block == "c1"
         img = panel.image.image
         for o, (r, c) in enumerate(panel.corners):
-            np.testing.assert_allclose(img[r:r + 3, c:c + 3], normalise_symmetric(weight[o, 0]),
-                                       rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(
+                img[r : r + 3, c : c + 3], normalise_symmetric(weight[o, 0]), rtol=1e-6, atol=1e-7
+            )
         assert np.isnan(img[3, :]).all()  # the gap between tile rows
         if k == 0:
             ctrl.step()
@@ -177,8 +179,9 @@ def test_step_when_idle_starts_a_paused_run(qtbot, train_window):
     w = train_window(mlp_xor(epochs=50))
     ctrl = w.training
     ctrl.step()
-    qtbot.waitUntil(lambda: ctrl.current is not None and ctrl.current.steps.total == 1,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: ctrl.current is not None and ctrl.current.steps.total == 1, timeout=10_000
+    )
     qtbot.wait(200)
     assert ctrl.current.steps.total == 1 and ctrl.dock.state == "paused"
 
@@ -282,8 +285,10 @@ def test_event_loop_stays_responsive_while_lenet5_trains(qtbot, train_window):
     run_to_end(qtbot, ctrl, timeout=10_000)
     assert steps >= 2, "LeNet-5 did not train during the measurement"
     assert len(gaps) > 10  # the timer kept firing (each gap is checked below)
-    print(f"\nLeNet-5: max event-loop gap {max(gaps):.0f} ms over {len(gaps)} ticks, "
-          f"{steps} steps; longest redraw {ctrl.max_stall_ms:.0f} ms {ctrl.draw_ms}")
+    print(
+        f"\nLeNet-5: max event-loop gap {max(gaps):.0f} ms over {len(gaps)} ticks, "
+        f"{steps} steps; longest redraw {ctrl.max_stall_ms:.0f} ms {ctrl.draw_ms}"
+    )
     # The goal is 50 ms. With training in its own process, benchmarks/gui_training_overhead.py
     # (the app's own event loop, these three panels) measured a largest gap of 31-36 ms on a
     # quiet 2-core machine and 50-110 ms while other work shared it; under pytest, with other
@@ -307,7 +312,8 @@ def test_real_main_window_trains_and_undoes_the_settings(qtbot, main_window):
     assert not w.locked and ctrl.current.status == "finished"
     assert w.graph.training["optimizer"]["lr"] == 0.02
     assert ctrl.panels["gradients"].values == pytest.approx(
-        replay(ctrl.current).trainer.last_grad_rms)
+        replay(ctrl.current).trainer.last_grad_rms
+    )
     w.undo_stack.undo()  # the settings edit is one undoable command
     assert w.graph.training == before
     assert ctrl.dock.spec()["optimizer"]["lr"] == before["optimizer"]["lr"]

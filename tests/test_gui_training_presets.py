@@ -3,8 +3,6 @@ types, Try it classifies a drawing and generates text with the trained weights; 
 settings survive the Training dock, and an autoencoder preset trains in the app.
 """
 
-
-
 import numpy as np
 import pytest
 from training_support import (
@@ -42,10 +40,18 @@ def test_try_it_after_a_run_uses_the_trained_weights(qtbot, train_window):
 
     from gui.training import prep
 
-    g = chain("digits mlp", [("Input", {"shape": [64]}, "in"), ("Dense", {"units": 10}, "out")],
-              {"dataset": {"name": "digits", "flatten": True}, "loss": "cross_entropy",
-               "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 64, "epochs": 2,
-               "seed": 0})
+    g = chain(
+        "digits mlp",
+        [("Input", {"shape": [64]}, "in"), ("Dense", {"units": 10}, "out")],
+        {
+            "dataset": {"name": "digits", "flatten": True},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 64,
+            "epochs": 2,
+            "seed": 0,
+        },
+    )
     w = train_window(g)
     ctrl = w.training
     show_all_panels(ctrl)
@@ -84,8 +90,14 @@ def test_try_it_generates_the_trained_char_models_text(qtbot, train_window):
     vocab, shape = run.info["vocab"], tuple(run.info["input_shape"])
     expected = "the "
     for _ in range(30):
-        p = prep.next_char_probs(lambda x: model.forward(x, training=False), vocab, expected,
-                                 shape[0], len(shape) == 2, 0.0)
+        p = prep.next_char_probs(
+            lambda x: model.forward(x, training=False),
+            vocab,
+            expected,
+            shape[0],
+            len(shape) == 2,
+            0.0,
+        )
         expected += vocab[int(np.argmax(p))]
     assert text == expected
 
@@ -104,8 +116,7 @@ def test_the_training_dock_keeps_every_presets_settings(qtbot, path):
     assert same_settings(dock.spec(), training), (dock.spec(), training)
 
 
-def test_an_autoencoder_preset_trains_in_the_app_and_starting_edits_nothing(qtbot,
-                                                                           main_window):
+def test_an_autoencoder_preset_trains_in_the_app_and_starting_edits_nothing(qtbot, main_window):
     g = engine.load_graph(ROOT / "presets" / "autoencoder.json")
     g.set_meta("training", {**g.training, "epochs": 1})
     w = main_window

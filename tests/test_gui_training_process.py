@@ -70,7 +70,8 @@ def test_a_crashed_training_process_fails_the_run_not_the_app(qtbot, train_windo
 
 
 def test_a_run_split_over_two_processes_keeps_going_when_its_helper_dies(
-        qtbot, train_window, monkeypatch):
+    qtbot, train_window, monkeypatch
+):
     monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")  # the training process inherits it
     w = train_window(tiny_cnn(epochs=500))
     ctrl = w.training

@@ -12,8 +12,19 @@ from PySide6.QtWidgets import QApplication
 
 from engine.layers import LAYER_TYPES
 
-SIMPLE_TYPES = ["Dense", "Activation", "Dropout", "Flatten", "Conv2D", "MaxPool2D", "Add",
-                "Concat", "BatchNorm", "LSTM", "Reshape"]
+SIMPLE_TYPES = [
+    "Dense",
+    "Activation",
+    "Dropout",
+    "Flatten",
+    "Conv2D",
+    "MaxPool2D",
+    "Add",
+    "Concat",
+    "BatchNorm",
+    "LSTM",
+    "Reshape",
+]
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env, make_window, window
 
@@ -42,20 +53,41 @@ def random_value(rng: random.Random, opt):
 def random_gesture(w, rng: random.Random) -> str:
     g, c = w.graph, w.controller
     nodes = g.nodes()
-    op = rng.choice(["add", "add", "connect", "connect", "delete", "move", "disconnect",
-                     "edit", "edit", "paste", "layout", "rename", "fix", "wire_delete"])
+    op = rng.choice(
+        [
+            "add",
+            "add",
+            "connect",
+            "connect",
+            "delete",
+            "move",
+            "disconnect",
+            "edit",
+            "edit",
+            "paste",
+            "layout",
+            "rename",
+            "fix",
+            "wire_delete",
+        ]
+    )
     if op == "add" or not nodes:
         after = rng.choice(nodes) if nodes and rng.random() < 0.5 else None
-        c.add_block(rng.choice(SIMPLE_TYPES), (rng.randint(-500, 900), rng.randint(-400, 600)),
-                    after=after)
+        c.add_block(
+            rng.choice(SIMPLE_TYPES), (rng.randint(-500, 900), rng.randint(-400, 600)), after=after
+        )
     elif op == "connect":
         c.connect(rng.choice(nodes), rng.choice(nodes))
     elif op == "delete":
         c.delete(rng.sample(nodes, min(len(nodes), rng.randint(1, 2))))
     elif op == "move":
         moved = rng.sample(nodes, min(len(nodes), rng.randint(1, 3)))
-        c.move({n: (g.pos_of(n)[0] + rng.randint(-90, 90), g.pos_of(n)[1] + rng.randint(-90, 90))
-                for n in moved})
+        c.move(
+            {
+                n: (g.pos_of(n)[0] + rng.randint(-90, 90), g.pos_of(n)[1] + rng.randint(-90, 90))
+                for n in moved
+            }
+        )
     elif op in ("disconnect", "wire_delete") and g.edges():
         s, t, _ = rng.choice(g.edges())
         c.disconnect(s, t) if op == "disconnect" else c.delete([], [(s, t)])
@@ -96,10 +128,15 @@ def assert_scene_matches_graph(w) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_gestures_undo_all_and_redo_all(window, seed):
     w = window
-    build_chain(w, [("in", "Input", {"shape": [1, 12, 12]}),
-                    ("c1", "Conv2D", {"filters": 4, "kernel_size": 3}),
-                    ("p1", "MaxPool2D", {"kernel_size": 2}),
-                    ("d", "Dense", {"units": 8})])
+    build_chain(
+        w,
+        [
+            ("in", "Input", {"shape": [1, 12, 12]}),
+            ("c1", "Conv2D", {"filters": 4, "kernel_size": 3}),
+            ("p1", "MaxPool2D", {"kernel_size": 2}),
+            ("d", "Dense", {"units": 8}),
+        ],
+    )
     w.undo_stack.clear()
     initial = w.graph.to_dict()
     rng = random.Random(seed)
@@ -134,8 +171,14 @@ def test_edit_menu_names_the_action(window):
 
 def test_delete_then_undo_restores_file_order_exactly(window):
     w = window
-    build_chain(w, [("a", "Input", {"shape": [4]}), ("b", "Dense", {"units": 3}),
-                    ("c", "Dense", {"units": 2})])
+    build_chain(
+        w,
+        [
+            ("a", "Input", {"shape": [4]}),
+            ("b", "Dense", {"units": 3}),
+            ("c", "Dense", {"units": 2}),
+        ],
+    )
     w.controller.add_block("Dense", (0, 200), {"units": 5})
     w.controller.connect("a", "dense_1")
     before = w.graph.to_dict()

@@ -64,8 +64,10 @@ def test_wrong_input_shape_names_block_and_shapes():
     assert "fc1" in str(e.value) and "(N, 4)" in str(e.value) and "(2, 5)" in str(e.value)
 
 
-@pytest.mark.parametrize("cfg", [{"units": 0}, {"units": -3}, {"units": 2.5}, {"units": "x"},
-                                 {"units": 3, "colour": 1}, {}])
+@pytest.mark.parametrize(
+    "cfg",
+    [{"units": 0}, {"units": -3}, {"units": 2.5}, {"units": "x"}, {"units": 3, "colour": 1}, {}],
+)
 def test_bad_settings_are_refused_when_built(cfg):
     with pytest.raises(ConfigError):
         Dense(name="d", **cfg)

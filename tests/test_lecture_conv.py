@@ -10,35 +10,46 @@ from engine import functional as F
 from engine.layers import Conv2D, ConvTranspose2D, MaxPool2D, Subsample2D
 
 # Lecture 000, "Convolutional Layer: Numerical Example" (and "Pooling Layer: Max").
-IMAGE_000 = np.array([[3, 3, 2, 1, 0],
-                      [0, 0, 1, 3, 1],
-                      [3, 1, 2, 2, 3],
-                      [2, 0, 0, 2, 2],
-                      [2, 0, 0, 0, 1]], dtype=float)  # fmt: skip
-FILTER_000 = np.array([[0, 1, 2],
-                       [2, 2, 0],
-                       [0, 1, 2]], dtype=float)  # fmt: skip
-MAP_000 = [[12, 12, 17],
-           [10, 17, 19],
-           [9, 6, 14]]  # fmt: skip
-MAXPOOL_000 = [[3, 3, 3],
-               [3, 3, 3],
-               [3, 2, 3]]  # fmt: skip
+IMAGE_000 = np.array(
+    [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]],
+    dtype=float,
+)
+FILTER_000 = np.array([[0, 1, 2], [2, 2, 0], [0, 1, 2]], dtype=float)
+MAP_000 = [[12, 12, 17], [10, 17, 19], [9, 6, 14]]
+MAXPOOL_000 = [[3, 3, 3], [3, 3, 3], [3, 2, 3]]
 
 # Lecture 001, "Convolution with padding": the image, the sharpen kernel, output[0, 0] = 320.
-IMAGE_001 = np.array([[105, 102, 100, 97, 96],
-                      [103, 99, 103, 101, 102],
-                      [101, 98, 104, 102, 100],
-                      [99, 101, 106, 104, 99],
-                      [104, 104, 104, 100, 98]], dtype=float)  # fmt: skip
-SHARPEN = np.array([[0, -1, 0],
-                    [-1, 5, -1],
-                    [0, -1, 0]], dtype=float)  # fmt: skip
+IMAGE_001 = np.array(
+    [
+        [105, 102, 100, 97, 96],
+        [103, 99, 103, 101, 102],
+        [101, 98, 104, 102, 100],
+        [99, 101, 106, 104, 99],
+        [104, 104, 104, 100, 98],
+    ],
+    dtype=float,
+)
+SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=float)
 
 # LeNet-5's C3 table (LeCun et al. 1998, Table I): the S2 maps each C3 map reads.
-LENET_C3 = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 0], [5, 0, 1],
-            [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 0], [4, 5, 0, 1], [5, 0, 1, 2],
-            [0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]  # fmt: skip
+LENET_C3 = [
+    [0, 1, 2],
+    [1, 2, 3],
+    [2, 3, 4],
+    [3, 4, 5],
+    [4, 5, 0],
+    [5, 0, 1],
+    [0, 1, 2, 3],
+    [1, 2, 3, 4],
+    [2, 3, 4, 5],
+    [3, 4, 5, 0],
+    [4, 5, 0, 1],
+    [5, 0, 1, 2],
+    [0, 1, 3, 4],
+    [1, 2, 4, 5],
+    [0, 2, 3, 5],
+    [0, 1, 2, 3, 4, 5],
+]
 
 
 def as_batch(img):
@@ -91,16 +102,19 @@ def test_001_sharpen_kernel_with_padding_1_gives_320_at_the_corner():
     np.testing.assert_array_equal(same, out)
 
 
-@pytest.mark.parametrize("size,kernel,stride,pad,expected", [
-    (5, 3, 1, 0, 3),      # 000: the numerical example
-    (5, 3, 1, 1, 5),      # 001: the sharpen example with padding 1
-    (6, 3, 1, 1, 6),      # 001: 6x6 image padded with size 1
-    (7, 3, 2, 0, 3),      # stride 2
-    (32, 5, 1, 0, 28),    # LeNet-5 C1
-    (227, 11, 4, 0, 55),  # AlexNet conv1
-    (224, 7, 2, 3, 112),  # GoogLeNet's first convolution
-    (8, 3, 2, 0, 3),      # (8 - 3) / 2 + 1 = 3.5: floor
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "size,kernel,stride,pad,expected",
+    [
+        (5, 3, 1, 0, 3),  # 000: the numerical example
+        (5, 3, 1, 1, 5),  # 001: the sharpen example with padding 1
+        (6, 3, 1, 1, 6),  # 001: 6x6 image padded with size 1
+        (7, 3, 2, 0, 3),  # stride 2
+        (32, 5, 1, 0, 28),  # LeNet-5 C1
+        (227, 11, 4, 0, 55),  # AlexNet conv1
+        (224, 7, 2, 3, 112),  # GoogLeNet's first convolution
+        (8, 3, 2, 0, 3),  # (8 - 3) / 2 + 1 = 3.5: floor
+    ],
+)
 def test_output_size_formula(size, kernel, stride, pad, expected):
     # (W - F + 2P) / S + 1, floored
     assert F.conv_output_size(size, kernel, stride, pad) == expected

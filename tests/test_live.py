@@ -20,9 +20,17 @@ def xor_graph(epochs: int = 2) -> engine.Graph:
     g.add_node("Dense", {"units": 2}, node_id="out")
     for a, b in (("in", "d1"), ("d1", "a1"), ("a1", "out")):
         g.add_edge(a, b)
-    g.set_meta("training", {"dataset": {"name": "xor", "repeat": 10}, "loss": "cross_entropy",
-                            "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8,
-                            "epochs": epochs, "seed": 0})
+    g.set_meta(
+        "training",
+        {
+            "dataset": {"name": "xor", "repeat": 10},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "batch_size": 8,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
     return g
 
 

@@ -24,8 +24,15 @@ def branchy() -> engine.Graph:
     g.add_node("Add", {}, node_id="sum")
     g.add_node("Concat", {}, node_id="cat")
     g.add_node("Dense", {"units": 3}, node_id="out")
-    for s, t in [("in", "d1"), ("d1", "t1"), ("t1", "d2"), ("t1", "d3"), ("d2", "sum"),
-                 ("d3", "sum"), ("cat", "out")]:
+    for s, t in [
+        ("in", "d1"),
+        ("d1", "t1"),
+        ("t1", "d2"),
+        ("t1", "d3"),
+        ("d2", "sum"),
+        ("d3", "sum"),
+        ("cat", "out"),
+    ]:
         g.add_edge(s, t)
     g.add_edge("t1", "cat", port=1)
     g.add_edge("sum", "cat", port=0)  # port 0 although wired after t1
@@ -85,8 +92,15 @@ def test_whole_model_gradients_with_shared_outputs():
 
 def test_param_names_and_grads_view():
     m = build_model(branchy())
-    assert set(m.params) == {"d1.weight", "d1.bias", "d2.weight", "d2.bias", "d3.weight",
-                             "out.weight", "out.bias"}
+    assert set(m.params) == {
+        "d1.weight",
+        "d1.bias",
+        "d2.weight",
+        "d2.bias",
+        "d3.weight",
+        "out.weight",
+        "out.bias",
+    }
     assert m.params["d1.weight"] is m.layers["d1"].params["weight"]
     x = np.ones((2, 5), np.float32)
     m.backward(np.ones_like(m.forward(x, training=True)))
@@ -154,8 +168,9 @@ def test_weights_include_buffers(tmp_path):
     g.add_edge("h", "bn")
     g.add_edge("bn", "r")
     a = build_model(g)
-    a.forward(np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32) * 3 + 1,
-              training=True)
+    a.forward(
+        np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32) * 3 + 1, training=True
+    )
     assert a.buffers and any(np.any(v != 0) for v in a.buffers.values())
     save_weights(a, tmp_path / "w.npz")
     b = build_model(g, seed=9)
@@ -189,8 +204,9 @@ def test_load_refuses_a_file_that_does_not_fit(tmp_path):
         load_weights(build_model(mlp()), tmp_path / "extra.npz")
 
 
-@pytest.mark.parametrize("kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan",
-                                  "folder"])
+@pytest.mark.parametrize(
+    "kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan", "folder"]
+)
 def test_load_refuses_bad_files(tmp_path, kind):
     m = build_model(mlp())
     path = tmp_path / "w.npz"

@@ -42,14 +42,16 @@ def test_batchnorm_normalises_per_channel_and_updates_running_stats(kind):
     np.testing.assert_allclose(out.mean(axis=axes), 0, atol=1e-5)
     np.testing.assert_allclose(out.var(axis=axes), 1, atol=1e-3)
     np.testing.assert_allclose(layer.buffers["running_mean"], 0.2 * x.mean(axis=axes), rtol=1e-5)
-    np.testing.assert_allclose(layer.buffers["running_var"],
-                               0.8 + 0.2 * x.var(axis=axes, ddof=1), rtol=1e-5)  # unbiased
+    np.testing.assert_allclose(
+        layer.buffers["running_var"], 0.8 + 0.2 * x.var(axis=axes, ddof=1), rtol=1e-5
+    )  # unbiased
     assert out.dtype == np.float32 and layer.buffers["running_var"].dtype == np.float32
     # inference: (x - running_mean) / sqrt(running_var + eps), no update
     before = {k: v.copy() for k, v in layer.buffers.items()}
     c = (slice(None), None, None) if kind == "image" else (slice(None),)
-    expected = ((x - layer.buffers["running_mean"][c])
-                / np.sqrt(layer.buffers["running_var"][c] + 1e-5))
+    expected = (x - layer.buffers["running_mean"][c]) / np.sqrt(
+        layer.buffers["running_var"][c] + 1e-5
+    )
     np.testing.assert_allclose(layer.forward(x, training=False), expected, rtol=1e-4, atol=1e-5)
     assert all(np.array_equal(before[k], layer.buffers[k]) for k in before)
 
@@ -84,7 +86,8 @@ def test_batchnorm_matches_pytorch(kind):
     layer = bn(shape, momentum=0.3, eps=1e-3)
     c = layer.params["weight"].shape[0]
     ref = (torch.nn.BatchNorm2d if kind == "image" else torch.nn.BatchNorm1d)(
-        c, momentum=0.3, eps=1e-3)
+        c, momentum=0.3, eps=1e-3
+    )
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(layer.params["weight"]))
         ref.bias.copy_(torch.from_numpy(layer.params["bias"]))
@@ -167,8 +170,9 @@ def test_dropout_is_reproducible_from_the_build_generator():
     assert not np.array_equal(ma, a.forward(x, training=True))  # a new mask each step
 
 
-@pytest.mark.parametrize("rate,words", [(1.0, "every value"), (1.5, "every value"),
-                                        (-0.1, "negative")])
+@pytest.mark.parametrize(
+    "rate,words", [(1.0, "every value"), (1.5, "every value"), (-0.1, "negative")]
+)
 def test_dropout_refuses_bad_rates(rate, words):
     with pytest.raises(ConfigError) as e:
         Dropout(rate=rate, name="drop1")
@@ -227,8 +231,9 @@ def test_embedding_errors():
         layer.forward(np.array([[0, -1, 2]]))
     with pytest.raises(DataError, match="integer ids"):
         layer.forward(np.array([[0.5, 1.0, 2.0]]))
-    np.testing.assert_array_equal(layer.forward(np.array([[0.0, 1.0, 2.0]])),
-                                  layer.forward(np.array([[0, 1, 2]])))
+    np.testing.assert_array_equal(
+        layer.forward(np.array([[0.0, 1.0, 2.0]])), layer.forward(np.array([[0, 1, 2]]))
+    )
     with pytest.raises(ShapeError, match="emb"):
         Embedding(num_embeddings=5, embedding_dim=2, name="emb").build((3, 4))
     with pytest.raises(ShapeError) as e:

@@ -241,8 +241,15 @@ def test_momentum_equals_torch_only_while_lr_is_constant(name):
 
 # --- behaviour -----------------------------------------------------------------------------------
 
-CONVERGE_LR = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.5,
-               "adadelta": 0.01, "rmsprop": 0.01, "adam": 0.01}  # fmt: skip
+CONVERGE_LR = {
+    "sgd": 0.05,
+    "momentum": 0.02,
+    "nesterov": 0.02,
+    "adagrad": 0.5,
+    "adadelta": 0.01,
+    "rmsprop": 0.01,
+    "adam": 0.01,
+}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -300,18 +307,21 @@ def test_check_optimizer_spec_fills_defaults():
     assert isinstance(spec["lr"], float)
 
 
-@pytest.mark.parametrize("spec,words", [
-    ({"name": "adamw"}, ["adamw", "sgd", "nesterov", "adam"]),
-    ({"lr": 0.1}, ["None", "adagrad"]),
-    ({"name": "sgd", "momentum": 0.9}, ["'momentum'", "lr"]),
-    ({"name": "adam", "betas": [0.9, 0.99]}, ["'betas'", "beta1", "beta2", "eps"]),
-    ({"name": "sgd", "lr": 0}, ["'lr'", "> 0"]),
-    ({"name": "sgd", "lr": "fast"}, ["'lr'", "number"]),
-    ({"name": "momentum", "momentum": 1.0}, ["'momentum'", "< 1"]),
-    ({"name": "adam", "eps": 0}, ["'eps'"]),
-    ([1, 2], ["object"]),
-    ({"name": ["adam"]}, ["unknown optimizer"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec,words",
+    [
+        ({"name": "adamw"}, ["adamw", "sgd", "nesterov", "adam"]),
+        ({"lr": 0.1}, ["None", "adagrad"]),
+        ({"name": "sgd", "momentum": 0.9}, ["'momentum'", "lr"]),
+        ({"name": "adam", "betas": [0.9, 0.99]}, ["'betas'", "beta1", "beta2", "eps"]),
+        ({"name": "sgd", "lr": 0}, ["'lr'", "> 0"]),
+        ({"name": "sgd", "lr": "fast"}, ["'lr'", "number"]),
+        ({"name": "momentum", "momentum": 1.0}, ["'momentum'", "< 1"]),
+        ({"name": "adam", "eps": 0}, ["'eps'"]),
+        ([1, 2], ["object"]),
+        ({"name": ["adam"]}, ["unknown optimizer"]),
+    ],
+)
 def test_bad_optimizer_specs_say_what_is_valid(spec, words):
     with pytest.raises(ConfigError) as e:
         make_optimizer(spec)
@@ -340,17 +350,20 @@ def test_check_schedule_spec():
     assert check_schedule_spec({"name": "time", "k": 1}) == {"name": "time", "k": 1.0}
 
 
-@pytest.mark.parametrize("spec,words", [
-    ({"name": "cosine"}, ["cosine", "constant", "step", "exponential", "time"]),
-    ({"name": "step", "k": 0.1}, ["'k'", "step_size", "gamma"]),
-    ({"name": "constant", "gamma": 0.1}, ["'gamma'", "none"]),
-    ({"name": "step", "gamma": 1.0}, ["'gamma'", "< 1"]),
-    ({"name": "step", "step_size": 0}, ["'step_size'", ">= 1"]),
-    ({"name": "step", "step_size": 2.5}, ["'step_size'", "integer"]),
-    ({"name": "exponential", "k": 0}, ["'k'", "> 0"]),
-    (3, ["object"]),
-    ({"name": {"step": 1}}, ["unknown learning-rate schedule"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec,words",
+    [
+        ({"name": "cosine"}, ["cosine", "constant", "step", "exponential", "time"]),
+        ({"name": "step", "k": 0.1}, ["'k'", "step_size", "gamma"]),
+        ({"name": "constant", "gamma": 0.1}, ["'gamma'", "none"]),
+        ({"name": "step", "gamma": 1.0}, ["'gamma'", "< 1"]),
+        ({"name": "step", "step_size": 0}, ["'step_size'", ">= 1"]),
+        ({"name": "step", "step_size": 2.5}, ["'step_size'", "integer"]),
+        ({"name": "exponential", "k": 0}, ["'k'", "> 0"]),
+        (3, ["object"]),
+        ({"name": {"step": 1}}, ["unknown learning-rate schedule"]),
+    ],
+)
 def test_bad_schedule_specs_say_what_is_valid(spec, words):
     with pytest.raises(ConfigError) as e:
         make_schedule(spec)

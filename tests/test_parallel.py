@@ -20,9 +20,15 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the split forks
 
 
 def conv_graph(extra: list[tuple[str, dict]] | None = None) -> engine.Graph:
-    blocks = [("Input", {"shape": [1, 12, 12]}), ("Conv2D", {"filters": 4, "kernel_size": 3}),
-              ("Activation", {"fn": "relu"}), ("MaxPool2D", {"kernel_size": 2}),
-              *(extra or []), ("Flatten", {}), ("Dense", {"units": 3})]
+    blocks = [
+        ("Input", {"shape": [1, 12, 12]}),
+        ("Conv2D", {"filters": 4, "kernel_size": 3}),
+        ("Activation", {"fn": "relu"}),
+        ("MaxPool2D", {"kernel_size": 2}),
+        *(extra or []),
+        ("Flatten", {}),
+        ("Dense", {"units": 3}),
+    ]
     g = engine.Graph(name="small conv")
     prev = None
     for i, (kind, cfg) in enumerate(blocks):
@@ -41,8 +47,16 @@ def data(n: int = 90) -> Dataset:
 
 def train(processes, batch_size=8, epochs=2, graph=None, lr=0.05, **kw) -> tuple[Trainer, list]:
     model = engine.build_model(graph or conv_graph(), seed=1)
-    t = Trainer(model, data(), batch_size=batch_size, epochs=epochs, seed=2,
-                optimizer={"name": "momentum", "lr": lr}, processes=processes, **kw)
+    t = Trainer(
+        model,
+        data(),
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=2,
+        optimizer={"name": "momentum", "lr": lr},
+        processes=processes,
+        **kw,
+    )
     return t, list(t.run())
 
 
@@ -82,8 +96,7 @@ def test_the_split_differs_from_one_process_only_by_rounding():
     ref = engine.build_model(conv_graph(), seed=1)
     moved = [n for n, p in two.model.params.items() if not np.allclose(p, ref.params[n])]
     assert moved
-    assert any(not np.allclose(half.model.params[n], two.model.params[n], atol=1e-4)
-               for n in moved)
+    assert any(not np.allclose(half.model.params[n], two.model.params[n], atol=1e-4) for n in moved)
 
 
 def started_split_run(epochs: int):
@@ -189,8 +202,11 @@ def test_processes_setting_is_checked(monkeypatch):
 def seq_graph(kind: str, bidirectional: bool, hidden: int = 5) -> engine.Graph:
     g = engine.Graph(name="seq")
     g.add_node("Input", {"shape": [6, 3]}, node_id="in")
-    g.add_node(kind, {"hidden_size": hidden, "bidirectional": bidirectional,
-                      "return_sequences": True}, node_id="rnn")
+    g.add_node(
+        kind,
+        {"hidden_size": hidden, "bidirectional": bidirectional, "return_sequences": True},
+        node_id="rnn",
+    )
     g.add_node("Dense", {"units": 2}, node_id="out")
     g.add_edge("in", "rnn")
     g.add_edge("rnn", "out")
@@ -200,13 +216,25 @@ def seq_graph(kind: str, bidirectional: bool, hidden: int = 5) -> engine.Graph:
 @pytest.mark.parametrize("kind,bidirectional", [("LSTM", True), ("GRU", False), ("RNN", True)])
 def test_recurrent_split_gives_the_whole_batchs_time_step_gradients(kind, bidirectional):
     rng = np.random.default_rng(5)
-    ds = Dataset(rng.standard_normal((40, 6, 3)).astype(np.float32),
-                 rng.standard_normal((40, 6, 2)).astype(np.float32), "regression", name="seq")
+    ds = Dataset(
+        rng.standard_normal((40, 6, 3)).astype(np.float32),
+        rng.standard_normal((40, 6, 2)).astype(np.float32),
+        "regression",
+        name="seq",
+    )
     runs = {}
     for processes in (1, 2):
         model = engine.build_model(seq_graph(kind, bidirectional), seed=0)
-        t = Trainer(model, ds, loss="mse", batch_size=7, epochs=2, seed=0,
-                    optimizer={"name": "sgd", "lr": 0.1}, processes=processes)
+        t = Trainer(
+            model,
+            ds,
+            loss="mse",
+            batch_size=7,
+            epochs=2,
+            seed=0,
+            optimizer={"name": "sgd", "lr": 0.1},
+            processes=processes,
+        )
         events = list(t.run())
         runs[processes] = (t, [e["loss"] for e in events if e["event"] == "step"])
     (one, loss1), (two, loss2) = runs[1], runs[2]
@@ -215,8 +243,9 @@ def test_recurrent_split_gives_the_whole_batchs_time_step_gradients(kind, bidire
     # the BPTT panel's profile: RMS over the whole batch, not the parent's half
     for attr in ("last_time_grads", "last_time_grads_reverse"):
         a, b = getattr(one, attr), getattr(two, attr)
-        assert set(a) == set(b) == ({"rnn"} if attr == "last_time_grads" or bidirectional
-                                    else set())
+        assert (
+            set(a) == set(b) == ({"rnn"} if attr == "last_time_grads" or bidirectional else set())
+        )
         for k in a:
             np.testing.assert_allclose(b[k], a[k], rtol=1e-3)
 

@@ -14,27 +14,59 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESETS = sorted((ROOT / "presets").glob("*.json"))
 
 REQUIRED = [
-    "lenet5", "lenet5_1998", "xor", "deep_sigmoid_mlp", "deep_relu_mlp",
-    "deep_sigmoid_batchnorm", "adding_rnn", "adding_lstm", "adding_gru", "init_zero",
-    "init_normal", "init_he", "optimizers_sgd", "optimizers_momentum", "optimizers_rmsprop",
-    "optimizers_adam", "cnn_bn_dropout", "residual_mlp", "plain_mlp", "char_lstm",
-    "bilstm_tagger", "autoencoder", "denoising_autoencoder", "conv_autoencoder",
+    "lenet5",
+    "lenet5_1998",
+    "xor",
+    "deep_sigmoid_mlp",
+    "deep_relu_mlp",
+    "deep_sigmoid_batchnorm",
+    "adding_rnn",
+    "adding_lstm",
+    "adding_gru",
+    "init_zero",
+    "init_normal",
+    "init_he",
+    "optimizers_sgd",
+    "optimizers_momentum",
+    "optimizers_rmsprop",
+    "optimizers_adam",
+    "cnn_bn_dropout",
+    "residual_mlp",
+    "plain_mlp",
+    "char_lstm",
+    "bilstm_tagger",
+    "autoencoder",
+    "denoising_autoencoder",
+    "conv_autoencoder",
     "inception_bottleneck",
-]  # fmt: skip
+]
 
 # (steps, factor): mean loss of the last 5 of `steps` steps <= mean of the first 5 / factor.
 LEARNS = {
-    "lenet5": (40, 2.0), "lenet5_1998": (40, 1.5), "xor": (300, 5.0),
-    "deep_relu_mlp": (40, 1.5), "deep_sigmoid_batchnorm": (60, 1.2),
-    "adding_lstm": (60, 2.0), "adding_gru": (60, 2.0), "adding_rnn": (60, 1.5),
-    "init_he": (1500, 1.3), "init_normal": (150, 1.3),
-    "optimizers_sgd": (60, 1.4), "optimizers_momentum": (60, 1.4),
-    "optimizers_rmsprop": (60, 1.4), "optimizers_adam": (60, 1.4),
-    "cnn_bn_dropout": (40, 2.0), "residual_mlp": (60, 1.3), "plain_mlp": (60, 1.0),
-    "char_lstm": (40, 1.5), "bilstm_tagger": (150, 5.0), "autoencoder": (60, 1.5),
-    "denoising_autoencoder": (60, 1.5), "conv_autoencoder": (60, 1.5),
+    "lenet5": (40, 2.0),
+    "lenet5_1998": (40, 1.5),
+    "xor": (300, 5.0),
+    "deep_relu_mlp": (40, 1.5),
+    "deep_sigmoid_batchnorm": (60, 1.2),
+    "adding_lstm": (60, 2.0),
+    "adding_gru": (60, 2.0),
+    "adding_rnn": (60, 1.5),
+    "init_he": (1500, 1.3),
+    "init_normal": (150, 1.3),
+    "optimizers_sgd": (60, 1.4),
+    "optimizers_momentum": (60, 1.4),
+    "optimizers_rmsprop": (60, 1.4),
+    "optimizers_adam": (60, 1.4),
+    "cnn_bn_dropout": (40, 2.0),
+    "residual_mlp": (60, 1.3),
+    "plain_mlp": (60, 1.0),
+    "char_lstm": (40, 1.5),
+    "bilstm_tagger": (150, 5.0),
+    "autoencoder": (60, 1.5),
+    "denoising_autoencoder": (60, 1.5),
+    "conv_autoencoder": (60, 1.5),
     "inception_bottleneck": (25, 1.5),
-}  # fmt: skip
+}
 
 
 def short_run(path: Path, steps: int):
@@ -94,8 +126,10 @@ def test_zero_initialisation_stays_at_chance():
     _, events = short_run(ROOT / "presets" / "init_zero.json", 100)
     losses = np.array([e["loss"] for e in events])
     np.testing.assert_allclose(losses, np.log(2), atol=0.02)
-    assert all(v == 0 for e in events for v in e["grad_rms"].values() if v != v or v < 1e-12) \
+    assert (
+        all(v == 0 for e in events for v in e["grad_rms"].values() if v != v or v < 1e-12)
         or events[-1]["grad_rms"]["fc1"] == 0.0
+    )
 
 
 def grad_ratio(name: str) -> float:

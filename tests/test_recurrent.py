@@ -18,8 +18,9 @@ CELLS = {
 
 def make(cell, hidden=3, seq_len=4, features=2, seed=0, **kw):
     cls, extra = CELLS[cell]
-    return cls(hidden_size=hidden, **extra, **kw).build((seq_len, features),
-                                                      np.random.default_rng(seed))
+    return cls(hidden_size=hidden, **extra, **kw).build(
+        (seq_len, features), np.random.default_rng(seed)
+    )
 
 
 # --- gradients ------------------------------------------------------------------------------------
@@ -29,8 +30,9 @@ def make(cell, hidden=3, seq_len=4, features=2, seed=0, **kw):
 @pytest.mark.parametrize("seq_len", [1, 3, 7])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_gradients(cell, seq_len, batch, return_sequences, bidirectional):
-    layer = make(cell, seq_len=seq_len, return_sequences=return_sequences,
-                 bidirectional=bidirectional)
+    layer = make(
+        cell, seq_len=seq_len, return_sequences=return_sequences, bidirectional=bidirectional
+    )
     rng = np.random.default_rng(seq_len * 10 + batch)
     # moderate biases so relu units are neither all on nor all off, and sigmoids not saturated
     for k, v in layer.params.items():
@@ -46,8 +48,7 @@ def rnn_reference(x, p, bump=None):
     h = np.zeros((n, p["weight_hh"].shape[0]))
     outs = []
     for s in range(t):
-        h = np.tanh(x[:, s] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T
-                    + p["bias_hh"])
+        h = np.tanh(x[:, s] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"])
         if bump is not None:
             h = h + bump[s]
         outs.append(h)
@@ -116,8 +117,7 @@ def test_backward_direction_is_forward_on_reversed_time(cell):
     bi_last.params.update({k: v.copy() for k, v in bi.params.items()})
     last = bi_last.forward(x)
     # h_n: forward's state after the last step, backward's after the first
-    np.testing.assert_allclose(last, np.concatenate([out[:, -1, :3], out[:, 0, 3:]], 1),
-                               atol=1e-6)
+    np.testing.assert_allclose(last, np.concatenate([out[:, -1, :3], out[:, 0, 3:]], 1), atol=1e-6)
 
 
 def test_gates_are_exposed_and_consistent():
@@ -130,8 +130,9 @@ def test_gates_are_exposed_and_consistent():
     for k in "ifo":
         assert np.all((g[k] > 0) & (g[k] < 1))
     np.testing.assert_allclose(g["o"] * np.tanh(g["c"]), out[:, :, :5], atol=1e-6)
-    np.testing.assert_allclose(g["c"][:, 1], g["f"][:, 1] * g["c"][:, 0]
-                               + g["i"][:, 1] * g["g"][:, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        g["c"][:, 1], g["f"][:, 1] * g["c"][:, 0] + g["i"][:, 1] * g["g"][:, 1], atol=1e-6
+    )
     gru = GRU(hidden_size=5, return_sequences=True).build((6, 3), rng)
     out = gru.forward(x)
     assert set(gru.gates) == {"r", "z", "n"}
@@ -161,21 +162,22 @@ def test_default_init():
         w = lstm.params["weight_hh" + sfx].astype(np.float64)
         np.testing.assert_allclose(w.T @ w, np.eye(h), atol=1e-5)  # orthogonal columns
         b = lstm.params["bias_ih" + sfx]
-        assert np.all(b[h:2 * h] == 1) and np.all(b[:h] == 0) and np.all(b[2 * h:] == 0)
+        assert np.all(b[h : 2 * h] == 1) and np.all(b[:h] == 0) and np.all(b[2 * h :] == 0)
         assert np.all(lstm.params["bias_hh" + sfx] == 0)
         limit = np.sqrt(6 / (3 + 4 * h))
         wih = lstm.params["weight_ih" + sfx]
         assert np.abs(wih).max() <= limit and np.abs(wih).max() > 0.5 * limit
     rnn = RNN(hidden_size=h).build((4, 3), np.random.default_rng(0))
-    np.testing.assert_allclose(rnn.params["weight_hh"] @ rnn.params["weight_hh"].T, np.eye(h),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        rnn.params["weight_hh"] @ rnn.params["weight_hh"].T, np.eye(h), atol=1e-5
+    )
     assert all(v.dtype == np.float32 for v in lstm.params.values())
 
 
 def test_chosen_init_keeps_forget_bias_except_zeros():
     h = 4
     normal = LSTM(hidden_size=h, init="normal", init_std=0.1).build((3, 2))
-    assert np.all(normal.params["bias_ih"][h:2 * h] == 1)
+    assert np.all(normal.params["bias_ih"][h : 2 * h] == 1)
     assert abs(float(normal.params["weight_hh"].std()) - 0.1) < 0.05
     zeros = LSTM(hidden_size=h, init="zeros").build((3, 2))
     assert all(np.all(v == 0) for v in zeros.params.values())
@@ -185,9 +187,15 @@ def test_param_shapes_and_output_shapes():
     gru = GRU(hidden_size=5, bidirectional=True, return_sequences=True)
     assert gru.output_shape((7, 3)) == (7, 10)
     assert gru.param_shapes((7, 3)) == {
-        "weight_ih": (15, 3), "weight_hh": (15, 5), "bias_ih": (15,), "bias_hh": (15,),
-        "weight_ih_reverse": (15, 3), "weight_hh_reverse": (15, 5), "bias_ih_reverse": (15,),
-        "bias_hh_reverse": (15,)}  # fmt: skip
+        "weight_ih": (15, 3),
+        "weight_hh": (15, 5),
+        "bias_ih": (15,),
+        "bias_hh": (15,),
+        "weight_ih_reverse": (15, 3),
+        "weight_hh_reverse": (15, 5),
+        "bias_ih_reverse": (15,),
+        "bias_hh_reverse": (15,),
+    }
     assert LSTM(hidden_size=4).output_shape((9, 2)) == (4,)
     assert LSTM(hidden_size=4).param_count((9, 2)) == 4 * 4 * (2 + 4 + 2)
 
@@ -211,9 +219,17 @@ def test_wrong_input_shape_names_block_expected_and_actual():
     assert "lstm7" in msg and "(N, 5, 2)" in msg and "(4, 6, 2)" in msg
 
 
-@pytest.mark.parametrize("cfg", [{"hidden_size": 0}, {"hidden_size": -2}, {"hidden_size": 1.5},
-                                 {}, {"hidden_size": 3, "nonlinearity": "sigmoid"},
-                                 {"hidden_size": 3, "bidirectional": "yes"}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"hidden_size": 0},
+        {"hidden_size": -2},
+        {"hidden_size": 1.5},
+        {},
+        {"hidden_size": 3, "nonlinearity": "sigmoid"},
+        {"hidden_size": 3, "bidirectional": "yes"},
+    ],
+)
 def test_bad_settings_are_refused_when_built(cfg):
     with pytest.raises(ConfigError) as e:
         RNN(name="r1", **cfg)
@@ -221,8 +237,14 @@ def test_bad_settings_are_refused_when_built(cfg):
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])
-@pytest.mark.parametrize("cfg", [{"hidden_size": 0}, {"hidden_size": 3, "nonlinearity": "relu"},
-                                 {"hidden_size": 3, "return_sequences": 1}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"hidden_size": 0},
+        {"hidden_size": 3, "nonlinearity": "relu"},
+        {"hidden_size": 3, "return_sequences": 1},
+    ],
+)
 def test_gated_cells_refuse_bad_settings(cls, cfg):
     with pytest.raises(ConfigError):
         cls(name="g", **cfg)
@@ -238,8 +260,9 @@ def test_matches_pytorch(cell, return_sequences, bidirectional):
     tcls = {RNN: torch.nn.RNN, LSTM: torch.nn.LSTM, GRU: torch.nn.GRU}[cls]
     n, t, f, h = 3, 6, 4, 5
     rng = np.random.default_rng(7)
-    layer = cls(hidden_size=h, return_sequences=return_sequences, bidirectional=bidirectional,
-                **extra).build((t, f), rng)
+    layer = cls(
+        hidden_size=h, return_sequences=return_sequences, bidirectional=bidirectional, **extra
+    ).build((t, f), rng)
     for k, v in layer.params.items():  # non-zero biases so every term is tested
         if k.startswith("bias"):
             v[...] = rng.uniform(-0.5, 0.5, v.shape)
@@ -273,8 +296,9 @@ def test_time_grad_matches_pytorch_hooks(cell):
     tcell = {RNN: torch.nn.RNNCell, LSTM: torch.nn.LSTMCell, GRU: torch.nn.GRUCell}[cls]
     n, t, f, h = 3, 6, 4, 5
     rng = np.random.default_rng(8)
-    layer = cls(hidden_size=h, return_sequences=True, bidirectional=True, **extra).build((t, f),
-                                                                                        rng)
+    layer = cls(hidden_size=h, return_sequences=True, bidirectional=True, **extra).build(
+        (t, f), rng
+    )
     x = rng.standard_normal((n, t, f)).astype(np.float32)
     r = rng.standard_normal((n, t, 2 * h)).astype(np.float32)
     layer.forward(x, training=True)
@@ -287,12 +311,12 @@ def test_time_grad_matches_pytorch_hooks(cell):
                 p.copy_(torch.from_numpy(layer.params[k + sfx]))
         state = torch.zeros(n, h) if cls is not LSTM else (torch.zeros(n, h), torch.zeros(n, h))
         hs = {}
-        for s in (range(t - 1, -1, -1) if d else range(t)):
+        for s in range(t - 1, -1, -1) if d else range(t):
             state = c(xt[:, s], state)
             hidden = state[0] if cls is LSTM else state
             hidden.retain_grad()
             hs[s] = hidden
-        loss = sum((hs[s] * torch.from_numpy(r[:, s, d * h:(d + 1) * h])).sum() for s in range(t))
+        loss = sum((hs[s] * torch.from_numpy(r[:, s, d * h : (d + 1) * h])).sum() for s in range(t))
         loss.backward()
         expected = np.array([float(hs[s].grad.pow(2).mean().sqrt()) for s in range(t)])
         got = layer.time_grad_reverse if d else layer.time_grad
@@ -304,8 +328,7 @@ def test_time_grad_matches_pytorch_hooks(cell):
 def test_workspace_reuse_never_leaks_into_results(cell, return_sequences):
     """Internal arrays are reused between calls; outputs, dx and grads must not be."""
     rng = np.random.default_rng(9)
-    layer = make(cell, hidden=4, seq_len=5, return_sequences=return_sequences,
-                 bidirectional=True)
+    layer = make(cell, hidden=4, seq_len=5, return_sequences=return_sequences, bidirectional=True)
     x1, x2 = (rng.standard_normal((3, 5, 2)).astype(np.float32) for _ in range(2))
     out1 = layer.forward(x1, training=True)
     keep = out1.copy()

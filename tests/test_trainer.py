@@ -22,8 +22,9 @@ def blobs(n=300, seed=0, classes=3, features=4) -> Dataset:
     centres = rng.standard_normal((classes, features)) * 3
     y = rng.integers(0, classes, n)
     X = centres[y] + rng.standard_normal((n, features))
-    return Dataset(X=X.astype(np.float32), y=y, task="classification", n_classes=classes,
-                   name="blobs")
+    return Dataset(
+        X=X.astype(np.float32), y=y, task="classification", n_classes=classes, name="blobs"
+    )
 
 
 def linear_data(n=200, seed=0) -> Dataset:
@@ -73,8 +74,15 @@ def test_events_follow_the_training_log_format():
     assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))
     assert set(steps[0]) == {"event", "epoch", "step", "loss", "lr", "grad_rms"}
     assert set(steps[0]["grad_rms"]) == {"d1", "out"}  # blocks without parameters left out
-    assert set(epochs[0]) == {"event", "epoch", "train_loss", "val_loss", "train_acc",
-                              "val_acc", "seconds"}
+    assert set(epochs[0]) == {
+        "event",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "train_acc",
+        "val_acc",
+        "seconds",
+    }
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert events[-1]["event"] == "end" and events[-1]["reason"] == "finished"
     assert events[-1]["epoch"] == 2 and events[-1]["step"] == len(steps)
@@ -129,16 +137,27 @@ def test_evaluation_in_batches_equals_one_batch(monkeypatch):
 
 
 def test_regression_has_no_accuracy():
-    tr = Trainer(build_model(linear()), linear_data(), loss="mse",
-                 optimizer={"name": "sgd", "lr": 1e-3}, epochs=3)
+    tr = Trainer(
+        build_model(linear()),
+        linear_data(),
+        loss="mse",
+        optimizer={"name": "sgd", "lr": 1e-3},
+        epochs=3,
+    )
     epochs = [e for e in tr.run() if e["event"] == "epoch"]
     assert all(e["train_acc"] is None and e["val_acc"] is None for e in epochs)
     assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
 
 
 def test_diverged_keeps_the_last_good_weights():
-    tr = Trainer(build_model(linear()), linear_data(), loss="mse",
-                 optimizer={"name": "sgd", "lr": 0.5}, epochs=50, batch_size=16)
+    tr = Trainer(
+        build_model(linear()),
+        linear_data(),
+        loss="mse",
+        optimizer={"name": "sgd", "lr": 0.5},
+        epochs=50,
+        batch_size=16,
+    )
     last = None
     events = []
     for ev in tr.run():
@@ -243,8 +262,11 @@ def test_pause_step_once_resume_stop_from_another_thread():
 
 
 def test_set_lr_and_schedule():
-    tr = make(epochs=3, optimizer={"name": "sgd", "lr": 0.1},
-              schedule={"name": "step", "step_size": 1, "gamma": 0.5})
+    tr = make(
+        epochs=3,
+        optimizer={"name": "sgd", "lr": 0.1},
+        schedule={"name": "step", "step_size": 1, "gamma": 0.5},
+    )
     lrs = {}
     for ev in tr.run():
         if ev["event"] == "step":
@@ -267,8 +289,9 @@ def test_l2_penalty_is_part_of_the_loss():
     plain = next(make(seed=2).run())
     reg_tr = make(seed=2, l2=0.1)
     p = reg_tr.model.params
-    penalty = 0.05 * sum(float(np.sum(p[k].astype(np.float64) ** 2))
-                         for k in ("d1.weight", "out.weight"))
+    penalty = 0.05 * sum(
+        float(np.sum(p[k].astype(np.float64) ** 2)) for k in ("d1.weight", "out.weight")
+    )
     reg = next(reg_tr.run())
     assert reg["loss"] == pytest.approx(plain["loss"] + penalty, rel=1e-5)
 
@@ -276,8 +299,9 @@ def test_l2_penalty_is_part_of_the_loss():
 def test_clip_norm_bounds_the_applied_gradient():
     tr = make(clip_norm=1e-3)
     next(tr.run())
-    total = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2))
-                          for g in tr.model.grads.values()))
+    total = math.sqrt(
+        sum(float(np.sum(g.astype(np.float64) ** 2)) for g in tr.model.grads.values())
+    )
     assert total <= 1e-3 * (1 + 1e-4)
 
 
@@ -317,21 +341,36 @@ def test_data_must_fit_the_graph():
 def test_check_training_normalises_and_names_fields():
     spec = check_training({"dataset": "moons"})
     assert spec["dataset"] == {"name": "moons"}
-    assert spec["optimizer"] == {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999,
-                                 "eps": 1e-8}
+    assert spec["optimizer"] == {
+        "name": "adam",
+        "lr": 0.001,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+    }
     assert spec["schedule"] == {"name": "constant"}
     assert (spec["loss"], spec["batch_size"], spec["epochs"], spec["seed"]) == (
-        "cross_entropy", 32, 1, 0)
+        "cross_entropy",
+        32,
+        1,
+        0,
+    )
     assert spec["val_split"] == 0.2 and spec["l1"] == spec["l2"] == 0.0
     assert spec["clip_norm"] is None
     with pytest.raises(ConfigError, match="'colour', 'size'"):
         check_training({"dataset": "moons", "colour": 1, "size": 2})
-    for bad, field in [({"batch_size": "x"}, "batch_size"), ({"epochs": 0}, "epochs"),
-                       ({"val_split": 0.95}, "val_split"), ({"loss": "hinge"}, "loss"),
-                       ({"optimizer": {"name": "adam", "momentum": 1}}, "momentum"),
-                       ({"schedule": {"name": "cosine"}}, "schedule"),
-                       ({"clip_norm": -1}, "clip_norm"), ({"dataset": {"name": "nope"}}, "nope"),
-                       ({"dataset": 3}, "dataset"), ({"seed": -1}, "seed")]:
+    for bad, field in [
+        ({"batch_size": "x"}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"val_split": 0.95}, "val_split"),
+        ({"loss": "hinge"}, "loss"),
+        ({"optimizer": {"name": "adam", "momentum": 1}}, "momentum"),
+        ({"schedule": {"name": "cosine"}}, "schedule"),
+        ({"clip_norm": -1}, "clip_norm"),
+        ({"dataset": {"name": "nope"}}, "nope"),
+        ({"dataset": 3}, "dataset"),
+        ({"seed": -1}, "seed"),
+    ]:
         with pytest.raises(ConfigError, match=field):
             check_training({"dataset": "moons", **bad})
     with pytest.raises(ConfigError, match="'dataset' is missing"):
@@ -341,8 +380,13 @@ def test_check_training_normalises_and_names_fields():
 
 def test_from_graph_uses_the_graphs_training_part():
     g = mlp(features=2, out=2)
-    g.training = {"dataset": {"name": "moons", "n": 200}, "optimizer": {"name": "adam",
-                  "lr": 0.02}, "batch_size": 20, "epochs": 5, "seed": 3}
+    g.training = {
+        "dataset": {"name": "moons", "n": 200},
+        "optimizer": {"name": "adam", "lr": 0.02},
+        "batch_size": 20,
+        "epochs": 5,
+        "seed": 3,
+    }
     tr = Trainer.from_graph(g, epochs=2, lr=0.05, dataset="moons")
     assert tr.epochs == 2 and tr.optimizer.lr == 0.05 and tr.batch_size == 20
     assert len(tr.train_data[0]) + len(tr.val_data[0]) == 200  # kept the graph's "n"
@@ -350,28 +394,41 @@ def test_from_graph_uses_the_graphs_training_part():
     assert events[-1]["reason"] == "finished"
     same = build_model(g, seed=3)  # the model was built with the training seed
     tr2 = Trainer.from_graph(g, model=same, epochs=2, lr=0.05)
-    np.testing.assert_array_equal(tr2.model.params["d1.weight"],
-                                  build_model(g, seed=3).params["d1.weight"])
+    np.testing.assert_array_equal(
+        tr2.model.params["d1.weight"], build_model(g, seed=3).params["d1.weight"]
+    )
 
 
-@pytest.mark.skipif(not {"Conv2D", "MaxPool2D"} <= set(LAYER_TYPES),
-                    reason="Conv2D / MaxPool2D not written yet")
+@pytest.mark.skipif(
+    not {"Conv2D", "MaxPool2D"} <= set(LAYER_TYPES), reason="Conv2D / MaxPool2D not written yet"
+)
 def test_lenet5_learns_digits():
     g = engine.Graph("LeNet-5")
-    chain = [("in", "Input", {"shape": [1, 32, 32]}),
-             ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}), ("r1", "Activation", {}),
-             ("s2", "MaxPool2D", {"kernel_size": 2}),
-             ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}), ("r3", "Activation", {}),
-             ("s4", "MaxPool2D", {"kernel_size": 2}), ("fl", "Flatten", {}),
-             ("f5", "Dense", {"units": 120}), ("r5", "Activation", {}),
-             ("f6", "Dense", {"units": 84}), ("r6", "Activation", {}),
-             ("out", "Dense", {"units": 10})]
+    chain = [
+        ("in", "Input", {"shape": [1, 32, 32]}),
+        ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
+        ("r1", "Activation", {}),
+        ("s2", "MaxPool2D", {"kernel_size": 2}),
+        ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}),
+        ("r3", "Activation", {}),
+        ("s4", "MaxPool2D", {"kernel_size": 2}),
+        ("fl", "Flatten", {}),
+        ("f5", "Dense", {"units": 120}),
+        ("r5", "Activation", {}),
+        ("f6", "Dense", {"units": 84}),
+        ("r6", "Activation", {}),
+        ("out", "Dense", {"units": 10}),
+    ]
     for nid, t, cfg in chain:
         g.add_node(t, cfg, node_id=nid)
     for (a, *_), (b, *_) in zip(chain, chain[1:], strict=False):
         g.add_edge(a, b)
-    g.training = {"dataset": {"name": "digits", "resize": [32, 32]},
-                  "optimizer": {"name": "adam", "lr": 0.002}, "batch_size": 32, "epochs": 2}
+    g.training = {
+        "dataset": {"name": "digits", "resize": [32, 32]},
+        "optimizer": {"name": "adam", "lr": 0.002},
+        "batch_size": 32,
+        "epochs": 2,
+    }
     tr = Trainer.from_graph(g)
     epochs = [e for e in tr.run() if e["event"] == "epoch"]
     assert epochs[-1]["val_acc"] > 0.8

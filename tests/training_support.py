@@ -8,7 +8,6 @@ abort at interpreter exit). Test modules load the fixtures (``train_window``: a 
 ``main_window``: the real one) with ``pytest_plugins = ["gui_support", "training_support"]``.
 """
 
-
 from pathlib import Path
 
 import pytest
@@ -37,45 +36,92 @@ def chain(name: str, nodes: list, spec: dict) -> engine.Graph:
 
 
 def mlp_xor(epochs: int = 3) -> engine.Graph:
-    return chain("mlp", [("Input", {"shape": [2]}, "in"), ("Dense", {"units": 8}, "d1"),
-                         ("Activation", {"fn": "tanh"}, "a1"), ("Dense", {"units": 2}, "d2")],
-                 {"dataset": {"name": "xor", "repeat": 40, "noise": 0.1},
-                  "loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
-                  "batch_size": 16, "epochs": epochs, "seed": 0})
+    return chain(
+        "mlp",
+        [
+            ("Input", {"shape": [2]}, "in"),
+            ("Dense", {"units": 8}, "d1"),
+            ("Activation", {"fn": "tanh"}, "a1"),
+            ("Dense", {"units": 2}, "d2"),
+        ],
+        {
+            "dataset": {"name": "xor", "repeat": 40, "noise": 0.1},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 16,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
 
 
 def tiny_cnn(epochs: int = 2) -> engine.Graph:
-    return chain("tiny cnn", [
-        ("Input", {"shape": [1, 8, 8]}, "in"),
-        ("Conv2D", {"filters": 4, "kernel_size": 3}, "c1"), ("Activation", {"fn": "relu"}, "a1"),
-        ("Flatten", {}, "flat"), ("Dense", {"units": 10}, "out")],
-        {"dataset": {"name": "digits"}, "loss": "cross_entropy",
-         "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 128, "epochs": epochs,
-         "seed": 0})  # fmt: skip
+    return chain(
+        "tiny cnn",
+        [
+            ("Input", {"shape": [1, 8, 8]}, "in"),
+            ("Conv2D", {"filters": 4, "kernel_size": 3}, "c1"),
+            ("Activation", {"fn": "relu"}, "a1"),
+            ("Flatten", {}, "flat"),
+            ("Dense", {"units": 10}, "out"),
+        ],
+        {
+            "dataset": {"name": "digits"},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 128,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
 
 
 def tiny_rnn(kind: str = "LSTM", epochs: int = 1, n: int = 300, T: int = 10) -> engine.Graph:
-    return chain(f"{kind} adding", [
-        ("Input", {"shape": [T, 2]}, "in"), (kind, {"hidden_size": 6}, "rnn"),
-        ("Dense", {"units": 1}, "out")],
-        {"dataset": {"name": "adding", "T": T, "n": n}, "loss": "mse",
-         "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 30, "epochs": epochs,
-         "seed": 0})  # fmt: skip
+    return chain(
+        f"{kind} adding",
+        [
+            ("Input", {"shape": [T, 2]}, "in"),
+            (kind, {"hidden_size": 6}, "rnn"),
+            ("Dense", {"units": 1}, "out"),
+        ],
+        {
+            "dataset": {"name": "adding", "T": T, "n": n},
+            "loss": "mse",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 30,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
 
 
 def lenet5(batch_size: int = 32, epochs: int = 5) -> engine.Graph:
-    return chain("LeNet-5", [
-        ("Input", {"shape": [1, 32, 32]}, "in"),
-        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"), ("Activation", {"fn": "tanh"}, "a1"),
-        ("AvgPool2D", {"kernel_size": 2}, "s2"),
-        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"), ("Activation", {"fn": "tanh"}, "a3"),
-        ("AvgPool2D", {"kernel_size": 2}, "s4"), ("Flatten", {}, "flat"),
-        ("Dense", {"units": 120}, "c5"), ("Activation", {"fn": "tanh"}, "a5"),
-        ("Dense", {"units": 84}, "f6"), ("Activation", {"fn": "tanh"}, "a6"),
-        ("Dense", {"units": 10}, "out")],
-        {"dataset": {"name": "digits", "resize": [32, 32]}, "loss": "cross_entropy",
-         "optimizer": {"name": "adam", "lr": 0.002}, "batch_size": batch_size, "epochs": epochs,
-         "seed": 0})  # fmt: skip
+    return chain(
+        "LeNet-5",
+        [
+            ("Input", {"shape": [1, 32, 32]}, "in"),
+            ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"),
+            ("Activation", {"fn": "tanh"}, "a1"),
+            ("AvgPool2D", {"kernel_size": 2}, "s2"),
+            ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"),
+            ("Activation", {"fn": "tanh"}, "a3"),
+            ("AvgPool2D", {"kernel_size": 2}, "s4"),
+            ("Flatten", {}, "flat"),
+            ("Dense", {"units": 120}, "c5"),
+            ("Activation", {"fn": "tanh"}, "a5"),
+            ("Dense", {"units": 84}, "f6"),
+            ("Activation", {"fn": "tanh"}, "a6"),
+            ("Dense", {"units": 10}, "out"),
+        ],
+        {
+            "dataset": {"name": "digits", "resize": [32, 32]},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.002},
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "seed": 0,
+        },
+    )
 
 
 # --- a minimal window with the contract's API (the real MainWindow is tested below too) -------

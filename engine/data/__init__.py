@@ -58,23 +58,29 @@ def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
     spec = dict(spec)
     target = spec.pop("target", "labels")
     if target not in TARGETS:
-        raise ConfigError(f"data set {name!r}: 'target' must be one of {', '.join(TARGETS)}, "
-                          f"got {target!r}")
+        raise ConfigError(
+            f"data set {name!r}: 'target' must be one of {', '.join(TARGETS)}, got {target!r}"
+        )
     cfg = base.check_options(name, spec, entry.options)
     ds = entry.load(cfg, np.random.default_rng(int(seed)))
     if target == "input":
         ds = as_autoencoder(ds)
-    ds.meta.setdefault("spec", {"name": name, **cfg, **({"target": target}
-                                                         if target != "labels" else {})})
+    ds.meta.setdefault(
+        "spec", {"name": name, **cfg, **({"target": target} if target != "labels" else {})}
+    )
     ds.meta.setdefault("seed", int(seed))
     return ds
 
 
 TARGETS = ("labels", "input")
 # The option every data set takes (load_dataset handles it, not the data set's loader).
-TARGET_OPTION = Opt("choice", "labels", choices=TARGETS,
-                    doc="what the model learns to output: the labels, or the input itself "
-                        "(an autoencoder reconstructs its input)")
+TARGET_OPTION = Opt(
+    "choice",
+    "labels",
+    choices=TARGETS,
+    doc="what the model learns to output: the labels, or the input itself "
+    "(an autoencoder reconstructs its input)",
+)
 
 
 def dataset_options(name: str) -> dict[str, Opt]:
@@ -89,12 +95,21 @@ def as_autoencoder(ds: Dataset) -> Dataset:
     ``meta["labels"]`` (the GUI colours samples by them).
     """
     if ds.X.dtype.kind != "f":
-        raise ConfigError(f"data set {ds.name!r} holds token ids; 'target': 'input' needs "
-                          "real-valued samples (use one_hot)")
-    out = Dataset(X=ds.X, y=ds.X.copy(), task="regression", name=ds.name,
-                  description=f"{ds.description} (reconstruct the input)",
-                  normalisation=ds.normalisation, class_names=None, vocab=ds.vocab,
-                  meta={**ds.meta, "labels": ds.y})
+        raise ConfigError(
+            f"data set {ds.name!r} holds token ids; 'target': 'input' needs "
+            "real-valued samples (use one_hot)"
+        )
+    out = Dataset(
+        X=ds.X,
+        y=ds.X.copy(),
+        task="regression",
+        name=ds.name,
+        description=f"{ds.description} (reconstruct the input)",
+        normalisation=ds.normalisation,
+        class_names=None,
+        vocab=ds.vocab,
+        meta={**ds.meta, "labels": ds.y},
+    )
     return out
 
 
@@ -145,6 +160,15 @@ def split(
 
 
 __all__ = [
-    "BUILTIN_DATASETS", "DATASETS", "DATASET_OPTIONS", "TARGET_OPTION", "USER_FILE_DATASETS",
-    "Dataset", "DatasetSpec", "dataset_options", "load_dataset", "split", "split_indices",
-]  # fmt: skip
+    "BUILTIN_DATASETS",
+    "DATASETS",
+    "DATASET_OPTIONS",
+    "TARGET_OPTION",
+    "USER_FILE_DATASETS",
+    "Dataset",
+    "DatasetSpec",
+    "dataset_options",
+    "load_dataset",
+    "split",
+    "split_indices",
+]

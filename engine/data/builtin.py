@@ -60,12 +60,22 @@ def pad_center(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------- digits
 
 DIGITS_OPTIONS = {
-    "resize": Opt("size", default=None, nullable=True, max=128,
-                  doc="[H, W]: interpolate the 8x8 images to this size (bilinear)"),
-    "pad": Opt("size", default=None, nullable=True, max=128,
-               doc="[H, W]: centre the (resized) images on a zero canvas of this size"),
+    "resize": Opt(
+        "size",
+        default=None,
+        nullable=True,
+        max=128,
+        doc="[H, W]: interpolate the 8x8 images to this size (bilinear)",
+    ),
+    "pad": Opt(
+        "size",
+        default=None,
+        nullable=True,
+        max=128,
+        doc="[H, W]: centre the (resized) images on a zero canvas of this size",
+    ),
     "flatten": Opt("bool", default=False, doc="X as (N, H*W) vectors for MLPs"),
-}  # fmt: skip
+}
 
 
 def load_digits(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -98,23 +108,37 @@ def load_digits(cfg: dict, rng: np.random.Generator) -> Dataset:
         X = X.reshape(len(X), -1)
     X = np.ascontiguousarray(X, dtype=np.float32)
     return Dataset(
-        X, d.target.astype(np.int64), "classification", n_classes=10,
-        class_names=[str(i) for i in range(10)], name="digits",
-        description=DATASETS_HERE["digits"].description, normalisation="; ".join(steps),
+        X,
+        d.target.astype(np.int64),
+        "classification",
+        n_classes=10,
+        class_names=[str(i) for i in range(10)],
+        name="digits",
+        description=DATASETS_HERE["digits"].description,
+        normalisation="; ".join(steps),
         meta={"source": "sklearn.datasets.load_digits (UCI optdigits)"},
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------------------- xor
 
 XOR_OPTIONS = {
-    "targets": Opt("choice", default="class", choices=("class", "float"),
-                   doc="class: y int64 ids (softmax/cross-entropy); "
-                       "float: y (N, 1) float32 in {0, 1} (sigmoid + MSE/BCE)"),
+    "targets": Opt(
+        "choice",
+        default="class",
+        choices=("class", "float"),
+        doc="class: y int64 ids (softmax/cross-entropy); "
+        "float: y (N, 1) float32 in {0, 1} (sigmoid + MSE/BCE)",
+    ),
     "repeat": Opt("int", default=1, min=1, max=100_000, doc="copies of the four points"),
-    "noise": Opt("float", default=0.0, min=0.0, max=1.0,
-                 doc="std of Gaussian jitter added to the copies (0: the exact points)"),
-}  # fmt: skip
+    "noise": Opt(
+        "float",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        doc="std of Gaussian jitter added to the copies (0: the exact points)",
+    ),
+}
 
 
 def load_xor(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -147,22 +171,34 @@ def load_xor(cfg: dict, rng: np.random.Generator) -> Dataset:
 MOONS_OPTIONS = {
     "n": Opt("int", default=500, min=2, max=1_000_000, doc="number of points"),
     "noise": Opt("float", default=0.1, min=0.0, max=10.0, doc="std of Gaussian noise"),
-}  # fmt: skip
+}
 
 CIRCLES_OPTIONS = {
     "n": Opt("int", default=500, min=2, max=1_000_000, doc="number of points"),
     "noise": Opt("float", default=0.05, min=0.0, max=10.0, doc="std of Gaussian noise"),
-    "factor": Opt("float", default=0.5, min=0.0, max=1.0, min_exclusive=True,
-                  max_exclusive=True, doc="inner radius / outer radius"),
-}  # fmt: skip
+    "factor": Opt(
+        "float",
+        default=0.5,
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+        max_exclusive=True,
+        doc="inner radius / outer radius",
+    ),
+}
 
 SPIRAL_OPTIONS = {
     "n": Opt("int", default=300, min=2, max=1_000_000, doc="number of points (all arms)"),
     "arms": Opt("int", default=3, min=2, max=20, doc="number of arms = classes"),
     "noise": Opt("float", default=0.2, min=0.0, max=10.0, doc="std of angle noise (radians)"),
-    "turns": Opt("float", default=0.64, min=0.05, max=5.0,
-                 doc="how far each arm winds, in full turns (CS231n's spiral: 4 rad)"),
-}  # fmt: skip
+    "turns": Opt(
+        "float",
+        default=0.64,
+        min=0.05,
+        max=5.0,
+        doc="how far each arm winds, in full turns (CS231n's spiral: 4 rad)",
+    ),
+}
 
 
 def _shuffled(X: np.ndarray, y: np.ndarray, rng: np.random.Generator):
@@ -179,10 +215,12 @@ def load_moons(cfg: dict, rng: np.random.Generator) -> Dataset:
     n_out = cfg["n"] // 2
     n_in = cfg["n"] - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
-    X = np.concatenate([
-        np.stack([np.cos(t_out), np.sin(t_out)], 1),
-        np.stack([1 - np.cos(t_in), 0.5 - np.sin(t_in)], 1),
-    ])  # fmt: skip
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([1 - np.cos(t_in), 0.5 - np.sin(t_in)], 1),
+        ]
+    )
     y = np.repeat([0, 1], [n_out, n_in])
     X = X + rng.normal(0.0, cfg["noise"], X.shape) if cfg["noise"] > 0 else X
     X, y = _shuffled(X, y, rng)
@@ -208,10 +246,12 @@ def load_circles(cfg: dict, rng: np.random.Generator) -> Dataset:
     t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
     t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
     f = cfg["factor"]
-    X = np.concatenate([
-        np.stack([np.cos(t_out), np.sin(t_out)], 1),
-        np.stack([f * np.cos(t_in), f * np.sin(t_in)], 1),
-    ])  # fmt: skip
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([f * np.cos(t_in), f * np.sin(t_in)], 1),
+        ]
+    )
     y = np.repeat([0, 1], [n_out, n_in])
     X = X + rng.normal(0.0, cfg["noise"], X.shape) if cfg["noise"] > 0 else X
     X, y = _shuffled(X, y, rng)
@@ -256,14 +296,21 @@ def load_spiral(cfg: dict, rng: np.random.Generator) -> Dataset:
 DATASETS_HERE: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(
         "Handwritten digits 0-9, 1,797 8x8 grey images (scikit-learn); resize for LeNet-5",
-        DIGITS_OPTIONS, load_digits),
+        DIGITS_OPTIONS,
+        load_digits,
+    ),
     "xor": DatasetSpec(
         "XOR's four points (lecture 001): the problem a single perceptron cannot solve",
-        XOR_OPTIONS, load_xor),
+        XOR_OPTIONS,
+        load_xor,
+    ),
     "moons": DatasetSpec(
-        "Two interleaving half circles in 2-D, 2 classes", MOONS_OPTIONS, load_moons),
+        "Two interleaving half circles in 2-D, 2 classes", MOONS_OPTIONS, load_moons
+    ),
     "circles": DatasetSpec(
-        "A noisy circle inside another in 2-D, 2 classes", CIRCLES_OPTIONS, load_circles),
+        "A noisy circle inside another in 2-D, 2 classes", CIRCLES_OPTIONS, load_circles
+    ),
     "spiral": DatasetSpec(
-        "k interleaved spiral arms in 2-D, one class per arm", SPIRAL_OPTIONS, load_spiral),
-}  # fmt: skip
+        "k interleaved spiral arms in 2-D, one class per arm", SPIRAL_OPTIONS, load_spiral
+    ),
+}

@@ -111,14 +111,20 @@ def labels_to_targets(values: np.ndarray, task: str, file: str) -> dict:
 CSV_OPTIONS = {
     "path": Opt("path", doc="a CSV file of numeric feature columns and one label column"),
     "label": Opt("column", default=-1, doc="label column: name or index (default: the last)"),
-    "header": Opt("choice", default="auto", choices=("auto", True, False),
-                  doc="whether the first row names the columns (auto: guess)"),
-    "delimiter": Opt("str", default=None, nullable=True,
-                     doc="field separator (default: guess among , ; tab |)"),
+    "header": Opt(
+        "choice",
+        default="auto",
+        choices=("auto", True, False),
+        doc="whether the first row names the columns (auto: guess)",
+    ),
+    "delimiter": Opt(
+        "str", default=None, nullable=True, doc="field separator (default: guess among , ; tab |)"
+    ),
     "task": TASK_OPT,
-    "standardize": Opt("bool", default=False,
-                       doc="z-score each feature column with its mean and std in this file"),
-}  # fmt: skip
+    "standardize": Opt(
+        "bool", default=False, doc="z-score each feature column with its mean and std in this file"
+    ),
+}
 
 
 def _is_number(cell: str) -> bool:
@@ -262,7 +268,7 @@ NPZ_OPTIONS = {
     "y_key": Opt("str", default="y", doc="name of the labels array"),
     "task": TASK_OPT,
     "ids": Opt("bool", default=False, doc="X holds integer token ids (for Embedding): keep int"),
-}  # fmt: skip
+}
 
 ZIP_ERRORS = (
     OSError,
@@ -392,7 +398,8 @@ def load_npz(cfg: dict, rng: np.random.Generator) -> Dataset:
 
 
 DATASETS_HERE: dict[str, DatasetSpec] = {
-    "csv": DatasetSpec("Your own CSV file: numeric feature columns and a label column",
-                       CSV_OPTIONS, load_csv),
+    "csv": DatasetSpec(
+        "Your own CSV file: numeric feature columns and a label column", CSV_OPTIONS, load_csv
+    ),
     "npz": DatasetSpec("Your own NumPy .npz archive with arrays X and y", NPZ_OPTIONS, load_npz),
-}  # fmt: skip
+}

@@ -87,7 +87,7 @@ IDX_OPTIONS = {
     "n": Opt("int", default=None, nullable=True, min=1, doc="use only the first n samples"),
     "normalize": Opt("bool", default=True, doc="scale unsigned-byte pixels to [0, 1] (/255)"),
     "flatten": Opt("bool", default=False, doc="X as (N, H*W) vectors for MLPs"),
-}  # fmt: skip
+}
 
 
 def load_idx(cfg: dict, rng: np.random.Generator) -> Dataset:

@@ -14,17 +14,34 @@ from engine.data.base import Dataset, DatasetSpec, check_elements
 from engine.errors import DataError
 from engine.layers.options import Opt
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".pnm", ".bmp", ".gif", ".tif",
-              ".tiff", ".webp")  # fmt: skip
+IMAGE_EXTS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".pgm",
+    ".ppm",
+    ".pbm",
+    ".pnm",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 MAX_IMAGE_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 MAX_IMAGES = 1_000_000
 
 IMAGE_FOLDER_OPTIONS = {
     "path": Opt("path", doc="a folder with one sub-folder of images per class"),
-    "size": Opt("size", default=None, nullable=True, max=1024,
-                doc="[H, W]: resize every image (bilinear); default: all must share one size"),
+    "size": Opt(
+        "size",
+        default=None,
+        nullable=True,
+        max=1024,
+        doc="[H, W]: resize every image (bilinear); default: all must share one size",
+    ),
     "grayscale": Opt("bool", default=True, doc="one channel (else three: RGB)"),
-}  # fmt: skip
+}
 
 
 def _pillow():
@@ -161,5 +178,7 @@ def load_image_folder(cfg: dict, rng: np.random.Generator) -> Dataset:
 DATASETS_HERE: dict[str, DatasetSpec] = {
     "image_folder": DatasetSpec(
         "Your own images: a folder with one sub-folder per class (PNG, JPEG, PGM ...)",
-        IMAGE_FOLDER_OPTIONS, load_image_folder),
-}  # fmt: skip
+        IMAGE_FOLDER_OPTIONS,
+        load_image_folder,
+    ),
+}

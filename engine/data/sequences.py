@@ -16,7 +16,7 @@ from engine.layers.options import Opt
 ADDING_OPTIONS = {
     "T": Opt("int", default=50, min=2, max=10_000, doc="sequence length"),
     "n": Opt("int", default=10_000, min=1, max=1_000_000, doc="number of sequences"),
-}  # fmt: skip
+}
 
 
 def load_adding(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -40,19 +40,31 @@ def load_adding(cfg: dict, rng: np.random.Generator) -> Dataset:
     X[rows, second, 1] = 1.0
     y = (X[rows, first, 0] + X[rows, second, 0])[:, None]
     return Dataset(
-        X, y, "regression", name="adding", description=DATASETS_HERE["adding"].description,
-        meta={"baseline_mse": 1.0 / 6.0, "baseline_prediction": 1.0,
-              "baseline": "always answering 1 gives MSE 1/6 ~ 0.167"},
-    )  # fmt: skip
+        X,
+        y,
+        "regression",
+        name="adding",
+        description=DATASETS_HERE["adding"].description,
+        meta={
+            "baseline_mse": 1.0 / 6.0,
+            "baseline_prediction": 1.0,
+            "baseline": "always answering 1 gives MSE 1/6 ~ 0.167",
+        },
+    )
 
 
 COPY_OPTIONS = {
     "n": Opt("int", default=2_000, min=1, max=1_000_000, doc="number of sequences"),
     "length": Opt("int", default=5, min=1, max=1_000, doc="symbols to remember"),
-    "delay": Opt("int", default=10, min=1, max=10_000,
-                 doc="steps between the last symbol and the recall signal"),
+    "delay": Opt(
+        "int",
+        default=10,
+        min=1,
+        max=10_000,
+        doc="steps between the last symbol and the recall signal",
+    ),
     "symbols": Opt("int", default=8, min=1, max=256, doc="alphabet size K"),
-}  # fmt: skip
+}
 
 
 def load_copy(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -76,21 +88,32 @@ def load_copy(cfg: dict, rng: np.random.Generator) -> Dataset:
     y[:, T - L :] = seq
     vocab = ["_"] + [f"s{i}" for i in range(1, K + 1)] + [":"]
     return Dataset(
-        one_hot(ids, K + 2), y, "sequence_classification", n_classes=K + 2, name="copy",
-        description=DATASETS_HERE["copy"].description, class_names=vocab, vocab=vocab,
-        meta={"baseline_cross_entropy": float(L * np.log(K) / T), "T": T,
-              "baseline": "blanks then uniform guesses: cross-entropy length * ln(K) / T"},
-    )  # fmt: skip
+        one_hot(ids, K + 2),
+        y,
+        "sequence_classification",
+        n_classes=K + 2,
+        name="copy",
+        description=DATASETS_HERE["copy"].description,
+        class_names=vocab,
+        vocab=vocab,
+        meta={
+            "baseline_cross_entropy": float(L * np.log(K) / T),
+            "T": T,
+            "baseline": "blanks then uniform guesses: cross-entropy length * ln(K) / T",
+        },
+    )
 
 
 SINE_OPTIONS = {
     "n": Opt("int", default=2_000, min=1, max=1_000_000, doc="number of windows"),
     "T": Opt("int", default=30, min=2, max=10_000, doc="window length"),
-    "noise": Opt("float", default=0.05, min=0.0, max=10.0,
-                 doc="std of the Gaussian noise on the inputs"),
-    "many_to_many": Opt("bool", default=False,
-                        doc="predict the next value at every step: y (N, T, 1)"),
-}  # fmt: skip
+    "noise": Opt(
+        "float", default=0.05, min=0.0, max=10.0, doc="std of the Gaussian noise on the inputs"
+    ),
+    "many_to_many": Opt(
+        "bool", default=False, doc="predict the next value at every step: y (N, T, 1)"
+    ),
+}
 
 
 def load_sine(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -128,11 +151,15 @@ def load_sine(cfg: dict, rng: np.random.Generator) -> Dataset:
 DATASETS_HERE: dict[str, DatasetSpec] = {
     "adding": DatasetSpec(
         "Adding problem: sum the two marked numbers of a long sequence (baseline MSE 0.167)",
-        ADDING_OPTIONS, load_adding),
+        ADDING_OPTIONS,
+        load_adding,
+    ),
     "copy": DatasetSpec(
-        "Copy memory task: recall a few symbols after a long blank delay",
-        COPY_OPTIONS, load_copy),
+        "Copy memory task: recall a few symbols after a long blank delay", COPY_OPTIONS, load_copy
+    ),
     "sine": DatasetSpec(
         "Noisy sine waves of random frequency and phase: predict the next value",
-        SINE_OPTIONS, load_sine),
-}  # fmt: skip
+        SINE_OPTIONS,
+        load_sine,
+    ),
+}

@@ -115,15 +115,31 @@ def bracket_expression(rng: np.random.Generator, depth: int = 0) -> str:
 
 
 CHARS_OPTIONS = {
-    "corpus": Opt("choice", default="grammar", choices=("grammar", "brackets", "hello"),
-                  doc="grammar: sentences with matching brackets and questions; "
-                      "brackets: nested ()[]{}<>; hello: the lecture's 'hello' with vocab h,e,l,o"),
-    "n": Opt("int", default=None, nullable=True, min=1, max=100_000,
-             doc="number of sequences (default 1000; hello: 1)"),
-    "T": Opt("int", default=None, nullable=True, min=1, max=1_000,
-             doc="sequence length (default 32; hello: 4)"),
+    "corpus": Opt(
+        "choice",
+        default="grammar",
+        choices=("grammar", "brackets", "hello"),
+        doc="grammar: sentences with matching brackets and questions; "
+        "brackets: nested ()[]{}<>; hello: the lecture's 'hello' with vocab h,e,l,o",
+    ),
+    "n": Opt(
+        "int",
+        default=None,
+        nullable=True,
+        min=1,
+        max=100_000,
+        doc="number of sequences (default 1000; hello: 1)",
+    ),
+    "T": Opt(
+        "int",
+        default=None,
+        nullable=True,
+        min=1,
+        max=1_000,
+        doc="sequence length (default 32; hello: 4)",
+    ),
     "one_hot": Opt("bool", default=False, doc="X as one-hot (N, T, V) float32 instead of ids"),
-}  # fmt: skip
+}
 
 
 def load_chars(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -183,15 +199,25 @@ def load_chars(cfg: dict, rng: np.random.Generator) -> Dataset:
 # ------------------------------------------------------------------------- tagging
 
 TAGGING_OPTIONS = {
-    "rule": Opt("choice", default="last_token", choices=("last_token", "brackets"),
-                doc="last_token: tag = this token equals the sequence's last one; "
-                    "brackets: tag = inside a bracket pair that is closed later"),
+    "rule": Opt(
+        "choice",
+        default="last_token",
+        choices=("last_token", "brackets"),
+        doc="last_token: tag = this token equals the sequence's last one; "
+        "brackets: tag = inside a bracket pair that is closed later",
+    ),
     "n": Opt("int", default=2_000, min=1, max=200_000, doc="number of sequences"),
     "T": Opt("int", default=20, min=2, max=1_000, doc="sequence length"),
-    "symbols": Opt("int", default=None, nullable=True, min=2, max=26,
-                   doc="alphabet size for last_token (default 2)"),
+    "symbols": Opt(
+        "int",
+        default=None,
+        nullable=True,
+        min=2,
+        max=26,
+        doc="alphabet size for last_token (default 2)",
+    ),
     "one_hot": Opt("bool", default=True, doc="X one-hot (N, T, V) float32, else ids (N, T)"),
-}  # fmt: skip
+}
 
 
 def bracket_tags(ids: np.ndarray, open_id: int, close_id: int) -> np.ndarray:
@@ -258,10 +284,16 @@ def load_tagging(cfg: dict, rng: np.random.Generator) -> Dataset:
 TEXT_OPTIONS = {
     "path": Opt("path", doc="a UTF-8 text file"),
     "T": Opt("int", default=64, min=1, max=10_000, doc="sequence length"),
-    "n": Opt("int", default=None, nullable=True, min=1, max=10_000_000,
-             doc="draw n windows at random offsets (default: consecutive windows)"),
+    "n": Opt(
+        "int",
+        default=None,
+        nullable=True,
+        min=1,
+        max=10_000_000,
+        doc="draw n windows at random offsets (default: consecutive windows)",
+    ),
     "one_hot": Opt("bool", default=False, doc="X as one-hot (N, T, V) float32 instead of ids"),
-}  # fmt: skip
+}
 
 
 def load_text(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -298,11 +330,17 @@ def load_text(cfg: dict, rng: np.random.Generator) -> Dataset:
 DATASETS_HERE: dict[str, DatasetSpec] = {
     "chars": DatasetSpec(
         "Generated text with long-range structure (brackets, questions) for char-RNNs",
-        CHARS_OPTIONS, load_chars),
+        CHARS_OPTIONS,
+        load_chars,
+    ),
     "tagging": DatasetSpec(
         "Tag every step using past and future context (for bidirectional RNNs)",
-        TAGGING_OPTIONS, load_tagging),
+        TAGGING_OPTIONS,
+        load_tagging,
+    ),
     "text": DatasetSpec(
         "Your own UTF-8 text file, cut into sequences for a character model",
-        TEXT_OPTIONS, load_text),
-}  # fmt: skip
+        TEXT_OPTIONS,
+        load_text,
+    ),
+}

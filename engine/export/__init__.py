@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 TARGETS = ("numpy", "pytorch")
 
 
-def export_code(graph: Graph, target: str = "numpy", weights: str | None = None, *,
-                check_weights: bool = True) -> str:
+def export_code(
+    graph: Graph, target: str = "numpy", weights: str | None = None, *, check_weights: bool = True
+) -> str:
     """Python source for ``graph``; ``target`` is "numpy" (engine code) or "pytorch".
 
     ``weights``: the path of an engine weights file (.npz) the script loads in build_model()

@@ -20,7 +20,8 @@ from typing import Any
 
 # Public attributes of torch.nn.Module (torch 2.x): a submodule attribute with one of these names
 # would shadow the method. tests/test_export_torch.py checks the list against the installed torch.
-NN_MODULE_ATTRS = frozenset("""
+NN_MODULE_ATTRS = frozenset(
+    """
 T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
 dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule
 half ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters
@@ -29,11 +30,13 @@ register_full_backward_hook register_full_backward_pre_hook register_load_state_
 register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
 register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict
 to to_empty train training type xpu zero_grad
-""".split())
+""".split()
+)
 
 # Names the generated scripts define or import themselves (a block's variable must not shadow
 # them; tests/test_export.py checks this list against every top-level name of both scripts).
-SCRIPT_NAMES = frozenset("""
+SCRIPT_NAMES = frozenset(
+    """
 engine layers np numpy torch nn F dist os sys math json time argparse DDP optim g graph model
 x xs out inputs self data net trainer event batch loss args parser
 SEED NAME_MAP TRAINING WEIGHTS OUT_SHAPE INIT OPTIMIZER RULE HERE
@@ -46,7 +49,8 @@ make_adding make_copy make_sine WORDS PAIRS pick noun_phrase verb_phrase grammar
 bracket_expression char_windows make_chars make_tagging labels_to_targets as_task read_csv
 read_npz read_idx_file read_idx read_text read_image_folder
 sgd_rule momentum_rule nesterov_rule adagrad_rule adadelta_rule rmsprop_rule adam_rule
-""".split())
+""".split()
+)
 
 _MAX_IDENT = 40
 
@@ -140,7 +144,7 @@ def pretty(value: Any, indent: int = 0, width: int = 99) -> str:
     if isinstance(value, str) and len(value) > 8:
         # implicit concatenation of shorter literals, one per line
         size = max(8, (width - indent - 8) // 2)
-        parts = [literal(value[i:i + size]) for i in range(0, len(value), size)]
+        parts = [literal(value[i : i + size]) for i in range(0, len(value), size)]
         return "(\n" + "\n".join(pad + p for p in parts) + "\n" + " " * indent + ")"
     if not isinstance(value, (list, tuple, dict)) or not value:
         return flat
@@ -177,5 +181,5 @@ def comment_lines(text: Any, prefix: str = "# ", max_lines: int = 8, width: int 
     while out and not out[-1]:
         out.pop()
     if len(out) > max_lines:
-        out = out[:max_lines - 1] + ["..."]
+        out = out[: max_lines - 1] + ["..."]
     return [(prefix + line).rstrip() for line in out]

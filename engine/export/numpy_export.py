@@ -98,8 +98,11 @@ def layer_call(block, indent: int = 4, used: int = 0) -> str:
     ``used``: characters the line already holds besides the indentation."""
     args = [kwarg(k, pretty(v, indent + 4)) for k, v in block.config.items()]
     args.append(f"name={literal(block.id)}")
-    cls = f"layers.{block.type}" if block.type.isidentifier() else \
-        f"layers.LAYER_TYPES[{literal(block.type)}]"
+    cls = (
+        f"layers.{block.type}"
+        if block.type.isidentifier()
+        else f"layers.LAYER_TYPES[{literal(block.type)}]"
+    )
     return call(cls, args, indent, width=99 - used)
 
 
@@ -130,9 +133,16 @@ def export_numpy(plan: Plan, weights: str | None = None) -> str:
         "",
         "def build_graph():",
         '    """The network: one engine layer per block, named by its block id."""',
-        "    g = " + call("engine.Graph", [f"name={pretty(plan.name, 8)}",
-                                           f"description={pretty(plan.description, 8)}",
-                                           "training=TRAINING"], 4),
+        "    g = "
+        + call(
+            "engine.Graph",
+            [
+                f"name={pretty(plan.name, 8)}",
+                f"description={pretty(plan.description, 8)}",
+                "training=TRAINING",
+            ],
+            4,
+        ),
     ]
     for b in plan.blocks:
         inputs = "".join(f", {plan.by_id[s].ident}" for s in b.inputs)

@@ -41,8 +41,9 @@ class Block:
     @property
     def note(self) -> str:
         """``conv1 (Conv2D) -> (6, 28, 28), 156 params`` for a comment (id sanitised)."""
-        shape = ", ".join(str(d) for d in self.out_shape) + ("," if len(self.out_shape) == 1
-                                                             else "")
+        shape = ", ".join(str(d) for d in self.out_shape) + (
+            "," if len(self.out_shape) == 1 else ""
+        )
         params = f", {self.params:,} params" if self.params else ""
         return f"{comment(self.id, 40)} ({self.type}) -> ({shape}){params}"
 
@@ -84,11 +85,24 @@ def make_plan(graph: Graph, reserved: tuple[str, ...] = ()) -> Plan:
     idents = identifiers(a.order, reserved)
     blocks = []
     for n in a.order:
-        blocks.append(Block(
-            id=n, type=a.types[n], config=graph.config_of(n), full=graph.full_config(n),
-            inputs=graph.inputs_of(n),
-            in_shape=None if a.types[n] == "Input" else a.in_shapes[n],
-            out_shape=tuple(a.shapes[n]), ident=idents[n], params=int(a.params.get(n, 0)),
-        ))  # fmt: skip
-    return Plan(name=graph.name, description=graph.description, blocks=blocks,
-                input_id=a.input_id, output_id=a.output_id, training=training)
+        blocks.append(
+            Block(
+                id=n,
+                type=a.types[n],
+                config=graph.config_of(n),
+                full=graph.full_config(n),
+                inputs=graph.inputs_of(n),
+                in_shape=None if a.types[n] == "Input" else a.in_shapes[n],
+                out_shape=tuple(a.shapes[n]),
+                ident=idents[n],
+                params=int(a.params.get(n, 0)),
+            )
+        )
+    return Plan(
+        name=graph.name,
+        description=graph.description,
+        blocks=blocks,
+        input_id=a.input_id,
+        output_id=a.output_id,
+        training=training,
+    )

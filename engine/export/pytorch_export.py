@@ -60,8 +60,9 @@ def _net(plan: Plan) -> tuple[list[str], list[str], dict[str, str], list[str]]:
         var[b.id] = b.ident
         for key, method, settings in init_methods(b):
             tname = tb.names.get(key, key)
-            init_table.append(f"    ({literal(b.ident + '.' + tname)}, {literal(method)}, "
-                              f"{literal(settings)}),")
+            init_table.append(
+                f"    ({literal(b.ident + '.' + tname)}, {literal(method)}, {literal(settings)}),"
+            )
         after += [line.format(m=f"model.{b.ident}") for line in tb.init_after]
     fwd_lines.append(f"        return {var[plan.output_id]}")
     net = [
@@ -75,12 +76,18 @@ def _net(plan: Plan) -> tuple[list[str], list[str], dict[str, str], list[str]]:
         "    def forward(self, x):",
         *fwd_lines,
     ]
-    init = ["# How BlockProp initialises each parameter: (parameter, initialiser, its settings).",
-            "INIT = [", *init_table, "]", "", "",
-            "def init_weights(model):",
-            '    """Initialise like BlockProp: same distributions (torch draws the numbers)."""',
-            "    for name, method, settings in INIT:",
-            "        engine_init(model.get_parameter(name), method, **settings)"]
+    init = [
+        "# How BlockProp initialises each parameter: (parameter, initialiser, its settings).",
+        "INIT = [",
+        *init_table,
+        "]",
+        "",
+        "",
+        "def init_weights(model):",
+        '    """Initialise like BlockProp: same distributions (torch draws the numbers)."""',
+        "    for name, method, settings in INIT:",
+        "        engine_init(model.get_parameter(name), method, **settings)",
+    ]
     if after:
         init += ["    with torch.no_grad():", *[f"        {line}" for line in after]]
     return net, helpers, name_map, init
@@ -89,19 +96,24 @@ def _net(plan: Plan) -> tuple[list[str], list[str], dict[str, str], list[str]]:
 def _data(plan: Plan) -> list[str]:
     spec = plan.training.get("dataset")
     if spec is None:
-        return ["def load_data():",
-                '    raise SystemExit("this graph has no data set: set one in its training '
-                'settings in BlockProp and export again")']
+        return [
+            "def load_data():",
+            '    raise SystemExit("this graph has no data set: set one in its training '
+            'settings in BlockProp and export again")',
+        ]
     name = spec["name"]
     if name not in standalone_data.MAKERS:
-        raise ConfigError(f"cannot export: the data set {name!r} has no standalone loader; "
-                          "export to numpy (engine code) instead")
+        raise ConfigError(
+            f"cannot export: the data set {name!r} has no standalone loader; "
+            "export to numpy (engine code) instead"
+        )
     options = {k: v for k, v in spec.items() if k != "target"}
     target = spec.get("target", "labels")  # "input": an autoencoder's targets are its inputs
     try:  # the script calls the loader with every option spelled out
         if target not in ("labels", "input"):
-            raise ConfigError(f"data set {name!r}: 'target' must be labels or input, got "
-                              f"{target!r}")
+            raise ConfigError(
+                f"data set {name!r}: 'target' must be labels or input, got {target!r}"
+            )
         cfg = check_options(name, options, DATASET_OPTIONS[name])
     except ConfigError as e:
         raise ConfigError(f"cannot export: {e.message}") from None
@@ -114,14 +126,19 @@ def _data(plan: Plan) -> list[str]:
         else:
             out += [f"{n} = {pretty(obj)}", "", ""]
     out += [inspect.getsource(getattr(standalone_data, fn)).rstrip(), "", ""]
-    args = (["np.random.default_rng(SEED)"] if takes_rng else []) + \
-        [kwarg(k, pretty(v, 8)) for k, v in cfg.items()]
-    out += [f"# The data set: {comment(spec, 80)}",
-            "def load_data():",
-            '    """(X, y) of the graph\'s data set, as BlockProp makes it for SEED."""']
+    args = (["np.random.default_rng(SEED)"] if takes_rng else []) + [
+        kwarg(k, pretty(v, 8)) for k, v in cfg.items()
+    ]
+    out += [
+        f"# The data set: {comment(spec, 80)}",
+        "def load_data():",
+        '    """(X, y) of the graph\'s data set, as BlockProp makes it for SEED."""',
+    ]
     if target == "input":
-        out += [f"    X, _labels = {call(fn, args, 4)}",
-                "    return X, X.copy()  # an autoencoder: it learns to give back its input"]
+        out += [
+            f"    X, _labels = {call(fn, args, 4)}",
+            "    return X, X.copy()  # an autoencoder: it learns to give back its input",
+        ]
     else:
         out += [f"    return {call(fn, args, 4)}"]
     return out
@@ -136,18 +153,37 @@ def _optimizer(plan: Plan) -> list[str]:
     out = [f"OPTIMIZER = {pretty({'name': name, **spec})}", ""]
     if eq["equal"] == "exact" or (eq["equal"] == "constant_lr" and constant):
         kwargs = ", ".join(f"{k}={v}" for k, v in eq["kwargs"].items())
-        out += ["", "def make_optimizer(params):",
-                f'    """{name}: {comment(eq["note"], 80)}."""', *hyper,
-                f"    return {eq['torch']}(params, {kwargs})"]
+        out += [
+            "",
+            "def make_optimizer(params):",
+            f'    """{name}: {comment(eq["note"], 80)}."""',
+            *hyper,
+            f"    return {eq['torch']}(params, {kwargs})",
+        ]
         return out
     rule = RULES[name]
-    why = eq["note"] if eq["equal"] == "custom" else \
-        f"{eq['note']}; the learning rate changes, so the lecture's rule is applied as is"
-    out += ["", "# The lecture's update rule, as BlockProp's engine applies it:",
-            *comment_lines(why), inspect.getsource(rule).rstrip(), "", "",
-            f"RULE = {rule.__name__}", "", "", torch_templates.LECTURE_OPTIMIZER.strip(), "", "",
-            "def make_optimizer(params):", *hyper,
-            "    return LectureOptimizer(params, " + ", ".join(f"{k}={k}" for k in spec) + ")"]
+    why = (
+        eq["note"]
+        if eq["equal"] == "custom"
+        else f"{eq['note']}; the learning rate changes, so the lecture's rule is applied as is"
+    )
+    out += [
+        "",
+        "# The lecture's update rule, as BlockProp's engine applies it:",
+        *comment_lines(why),
+        inspect.getsource(rule).rstrip(),
+        "",
+        "",
+        f"RULE = {rule.__name__}",
+        "",
+        "",
+        torch_templates.LECTURE_OPTIMIZER.strip(),
+        "",
+        "",
+        "def make_optimizer(params):",
+        *hyper,
+        "    return LectureOptimizer(params, " + ", ".join(f"{k}={k}" for k in spec) + ")",
+    ]
     return out
 
 
@@ -160,10 +196,12 @@ def _schedule(plan: Plan) -> list[str]:
         "exponential": f"math.exp(-{literal(s.get('k', 0.1))} * epoch)",
         "time": f"1.0 / (1.0 + {literal(s.get('k', 0.1))} * epoch)",
     }[name]
-    return ["def lr_factor(epoch):",
-            f'    """Learning-rate schedule {name!r} (epoch from 0): lr = lr0 * lr_factor(epoch),',
-            '    stepped once per epoch by LambdaLR."""',
-            f"    return {body}"]
+    return [
+        "def lr_factor(epoch):",
+        f'    """Learning-rate schedule {name!r} (epoch from 0): lr = lr0 * lr_factor(epoch),',
+        '    stepped once per epoch by LambdaLR."""',
+        f"    return {body}",
+    ]
 
 
 def export_pytorch(plan: Plan, weights: str | None = None) -> str:
@@ -182,8 +220,12 @@ def export_pytorch(plan: Plan, weights: str | None = None) -> str:
         "#   python this_file.py [--epochs N] [--steps N] [--save w.npz] [--log run.jsonl]",
         "#   torchrun --nproc_per_node=4 this_file.py   (DistributedDataParallel; gloo on CPU, "
         "nccl on GPU)",
-        "# build_model() gives the nn.Module" + (" with the exported weights." if weights else
-                                                 " initialised as BlockProp initialises it."),
+        "# build_model() gives the nn.Module"
+        + (
+            " with the exported weights."
+            if weights
+            else " initialised as BlockProp initialises it."
+        ),
         "# One process trains on the same batches as BlockProp's engine for the same seed.",
         torch_templates.IMPORTS.rstrip(),
         "",
@@ -198,16 +240,38 @@ def export_pytorch(plan: Plan, weights: str | None = None) -> str:
     ]
     for h in helpers:
         out += ["", HELPERS[h].rstrip()]
-    out += ["", "", *net, "", "", *init, "", "",
-            "def build_model():",
-            '    """The network, initialised from SEED, then the WEIGHTS file if there is one."""',
-            "    torch.manual_seed(SEED)",
-            "    model = Net()",
-            "    init_weights(model)",
-            "    if WEIGHTS is not None:",
-            "        load_engine_weights(model, weights_path())",
-            "    return model",
-            "", torch_templates.WEIGHTS_IO.rstrip(), "", torch_templates.ENGINE_INIT.rstrip(),
-            "", "", *_data(plan), "", "", *_optimizer(plan), "", "", *_schedule(plan), "",
-            torch_templates.TRAIN.rstrip(), ""]
+    out += [
+        "",
+        "",
+        *net,
+        "",
+        "",
+        *init,
+        "",
+        "",
+        "def build_model():",
+        '    """The network, initialised from SEED, then the WEIGHTS file if there is one."""',
+        "    torch.manual_seed(SEED)",
+        "    model = Net()",
+        "    init_weights(model)",
+        "    if WEIGHTS is not None:",
+        "        load_engine_weights(model, weights_path())",
+        "    return model",
+        "",
+        torch_templates.WEIGHTS_IO.rstrip(),
+        "",
+        torch_templates.ENGINE_INIT.rstrip(),
+        "",
+        "",
+        *_data(plan),
+        "",
+        "",
+        *_optimizer(plan),
+        "",
+        "",
+        *_schedule(plan),
+        "",
+        torch_templates.TRAIN.rstrip(),
+        "",
+    ]
     return "\n".join(out)

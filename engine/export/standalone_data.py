@@ -57,7 +57,7 @@ def make_digits(rng, resize=None, pad=None, flatten=False):
         H, W = X.shape[-2:]
         top, left = (pad[0] - H) // 2, (pad[1] - W) // 2
         canvas = np.zeros((*X.shape[:-2], *pad), dtype=X.dtype)
-        canvas[..., top:top + H, left:left + W] = X
+        canvas[..., top : top + H, left : left + W] = X
         X = canvas
     if flatten:
         X = X.reshape(len(X), -1)
@@ -81,10 +81,12 @@ def make_moons(rng, n=500, noise=0.1):
     n_out = n // 2
     n_in = n - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
-    X = np.concatenate([
-        np.stack([np.cos(t_out), np.sin(t_out)], 1),
-        np.stack([1 - np.cos(t_in), 0.5 - np.sin(t_in)], 1),
-    ])  # fmt: skip
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([1 - np.cos(t_in), 0.5 - np.sin(t_in)], 1),
+        ]
+    )
     y = np.repeat([0, 1], [n_out, n_in])
     X = X + rng.normal(0.0, noise, X.shape) if noise > 0 else X
     return shuffled(X, y, rng)
@@ -96,10 +98,12 @@ def make_circles(rng, n=500, noise=0.05, factor=0.5):
     n_in = n - n_out
     t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
     t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
-    X = np.concatenate([
-        np.stack([np.cos(t_out), np.sin(t_out)], 1),
-        np.stack([factor * np.cos(t_in), factor * np.sin(t_in)], 1),
-    ])  # fmt: skip
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([factor * np.cos(t_in), factor * np.sin(t_in)], 1),
+        ]
+    )
     y = np.repeat([0, 1], [n_out, n_in])
     X = X + rng.normal(0.0, noise, X.shape) if noise > 0 else X
     return shuffled(X, y, rng)
@@ -139,7 +143,7 @@ def make_copy(rng, n=2000, length=5, delay=10, symbols=8):
     ids[:, :length] = seq
     ids[:, length + delay - 1] = symbols + 1
     y = np.zeros((n, T), dtype=np.int64)
-    y[:, T - length:] = seq
+    y[:, T - length :] = seq
     return to_one_hot(ids, symbols + 2), y
 
 
@@ -158,9 +162,12 @@ def make_sine(rng, n=2000, T=30, noise=0.05, many_to_many=False):
 # ------------------------------------------------------------------------------ characters
 
 WORDS = {
-    "det": ("the", "a"), "adj": ("small", "red", "old"), "noun": ("cat", "dog", "fox", "bird"),
-    "verb": ("sees", "likes", "chases", "hears"), "verb_base": ("see", "like", "chase", "hear"),
-}  # fmt: skip
+    "det": ("the", "a"),
+    "adj": ("small", "red", "old"),
+    "noun": ("cat", "dog", "fox", "bird"),
+    "verb": ("sees", "likes", "chases", "hears"),
+    "verb_base": ("see", "like", "chase", "hear"),
+}
 PAIRS = ("()", "[]", "{}", "<>")
 
 
@@ -247,7 +254,7 @@ def make_tagging(rng, rule="last_token", n=2000, T=20, symbols=None, one_hot=Tru
                 if tok == 0:
                     stack.append(t)
                 elif tok == 1 and stack:
-                    y[row, stack.pop():t + 1] = 1
+                    y[row, stack.pop() : t + 1] = 1
     return (to_one_hot(ids, K) if one_hot else ids), y
 
 
@@ -299,8 +306,9 @@ def read_csv(path, label=-1, header="auto", delimiter=None, task="auto", standar
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows = [[c.strip() for c in cells] for cells in reader if any(c.strip() for c in cells)]
     if header == "auto":
-        header = len(rows) > 1 and any(not is_number(a) and is_number(b)
-                                       for a, b in zip(rows[0], rows[1], strict=False))
+        header = len(rows) > 1 and any(
+            not is_number(a) and is_number(b) for a, b in zip(rows[0], rows[1], strict=False)
+        )
     names = rows[0] if header else None
     data = rows[1:] if header else rows
     width = len(data[0])
@@ -308,8 +316,11 @@ def read_csv(path, label=-1, header="auto", delimiter=None, task="auto", standar
     feats = [j for j in range(width) if j != col]
     X = np.array([[float(cells[j]) for j in feats] for cells in data], dtype=np.float64)
     raw = [cells[col] for cells in data]
-    labels = (np.array([float(c) for c in raw]) if all(is_number(c) for c in raw)
-              else np.array(raw, dtype=str))
+    labels = (
+        np.array([float(c) for c in raw])
+        if all(is_number(c) for c in raw)
+        else np.array(raw, dtype=str)
+    )
     y = as_task(labels, task)
     if standardize:
         mean, std = X.mean(0), X.std(0)
@@ -343,7 +354,7 @@ def read_idx_file(path):
         raw = gzip.decompress(raw)
     types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     dtype, ndim = np.dtype(types[raw[2]]), raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=dtype, count=int(np.prod(dims)), offset=4 + 4 * ndim)
     return data.reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -378,8 +389,20 @@ def read_image_folder(path, size=None, grayscale=True):
 
     from PIL import Image
 
-    exts = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".pnm", ".bmp", ".gif", ".tif",
-            ".tiff", ".webp")
+    exts = (
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".pgm",
+        ".ppm",
+        ".pbm",
+        ".pnm",
+        ".bmp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".webp",
+    )
     root = Path(path).expanduser()
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     X, y = [], []
@@ -407,8 +430,17 @@ def read_image_folder(path, size=None, grayscale=True):
 # ------------------------------------------------------------------------------ the table
 
 # data set name -> (function, whether it takes rng first, the other names it needs)
-CHAR_NEEDS = ["WORDS", "PAIRS", "to_one_hot", "pick", "noun_phrase", "verb_phrase",
-              "grammar_sentence", "bracket_expression", "char_windows"]
+CHAR_NEEDS = [
+    "WORDS",
+    "PAIRS",
+    "to_one_hot",
+    "pick",
+    "noun_phrase",
+    "verb_phrase",
+    "grammar_sentence",
+    "bracket_expression",
+    "char_windows",
+]
 MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "digits": ("make_digits", True, ["bilinear_matrix"]),
     "xor": ("make_xor", True, []),
@@ -425,4 +457,4 @@ MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "idx": ("read_idx", False, ["read_idx_file", "labels_to_targets"]),
     "text": ("read_text", True, ["to_one_hot", "char_windows"]),
     "image_folder": ("read_image_folder", False, []),
-}  # fmt: skip
+}

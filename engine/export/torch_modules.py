@@ -116,10 +116,13 @@ def _pair(v: Any) -> tuple[int, int]:
 def _act(block: Block) -> TorchBlock:
     fn = block.full["fn"]
     module = {
-        "relu": "nn.ReLU()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()",
-        "softmax": "nn.Softmax(dim=-1)", "linear": "nn.Identity()",
+        "relu": "nn.ReLU()",
+        "sigmoid": "nn.Sigmoid()",
+        "tanh": "nn.Tanh()",
+        "softmax": "nn.Softmax(dim=-1)",
+        "linear": "nn.Identity()",
         "leaky_relu": f"nn.LeakyReLU({literal(float(block.full['negative_slope']))})",
-    }[fn]  # fmt: skip
+    }[fn]
     return TorchBlock(module, "{m}({0})")
 
 
@@ -139,8 +142,10 @@ def _concat(block: Block) -> TorchBlock:
 
 def _batchnorm(block: Block) -> TorchBlock:
     s = _t(block.in_shape)
-    kw = (f"eps={literal(float(block.full['eps']))}, "
-          f"momentum={literal(float(block.full['momentum']))}")
+    kw = (
+        f"eps={literal(float(block.full['eps']))}, "
+        f"momentum={literal(float(block.full['momentum']))}"
+    )
     if len(s) == 3:
         return TorchBlock(f"nn.BatchNorm2d({s[0]}, {kw})", "{m}({0})")
     if len(s) == 2:
@@ -160,8 +165,11 @@ def _recurrent(block: Block) -> TorchBlock:
     if block.type == "RNN" and cfg["nonlinearity"] != "tanh":
         args.append(f"nonlinearity={literal(cfg['nonlinearity'])}")
     sfx = ("", "_reverse") if cfg["bidirectional"] else ("",)
-    names = {f"{w}{s}": f"rnn.{w}_l0{s}" for s in sfx
-             for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    names = {
+        f"{w}{s}": f"rnn.{w}_l0{s}"
+        for s in sfx
+        for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
     after = []
     if block.type == "LSTM" and cfg.get("init") != "zeros":
         # the engine starts the forget gate open: rows H..2H of bias_ih are 1
@@ -212,8 +220,12 @@ def _conv2d(block: Block) -> TorchBlock:
     table = block.full["connections"]
     if table is None:
         return TorchBlock(f"nn.Conv2d({', '.join(args)})", forward)
-    return TorchBlock(("MaskedConv2d", [*args, table]), forward, ("MaskedConv2d",),
-                      init_after=["{m}.weight.mul_({m}.mask)"])
+    return TorchBlock(
+        ("MaskedConv2d", [*args, table]),
+        forward,
+        ("MaskedConv2d",),
+        init_after=["{m}.weight.mul_({m}.mask)"],
+    )
 
 
 def _conv1d(block: Block) -> TorchBlock:
@@ -250,7 +262,8 @@ BUILDERS = {
     "Activation": _act,
     "Flatten": lambda b: TorchBlock("nn.Flatten()", "{m}({0})"),
     "Reshape": lambda b: TorchBlock(
-        f"Reshape({', '.join(str(int(d)) for d in b.full['shape'])})", "{m}({0})", ("Reshape",)),
+        f"Reshape({', '.join(str(int(d)) for d in b.full['shape'])})", "{m}({0})", ("Reshape",)
+    ),
     "Add": lambda b: TorchBlock(None, " + ".join(f"{{{i}}}" for i in range(len(b.inputs)))),
     "Concat": _concat,
     "Dropout": lambda b: TorchBlock(f"nn.Dropout({literal(float(b.full['rate']))})", "{m}({0})"),
@@ -265,20 +278,26 @@ BUILDERS = {
     "AvgPool2D": _pool,
     "GlobalAvgPool2D": lambda b: TorchBlock(None, "{0}.mean(dim=(2, 3))"),
     "Subsample2D": lambda b: TorchBlock(
-        f"Subsample2D({_t(b.in_shape)[0]}, {_size(b.full['kernel_size'])})", "{m}({0})",
-        ("Subsample2D",)),
+        f"Subsample2D({_t(b.in_shape)[0]}, {_size(b.full['kernel_size'])})",
+        "{m}({0})",
+        ("Subsample2D",),
+    ),
     "Upsample2D": _upsample,
     "Embedding": lambda b: TorchBlock(
-        f"nn.Embedding({b.full['num_embeddings']}, {b.full['embedding_dim']})", "{m}({0})"),
-}  # fmt: skip
+        f"nn.Embedding({b.full['num_embeddings']}, {b.full['embedding_dim']})", "{m}({0})"
+    ),
+}
 
 
 def torch_block(block: Block) -> TorchBlock:
     """The PyTorch form of ``block`` (GraphError naming it if there is none)."""
     build = BUILDERS.get(block.type)
     if build is None:
-        raise GraphError(f"{block.type} has no PyTorch export yet; export to numpy (engine "
-                         "code) instead, or replace the block", block=block.id)
+        raise GraphError(
+            f"{block.type} has no PyTorch export yet; export to numpy (engine "
+            "code) instead, or replace the block",
+            block=block.id,
+        )
     return build(block)
 
 

@@ -38,9 +38,10 @@ class Activation(Layer):
     family = "Activation"
     options = {
         "fn": Opt("choice", default="relu", choices=FUNCTIONS, doc="the function"),
-        "negative_slope": Opt("float", default=0.01, min=0.0, max=1.0,
-                              doc="slope for x < 0 (leaky_relu)"),
-    }  # fmt: skip
+        "negative_slope": Opt(
+            "float", default=0.01, min=0.0, max=1.0, doc="slope for x < 0 (leaky_relu)"
+        ),
+    }
 
     def forward(self, x, training=False):
         self.check_input(x)

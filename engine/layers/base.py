@@ -27,13 +27,28 @@ from engine.layers.options import INITS, Opt, check_config
 Shape = tuple[int, ...]
 
 INIT_OPTIONS = {
-    "init": Opt("choice", default=None, choices=INITS, nullable=True,
-                doc="weight initialiser (empty: the layer's usual one)"),
-    "init_std": Opt("float", default=0.01, min=0.0, min_exclusive=True,
-                    doc="standard deviation for init 'normal'"),
-    "init_limit": Opt("float", default=0.05, min=0.0, min_exclusive=True,
-                      doc="limit a of U(-a, a) for init 'uniform'"),
-}  # fmt: skip
+    "init": Opt(
+        "choice",
+        default=None,
+        choices=INITS,
+        nullable=True,
+        doc="weight initialiser (empty: the layer's usual one)",
+    ),
+    "init_std": Opt(
+        "float",
+        default=0.01,
+        min=0.0,
+        min_exclusive=True,
+        doc="standard deviation for init 'normal'",
+    ),
+    "init_limit": Opt(
+        "float",
+        default=0.05,
+        min=0.0,
+        min_exclusive=True,
+        doc="limit a of U(-a, a) for init 'uniform'",
+    ),
+}
 
 
 class Layer:
@@ -104,8 +119,13 @@ class Layer:
             method = chosen
         else:
             method = self.default_init(key)
-        return initialize(method, shape, rng, std=self.config.get("init_std", 0.01),
-                          limit=self.config.get("init_limit", 0.05))
+        return initialize(
+            method,
+            shape,
+            rng,
+            std=self.config.get("init_std", 0.01),
+            limit=self.config.get("init_limit", 0.05),
+        )
 
     def build(self, in_shape: Any, rng: np.random.Generator | None = None) -> Layer:
         """Check ``in_shape``, create parameters and buffers; returns self."""

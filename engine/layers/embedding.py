@@ -24,10 +24,11 @@ class Embedding(Layer):
     family = "Recurrent"
     has_weights = True
     options = {
-        "num_embeddings": Opt("int", min=1, max=10_000_000,
-                              doc="size of the vocabulary: ids run from 0 to this - 1"),
+        "num_embeddings": Opt(
+            "int", min=1, max=10_000_000, doc="size of the vocabulary: ids run from 0 to this - 1"
+        ),
         "embedding_dim": Opt("int", min=1, max=65536, doc="length of each learned vector"),
-    }  # fmt: skip
+    }
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1:

@@ -29,11 +29,15 @@ class GRU(Recurrent):
         # b_hr and b_hz are constant over time and join the projection; b_hn cannot (r scales it).
         h = self.config["hidden_size"]
         s = np.ones(3 * h, w["weight_ih"].dtype)
-        s[:2 * h] = 0.5
+        s[: 2 * h] = 0.5
         b = w["bias_ih"].copy()
-        b[:2 * h] += w["bias_hh"][:2 * h]
-        return {"ih": w["weight_ih"] * s[:, None], "b": b * s, "hh": w["weight_hh"] * s[:, None],
-                "b_hn": w["bias_hh"][2 * h:, None]}
+        b[: 2 * h] += w["bias_hh"][: 2 * h]
+        return {
+            "ih": w["weight_ih"] * s[:, None],
+            "b": b * s,
+            "hh": w["weight_hh"] * s[:, None],
+            "b_hn": w["bias_hh"][2 * h :, None],
+        }
 
     def _scan(self, xp, fw, tag):
         t, gh, n = xp.shape
@@ -47,20 +51,20 @@ class GRU(Recurrent):
         for k in range(t):
             hk, a = hh[k], acts[k]
             whh(hs[k], out=hk)
-            hn = hk[2 * h:]
+            hn = hk[2 * h :]
             hn += b_hn
-            rz = a[:2 * h]
-            np.add(hk[:2 * h], xp[k, :2 * h], out=rz)
+            rz = a[: 2 * h]
+            np.add(hk[: 2 * h], xp[k, : 2 * h], out=rz)
             np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
-            cand = a[2 * h:]
+            cand = a[2 * h :]
             np.multiply(a[:h], hn, out=cand)
-            cand += xp[k, 2 * h:]
+            cand += xp[k, 2 * h :]
             np.tanh(cand, out=cand)
             # h = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
             np.subtract(hs[k], cand, out=hs[k + 1])
-            hs[k + 1] *= a[h:2 * h]
+            hs[k + 1] *= a[h : 2 * h]
             hs[k + 1] += cand
         return {"hs": hs, "acts": acts, "hh": hh}
 
@@ -69,14 +73,14 @@ class GRU(Recurrent):
         t, gh, n = acts.shape
         h = gh // 3
         dt = acts.dtype
-        r, z, cand = acts[:, :h], acts[:, h:2 * h], acts[:, 2 * h:]
+        r, z, cand = acts[:, :h], acts[:, h : 2 * h], acts[:, 2 * h :]
         # For all steps at once, with dh the total gradient reaching h_t:
         #   dpre_n = dh (1-z)(1-n^2)                  (also d of the input projection's n block)
         #   dpre_r = dpre_n (W_hn h + b_hn) r(1-r),    dpre_z = dh (h_{t-1} - n) z(1-z)
         #   d(W_hn h + b_hn) = dpre_n * r,            dh_{t-1} = dh z + W_hh^T dhh
         # p and q hold those factors so that dxp_k = dh_k * p_k and dhh_k = dh_k * q_k.
         p = self._buf("b_p", (t, gh, n), dt)
-        pn = p[:, 2 * h:]
+        pn = p[:, 2 * h :]
         np.multiply(cand, cand, out=pn)
         np.subtract(1, pn, out=pn)
         omz = self._buf("b_omz", (t, h, n), dt)  # 1 - z, then reused for z (1 - z)
@@ -85,15 +89,15 @@ class GRU(Recurrent):
         pr = p[:, :h]
         np.subtract(1, r, out=pr)
         pr *= r
-        pr *= hh[:, 2 * h:]
+        pr *= hh[:, 2 * h :]
         pr *= pn
-        pz = p[:, h:2 * h]
+        pz = p[:, h : 2 * h]
         np.subtract(hs[:-1], cand, out=pz)
         omz *= z
         pz *= omz
         q = self._buf("b_q", (t, gh, n), dt)
         q[...] = p
-        q[:, 2 * h:] *= r
+        q[:, 2 * h :] *= r
         dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
         dxp = self._buf("b_dxp", (t, gh, n), dt)
         dhh = self._buf("b_dhh", (t, gh, n), dt)
@@ -114,5 +118,6 @@ class GRU(Recurrent):
 
     def _gates(self, sc):
         acts, h = sc["acts"], self.config["hidden_size"]
-        return {name: acts[:, j * h:(j + 1) * h].transpose(2, 0, 1)
-                for j, name in enumerate("rzn")}
+        return {
+            name: acts[:, j * h : (j + 1) * h].transpose(2, 0, 1) for j, name in enumerate("rzn")
+        }

@@ -39,16 +39,19 @@ class LSTM(Recurrent):
         if self.config.get("init") != "zeros":
             h = self.config["hidden_size"]
             for sfx in self.suffixes:
-                self.params["bias_ih" + sfx][h:2 * h] = 1.0
+                self.params["bias_ih" + sfx][h : 2 * h] = 1.0
 
     def _step_weights(self, w):
         # sigma(a) = (1 + tanh(a / 2)) / 2: halving the sigmoid gates' rows of the weights and
         # biases lets one tanh call per step compute all four gates.
         h = self.config["hidden_size"]
         s = np.ones(4 * h, w["weight_ih"].dtype)
-        s[:3 * h] = 0.5
-        return {"ih": w["weight_ih"] * s[:, None], "b": (w["bias_ih"] + w["bias_hh"]) * s,
-                "hh": w["weight_hh"] * s[:, None]}
+        s[: 3 * h] = 0.5
+        return {
+            "ih": w["weight_ih"] * s[:, None],
+            "b": (w["bias_ih"] + w["bias_hh"]) * s,
+            "hh": w["weight_hh"] * s[:, None],
+        }
 
     def _scan(self, xp, fw, tag):
         t, gh, n = xp.shape
@@ -67,11 +70,11 @@ class LSTM(Recurrent):
             whh(hs[k], out=a)  # the four gates' recurrent terms
             a += xp[k]
             np.tanh(a, out=a)
-            sig = a[:3 * h]
+            sig = a[: 3 * h]
             sig *= 0.5
             sig += 0.5
-            np.multiply(a[2 * h:3 * h], c[k], out=c[k + 1])  # f * c_{t-1}
-            np.multiply(a[h:2 * h], a[3 * h:], out=ig)  # + i * g
+            np.multiply(a[2 * h : 3 * h], c[k], out=c[k + 1])  # f * c_{t-1}
+            np.multiply(a[h : 2 * h], a[3 * h :], out=ig)  # + i * g
             c[k + 1] += ig
             np.tanh(c[k + 1], out=tc[k])
             np.multiply(a[:h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
@@ -82,19 +85,19 @@ class LSTM(Recurrent):
         t, gh, n = acts.shape
         h = gh // 4
         dt = acts.dtype
-        o, i, f, g = (acts[:, j * h:(j + 1) * h] for j in range(4))
+        o, i, f, g = (acts[:, j * h : (j + 1) * h] for j in range(4))
         # For all steps at once: p = d(pre-activation) factor per gate, so that
         #   dpre_o = dh * tanh(c) * o(1-o),  dpre_i = dc * g * i(1-i),
         #   dpre_f = dc * c_{t-1} * f(1-f),  dpre_g = dc * i * (1-g^2),
         # and od = o * (1 - tanh(c)^2), so that dc_t = dh_t * od + dc_{t+1} * f_{t+1}.
         p = self._buf("b_p", (t, gh, n), dt)
-        sig, psig = acts[:, :3 * h], p[:, :3 * h]
+        sig, psig = acts[:, : 3 * h], p[:, : 3 * h]
         np.subtract(1, sig, out=psig)
         psig *= sig  # sigma' = s (1 - s) for o, i, f
         p[:, :h] *= tc
-        p[:, h:2 * h] *= g
-        p[:, 2 * h:3 * h] *= c[:-1]
-        pg = p[:, 3 * h:]
+        p[:, h : 2 * h] *= g
+        p[:, 2 * h : 3 * h] *= c[:-1]
+        pg = p[:, 3 * h :]
         np.multiply(g, g, out=pg)
         np.subtract(1, pg, out=pg)
         pg *= i
@@ -123,7 +126,8 @@ class LSTM(Recurrent):
 
     def _gates(self, sc):
         acts, h = sc["acts"], self.config["hidden_size"]
-        out = {name: acts[:, j * h:(j + 1) * h].transpose(2, 0, 1)
-               for j, name in enumerate("oifg")}
+        out = {
+            name: acts[:, j * h : (j + 1) * h].transpose(2, 0, 1) for j, name in enumerate("oifg")
+        }
         out["c"] = sc["c"][1:].transpose(2, 0, 1)
         return {k: out[k] for k in ("i", "f", "g", "o", "c")}

@@ -32,8 +32,9 @@ class Add(Layer):
 
     def check_input(self, xs):
         if len(xs) != len(self.in_shape):
-            raise ShapeError(f"Add expects {len(self.in_shape)} inputs, got {len(xs)}",
-                             block=self.name)
+            raise ShapeError(
+                f"Add expects {len(self.in_shape)} inputs, got {len(xs)}", block=self.name
+            )
 
     def forward(self, xs, training=False):
         self.check_input(xs)
@@ -64,32 +65,38 @@ class Concat(Layer):
         a = self.config["axis"]
         a = a + ndim if a < 0 else a
         if not 0 <= a < ndim:
-            raise ShapeError(f"axis {self.config['axis']} does not exist for {ndim}-D inputs",
-                             block=self.name)
+            raise ShapeError(
+                f"axis {self.config['axis']} does not exist for {ndim}-D inputs", block=self.name
+            )
         return a
 
     def output_shape(self, in_shape):
         shapes = [tuple(s) for s in in_shape]
         if len(shapes) < 2:
-            raise ShapeError(f"Concat needs two or more inputs, got {len(shapes)}",
-                             block=self.name)
+            raise ShapeError(f"Concat needs two or more inputs, got {len(shapes)}", block=self.name)
         if any(len(s) != len(shapes[0]) for s in shapes):
-            raise ShapeError("Concat needs inputs with the same number of axes, got "
-                             + ", ".join(map(str, shapes)), block=self.name)
+            raise ShapeError(
+                "Concat needs inputs with the same number of axes, got "
+                + ", ".join(map(str, shapes)),
+                block=self.name,
+            )
         a = self._axis(len(shapes[0]))
-        rest = [s[:a] + s[a + 1:] for s in shapes]
+        rest = [s[:a] + s[a + 1 :] for s in shapes]
         if any(r != rest[0] for r in rest):
             raise ShapeError(
                 f"Concat along axis {a} needs the other axes equal, got "
-                + ", ".join(map(str, shapes)), block=self.name)
+                + ", ".join(map(str, shapes)),
+                block=self.name,
+            )
         out = list(shapes[0])
         out[a] = sum(s[a] for s in shapes)
         return tuple(out)
 
     def check_input(self, xs):
         if len(xs) != len(self.in_shape):
-            raise ShapeError(f"Concat expects {len(self.in_shape)} inputs, got {len(xs)}",
-                             block=self.name)
+            raise ShapeError(
+                f"Concat expects {len(self.in_shape)} inputs, got {len(xs)}", block=self.name
+            )
 
     def forward(self, xs, training=False):
         self.check_input(xs)

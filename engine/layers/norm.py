@@ -34,11 +34,21 @@ class BatchNorm(Layer):
     family = "Normalisation"
     has_weights = True
     options = {
-        "momentum": Opt("float", default=0.1, min=0.0, max=1.0,
-                        doc="weight of the new batch in the running statistics"),
-        "eps": Opt("float", default=1e-5, min=0.0, min_exclusive=True,
-                   doc="added to the variance before the square root"),
-    }  # fmt: skip
+        "momentum": Opt(
+            "float",
+            default=0.1,
+            min=0.0,
+            max=1.0,
+            doc="weight of the new batch in the running statistics",
+        ),
+        "eps": Opt(
+            "float",
+            default=1e-5,
+            min=0.0,
+            min_exclusive=True,
+            doc="added to the variance before the square root",
+        ),
+    }
 
     def output_shape(self, in_shape):
         if not 1 <= len(in_shape) <= 3:
@@ -142,15 +152,24 @@ class Dropout(Layer):
     type_name = "Dropout"
     family = "Normalisation"
     options = {
-        "rate": Opt("float", default=0.5, min=0.0, max=1.0, max_exclusive=True,
-                    doc="fraction of values set to zero while training, 0 <= rate < 1"),
-    }  # fmt: skip
+        "rate": Opt(
+            "float",
+            default=0.5,
+            min=0.0,
+            max=1.0,
+            max_exclusive=True,
+            doc="fraction of values set to zero while training, 0 <= rate < 1",
+        ),
+    }
 
     def __init__(self, name: str | None = None, **config: Any):
         rate = config.get("rate", 0.5)
         if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not 0 <= rate < 1:
-            why = ("would drop every value, so nothing would reach the next block"
-                   if rate >= 1 else "cannot be negative: it is a probability")
+            why = (
+                "would drop every value, so nothing would reach the next block"
+                if rate >= 1
+                else "cannot be negative: it is a probability"
+            )
             raise ConfigError(
                 f"Dropout rate {rate:g} {why}. Use a rate from 0 (keep everything) up to, but "
                 "not including, 1; 0.5 is usual for dense layers, 0.1-0.3 for convolutions",
@@ -180,4 +199,3 @@ class Dropout(Layer):
     def backward(self, dout):
         mask = self._cache
         return dout if mask is None else dout * mask
-

@@ -17,9 +17,15 @@ from engine.errors import ConfigError
 REQUIRED = object()
 
 INITS = (
-    "zeros", "normal", "uniform", "xavier_normal", "xavier_uniform",
-    "he_normal", "he_uniform", "orthogonal",
-)  # fmt: skip
+    "zeros",
+    "normal",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "he_normal",
+    "he_uniform",
+    "orthogonal",
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,8 @@ def _range_text(opt: Opt) -> str:
 
 
 def _check_range(block: str, key: str, v: float, opt: Opt) -> None:
-    bad = (
-        (opt.min is not None and (v <= opt.min if opt.min_exclusive else v < opt.min))
-        or (opt.max is not None and (v >= opt.max if opt.max_exclusive else v > opt.max))
+    bad = (opt.min is not None and (v <= opt.min if opt.min_exclusive else v < opt.min)) or (
+        opt.max is not None and (v >= opt.max if opt.max_exclusive else v > opt.max)
     )
     if bad:
         raise ConfigError(f"'{key}' must be {_range_text(opt)}, got {v!r}", block=block)
@@ -101,35 +106,49 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
             return value
         if _is_int(value) and value >= 0:
             return value
-        if (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(_is_int(p) and p >= 0 for p in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(_is_int(p) and p >= 0 for p in value)
+        ):
             return [int(p) for p in value]
         raise ConfigError(
-            f"'{key}' must be a non-negative integer, [h, w], \"same\" or \"valid\"; got {value!r}",
+            f'\'{key}\' must be a non-negative integer, [h, w], "same" or "valid"; got {value!r}',
             block=block,
         )
     if k == "size":
         if _is_int(value) and value >= 1:
             return value
-        if (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(_is_int(p) and p >= 1 for p in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(_is_int(p) and p >= 1 for p in value)
+        ):
             return [int(p) for p in value]
         raise ConfigError(
             f"'{key}' must be a positive integer or a pair [h, w] of them; got {value!r}",
             block=block,
         )
     if k == "shape":
-        if (isinstance(value, (list, tuple)) and 1 <= len(value) <= 4
-                and all(_is_int(p) and p >= 1 for p in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and 1 <= len(value) <= 4
+            and all(_is_int(p) and p >= 1 for p in value)
+        ):
             return [int(p) for p in value]
         raise ConfigError(
             f"'{key}' must be a list of 1 to 4 positive integers, e.g. [1, 28, 28]; got {value!r}",
             block=block,
         )
     if k == "connections":
-        if (isinstance(value, (list, tuple)) and value
-                and all(isinstance(row, (list, tuple)) and row
-                        and all(_is_int(i) and i >= 0 for i in row) for row in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and all(
+                isinstance(row, (list, tuple)) and row and all(_is_int(i) and i >= 0 for i in row)
+                for row in value
+            )
+        ):
             return [[int(i) for i in row] for row in value]
         raise ConfigError(
             f"'{key}' must be a list, for each output map, of the input maps it reads "

@@ -36,11 +36,13 @@ from engine.layers.options import Opt
 
 SEQ_OPTIONS = {
     "hidden_size": Opt("int", min=1, max=65536, doc="number of hidden units H"),
-    "return_sequences": Opt("bool", default=False,
-                            doc="output every step's hidden state (T, H); off: only the last"),
-    "bidirectional": Opt("bool", default=False,
-                         doc="also run backwards in time; features double (forward, backward)"),
-}  # fmt: skip
+    "return_sequences": Opt(
+        "bool", default=False, doc="output every step's hidden state (T, H); off: only the last"
+    ),
+    "bidirectional": Opt(
+        "bool", default=False, doc="also run backwards in time; features double (forward, backward)"
+    ),
+}
 
 
 # Largest rows * k * n of a per-step product that OpenBLAS computes on one thread (measured on
@@ -61,7 +63,7 @@ class StepProduct:
     def __init__(self, w: np.ndarray, n: int):
         rows, k = w.shape
         c = max(1, SINGLE_THREAD_MNK // max(1, k * n))
-        self.blocks = [(w[j:j + c], slice(j, j + c)) for j in range(0, rows, c)]
+        self.blocks = [(w[j : j + c], slice(j, j + c)) for j in range(0, rows, c)]
 
     def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
         for wb, rows in self.blocks:
@@ -73,11 +75,15 @@ def sequence_shape_error(layer: Layer, in_shape: tuple) -> ShapeError:
     s = tuple(in_shape)
     if len(s) == 3:
         c, h, w = s
-        hint = (f"got an image {s} (channels, height, width). Insert a Reshape block before it, "
-                f"e.g. shape [{c * h}, {w}] (each image row becomes a time step)")
+        hint = (
+            f"got an image {s} (channels, height, width). Insert a Reshape block before it, "
+            f"e.g. shape [{c * h}, {w}] (each image row becomes a time step)"
+        )
     elif len(s) == 1:
-        hint = (f"got a flat vector {s}. Insert a Reshape block before it, e.g. shape "
-                f"[{s[0]}, 1] (one feature per time step)")
+        hint = (
+            f"got a flat vector {s}. Insert a Reshape block before it, e.g. shape "
+            f"[{s[0]}, 1] (one feature per time step)"
+        )
     else:
         hint = f"got {s}"
     return ShapeError(
@@ -122,8 +128,14 @@ class Recurrent(Layer):
         gh = self.n_gates * h
         shapes = {}
         for sfx in self.suffixes:
-            shapes.update({f"weight_ih{sfx}": (gh, f), f"weight_hh{sfx}": (gh, h),
-                           f"bias_ih{sfx}": (gh,), f"bias_hh{sfx}": (gh,)})
+            shapes.update(
+                {
+                    f"weight_ih{sfx}": (gh, f),
+                    f"weight_hh{sfx}": (gh, h),
+                    f"bias_ih{sfx}": (gh,),
+                    f"bias_hh{sfx}": (gh,),
+                }
+            )
         return shapes
 
     def default_init(self, key):
@@ -197,8 +209,10 @@ class Recurrent(Layer):
         rows = self._rows()
         caches, finals, seqs = [], [], []
         for d, sfx in enumerate(self.suffixes):
-            w = {k: p[k + sfx].astype(dtype, copy=False) for k in
-                 ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            w = {
+                k: p[k + sfx].astype(dtype, copy=False)
+                for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            }
             if rows is not None:
                 w = {k: v[rows] for k, v in w.items()}
             fw = self._step_weights(w)
@@ -224,7 +238,7 @@ class Recurrent(Layer):
             return np.concatenate(finals, axis=1)
         out = np.empty((n, t, h * len(seqs)), dtype)
         for d, s in enumerate(seqs):
-            out[:, :, d * h:(d + 1) * h] = s.transpose(2, 0, 1)
+            out[:, :, d * h : (d + 1) * h] = s.transpose(2, 0, 1)
         return out
 
     def backward(self, dout):
@@ -270,8 +284,12 @@ class Recurrent(Layer):
                 dx += dx_k[::-1]
             else:
                 dx[...] = dx_k
-            for k, g in (("weight_ih", dw_ih), ("weight_hh", dw_hh), ("bias_ih", db_ih),
-                         ("bias_hh", db_hh)):
+            for k, g in (
+                ("weight_ih", dw_ih),
+                ("weight_hh", dw_hh),
+                ("bias_ih", db_ih),
+                ("bias_hh", db_hh),
+            ):
                 self.grads[k + sfx] = g if inv is None else g[inv]
             # RMS over batch and hidden units of dL/dh at each step, in time order.
             rms = np.sqrt(np.einsum("thn,thn->t", dh, dh) / (n * h))
@@ -303,11 +321,12 @@ class RNN(Recurrent):
     n_gates = 1
     options = {
         "hidden_size": SEQ_OPTIONS["hidden_size"],
-        "nonlinearity": Opt("choice", default="tanh", choices=("tanh", "relu"),
-                            doc="activation of the hidden state"),
+        "nonlinearity": Opt(
+            "choice", default="tanh", choices=("tanh", "relu"), doc="activation of the hidden state"
+        ),
         "return_sequences": SEQ_OPTIONS["return_sequences"],
         "bidirectional": SEQ_OPTIONS["bidirectional"],
-    }  # fmt: skip
+    }
 
     def _step_weights(self, w):
         # both biases are constant over time: add them to the projection once

@@ -25,7 +25,7 @@ from gui.canvas.style import (
     badge_text,
     family_colour,
     font,
-)  # fmt: skip
+)
 
 SLOT_PITCH = 24.0
 F_TITLE, F_ID, F_SETTINGS, F_INFO = font(9.0, True), font(7.5), font(9.5, True), font(8.0)
@@ -51,8 +51,11 @@ def _far_text(texts: tuple[str, ...], lod: float, width: float, height: float):
     base = font(9.0, True)
     m = QFontMetricsF(base)
     for text in texts:
-        size = min(8.5 / max(lod, 0.05), 9.0 * width / max(m.horizontalAdvance(text), 1.0),
-                   9.0 * height / max(m.height(), 1.0))
+        size = min(
+            8.5 / max(lod, 0.05),
+            9.0 * width / max(m.horizontalAdvance(text), 1.0),
+            9.0 * height / max(m.height(), 1.0),
+        )
         if size * lod >= 6.0 or text is texts[-1]:
             f = font(max(size, 4.0), True)
             return text, f
@@ -62,8 +65,9 @@ def _far_text(texts: tuple[str, ...], lod: float, width: float, height: float):
 class BlockItem(QGraphicsItem):
     """One block. ``arity`` is the layer's (min, max) number of inputs."""
 
-    def __init__(self, block_id: str, type_name: str, family: str,
-                 arity: tuple[int, int | None]) -> None:
+    def __init__(
+        self, block_id: str, type_name: str, family: str, arity: tuple[int, int | None]
+    ) -> None:
         super().__init__()
         self.block_id = block_id
         self.type_name = type_name
@@ -78,9 +82,11 @@ class BlockItem(QGraphicsItem):
         self.h = BLOCK_H
         self.wires: set = set()
         self.locked = False
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setZValue(1)
         self.out_port = PortItem(self, "out", 0)
@@ -122,8 +128,11 @@ class BlockItem(QGraphicsItem):
             self.update()
 
     def set_analysis(self, shape_text: str, params_text: str, problems: list[str]) -> None:
-        if (shape_text, params_text, problems) != (self.shape_text, self.params_text,
-                                                   self.problems):
+        if (shape_text, params_text, problems) != (
+            self.shape_text,
+            self.params_text,
+            self.problems,
+        ):
             self.shape_text, self.params_text, self.problems = shape_text, params_text, problems
             self._refresh_tooltip()
             self.update()
@@ -139,9 +148,10 @@ class BlockItem(QGraphicsItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, not locked)
 
     def _refresh_tooltip(self) -> None:
-        lines = [f"{self.type_name} '{self.block_id}'  {self.settings}".rstrip(),
-                 f"output {self.shape_text}" + (f", {self.params_text}" if self.params_text
-                                                else "")]
+        lines = [
+            f"{self.type_name} '{self.block_id}'  {self.settings}".rstrip(),
+            f"output {self.shape_text}" + (f", {self.params_text}" if self.params_text else ""),
+        ]
         if self.badge is not None:
             lines.append(f"gradient RMS {self.badge:.3g}")
         lines += [f"⚠ {p}" for p in self.problems]
@@ -157,8 +167,10 @@ class BlockItem(QGraphicsItem):
         return p
 
     def itemChange(self, change, value):
-        if (change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
-                and self.scene() is not None):
+        if (
+            change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+            and self.scene() is not None
+        ):
             for wire in self.wires:
                 wire.update_path()
         return super().itemChange(change, value)
@@ -169,8 +181,11 @@ class BlockItem(QGraphicsItem):
         fill = QColor("white")
         if self.badge is not None:
             c = badge_colour(self.badge)
-            fill = QColor(round(255 * 0.55 + c.red() * 0.45), round(255 * 0.55 + c.green() * 0.45),
-                          round(255 * 0.55 + c.blue() * 0.45))
+            fill = QColor(
+                round(255 * 0.55 + c.red() * 0.45),
+                round(255 * 0.55 + c.green() * 0.45),
+                round(255 * 0.55 + c.blue() * 0.45),
+            )
         if self.isSelected():
             pen = QPen(SELECT_COLOUR, 3.0)
         elif self.problems:
@@ -206,43 +221,58 @@ class BlockItem(QGraphicsItem):
         right = pad + (8.0 if self.problems else 0.0)  # room for the problem mark
         room = BLOCK_W - pad - right - 6
         # the type wins: the id gets what is left (at least a little), elided in the middle
-        id_w = min(M_ID.horizontalAdvance(self.block_id) + 2,
-                   max(room - M_TITLE.horizontalAdvance(self.type_name) - 2, 36.0))
+        id_w = min(
+            M_ID.horizontalAdvance(self.block_id) + 2,
+            max(room - M_TITLE.horizontalAdvance(self.type_name) - 2, 36.0),
+        )
         title_w = room - id_w
         title = M_TITLE.elidedText(self.type_name, Qt.TextElideMode.ElideRight, title_w)
         painter.setPen(QColor("white"))
         painter.setFont(F_TITLE)
-        painter.drawText(QRectF(pad, 0, title_w, HEADER_H),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        painter.drawText(
+            QRectF(pad, 0, title_w, HEADER_H),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            title,
+        )
         painter.setFont(F_ID)
         painter.setPen(QColor(255, 255, 255, 215))
-        painter.drawText(QRectF(BLOCK_W - right - id_w, 0, id_w, HEADER_H),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                         | Qt.TextFlag.TextDontClip,  # see the parameter count below
-                         M_ID.elidedText(self.block_id, Qt.TextElideMode.ElideMiddle, id_w))
+        painter.drawText(
+            QRectF(BLOCK_W - right - id_w, 0, id_w, HEADER_H),
+            Qt.AlignmentFlag.AlignRight
+            | Qt.AlignmentFlag.AlignVCenter
+            | Qt.TextFlag.TextDontClip,  # see the parameter count below
+            M_ID.elidedText(self.block_id, Qt.TextElideMode.ElideMiddle, id_w),
+        )
         y_mid = HEADER_H + (self.h - HEADER_H) * 0.36
         painter.setFont(F_SETTINGS)
         painter.setPen(TEXT_COLOUR)
-        settings = M_SETTINGS.elidedText(self.settings, Qt.TextElideMode.ElideRight,
-                                         BLOCK_W - 2 * pad)
-        painter.drawText(QRectF(pad, y_mid - 10, BLOCK_W - 2 * pad, 20),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, settings)
+        settings = M_SETTINGS.elidedText(
+            self.settings, Qt.TextElideMode.ElideRight, BLOCK_W - 2 * pad
+        )
+        painter.drawText(
+            QRectF(pad, y_mid - 10, BLOCK_W - 2 * pad, 20),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            settings,
+        )
         painter.setFont(F_INFO)
         painter.setPen(PROBLEM_COLOUR if self.problems and self.shape_text == "?" else SUBTLE_TEXT)
         info_y = self.h - 20.0
         params_w = M_INFO.horizontalAdvance(self.params_text) + 2
         shape_w = BLOCK_W - 2 * pad - params_w - 6
-        painter.drawText(QRectF(pad, info_y, shape_w, 16),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         M_INFO.elidedText("→ " + self.shape_text, Qt.TextElideMode.ElideRight,
-                                           shape_w))
+        painter.drawText(
+            QRectF(pad, info_y, shape_w, 16),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            M_INFO.elidedText("→ " + self.shape_text, Qt.TextElideMode.ElideRight, shape_w),
+        )
         painter.setPen(SUBTLE_TEXT)
         # Not clipped to the measured width: zoomed out, hinted text is relatively wider, and
         # a rect of the exact width cut off the count's first digits (right-aligned, it
         # grows into the gap before the shape instead).
-        painter.drawText(QRectF(BLOCK_W - pad - params_w, info_y, params_w, 16),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                         | Qt.TextFlag.TextDontClip, self.params_text)
+        painter.drawText(
+            QRectF(BLOCK_W - pad - params_w, info_y, params_w, 16),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip,
+            self.params_text,
+        )
 
     def _paint_far(self, painter, lod: float) -> None:
         """Zoomed out: the type and key settings in big letters, so a whole network stays
@@ -251,8 +281,11 @@ class BlockItem(QGraphicsItem):
         compact = self.settings.split(" ")[0] if self.settings else ""
         for texts, rect, colour in (
             ((self.type_name,), QRectF(6, 0, BLOCK_W - 12, HEADER_H), QColor("white")),
-            ((self.settings, compact), QRectF(6, HEADER_H, BLOCK_W - 12, self.h - HEADER_H),
-             TEXT_COLOUR),
+            (
+                (self.settings, compact),
+                QRectF(6, HEADER_H, BLOCK_W - 12, self.h - HEADER_H),
+                TEXT_COLOUR,
+            ),
         ):
             if not texts[0]:
                 continue

@@ -51,16 +51,21 @@ class EmptyHint(QLabel):
     """What to do first, in the middle of an empty canvas."""
 
     def __init__(self, parent: QWidget) -> None:
-        super().__init__("<p style='font-size:15px'><b>Start here</b></p>"
-                         "<p>Drag blocks from the palette onto the canvas, or double-click one "
-                         "(it goes after the selected block, already wired).</p>"
-                         "<p>Wire a block by dragging from its output port (right) to another "
-                         "block's input port (left).</p>"
-                         "<p>Or open a classic network: File ▸ Open Preset…</p>", parent)
+        super().__init__(
+            "<p style='font-size:15px'><b>Start here</b></p>"
+            "<p>Drag blocks from the palette onto the canvas, or double-click one "
+            "(it goes after the selected block, already wired).</p>"
+            "<p>Wire a block by dragging from its output port (right) to another "
+            "block's input port (left).</p>"
+            "<p>Or open a classic network: File ▸ Open Preset…</p>",
+            parent,
+        )
         self.setWordWrap(True)
         self.setFixedWidth(380)
-        self.setStyleSheet("QLabel { color:#546e7a; background:rgba(255,255,255,200); "
-                           "border:1px dashed #b0bec5; border-radius:8px; padding:10px 16px; }")
+        self.setStyleSheet(
+            "QLabel { color:#546e7a; background:rgba(255,255,255,200); "
+            "border:1px dashed #b0bec5; border-radius:8px; padding:10px 16px; }"
+        )
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hide()
 
@@ -72,10 +77,13 @@ class EmptyHint(QLabel):
 
 class LockBanner(QLabel):
     def __init__(self, parent: QWidget) -> None:
-        super().__init__("Training: editing is locked (you can still select, inspect and "
-                         "zoom)", parent)
-        self.setStyleSheet("QLabel { background:#ffca28; color:#3e2723; font-weight:bold; "
-                           "border:1px solid #ff8f00; border-radius:5px; padding:5px 14px; }")
+        super().__init__(
+            "Training: editing is locked (you can still select, inspect and zoom)", parent
+        )
+        self.setStyleSheet(
+            "QLabel { background:#ffca28; color:#3e2723; font-weight:bold; "
+            "border:1px solid #ff8f00; border-radius:5px; padding:5px 14px; }"
+        )
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hide()
 
@@ -101,8 +109,11 @@ class BadgeLegend(QWidget):
         p.drawRoundedRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1), 5, 5)
         p.setFont(font(8.0, True))
         p.setPen(QColor("#263238"))
-        p.drawText(QRectF(8, 3, self.width() - 16, 16), Qt.AlignmentFlag.AlignLeft,
-                   "Gradient RMS per block (log scale)")
+        p.drawText(
+            QRectF(8, 3, self.width() - 16, 16),
+            Qt.AlignmentFlag.AlignLeft,
+            "Gradient RMS per block (log scale)",
+        )
         bar = QRectF(18, 21, self.width() - 36, 12)
         grad = QLinearGradient(bar.topLeft(), bar.topRight())
         for i in range(11):
@@ -116,6 +127,7 @@ class BadgeLegend(QWidget):
         for e in range(lo, hi + 1, 2):
             x = bar.left() + bar.width() * (e - LOG_LO) / (LOG_HI - LOG_LO)
             p.drawLine(int(x), int(bar.bottom()), int(x), int(bar.bottom()) + 3)
-            p.drawText(QRectF(x - 20, bar.bottom() + 3, 40, 14), Qt.AlignmentFlag.AlignCenter,
-                       f"1e{e}")
+            p.drawText(
+                QRectF(x - 20, bar.bottom() + 3, 40, 14), Qt.AlignmentFlag.AlignCenter, f"1e{e}"
+            )
         p.end()

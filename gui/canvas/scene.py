@@ -183,8 +183,9 @@ class GraphScene(QGraphicsScene):
         self.selectionChanged.emit()
 
     def blocks_rect(self, ids=None) -> QRectF:
-        items = [self.blocks[n] for n in (ids if ids is not None else self.blocks)
-                 if n in self.blocks]
+        items = [
+            self.blocks[n] for n in (ids if ids is not None else self.blocks) if n in self.blocks
+        ]
         rect = QRectF()
         for item in items:
             rect = rect.united(item.sceneBoundingRect())
@@ -195,8 +196,7 @@ class GraphScene(QGraphicsScene):
         rect = self.itemsBoundingRect()
         if rect.isNull():
             rect = QRectF(-400, -300, 800, 600)
-        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN,
-                                        SCENE_MARGIN))
+        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
 
     def is_free(self, rect: QRectF, ignore=()) -> bool:
         """No block overlaps ``rect`` (scene coordinates)."""

@@ -11,20 +11,30 @@ from PySide6.QtGui import QColor, QFont
 # The palette's groups, in the order users expect (Neural Network Console / Deep Network
 # Designer group the same way). Families a layer declares that are not listed go last.
 FAMILIES = (
-    "Input", "Convolution", "Pooling", "Dense", "Recurrent",
-    "Normalisation and regularisation", "Merge", "Activation", "Reshape",
-)  # fmt: skip
+    "Input",
+    "Convolution",
+    "Pooling",
+    "Dense",
+    "Recurrent",
+    "Normalisation and regularisation",
+    "Merge",
+    "Activation",
+    "Reshape",
+)
 
 # Layer classes may spell a family differently; these aliases put them in the right group.
 FAMILY_ALIASES = {
-    "Conv": "Convolution", "Convolutional": "Convolution", "Pool": "Pooling",
+    "Conv": "Convolution",
+    "Convolutional": "Convolution",
+    "Pool": "Pooling",
     "Normalization": "Normalisation and regularisation",
     "Normalisation": "Normalisation and regularisation",
     "Regularisation": "Normalisation and regularisation",
     "Regularization": "Normalisation and regularisation",
     "Normalization and regularization": "Normalisation and regularisation",
-    "Shape": "Reshape", "Embedding": "Recurrent",
-}  # fmt: skip
+    "Shape": "Reshape",
+    "Embedding": "Recurrent",
+}
 
 FAMILY_COLOURS = {
     "Input": "#2e7d32",
@@ -43,9 +53,9 @@ OTHER_COLOUR = "#616161"
 BLOCK_W = 176.0
 BLOCK_H = 68.0
 HEADER_H = 22.0
-PORT_R = 6.0          # drawn radius
-PORT_HIT_R = 14.0     # clickable radius: ports must be easy to hit
-LAYOUT_DX = 250.0     # auto-layout column pitch (leaves room for the wire's shape label)
+PORT_R = 6.0  # drawn radius
+PORT_HIT_R = 14.0  # clickable radius: ports must be easy to hit
+LAYOUT_DX = 250.0  # auto-layout column pitch (leaves room for the wire's shape label)
 LAYOUT_DY = 110.0
 GRID = 10.0
 
@@ -115,8 +125,7 @@ def key_settings(type_name: str, cfg: dict) -> str:
     g = cfg.get
     if type_name in ("Conv2D", "Conv1D", "ConvTranspose2D"):
         k = g("kernel_size")
-        ks = (f"{k}" if type_name == "Conv1D" and not isinstance(k, (list, tuple))
-              else _kernel(k))
+        ks = f"{k}" if type_name == "Conv1D" and not isinstance(k, (list, tuple)) else _kernel(k)
         text = f"{g('filters')}@{ks} {_stride(g('stride', 1))} {_pad(g('padding', 0))}"
         if g("connections"):
             text += " table"
@@ -185,13 +194,16 @@ def scale_colour(t: float) -> QColor:
     i = min(int(x), len(_VIRIDIS) - 2)
     f = x - i
     a, b = QColor(_VIRIDIS[i]), QColor(_VIRIDIS[i + 1])
-    return QColor(round(a.red() + (b.red() - a.red()) * f),
-                  round(a.green() + (b.green() - a.green()) * f),
-                  round(a.blue() + (b.blue() - a.blue()) * f))
+    return QColor(
+        round(a.red() + (b.red() - a.red()) * f),
+        round(a.green() + (b.green() - a.green()) * f),
+        round(a.blue() + (b.blue() - a.blue()) * f),
+    )
 
 
 def badge_text(grad_rms: float) -> str:
     return f"∇ {grad_rms:.1e}" if grad_rms else "∇ 0"
+
 
 # MIME type of a block type dragged from the palette (the data is the type name, UTF-8).
 BLOCK_MIME = "application/x-blockprop-block-type"

@@ -22,7 +22,7 @@ from gui.canvas.style import (
     GRID,
     GRID_DOT,
     PORT_HIT_R,
-)  # fmt: skip
+)
 from gui.canvas.wire_item import wire_path
 
 MIN_ZOOM, MAX_ZOOM = 0.06, 4.0
@@ -51,8 +51,7 @@ class CanvasView(QGraphicsView):
         self.gscene = scene
         self.controller = controller
         self.locked = False
-        self.setRenderHints(QPainter.RenderHint.Antialiasing
-                            | QPainter.RenderHint.TextAntialiasing)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -118,8 +117,7 @@ class CanvasView(QGraphicsView):
         event.accept()
 
     # --- overlays, lock, badges ----------------------------------------------------------------
-    def show_feedback(self, text: str, view_pos: QPoint | None = None, kind: str = "error"
-                      ) -> None:
+    def show_feedback(self, text: str, view_pos: QPoint | None = None, kind: str = "error") -> None:
         if view_pos is None:
             view_pos = self.viewport().mapFromGlobal(self.cursor().pos())
         self.feedback.show_at(text, self.viewport().mapTo(self, view_pos), kind)
@@ -153,8 +151,9 @@ class CanvasView(QGraphicsView):
         if self.hint.isVisible():
             self.hint.place()
         area = self.viewport().geometry()  # bottom right: left-to-right graphs end higher up
-        self.legend.move(area.right() - self.legend.width() - 10,
-                         area.bottom() - self.legend.height() - 10)
+        self.legend.move(
+            area.right() - self.legend.width() - 10, area.bottom() - self.legend.height() - 10
+        )
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -180,13 +179,18 @@ class CanvasView(QGraphicsView):
         painter.drawLines(lines)
 
     # --- hit testing ---------------------------------------------------------------------------
-    def _ports_near(self, sp: QPointF, radius: float, kind: str | None = None,
-                    exclude=None) -> list[PortItem]:
+    def _ports_near(
+        self, sp: QPointF, radius: float, kind: str | None = None, exclude=None
+    ) -> list[PortItem]:
         rect = QRectF(sp.x() - radius, sp.y() - radius, 2 * radius, 2 * radius)
-        ports = [i for i in self.gscene.items(rect) if isinstance(i, PortItem)
-                 and (kind is None or i.kind == kind) and i.block is not exclude]
-        return sorted(ports, key=lambda p: QPointF.dotProduct(p.scenePos() - sp,
-                                                              p.scenePos() - sp))
+        ports = [
+            i
+            for i in self.gscene.items(rect)
+            if isinstance(i, PortItem)
+            and (kind is None or i.kind == kind)
+            and i.block is not exclude
+        ]
+        return sorted(ports, key=lambda p: QPointF.dotProduct(p.scenePos() - sp, p.scenePos() - sp))
 
     def port_at(self, view_pos: QPoint) -> PortItem | None:
         sp = self.mapToScene(view_pos)
@@ -264,8 +268,9 @@ class CanvasView(QGraphicsView):
                 d.target = port
                 pen.setColor(OK_COLOUR)
                 if v.note:
-                    self.show_feedback(v.note + " (a one-click fix will be offered)", view_pos,
-                                       "warn")
+                    self.show_feedback(
+                        v.note + " (a one-click fix will be offered)", view_pos, "warn"
+                    )
                 else:
                     self.feedback.hide()
             else:
@@ -298,8 +303,11 @@ class CanvasView(QGraphicsView):
         if not result.ok:
             self.show_feedback(result.reason, view_pos, "error")
         elif result.note:
-            self.show_feedback(result.note + " — use the fix in the Problems panel or the "
-                               "block's context menu.", view_pos, "warn")
+            self.show_feedback(
+                result.note + " — use the fix in the Problems panel or the block's context menu.",
+                view_pos,
+                "warn",
+            )
 
     def _cancel_wire(self) -> None:
         d = self._wire
@@ -325,8 +333,9 @@ class CanvasView(QGraphicsView):
             port = self.port_at(pos)
             if port is not None:
                 if self.locked:
-                    self.controller.message.emit("Editing is locked while the network trains.",
-                                                 True)
+                    self.controller.message.emit(
+                        "Editing is locked while the network trains.", True
+                    )
                     self.show_feedback("Editing is locked while the network trains.", pos)
                 else:
                     self._start_wire(port)
@@ -339,20 +348,27 @@ class CanvasView(QGraphicsView):
                     block.setSelected(not block.isSelected())
                     event.accept()
                     return
-                event = QMouseEvent(event.type(), event.position(), event.globalPosition(),
-                                    event.button(), event.buttons(),
-                                    event.modifiers() | Qt.KeyboardModifier.ControlModifier)
+                event = QMouseEvent(
+                    event.type(),
+                    event.position(),
+                    event.globalPosition(),
+                    event.button(),
+                    event.buttons(),
+                    event.modifiers() | Qt.KeyboardModifier.ControlModifier,
+                )
         super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton:
-            self._press_pos = {i.block_id: i.pos() for i in self.gscene.selectedItems()
-                               if isinstance(i, BlockItem)}
+            self._press_pos = {
+                i.block_id: i.pos() for i in self.gscene.selectedItems() if isinstance(i, BlockItem)
+            }
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None:
             delta = event.position() - self._pan_from
             self._pan_from = event.position()
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value()
-                                                - round(delta.x()))
+            self.horizontalScrollBar().setValue(
+                self.horizontalScrollBar().value() - round(delta.x())
+            )
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
             event.accept()
             return
@@ -378,8 +394,10 @@ class CanvasView(QGraphicsView):
             for n, old in self._press_pos.items():
                 item = self.gscene.blocks.get(n)
                 if item is not None and item.pos() != old:
-                    moved[n] = (round(item.pos().x() / GRID) * GRID,
-                                round(item.pos().y() / GRID) * GRID)
+                    moved[n] = (
+                        round(item.pos().x() / GRID) * GRID,
+                        round(item.pos().y() / GRID) * GRID,
+                    )
             self._press_pos = {}
             if moved:
                 self.controller.move(moved)
@@ -439,8 +457,11 @@ class CanvasView(QGraphicsView):
     def _json_urls(mime) -> list[str]:
         if not mime.hasUrls():
             return []
-        return [u.toLocalFile() for u in mime.urls()
-                if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() == ".json"]
+        return [
+            u.toLocalFile()
+            for u in mime.urls()
+            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() == ".json"
+        ]
 
     def dragEnterEvent(self, event) -> None:
         md = event.mimeData()
@@ -465,8 +486,10 @@ class CanvasView(QGraphicsView):
                 return
             type_name = bytes(md.data(BLOCK_MIME)).decode("utf-8")
             sp = self.mapToScene(view_pos)
-            pos = (round((sp.x() - BLOCK_W / 2) / GRID) * GRID,
-                   round((sp.y() - BLOCK_H / 2) / GRID) * GRID)
+            pos = (
+                round((sp.x() - BLOCK_W / 2) / GRID) * GRID,
+                round((sp.y() - BLOCK_H / 2) / GRID) * GRID,
+            )
             new = self.controller.add_block(type_name, pos)
             if new is not None:
                 self.gscene.select_ids([new])
@@ -487,4 +510,3 @@ class CanvasView(QGraphicsView):
             e.accept()  # space pans the canvas; it is no one's shortcut here
             return True
         return super().event(e)
-

@@ -26,8 +26,9 @@ def back_path(p0: QPointF, p1: QPointF, mid_y: float) -> QPainterPath:
     layout): out to the right, along ``mid_y`` between the blocks, in from the left."""
     r = 28.0
     path = QPainterPath(p0)
-    path.cubicTo(QPointF(p0.x() + 2 * r, p0.y()), QPointF(p0.x() + 2 * r, mid_y),
-                 QPointF(p0.x(), mid_y))
+    path.cubicTo(
+        QPointF(p0.x() + 2 * r, p0.y()), QPointF(p0.x() + 2 * r, mid_y), QPointF(p0.x(), mid_y)
+    )
     path.lineTo(QPointF(p1.x(), mid_y))
     path.cubicTo(QPointF(p1.x() - 2 * r, mid_y), QPointF(p1.x() - 2 * r, p1.y()), p1)
     return path
@@ -119,8 +120,9 @@ class WireItem(QGraphicsItem):
         # arrow head at the target (the direction data flows)
         end = self.path.pointAtPercent(1.0)
         x = end.x() - PORT_R - 1  # the tip stops at the port's rim
-        tip = QPolygonF([QPointF(x, end.y()), QPointF(x - 9, end.y() - 5),
-                         QPointF(x - 9, end.y() + 5)])
+        tip = QPolygonF(
+            [QPointF(x, end.y()), QPointF(x - 9, end.y() - 5), QPointF(x - 9, end.y() + 5)]
+        )
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawPolygon(tip)

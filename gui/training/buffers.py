@@ -170,8 +170,13 @@ class RunData:
         rows = np.empty((len(events), 5))
         for r, e in enumerate(events):
             loss = _num(e.get("loss"))
-            rows[r] = (_num(e.get("step")), _num(e.get("epoch")), loss, _num(e.get("lr")),
-                       self.loss_ema.update(loss))
+            rows[r] = (
+                _num(e.get("step")),
+                _num(e.get("epoch")),
+                loss,
+                _num(e.get("lr")),
+                self.loss_ema.update(loss),
+            )
         self.steps.extend(rows)
         if self.grads is not None and self.blocks:
             col = {b: i + 1 for i, b in enumerate(self.blocks)}
@@ -217,8 +222,9 @@ class RunData:
         if self.grads is None or len(self.grads) == 0:
             return {}
         row = self.grads.last()
-        return {b: float(row[i + 1]) for i, b in enumerate(self.blocks)
-                if math.isfinite(row[i + 1])}
+        return {
+            b: float(row[i + 1]) for i, b in enumerate(self.blocks) if math.isfinite(row[i + 1])
+        }
 
     def final_metrics(self) -> dict:
         out: dict[str, Any] = {}

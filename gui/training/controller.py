@@ -36,8 +36,14 @@ from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 
-EDIT_EVENTS = ("node_added", "node_removed", "config_changed", "edge_added", "edge_removed",
-               "reset")
+EDIT_EVENTS = (
+    "node_added",
+    "node_removed",
+    "config_changed",
+    "edge_added",
+    "edge_removed",
+    "reset",
+)
 
 
 class TrainingController(RunsMixin, RedrawMixin, QObject):
@@ -122,10 +128,13 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
     def _menus(self) -> None:
         menu = self.window.menu("Train")
         self.actions = {}
-        for name, key, slot in (("Start", "F5", self.start), ("Pause", "F6", self.pause),
-                                ("Resume", "F7", self.resume), ("Step one batch", "F10",
-                                                                self.step),
-                                ("Stop", "Shift+F5", self.stop)):
+        for name, key, slot in (
+            ("Start", "F5", self.start),
+            ("Pause", "F6", self.pause),
+            ("Resume", "F7", self.resume),
+            ("Step one batch", "F10", self.step),
+            ("Stop", "Shift+F5", self.stop),
+        ):
             act = menu.addAction(name)
             act.setShortcut(key)
             act.triggered.connect(slot)
@@ -186,8 +195,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         if analysis.problems:
             first = analysis.problems[0]
             more = len(analysis.problems) - 1
-            return (f"The graph has {len(analysis.problems)} problem{'s' * (more > 0)}; fix "
-                    f"{'them' if more else 'it'} first: {first}")
+            return (
+                f"The graph has {len(analysis.problems)} problem{'s' * (more > 0)}; fix "
+                f"{'them' if more else 'it'} first: {first}"
+            )
         return None
 
     def _save_spec(self, spec: dict) -> None:
@@ -229,8 +240,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         # The blocks are known from the analysis: the panels build their curves and legends
         # now, while the worker loads the data, not when the first steps arrive.
         a = self._analysis
-        run.set_blocks([b for b in a.order if a.params.get(b)],
-                       {b: a.types.get(b, "") for b in a.order})
+        run.set_blocks(
+            [b for b in a.order if a.params.get(b)], {b: a.types.get(b, "") for b in a.order}
+        )
         worker = TrainingWorker(self.graph, spec, start_paused=paused, host=self.process)
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
@@ -335,8 +347,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         # Training takes every core: draw less (drawing.py).
         self.draw_budget = SPLIT_DRAW_BUDGET if split and free_cores() <= 2 else DRAW_BUDGET
         if split:
-            self._status("Training on both cores: each step trains half the batch in a helper "
-                         "process")
+            self._status(
+                "Training on both cores: each step trains half the batch in a helper process"
+            )
         self.request_redraw()
 
     def _steps_arrived(self, events: list) -> None:
@@ -395,8 +408,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             if canvas is not None and self.active is None:
                 canvas.clear_block_badges()
                 self._badges_drawn = None
-        if event == "reset" or (event == "meta_changed" and data.get("key") == "training"
-                                and not self._saving_meta):
+        if event == "reset" or (
+            event == "meta_changed" and data.get("key") == "training" and not self._saving_meta
+        ):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
         if event == "reset":

@@ -42,8 +42,10 @@ IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for 
     "CSV file...": ("csv", "CSV files (*.csv *.tsv *.txt);;All files (*)"),
     "NumPy .npz archive...": ("npz", "NumPy archives (*.npz);;All files (*)"),
     "Image folder (one sub-folder per class)...": ("image_folder", None),
-    "MNIST IDX images...": ("idx", "IDX files (*-ubyte *-ubyte.gz *.idx *.idx3 *.gz);;"
-                                   "All files (*)"),
+    "MNIST IDX images...": (
+        "idx",
+        "IDX files (*-ubyte *-ubyte.gz *.idx *.idx3 *.gz);;All files (*)",
+    ),
     "Text file (character model)...": ("text", "Text files (*.txt *.md);;All files (*)"),
 }
 
@@ -81,13 +83,15 @@ class TrainingDock(QDockWidget):
         self.dataset = QComboBox()
         for name in BUILTIN_DATASETS:
             self.dataset.addItem(name, name)
-            self.dataset.setItemData(self.dataset.count() - 1, DATASETS[name],
-                                     Qt.ItemDataRole.ToolTipRole)
+            self.dataset.setItemData(
+                self.dataset.count() - 1, DATASETS[name], Qt.ItemDataRole.ToolTipRole
+            )
         self.dataset.insertSeparator(self.dataset.count())
         for name in USER_FILE_DATASETS:
             self.dataset.addItem(f"{name} (your file)", name)
-            self.dataset.setItemData(self.dataset.count() - 1, DATASETS[name],
-                                     Qt.ItemDataRole.ToolTipRole)
+            self.dataset.setItemData(
+                self.dataset.count() - 1, DATASETS[name], Qt.ItemDataRole.ToolTipRole
+            )
         self.dataset.currentIndexChanged.connect(self._dataset_changed)
         self.import_button = QPushButton("Import...")
         menu = QMenu(self.import_button)
@@ -151,11 +155,15 @@ class TrainingDock(QDockWidget):
         self.step_button = QPushButton("Step")
         self.start_button.setToolTip("Train the graph with these settings (F5)")
         self.step_button.setToolTip("Run one batch (starts a paused run if none is going)")
-        for i, (b, sig) in enumerate(((self.start_button, self.start),
-                                      (self.pause_button, self.pause),
-                                      (self.resume_button, self.resume),
-                                      (self.step_button, self.step),
-                                      (self.stop_button, self.stop))):
+        for i, (b, sig) in enumerate(
+            (
+                (self.start_button, self.start),
+                (self.pause_button, self.pause),
+                (self.resume_button, self.resume),
+                (self.step_button, self.step),
+                (self.stop_button, self.stop),
+            )
+        ):
             b.clicked.connect(sig)
             buttons.addWidget(b, i // 3, i % 3)
         rl.addLayout(buttons)
@@ -195,8 +203,9 @@ class TrainingDock(QDockWidget):
         scroll.setWidget(inner)
         # Never narrower than its contents (the horizontal scroll bar is off: they would be
         # cut at the right edge).
-        scroll.setMinimumWidth(inner.minimumSizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll.setMinimumWidth(
+            inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        )
         self.setWidget(scroll)
         self._dataset_changed()
         self._optimizer_changed()
@@ -247,13 +256,19 @@ class TrainingDock(QDockWidget):
     # --- the spec ------------------------------------------------------------------------------
     def spec(self) -> dict:
         """The settings as the graph file's ``training`` part (JSON-ready)."""
-        out: dict = {"dataset": {"name": self.dataset_name(), **self.dataset_form.values()},
-                     "loss": self.loss.currentText(),
-                     "optimizer": {"name": self.optimizer.currentText(),
-                                   **self.optimizer_form.values(all_values=True)}}
+        out: dict = {
+            "dataset": {"name": self.dataset_name(), **self.dataset_form.values()},
+            "loss": self.loss.currentText(),
+            "optimizer": {
+                "name": self.optimizer.currentText(),
+                **self.optimizer_form.values(all_values=True),
+            },
+        }
         if self.schedule.currentText() != "constant":
-            out["schedule"] = {"name": self.schedule.currentText(),
-                               **self.schedule_form.values(all_values=True)}
+            out["schedule"] = {
+                "name": self.schedule.currentText(),
+                **self.schedule_form.values(all_values=True),
+            }
         out.update(self.split_form.values(all_values=True))
         out.update(self.train_form.values(all_values=True))
         if out.get("clip_norm") is None:
@@ -263,8 +278,10 @@ class TrainingDock(QDockWidget):
     def set_spec(self, spec: dict | None) -> None:
         """Show ``spec`` (a graph's ``training``; missing parts keep their defaults)."""
         spec = dict(spec or {})
-        blockers = [QSignalBlocker(w) for w in (self, self.dataset, self.loss, self.optimizer,
-                                                self.schedule)]
+        blockers = [
+            QSignalBlocker(w)
+            for w in (self, self.dataset, self.loss, self.optimizer, self.schedule)
+        ]
         ds = spec.get("dataset") or {"name": "digits"}
         if isinstance(ds, str):
             ds = {"name": ds}
@@ -303,9 +320,18 @@ class TrainingDock(QDockWidget):
         self.stop_button.setEnabled(active)
         self.step_button.setEnabled(state in ("idle", "paused"))
         self.lr_button.setEnabled(state in ("running", "paused"))
-        for w in (self.dataset, self.import_button, self.dataset_form, self.split_form,
-                  self.loss, self.optimizer, self.optimizer_form, self.schedule,
-                  self.schedule_form, self.train_form):
+        for w in (
+            self.dataset,
+            self.import_button,
+            self.dataset_form,
+            self.split_form,
+            self.loss,
+            self.optimizer,
+            self.optimizer_form,
+            self.schedule,
+            self.schedule_form,
+            self.train_form,
+        ):
             w.setEnabled(not active)
 
     def show_error(self, text: str) -> None:

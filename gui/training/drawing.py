@@ -40,9 +40,13 @@ class RedrawMixin:
         if w is None:
             return
         p = self.panels
-        want = {"filters": p["filters"].shown(), "activations": p["activations"].shown(),
-                "weights": p["try_it"].shown(), "confusion": p["confusion"].shown(),
-                "sample": p["activations"].sample.value()}
+        want = {
+            "filters": p["filters"].shown(),
+            "activations": p["activations"].shown(),
+            "weights": p["try_it"].shown(),
+            "confusion": p["confusion"].shown(),
+            "sample": p["activations"].sample.value(),
+        }
         if want != self._watch_sent:
             self._watch_sent = want
             w.set_watch(**want)
@@ -70,12 +74,16 @@ class RedrawMixin:
         run = self.current
         metered = self.active is not None and not force
         seen = (id(run), getattr(run, "version", None))
-        if metered and (not self._within_budget(t0)
-                        or (seen == self._seen and not self._ui_dirty)):  # nothing new
+        if metered and (
+            not self._within_budget(t0) or (seen == self._seen and not self._ui_dirty)
+        ):  # nothing new
             self._tick_extras(run, force)
             return
-        due = sorted((p.drawn_at, key) for key, p in self.panels.items()
-                     if force or (p.shown() and p.redraw_key(run) != p._drawn))
+        due = sorted(
+            (p.drawn_at, key)
+            for key, p in self.panels.items()
+            if force or (p.shown() and p.redraw_key(run) != p._drawn)
+        )
         self._ui_dirty = False
         if not force:  # one panel per tick; the others on the next ticks
             if len(due) > 1:
@@ -135,8 +143,9 @@ class RedrawMixin:
         done = int(last[0]) if last is not None else 0
         if run is not self.active:
             if run.status != "preparing":
-                self.dock.set_progress(done, total or done, f"{run.name} {run.status}: "
-                                       f"{done} steps")
+                self.dock.set_progress(
+                    done, total or done, f"{run.name} {run.status}: {done} steps"
+                )
             return
         if run.status == "preparing":
             return
@@ -164,5 +173,3 @@ def _duration(s: float) -> str:
     if s >= 3600:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
     return f"{s // 60}:{s % 60:02d}"
-
-

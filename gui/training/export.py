@@ -24,8 +24,14 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Seq
         w = csv.writer(f)
         w.writerow(header)
         for row in rows:
-            w.writerow(["" if isinstance(v, float) and not math.isfinite(v) else
-                        (f"{v:.9g}" if isinstance(v, float) else v) for v in row])
+            w.writerow(
+                [
+                    ""
+                    if isinstance(v, float) and not math.isfinite(v)
+                    else (f"{v:.9g}" if isinstance(v, float) else v)
+                    for v in row
+                ]
+            )
             n += 1
     os.replace(tmp, path)
     return n

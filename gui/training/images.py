@@ -21,8 +21,9 @@ def grid_shape(n: int, aspect: float = 1.0) -> tuple[int, int]:
     return rows, cols
 
 
-def tile(images: np.ndarray, cols: int | None = None, fill: float = np.nan
-         ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def tile(
+    images: np.ndarray, cols: int | None = None, fill: float = np.nan
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Lay images out in a grid.
 
     Shapes: images (n, h, w) or (n, h, w, 3) -> grid (R*(h+GAP)-GAP, C*(w+GAP)-GAP[, 3]).
@@ -37,7 +38,7 @@ def tile(images: np.ndarray, cols: int | None = None, fill: float = np.nan
     for k in range(n):
         r, c = divmod(k, cols)
         y, x = r * (h + GAP), c * (w + GAP)
-        out[y:y + h, x:x + w] = images[k]
+        out[y : y + h, x : x + w] = images[k]
         corners.append((y, x))
     return out, corners
 
@@ -65,8 +66,9 @@ def kernel_stack(weight: np.ndarray) -> np.ndarray:
     return w
 
 
-def filter_grid(weight: np.ndarray, channel: int | None = 0, rgb: bool = False
-                ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def filter_grid(
+    weight: np.ndarray, channel: int | None = 0, rgb: bool = False
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The kernels of one conv layer as a picture, each kernel normalised on its own.
 
     ``rgb`` (first layer on colour images, in_channels == 3): each kernel's three channels as

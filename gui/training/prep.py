@@ -30,8 +30,9 @@ SUPERSAMPLE = 4
 TRY_DATASETS = ("digits", "idx")
 
 
-def rasterise(strokes: list[np.ndarray], shape: tuple[int, int], width: float,
-              supersample: int = 1) -> np.ndarray:
+def rasterise(
+    strokes: list[np.ndarray], shape: tuple[int, int], width: float, supersample: int = 1
+) -> np.ndarray:
     """Ink coverage in [0, 1] of polylines drawn with a round pen of ``width`` pixels.
 
     Shapes: strokes [(k, 2) of (x, y) in pixel units of ``shape``] -> (H, W). A pixel (centre
@@ -40,7 +41,7 @@ def rasterise(strokes: list[np.ndarray], shape: tuple[int, int], width: float,
     """
     H, W = shape
     s = supersample
-    ys, xs = np.mgrid[0:H * s, 0:W * s]
+    ys, xs = np.mgrid[0 : H * s, 0 : W * s]
     px = (xs.ravel() + 0.5) / s
     py = (ys.ravel() + 0.5) / s
     ink = np.zeros(px.shape, dtype=bool)
@@ -53,8 +54,11 @@ def rasterise(strokes: list[np.ndarray], shape: tuple[int, int], width: float,
         for (ax, ay), (bx, by) in zip(a, b, strict=True):
             dx, dy = bx - ax, by - ay
             L2 = dx * dx + dy * dy
-            t = np.zeros_like(px) if L2 == 0 else np.clip(((px - ax) * dx + (py - ay) * dy) / L2,
-                                                          0.0, 1.0)
+            t = (
+                np.zeros_like(px)
+                if L2 == 0
+                else np.clip(((px - ax) * dx + (py - ay) * dy) / L2, 0.0, 1.0)
+            )
             ink |= (px - (ax + t * dx)) ** 2 + (py - (ay + t * dy)) ** 2 <= r2
     img = ink.reshape(H * s, W * s).astype(np.float64)
     if s > 1:
@@ -62,8 +66,13 @@ def rasterise(strokes: list[np.ndarray], shape: tuple[int, int], width: float,
     return img
 
 
-def fit(strokes: list[np.ndarray], box: float, frame: tuple[int, int], pad: float = 0.0,
-        by_height: bool = False) -> list[np.ndarray]:
+def fit(
+    strokes: list[np.ndarray],
+    box: float,
+    frame: tuple[int, int],
+    pad: float = 0.0,
+    by_height: bool = False,
+) -> list[np.ndarray]:
     """Scale and move strokes so their bounding box fits a ``box`` x ``box`` square (aspect
     kept; ``by_height``: the height fills it unless the width would overflow) centred in
     ``frame``. ``pad`` is the pen's half width, kept inside the box."""
@@ -77,8 +86,10 @@ def fit(strokes: list[np.ndarray], box: float, frame: tuple[int, int], pad: floa
         scale = inner / max(size[0], size[1])
     centre_src = (lo + hi) / 2
     centre_dst = np.array([frame[1] / 2, frame[0] / 2])
-    return [(np.asarray(s, dtype=np.float64).reshape(-1, 2) - centre_src) * scale + centre_dst
-            for s in strokes]
+    return [
+        (np.asarray(s, dtype=np.float64).reshape(-1, 2) - centre_src) * scale + centre_dst
+        for s in strokes
+    ]
 
 
 def centre_of_mass_shift(img: np.ndarray, rows: bool = True) -> np.ndarray:
@@ -95,7 +106,7 @@ def centre_of_mass_shift(img: np.ndarray, rows: bool = True) -> np.ndarray:
     out = np.zeros_like(img)
     ys0, ys1 = max(0, dy), min(H, H + dy)
     xs0, xs1 = max(0, dx), min(W, W + dx)
-    out[ys0:ys1, xs0:xs1] = img[ys0 - dy:ys1 - dy, xs0 - dx:xs1 - dx]
+    out[ys0:ys1, xs0:xs1] = img[ys0 - dy : ys1 - dy, xs0 - dx : xs1 - dx]
     return out
 
 
@@ -122,8 +133,9 @@ def digits_sample(strokes: list[np.ndarray], cfg: dict) -> tuple[np.ndarray, np.
     return np.ascontiguousarray(X[0], dtype=np.float32), small[0, 0]
 
 
-def mnist_sample(strokes: list[np.ndarray], shape: tuple[int, int], normalize: bool = True
-                 ) -> np.ndarray:
+def mnist_sample(
+    strokes: list[np.ndarray], shape: tuple[int, int], normalize: bool = True
+) -> np.ndarray:
     """An MNIST-style picture (H, W): 20/28 box, anti-aliased, centre of mass centred."""
     H, W = shape
     side = min(H, W)
@@ -137,8 +149,9 @@ def _pair(v) -> list[int]:
     return [int(v), int(v)] if isinstance(v, (int, float)) else [int(x) for x in v]
 
 
-def drawing_input(strokes: list[np.ndarray], dataset_spec: dict, input_shape: tuple
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def drawing_input(
+    strokes: list[np.ndarray], dataset_spec: dict, input_shape: tuple
+) -> tuple[np.ndarray, np.ndarray]:
     """The model input for a drawing (and a picture of it as the network sees it).
 
     ValueError when this data set's preprocessing cannot be reproduced from a drawing.
@@ -156,13 +169,15 @@ def drawing_input(strokes: list[np.ndarray], dataset_spec: dict, input_shape: tu
         x = mnist_sample(strokes, (H, W), dataset_spec.get("normalize", True))
         x = x.reshape(input_shape) if int(np.prod(input_shape)) == x.size else x
     else:
-        raise ValueError(f"drawings are prepared like the 'digits' and 'idx' (MNIST) data "
-                         f"sets; this model was trained on {name!r}")
+        raise ValueError(
+            f"drawings are prepared like the 'digits' and 'idx' (MNIST) data "
+            f"sets; this model was trained on {name!r}"
+        )
     if tuple(x.shape) != tuple(input_shape):
-        raise ValueError(f"the drawing becomes {tuple(x.shape)} but the model takes "
-                         f"{tuple(input_shape)}")
-    pic = x.reshape(-1, *x.shape[-2:])[0] if x.ndim >= 2 else \
-        x.reshape(int(math.sqrt(x.size)), -1)
+        raise ValueError(
+            f"the drawing becomes {tuple(x.shape)} but the model takes {tuple(input_shape)}"
+        )
+    pic = x.reshape(-1, *x.shape[-2:])[0] if x.ndim >= 2 else x.reshape(int(math.sqrt(x.size)), -1)
     return x, pic
 
 
@@ -173,8 +188,9 @@ def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum()
 
 
-def next_char_probs(forward, vocab: list[str], text: str, T: int, one_hot: bool,
-                    temperature: float) -> np.ndarray:
+def next_char_probs(
+    forward, vocab: list[str], text: str, T: int, one_hot: bool, temperature: float
+) -> np.ndarray:
     """Probabilities of the next character after ``text`` from a character model.
 
     The model reads windows of exactly T characters: the last T of ``text`` (shorter text is

@@ -106,8 +106,9 @@ class RunsMixin:
         if self._gui_model is not None and self._gui_model[0][0] == run.run_id:
             model = self._gui_model[1]
         else:
-            model = build_model(Graph.from_dict(run.info["graph"]),
-                                seed=int(run.settings.get("seed", 0)))
+            model = build_model(
+                Graph.from_dict(run.info["graph"]), seed=int(run.settings.get("seed", 0))
+            )
         model.set_state(run.weights)
         self._gui_model = (key, model)
         return model
@@ -128,8 +129,12 @@ class RunsMixin:
         if run is self.active or "val_X" not in run.info:
             if not run.activations:
                 return None
-            return {"activations": run.activations, "gates": run.gates, "sample": run.sample,
-                    "step": run.sample.get("step")}
+            return {
+                "activations": run.activations,
+                "gates": run.gates,
+                "sample": run.sample,
+                "step": run.sample.get("step"),
+            }
         key = (run.run_id, self.weights_version, sample)
         if self._act_cache is not None and self._act_cache[0] == key:
             return self._act_cache[1]
@@ -138,12 +143,16 @@ class RunsMixin:
         if model is None or not len(X):
             return None
         i = int(min(max(0, sample), len(X) - 1))
-        outs = block_outputs(model, X[i:i + 1])
-        data = {"activations": {b: o[0] for b, o in outs.items()},
-                "gates": {b: {g: a[0] for g, a in layer.gates.items()}
-                          for b, layer in model.layers.items()
-                          if isinstance(getattr(layer, "gates", None), dict)},
-                "sample": {"index": i, "x": X[i], "y": run.info["val_y"][i]}}
+        outs = block_outputs(model, X[i : i + 1])
+        data = {
+            "activations": {b: o[0] for b, o in outs.items()},
+            "gates": {
+                b: {g: a[0] for g, a in layer.gates.items()}
+                for b, layer in model.layers.items()
+                if isinstance(getattr(layer, "gates", None), dict)
+            },
+            "sample": {"index": i, "x": X[i], "y": run.info["val_y"][i]},
+        }
         self._act_cache = (key, data)
         return data
 
@@ -200,4 +209,3 @@ class RunsMixin:
         for p in problems:
             self._status(p)
         self.request_redraw()
-

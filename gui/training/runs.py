@@ -25,8 +25,20 @@ VERSION = 1
 MAX_POINTS = 4000
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EPOCH_KEYS = ("epoch", "step", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
-INFO_KEYS = ("dataset", "task", "n_classes", "class_names", "steps_per_epoch", "total_steps",
-             "epochs", "n_train", "n_val", "meta", "vocab", "input_shape")
+INFO_KEYS = (
+    "dataset",
+    "task",
+    "n_classes",
+    "class_names",
+    "steps_per_epoch",
+    "total_steps",
+    "epochs",
+    "n_train",
+    "n_val",
+    "meta",
+    "vocab",
+    "input_shape",
+)
 
 
 def runs_path(graph_path: str | os.PathLike) -> Path:
@@ -70,17 +82,25 @@ def run_to_dict(run: RunData) -> dict:
     keep = _thin(len(d))
     d = d[keep]
     return {
-        "name": run.name, "started": run.started, "status": run.status,
+        "name": run.name,
+        "started": run.started,
+        "status": run.status,
         "settings": _jsonable(run.settings),
-        "blocks": list(run.blocks), "block_types": dict(run.block_types),
+        "blocks": list(run.blocks),
+        "block_types": dict(run.block_types),
         "info": _jsonable({k: run.info[k] for k in INFO_KEYS if k in run.info}),
         "final": _jsonable(run.final_metrics()),
-        "end": _jsonable({k: run.end.get(k) for k in ("reason", "message", "seconds")
-                          if k in run.end}),
+        "end": _jsonable(
+            {k: run.end.get(k) for k in ("reason", "message", "seconds") if k in run.end}
+        ),
         "epochs": [_jsonable({k: e.get(k) for k in EPOCH_KEYS if k in e}) for e in run.epochs],
-        "curve": {"step": [int(x) for x in d[:, 0]], "epoch": [int(x) for x in d[:, 1]],
-                  "loss": [_num(x) for x in d[:, 2]], "lr": [_num(x) for x in d[:, 3]],
-                  "loss_ema": [_num(x) for x in d[:, 4]]},
+        "curve": {
+            "step": [int(x) for x in d[:, 0]],
+            "epoch": [int(x) for x in d[:, 1]],
+            "loss": [_num(x) for x in d[:, 2]],
+            "lr": [_num(x) for x in d[:, 3]],
+            "loss_ema": [_num(x) for x in d[:, 4]],
+        },
         "time_grads": {b: [_num(x) for x in v] for b, v in run.time_grads_avg.items()},
         "confusion": None if run.confusion is None else np.asarray(run.confusion).tolist(),
     }
@@ -99,16 +119,19 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
     name = d.get("name")
     settings = d.get("settings", {})
     if not isinstance(name, str) or not isinstance(settings, dict):
-        raise ValueError("a run needs a \"name\" string and a \"settings\" object")
+        raise ValueError('a run needs a "name" string and a "settings" object')
     run = RunData(run_id, name[:200], settings)
     run.status = str(d.get("status", "finished"))[:40]
     started = d.get("started")
     run.started = float(started) if isinstance(started, (int, float)) else 0.0
     blocks = d.get("blocks", [])
     types = d.get("block_types", {})
-    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks) \
-            or not isinstance(types, dict):
-        raise ValueError("\"blocks\" must be a list of block ids")
+    if (
+        not isinstance(blocks, list)
+        or not all(isinstance(b, str) for b in blocks)
+        or not isinstance(types, dict)
+    ):
+        raise ValueError('"blocks" must be a list of block ids')
     run.set_blocks(blocks, {str(k): str(v) for k, v in types.items()})
     info = d.get("info", {})
     run.info = dict(info) if isinstance(info, dict) else {}
@@ -116,14 +139,17 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
     run.end = dict(end) if isinstance(end, dict) else {}
     epochs = d.get("epochs", [])
     if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
-        raise ValueError("\"epochs\" must be a list of objects")
-    run.epochs = [{k: e[k] for k in EPOCH_KEYS if k in e and (e[k] is None or isinstance(
-        e[k], (int, float)))} for e in epochs]
+        raise ValueError('"epochs" must be a list of objects')
+    run.epochs = [
+        {k: e[k] for k in EPOCH_KEYS if k in e and (e[k] is None or isinstance(e[k], (int, float)))}
+        for e in epochs
+    ]
     c = d.get("curve", {})
     if not isinstance(c, dict):
-        raise ValueError("\"curve\" must be an object")
-    cols = [_floats(c.get(k, []), f"curve.{k}") for k in ("step", "epoch", "loss", "lr",
-                                                         "loss_ema")]
+        raise ValueError('"curve" must be an object')
+    cols = [
+        _floats(c.get(k, []), f"curve.{k}") for k in ("step", "epoch", "loss", "lr", "loss_ema")
+    ]
     n = len(cols[0])
     if any(len(col) not in (0, n) for col in cols):
         raise ValueError("the curve's columns differ in length")
@@ -142,8 +168,9 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
 
 
 def save_runs(path: str | os.PathLike, runs: list[RunData]) -> None:
-    save_json_atomic({"format": FORMAT, "version": VERSION,
-                      "runs": [run_to_dict(r) for r in runs]}, path)
+    save_json_atomic(
+        {"format": FORMAT, "version": VERSION, "runs": [run_to_dict(r) for r in runs]}, path
+    )
 
 
 def load_runs(path: str | os.PathLike, first_id: int = 1) -> tuple[list[RunData], list[str]]:
@@ -164,7 +191,7 @@ def load_runs(path: str | os.PathLike, first_id: int = 1) -> tuple[list[RunData]
         return [], [f"{p}: runs file version {data.get('version')!r} is not supported"]
     items = data.get("runs", [])
     if not isinstance(items, list):
-        return [], [f"{p}: \"runs\" must be a list"]
+        return [], [f'{p}: "runs" must be a list']
     runs, problems = [], []
     for i, d in enumerate(items):
         try:

@@ -55,8 +55,9 @@ class TrainingProcess:
             ctx = multiprocessing.get_context("spawn")
             inbox, out = ctx.Pipe(duplex=False)
             commands_in, commands = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=child_main, name="blockprop-training", daemon=True,
-                               args=(out, commands_in))
+            proc = ctx.Process(
+                target=child_main, name="blockprop-training", daemon=True, args=(out, commands_in)
+            )
             try:
                 proc.start()
             except OSError:
@@ -119,8 +120,13 @@ class TrainingWorker(QObject):
 
     _ids = itertools.count(1)
 
-    def __init__(self, graph: engine.Graph, spec: dict, start_paused: bool = False,
-                 host: TrainingProcess | None = None) -> None:
+    def __init__(
+        self,
+        graph: engine.Graph,
+        spec: dict,
+        start_paused: bool = False,
+        host: TrainingProcess | None = None,
+    ) -> None:
         super().__init__()
         self.graph = graph.to_dict()  # the snapshot that trains; the user's graph stays editable
         self.spec = dict(spec)
@@ -224,8 +230,10 @@ class TrainingWorker(QObject):
                     self.finished.emit({"event": "end", "reason": "stopped"})
                 else:
                     code = proc.exitcode
-                    self.failed.emit("the training process ended unexpectedly (exit code "
-                                     f"{code}{', out of memory?' if code == -9 else ''})")
+                    self.failed.emit(
+                        "the training process ended unexpectedly (exit code "
+                        f"{code}{', out of memory?' if code == -9 else ''})"
+                    )
                 return False
 
 

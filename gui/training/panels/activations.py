@@ -32,9 +32,17 @@ SEQUENTIAL = pg.colormap.get("viridis")
 GREY = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
 SEQUENTIAL_LUT = SEQUENTIAL.getLookupTable(nPts=256)
 GREY_LUT = GREY.getLookupTable(nPts=256)
-GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g",
-              "o": "output gate o", "r": "reset gate r", "z": "update gate z",
-              "n": "new state n", "c": "cell state c", "h": "hidden state h"}
+GATE_NAMES = {
+    "i": "input gate i",
+    "f": "forget gate f",
+    "g": "cell candidate g",
+    "o": "output gate o",
+    "r": "reset gate r",
+    "z": "update gate z",
+    "n": "new state n",
+    "c": "cell state c",
+    "h": "hidden state h",
+}
 SIGMOID_GATES = ("i", "f", "o", "r", "z")  # in (0, 1)
 TANH_GATES = ("g", "n")  # in (-1, 1)
 
@@ -72,9 +80,15 @@ class ActivationsPanel(Panel):
         self.ctrl.request_redraw()
 
     def redraw_key(self, run):
-        return (id(run), getattr(run, "snapshots", None), getattr(run, "status", None),
-                len(getattr(run, "info", {}) or {}), self.ctrl.weights_version,
-                self.block.currentText(), self.sample.value())
+        return (
+            id(run),
+            getattr(run, "snapshots", None),
+            getattr(run, "status", None),
+            len(getattr(run, "info", {}) or {}),
+            self.ctrl.weights_version,
+            self.block.currentText(),
+            self.sample.value(),
+        )
 
     def follow(self, block: str) -> None:
         i = self.block.findText(block)
@@ -104,16 +118,20 @@ class ActivationsPanel(Panel):
         b = self.block.currentText()
         data = self.ctrl.current_activations(run, self.sample.value()) if b else None
         if run is not None and run.info and not run.info.get("n_val"):
-            self.show_message("This run has no validation samples (val_split is 0): the "
-                              "activations are shown for a validation sample.")
+            self.show_message(
+                "This run has no validation samples (val_split is 0): the "
+                "activations are shown for a validation sample."
+            )
             self.view.clear()
             self._key = None
             self.output, self.gates, self.shown_block = None, {}, None
             return
         if data is None or b not in data.get("activations", {}):
-            self.show_message("Start a run: the activations of a validation sample appear "
-                              "here (choose the block and the sample above, or select a block "
-                              "on the canvas).")
+            self.show_message(
+                "Start a run: the activations of a validation sample appear "
+                "here (choose the block and the sample above, or select a block "
+                "on the canvas)."
+            )
             self.view.clear()
             self._key = None
             self.output, self.gates, self.shown_block = None, {}, None
@@ -132,7 +150,8 @@ class ActivationsPanel(Panel):
         set_label(
             self.items["title"],
             f"{b} ({btype}) output {tuple(out.shape)} for validation sample "
-            f"{sample.get('index', '?')}" + (f" (step {data['step']})" if "step" in data else ""))
+            f"{sample.get('index', '?')}" + (f" (step {data['step']})" if "step" in data else ""),
+        )
         self._draw_input(run, sample)
         if kind == "maps":
             grid, _ = map_grid(out)
@@ -201,14 +220,12 @@ class ActivationsPanel(Panel):
         v.clear()
         self.items = {}
         cols = 3 if gates else 2
-        self.items["title"] = v.addLabel("", row=0, col=0, colspan=cols, color="#222",
-                                         size="10pt")
+        self.items["title"] = v.addLabel("", row=0, col=0, colspan=cols, color="#222", size="10pt")
         self.items["in_label"] = v.addLabel("input", row=1, col=0, color="#222", size="9pt")
         self.items["in_vb"], self.items["in"] = image_view(v.ci, row=2, col=0)
         v.addLabel("output", row=1, col=1, colspan=cols - 1, color="#222", size="9pt")
         if kind == "vec":
-            p = style_plot(add_plot(v.ci, row=2, col=1, colspan=cols - 1), "", "unit",
-                           "activation")
+            p = style_plot(add_plot(v.ci, row=2, col=1, colspan=cols - 1), "", "unit", "activation")
             bars = pg.BarGraphItem(x=[0], height=[0], width=0.8, brush=colour(0))
             p.addItem(bars)
             self.items["out_plot"], self.items["out"] = p, bars
@@ -227,8 +244,9 @@ class ActivationsPanel(Panel):
         lay.setRowStretchFactor(2, 3)
         for k, g in enumerate(gates):
             r, c = 3 + 2 * (k // 3), k % 3
-            v.addLabel(f"{GATE_NAMES.get(g, g)} (units x time)", row=r, col=c, color="#222",
-                       size="9pt")
+            v.addLabel(
+                f"{GATE_NAMES.get(g, g)} (units x time)", row=r, col=c, color="#222", size="9pt"
+            )
             vb, img = image_view(v.ci, row=r + 1, col=c)
             vb.setAspectLocked(False)
             img.setLookupTable(SEQUENTIAL_LUT if g in SIGMOID_GATES else DIVERGING_LUT)

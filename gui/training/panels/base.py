@@ -30,8 +30,18 @@ if TYPE_CHECKING:
 BACKGROUND = "w"
 FOREGROUND = QColor(40, 40, 40)
 # Ten colours that stay apart on white (Tableau 10), then pyqtgraph's hue wheel.
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 
 def colour(i: int, n: int = 10) -> QColor:
@@ -56,7 +66,7 @@ class LogAxis(pg.AxisItem):
             mant = 10 ** (v - np.floor(v + 1e-9))
             decade = abs(v - round(v)) < 1e-6
             if decade or (few and min(abs(mant - 2), abs(mant - 5)) < 1e-3):
-                out.append(number_text(10.0 ** v))
+                out.append(number_text(10.0**v))
             else:
                 out.append("")
         return out
@@ -115,15 +125,21 @@ def integer_ticks(axis: pg.AxisItem, last: float) -> None:
 def make_legend(plot: pg.PlotItem, bottom: bool = False, left: bool = False) -> pg.LegendItem:
     """A legend in the top-right corner (bottom-right for rising curves such as accuracy;
     top-left for curves that rise steeply to the right, as a BPTT profile on a log axis)."""
-    legend = plot.addLegend(offset=(8 if left else -8, -8 if bottom else 8), labelTextColor="#222",
-                            labelTextSize="8pt")
+    legend = plot.addLegend(
+        offset=(8 if left else -8, -8 if bottom else 8), labelTextColor="#222", labelTextSize="8pt"
+    )
     legend.setBrush(pg.mkBrush(255, 255, 255, 200))
     legend.setPen(pg.mkPen(180, 180, 180))
     return legend
 
 
-def image_view(layout: pg.GraphicsLayout, row: int | None = None, col: int | None = None,
-               title: str = "", **kw: Any) -> tuple[pg.ViewBox, pg.ImageItem]:
+def image_view(
+    layout: pg.GraphicsLayout,
+    row: int | None = None,
+    col: int | None = None,
+    title: str = "",
+    **kw: Any,
+) -> tuple[pg.ViewBox, pg.ImageItem]:
     """A square-pixel ViewBox with one ImageItem, y downwards (row 0 on top, as in the data)."""
     if title:
         layout.addLabel(title, row=row, col=col, color="#222", size="9pt")
@@ -131,15 +147,20 @@ def image_view(layout: pg.GraphicsLayout, row: int | None = None, col: int | Non
     # No context menu: the mouse is off anyway, and each ViewBox's menu took ~3.5 ms to
     # build (seven views for an LSTM's Activations: a quarter of the panel's first draw).
     kw.setdefault("enableMenu", False)
-    vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False,
-                           **kw)
+    vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False, **kw)
     img = pg.ImageItem()
     vb.addItem(img)
     return vb, img
 
 
-def sticky_range(plot: pg.PlotItem, x: np.ndarray | None, y: np.ndarray | None,
-                 log_y: bool = False, x_unit: float = 0.0, x_max: float = 0.0) -> None:
+def sticky_range(
+    plot: pg.PlotItem,
+    x: np.ndarray | None,
+    y: np.ndarray | None,
+    log_y: bool = False,
+    x_unit: float = 0.0,
+    x_max: float = 0.0,
+) -> None:
     """Frame growing curves without re-ranging on every update.
 
     Auto-range would move the axes at each new point, and every axis change re-lays out its
@@ -171,8 +192,12 @@ def sticky_range(plot: pg.PlotItem, x: np.ndarray | None, y: np.ndarray | None,
             y = np.log10(y)
         lo, hi = float(y.min()), float(y.max())
         cur = getattr(plot, "_bp_y", None)
-        if cur is not None and cur[0] <= lo and hi <= cur[1] \
-                and (hi - lo) >= 0.5 * (cur[1] - cur[0]):
+        if (
+            cur is not None
+            and cur[0] <= lo
+            and hi <= cur[1]
+            and (hi - lo) >= 0.5 * (cur[1] - cur[0])
+        ):
             return
         pad = max(hi - lo, 0.3 if log_y else 1e-9) * 0.08
         plot._bp_y = (lo - pad, hi + pad)
@@ -316,8 +341,9 @@ class Panel(QWidget):
 
     def export_csv(self, path: str | None = None) -> str | None:
         if path is None:
-            path = ask_path(self, f"Export {self.title} data", f"{slug(self.title)}.csv",
-                            "CSV files (*.csv)")
+            path = ask_path(
+                self, f"Export {self.title} data", f"{slug(self.title)}.csv", "CSV files (*.csv)"
+            )
             if not path:
                 return None
         header, rows = self.table()
@@ -326,8 +352,9 @@ class Panel(QWidget):
 
     def export_png(self, path: str | None = None) -> str | None:
         if path is None:
-            path = ask_path(self, f"Export {self.title} image", f"{slug(self.title)}.png",
-                            "PNG images (*.png)")
+            path = ask_path(
+                self, f"Export {self.title} image", f"{slug(self.title)}.png", "PNG images (*.png)"
+            )
             if not path:
                 return None
         if not save_png(self.export_widget, path):

@@ -55,8 +55,9 @@ class TextMarks(pg.GraphicsObject):
         for x, y, text, colour in self.marks:
             at = to_device.map(QPointF(x, y))
             p.setPen(QColor(colour))
-            p.drawText(QRectF(at.x() - 100, at.y() - 12, 200, 24),
-                       Qt.AlignmentFlag.AlignCenter, text)
+            p.drawText(
+                QRectF(at.x() - 100, at.y() - 12, 200, 24), Qt.AlignmentFlag.AlignCenter, text
+            )
         p.restore()
 
 
@@ -75,7 +76,7 @@ def sample_mosaic(pics: list[np.ndarray], cols: int) -> tuple[np.ndarray, float,
             lo, hi = float(np.min(pic)), float(np.max(pic))
             pic = np.repeat(((pic - lo) / (hi - lo if hi > lo else 1.0))[..., None], 3, axis=2)
         r, c = divmod(k, cols)
-        out[r * th + band:r * th + band + h, c * tw:c * tw + w] = pic[:h, :w]
+        out[r * th + band : r * th + band + h, c * tw : c * tw + w] = pic[:h, :w]
     return out, float(th), float(tw)
 
 
@@ -129,9 +130,11 @@ class ConfusionPanel(Panel):
 
     def draw(self, run: RunData | None) -> None:
         if run is None or run.confusion is None:
-            msg = ("The confusion matrix appears after the first epoch of a classifier's run."
-                   if run is None or run.info.get("task") != "regression"
-                   else "Not a classifier: no confusion matrix (the loss panel shows the fit).")
+            msg = (
+                "The confusion matrix appears after the first epoch of a classifier's run."
+                if run is None or run.info.get("task") != "regression"
+                else "Not a classifier: no confusion matrix (the loss panel shows the fit)."
+            )
             self.show_message(msg)
             self.view.clear()
             self._key, self.matrix = None, None
@@ -144,8 +147,11 @@ class ConfusionPanel(Panel):
         xs = run.info.get("val_X")
         preds = run.samples.get("pred")
         classifier = run.info.get("task") == "classification"
-        n_samples = (min(len(xs), len(preds), N_SAMPLES_SHOWN)
-                     if classifier and xs is not None and preds is not None else 0)
+        n_samples = (
+            min(len(xs), len(preds), N_SAMPLES_SHOWN)
+            if classifier and xs is not None and preds is not None
+            else 0
+        )
         with_samples = bool(n_samples) and as_display_image(xs[0]) is not None
         key = (n, with_samples)
         if key != self._key:
@@ -156,18 +162,29 @@ class ConfusionPanel(Panel):
         self.image.setImage(share, autoLevels=False, levels=(0, 1))
         ticks = [(i + 0.5, self.class_names[i]) for i in range(n)]
         for ax in ("left", "bottom"):
-            self.plot.getAxis(ax).setTicks([ticks if n <= 30 else ticks[::max(1, n // 15)], []])
+            self.plot.getAxis(ax).setTicks([ticks if n <= 30 else ticks[:: max(1, n // 15)], []])
         self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
         marks = []
         if n <= MAX_TEXT_CLASSES:  # the counts in the cells
-            marks = [(j + 0.5, i + 0.5, str(int(cm[i, j])),
-                      "#ffffff" if share[i, j] > 0.55 else "#222")  # QColor names, not "w"
-                     for i in range(n) for j in range(n) if cm[i, j]]
+            marks = [
+                (
+                    j + 0.5,
+                    i + 0.5,
+                    str(int(cm[i, j])),
+                    "#ffffff" if share[i, j] > 0.55 else "#222",
+                )  # QColor names, not "w"
+                for i in range(n)
+                for j in range(n)
+                if cm[i, j]
+            ]
         self.counts.set_marks(marks, QRectF(0, 0, n, n))
         acc = np.trace(cm) / max(cm.sum(), 1)
         ep = run.epochs[-1].get("epoch") if run.epochs else "?"
-        set_label(self.title_label, f"{run.name}: validation confusion after epoch {ep} "
-                                 f"(accuracy {acc:.1%}, {int(cm.sum())} samples)")
+        set_label(
+            self.title_label,
+            f"{run.name}: validation confusion after epoch {ep} "
+            f"(accuracy {acc:.1%}, {int(cm.sum())} samples)",
+        )
         self.sample_labels = []
         if with_samples:
             self._draw_samples(run, xs, preds, n_samples)
@@ -177,7 +194,8 @@ class ConfusionPanel(Panel):
         (green when right; red, with the true class, when wrong)."""
         if self._mosaic_of is not xs:  # the same samples all run: made once
             pic, self._tile_h, self._tile_w = sample_mosaic(
-                [as_display_image(xs[k]) for k in range(n)], SAMPLE_COLS)
+                [as_display_image(xs[k]) for k in range(n)], SAMPLE_COLS
+            )
             self.samples_img.setImage(pic, autoLevels=False, levels=(0, 1))
             self.samples_vb.autoRange(padding=0.02)
             self._mosaic_of = xs
@@ -186,14 +204,18 @@ class ConfusionPanel(Panel):
         band = self._tile_h - np.asarray(as_display_image(xs[0])).shape[0]
         for k in range(n):
             p, t = int(preds[k]), int(ys[k])
-            text, colour = ((self._name(p), OK_COLOUR) if p == t
-                            else (f"{self._name(p)} (true {self._name(t)})", WRONG_COLOUR))
+            text, colour = (
+                (self._name(p), OK_COLOUR)
+                if p == t
+                else (f"{self._name(p)} (true {self._name(t)})", WRONG_COLOUR)
+            )
             self.sample_labels.append((text, colour))
             r, c = divmod(k, SAMPLE_COLS)
             marks.append(((c + 0.5) * self._tile_w, r * self._tile_h + band / 2, text, colour))
         rows = -(-n // SAMPLE_COLS)
-        self.sample_marks.set_marks(marks, QRectF(0, 0, SAMPLE_COLS * self._tile_w,
-                                                  rows * self._tile_h))
+        self.sample_marks.set_marks(
+            marks, QRectF(0, 0, SAMPLE_COLS * self._tile_w, rows * self._tile_h)
+        )
 
     def _name(self, k: int) -> str:
         return self.class_names[k] if 0 <= k < len(self.class_names) else str(k)
@@ -202,6 +224,5 @@ class ConfusionPanel(Panel):
         if self.matrix is None:
             return ["true \\ predicted"], []
         header = ["true \\ predicted", *self.class_names]
-        rows = [[self.class_names[i], *(int(v) for v in row)]
-                for i, row in enumerate(self.matrix)]
+        rows = [[self.class_names[i], *(int(v) for v in row)] for i, row in enumerate(self.matrix)]
         return header, rows

@@ -47,8 +47,13 @@ class FiltersPanel(Panel):
         self.vb.setBackgroundColor((90, 90, 90))
         self.image.setLookupTable(DIVERGING_LUT)
         self._rgb_shown = False
-        self.bar = pg.ColorBarItem(values=(-1, 1), colorMap=DIVERGING, interactive=False,
-                                   label="w / max|w| per kernel", width=12)
+        self.bar = pg.ColorBarItem(
+            values=(-1, 1),
+            colorMap=DIVERGING,
+            interactive=False,
+            label="w / max|w| per kernel",
+            width=12,
+        )
         self.bar.setImageItem(self.image)
         self.view.addItem(self.bar, row=1, col=1)
         self.grid: np.ndarray | None = None  # the picture shown (normalised kernels, NaN gaps)
@@ -61,9 +66,13 @@ class FiltersPanel(Panel):
         self.ctrl.request_redraw()
 
     def redraw_key(self, run):
-        return (id(run), getattr(run, "snapshots", None), self.block.currentText(),
-                self.channel.value(),
-                self.rgb.isChecked())
+        return (
+            id(run),
+            getattr(run, "snapshots", None),
+            self.block.currentText(),
+            self.channel.value(),
+            self.rgb.isChecked(),
+        )
 
     def follow(self, block: str) -> None:
         """Show ``block`` if it is a conv block (the canvas selection changed)."""
@@ -87,8 +96,10 @@ class FiltersPanel(Panel):
         self._sync_blocks(list(filters))
         b = self.block.currentText()
         if not filters or b not in filters:
-            self.show_message("No convolution block in this model yet: the filters appear "
-                              "here once a run of a graph with Conv2D blocks starts.")
+            self.show_message(
+                "No convolution block in this model yet: the filters appear "
+                "here once a run of a graph with Conv2D blocks starts."
+            )
             self.image.clear()
             self.grid, self.weight, self.shown_block = None, None, None
             return
@@ -116,12 +127,14 @@ class FiltersPanel(Panel):
         if getattr(self, "_grid_shape", None) != grid.shape:
             self._grid_shape = grid.shape
             self.vb.autoRange(padding=0.02)
-        step = (run.filters_step if run is not None and run.filters_step >= 0 else None)
+        step = run.filters_step if run is not None and run.filters_step >= 0 else None
         kind = run.block_types.get(b, "") if run is not None else ""
         what = "RGB" if rgb else f"input channel {self.channel.value()}"
         when = f", step {step}" if step is not None else ""
-        set_label(self.title_label, f"{b} ({kind}): {w.shape[0]} kernels {w.shape[2]}x{w.shape[3]}"
-                                 f", {what}{when}")
+        set_label(
+            self.title_label,
+            f"{b} ({kind}): {w.shape[0]} kernels {w.shape[2]}x{w.shape[3]}, {what}{when}",
+        )
 
     def table(self):
         """Every weight of the shown block: out, in, row, col, value."""
@@ -129,6 +142,8 @@ class FiltersPanel(Panel):
         if self.weight is None:
             return header, []
         w = kernel_stack(self.weight)
-        rows = [[self.shown_block, o, i, r, c, float(w[o, i, r, c])]
-                for o, i, r, c in np.ndindex(*w.shape)]
+        rows = [
+            [self.shown_block, o, i, r, c, float(w[o, i, r, c])]
+            for o, i, r, c in np.ndindex(*w.shape)
+        ]
         return header, rows

@@ -45,20 +45,32 @@ class GradientsPanel(Panel):
         self.view.setBackground("w")
         self.body.addWidget(self.view)
         self.export_widget = self.view
-        self.p_bars = style_plot(add_plot(self.view.ci, row=0, col=0),
-                                 "Gradient RMS per block (latest step)", "", "grad RMS")
+        self.p_bars = style_plot(
+            add_plot(self.view.ci, row=0, col=0),
+            "Gradient RMS per block (latest step)",
+            "",
+            "grad RMS",
+        )
         self.p_bars.getAxis("left").setLogMode(True)
         self.p_bars.setMouseEnabled(x=False, y=False)
         self.p_bars.getAxis("bottom").setHeight(42)  # two-line labels: block id, type
         # No legend: the lines take the colours of the bars above, which name their blocks (a
         # legend row sat over the newest steps, where the user looks).
-        self.p_hist = line_plot(style_plot(add_plot(self.view.ci, row=1, col=0),
-                                           "Gradient RMS over steps (colours as the bars)",
-                                           "step", "grad RMS"))
+        self.p_hist = line_plot(
+            style_plot(
+                add_plot(self.view.ci, row=1, col=0),
+                "Gradient RMS over steps (colours as the bars)",
+                "step",
+                "grad RMS",
+            )
+        )
         self.p_hist.setLogMode(y=True)
-        self.p_bptt = style_plot(add_plot(self.view.ci, row=0, col=1, rowspan=2),
-                                 "BPTT: gradient wrt hidden state per time step", "time step t",
-                                 "RMS dL/dh_t")
+        self.p_bptt = style_plot(
+            add_plot(self.view.ci, row=0, col=1, rowspan=2),
+            "BPTT: gradient wrt hidden state per time step",
+            "time step t",
+            "RMS dL/dh_t",
+        )
         self.p_bptt.setLogMode(y=True)
         self._bptt_in_layout = True
         # Profiles rise to the right, steeply where gradients vanish: the top-left stays clear
@@ -144,12 +156,19 @@ class GradientsPanel(Panel):
         # The BPTT plot's column now, not at the first step (a layout change is costly).
         self._layout(any(run.block_types.get(b) in RECURRENT_TYPES for b in self._blocks))
         for i, b in enumerate(self._blocks):
-            self.lines[b] = self.p_hist.plot(pen=pg.mkPen(colour(i, n), width=1.5),
-                                             name=b, connect="finite")
+            self.lines[b] = self.p_hist.plot(
+                pen=pg.mkPen(colour(i, n), width=1.5), name=b, connect="finite"
+            )
         # The bars and their labels exist before the first step (made while the data
         # loads), so a redraw during training only changes them.
-        self.bars = pg.BarGraphItem(x=np.arange(n), y0=np.zeros(n), height=np.zeros(n),
-                                    width=0.7, brushes=self._brushes, pen=self._bar_pen)
+        self.bars = pg.BarGraphItem(
+            x=np.arange(n),
+            y0=np.zeros(n),
+            height=np.zeros(n),
+            width=0.7,
+            brushes=self._brushes,
+            pen=self._bar_pen,
+        )
         self.p_bars.addItem(self.bars)
         for _ in range(min(n, 24)):  # one reusable label per bar
             t = pg.TextItem("", color="#222", anchor=(0.5, 1.0))
@@ -169,8 +188,14 @@ class GradientsPanel(Panel):
         hi = max(math.ceil(top), top + 0.3 * (top - lo) + 0.3)
         logs = np.where(np.isfinite(vals) & (vals > 0), np.log10(np.maximum(vals, 1e-300)), lo)
         n = len(self._blocks)
-        opts = {"x": np.arange(n), "y0": np.full(n, lo), "height": np.maximum(logs - lo, 0),
-                "width": 0.7, "brushes": self._brushes, "pen": self._bar_pen}
+        opts = {
+            "x": np.arange(n),
+            "y0": np.full(n, lo),
+            "height": np.maximum(logs - lo, 0),
+            "width": 0.7,
+            "brushes": self._brushes,
+            "pen": self._bar_pen,
+        }
         self.bars.setOpts(**opts)
         if getattr(self, "_yrange", None) != (lo, hi):
             self._yrange = (lo, hi)
@@ -181,8 +206,7 @@ class GradientsPanel(Panel):
             if t.toPlainText() != text:
                 t.setText(text)
             t.setPos(i, logs[i] if i < n else lo)
-        set_title(self.p_bars, f"{run.name}: gradient RMS per block, latest step "
-                  "(input -> output)")
+        set_title(self.p_bars, f"{run.name}: gradient RMS per block, latest step (input -> output)")
 
     @staticmethod
     def _last_step(run: RunData) -> int:
@@ -200,9 +224,14 @@ class GradientsPanel(Panel):
             self._framed_run = run
             reset_sticky(self.p_hist)
             reset_sticky(self.p_bptt)
-        sticky_range(self.p_hist, g[:, 0], g[:, 1:], log_y=True,
-                     x_unit=run.info.get("steps_per_epoch", 0),
-                     x_max=step_axis_end(run, self.ctrl))
+        sticky_range(
+            self.p_hist,
+            g[:, 0],
+            g[:, 1:],
+            log_y=True,
+            x_unit=run.info.get("steps_per_epoch", 0),
+            x_max=step_axis_end(run, self.ctrl),
+        )
 
     def _clear_bptt(self) -> None:
         for item in self._bptt_items.values():
@@ -216,18 +245,33 @@ class GradientsPanel(Panel):
         k = 0
         for b, v in run.time_grads.items():
             kind, c = run.block_types.get(b, ""), colour(k)
-            out.append((f"{_series(run.name, b, kind)}, last step", v,
-                        {"color": c, "width": 1, "opacity": 0.45}))
+            out.append(
+                (
+                    f"{_series(run.name, b, kind)}, last step",
+                    v,
+                    {"color": c, "width": 1, "opacity": 0.45},
+                )
+            )
             if b in run.time_grads_avg:
-                out.append((f"{_series(run.name, b, kind)}, recent mean",
-                            run.time_grads_avg[b], {"color": c, "width": 2.5}))
+                out.append(
+                    (
+                        f"{_series(run.name, b, kind)}, recent mean",
+                        run.time_grads_avg[b],
+                        {"color": c, "width": 2.5},
+                    )
+                )
             k += 1
         for r in self.ctrl.compared_runs():
             if r is run:
                 continue
             for b, v in r.time_grads_avg.items():
-                out.append((_series(r.name, b, r.block_types.get(b, "")), v,
-                            {"color": colour(k), "width": 2.5, "dash": True}))
+                out.append(
+                    (
+                        _series(r.name, b, r.block_types.get(b, "")),
+                        v,
+                        {"color": colour(k), "width": 2.5, "dash": True},
+                    )
+                )
                 k += 1
         return out
 
@@ -241,8 +285,9 @@ class GradientsPanel(Panel):
             self._clear_bptt()
             for name, _v, o in series:
                 style = Qt.PenStyle.DashLine if o.get("dash") else Qt.PenStyle.SolidLine
-                item = self.p_bptt.plot(pen=pg.mkPen(o["color"], width=o["width"], style=style),
-                                        name=name)
+                item = self.p_bptt.plot(
+                    pen=pg.mkPen(o["color"], width=o["width"], style=style), name=name
+                )
                 item.setOpacity(o.get("opacity", 1.0))
                 self._bptt_items[name] = item
             if series:
@@ -250,8 +295,7 @@ class GradientsPanel(Panel):
         for name, v, _ in series:  # otherwise only the data change
             self._bptt_items[name].setData(np.arange(1, len(v) + 1), np.maximum(v, 1e-30))
         if series:
-            sticky_range(self.p_bptt, None, np.concatenate([v for _, v, _ in series]),
-                         log_y=True)
+            sticky_range(self.p_bptt, None, np.concatenate([v for _, v, _ in series]), log_y=True)
 
     def table(self):
         """Long format: one row per (series, step or time step, block)."""
@@ -265,8 +309,10 @@ class GradientsPanel(Panel):
             for i, b in enumerate(run.blocks):
                 if math.isfinite(r[i + 1]):
                     rows.append(["grad_rms", int(r[0]), b, float(r[i + 1])])
-        for series, profiles in (("bptt_last_step", run.time_grads),
-                                 ("bptt_mean", run.time_grads_avg)):
+        for series, profiles in (
+            ("bptt_last_step", run.time_grads),
+            ("bptt_mean", run.time_grads_avg),
+        ):
             for b, v in profiles.items():
                 rows.extend([series, t + 1, b, float(x)] for t, x in enumerate(v))
         return header, rows

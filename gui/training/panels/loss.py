@@ -41,12 +41,20 @@ class LossPanel(Panel):
         self.view.setBackground("w")
         self.body.addWidget(self.view)
         self.export_widget = self.view
-        self.p_step = line_plot(style_plot(add_plot(self.view.ci, row=0, col=0, rowspan=2),
-                                           "Training loss per step", "step", "loss"))
-        self.p_epoch = style_plot(add_plot(self.view.ci, row=0, col=1), "Loss per epoch", "epoch",
-                                  "loss")
-        self.p_acc = style_plot(add_plot(self.view.ci, row=1, col=1), "Accuracy per epoch", "epoch",
-                                "accuracy")
+        self.p_step = line_plot(
+            style_plot(
+                add_plot(self.view.ci, row=0, col=0, rowspan=2),
+                "Training loss per step",
+                "step",
+                "loss",
+            )
+        )
+        self.p_epoch = style_plot(
+            add_plot(self.view.ci, row=0, col=1), "Loss per epoch", "epoch", "loss"
+        )
+        self.p_acc = style_plot(
+            add_plot(self.view.ci, row=1, col=1), "Accuracy per epoch", "epoch", "accuracy"
+        )
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         make_legend(self.p_step)
@@ -55,19 +63,44 @@ class LossPanel(Panel):
         self.raw = self.p_step.plot(pen=pg.mkPen(160, 190, 230, 255, width=1), name="loss")
         self.smooth = self.p_step.plot(pen=pg.mkPen(colour(0), width=2.5), name="EMA (alpha 0.1)")
         dash = pg.mkPen("#888", width=1.5, style=Qt.PenStyle.DashLine)
-        self.baseline = pg.InfiniteLine(angle=0, movable=False, pen=dash, label="baseline",
-                                        labelOpts={"color": "#555", "position": 0.9})
+        self.baseline = pg.InfiniteLine(
+            angle=0,
+            movable=False,
+            pen=dash,
+            label="baseline",
+            labelOpts={"color": "#555", "position": 0.9},
+        )
         self.p_step.addItem(self.baseline)
         self.baseline.hide()
         sym = {"symbol": "o", "symbolSize": 6, "connect": "finite"}
-        self.tr_loss = self.p_epoch.plot(pen=pg.mkPen(colour(0), width=2), name="train",
-                                         symbolBrush=colour(0), symbolPen=None, **sym)
-        self.va_loss = self.p_epoch.plot(pen=pg.mkPen(colour(1), width=2), name="validation",
-                                         symbolBrush=colour(1), symbolPen=None, **sym)
-        self.tr_acc = self.p_acc.plot(pen=pg.mkPen(colour(0), width=2), name="train",
-                                      symbolBrush=colour(0), symbolPen=None, **sym)
-        self.va_acc = self.p_acc.plot(pen=pg.mkPen(colour(1), width=2), name="validation",
-                                      symbolBrush=colour(1), symbolPen=None, **sym)
+        self.tr_loss = self.p_epoch.plot(
+            pen=pg.mkPen(colour(0), width=2),
+            name="train",
+            symbolBrush=colour(0),
+            symbolPen=None,
+            **sym,
+        )
+        self.va_loss = self.p_epoch.plot(
+            pen=pg.mkPen(colour(1), width=2),
+            name="validation",
+            symbolBrush=colour(1),
+            symbolPen=None,
+            **sym,
+        )
+        self.tr_acc = self.p_acc.plot(
+            pen=pg.mkPen(colour(0), width=2),
+            name="train",
+            symbolBrush=colour(0),
+            symbolPen=None,
+            **sym,
+        )
+        self.va_acc = self.p_acc.plot(
+            pen=pg.mkPen(colour(1), width=2),
+            name="validation",
+            symbolBrush=colour(1),
+            symbolPen=None,
+            **sym,
+        )
         self.p_acc.setYRange(0, 1.02, padding=0)
         self._acc_shown = True
         self._framed_run = None
@@ -101,8 +134,14 @@ class LossPanel(Panel):
     def draw(self, run: RunData | None) -> None:
         self._run = run
         if run is None or len(run.steps) == 0:
-            for item in (self.raw, self.smooth, self.tr_loss, self.va_loss, self.tr_acc,
-                         self.va_acc):
+            for item in (
+                self.raw,
+                self.smooth,
+                self.tr_loss,
+                self.va_loss,
+                self.tr_acc,
+                self.va_acc,
+            ):
                 item.setData([], [])
             self.baseline.hide()
             self._show_accuracy(True)
@@ -114,9 +153,14 @@ class LossPanel(Panel):
         if self._framed_run is not run:
             self._framed_run = run
             reset_sticky(self.p_step)
-        sticky_range(self.p_step, d[:, 0], d[:, 2], log_y=self.log_box.isChecked(),
-                     x_unit=run.info.get("steps_per_epoch", 0),
-                     x_max=step_axis_end(run, self.ctrl))
+        sticky_range(
+            self.p_step,
+            d[:, 0],
+            d[:, 2],
+            log_y=self.log_box.isChecked(),
+            x_unit=run.info.get("steps_per_epoch", 0),
+            x_max=step_axis_end(run, self.ctrl),
+        )
         set_title(self.p_step, f"{run.name}: training loss per step")
         base = run.info.get("meta", {}).get("baseline_mse")
         if base is None:
@@ -131,8 +175,12 @@ class LossPanel(Panel):
             return  # the per-epoch plots change once an epoch
         self._epochs_drawn = (id(run), len(run.epochs), self.log_box.isChecked())
         ep = epoch_columns(run)
-        for item, key in ((self.tr_loss, "train_loss"), (self.va_loss, "val_loss"),
-                          (self.tr_acc, "train_acc"), (self.va_acc, "val_acc")):
+        for item, key in (
+            (self.tr_loss, "train_loss"),
+            (self.va_loss, "val_loss"),
+            (self.tr_acc, "train_acc"),
+            (self.va_acc, "val_acc"),
+        ):
             ok = np.isfinite(ep[key])
             item.setData(ep["epoch"][ok], ep[key][ok])
         has_acc = np.isfinite(ep["train_acc"]).any() or np.isfinite(ep["val_acc"]).any()
@@ -144,8 +192,17 @@ class LossPanel(Panel):
     # --- the numbers shown, one row per step (epoch metrics on the epoch's last step) --------
     def table(self):
         run = self._run or self.ctrl.current
-        header = ["step", "epoch", "loss", "loss_ema", "lr",
-                  "train_loss", "val_loss", "train_acc", "val_acc"]
+        header = [
+            "step",
+            "epoch",
+            "loss",
+            "loss_ema",
+            "lr",
+            "train_loss",
+            "val_loss",
+            "train_acc",
+            "val_acc",
+        ]
         if run is None:
             return header, []
         d = run.steps.data()
@@ -153,9 +210,16 @@ class LossPanel(Panel):
         rows = []
         for r in d:
             e = by_step.get(int(r[0]), {})
-            rows.append([int(r[0]), int(r[1]), float(r[2]), float(r[4]), float(r[3]),
-                         *(_f(e.get(k)) for k in ("train_loss", "val_loss", "train_acc",
-                                                  "val_acc"))])
+            rows.append(
+                [
+                    int(r[0]),
+                    int(r[1]),
+                    float(r[2]),
+                    float(r[4]),
+                    float(r[3]),
+                    *(_f(e.get(k)) for k in ("train_loss", "val_loss", "train_acc", "val_acc")),
+                ]
+            )
         return header, rows
 
 

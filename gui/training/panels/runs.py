@@ -30,8 +30,18 @@ METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
     "validation accuracy per epoch": ("epoch", "validation accuracy", False, "val_acc"),
     "train accuracy per epoch": ("epoch", "train accuracy", False, "train_acc"),
 }
-COLUMNS = ["run", "status", "data", "optimizer", "batch", "epochs", "steps", "val acc",
-           "val loss", "last loss"]
+COLUMNS = [
+    "run",
+    "status",
+    "data",
+    "optimizer",
+    "batch",
+    "epochs",
+    "steps",
+    "val acc",
+    "val loss",
+    "last loss",
+]
 
 
 def _compact(v) -> str:
@@ -44,11 +54,17 @@ def describe(run: RunData) -> list[str]:
     s = run.settings
     ds = s.get("dataset") or {}
     ds_text = ds.get("name", "?") if isinstance(ds, dict) else str(ds)
-    extra = [f"{k}={_compact(v)}" for k, v in ds.items() if k not in ("name", "path")] \
-        if isinstance(ds, dict) else []
+    extra = (
+        [f"{k}={_compact(v)}" for k, v in ds.items() if k not in ("name", "path")]
+        if isinstance(ds, dict)
+        else []
+    )
     opt = s.get("optimizer") or {}
-    opt_text = f"{opt.get('name', '?')} lr={opt.get('lr', '?'):g}" \
-        if isinstance(opt, dict) and isinstance(opt.get("lr"), (int, float)) else str(opt)
+    opt_text = (
+        f"{opt.get('name', '?')} lr={opt.get('lr', '?'):g}"
+        if isinstance(opt, dict) and isinstance(opt.get("lr"), (int, float))
+        else str(opt)
+    )
     f = run.final_metrics()
 
     def fmt(v, pct=False):
@@ -56,9 +72,18 @@ def describe(run: RunData) -> list[str]:
             return ""
         return f"{v:.1%}" if pct else f"{v:.4g}"
 
-    return [run.name, run.status, " ".join([ds_text, *extra]), opt_text,
-            str(s.get("batch_size", "")), str(s.get("epochs", "")), str(f.get("steps", "")),
-            fmt(f.get("val_acc"), pct=True), fmt(f.get("val_loss")), fmt(f.get("last_loss"))]
+    return [
+        run.name,
+        run.status,
+        " ".join([ds_text, *extra]),
+        opt_text,
+        str(s.get("batch_size", "")),
+        str(s.get("epochs", "")),
+        str(f.get("steps", "")),
+        fmt(f.get("val_acc"), pct=True),
+        fmt(f.get("val_loss")),
+        fmt(f.get("last_loss")),
+    ]
 
 
 class RunsPanel(Panel):
@@ -75,8 +100,10 @@ class RunsPanel(Panel):
         self.delete_button = QPushButton("Delete run")
         self.delete_button.clicked.connect(self._delete)
         self.show_button = QPushButton("Show in panels")
-        self.show_button.setToolTip("Show the selected run in the other panels (its curves, "
-                                    "and for this session's runs its network)")
+        self.show_button.setToolTip(
+            "Show the selected run in the other panels (its curves, "
+            "and for this session's runs its network)"
+        )
         self.show_button.clicked.connect(self._show)
         self.controls.addWidget(self.metric_box)
         self.controls.addWidget(self.log_scale)
@@ -114,8 +141,12 @@ class RunsPanel(Panel):
         self.ctrl.request_redraw()
 
     def _state(self):
-        return (self.ctrl.runs_version, self.metric_box.currentText(), tuple(sorted(self.checked)),
-                self.log_scale.isChecked())
+        return (
+            self.ctrl.runs_version,
+            self.metric_box.currentText(),
+            tuple(sorted(self.checked)),
+            self.log_scale.isChecked(),
+        )
 
     def check(self, run_id: int, on: bool = True) -> None:
         (self.checked.add if on else self.checked.discard)(run_id)
@@ -169,8 +200,9 @@ class RunsPanel(Panel):
             item = self._items.get(r.run_id)
             if item is None:
                 item = QTreeWidgetItem()
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable
-                              | Qt.ItemFlag.ItemIsEditable)
+                item.setFlags(
+                    item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
+                )
                 item.setData(0, Qt.ItemDataRole.UserRole, r.run_id)
                 self.tree.addTopLevelItem(item)
                 self._items[r.run_id] = item
@@ -192,9 +224,13 @@ class RunsPanel(Panel):
 
     def redraw_key(self, run):
         live = self.ctrl.active
-        return (self.ctrl.runs_version, live.version if live is not None else None,
-                self.metric_box.currentText(), tuple(sorted(self.checked)),
-                self.log_scale.isChecked())
+        return (
+            self.ctrl.runs_version,
+            live.version if live is not None else None,
+            self.metric_box.currentText(),
+            tuple(sorted(self.checked)),
+            self.log_scale.isChecked(),
+        )
 
     def draw(self, run: RunData | None) -> None:
         full = self._tree_key != self.ctrl.runs_version
@@ -212,13 +248,26 @@ class RunsPanel(Panel):
             self._drawn_counts = {}
             self.plot.setLabel("bottom", xl, color="#222")
             self.plot.setLabel("left", yl, color="#222")
-            set_title(self.plot, f"Compare runs: {metric}" if chosen else
-                      "Compare runs: tick runs in the list to overlay them")
+            set_title(
+                self.plot,
+                f"Compare runs: {metric}"
+                if chosen
+                else "Compare runs: tick runs in the list to overlay them",
+            )
             for k, r in enumerate(chosen):
-                kw = {} if per_step else {"symbol": "o", "symbolSize": 5,
-                                          "symbolBrush": colour(k), "symbolPen": None}
-                self._lines[r.run_id] = self.plot.plot(pen=pg.mkPen(colour(k), width=2),
-                                                       name=r.name, **kw)
+                kw = (
+                    {}
+                    if per_step
+                    else {
+                        "symbol": "o",
+                        "symbolSize": 5,
+                        "symbolBrush": colour(k),
+                        "symbolPen": None,
+                    }
+                )
+                self._lines[r.run_id] = self.plot.plot(
+                    pen=pg.mkPen(colour(k), width=2), name=r.name, **kw
+                )
         axis = self.plot.getAxis("bottom")
         if per_step and getattr(axis, "_bp_spacing", None) is not None:
             axis._bp_spacing = None

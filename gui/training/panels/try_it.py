@@ -55,8 +55,9 @@ class DrawPad(QWidget):
         self.changed.emit()
 
     def set_strokes(self, strokes: list[np.ndarray]) -> None:
-        self.strokes = [[(float(x), float(y)) for x, y in np.asarray(s).reshape(-1, 2)]
-                        for s in strokes]
+        self.strokes = [
+            [(float(x), float(y)) for x, y in np.asarray(s).reshape(-1, 2)] for s in strokes
+        ]
         self.version += 1
         self.update()
         self.changed.emit()
@@ -85,8 +86,13 @@ class DrawPad(QWidget):
         qp.setPen(QPen(QColor(200, 200, 200), 1))
         qp.drawRect(self.rect().adjusted(0, 0, -1, -1))
         qp.setRenderHint(QPainter.RenderHint.Antialiasing)
-        pen = QPen(QColor(20, 20, 20), PAD / 14, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                   Qt.PenJoinStyle.RoundJoin)
+        pen = QPen(
+            QColor(20, 20, 20),
+            PAD / 14,
+            Qt.PenStyle.SolidLine,
+            Qt.PenCapStyle.RoundCap,
+            Qt.PenJoinStyle.RoundJoin,
+        )
         qp.setPen(pen)
         for s in self.strokes:
             if len(s) == 1:
@@ -137,8 +143,12 @@ class TryItPanel(Panel):
         self.view.addLabel("what the network sees", row=0, col=0, color="#222", size="9pt")
         self.seen_vb, self.seen = image_view(self.view.ci, row=1, col=0)
         self.seen.setLookupTable(GREY_LUT)
-        self.p_probs = style_plot(add_plot(self.view.ci, row=0, col=1, rowspan=2),
-                                  "Class probabilities", "class", "probability")
+        self.p_probs = style_plot(
+            add_plot(self.view.ci, row=0, col=1, rowspan=2),
+            "Class probabilities",
+            "class",
+            "probability",
+        )
         self.p_probs.setYRange(0, 1, padding=0.02)
         self.p_probs.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x=[0], height=[0], width=0.7, brush=colour(0))
@@ -188,8 +198,10 @@ class TryItPanel(Panel):
         ds = (run.settings.get("dataset") or {}) if run is not None else {}
         name = ds.get("name") if isinstance(ds, dict) else ds
         if run is None or not info:
-            self.show_message("Train a model first: then draw a digit here (digits, MNIST) or "
-                              "generate text (character models).")
+            self.show_message(
+                "Train a model first: then draw a digit here (digits, MNIST) or "
+                "generate text (character models)."
+            )
             self.stack.hide()
             return
         if info.get("vocab") and info.get("task") == "sequence_classification":
@@ -199,9 +211,11 @@ class TryItPanel(Panel):
             self.export_widget = self.text_page
             return
         if name not in TRY_DATASETS or info.get("task") != "classification":
-            self.show_message(f"Try it draws digits for models trained on "
-                              f"{' or '.join(TRY_DATASETS)}, and generates text for character "
-                              f"models; this run used {name!r}.")
+            self.show_message(
+                f"Try it draws digits for models trained on "
+                f"{' or '.join(TRY_DATASETS)}, and generates text for character "
+                f"models; this run used {name!r}."
+            )
             self.stack.hide()
             return
         self.show_message("")
@@ -232,10 +246,10 @@ class TryItPanel(Panel):
         names = run.info.get("class_names") or [str(i) for i in range(len(self.probs))]
         k = int(np.argmax(self.probs))
         brushes = [pg.mkBrush(colour(1) if i == k else colour(0)) for i in range(len(self.probs))]
-        self.bars.setOpts(x=np.arange(len(self.probs)), height=self.probs, width=0.7,
-                          brushes=brushes)
-        self.p_probs.getAxis("bottom").setTicks([[(i, str(n)) for i, n in enumerate(names)],
-                                                 []])
+        self.bars.setOpts(
+            x=np.arange(len(self.probs)), height=self.probs, width=0.7, brushes=brushes
+        )
+        self.p_probs.getAxis("bottom").setTicks([[(i, str(n)) for i, n in enumerate(names)], []])
         self.p_probs.setXRange(-0.6, len(self.probs) - 0.4, padding=0)
         set_title(self.p_probs, f"Class probabilities: {names[k]} ({self.probs[k]:.0%})")
 
@@ -279,6 +293,7 @@ class TryItPanel(Panel):
     def table(self):
         if self.probs is None:
             return ["class", "probability"], []
-        names = (self.ctrl.current.info.get("class_names") if self.ctrl.current else None) \
-            or [str(i) for i in range(len(self.probs))]
+        names = (self.ctrl.current.info.get("class_names") if self.ctrl.current else None) or [
+            str(i) for i in range(len(self.probs))
+        ]
         return ["class", "probability"], [[names[i], float(p)] for i, p in enumerate(self.probs)]
