@@ -16,6 +16,7 @@ import copy
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,23 @@ import networkx as nx
 
 from engine.atomic import write_atomic
 from engine.errors import BlockPropError, ConfigError, GraphError
+from engine.escaping import escape
 from engine.layers import LAYER_TYPES
 from engine.layers.options import check_config
 
 FORMAT = "blockprop-graph"
 VERSION = 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# What a graph file's JSON may hold. The deepest real graph nests 5 levels (a connections table);
+# Python's own limits are 4,300 digits per int (a ValueError) and ~1,000 levels (RecursionError),
+# and deep lists crash copy and repr long before that.
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 30
+# Characters a block id must not hold: control characters (NUL cuts weights-file member names,
+# ESC and newlines reach terminals), format characters (bidi overrides, zero-width joiners),
+# lone surrogates (cannot be written as UTF-8), line and paragraph separators.
+_BAD_ID_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Listener = Callable[..., None]
 
@@ -39,7 +51,68 @@ def _check_id(value: Any, what: str) -> str:
         raise GraphError(
             f"{what} must be a non-empty string of at most 200 characters, got {value!r}"
         )
+    bad = next((ch for ch in value if unicodedata.category(ch) in _BAD_ID_CATEGORIES), None)
+    if bad is not None:
+        raise GraphError(
+            f"{what} must not hold control or invisible characters; {value!r} holds {escape(bad)!r}"
+        )
     return value
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise GraphError(
+            f"the file holds a number with {digits:,} digits; numbers in a graph file have "
+            f"at most {MAX_INT_DIGITS}"
+        )
+    return int(text)
+
+
+def _where(path: tuple) -> str:
+    """('nodes', (3, ('config', ()))) -> 'nodes[3].config' for messages."""
+    parts = []
+    while path:
+        key, path = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{escape(key)}")
+    return "".join(reversed(parts)).lstrip(".") or "the top level"
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON from an untrusted graph file or clipboard, or GraphError saying in one line what is
+    wrong: not JSON, a number of more than MAX_INT_DIGITS digits, nesting deeper than
+    MAX_DEPTH, or a lone surrogate (an escape such as \\ud800 that is no character) in any
+    string, which could then be neither printed nor saved."""
+    try:
+        data = json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise GraphError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise GraphError(
+            f"JSON nested too deeply (a graph file nests at most {MAX_DEPTH})"
+        ) from None
+    stack: list[tuple[Any, int, tuple]] = [(data, 0, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            m = _SURROGATE.search(value)
+            if m:
+                raise GraphError(
+                    f"{_where(path)} holds the lone surrogate '{escape(m.group())}', which is "
+                    "not a character; fix the text in the graph file"
+                )
+        elif isinstance(value, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise GraphError(
+                    f"{_where(path)} is nested more than {MAX_DEPTH} levels deep; "
+                    "nothing in a graph file nests that deep"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                if isinstance(k, str):
+                    stack.append((k, depth + 1, (k, path)))
+                stack.append((v, depth + 1, (k, path)))
+    return data
 
 
 def _check_pos(value: Any, block: str) -> tuple[float, float]:
@@ -323,7 +396,9 @@ class Graph:
 def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
     """Write ``data`` as indented UTF-8 JSON, atomically (engine.atomic.write_atomic)."""
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    # A lone surrogate (which no file should hold, but code can put in a name) cannot be
+    # encoded: it is written as JSON's \\udXXX escape instead, so the save never fails.
+    write_atomic(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
 
 
 def graph_files(folder: str | os.PathLike) -> list[Path]:
@@ -344,19 +419,15 @@ def load_graph(path: str | os.PathLike) -> Graph:
                 file=p,
             )
         with open(p, encoding="utf-8") as f:
-            data = json.load(f)
+            data = parse_json(f.read())
+    except GraphError as e:
+        raise GraphError(e.message, file=p) from None
     except FileNotFoundError:
         raise GraphError("no such file", file=p) from None
     except IsADirectoryError:
         raise GraphError("is a folder, not a graph file", file=p) from None
     except UnicodeDecodeError:
         raise GraphError("not a text file (graph files are UTF-8 JSON)", file=p) from None
-    except json.JSONDecodeError as e:
-        raise GraphError(
-            f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", file=p
-        ) from None
-    except RecursionError:
-        raise GraphError("JSON nested too deeply", file=p) from None
     except OSError as e:
         raise GraphError(f"cannot read: {e.strerror}", file=p) from None
     try:

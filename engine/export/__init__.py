@@ -45,10 +45,27 @@ def export_code(
     if target == "numpy":
         from engine.export.numpy_export import export_numpy
 
-        return export_numpy(plan, weights)
-    from engine.export.pytorch_export import export_pytorch
+        code = export_numpy(plan, weights)
+    else:
+        from engine.export.pytorch_export import export_pytorch
 
-    return export_pytorch(plan, weights)
+        code = export_pytorch(plan, weights)
+    _check_inert(code)
+    return code
+
+
+def _check_inert(code: str) -> None:
+    """The promise every export keeps, checked on the result: pure ASCII, and the first two
+    lines (where Python looks for ``# coding: X``) are BlockProp's fixed text."""
+    first = code.split("\n", 2)[:2]
+    if (
+        not code.isascii()
+        or not first[0].startswith("# Exported from BlockProp (")
+        or first[1:] != ["#"]
+    ):
+        raise RuntimeError(
+            "internal error: the exported code is not pure ASCII with a fixed header"
+        )
 
 
 __all__ = ["TARGETS", "export_code"]

@@ -1,10 +1,10 @@
 """Safe names and literals for generated code.
 
 Nothing a user typed (block ids, graph names, descriptions, string settings, file paths) reaches
-generated source as raw text:
-- strings become literals with ``repr`` (quotes, backslashes, newlines and every non-printable
-  character are escaped, so a literal is always one well-formed token);
-- comments are cut to one printable line;
+generated source as raw text; all of it goes through ``engine.escaping.escape``:
+- strings become single-quoted literals of pure ASCII (quotes, backslashes, newlines, every
+  non-printable and every non-ASCII character escaped), so a literal is one well-formed token;
+- comments are one line of printable ASCII, escaped the same way and cut to length;
 - identifiers are generated from ids: ASCII letters, digits and underscores, never a keyword, a
   builtin, a name the generated script itself uses, or an ``nn.Module`` attribute, and unique.
 """
@@ -17,6 +17,8 @@ import re
 import textwrap
 from collections.abc import Iterable
 from typing import Any
+
+from engine.escaping import escape
 
 # Public attributes of torch.nn.Module (torch 2.x): a submodule attribute with one of these names
 # would shadow the method. tests/test_export_torch.py checks the list against the installed torch.
@@ -58,7 +60,7 @@ _MAX_IDENT = 40
 def literal(value: Any) -> str:
     """A Python literal for JSON-like data (str, int, float, bool, None, lists, tuples, dicts).
 
-    Strings go through ``repr``, which always yields one valid, fully escaped string token.
+    Strings go through ``escape``: one valid string token of printable ASCII.
     Floats keep their exact value (``repr`` round-trips); non-finite floats are refused.
     """
     if value is None or isinstance(value, bool):
@@ -70,7 +72,8 @@ def literal(value: Any) -> str:
             raise ValueError(f"cannot write the non-finite number {value!r} into code")
         return repr(float(value))
     if isinstance(value, str):
-        return repr(str(value))
+        q = '"' if "'" in value and '"' not in value else "'"  # as repr picks: fewer escapes
+        return q + escape(value, quote=q) + q
     if isinstance(value, (list, tuple)):
         items = ", ".join(literal(v) for v in value)
         if isinstance(value, tuple):
@@ -82,12 +85,19 @@ def literal(value: Any) -> str:
 
 
 def comment(text: Any, max_len: int = 90) -> str:
-    """``text`` made safe for one ``#`` comment line: printable characters only, one line."""
-    s = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    s = re.sub(r"\s+", " ", s).strip()
-    if len(s) > max_len:
-        s = s[: max_len - 3].rstrip() + "..."
-    return s
+    """``text`` made safe for one ``#`` comment line: ``escape``d (printable ASCII, one line),
+    runs of spaces collapsed, cut to ``max_len`` characters (never inside an escape)."""
+    s = re.sub(" +", " ", str(text)[: max_len + 1]).strip(" ")
+    pieces = [escape(ch, quote="") for ch in s]
+    if sum(map(len, pieces)) <= max_len:
+        return "".join(pieces)
+    out, n = [], 0
+    for p in pieces:
+        if n + len(p) > max_len - 3:
+            break
+        out.append(p)
+        n += len(p)
+    return "".join(out).rstrip() + "..."
 
 
 def is_safe_identifier(name: str, reserved: Iterable[str] = ()) -> bool:

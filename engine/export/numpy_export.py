@@ -86,7 +86,11 @@ if __name__ == "__main__":
 
 
 def header(plan: Plan, what: str) -> list[str]:
-    lines = [f"# {comment(plan.name, 40) or 'untitled'}: exported from BlockProp ({what})."]
+    """The opening comment. Python reads an encoding declaration (``# coding: X``) from the
+    first two lines of a file, so those hold only fixed text; the graph's name and description
+    come after them, escaped like all user text (the file is pure ASCII)."""
+    lines = [f"# Exported from BlockProp ({what}).", "#"]
+    lines.append(f"# Graph: {comment(plan.name, 80) or 'untitled'}")
     desc = comment_lines(plan.description, max_lines=6)
     if desc:
         lines += ["#", *desc]

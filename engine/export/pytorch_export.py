@@ -156,7 +156,7 @@ def _optimizer(plan: Plan) -> list[str]:
         out += [
             "",
             "def make_optimizer(params):",
-            f'    """{name}: {comment(eq["note"], 80)}."""',
+            f'    """{comment(name, 20)}: {comment(eq["note"], 80)}."""',
             *hyper,
             f"    return {eq['torch']}(params, {kwargs})",
         ]
@@ -198,7 +198,8 @@ def _schedule(plan: Plan) -> list[str]:
     }[name]
     return [
         "def lr_factor(epoch):",
-        f'    """Learning-rate schedule {name!r} (epoch from 0): lr = lr0 * lr_factor(epoch),',
+        f'    """Learning-rate schedule {literal(name)} (epoch from 0): '
+        "lr = lr0 * lr_factor(epoch),",
         '    stepped once per epoch by LambdaLR."""',
         f"    return {body}",
     ]
