@@ -9,6 +9,7 @@ python app.py presets                                list the presets
 
 from __future__ import annotations
 
+import signal
 import sys
 
 COMMANDS = ("check", "train", "export", "presets")
@@ -25,5 +26,26 @@ def main(argv: list[str] | None = None) -> int:
     return gui_main(argv)
 
 
+class _Interrupts:
+    """Ctrl+C while starting up (importing NumPy, opening a file) ends the program with one
+    line and status 130, not a traceback. The handler notes the signal because a library being
+    imported can turn the KeyboardInterrupt into another error (NumPy: an ImportError)."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: object) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGINT, _Interrupts.handler)
+    try:
+        status = main()
+    except BaseException as e:
+        if not (isinstance(e, KeyboardInterrupt) or _Interrupts.seen):
+            raise
+        print("app.py: interrupted", file=sys.stderr)
+        status = 130
+    sys.exit(status)

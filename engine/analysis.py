@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import networkx as nx
 
 from engine.errors import BlockPropError
+from engine.escaping import escape
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
 
@@ -460,7 +461,7 @@ def summary_text(graph_or_analysis: Graph | Analysis) -> str:
     w2 = max([len(head[2])] + [len(r[2]) for r in rows])
     width = w0 + w1 + w2
     lines = [
-        f'Model: "{a.name}"',
+        f'Model: "{escape(a.name, ascii_only=False, quote=chr(34))}"',
         "-" * width,
         f"{head[0]:<{w0}}{head[1]:<{w1}}{head[2]:>{w2}}",
         "=" * width,

@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS
 from engine.errors import BlockPropError, ConfigError
+from engine.escaping import printable
 from engine.graph import graph_files, load_graph
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
@@ -46,7 +47,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _err(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    print(f"{PROG}: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _out(text: str) -> None:
+    """Print ``text`` (which may name blocks, files, a graph): every line escaped so no
+    control character in a user's names reaches the terminal raw."""
+    print("\n".join(printable(line) for line in str(text).split("\n")), flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,12 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
-    except UsageError as e:
-        _err(str(e))
-        return EXIT_USER_ERROR
-    except SystemExit as e:  # --help
-        return e.code if isinstance(e.code, int) else 0
+        try:
+            args = build_parser().parse_args(argv)
+        except UsageError as e:
+            _err(str(e))
+            return EXIT_USER_ERROR
+        except SystemExit as e:  # --help
+            return e.code if isinstance(e.code, int) else 0
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl+C outside training (start-up, loading, export)
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except BlockPropError as e:
@@ -118,7 +133,7 @@ def _report(path: str, problems: list[Problem]) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph)
     a = analyze(graph)
-    print(summary_text(a))
+    _out(summary_text(a))
     problems = list(a.problems)
     if graph.training:
         try:
@@ -174,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             log.close()
     if args.save:
         save_weights(trainer.model, args.save)
-        print(f"saved the weights to {args.save}")
+        _out(f"saved the weights to {args.save}")
     if end.get("note"):
         _err(end["note"])
     if end["reason"] == "diverged":
@@ -232,12 +247,29 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph)
     code = export_code(graph, args.to, weights=args.weights)
-    if args.output:
-        write_atomic(args.output, lambda f: f.write(code.encode("utf-8")))
-        print(f"wrote {args.output}")
+    if args.output is not None:
+        _write_output(args.output, code.encode("ascii"))
+        print(f"wrote {printable(args.output)}")
     else:
         sys.stdout.write(code)
     return 0
+
+
+def _write_output(path: str, data: bytes) -> None:
+    """Write ``data`` to the user's ``path`` atomically; a path that cannot be written is one
+    ConfigError naming it (not the temporary file next to it)."""
+    p = Path(path).expanduser()
+    where = printable(path)
+    if not path:
+        raise ConfigError("the output path is empty: give a file name such as model.py")
+    if p.is_dir():
+        raise ConfigError(f"cannot write {where}: it is a folder; give a file name in it")
+    if not p.parent.is_dir():
+        raise ConfigError(f"cannot write {where}: there is no folder {printable(p.parent)}")
+    try:
+        write_atomic(p, lambda f: f.write(data))
+    except OSError as e:
+        raise ConfigError(f"cannot write {where}: {e.strerror or e}") from None
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -255,5 +287,5 @@ def cmd_presets(args: argparse.Namespace) -> int:
             status = EXIT_USER_ERROR
             continue
         first = g.description.strip().splitlines()[0] if g.description.strip() else ""
-        print(f"{f.stem:<{width}}{g.name}" + (f": {first}" if first else ""))
+        _out(f"{f.stem:<{width}}{g.name}" + (f": {first}" if first else ""))
     return status

@@ -7,6 +7,8 @@ command line show ``str(error)``; they never show a traceback for these.
 
 from __future__ import annotations
 
+from engine.escaping import escape, printable
+
 
 class BlockPropError(Exception):
     """Base class: a problem the user can fix.
@@ -21,11 +23,11 @@ class BlockPropError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = []
+        where = []  # names the user chose, escaped: no control character reaches a terminal
         if self.file:
-            where.append(f"{self.file}")
+            where.append(printable(self.file))
         if self.block is not None:
-            where.append(f"block '{self.block}'")
+            where.append(f"block '{escape(self.block, ascii_only=False)}'")
         prefix = ": ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 

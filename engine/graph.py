@@ -54,9 +54,18 @@ def _check_id(value: Any, what: str) -> str:
     bad = next((ch for ch in value if unicodedata.category(ch) in _BAD_ID_CATEGORIES), None)
     if bad is not None:
         raise GraphError(
-            f"{what} must not hold control or invisible characters; {value!r} holds {escape(bad)!r}"
+            f"{what} must not hold control or invisible characters; {value!r} holds '{escape(bad)}'"
         )
     return value
+
+
+def valid_id(value: Any) -> bool:
+    """Whether ``value`` can be a block id (what ``add_node`` accepts)."""
+    try:
+        _check_id(value, "id")
+    except GraphError:
+        return False
+    return True
 
 
 def _parse_int(text: str) -> int:
@@ -108,10 +117,12 @@ def parse_json(text: str | bytes) -> Any:
                     "nothing in a graph file nests that deep"
                 )
             items = value.items() if isinstance(value, dict) else enumerate(value)
+            children = []
             for k, v in items:
                 if isinstance(k, str):
-                    stack.append((k, depth + 1, (k, path)))
-                stack.append((v, depth + 1, (k, path)))
+                    children.append((k, depth + 1, (k, path)))
+                children.append((v, depth + 1, (k, path)))
+            stack.extend(reversed(children))  # the first problem in the file is reported
     return data
 
 

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle
 
+from engine.errors import BlockPropError
 from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX
 from gui.clipboard import copy_fragment, read_fragment
 from gui.inspector import fix_text
@@ -242,7 +243,11 @@ class Actions:
         return None
 
     def paste_clipboard(self) -> list[str]:
-        fragment = read_fragment()
+        try:
+            fragment = read_fragment()
+        except BlockPropError as e:
+            self.w.statusBar().showMessage(f"Cannot paste: {e}", 8000)
+            return []
         if fragment is None:
             self.w.statusBar().showMessage("The clipboard holds no BlockProp blocks.", 4000)
             return []

@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QGuiApplication
 
 from engine.errors import ConfigError, GraphError
-from engine.graph import Graph
+from engine.graph import Graph, parse_json, valid_id
 from engine.layers import LAYER_TYPES
 
 MIME = "application/x-blockprop-fragment+json"
@@ -38,7 +38,8 @@ def copy_fragment(fragment: dict) -> None:
 
 
 def read_fragment(data: QMimeData | None = None) -> dict | None:
-    """The fragment on the clipboard (or in ``data``), or None when there is none."""
+    """The fragment on the clipboard (or in ``data``), or None when there is none; GraphError
+    for BlockProp data that cannot be read."""
     if data is None:
         data = QGuiApplication.clipboard().mimeData()
     if data is None:
@@ -51,23 +52,19 @@ def read_fragment(data: QMimeData | None = None) -> dict | None:
         return None
     if len(text) > 20_000_000 or not text.lstrip().startswith("{"):
         return None
-    try:
-        d = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
+    try:  # a graph file's checks: huge numbers, deep nesting, lone surrogates are refused
+        d = parse_json(text)
+    except GraphError as e:
+        if data.hasFormat(MIME) or '"blockprop-' in text:
+            raise GraphError(f"the clipboard's blocks cannot be read: {e.message}") from None
+        return None  # some other text that is not JSON
     if not isinstance(d, dict) or d.get("format") not in (FORMAT, "blockprop-graph"):
         return None
     return {"nodes": d.get("nodes", []), "edges": d.get("edges", [])}
 
 
 def _fresh_id(graph: Graph, wanted: Any, type_name: str, taken: set[str]) -> str:
-    if (
-        isinstance(wanted, str)
-        and wanted
-        and len(wanted) <= 200
-        and wanted not in graph
-        and wanted not in taken
-    ):
+    if valid_id(wanted) and wanted not in graph and wanted not in taken:
         return wanted
     base = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "block"
     n = 1

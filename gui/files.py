@@ -7,7 +7,6 @@ The prompts are methods (``ask_save_changes``, ``ask_open_path``, ``ask_save_pat
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -16,8 +15,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.errors import BlockPropError
-from engine.graph import Graph, load_graph, save_json_atomic
+from engine.errors import BlockPropError, GraphError
+from engine.graph import Graph, load_graph, parse_json, save_json_atomic
 from gui import commands as cmd
 from gui.settings import app_settings, recovery_dir, settings_list
 
@@ -47,8 +46,8 @@ def find_recoveries(folder: Path | None = None) -> list[tuple[Path, dict]]:
         if str(p) in ACTIVE_RECOVERY:
             continue
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            data = parse_json(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, GraphError):
             continue
         if not isinstance(data, dict) or data.get("format") != RECOVERY_FORMAT:
             continue

@@ -19,6 +19,9 @@ from engine.data.files import labels_to_targets
 from engine.errors import DataError
 from engine.layers.options import Opt
 
+# Samples plus a sample's shape (an Input takes 1 to 4 axes); the byte allows 255, and NumPy
+# refuses arrays of more than 64 dimensions.
+MAX_DIMS = 5
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -47,6 +50,12 @@ def read_idx(path: str) -> np.ndarray:
                     file=path,
                 )
             dtype, ndim = np.dtype(IDX_TYPES[head[2]]), head[3]
+            if ndim > MAX_DIMS:
+                raise DataError(
+                    f"header claims {ndim} dimensions; an IDX data file has at most "
+                    f"{MAX_DIMS} (the samples, then at most 4 per sample)",
+                    file=path,
+                )
             dims_raw = f.read(4 * ndim)
             if len(dims_raw) < 4 * ndim:
                 raise DataError(

@@ -26,7 +26,7 @@ from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.init import initialize
 from engine.layers.base import Layer
-from engine.layers.options import Opt
+from engine.layers.options import SIZE_LIMIT, Opt
 
 MAX_KERNEL = 1024
 
@@ -299,7 +299,7 @@ class Conv1D(_Conv):
     options = {
         "filters": Opt("int", min=1, max=100_000, doc="number of output channels (kernels)"),
         "kernel_size": Opt("int", min=1, max=MAX_KERNEL, doc="kernel length"),
-        "stride": Opt("int", default=1, min=1, doc="step between windows"),
+        "stride": Opt("int", default=1, min=1, max=SIZE_LIMIT, doc="step between windows"),
         "padding": Opt(
             "padding", default=0, doc='zeros added at each end: p, "valid" (0) or "same"'
         ),

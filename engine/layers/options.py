@@ -16,6 +16,14 @@ from engine.errors import ConfigError
 
 REQUIRED = object()
 
+# Every integer in a setting has an upper bound, so a typo or a hostile file (stride 10**18) is
+# refused when the graph is checked, not by an OverflowError deep in NumPy while training. An
+# option's own ``max`` is used when it declares one; otherwise these: sizes of a window (kernel,
+# stride, padding, scale, per side) up to SIZE_LIMIT, any other integer up to INT_LIMIT (a C int,
+# the range of the app's spin boxes).
+SIZE_LIMIT = 65_536
+INT_LIMIT = 2**31 - 1
+
 INITS = (
     "zeros",
     "normal",
@@ -67,12 +75,35 @@ def _range_text(opt: Opt) -> str:
     return " and ".join(p for p in (lo, hi) if p)
 
 
+def _show(value: Any) -> str:
+    """``repr(value)`` for a message; Python refuses to print ints of over 4,300 digits."""
+    try:
+        return repr(value)
+    except ValueError:
+        return "a number of more than 4,300 digits"
+
+
+def _int_limit(opt: Opt) -> float:
+    """The largest integer ``opt`` takes (for size-like kinds: on each side)."""
+    if opt.max is not None:
+        return opt.max
+    return SIZE_LIMIT if opt.kind in ("size", "padding") else INT_LIMIT
+
+
+def _ints_in_range(block: str, key: str, value: Any, ints: list, opt: Opt) -> None:
+    limit = _int_limit(opt)
+    if any(i > limit for i in ints):
+        raise ConfigError(
+            f"'{key}' takes integers up to {limit:,}; got {_show(value)}", block=block
+        )
+
+
 def _check_range(block: str, key: str, v: float, opt: Opt) -> None:
     bad = (opt.min is not None and (v <= opt.min if opt.min_exclusive else v < opt.min)) or (
         opt.max is not None and (v >= opt.max if opt.max_exclusive else v > opt.max)
     )
     if bad:
-        raise ConfigError(f"'{key}' must be {_range_text(opt)}, got {v!r}", block=block)
+        raise ConfigError(f"'{key}' must be {_range_text(opt)}, got {_show(v)}", block=block)
 
 
 def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
@@ -84,49 +115,55 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not _is_int(value):
-            raise ConfigError(f"'{key}' must be an integer, got {value!r}", block=block)
+            raise ConfigError(f"'{key}' must be an integer, got {_show(value)}", block=block)
         _check_range(block, key, value, opt)
+        _ints_in_range(block, key, value, [value], opt)
         return value
     if k == "float":
         if not _is_num(value):
-            raise ConfigError(f"'{key}' must be a number, got {value!r}", block=block)
+            raise ConfigError(f"'{key}' must be a number, got {_show(value)}", block=block)
         _check_range(block, key, float(value), opt)
         return float(value)
     if k == "bool":
         if not isinstance(value, bool):
-            raise ConfigError(f"'{key}' must be true or false, got {value!r}", block=block)
+            raise ConfigError(f"'{key}' must be true or false, got {_show(value)}", block=block)
         return value
     if k == "choice":
         if value not in opt.choices:
             allowed = ", ".join(str(c) for c in opt.choices)
-            raise ConfigError(f"'{key}' must be one of {allowed}; got {value!r}", block=block)
+            raise ConfigError(f"'{key}' must be one of {allowed}; got {_show(value)}", block=block)
         return value
     if k == "padding":
         if value in ("same", "valid"):
             return value
         if _is_int(value) and value >= 0:
+            _ints_in_range(block, key, value, [value], opt)
             return value
         if (
             isinstance(value, (list, tuple))
             and len(value) == 2
             and all(_is_int(p) and p >= 0 for p in value)
         ):
+            _ints_in_range(block, key, value, list(value), opt)
             return [int(p) for p in value]
         raise ConfigError(
-            f'\'{key}\' must be a non-negative integer, [h, w], "same" or "valid"; got {value!r}',
+            f'\'{key}\' must be a non-negative integer, [h, w], "same" or "valid"; '
+            f"got {_show(value)}",
             block=block,
         )
     if k == "size":
         if _is_int(value) and value >= 1:
+            _ints_in_range(block, key, value, [value], opt)
             return value
         if (
             isinstance(value, (list, tuple))
             and len(value) == 2
             and all(_is_int(p) and p >= 1 for p in value)
         ):
+            _ints_in_range(block, key, value, list(value), opt)
             return [int(p) for p in value]
         raise ConfigError(
-            f"'{key}' must be a positive integer or a pair [h, w] of them; got {value!r}",
+            f"'{key}' must be a positive integer or a pair [h, w] of them; got {_show(value)}",
             block=block,
         )
     if k == "shape":
@@ -135,9 +172,11 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
             and 1 <= len(value) <= 4
             and all(_is_int(p) and p >= 1 for p in value)
         ):
+            _ints_in_range(block, key, value, list(value), opt)
             return [int(p) for p in value]
         raise ConfigError(
-            f"'{key}' must be a list of 1 to 4 positive integers, e.g. [1, 28, 28]; got {value!r}",
+            f"'{key}' must be a list of 1 to 4 positive integers, e.g. [1, 28, 28]; "
+            f"got {_show(value)}",
             block=block,
         )
     if k == "connections":
@@ -149,10 +188,11 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
                 for row in value
             )
         ):
+            _ints_in_range(block, key, value, [i for row in value for i in row], opt)
             return [[int(i) for i in row] for row in value]
         raise ConfigError(
             f"'{key}' must be a list, for each output map, of the input maps it reads "
-            f"(non-empty lists of indices); got {value!r}",
+            f"(non-empty lists of indices); got {_show(value)}",
             block=block,
         )
     raise ConfigError(f"'{key}' has an unknown option kind {k!r}", block=block)
