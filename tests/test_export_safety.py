@@ -222,3 +222,28 @@ def test_hostile_graphs_export_to_scripts_that_only_train(target, tmp_path, caps
     if target == "numpy":  # the text survives exactly, as data
         names = [ast.literal_eval(line[5:]) for line in r.stdout.splitlines() if line[:4] == "NAME"]
         assert names == [d["name"] for k, d in graphs.items() if k != "surrogate"]
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    g_path = tmp_path / "xor.json"
+    g_path.write_text(json.dumps(XOR), encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    cases = {
+        str(tmp_path / "folder"): "it is a folder",
+        str(tmp_path / "missing" / "out.py"): "there is no folder",
+        str(tmp_path / "file" / "out.py"): "there is no folder",
+        "": "the output path is empty",
+    }
+    for out, why in cases.items():
+        status = cli_main(["export", str(g_path), "--to", "numpy", "-o", out])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and why in err, err
+        assert out in err and ".tmp" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "xor.json"]
+    assert list((tmp_path / "folder").iterdir()) == []
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o500)
+        status = cli_main(["export", str(g_path), "--to", "numpy", "-o", str(tmp_path / "ro/x.py")])
+        err = capsys.readouterr().err
+        assert status == 2 and "ro/x.py: " in err and ".tmp" not in err, err

@@ -452,3 +452,32 @@ def test_app_saves_a_graph_holding_a_surrogate(window, tmp_path):
     assert path.exists() and "\\ud800" in path.read_text(encoding="utf-8")
     with pytest.raises(BlockPropError, match="lone surrogate"):
         engine.load_graph(path)
+
+
+def test_app_runs_file_with_a_huge_number_is_a_problem_not_a_crash(tmp_path):
+    from gui.training.runs import FORMAT, VERSION, load_runs
+
+    p = tmp_path / "g.runs.json"
+    doc = json.dumps({"format": FORMAT, "version": VERSION, "runs": [{"id": MARK}]})
+    p.write_text(doc.replace(str(MARK), BIG), encoding="utf-8")
+    runs, problems = load_runs(p)
+    assert runs == [] and len(problems) == 1 and "cannot read the runs" in problems[0]
+
+
+def test_app_started_with_a_hostile_file_says_so_and_exits(tmp_path):
+    """``python app.py FILE`` (here with --screenshot, which needs no screen) on each kind."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
+    texts = gui_texts()
+    for key in ("int_config", "deep_config_600", "sur_id"):
+        p = write(tmp_path, f"{key}.json", texts[key])
+        r = subprocess.run(
+            [sys.executable, str(ROOT / "app.py"), str(p), "--screenshot", str(tmp_path / "s.png")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+        lines = [line for line in r.stderr.splitlines() if line.startswith("app.py: ")]
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(lines) == 1 and p.name in lines[0], r.stderr

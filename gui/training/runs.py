@@ -183,8 +183,8 @@ def load_runs(path: str | os.PathLike, first_id: int = 1) -> tuple[list[RunData]
             return [], [f"{p}: larger than {MAX_FILE_BYTES // 2**20} MiB, not read"]
         with open(p, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        return [], [f"{p}: cannot read the runs ({e})"]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON,
+        return [], [f"{p}: cannot read the runs ({e})"]  # or an int of over 4,300 digits
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return [], [f"{p}: not a BlockProp runs file"]
     if data.get("version") != VERSION:
