@@ -205,7 +205,7 @@ def test_load_refuses_a_file_that_does_not_fit(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan", "folder"]
+    "kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan", "float64_huge", "folder"]
 )
 def test_load_refuses_bad_files(tmp_path, kind):
     m = build_model(mlp())
@@ -225,15 +225,31 @@ def test_load_refuses_bad_files(tmp_path, kind):
         state = m.state()
         state["h.bias"][0] = np.nan
         np.savez(path, **state)
+    elif kind == "float64_huge":  # finite as float64, inf as the model's float32
+        state = {k: v.astype(np.float64) for k, v in m.state().items()}
+        state["h.bias"][0] = 1e300
+        np.savez(path, **state)
     elif kind == "folder":
         path.mkdir()
+    before = m.state()
     with pytest.raises(WeightsError) as e:
         load_weights(m, path)
     assert e.value.file == str(path)
     if kind == "pickle":
         assert "Python objects" in str(e.value)
-    if kind == "nan":
-        assert "h.bias" in str(e.value)
+    if kind in ("nan", "float64_huge"):
+        assert "h.bias" in str(e.value) and "float32" in str(e.value)
+    for k, v in before.items():  # nothing changed
+        np.testing.assert_array_equal(v, m.state()[k])
+
+
+def test_float64_weights_in_float32_range_load(tmp_path):
+    a, b = build_model(mlp(), seed=0), build_model(mlp(), seed=1)
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float64) for k, v in a.state().items()})
+    load_weights(b, tmp_path / "w.npz")
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(b.state()[k], v)
+        assert b.state()[k].dtype == np.float32
 
 
 def test_save_weights_is_atomic(tmp_path, monkeypatch):
