@@ -2,6 +2,7 @@
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -293,3 +294,36 @@ def test_backward_without_input_grad_skips_the_first_conv_dx_and_keeps_weight_gr
         np.testing.assert_allclose(v, full[k], rtol=1e-6, atol=1e-6)
     m.forward(x, training=True)
     assert m.backward(dy).shape == x.shape  # asking again gives it again
+
+
+def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from engine.atomic import write_atomic\n"
+        "def write(f):\n"
+        "    f.write(b'half a file')\n"
+        "    f.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "write_atomic(sys.argv[1], write)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.npz")], cwd=root)
+    assert r.returncode == -9
+    orphans = [p.name for p in tmp_path.iterdir()]
+    assert len(orphans) == 1 and orphans[0].startswith(".w.npz.") and orphans[0].endswith(".tmp")
+    # Temporary files of living writers stay: another process's, and this one's.
+    for pid in (os.getppid(), os.getpid()):
+        (tmp_path / f".other.npz.{pid}-abcdefgh.tmp").write_bytes(b"being written")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    save_weights(build_model(mlp()), tmp_path / "another.npz")  # a save into that folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [
+            "another.npz",
+            "notes.tmp",
+            f".other.npz.{os.getppid()}-abcdefgh.tmp",
+            f".other.npz.{os.getpid()}-abcdefgh.tmp",
+        ]
+    )
