@@ -243,7 +243,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         run.set_blocks(
             [b for b in a.order if a.params.get(b)], {b: a.types.get(b, "") for b in a.order}
         )
-        worker = TrainingWorker(self.graph, spec, start_paused=paused, host=self.process)
+        worker = TrainingWorker(
+            self.graph, self._data_from_graph_folder(spec), start_paused=paused, host=self.process
+        )
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
         worker.steps.connect(sink.on_steps)
@@ -270,6 +272,16 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.watch_changed()
         self.timer.start()
         return True
+
+    def _data_from_graph_folder(self, spec: dict) -> dict:
+        """``spec`` with the data set's relative file paths taken from the graph file's folder,
+        as the command line takes them (the graph keeps them relative)."""
+        from engine.data import resolve_paths
+
+        path, ds = self.graph_path(), spec.get("dataset")
+        if path is None or not isinstance(ds, dict):
+            return spec
+        return {**spec, "dataset": resolve_paths(ds, path.parent)}
 
     def _bring_forward(self) -> None:
         """A run shows its progress: the Training dock, and the Loss panel unless a training
