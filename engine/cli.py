@@ -10,6 +10,9 @@
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
 on stderr, ``app.py: <message>``, and exits with status 2; never a traceback. A diverged run
 exits with 1, a run stopped with Ctrl+C with 130 (after logging its end and saving weights).
+Ctrl+C while the weights are saved lets the save finish, then exits with 130; a log that cannot
+be written (disk full) is reported once and training goes on. Relative data-set paths in a
+graph are taken from the graph file's folder; paths on the command line from the current one.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from engine.analysis import Problem, analyze, summary_text
-from engine.data import BUILTIN_DATASETS
+from engine.data import BUILTIN_DATASETS, dataset_options, resolve_paths
+from engine.data.base import check_options
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
 from engine.graph import graph_files, load_graph
@@ -78,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "auto, where the model allows and a step is long enough; also "
         "environment variable BLOCKPROP_PROCESSES)",
     )
-    t.add_argument("--log", metavar="run.jsonl", help="write every event as one JSON line")
-    t.add_argument("--save", metavar="weights.npz", help="save the trained weights")
+    t.add_argument(
+        "--log", metavar="run.jsonl", type=_file_name, help="write every event as one JSON line"
+    )
+    t.add_argument(
+        "--save", metavar="weights.npz", type=_file_name, help="save the trained weights"
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a graph as Python code")
@@ -92,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)
     return p
+
+
+def _file_name(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"needs a file name, got {value!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +152,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems = list(a.problems)
     if graph.training:
         try:
-            check_training(graph.training, need_dataset=False)
+            ds = check_training(graph.training, need_dataset=False)["dataset"]
+            if ds is not None:  # the data set's own options, as train checks them
+                check_options(ds["name"], ds, dataset_options(ds["name"]))
         except ConfigError as e:
             problems.append(Problem(None, e.message))
     if problems:
@@ -174,52 +191,133 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
-    if args.save:  # refuse a save path that cannot work before training, not after
-        folder = Path(args.save).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise ConfigError(f"cannot save the weights to {args.save}: no folder {folder}")
+    ds = (graph.training or {}).get("dataset")
+    name = ds.get("name") if isinstance(ds, dict) else ds
+    if isinstance(ds, dict) and args.dataset in (None, name):  # the graph's own data set
+        overrides["dataset"] = resolve_paths(ds, Path(args.graph).parent)
+    # Refuse outputs that cannot work before training, not after.
+    if args.save:
+        _check_output(args.save, "save the weights", args.graph)
+    if args.log:
+        _check_output(args.log, "write the log", args.graph, args.save, beside=False)
     trainer = Trainer.from_graph(graph, **overrides)
     if trainer.processes == 2:
         print(f"training in 2 processes ({trainer.processes_reason})", flush=True)
     log = open(args.log, "w", encoding="utf-8") if args.log else None
-    try:
-        end = _train_loop(trainer, log)
-    finally:
-        if log:
-            log.close()
-    if args.save:
-        save_weights(trainer.model, args.save)
-        _out(f"saved the weights to {args.save}")
+    with _CtrlC(trainer) as ctrl_c:
+        try:
+            end = _train_loop(trainer, log)
+        finally:
+            ctrl_c.saving = bool(args.save)  # from here on Ctrl+C waits for the weights
+            if log:
+                try:
+                    log.close()
+                except OSError:
+                    pass  # its failure was reported when it happened
+        if args.save:
+            try:
+                save_weights(trainer.model, args.save)
+            except KeyboardInterrupt:
+                _err(f"the save was abandoned: {args.save} was not written")
+                return EXIT_INTERRUPTED
+            finally:
+                ctrl_c.saving = False
+            _out(f"saved the weights to {args.save}")
     if end.get("note"):
         _err(end["note"])
     if end["reason"] == "diverged":
         _err(end.get("message", "training diverged"))
-        return EXIT_DIVERGED
-    if end["reason"] == "stopped":
+        status = EXIT_DIVERGED
+    elif end["reason"] == "stopped":
         _err(f"training stopped after {end['epoch']} epochs ({end['step']} steps)")
-        return EXIT_INTERRUPTED
-    print(f"finished: {end['epoch']} epochs, {end['step']} steps in {end['seconds']:.1f}s")
-    return 0
+        status = EXIT_INTERRUPTED
+    else:
+        print(f"finished: {end['epoch']} epochs, {end['step']} steps in {end['seconds']:.1f}s")
+        status = 0
+    if ctrl_c.during_save and status != EXIT_INTERRUPTED:
+        _err("interrupted while the weights were saved; the save was finished first")
+        status = EXIT_INTERRUPTED
+    return status
+
+
+def _check_output(
+    path: str, what: str, graph: str, other: str | None = None, beside: bool = True
+) -> None:
+    """Refuse, before training, a file the run cannot write: a folder, a missing folder, the
+    graph file itself (or the other output), and when the file is written ``beside`` itself
+    and renamed (atomically, as weights are) a folder that takes no new file."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ConfigError(f"cannot {what} to {path}: it is a folder; give a file name")
+    full = p.resolve()
+    if full == Path(graph).resolve():
+        raise ConfigError(f"cannot {what} to {path}: it is the graph file; choose another file")
+    if other is not None and full == Path(other).expanduser().resolve():
+        raise ConfigError(f"--save and --log name the same file {path}; give two files")
+    folder = full.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot {what} to {path}: no folder {folder}")
+    try:  # what the save will do: a file of its own in that folder
+        if beside:
+            tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot {what} to {path}: cannot write in {folder} ({e.strerror or e})"
+        ) from None
+
+
+class _CtrlC:
+    """Ctrl+C while the run trains stops it at the next step (a second one interrupts at
+    once); while the weights are saved (``saving``) the save finishes first, and only a
+    second Ctrl+C then abandons it. Only in the main thread (signals arrive there)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.saving = False
+        self.during_save = 0  # Ctrl+C pressed while saving
+        self.stopped = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self.saving:
+            self.during_save += 1
+            if self.during_save == 1:
+                _err("finishing the save of the weights first (Ctrl+C again abandons it)")
+                return
+            raise KeyboardInterrupt
+        if self.stopped:
+            raise KeyboardInterrupt
+        self.stopped = True
+        self.trainer.stop()
 
 
 def _train_loop(trainer: Trainer, log: TextIO | None) -> dict:
-    """Run the trainer, printing a line per epoch and logging every event. Ctrl+C stops the
-    run cleanly at the next step (a second Ctrl+C interrupts at once)."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-
-        def on_interrupt(signum: int, frame: Any) -> None:
-            trainer.stop()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+    """Run the trainer, printing a line per epoch and logging every event (a log that fails is
+    reported once and dropped: the run goes on). Ctrl+C: see ``_CtrlC``."""
     end: dict | None = None
     step = 0
 
     def write(ev: dict) -> None:
+        nonlocal log
         if log:
-            log.write(json.dumps(ev) + "\n")
-            log.flush()
+            try:
+                log.write(json.dumps(ev) + "\n")
+                log.flush()
+            except OSError as e:
+                _err(
+                    f"cannot write the log {getattr(log, 'name', '')} ({e.strerror or e}); "
+                    "training goes on without it"
+                )
+                log = None
 
     try:
         for ev in trainer.run():
@@ -232,9 +330,6 @@ def _train_loop(trainer: Trainer, log: TextIO | None) -> dict:
                 end = ev
     except KeyboardInterrupt:
         trainer.stop()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     if end is None:  # interrupted inside a step: the generator could not say goodbye itself
         done = trainer.history[-1]["epoch"] if trainer.history else 0
         end = {"event": "end", "reason": "stopped", "epoch": done, "step": step}

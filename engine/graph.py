@@ -429,7 +429,7 @@ def load_graph(path: str | os.PathLike) -> Graph:
                 f"{MAX_FILE_BYTES // 10**6} MB",
                 file=p,
             )
-        with open(p, encoding="utf-8") as f:
+        with open(p, encoding="utf-8-sig") as f:  # a BOM (Windows editors) is allowed
             data = parse_json(f.read())
     except GraphError as e:
         raise GraphError(e.message, file=p) from None

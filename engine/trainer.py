@@ -7,9 +7,12 @@
 ``epoch`` counts from 1, ``step`` counts every step of the run from 1. Each step: forward
 (training), loss (+ L1/L2 penalty), backward, gradient RMS per block, clipping, optimizer step.
 
-A step whose loss or gradients are not finite is never applied: the run ends as "diverged" with
-the weights of the last good step. (Should an update itself overflow, the next loss is not
-finite and the weights come back from a snapshot taken every ``SNAPSHOT_EVERY`` steps.)
+A run ends as "diverged" when a step's loss is not finite or explodes (more than
+``LOSS_EXPLODES`` times the first step's), when its gradients are not finite, when an update
+leaves a weight that is not finite, or when the validation loss does either at an epoch's end.
+The bad step is not applied (or is undone), and the weights left are always finite: those of
+the last step whose loss was sane, from a copy kept every step for small models and every few
+steps for large ones (``snapshot_every``), or the current ones when only the gradients failed.
 
 ``stop``, ``pause``, ``resume``, ``step_once`` and ``set_lr`` may be called from any thread
 while another thread iterates ``run()``.
@@ -52,7 +55,12 @@ if TYPE_CHECKING:
     from engine.graph import Graph
 
 EVAL_BATCH = 512  # evaluation runs in batches of at least this many samples
-SNAPSHOT_EVERY = 100  # steps between copies of the weights kept for a diverged run
+SNAPSHOT_EVERY = (
+    100  # at most this many steps between copies of the weights kept for a diverged run
+)
+SNAPSHOT_VALUES = 100_000  # one step between copies per this many weights (a copy stays cheap)
+LOSS_EXPLODES = 1e4  # a loss this many times the first step's (and over 1) has diverged
+GRADIENT_NOT_FINITE = "gradient not finite"
 
 TRAINING_OPTIONS: dict[str, Opt] = {
     "batch_size": Opt("int", default=32, min=1, max=1_000_000, doc="samples per step"),
@@ -135,6 +143,11 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         except ConfigError as e:
             raise ConfigError(f"training: {e.message}") from None
     return out
+
+
+def _sane(loss: float, limit: float) -> bool:
+    """A finite loss no larger than ``limit`` (NaN is not)."""
+    return math.isfinite(loss) and loss <= limit
 
 
 def _penalty(params: dict[str, np.ndarray], l1: float, l2: float) -> float:
@@ -410,6 +423,22 @@ class Trainer:
         state = self.model.state()
         return state if all(np.isfinite(v).all() for v in state.values()) else None
 
+    def snapshot_every(self) -> int:
+        """Steps between the copies of the weights a diverged run comes back to: every step for
+        a small model, up to ``SNAPSHOT_EVERY`` for a large one (a copy costs a pass over the
+        weights, as the update itself does)."""
+        n = sum(v.size for v in self.model.params.values())
+        return min(SNAPSHOT_EVERY, max(1, n // SNAPSHOT_VALUES))
+
+    def _weights_finite(self) -> bool:
+        """Are all parameters and buffers finite? A sum of squares (one BLAS call per array)
+        first; only an array whose sum overflowed is looked at value by value."""
+        for v in (*self.model.params.values(), *self.model.buffers.values()):
+            flat = v.ravel()
+            if not math.isfinite(float(flat.dot(flat))) and not np.isfinite(flat).all():
+                return False
+        return True
+
     def run(self) -> Iterator[dict]:
         """Train; yields the step, epoch and end events (see the module docstring). With
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
@@ -437,6 +466,8 @@ class Trainer:
         step = 0
         started = time.perf_counter()
         snapshot = self._snapshot()
+        every = self.snapshot_every()
+        limit = math.inf  # the loss above which the run has diverged (set by the first step)
         done_epochs = 0
 
         def end(reason: str, **extra: Any) -> dict:
@@ -468,11 +499,16 @@ class Trainer:
                 idx = perm[i * bs : (i + 1) * bs]
                 yb = y[idx]
                 # Overflow on the way to a diverged run is expected: it is reported as an event.
+                keep = (step + 1) % every == 0
                 with np.errstate(all="ignore"):
-                    loss, rms, hits = self._train_step(idx, lr, grads)
-                if rms is None:
-                    yield end("diverged", **self._diverged(snapshot, epoch + 1, step + 1, loss))
+                    loss, rms, hits, kept = self._train_step(idx, lr, grads, limit, keep)
+                if kept is not None:
+                    snapshot = kept
+                if not isinstance(rms, dict):  # diverged: rms says why
+                    yield end("diverged", **self._diverged(snapshot, epoch + 1, step + 1, rms))
                     return
+                if step == 0:
+                    limit = LOSS_EXPLODES * max(loss, 1 / LOSS_EXPLODES)
                 if self.classifier:
                     correct += hits
                     count += yb.size
@@ -486,8 +522,6 @@ class Trainer:
                     if tgr is not None:
                         self.last_time_grads_reverse[rid] = np.array(tgr, copy=True)
                 self.last_grad_rms = rms
-                if step % SNAPSHOT_EVERY == 0:
-                    snapshot = self._snapshot() or snapshot
                 yield {
                     "event": "step",
                     "epoch": epoch + 1,
@@ -497,7 +531,8 @@ class Trainer:
                     "grad_rms": rms,
                 }
             train_loss = loss_sum / n_steps
-            val_loss, val_acc = self.evaluate(*self.val_data)
+            with np.errstate(all="ignore"):
+                val_loss, val_acc = self.evaluate(*self.val_data)
             if self._stop.is_set():
                 yield end("stopped")
                 return
@@ -513,6 +548,12 @@ class Trainer:
             }
             self.history.append(ev)
             yield ev
+            if val_loss is not None and not _sane(val_loss, limit):
+                why = self._loss_problem(val_loss, limit, "validation loss")
+                yield end("diverged", **self._diverged(snapshot, epoch + 1, step, why))
+                return
+            if val_loss is not None:  # weights the validation loss found sane
+                snapshot = self.model.state()
         yield end("finished")
 
     def _forward_backward(self, idx: np.ndarray) -> tuple[float, int]:
@@ -528,15 +569,18 @@ class Trainer:
         return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
 
     def _train_step(
-        self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray]
-    ) -> tuple[float, dict | None, int]:
+        self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray], limit: float, keep: bool
+    ) -> tuple[float, dict | str, int, dict | None]:
         """One step: forward, loss (+ penalty), backward, gradient RMS per block, clipping,
-        update. Returns (loss, grad_rms, correct predictions); grad_rms is None, and nothing
-        is updated, when the loss or the gradients are not finite."""
+        update. Returns (loss, grad_rms, correct predictions, copy of the weights or None).
+        The copy is of the weights before the update, taken when ``keep`` and the loss was
+        sane. When the step diverged grad_rms is the reason, a string: the loss is not finite
+        or above ``limit``, or the gradients are not finite (nothing was updated then), or the
+        update left a weight that is not finite."""
         model, spec = self.model, self.spec
         loss, hits = self._forward_backward(idx)
-        if not math.isfinite(loss):
-            return loss, None, hits
+        if not _sane(loss, limit):
+            return loss, self._loss_problem(loss, limit, "loss"), hits, None
         for _, layer, names, _ in self._blocks:
             lg = layer.grads
             for k, full in names:
@@ -551,24 +595,34 @@ class Trainer:
                 s += float(v.dot(v))  # sum of g^2: one BLAS call (the method skips dispatch)
             total += s
             rms[bid] = math.sqrt(s * inv_n)
-        if not (math.isfinite(loss) and math.isfinite(total)):
-            return loss, None, hits
+        if not _sane(loss, limit):
+            return loss, self._loss_problem(loss, limit, "loss"), hits, None
+        if not math.isfinite(total):
+            return loss, GRADIENT_NOT_FINITE, hits, None
+        kept = model.state() if keep else None
         if spec["clip_norm"] is not None:
             clip_grad_norm(grads, spec["clip_norm"])
         self.optimizer.lr = lr
         self.optimizer.step(model.params, grads)
-        return loss, rms, hits
+        if not self._weights_finite():
+            return loss, "the update made a weight infinite or NaN", hits, kept
+        return loss, rms, hits, kept
 
-    def _diverged(self, snapshot: dict | None, epoch: int, step: int, loss: float) -> dict:
-        """The last good weights stay (the bad step was not applied); only if they are not
-        finite themselves (an update overflowed) do they come back from the snapshot."""
-        restored = None
-        if self._snapshot() is None and snapshot is not None:
+    @staticmethod
+    def _loss_problem(loss: float, limit: float, what: str) -> str:
+        if not math.isfinite(loss):
+            return f"{what} {loss}"
+        return f"{what} {loss:.4g}, over {LOSS_EXPLODES:.0e} times the first step's"
+
+    def _diverged(self, snapshot: dict | None, epoch: int, step: int, why: str) -> dict:
+        """Only when the gradients failed are the current weights good (their loss was sane,
+        nothing was updated); otherwise they come back from the last snapshot, the weights
+        of a step whose loss was sane."""
+        restored = why != GRADIENT_NOT_FINITE and snapshot is not None
+        if restored:
             self.model.set_state(snapshot)
-            restored = "snapshot"
-        what = f"loss {loss}" if not math.isfinite(loss) else "gradient not finite"
         msg = (
-            f"training diverged at epoch {epoch}, step {step} ({what}); the weights are "
+            f"training diverged at epoch {epoch}, step {step} ({why}); the weights are "
             f"{'those of an earlier step' if restored else 'the last good ones'}: lower the "
             "learning rate, or set clip_norm"
         )

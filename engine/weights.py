@@ -99,10 +99,18 @@ def load_weights(model: Model, path: str | os.PathLike) -> None:
     bad_type = [k for k, v in arrays.items() if v.dtype.kind not in "fiu"]
     if bad_type:
         raise WeightsError(f"{_listed(bad_type)} must hold numbers", file=p)
-    not_finite = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    # Checked as the model will hold them: float64 values beyond float32's range become inf.
+    dtypes = {k: v.dtype for k, v in {**model.params, **model.buffers}.items()}
+    not_finite = []
+    for k, v in arrays.items():
+        with np.errstate(over="ignore", invalid="ignore"):
+            arrays[k] = cast = np.asarray(v, dtype=dtypes[k])
+        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in (v, cast)):
+            not_finite.append(k)
     if not_finite:
         raise WeightsError(
-            f"{_listed(not_finite)} contain NaN or infinite values (saved from a diverged run?)",
+            f"{_listed(not_finite)} contain NaN, infinite values or values too large for "
+            f"{dtypes[not_finite[0]]} (saved from a diverged run?)",
             file=p,
         )
     model.set_state(arrays)

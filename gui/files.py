@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from engine.errors import BlockPropError, GraphError
 from engine.graph import Graph, load_graph, parse_json, save_json_atomic
 from gui import commands as cmd
+from gui.preset_dialog import PRESETS_DIR
 from gui.settings import app_settings, recovery_dir, settings_list
 
 RECOVERY_FORMAT = "blockprop-recovery"
@@ -56,6 +57,14 @@ def find_recoveries(folder: Path | None = None) -> list[tuple[Path, dict]]:
         found.append((p, data))
     found.sort(key=lambda pd: -float(pd[1].get("saved_at", 0) or 0))
     return found
+
+
+def is_shipped_preset(path: str | os.PathLike) -> bool:
+    """Is ``path`` one of the presets that come with BlockProp (in its presets folder)?"""
+    try:
+        return Path(path).resolve().parent == PRESETS_DIR.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 class FileManager(QObject):
@@ -178,12 +187,15 @@ class FileManager(QObject):
         return bool(path) and self.load(path)
 
     def load(self, path: str, as_preset: bool = False) -> bool:
-        """Read ``path`` into this window. A bad file shows its problem and changes nothing."""
+        """Read ``path`` into this window. A bad file shows its problem and changes nothing.
+        A shipped preset, however it is opened, comes in as Open Preset gives it: a copy with
+        no file (Save asks where), so the preset and its folder are never written."""
         try:
             g = load_graph(path)
         except BlockPropError as e:
             self.show_error("Cannot open graph", str(e))
             return False
+        as_preset = as_preset or is_shipped_preset(path)
         if as_preset:  # a fresh copy: lay it out for this canvas if its blocks are too close
             self.window.tidy_layout(g)
         self._take(
@@ -192,7 +204,12 @@ class FileManager(QObject):
         if not as_preset:
             self.add_recent(self.path)
         self.window.canvas.fit_all()
-        self.window.statusBar().showMessage(f"Opened {path}", 5000)
+        self.window.statusBar().showMessage(
+            f"Opened the preset {g.name}: a copy (File > Save As keeps your changes)"
+            if as_preset
+            else f"Opened {path}",
+            5000,
+        )
         return True
 
     def save(self) -> bool:

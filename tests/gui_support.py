@@ -41,6 +41,7 @@ def make_window(qtbot, gui_env):
 
         w.files.ask_save_changes = unexpected_prompt
         w.files.ask_restore = lambda data: False
+        w.training.ask_stop_training = lambda: True  # "Stop and close" (a dialog would wait)
         windows.append(w)
         if show:
             w.show()

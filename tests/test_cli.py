@@ -299,3 +299,173 @@ def test_log_is_flushed_per_line(tmp_path, monkeypatch):
     assert len(lines) == len(seen) and json.loads(lines[-1])["reason"] == "finished"
     assert np.isfinite(json.loads(lines[0])["loss"])
     time.sleep(0)  # keep the imports honest
+
+
+# --- runs that must end rightly (issue 13) -------------------------------------------------------
+
+
+def test_lr_1e6_ends_diverged_and_saves_sane_weights(tmp_path, capsys):
+    moons_graph(epochs=20).save(tmp_path / "g.json")
+    code = cli.main(
+        ["train", str(tmp_path / "g.json"), "--lr", "1e6", "--save", str(tmp_path / "w.npz")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "diverged" in err and "times the first step's" in err
+    m = build_model(moons_graph())
+    load_weights(m, tmp_path / "w.npz")
+    assert max(float(np.abs(v).max()) for v in m.params.values()) < 100
+
+
+def _train_saving(tmp_path, monkeypatch, interrupts_in_save):
+    """Train moons and press Ctrl+C ``interrupts_in_save`` times while the weights are written
+    (the signal arrives from inside np.savez, when the temporary file is already there)."""
+    moons_graph(epochs=1).save(tmp_path / "g.json")
+    real_savez = np.savez
+
+    def savez_interrupted(f, **arrays):
+        assert [p.suffix for p in tmp_path.iterdir()].count(".tmp") == 1
+        for _ in range(interrupts_in_save):
+            os.kill(os.getpid(), signal.SIGINT)
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez_interrupted)
+    return cli.main(["train", str(tmp_path / "g.json"), "--save", str(tmp_path / "w.npz")])
+
+
+def test_ctrl_c_during_the_final_save_finishes_it_then_exits_130(tmp_path, monkeypatch, capsys):
+    assert _train_saving(tmp_path, monkeypatch, 1) == 130
+    cap = capsys.readouterr()
+    assert "saved the weights" in cap.out and "finished: 1 epochs" in cap.out
+    assert "finishing the save" in cap.err and "Traceback" not in cap.err
+    load_weights(build_model(moons_graph()), tmp_path / "w.npz")  # complete and loadable
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "w.npz"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_during_the_save_abandons_it_cleanly(tmp_path, monkeypatch, capsys):
+    assert _train_saving(tmp_path, monkeypatch, 2) == 130
+    err = capsys.readouterr().err
+    assert "the save was abandoned" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]  # no temporary file
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_log_on_a_full_disk_is_reported_and_the_run_still_saves(tmp_path, capsys):
+    moons_graph(epochs=3).save(tmp_path / "g.json")
+    code = cli.main(
+        ["train", str(tmp_path / "g.json"), "--log", "/dev/full", "--save", str(tmp_path / "w")]
+    )
+    cap = capsys.readouterr()
+    assert code == 0 and "epoch 3/3" in cap.out and "saved the weights" in cap.out
+    assert cap.err == (
+        "app.py: cannot write the log /dev/full (No space left on device); "
+        "training goes on without it\n"
+    )
+    load_weights(build_model(moons_graph()), tmp_path / "w")
+
+
+def test_a_log_whose_writes_fail_midway_keeps_what_it_wrote(tmp_path, monkeypatch, capsys):
+    moons_graph(epochs=3).save(tmp_path / "g.json")
+    real_open, writes = open, []
+
+    class Failing:
+        def __init__(self, f):
+            self.f, self.name = f, f.name
+
+        def write(self, text):
+            writes.append(text)
+            if len(writes) > 5:
+                raise OSError(5, "Input/output error")
+            return self.f.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda p, *a, **k: (
+            Failing(real_open(p, *a, **k)) if str(p).endswith(".jsonl") else real_open(p, *a, **k)
+        ),
+    )
+    log = tmp_path / "run.jsonl"
+    code = cli.main(
+        ["train", str(tmp_path / "g.json"), "--log", str(log), "--save", str(tmp_path / "w.npz")]
+    )
+    cap = capsys.readouterr()
+    assert code == 0 and "epoch 3/3" in cap.out and len(writes) == 6
+    assert cap.err.count("\n") == 1 and "Input/output error" in cap.err
+    assert len(log.read_text().splitlines()) == 5
+    load_weights(build_model(moons_graph()), tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--save", ""], "argument --save: needs a file name"),
+        (["--log", ""], "argument --log: needs a file name"),
+        (["--save", "{tmp}"], "it is a folder"),
+        (["--log", "{tmp}"], "it is a folder"),
+        (["--save", "{tmp}/no/w.npz"], "no folder"),
+        (["--log", "{tmp}/no/run.jsonl"], "no folder"),
+        (["--save", "{tmp}/g.json"], "it is the graph file"),
+        (["--log", "{tmp}/./g.json"], "it is the graph file"),
+        (["--save", "{tmp}/x", "--log", "{tmp}/x"], "name the same file"),
+        (["--save", "/sys/w.npz"], "cannot write in /sys"),
+    ],
+)
+def test_outputs_that_cannot_work_are_refused_before_training(tmp_path, capsys, args, message):
+    if "/sys/" in args[1] and not os.path.isdir("/sys"):
+        pytest.skip("needs /sys")
+    path = tmp_path / "g.json"
+    moons_graph().save(path)
+    before = path.read_bytes()
+    code = cli.main(["train", str(path), *(a.format(tmp=tmp_path) for a in args)])
+    cap = capsys.readouterr()
+    assert code == 2 and "epoch" not in cap.out, cap.out
+    assert cap.err.count("\n") == 1 and message in cap.err, cap.err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
+
+
+def test_check_refuses_the_data_set_options_train_refuses(tmp_path, capsys):
+    g = moons_graph()
+    g.training["dataset"] = {"name": "moons", "n": "many", "colour": 3}
+    g.save(tmp_path / "g.json")
+    assert cli.main(["check", str(tmp_path / "g.json")]) == 2
+    check_err = capsys.readouterr().err
+    assert "data set 'moons' has no option 'colour'" in check_err
+    assert cli.main(["train", str(tmp_path / "g.json")]) == 2
+    assert "data set 'moons' has no option 'colour'" in capsys.readouterr().err
+
+
+def test_relative_data_paths_are_found_from_the_graph_file_folder(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "project"
+    project.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(
+        project / "data.npz",
+        X=rng.standard_normal((64, 2)).astype(np.float32),
+        y=rng.integers(0, 2, 64),
+    )
+    g = moons_graph(epochs=1)
+    g.training["dataset"] = {"name": "npz", "path": "data.npz"}
+    g.save(project / "g.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["train", "../project/g.json", "--save", "w.npz"]) == 0, capsys.readouterr()
+    assert (elsewhere / "w.npz").is_file()  # command-line paths: from the current folder
+    assert cli.main(["train", "../project/g.json", "--dataset", "npz", "--epochs", "1"]) == 0
+    (project / "data.npz").rename(elsewhere / "data.npz")  # only next to the graph counts
+    assert cli.main(["train", "../project/g.json"]) == 2
+    err = capsys.readouterr().err
+    assert "project/data.npz" in err and "not found" in err
+
+
+def test_a_graph_file_with_a_utf8_bom_is_read(tmp_path, capsys):
+    path = tmp_path / "g.json"
+    moons_graph().save(path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert cli.main(["check", str(path)]) == 0
+    assert "no problems" in capsys.readouterr().out
+    assert engine.load_graph(path).name == "moons mlp"

@@ -2,6 +2,7 @@
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,7 +206,7 @@ def test_load_refuses_a_file_that_does_not_fit(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan", "folder"]
+    "kind", ["garbage", "truncated", "pickle", "npy", "missing", "nan", "float64_huge", "folder"]
 )
 def test_load_refuses_bad_files(tmp_path, kind):
     m = build_model(mlp())
@@ -225,15 +226,31 @@ def test_load_refuses_bad_files(tmp_path, kind):
         state = m.state()
         state["h.bias"][0] = np.nan
         np.savez(path, **state)
+    elif kind == "float64_huge":  # finite as float64, inf as the model's float32
+        state = {k: v.astype(np.float64) for k, v in m.state().items()}
+        state["h.bias"][0] = 1e300
+        np.savez(path, **state)
     elif kind == "folder":
         path.mkdir()
+    before = m.state()
     with pytest.raises(WeightsError) as e:
         load_weights(m, path)
     assert e.value.file == str(path)
     if kind == "pickle":
         assert "Python objects" in str(e.value)
-    if kind == "nan":
-        assert "h.bias" in str(e.value)
+    if kind in ("nan", "float64_huge"):
+        assert "h.bias" in str(e.value) and "float32" in str(e.value)
+    for k, v in before.items():  # nothing changed
+        np.testing.assert_array_equal(v, m.state()[k])
+
+
+def test_float64_weights_in_float32_range_load(tmp_path):
+    a, b = build_model(mlp(), seed=0), build_model(mlp(), seed=1)
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float64) for k, v in a.state().items()})
+    load_weights(b, tmp_path / "w.npz")
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(b.state()[k], v)
+        assert b.state()[k].dtype == np.float32
 
 
 def test_save_weights_is_atomic(tmp_path, monkeypatch):
@@ -277,3 +294,36 @@ def test_backward_without_input_grad_skips_the_first_conv_dx_and_keeps_weight_gr
         np.testing.assert_allclose(v, full[k], rtol=1e-6, atol=1e-6)
     m.forward(x, training=True)
     assert m.backward(dy).shape == x.shape  # asking again gives it again
+
+
+def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from engine.atomic import write_atomic\n"
+        "def write(f):\n"
+        "    f.write(b'half a file')\n"
+        "    f.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "write_atomic(sys.argv[1], write)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.npz")], cwd=root)
+    assert r.returncode == -9
+    orphans = [p.name for p in tmp_path.iterdir()]
+    assert len(orphans) == 1 and orphans[0].startswith(".w.npz.") and orphans[0].endswith(".tmp")
+    # Temporary files of living writers stay: another process's, and this one's.
+    for pid in (os.getppid(), os.getpid()):
+        (tmp_path / f".other.npz.{pid}-abcdefgh.tmp").write_bytes(b"being written")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    save_weights(build_model(mlp()), tmp_path / "another.npz")  # a save into that folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [
+            "another.npz",
+            "notes.tmp",
+            f".other.npz.{os.getppid()}-abcdefgh.tmp",
+            f".other.npz.{os.getpid()}-abcdefgh.tmp",
+        ]
+    )

@@ -149,7 +149,7 @@ def test_regression_has_no_accuracy():
     assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
 
 
-def test_diverged_keeps_the_last_good_weights():
+def test_diverged_keeps_the_weights_of_the_last_sane_loss():
     tr = Trainer(
         build_model(linear()),
         linear_data(),
@@ -158,24 +158,26 @@ def test_diverged_keeps_the_last_good_weights():
         epochs=50,
         batch_size=16,
     )
-    last = None
+    after = [tr.model.state()]  # the weights after each step (the first: before any)
     events = []
     for ev in tr.run():
         events.append(ev)
         if ev["event"] == "step":
-            last = {k: v.copy() for k, v in tr.model.params.items()}
+            after.append(tr.model.state())
     end = events[-1]
     assert end["event"] == "end" and end["reason"] == "diverged"
-    assert "learning rate" in end["message"]
-    assert last is not None
-    for k, v in tr.model.params.items():
+    assert "learning rate" in end["message"] and "times the first step's" in end["message"]
+    steps = [e for e in events if e["event"] == "step"]
+    # The loss of the weights after the last step exploded: the run comes back to the
+    # weights before it, whose loss (that last step's) was sane.
+    assert steps[-1]["loss"] <= trainer_mod.LOSS_EXPLODES * steps[0]["loss"]
+    for k, v in tr.model.state().items():
         assert np.isfinite(v).all()
-        np.testing.assert_array_equal(v, last[k])
+        np.testing.assert_array_equal(v, after[-2][k])
 
 
 def test_diverged_with_overflowing_update_restores_a_snapshot():
     m = build_model(mlp(), seed=0)
-    start = m.state()
     tr = Trainer(m, blobs(), epochs=3)
     real_step = tr.optimizer.step
     calls = []
@@ -187,12 +189,89 @@ def test_diverged_with_overflowing_update_restores_a_snapshot():
             params["out.bias"][0] = np.inf
 
     tr.optimizer.step = overflowing_step
+    after = []
+    events = []
+    for ev in tr.run():
+        events.append(ev)
+        if ev["event"] == "step":
+            after.append(m.state())
+    end = events[-1]
+    assert end["reason"] == "diverged" and end["step"] == 2
+    assert "step 3 (the update made a weight infinite" in end["message"]
+    assert "earlier step" in end["message"]
+    for k, v in after[-1].items():  # the weights before the bad update
+        np.testing.assert_array_equal(m.state()[k], v)
+
+
+def test_an_update_overflowing_on_the_last_step_is_diverged_not_finished():
+    m = build_model(mlp(), seed=0)
+    tr = Trainer(m, blobs(), epochs=1, batch_size=300, val_split=0.0)  # one step in all
+    start = m.state()
+    real_step = tr.optimizer.step
+
+    def overflowing_step(params, grads):
+        real_step(params, grads)
+        params["d1.weight"][0, 0] = np.float32(3e38) * 10
+
+    tr.optimizer.step = overflowing_step
+    end = list(tr.run())[-1]
+    assert end["reason"] == "diverged" and "step 1" in end["message"]
+    for k, v in start.items():
+        np.testing.assert_array_equal(m.state()[k], v)
+
+
+def test_an_exploding_loss_that_stays_finite_is_diverged():
+    """lr 1e6 made weights of 1e30 and a run that "finished": the loss grows by orders of
+    magnitude long before it is infinite."""
+    m = build_model(mlp(), seed=0)
+    tr = Trainer(m, blobs(), optimizer={"name": "sgd", "lr": 1e6}, epochs=5)
+    start = m.state()
     events = list(tr.run())
     end = events[-1]
-    assert end["reason"] == "diverged" and end["step"] == 3
-    assert "earlier step" in end["message"]
-    for k, v in start.items():  # back to the snapshot taken before the first step
+    assert end["reason"] == "diverged" and "times the first step's" in end["message"]
+    assert all(math.isfinite(e["loss"]) for e in events if e["event"] == "step")
+    biggest = max(float(np.abs(v).max()) for v in m.state().values())
+    assert biggest <= 2 * max(float(np.abs(v).max()) for v in start.values())
+
+
+def test_a_validation_loss_that_explodes_ends_the_run_with_sane_weights():
+    m = build_model(mlp(), seed=0)
+    tr = Trainer(m, blobs(), epochs=3, batch_size=300)  # one step per epoch
+    real_step = tr.optimizer.step
+    calls = []
+
+    def blowing_step(params, grads):  # the 2nd update makes the output huge but finite
+        real_step(params, grads)
+        calls.append(1)
+        if len(calls) == 2:
+            params["out.weight"] *= 1e12
+
+    tr.optimizer.step = blowing_step
+    after = []
+    events = []
+    for ev in tr.run():
+        events.append(ev)
+        if ev["event"] == "step":
+            after.append(m.state())
+    end = events[-1]
+    assert end["reason"] == "diverged" and "validation loss" in end["message"]
+    assert [e["event"] for e in events].count("epoch") == 2
+    for k, v in after[0].items():  # what the first epoch's validation found sane
         np.testing.assert_array_equal(m.state()[k], v)
+
+
+def test_the_weights_are_copied_every_step_for_small_models_only():
+    small = make()
+    assert small.snapshot_every() == 1
+    big = engine.Graph("big")
+    big.add_node("Input", {"shape": [4]}, node_id="in")
+    big.add_node("Dense", {"units": 2000}, node_id="d1")
+    big.add_node("Dense", {"units": 1000}, node_id="out")
+    big.add_edge("in", "d1")
+    big.add_edge("d1", "out")
+    model = build_model(big, seed=0)  # 2,011,000 weights: a copy every 20 steps
+    tr = Trainer(model, blobs(classes=1000, n=2000), epochs=1)
+    assert tr.snapshot_every() == 20
 
 
 def test_huge_learning_rate_diverges_with_finite_weights():

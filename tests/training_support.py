@@ -170,6 +170,13 @@ class FakeWindow(QMainWindow):
         return self._menus[name]
 
 
+def answer_stop_prompts(w: QMainWindow, answer: bool = True) -> None:
+    """Closing during a run asks "Stop and close?": answer ``answer`` and count the questions
+    in ``w.stop_prompts`` (a real dialog would wait for a click forever)."""
+    w.stop_prompts = []
+    w.training.ask_stop_training = lambda: w.stop_prompts.append(answer) or answer
+
+
 def dispose(w: QMainWindow) -> None:
     ctrl = getattr(w, "training", None)
     if ctrl is not None:
@@ -188,6 +195,7 @@ def train_window(qtbot):
     def make(graph: engine.Graph, path: str | None = None, size=(1500, 950)) -> FakeWindow:
         w = FakeWindow(graph, path)
         training.attach(w)
+        answer_stop_prompts(w)
         w.resize(*size)
         w.show()
         made.append(w)
@@ -230,6 +238,7 @@ def main_window(qtbot, gui_env):
 
     w = MainWindow(restore_layout=False)
     w.files.ask_save_changes = lambda: "discard"
+    answer_stop_prompts(w)
     yield w
     assert w.training.shutdown(2000)
     w.close()

@@ -9,6 +9,8 @@ option is a ``ConfigError``; a bad file is a ``DataError`` naming the file.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,6 +83,21 @@ TARGET_OPTION = Opt(
     doc="what the model learns to output: the labels, or the input itself "
     "(an autoencoder reconstructs its input)",
 )
+
+
+def resolve_paths(spec: dict[str, Any], folder: str | os.PathLike) -> dict[str, Any]:
+    """A copy of the data set ``spec`` whose relative file paths are taken from ``folder``.
+
+    A graph's data files are found from the graph file's folder (the graph can be moved with
+    them, and opened from anywhere); absolute and ``~`` paths stay as they are.
+    """
+    out, name = dict(spec), spec.get("name")
+    for key, opt in (DATASET_OPTIONS.get(name, {}) if isinstance(name, str) else {}).items():
+        value = out.get(key)
+        if opt.kind == "path" and isinstance(value, str) and value:
+            if not Path(value).expanduser().is_absolute():
+                out[key] = str(Path(folder) / value)
+    return out
 
 
 def dataset_options(name: str) -> dict[str, Opt]:

@@ -8,12 +8,17 @@ signals land in ``RunSink`` slots (GUI thread) that only append to the run's buf
 QTimer redraws the visible panels and the canvas badges. At the end the graph is unlocked and
 the runs are saved next to the graph file.
 
-Closing the window stops the worker (an event filter on the window): the Close event marks the
-window as closing, and the non-spontaneous Hide that Qt sends once the window accepted it
-(synchronously, before the application can quit) calls ``shutdown``: stop, then the process is
-ended if it has not stopped within half a second. A close the window refuses ("Save changes?" >
-Cancel) leaves the run going; minimising (a spontaneous Hide) does nothing.
-``QApplication.aboutToQuit`` is the safety net.
+Closing the window while a run trains asks first (``ask_stop_training``: Stop and close, or
+Cancel, which keeps window and run). Then it stops the worker (an event filter on the window):
+the Close event marks the window as closing, and the non-spontaneous Hide that Qt sends once the
+window accepted it (synchronously, before the application can quit) calls ``shutdown``: stop,
+then the process is ended if it has not stopped within half a second, and the stopped run is
+saved with the others. A close the window refuses ("Save changes?" > Cancel) leaves the run
+going; minimising (a spontaneous Hide) does nothing. ``QApplication.aboutToQuit`` is the safety
+net.
+
+Runs belong to the graph they trained: when another graph replaces it (Open, New), the runs
+shown are those of the new graph's file, and the old graph's runs are never written there.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
+from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from engine.errors import BlockPropError
 from engine.parallel import free_cores
@@ -66,6 +71,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self._act_cache: tuple[Any, dict] | None = None
         self._saving_meta = False
         self._runs_file: Path | None = None
+        self._graph_replaced = False  # the runs shown belong to a graph no longer in the window
         self.max_stall_ms = 0.0  # the longest redraw so far (ms), and per panel:
         self.draw_ms: dict[str, float] = {}
         self._progress_at = 0.0
@@ -243,7 +249,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         run.set_blocks(
             [b for b in a.order if a.params.get(b)], {b: a.types.get(b, "") for b in a.order}
         )
-        worker = TrainingWorker(self.graph, spec, start_paused=paused, host=self.process)
+        worker = TrainingWorker(
+            self.graph, self._data_from_graph_folder(spec), start_paused=paused, host=self.process
+        )
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
         worker.steps.connect(sink.on_steps)
@@ -270,6 +278,16 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.watch_changed()
         self.timer.start()
         return True
+
+    def _data_from_graph_folder(self, spec: dict) -> dict:
+        """``spec`` with the data set's relative file paths taken from the graph file's folder,
+        as the command line takes them (the graph keeps them relative)."""
+        from engine.data import resolve_paths
+
+        path, ds = self.graph_path(), spec.get("dataset")
+        if path is None or not isinstance(ds, dict):
+            return spec
+        return {**spec, "dataset": resolve_paths(ds, path.parent)}
 
     def _bring_forward(self) -> None:
         """A run shows its progress: the Training dock, and the Loss panel unless a training
@@ -414,17 +432,40 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
         if event == "reset":
-            QTimer.singleShot(0, lambda: self.load_runs(force=True))
+            self._graph_replaced = True
+            QTimer.singleShot(0, self._show_runs_of_new_graph)
+
+    def _show_runs_of_new_graph(self) -> None:
+        self._graph_replaced = False
+        self.load_runs(force=True)
 
     def _on_selection(self, ids: list) -> None:
         if len(ids) == 1:
             self.panels["filters"].follow(ids[0])
             self.panels["activations"].follow(ids[0])
 
+    def ask_stop_training(self) -> bool:
+        """Closing during a run: True to stop it and close (replaced in tests)."""
+        box = QMessageBox(self.window)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Training is running")
+        box.setText("Stop the training and close the window?")
+        box.setInformativeText(
+            "The run so far is kept with the graph's runs if the graph is saved."
+        )
+        stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is stop
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
         if obj is self.window:
             kind = event.type()
             if kind == QEvent.Type.Close:
+                if self.active is not None and not self.ask_stop_training():
+                    event.ignore()
+                    return True  # the window stays, and so does the run
                 self._closing = True
             elif kind == QEvent.Type.Hide and self._closing and not event.spontaneous():
                 self._closing = False
@@ -437,6 +478,9 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         """The graph was saved under a new name or another file was opened."""
         path = self.graph_path()
         target = runs_path(path) if path is not None else None
+        if self._graph_replaced:  # another graph was opened: show its runs, not these
+            self._show_runs_of_new_graph()
+            return
         if target is None or target == self._runs_file:
             return
         if self._runs_file is None and self.runs and not target.exists():
@@ -460,6 +504,15 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         ok = True
         if th is not None and th.running():
             ok = th.shutdown(timeout_ms)
+        run = self.active
+        if run is not None and ok:  # the run's last messages: it ends and is saved as usual
+            QCoreApplication.sendPostedEvents(self._sink)
+        if self.active is run and run is not None:  # its end never came: keep what arrived
+            run.status = "stopped"
+            run.end = {"reason": "stopped", "message": "stopped: the window was closed"}
+            self.active = None
+            self.save_runs()
+        self.timer.stop()
         self.process.close()  # a window's process ends with it
         return ok
 
