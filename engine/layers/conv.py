@@ -157,6 +157,7 @@ class _Conv(Layer):
 class Conv2D(_Conv):
     """2-D convolution (cross-correlation, as PyTorch's Conv2d and the lectures' examples).
 
+    Reference: engine.reference.conv.conv2d_forward / conv2d_backward.
     Shapes: x (N, C, H, W) -> out (N, filters, OH, OW), OH = floor((H + 2P - kh) / S) + 1;
     weight (filters, C, kh, kw), bias (filters,)
 
@@ -291,6 +292,7 @@ class Conv1D(_Conv):
     """1-D convolution over sequences laid out channels first, as PyTorch's Conv1d (run as a
     2-D convolution of height 1).
 
+    Reference: engine.reference.conv.conv1d_forward / conv1d_backward.
     Shapes: x (N, C, L) -> out (N, filters, OL), OL = floor((L + 2P - k) / S) + 1;
     weight (filters, C, k), bias (filters,)
     """
@@ -353,6 +355,7 @@ class ConvTranspose2D(_Conv):
     """Transposed convolution (lecture 001's "transpose convolution" in decoders; PyTorch's
     ConvTranspose2d): the input-gradient of a Conv2D with the same weight, used as a layer.
 
+    Reference: engine.reference.conv.conv_transpose2d_forward / conv_transpose2d_backward.
     Shapes: x (N, C, H, W) -> out (N, filters, Ho, Wo), Ho = (H - 1) * S - 2P + kh;
     weight (C, filters, kh, kw) (PyTorch's layout: input channels first), bias (filters,)
 

@@ -119,6 +119,7 @@ def _spread(g, out, axis, k, s, o, part, pick=None) -> np.ndarray:
 class MaxPool2D(_Pool):
     """Max over each window; padding counts as -inf (PyTorch's MaxPool2d).
 
+    Reference: engine.reference.pool.max_pool2d_forward / max_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
     The gradient of each window goes to its maximum only, and to the FIRST one in row-major
     order when several are equal (as PyTorch; zero-background images tie all the time).
@@ -147,6 +148,7 @@ class MaxPool2D(_Pool):
 class AvgPool2D(_Pool):
     """Mean of each window; padded zeros count in the mean (PyTorch's count_include_pad).
 
+    Reference: engine.reference.pool.avg_pool2d_forward / avg_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
     Every input of a window gets dout / (kh * kw).
     """
@@ -172,6 +174,7 @@ class AvgPool2D(_Pool):
 class GlobalAvgPool2D(Layer):
     """Mean of each feature map (the classifier head of GoogLeNet/ResNet, lecture 001).
 
+    Reference: engine.reference.pool.global_avg_pool2d_forward / global_avg_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C)
     """
 
@@ -196,6 +199,7 @@ class Subsample2D(Layer):
     """LeNet-5's trainable subsampling (S2, S4): per map, out = w[c] * sum(window) + b[c] over
     non-overlapping k x k windows (LeCun 1998 then applies a sigmoid: add an Activation).
 
+    Reference: engine.reference.pool.subsample2d_forward / subsample2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, H // kh, W // kw); weight (C,), bias (C,)
     Starts as average pooling: weight 1 / (kh * kw), bias 0 (an ``init`` setting replaces the
     weight's start).
@@ -253,6 +257,7 @@ class Upsample2D(Layer):
     """Nearest-neighbour upsampling: each pixel becomes an sh x sw block (decoders, lecture
     001's convolutional autoencoder).
 
+    Reference: engine.reference.pool.upsample2d_forward / upsample2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, H*sh, W*sw)
     The gradient of a pixel is the sum over its block.
     """

@@ -310,6 +310,8 @@ def _start_dh(layer: Recurrent, dhs, dlast, shape, dtype) -> np.ndarray:
 class RNN(Recurrent):
     """Elman RNN: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), f = tanh or relu.
 
+    Reference: engine.reference.recurrent.rnn_step_forward / rnn_step_backward (through time:
+    recurrent_forward / recurrent_backward).
     Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
     weight_ih (H, F), weight_hh (H, H), bias_ih (H,), bias_hh (H,) (PyTorch's nn.RNN).
     BPTT (lecture 001): dL/dh_{t-1} = (dL/dh_t * f'(a_t)) W_hh, so the gradient is multiplied
