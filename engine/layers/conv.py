@@ -117,8 +117,7 @@ class _Conv(Layer):
     def _weight_grad(plan, w4, dout4):
         # dW alone (no dx: the first layer): dout @ cols^T with the columns of the valid
         # positions only, so dout is used as it is, without the copy into the wide layout.
-        # LeNet-5's C1: 640 vs 790 us (min of 200) for the wide columns with the copy. Used
-        # for long rows only (short runs of OW copy slowly, see conv_plan.WIDE_FORWARD_BELOW).
+        # Used for long rows only (short runs of OW copy slowly, see WIDE_FORWARD_BELOW).
         d = dout4.reshape(plan.N, plan.F, plan.OH * plan.OW)
         dw = np.zeros((plan.F, plan.K), w4.dtype)
         for n0, n1 in plan.chunks:

@@ -101,7 +101,7 @@ def _spread(g, out, axis, k, s, o, part, pick=None) -> np.ndarray:
     if tiled and k == 2 and pick is not None:
         # Max pooling's 2-wide windows: slice 1 gets g where the max was the second (pick is 0
         # or 1), slice 0 the rest, g - slice 1 (exact: g - g = 0, g - 0 = g). Two operations
-        # instead of four: LeNet-5's first pool backward 294-335 vs 391-396 us (min).
+        # instead of four (benchmarks/NOTES.md).
         first, second = views(out, k, s, o)
         np.multiply(g, pick.view(np.bool_), out=second)
         np.subtract(g, second, out=first)

@@ -55,9 +55,8 @@ class StepProduct:
 
     A step's product is small (e.g. (512, 128) @ (128, 32)). Above ~2^19 multiply-adds OpenBLAS
     splits it over threads, which gains little at this size and, when another program uses a
-    core, makes the threads wait for each other: measured 12 ms instead of 35 us per product
-    on a busy 2-core machine, i.e. a whole training step 100 times slower. Blocks of rows
-    below the threshold run on one thread each and keep a step's time steady.
+    core, makes the threads wait for each other (benchmarks/NOTES.md: a step 100 times slower).
+    Blocks of rows below the threshold run on one thread each and keep a step's time steady.
     """
 
     def __init__(self, w: np.ndarray, n: int):
