@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 
+from engine import conv_plan
 from engine import reference as R
 from engine.layers import (
     GRU,
@@ -467,3 +468,26 @@ def test_reference_lstm_step_follows_the_gate_equations():
     sig = R.recurrent.sigmoid
     np.testing.assert_allclose(c, sig(1.0) * c_prev + 0.5 * np.tanh(0.5))
     np.testing.assert_allclose(hid, 0.5 * np.tanh(c))
+
+
+def test_conv_cases_cover_every_fast_path():
+    """The convolution cases run each of the plan's layouts: folded, wide rows (short and long
+    rows) and strided im2col (engine/conv_plan.py)."""
+    seen = set()
+    for layer, shape, _ in CASES:
+        if isinstance(layer, (Conv2D, Conv1D, ConvTranspose2D)):
+            rng = np.random.default_rng(0)
+            built = build(type(layer)(**layer.config), shape, rng)
+            built.forward(make_input(built, shape, rng))
+            (plan,) = built._plans.values()
+            if plan.folded:
+                seen.add("folded")
+            elif plan.wide:
+                seen.add(
+                    "wide, long rows"
+                    if plan.OW >= conv_plan.WIDE_FORWARD_BELOW
+                    else "wide, short rows"
+                )
+            else:
+                seen.add("strided")
+    assert seen == {"folded", "wide, long rows", "wide, short rows", "strided"}
