@@ -1,5 +1,6 @@
 """Conv2dPlan: the geometry, scratch buffers and matrix products of one 2-D cross-correlation
 (engine.functional's conv2d / conv1d / conv_transpose2d and the convolution layers run on it).
+The plain loops it must agree with: engine/reference/conv.py.
 
 A convolution (the lectures' sliding dot product; strictly a cross-correlation, as in PyTorch:
 out[f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x[c, y*S + i, x*S + j]) is a matrix product

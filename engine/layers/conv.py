@@ -1,5 +1,7 @@
 """Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D.
 
+The same sums one output value at a time, as the lectures write them: engine/reference/conv.py.
+
 Forward passes run in engine.conv_plan (im2col + one matrix product per chunk of the batch);
 the backward passes below use the same columns:
 

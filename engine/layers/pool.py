@@ -1,5 +1,7 @@
 """Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D.
 
+The same one window at a time, as the lectures write them: engine/reference/pool.py.
+
 Windows are reduced in two passes over strided slices (engine.functional): along their kw
 columns for every input row, then along their kh rows. The backward passes run the other way:
 dout spread over the rows of each window, then over its columns, adding where windows overlap.

@@ -1,6 +1,7 @@
 """Recurrent blocks: the machinery RNN, LSTM and GRU share, and the vanilla RNN.
 
-LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths.
+LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths. The
+same cells one step at a time, with the lectures' equations: engine/reference/recurrent.py.
 
 How a recurrent block runs (lecture 001/004, backpropagation through time):
 - The input projection of every time step is computed before the loop in one stacked matmul,
