@@ -414,8 +414,9 @@ def test_fast_layer_agrees_with_its_reference(case):
 
 
 def smallest_cases():
-    """One case per block type (training mode if it has one, then the smallest input), and
-    every recurrent cell in its fullest form (bidirectional, returning the sequence)."""
+    """One case per block type (training mode if it has one, then the smallest input), per
+    activation function, Conv2D with a connection table, and every recurrent cell in its
+    fullest form (bidirectional, returning the sequence)."""
     best = {}
     for case in CASES:
         layer, shape, training = case
@@ -425,6 +426,10 @@ def smallest_cases():
             if not (cfg["bidirectional"] and cfg["return_sequences"]):
                 continue
             key = f"{key}-{cfg.get('nonlinearity', '')}"
+        elif key == "Activation":  # every function (softmax's Jacobian above all)
+            key = f"{key}-{layer.config['fn']}"
+        elif key == "Conv2D":  # with and without a connection table
+            key = f"{key}-{layer.config['connections'] is None}"
         size = sum(np.prod(s) for s in shape) if isinstance(shape, list) else np.prod(shape)
         rank = (not training, size)
         if key not in best or rank < best[key][0]:
