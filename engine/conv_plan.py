@@ -1,5 +1,6 @@
 """Conv2dPlan: the geometry, scratch buffers and matrix products of one 2-D cross-correlation
 (engine.functional's conv2d / conv1d / conv_transpose2d and the convolution layers run on it).
+The plain loops it must agree with: engine/reference/conv.py.
 
 A convolution (the lectures' sliding dot product; strictly a cross-correlation, as in PyTorch:
 out[f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x[c, y*S + i, x*S + j]) is a matrix product
@@ -8,7 +9,7 @@ out[f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x[c, y*S + i, x*S + j]) is a m
     cols (C*kh*kw, positions)  = every input patch laid out as a column
     out  (F, positions)        = weight.reshape(F, C*kh*kw) @ cols
 
-Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
+Choices (measured on LeNet-5 with benchmarks/engine_vs_torch.py; numbers in benchmarks/NOTES.md):
 - The padded input is copied once into a buffer (N, C, R), R = one padded map flattened; the
   columns are then ONE copy from an ``as_strided`` view of it.
 - Stride 1, "wide rows": each output row is computed for all Wp padded columns, not just the
@@ -24,12 +25,8 @@ Choices measured on LeNet-5 (benchmarks/engine_vs_torch.py):
   kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.
 - The batch is cut into chunks whose columns stay in cache while their product runs; the
   backward pass rebuilds them chunk by chunk.
-- Tried and dropped (2026-12-05, 2-core VM): sharing the chunks between the calling thread and
-  a helper thread (NumPy releases the GIL in each call). Every layer got 10-15 % slower: waking
-  the helper took 70-90 us, and while both ran each chunk took twice as long (GIL hand-overs
-  between calls of 20-130 us). Only work items of several milliseconds scaled (1.8x). One
-  product over the whole chunk instead of one per sample was slower on one BLAS thread
-  (159 vs 109 us for C2's weight gradient) and only 8 % faster on two.
+- No threads: sharing the chunks with a helper thread was slower (GIL hand-overs); the
+  parallelism is two processes (engine/parallel.py).
 """
 
 from __future__ import annotations
@@ -46,7 +43,7 @@ Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 
 
 # Size of one chunk's columns: small enough to stay in a core's L2 cache while its product
-# runs (measured on LeNet-5, batch 64: 0.5 - 2 MiB best), and a bound on scratch memory.
+# runs, and a bound on scratch memory.
 CHUNK_BYTES = 1 << 20
 # The forward pass of an unfolded stride-1 convolution uses wide rows only below this output
 # width (see Conv2dPlan.forward).
@@ -60,9 +57,8 @@ class Conv2dPlan:
     per input shape, so buffers are allocated once; the arrays it hands out are always fresh.
     Everything is sample-major (N first), so each product is one batched ``np.matmul``: numpy
     runs the (F, C*kh*kw) @ (C*kh*kw, positions) product of every sample of a chunk in C.
-    Per-sample products are small enough that BLAS runs each on one thread. One big product
-    per chunk was measured a little faster on an idle machine but up to 20x slower on a busy
-    one (BLAS worker threads waiting for a core), and this keeps a core free for the GUI.
+    Per-sample products are small enough that BLAS runs each on one thread: steady on a busy
+    machine (one product per chunk can wait for a core) and a core left for the GUI.
     """
 
     def __init__(
@@ -117,7 +113,7 @@ class Conv2dPlan:
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reusable scratch array of ``shape`` (valid until the next request of ``name``)."""
-        size = math.prod(shape)  # not np.prod: ~3.5 us a call, ~40 calls per LeNet-5 step
+        size = math.prod(shape)  # not np.prod: its call overhead shows, ~40 calls a step
         buf = self._buffers.get(name)
         if buf is None or buf.size < size:
             buf = self._buffers[name] = np.empty(size, self.dtype)
@@ -133,13 +129,11 @@ class Conv2dPlan:
         strides: tuple[int, ...],
     ) -> np.ndarray:
         """ONE copy of the overlapping windows ``as_strided(src[n0:n1], (m, *shape), strides)``
-        (strides in elements) into the scratch array ``name``. (Keeping the whole batch's
-        columns for the backward pass instead was measured slower: the chunk buffer stays in
-        cache, a batch-sized one does not.)"""
+        (strides in elements) into the scratch array ``name`` (chunk-sized: it stays in cache)."""
         m = n1 - n0
         out = self._buffer(name, (m, *shape))
         # src is one of the plan's own buffers, made once: so is the window view of a chunk
-        # (as_strided costs ~15 us a call, 24 calls per LeNet-5 step)
+        # (as_strided is slow to call)
         key = (id(src), n0, n1, shape, strides)
         view = self._views.get(key)
         if view is None:
@@ -194,9 +188,7 @@ class Conv2dPlan:
         bias = None if b is None else b.reshape(1, -1, 1, 1)
         # Wide rows pay in the forward pass only for short rows: with the columns of the valid
         # positions, the product writes straight into out (no copy without the extra columns)
-        # but the columns are copied in runs of OW. Measured (min of 150, im2col forward):
-        # OW 28 (LeNet-5 C1) 0.76x the wide time, OW 32 0.92x, OW 64 0.66x; OW 6, 10, 16
-        # 1.11-1.14x.
+        # but the columns are copied in runs of OW, slow when OW is short.
         wide = self.wide and self.OW < WIDE_FORWARD_BELOW
         for n0, n1 in self.fold_chunks if self.folded else self.chunks:
             m = n1 - n0
@@ -231,8 +223,7 @@ class Conv2dPlan:
 
     def output_grad_sum(self) -> np.ndarray:
         """dout summed over batch and positions (the bias gradient)."""
-        # over samples first (whole rows added), then along each row: 16 vs 48 us on
-        # LeNet-5's C2 for the other order
+        # over samples first (whole rows added), then along each row: the faster order
         return self._gpad.sum(axis=0).sum(axis=1)
 
     def new_input_grad(self) -> np.ndarray:
@@ -297,8 +288,8 @@ class Conv2dPlan:
         return x.reshape(n1 - n0, self.C * self.kh, self.V)
 
     def shifted_inputs_t(self, n0: int, n1: int) -> np.ndarray:
-        """X above as (m, V, C*kh), contiguous: ``G @ X^T`` runs ~1.7x faster with a
-        contiguous right operand than with a transposed view."""
+        """X above as (m, V, C*kh), contiguous: ``G @ X^T`` runs faster with a contiguous
+        right operand than with a transposed view."""
         x = self.shifted_inputs(n0, n1)
         xt = self._buffer("rows_t", (n1 - n0, self.V, self.C * self.kh))
         np.copyto(xt, x.transpose(0, 2, 1))

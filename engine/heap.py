@@ -3,11 +3,8 @@
 A training step allocates and frees the same large arrays every time (each layer's output and
 its gradient: 1.2 MB each for LeNet-5's first layers at batch 64). By default glibc's malloc
 gives memory like that back to the system when it is freed (``mmap`` for large blocks, and a
-trimmed heap top), so the next step page-faults every 4 KB page of it in again: measured on
-LeNet-5 (benchmarks/engine_vs_torch.py, 2-core VM), 7.9-8.0 ms a step instead of 6.2-6.3 ms;
-the first ReLU alone went from 0.14 to 0.44 ms. (The same engine ran at the faster speed
-after PyTorch had run in the process: freeing one of PyTorch's large buffers raises glibc's
-adaptive mmap threshold, which is how the effect was found.)
+trimmed heap top), so the next step page-faults every 4 KB page of it in again: a LeNet-5
+step a quarter slower (benchmarks/NOTES.md).
 
 ``keep_freed_memory()`` makes malloc serve blocks up to 32 MB (glibc's upper limit) from its
 heap and keep up to 128 MB of freed memory there instead of returning it. The process keeps

@@ -1,12 +1,9 @@
 """A training step split over two processes: half the batch each, on the machine's second core.
 
 Why processes: NumPy releases the GIL inside each call, but a training step is hundreds of
-calls of 50-200 us, and between them two threads of one process hand the GIL back and forth.
-Measured on LeNet-5 (batch 64, 2-core VM): two threads sharing a layer's work made every conv
-layer 10-15 % slower, a half batch per thread 7.2 ms against 7.0 ms in one thread
-(engine/conv_plan.py records it). Two processes have no GIL to share: 3.8-3.9 ms against
-5.9-6.0 ms in one (benchmarks/engine_vs_torch.py, cases lenet5 and lenet5_1proc; PyTorch at
-its default 2 threads 4.4 ms).
+calls of 50-200 us, and between them two threads of one process hand the GIL back and forth
+(threads made LeNet-5 slower); two processes have no GIL to share (the numbers:
+benchmarks/NOTES.md).
 
 How a step goes (``SplitStep.forward_backward``): this process writes the parameters and the
 helper's half of the batch indices into memory both processes map, and sends one message; it
@@ -35,7 +32,7 @@ masks are not those of a one-process run. Under ``processes="auto"`` also only w
 long enough to pay the hand-over (~0.1-0.2 ms): at least ``AUTO_MIN_MACS`` multiply-adds in a
 batch's forward pass, and only on Linux with two cores free. While a split runs, BLAS runs on
 one thread in both processes: OpenBLAS's idle worker threads spin on the core the other
-process needs (steps took 12-56 ms with its default two).
+process needs.
 """
 
 from __future__ import annotations
@@ -60,16 +57,12 @@ from engine.errors import ConfigError
 
 # Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
 UNSPLITTABLE = {"BatchNorm": "normalises with statistics over the whole batch"}
-# A batch's forward pass below this many multiply-adds stays in one process under "auto"
-# (LeNet-5 at batch 64: 27 M, a step of ~6 ms; 4 M is a step of ~1 ms, where the ~0.15 ms
-# hand-over still leaves a third of the time saved).
+# A batch's forward pass below this many multiply-adds stays in one process under "auto":
+# below it the ~0.15 ms hand-over eats most of the time saved (benchmarks/NOTES.md).
 AUTO_MIN_MACS = 4_000_000
 # A recurrent block's time step is a chain of small NumPy calls whose fixed cost a half batch
-# does not halve. Measured in engine.Trainer (2-core VM, ms a step in one process -> two):
-# LSTM h64 in 2 batch 32 (541 k multiply-adds a time step) 4.2 -> 3.2, GRU h64 (405 k)
-# 4.2 -> 3.1, RNN h128 in 32 (655 k) 2.8 -> 2.2, LSTM h128 (2.6 M) 11.0 -> 7.8; but RNN h64
-# in 2 (135 k) 1.13 -> 1.20 and a BiLSTM tagger (148 k a direction) 2.2 -> 2.1. Under "auto"
-# a model whose recurrent block does less per time step and direction stays in one process.
+# does not halve: under "auto" a model whose recurrent block does less than this per time
+# step and direction stays in one process (benchmarks/NOTES.md).
 RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
 STOP_GRACE_S = 2.0  # how long a stopped run waits for a helper that does not answer

@@ -1,8 +1,9 @@
-"""Convolution and pooling layers: slow loop references, gradient checks, bad input (against
-PyTorch: test_conv_pool_torch.py; chunks and buffers: test_conv_pool_buffers.py).
+"""Convolution and pooling layers: the functional forms against the loop references, gradient
+checks, bad input (against PyTorch: test_conv_pool_torch.py; chunks and buffers:
+test_conv_pool_buffers.py; every layer against engine.reference: test_reference.py).
 
-The references below are the obvious loops (one output value at a time); the fast versions in
-engine.functional / engine.layers must agree with them.
+The references are the obvious loops of engine.reference.conv / .pool (one output value at a
+time); the fast versions in engine.functional / engine.layers must agree with them.
 """
 
 import numpy as np
@@ -22,6 +23,8 @@ from engine.layers import (
     Subsample2D,
     Upsample2D,
 )
+from engine.reference import conv as ref_conv
+from engine.reference import pool as ref_pool
 
 LENET_C3 = [
     [0, 1, 2],
@@ -45,91 +48,6 @@ LENET_C3 = [
 
 def rng(seed=0):
     return np.random.default_rng(seed)
-
-
-# --- slow references ---------------------------------------------------------------------------
-def pad_ref(x, pad4, value=0.0):
-    t, b, left, right = pad4
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, right)), constant_values=value)
-
-
-def conv2d_ref(x, w, b=None, stride=(1, 1), pad4=(0, 0, 0, 0)):
-    """out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, y*sh + i, x*sw + j]."""
-    xp = pad_ref(x, pad4)
-    n, c, h, wd = xp.shape
-    f, _, kh, kw = w.shape
-    sh, sw = stride
-    oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
-    out = np.zeros((n, f, oh, ow))
-    for a in range(n):
-        for o in range(f):
-            for y in range(oh):
-                for z in range(ow):
-                    patch = xp[a, :, y * sh : y * sh + kh, z * sw : z * sw + kw]
-                    out[a, o, y, z] = np.sum(patch * w[o]) + (0.0 if b is None else b[o])
-    return out
-
-
-def conv2d_backward_ref(x, w, dout, stride=(1, 1), pad4=(0, 0, 0, 0)):
-    """Every output value sends dout * w back to the inputs of its patch and dout * input to
-    the weights: (dx, dW, db)."""
-    xp = pad_ref(x, pad4)
-    dxp = np.zeros_like(xp)
-    dw = np.zeros_like(w)
-    _, _, kh, kw = w.shape
-    sh, sw = stride
-    n, f, oh, ow = dout.shape
-    for a in range(n):
-        for o in range(f):
-            for y in range(oh):
-                for z in range(ow):
-                    rows, cols = slice(y * sh, y * sh + kh), slice(z * sw, z * sw + kw)
-                    dxp[a, :, rows, cols] += dout[a, o, y, z] * w[o]
-                    dw[o] += dout[a, o, y, z] * xp[a, :, rows, cols]
-    t, _, left, _ = pad4
-    dx = dxp[:, :, t : t + x.shape[2], left : left + x.shape[3]]
-    return dx, dw, dout.sum(axis=(0, 2, 3))
-
-
-def conv_transpose2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
-    """Each input pixel scatters weight[c] * x[c, y, x] into the output at (y*S, x*S), then the
-    padding is cropped: out size (H - 1) * S - 2P + K."""
-    n, c, h, wd = x.shape
-    _, f, kh, kw = w.shape
-    sh, sw = stride
-    ph, pw = padding
-    full = np.zeros((n, f, (h - 1) * sh + kh, (wd - 1) * sw + kw))
-    for a in range(n):
-        for ch in range(c):
-            for y in range(h):
-                for z in range(wd):
-                    full[a, :, y * sh : y * sh + kh, z * sw : z * sw + kw] += x[a, ch, y, z] * w[ch]
-    out = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
-    return out + (0.0 if b is None else b.reshape(1, -1, 1, 1))
-
-
-def pool_ref(x, k, s, p, kind):
-    """Max (padding -inf) or mean (padding 0, counted) of each window, and for max the
-    gradient routing of dout = 1: one unit to the FIRST max of each window in row-major order."""
-    kh, kw = k
-    sh, sw = s
-    xp = pad_ref(x, (p[0], p[0], p[1], p[1]), -np.inf if kind == "max" else 0.0)
-    n, c, h, wd = xp.shape
-    oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
-    out = np.zeros((n, c, oh, ow))
-    route = np.zeros(xp.shape)
-    for a in range(n):
-        for ch in range(c):
-            for y in range(oh):
-                for z in range(ow):
-                    win = xp[a, ch, y * sh : y * sh + kh, z * sw : z * sw + kw]
-                    if kind == "max":
-                        out[a, ch, y, z] = win.max()
-                        first = int(np.argmax(win))  # argmax returns the first maximum
-                        route[a, ch, y * sh + first // kw, z * sw + first % kw] += 1.0
-                    else:
-                        out[a, ch, y, z] = win.mean()
-    return out, route[:, :, p[0] : p[0] + x.shape[2], p[1] : p[1] + x.shape[3]]
 
 
 def tied_images(seed, shape):
@@ -165,7 +83,8 @@ def test_conv2d_matches_loops(monkeypatch, x_shape, w_shape, stride, padding, bi
     st = F.pair(stride)
     pad4 = F.padding4(padding, w_shape[2:], st)
     out = F.conv2d(x, w, b, stride=stride, padding=padding)
-    np.testing.assert_allclose(out, conv2d_ref(x, w, b, st, pad4), rtol=1e-10, atol=1e-10)
+    ref, _ = ref_conv.conv2d_forward(x, w, b, st, pad4)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
     out32 = F.conv2d(
         x.astype(np.float32),
         w.astype(np.float32),
@@ -192,9 +111,9 @@ def test_conv2d_backward_matches_loops(monkeypatch, x_shape, w_shape, stride, pa
     dout = r.standard_normal(out.shape)
     dx = layer.backward(dout)
     pad4 = F.padding4(padding, w_shape[2:], F.pair(stride))
-    ref_dx, ref_dw, ref_db = conv2d_backward_ref(
-        x, layer.params["weight"], dout, F.pair(stride), pad4
-    )
+    p = layer.params
+    _, cache = ref_conv.conv2d_forward(x, p["weight"], p["bias"], F.pair(stride), pad4)
+    ref_dx, ref_dw, ref_db = ref_conv.conv2d_backward(dout, cache)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(layer.grads["weight"], ref_dw, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(layer.grads["bias"], ref_db, rtol=1e-10, atol=1e-10)
@@ -218,14 +137,14 @@ def test_conv_transpose2d_matches_loops(stride, padding):
     r = rng(2)
     x, w, b = r.standard_normal((2, 3, 4, 5)), r.standard_normal((3, 2, 3, 3)), r.standard_normal(2)
     out = F.conv_transpose2d(x, w, b, stride, padding)
-    ref = conv_transpose2d_ref(x, w, b, F.pair(stride), F.pair(padding))
+    ref, _ = ref_conv.conv_transpose2d_forward(x, w, b, F.pair(stride), F.pair(padding))
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
 
 
-def test_conv1d_matches_conv2d_of_height_one():
+def test_conv1d_matches_loops():
     r = rng(3)
     x, w, b = r.standard_normal((2, 3, 11)), r.standard_normal((4, 3, 3)), r.standard_normal(4)
-    ref = conv2d_ref(x[:, :, None], w[:, :, None], b, (1, 2), (0, 0, 1, 1))[:, :, 0]
+    ref, _ = ref_conv.conv1d_forward(x, w, b, stride=2, pad=(1, 1))
     np.testing.assert_allclose(F.conv1d(x, w, b, stride=2, padding=1), ref, rtol=1e-10)
     assert F.conv1d(x, w, b, padding="same").shape == (2, 4, 11)
 
@@ -246,7 +165,11 @@ def test_pools_match_loops_on_tied_images(k, s, p):
     x = tied_images(4, (2, 3, 7, 8))
     st = k if s is None else s
     for kind in ("max", "avg"):
-        ref, route = pool_ref(x, k, st, p, kind)
+        if kind == "max":
+            ref, cache = ref_pool.max_pool2d_forward(x, k, st, p)
+            route = ref_pool.max_pool2d_backward(np.ones_like(ref), cache)
+        else:
+            ref, _ = ref_pool.avg_pool2d_forward(x, k, st, p)
         fn = F.max_pool2d if kind == "max" else F.avg_pool2d
         np.testing.assert_allclose(fn(x, k, s, p), ref, rtol=1e-12)
         layer = (MaxPool2D if kind == "max" else AvgPool2D)(

@@ -7,6 +7,7 @@ from gradcheck import check_layer, numeric_grad, rel_error
 
 from engine.errors import ConfigError, ShapeError
 from engine.layers import GRU, LSTM, RNN
+from engine.reference.recurrent import rnn_step_forward
 
 CELLS = {
     "rnn_tanh": (RNN, {"nonlinearity": "tanh"}),
@@ -41,14 +42,14 @@ def test_gradients(cell, seq_len, batch, return_sequences, bidirectional):
     check_layer(layer, rng.standard_normal((batch, seq_len, 2)))
 
 
-# --- the slow, obvious reference: one sample, one step at a time ---------------------------------
+# --- against finite differences, on the textbook RNN step (engine.reference.recurrent) ----------
 def rnn_reference(x, p, bump=None):
-    """tanh RNN by hand; ``bump`` (T, N, H) is added to each h_t (to differentiate wrt h_t)."""
-    n, t, _ = x.shape
-    h = np.zeros((n, p["weight_hh"].shape[0]))
+    """The tanh RNN one step at a time; ``bump`` (T, N, H) is added to each h_t (to
+    differentiate with respect to h_t)."""
+    h = np.zeros((x.shape[0], p["weight_hh"].shape[0]))
     outs = []
-    for s in range(t):
-        h = np.tanh(x[:, s] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"])
+    for s in range(x.shape[1]):
+        h, _ = rnn_step_forward(x[:, s], h, p)
         if bump is not None:
             h = h + bump[s]
         outs.append(h)

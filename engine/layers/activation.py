@@ -29,6 +29,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 class Activation(Layer):
     """out = f(x) element-wise; softmax normalises over the last axis (features).
 
+    Reference: engine.reference.activation.activation_forward / activation_backward.
     Shapes: x (N, *s) -> out (N, *s)
     Derivatives: relu' = [x > 0]; leaky' = 1 or slope; sigmoid' = s(1 - s); tanh' = 1 - t^2;
     softmax: dx = s * (dout - sum(dout * s)).

@@ -1,5 +1,7 @@
 """Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D.
 
+The same sums one output value at a time, as the lectures write them: engine/reference/conv.py.
+
 Forward passes run in engine.conv_plan (im2col + one matrix product per chunk of the batch);
 the backward passes below use the same columns:
 
@@ -117,8 +119,7 @@ class _Conv(Layer):
     def _weight_grad(plan, w4, dout4):
         # dW alone (no dx: the first layer): dout @ cols^T with the columns of the valid
         # positions only, so dout is used as it is, without the copy into the wide layout.
-        # LeNet-5's C1: 640 vs 790 us (min of 200) for the wide columns with the copy. Used
-        # for long rows only (short runs of OW copy slowly, see conv_plan.WIDE_FORWARD_BELOW).
+        # Used for long rows only (short runs of OW copy slowly, see WIDE_FORWARD_BELOW).
         d = dout4.reshape(plan.N, plan.F, plan.OH * plan.OW)
         dw = np.zeros((plan.F, plan.K), w4.dtype)
         for n0, n1 in plan.chunks:
@@ -157,6 +158,7 @@ class _Conv(Layer):
 class Conv2D(_Conv):
     """2-D convolution (cross-correlation, as PyTorch's Conv2d and the lectures' examples).
 
+    Reference: engine.reference.conv.conv2d_forward / conv2d_backward.
     Shapes: x (N, C, H, W) -> out (N, filters, OH, OW), OH = floor((H + 2P - kh) / S) + 1;
     weight (filters, C, kh, kw), bias (filters,)
 
@@ -291,6 +293,7 @@ class Conv1D(_Conv):
     """1-D convolution over sequences laid out channels first, as PyTorch's Conv1d (run as a
     2-D convolution of height 1).
 
+    Reference: engine.reference.conv.conv1d_forward / conv1d_backward.
     Shapes: x (N, C, L) -> out (N, filters, OL), OL = floor((L + 2P - k) / S) + 1;
     weight (filters, C, k), bias (filters,)
     """
@@ -353,6 +356,7 @@ class ConvTranspose2D(_Conv):
     """Transposed convolution (lecture 001's "transpose convolution" in decoders; PyTorch's
     ConvTranspose2d): the input-gradient of a Conv2D with the same weight, used as a layer.
 
+    Reference: engine.reference.conv.conv_transpose2d_forward / conv_transpose2d_backward.
     Shapes: x (N, C, H, W) -> out (N, filters, Ho, Wo), Ho = (H - 1) * S - 2P + kh;
     weight (C, filters, kh, kw) (PyTorch's layout: input channels first), bias (filters,)
 

@@ -10,6 +10,7 @@ from engine.layers.options import Opt
 class Dense(Layer):
     """Fully connected: out = x @ weight.T + bias.
 
+    Reference: engine.reference.dense.dense_forward / dense_backward.
     Shapes: x (N, in_features) -> out (N, units); weight (units, in_features), bias (units,).
     On a sequence x (N, T, in_features) the same weights apply at every time step
     (out (N, T, units)), as PyTorch's Linear and Keras's Dense do: the per-step classifier of

@@ -14,6 +14,7 @@ class Embedding(Layer):
 
     Equivalent to a one-hot vector times ``weight`` (lecture 002's one-hot "hello" RNN input),
     without building the one-hot vectors.
+    Reference: engine.reference.embedding.embedding_forward / embedding_backward.
     Shapes: ids (N, T) integers in [0, num_embeddings) -> out (N, T, embedding_dim);
     weight (num_embeddings, embedding_dim), initialised N(0, 1) like PyTorch.
     Backward: dL/dweight[j] = sum of dout over the positions whose id is j (ids repeat, so

@@ -15,6 +15,8 @@ class GRU(Recurrent):
         n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (b_hn inside the product)
         h_t = (1 - z) * n + z * h_{t-1}
 
+    Reference: engine.reference.recurrent.gru_step_forward / gru_step_backward (through time:
+    recurrent_forward / recurrent_backward).
     Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
     weight_ih (3H, F), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,), gates in the order
     r, z, n. Initial state h_0 = 0.

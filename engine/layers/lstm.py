@@ -16,6 +16,8 @@ class LSTM(Recurrent):
         o = sigma(W_io x + b_io + W_ho h + b_ho)    output gate
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
 
+    Reference: engine.reference.recurrent.lstm_step_forward / lstm_step_backward (through time:
+    recurrent_forward / recurrent_backward).
     Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
     weight_ih (4H, F), weight_hh (4H, H), bias_ih (4H,), bias_hh (4H,), gates in the order
     i, f, g, o. Initial state h_0 = c_0 = 0.

@@ -12,6 +12,7 @@ from engine.layers.options import Opt
 class Add(Layer):
     """Element-wise sum of two or more inputs of equal shape (ResNet's shortcut, lecture 001).
 
+    Reference: engine.reference.merge.add_forward / add_backward.
     Shapes: xs [(N, *s), (N, *s), ...] -> out (N, *s); each input's gradient is dout.
     """
 
@@ -52,6 +53,7 @@ class Concat(Layer):
     """Concatenates inputs along ``axis`` (0: channels of images, features of vectors); the
     other axes must match. For sequences (T, F) join features with axis -1.
 
+    Reference: engine.reference.merge.concat_forward / concat_backward.
     Shapes: xs [(N, a1, ...), (N, a2, ...)] -> out (N, a1 + a2, ...) for axis 0.
     ``axis`` counts sample axes (the batch excluded); -1 is the last.
     """

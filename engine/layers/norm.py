@@ -26,6 +26,7 @@ class BatchNorm(Layer):
         dx = 1 / (m sqrt(var + eps)) * (m dxhat - sum(dxhat) - xhat sum(dxhat xhat))
         dweight = sum(dout xhat),  dbias = sum(dout).
 
+    Reference: engine.reference.norm.batchnorm_forward / batchnorm_backward.
     Shapes: x (N, C, H, W) -> same, weight/bias/running_* (C,); x (N, F) -> same, (F,);
     x (N, T, F) -> same, (F,). Note a 2-D sample is read as (T, F): features on the last axis.
     """
@@ -146,6 +147,7 @@ class Dropout(Layer):
     The masks come from the layer's own generator (a child of the one given to ``build``), so a
     run with the same seed drops the same units.
 
+    Reference: engine.reference.norm.dropout_forward / dropout_backward.
     Shapes: x (N, *s) -> out (N, *s)
     """
 

@@ -1,5 +1,7 @@
 """Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D.
 
+The same one window at a time, as the lectures write them: engine/reference/pool.py.
+
 Windows are reduced in two passes over strided slices (engine.functional): along their kw
 columns for every input row, then along their kh rows. The backward passes run the other way:
 dout spread over the rows of each window, then over its columns, adding where windows overlap.
@@ -101,7 +103,7 @@ def _spread(g, out, axis, k, s, o, part, pick=None) -> np.ndarray:
     if tiled and k == 2 and pick is not None:
         # Max pooling's 2-wide windows: slice 1 gets g where the max was the second (pick is 0
         # or 1), slice 0 the rest, g - slice 1 (exact: g - g = 0, g - 0 = g). Two operations
-        # instead of four: LeNet-5's first pool backward 294-335 vs 391-396 us (min).
+        # instead of four (benchmarks/NOTES.md).
         first, second = views(out, k, s, o)
         np.multiply(g, pick.view(np.bool_), out=second)
         np.subtract(g, second, out=first)
@@ -119,6 +121,7 @@ def _spread(g, out, axis, k, s, o, part, pick=None) -> np.ndarray:
 class MaxPool2D(_Pool):
     """Max over each window; padding counts as -inf (PyTorch's MaxPool2d).
 
+    Reference: engine.reference.pool.max_pool2d_forward / max_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
     The gradient of each window goes to its maximum only, and to the FIRST one in row-major
     order when several are equal (as PyTorch; zero-background images tie all the time).
@@ -147,6 +150,7 @@ class MaxPool2D(_Pool):
 class AvgPool2D(_Pool):
     """Mean of each window; padded zeros count in the mean (PyTorch's count_include_pad).
 
+    Reference: engine.reference.pool.avg_pool2d_forward / avg_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
     Every input of a window gets dout / (kh * kw).
     """
@@ -172,6 +176,7 @@ class AvgPool2D(_Pool):
 class GlobalAvgPool2D(Layer):
     """Mean of each feature map (the classifier head of GoogLeNet/ResNet, lecture 001).
 
+    Reference: engine.reference.pool.global_avg_pool2d_forward / global_avg_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C)
     """
 
@@ -196,6 +201,7 @@ class Subsample2D(Layer):
     """LeNet-5's trainable subsampling (S2, S4): per map, out = w[c] * sum(window) + b[c] over
     non-overlapping k x k windows (LeCun 1998 then applies a sigmoid: add an Activation).
 
+    Reference: engine.reference.pool.subsample2d_forward / subsample2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, H // kh, W // kw); weight (C,), bias (C,)
     Starts as average pooling: weight 1 / (kh * kw), bias 0 (an ``init`` setting replaces the
     weight's start).
@@ -253,6 +259,7 @@ class Upsample2D(Layer):
     """Nearest-neighbour upsampling: each pixel becomes an sh x sw block (decoders, lecture
     001's convolutional autoencoder).
 
+    Reference: engine.reference.pool.upsample2d_forward / upsample2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, H*sh, W*sw)
     The gradient of a pixel is the sum over its block.
     """

@@ -1,6 +1,7 @@
 """Recurrent blocks: the machinery RNN, LSTM and GRU share, and the vanilla RNN.
 
-LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths.
+LSTM and GRU live in ``lstm.py`` and ``gru.py``; they only write the per-step maths. The
+same cells one step at a time, with the lectures' equations: engine/reference/recurrent.py.
 
 How a recurrent block runs (lecture 001/004, backpropagation through time):
 - The input projection of every time step is computed before the loop in one stacked matmul,
@@ -55,9 +56,8 @@ class StepProduct:
 
     A step's product is small (e.g. (512, 128) @ (128, 32)). Above ~2^19 multiply-adds OpenBLAS
     splits it over threads, which gains little at this size and, when another program uses a
-    core, makes the threads wait for each other: measured 12 ms instead of 35 us per product
-    on a busy 2-core machine, i.e. a whole training step 100 times slower. Blocks of rows
-    below the threshold run on one thread each and keep a step's time steady.
+    core, makes the threads wait for each other (benchmarks/NOTES.md: a step 100 times slower).
+    Blocks of rows below the threshold run on one thread each and keep a step's time steady.
     """
 
     def __init__(self, w: np.ndarray, n: int):
@@ -310,6 +310,8 @@ def _start_dh(layer: Recurrent, dhs, dlast, shape, dtype) -> np.ndarray:
 class RNN(Recurrent):
     """Elman RNN: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), f = tanh or relu.
 
+    Reference: engine.reference.recurrent.rnn_step_forward / rnn_step_backward (through time:
+    recurrent_forward / recurrent_backward).
     Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences, else (N, D*H);
     weight_ih (H, F), weight_hh (H, H), bias_ih (H,), bias_hh (H,) (PyTorch's nn.RNN).
     BPTT (lecture 001): dL/dh_{t-1} = (dL/dh_t * f'(a_t)) W_hh, so the gradient is multiplied

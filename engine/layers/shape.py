@@ -38,6 +38,7 @@ class Input(Layer):
 class Flatten(Layer):
     """Flattens every axis but the batch: (N, C, H, W) -> (N, C*H*W), in C order.
 
+    Reference: engine.reference.shape.flatten_forward / flatten_backward.
     Shapes: x (N, *s) -> out (N, prod(s))
     """
 
@@ -59,6 +60,7 @@ class Flatten(Layer):
 class Reshape(Layer):
     """Reshapes each sample to ``shape`` (explicit sizes, no -1, so the canvas can show them).
 
+    Reference: engine.reference.shape.reshape_forward / reshape_backward.
     Shapes: x (N, *s) -> out (N, *shape) with prod(shape) == prod(s)
     """
 

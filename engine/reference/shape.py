@@ -1,0 +1,32 @@
+"""Blocks that only move values around: Flatten and Reshape (Input passes its data through).
+
+Neither changes a value, so backward puts each gradient back where its value came from: the
+inverse reshape (lecture 002's CNN pipeline flattens the last feature maps for the dense
+classifier; the gradient flows back into the maps unchanged).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """out[n] = the values of sample n in C order (channels, then rows, then columns).
+
+    Shapes: x (N, *s) -> out (N, prod(s)); e.g. (N, 16, 5, 5) -> (N, 400) in LeNet-5."""
+    return x.reshape(x.shape[0], -1), x.shape
+
+
+def flatten_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx = dout in the input's shape."""
+    return dout.reshape(cache)
+
+
+def reshape_forward(x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple]:
+    """Each sample to ``shape``, values in C order. Shapes: x (N, *s) -> out (N, *shape)."""
+    return x.reshape(x.shape[0], *shape), x.shape
+
+
+def reshape_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx = dout in the input's shape."""
+    return dout.reshape(cache)
