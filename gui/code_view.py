@@ -15,7 +15,6 @@ import json
 import keyword
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRegularExpression, QTimer
@@ -44,10 +43,11 @@ from PySide6.QtWidgets import (
 
 from engine.errors import BlockPropError
 from engine.export import export_code
+from engine.graph_events import GraphEvent, NodeMoved
 
 TARGETS = (("numpy", "Engine (NumPy)"), ("pytorch", "PyTorch"))
 DEBOUNCE_MS = 250
-IGNORED_EVENTS = ("node_moved",)  # positions are not part of the code
+IGNORED_EVENTS = (NodeMoved,)  # positions are not part of the code
 
 BUILTINS = (
     "print",
@@ -282,8 +282,8 @@ class CodeView(QDialog):
         self._graph = graph
         graph.subscribe(self._on_graph_event)
 
-    def _on_graph_event(self, event: str, **data: Any) -> None:
-        if event not in IGNORED_EVENTS:
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if not isinstance(event, IGNORED_EVENTS):
             self.timer.start()
 
     def _weights(self) -> tuple[dict | None, str]:

@@ -27,6 +27,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget
 
 from engine.errors import BlockPropError
+from engine.graph_events import STRUCTURE_EVENTS, GraphEvent, MetaChanged, Reset
 from engine.parallel import free_cores
 from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
@@ -35,15 +36,6 @@ from gui.training.panels import PANEL_TYPES
 from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
-
-EDIT_EVENTS = (
-    "node_added",
-    "node_removed",
-    "config_changed",
-    "edge_added",
-    "edge_removed",
-    "reset",
-)
 
 
 class TrainingController(RunsMixin, RedrawMixin, QObject):
@@ -402,18 +394,18 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.save_runs()
 
     # --- the window's events -------------------------------------------------------------------
-    def _on_graph_event(self, event: str, **data: Any) -> None:
-        if event in EDIT_EVENTS:
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if isinstance(event, STRUCTURE_EVENTS):
             canvas = getattr(self.window, "canvas", None)
             if canvas is not None and self.active is None:
                 canvas.clear_block_badges()
                 self._badges_drawn = None
-        if event == "reset" or (
-            event == "meta_changed" and data.get("key") == "training" and not self._saving_meta
+        if isinstance(event, Reset) or (
+            isinstance(event, MetaChanged) and event.key == "training" and not self._saving_meta
         ):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
-        if event == "reset":
+        if isinstance(event, Reset):
             QTimer.singleShot(0, lambda: self.load_runs(force=True))
 
     def _on_selection(self, ids: list) -> None:
