@@ -93,6 +93,12 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self._follow = {
+            ConfigChanged: self._config_changed,
+            NodeRemoved: self._node_removed,
+            MetaChanged: self._graph_changed,
+            Reset: self._graph_changed,
+        }
         graph.subscribe(self._on_graph_event)
         live.changed.connect(self._on_analysis)
         self.show_selection([])
@@ -213,16 +219,24 @@ class Inspector(QWidget):
 
     # --- following the model -------------------------------------------------------------------
     def _on_graph_event(self, event: GraphEvent) -> None:
-        if isinstance(event, ConfigChanged) and event.block == self.block:
+        handler = self._follow.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _config_changed(self, e: ConfigChanged) -> None:
+        if e.block == self.block:
             cfg = self.graph.full_config(self.block)
             for key, ed in self.editors.items():
                 ed.set_value(cfg.get(key))
-        elif isinstance(event, NodeRemoved) and event.block in self.ids:
-            # the block went away (deleted, or renamed by the Graph's remove+add)
+
+    def _node_removed(self, e: NodeRemoved) -> None:
+        if e.block in self.ids:  # deleted, or renamed by the Graph's remove+add
             self.ids = [n for n in self.ids if n in self.graph]
             self.block = None
             self.show_selection(self.ids)
-        elif isinstance(event, (MetaChanged, Reset)) and self.block is None and not self.ids:
+
+    def _graph_changed(self, _e: MetaChanged | Reset) -> None:
+        if self.block is None and not self.ids:
             self.block = "\0"  # force a rebuild
             self.show_selection([])
 
