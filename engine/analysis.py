@@ -14,7 +14,6 @@ gives one message.
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
 from dataclasses import dataclass, field
@@ -130,25 +129,6 @@ def _fmt_bytes(n: float) -> str:
 
 def _shape_text(shape: Any) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _stable_order(g: nx.DiGraph) -> tuple[list[str], list[str]]:
-    """Kahn's topological sort, ties broken by insertion order, so the order is reproducible.
-    Returns (sorted blocks, blocks left over: those in or after a cycle, in insertion order)."""
-    rank = {n: i for i, n in enumerate(g.nodes)}
-    indeg = {n: g.in_degree(n) for n in g.nodes}
-    heap = [(rank[n], n) for n, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        _, n = heapq.heappop(heap)
-        order.append(n)
-        for s in g.successors(n):
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                heapq.heappush(heap, (rank[s], s))
-    done = set(order)
-    return order, [n for n in g.nodes if n not in done]
 
 
 def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
@@ -302,7 +282,7 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
     a = Analysis(name=graph.name, batch_size=int(batch_size))
     a.memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
     a.types = {n: graph.type_of(n) for n in g.nodes}
-    order, stuck = _stable_order(g)
+    order, stuck = graph.topological_order()
     a.order = order + stuck
     problems: list[Problem] = []
 

@@ -3,8 +3,9 @@
 A Graph wraps a networkx DiGraph. Nodes are blocks with stable string ids and the attributes
 ``type``, ``config`` (only the settings the user gave; defaults are filled in by the layer) and
 ``pos``; an edge ``source -> target`` carries ``target_port`` (the input slot of the target).
-Every change goes through a method here and emits one event to the subscribers (the canvas),
-so the view follows the model and never the other way round.
+Every change goes through a method here and emits one event (``engine.graph_events``) to the
+subscribers (the canvas), so the view follows the model and never the other way round. Code
+outside the engine reads and changes a Graph only through its methods, never through ``nx``.
 
 A graph file is data: JSON, read with ``json.load`` and checked field by field. Nothing in it is
 executed or unpickled.
@@ -13,11 +14,11 @@ executed or unpickled.
 from __future__ import annotations
 
 import copy
+import heapq
 import json
 import os
 import re
 import unicodedata
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ import networkx as nx
 from engine.atomic import write_atomic
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.escaping import escape
+from engine.graph_events import (
+    ConfigChanged,
+    EdgeAdded,
+    EdgeRemoved,
+    GraphEvent,
+    Listener,
+    MetaChanged,
+    NodeAdded,
+    NodeMoved,
+    NodeRemoved,
+    Reset,
+)
 from engine.layers import LAYER_TYPES
 from engine.layers.options import check_config
 
@@ -42,8 +55,6 @@ MAX_INT_DIGITS = 30
 # lone surrogates (cannot be written as UTF-8), line and paragraph separators.
 _BAD_ID_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-Listener = Callable[..., None]
 
 
 def _check_id(value: Any, what: str) -> str:
@@ -153,20 +164,18 @@ class Graph:
 
     # --- events --------------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener(event, **data)`` after every change. Events and their data:
-        node_added(id), node_removed(id), node_moved(id, pos), config_changed(id, config),
-        edge_added(source, target, port), edge_removed(source, target, port),
-        meta_changed(key), reset() (the whole graph was replaced).
-        """
+        """Call ``listener(event)`` after every change, with one of ``engine.graph_events``:
+        NodeAdded, NodeRemoved, NodeMoved, ConfigChanged, EdgeAdded, EdgeRemoved, MetaChanged,
+        Reset (the whole graph was replaced)."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _emit(self, event: str, **data: Any) -> None:
+    def _emit(self, event: GraphEvent) -> None:
         for listener in list(self._listeners):
-            listener(event, **data)
+            listener(event)
 
     # --- reading -------------------------------------------------------------------------------
     def __contains__(self, node_id: str) -> bool:
@@ -213,6 +222,55 @@ class Graph:
     def outputs_of(self, node_id: str) -> list[str]:
         return list(self.nx.successors(node_id))
 
+    def has_edge(self, source: str, target: str) -> bool:
+        return self.nx.has_edge(source, target)
+
+    def port_of(self, source: str, target: str) -> int:
+        """The input port of ``target`` that the wire from ``source`` feeds."""
+        if not self.nx.has_edge(source, target):
+            raise GraphError(f"no wire from '{source}' to '{target}'", block=target)
+        return self.nx.edges[source, target]["target_port"]
+
+    def in_edges(self, node_id: str) -> list[tuple[str, str, int]]:
+        """(source, node_id, target_port) for every wire into ``node_id``, in insertion order."""
+        return [(s, t, d["target_port"]) for s, t, d in self.nx.in_edges(node_id, data=True)]
+
+    def descendants(self, node_id: str) -> set[str]:
+        """Every block that ``node_id``'s output reaches, through any number of wires."""
+        return nx.descendants(self.nx, node_id)
+
+    def topological_order(self) -> tuple[list[str], list[str]]:
+        """Kahn's topological sort, ties broken by insertion order, so the order is reproducible.
+        Returns (sorted blocks, blocks left over: those in or after a loop, in insertion order).
+        """
+        g = self.nx
+        rank = {n: i for i, n in enumerate(g.nodes)}
+        indeg = {n: g.in_degree(n) for n in g.nodes}
+        heap = [(rank[n], n) for n, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        order = []
+        while heap:
+            _, n = heapq.heappop(heap)
+            order.append(n)
+            for s in g.successors(n):
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    heapq.heappush(heap, (rank[s], s))
+        done = set(order)
+        return order, [n for n in g.nodes if n not in done]
+
+    def without_loops(self) -> Graph:
+        """A copy (no subscribers) without the wires that close loops, which a broken file may
+        hold: each loop loses the last wire ``networkx.find_cycle`` reports for it."""
+        h = Graph(self.name, self.description, self.training)
+        h.nx = self.nx.copy()
+        while True:
+            try:
+                s, t = nx.find_cycle(h.nx)[-1][:2]
+            except nx.NetworkXNoCycle:
+                return h
+            h.nx.remove_edge(s, t)
+
     def summary(self) -> list:
         """Summary rows (block id, type, output shape, params); see ``engine.analysis``."""
         from engine.analysis import analyze  # lazy: no import cycle between the two modules
@@ -243,7 +301,7 @@ class Graph:
         check_config(type_name, node_id, config, cls.all_options())
         cls(name=node_id, **config)  # cross-field checks (e.g. kernel vs. connections)
         self.nx.add_node(node_id, type=type_name, config=config, pos=_check_pos(pos, node_id))
-        self._emit("node_added", id=node_id)
+        self._emit(NodeAdded(node_id))
         return node_id
 
     def remove_node(self, node_id: str) -> None:
@@ -253,11 +311,11 @@ class Graph:
         for s, t, _ in [e for e in self.edges() if node_id in e[:2]]:
             self.remove_edge(s, t)
         self.nx.remove_node(node_id)
-        self._emit("node_removed", id=node_id)
+        self._emit(NodeRemoved(node_id))
 
     def move_node(self, node_id: str, pos) -> None:
         self.nx.nodes[node_id]["pos"] = _check_pos(pos, node_id)
-        self._emit("node_moved", id=node_id, pos=self.nx.nodes[node_id]["pos"])
+        self._emit(NodeMoved(node_id, self.nx.nodes[node_id]["pos"]))
 
     def set_config(self, node_id: str, config: dict) -> None:
         """Replace the block's settings after checking them (ConfigError leaves it unchanged)."""
@@ -268,7 +326,7 @@ class Graph:
         check_config(cls.type_name, node_id, config, cls.all_options())
         cls(name=node_id, **config)
         self.nx.nodes[node_id]["config"] = config
-        self._emit("config_changed", id=node_id, config=copy.deepcopy(config))
+        self._emit(ConfigChanged(node_id, copy.deepcopy(config)))
 
     def free_port(self, node_id: str) -> int:
         used = {d["target_port"] for _, _, d in self.nx.in_edges(node_id, data=True)}
@@ -277,41 +335,94 @@ class Graph:
             p += 1
         return p
 
-    def add_edge(self, source: str, target: str, port: int | None = None) -> int:
-        """Wire ``source``'s output to ``target``'s input ``port`` (default: the first free one).
+    def check_edge(
+        self, source: str, target: str, port: int | None = None, *, strict: bool = False
+    ) -> GraphError | None:
+        """The GraphError ``add_edge(source, target, port)`` would raise, or None if it would
+        make the wire.
 
-        Refuses unknown blocks, self-loops, duplicate wires and occupied ports (GraphError).
-        Shape problems are not refused here; ``engine.analyze`` reports them.
+        ``strict`` also refuses what a graph file may hold but a working network cannot (so the
+        canvas refuses the gesture): more inputs than the target's block type takes, and a wire
+        that closes a loop.
         """
         for n in (source, target):
             if n not in self.nx:
-                raise GraphError("no such block", block=n)
+                return GraphError("no such block", block=n)
         if source == target:
-            raise GraphError("a block cannot feed itself", block=source)
+            return GraphError("a block cannot feed itself", block=source)
+        hi = LAYER_TYPES[self.type_of(target)].arity[1] if strict else None
+        if hi == 0:
+            return GraphError(f"'{target}' is an Input block: it takes no input", block=target)
         if self.nx.has_edge(source, target):
-            raise GraphError(f"'{source}' is already wired to '{target}'", block=target)
+            return GraphError(f"'{source}' is already wired to '{target}'", block=target)
+        feeders = self.inputs_of(target) if hi is not None else []
+        if hi is not None and len(feeders) >= hi:
+            if hi == 1:
+                return GraphError(
+                    f"{self.type_of(target)} '{target}' takes one input and is already fed by "
+                    f"'{feeders[0]}': delete that wire first",
+                    block=target,
+                )
+            return GraphError(f"'{target}' takes at most {hi} inputs", block=target)
         port = self.free_port(target) if port is None else port
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 64:
-            raise GraphError(f"input port must be an integer 0-63, got {port!r}", block=target)
+            return GraphError(f"input port must be an integer 0-63, got {port!r}", block=target)
         if any(d["target_port"] == port for _, _, d in self.nx.in_edges(target, data=True)):
-            raise GraphError(f"input port {port} is already connected", block=target)
+            return GraphError(f"input port {port} is already connected", block=target)
+        if strict and nx.has_path(self.nx, target, source):
+            return GraphError(
+                f"that would make a loop: '{target}' already feeds '{source}'. "
+                "Networks flow one way",
+                block=target,
+            )
+        return None
+
+    def add_edge(self, source: str, target: str, port: int | None = None) -> int:
+        """Wire ``source``'s output to ``target``'s input ``port`` (default: the first free one).
+
+        Refuses unknown blocks, self-loops, duplicate wires and occupied ports (GraphError; see
+        ``check_edge``). Shape problems are not refused here; ``engine.analyze`` reports them.
+        """
+        refused = self.check_edge(source, target, port)
+        if refused is not None:
+            raise refused
+        port = self.free_port(target) if port is None else port
         self.nx.add_edge(source, target, target_port=port)
-        self._emit("edge_added", source=source, target=target, port=port)
+        self._emit(EdgeAdded(source, target, port))
         return port
 
     def remove_edge(self, source: str, target: str) -> None:
-        if not self.nx.has_edge(source, target):
-            raise GraphError(f"no wire from '{source}' to '{target}'", block=target)
-        port = self.nx.edges[source, target]["target_port"]
+        port = self.port_of(source, target)
         self.nx.remove_edge(source, target)
-        self._emit("edge_removed", source=source, target=target, port=port)
+        self._emit(EdgeRemoved(source, target, port))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set ``name``, ``description`` or ``training``."""
         if key not in ("name", "description", "training"):
             raise GraphError(f"unknown graph field {key!r}")
         setattr(self, key, copy.deepcopy(value))
-        self._emit("meta_changed", key=key)
+        self._emit(MetaChanged(key))
+
+    def reorder(self, nodes: list[str], edges: list[tuple[str, str, int]]) -> bool:
+        """Put the blocks and wires in this order (the order ``to_dict`` lists them in), without
+        changing anything else: no event is emitted, as nothing a view shows changes. Undo uses
+        it to put a re-added block or wire back where it was. Returns False, changing nothing,
+        when the lists do not hold exactly this graph's blocks and wires."""
+        g = self.nx
+        if list(g.nodes) == list(nodes) and self.edges() == list(edges):
+            return True
+        if set(g.nodes) != set(nodes) or {(s, t) for s, t, _ in self.edges()} != {
+            (s, t) for s, t, _ in edges
+        }:
+            return False
+        h = nx.DiGraph()
+        h.graph.update(g.graph)
+        for n in nodes:
+            h.add_node(n, **g.nodes[n])
+        for s, t, _p in edges:
+            h.add_edge(s, t, **g.edges[s, t])
+        self.nx = h
+        return True
 
     # --- file format ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -396,7 +507,7 @@ class Graph:
         self.nx = other.nx.copy()
         self.name, self.description = other.name, other.description
         self.training = copy.deepcopy(other.training)
-        self._emit("reset")
+        self._emit(Reset())
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the graph file atomically: a temporary file in the same folder, then rename,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-import networkx as nx
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QGuiApplication
 
@@ -146,9 +146,13 @@ def remap_fragment(
         seen_ports.add((t, p))
         edges.append((s, t, p))
     # A pasted fragment never brings a loop (a bad clipboard could hold one).
-    dg = nx.DiGraph([(s, t) for s, t, _ in edges])
-    if not nx.is_directed_acyclic_graph(dg):
-        raise GraphError("the blocks on the clipboard form a loop")
+    order: TopologicalSorter = TopologicalSorter()
+    for s, t, _ in edges:
+        order.add(t, s)
+    try:
+        order.prepare()
+    except CycleError:
+        raise GraphError("the blocks on the clipboard form a loop") from None
     if len({(s, t) for s, t, _ in edges}) != len(edges):
         edges = list({(s, t): (s, t, p) for s, t, p in edges}.values())
     return nodes, edges

@@ -5,8 +5,8 @@ A non-modal dialog with a read-only, syntax-highlighted text, a target choice (e
 and Save buttons. It follows the window's graph: every change regenerates the code (debounced),
 and a graph that cannot be exported shows why (the engine's message, naming the block) instead.
 
-``install(window)`` adds a toolbar action and File > Export entries (see the team contract:
-``window.graph``, ``window.menu("File")``, ``window.toolbar``).
+``install(window)`` adds a toolbar action and File > Export entries to a
+``gui.window_api.CodeViewWindow`` (its graph, File menu, toolbar and training runs).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import keyword
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRegularExpression, QTimer
@@ -44,10 +43,12 @@ from PySide6.QtWidgets import (
 
 from engine.errors import BlockPropError
 from engine.export import export_code
+from engine.graph_events import GraphEvent, NodeMoved
+from gui.window_api import CodeViewWindow
 
 TARGETS = (("numpy", "Engine (NumPy)"), ("pytorch", "PyTorch"))
 DEBOUNCE_MS = 250
-IGNORED_EVENTS = ("node_moved",)  # positions are not part of the code
+IGNORED_EVENTS = (NodeMoved,)  # positions are not part of the code
 
 BUILTINS = (
     "print",
@@ -174,10 +175,10 @@ class PythonHighlighter(QSyntaxHighlighter):
             pos = start + 3
 
 
-def trained_weights(window) -> dict[str, np.ndarray] | None:
+def trained_weights(window: CodeViewWindow) -> dict[str, np.ndarray] | None:
     """The latest weights of the run shown in the training panels, if there is one."""
-    run = getattr(getattr(window, "training", None), "current", None)
-    weights = getattr(run, "weights", None)
+    run = window.training.current if window.training is not None else None
+    weights = run.weights if run is not None else None
     return dict(weights) if weights else None
 
 
@@ -205,7 +206,9 @@ def weights_for_graph(graph, weights: dict[str, np.ndarray]) -> tuple[dict | Non
 class CodeView(QDialog):
     """See the module docstring. ``code`` is the text shown (empty when export failed)."""
 
-    def __init__(self, window, target: str = "numpy", parent: QWidget | None = None) -> None:
+    def __init__(
+        self, window: CodeViewWindow, target: str = "numpy", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent if parent is not None else window)
         self.window = window
         self.setWindowTitle("Export to Python")
@@ -282,8 +285,8 @@ class CodeView(QDialog):
         self._graph = graph
         graph.subscribe(self._on_graph_event)
 
-    def _on_graph_event(self, event: str, **data: Any) -> None:
-        if event not in IGNORED_EVENTS:
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if not isinstance(event, IGNORED_EVENTS):
             self.timer.start()
 
     def _weights(self) -> tuple[dict | None, str]:
@@ -404,9 +407,9 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def show_code_view(window, target: str | None = None) -> CodeView:
+def show_code_view(window: CodeViewWindow, target: str | None = None) -> CodeView:
     """Open (or raise) the window's code view, switched to ``target`` if given."""
-    view = getattr(window, "code_view", None)
+    view = window.code_view
     if view is None:
         view = CodeView(window, target or "numpy")
         window.code_view = view
@@ -418,12 +421,11 @@ def show_code_view(window, target: str | None = None) -> CodeView:
     return view
 
 
-def install(window) -> dict[str, QAction]:
+def install(window: CodeViewWindow) -> dict[str, QAction]:
     """Add "Export code" to the toolbar and File > Export > Engine code / PyTorch script.
     Calling it again on the same window changes nothing and returns the same actions."""
-    if getattr(window, "code_view_actions", None):
+    if window.code_view_actions:
         return window.code_view_actions
-    window.code_view = None
     actions = {
         "toolbar": QAction("Export code", window),
         "numpy": QAction("Python (&engine code)...", window),
@@ -446,6 +448,5 @@ def install(window) -> dict[str, QAction]:
     else:
         file_menu.addMenu(submenu)
     actions["menu"] = submenu.menuAction()
-    window.export_menu = submenu
     window.code_view_actions = actions
     return actions

@@ -4,7 +4,7 @@ gestures made of several steps are macros on the undo stack.
 
 Undo restores the Graph exactly, down to the order of blocks and wires in ``to_dict()``, so a
 file saved after "delete, undo" is byte-for-byte the file saved before. Re-adding a block or a
-wire appends it at the end of networkx's order; ``restore_order`` puts it back where it was.
+wire appends it at the end of the Graph's order; ``Graph.reorder`` puts it back where it was.
 """
 
 from __future__ import annotations
@@ -12,32 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import networkx as nx
 from PySide6.QtGui import QUndoCommand
 
 from engine.graph import Graph
 
 Pos = tuple[float, float]
 MERGE_SECONDS = 2.0  # consecutive edits of one setting within this time are one undo step
-
-
-def restore_order(graph: Graph, nodes: list[str], edges: list[tuple[str, str, int]]) -> None:
-    """Reorder ``graph``'s blocks and wires to ``nodes`` / ``edges`` without changing content
-    (so no event is emitted: nothing a view shows changes)."""
-    g = graph.nx
-    if list(g.nodes) == list(nodes) and graph.edges() == list(edges):
-        return
-    if set(g.nodes) != set(nodes) or {(s, t) for s, t, _ in graph.edges()} != {
-        (s, t) for s, t, _ in edges
-    }:
-        return  # not the same content: leave the order alone rather than lose anything
-    h = nx.DiGraph()
-    h.graph.update(g.graph)
-    for n in nodes:
-        h.add_node(n, **g.nodes[n])
-    for s, t, _p in edges:
-        h.add_edge(s, t, **g.edges[s, t])
-    graph.nx = h
 
 
 class GraphCommand(QUndoCommand):
@@ -102,7 +82,7 @@ class RemoveBlocks(GraphCommand):
             g.add_node(nd["type"], nd["config"], nd["pos"], node_id=n)
         for s, t, p in self.wires:
             g.add_edge(s, t, p)
-        restore_order(g, self.order, self.edge_order)
+        g.reorder(self.order, self.edge_order)
 
 
 class MoveBlocks(GraphCommand):
@@ -137,7 +117,7 @@ class Disconnect(GraphCommand):
     def __init__(self, graph: Graph, source: str, target: str) -> None:
         super().__init__(graph, f"Disconnect {source} → {target}")
         self.source, self.target = source, target
-        self.port = graph.nx.edges[source, target]["target_port"]
+        self.port = graph.port_of(source, target)
 
     def redo(self) -> None:
         self.order, self.edge_order = self.graph.nodes(), self.graph.edges()
@@ -145,7 +125,7 @@ class Disconnect(GraphCommand):
 
     def undo(self) -> None:
         self.graph.add_edge(self.source, self.target, self.port)
-        restore_order(self.graph, self.order, self.edge_order)
+        self.graph.reorder(self.order, self.edge_order)
 
 
 class SetConfig(GraphCommand):
@@ -210,7 +190,7 @@ class Rename(GraphCommand):
 
         for s, t, p in wires:
             g.add_edge(sub(s), sub(t), p)
-        restore_order(g, [sub(n) for n in order], [(sub(s), sub(t), p) for s, t, p in edges])
+        g.reorder([sub(n) for n in order], [(sub(s), sub(t), p) for s, t, p in edges])
 
     def redo(self) -> None:
         self._rename(self.old_id, self.new_id)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.graph_events import ConfigChanged, GraphEvent, MetaChanged, NodeRemoved, Reset
 from engine.layers import LAYER_TYPES
 from gui.canvas.style import count_text, family_colour, family_of, shape_text
 from gui.editors import make_editor
@@ -92,6 +93,12 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self._follow = {
+            ConfigChanged: self._config_changed,
+            NodeRemoved: self._node_removed,
+            MetaChanged: self._graph_changed,
+            Reset: self._graph_changed,
+        }
         graph.subscribe(self._on_graph_event)
         live.changed.connect(self._on_analysis)
         self.show_selection([])
@@ -211,17 +218,25 @@ class Inspector(QWidget):
         self.id_edit.setReadOnly(locked)
 
     # --- following the model -------------------------------------------------------------------
-    def _on_graph_event(self, event: str, **d) -> None:
-        if event == "config_changed" and d["id"] == self.block:
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        handler = self._follow.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _config_changed(self, e: ConfigChanged) -> None:
+        if e.block == self.block:
             cfg = self.graph.full_config(self.block)
             for key, ed in self.editors.items():
                 ed.set_value(cfg.get(key))
-        elif event == "node_removed" and d["id"] in self.ids:
-            # the block went away (deleted, or renamed by the Graph's remove+add)
+
+    def _node_removed(self, e: NodeRemoved) -> None:
+        if e.block in self.ids:  # deleted, or renamed by the Graph's remove+add
             self.ids = [n for n in self.ids if n in self.graph]
             self.block = None
             self.show_selection(self.ids)
-        elif event in ("meta_changed", "reset") and self.block is None and not self.ids:
+
+    def _graph_changed(self, _e: MetaChanged | Reset) -> None:
+        if self.block is None and not self.ids:
             self.block = "\0"  # force a rebuild
             self.show_selection([])
 

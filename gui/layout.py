@@ -4,20 +4,7 @@ line and branches spread out around it."""
 
 from __future__ import annotations
 
-import networkx as nx
-
 from engine.graph import Graph
-
-
-def _acyclic(g: nx.DiGraph) -> nx.DiGraph:
-    """``g`` without the wires that close loops (a broken file may hold some)."""
-    h = g.copy()
-    while True:
-        try:
-            s, t = nx.find_cycle(h)[-1][:2]
-        except nx.NetworkXNoCycle:
-            return h
-        h.remove_edge(s, t)
 
 
 def layered_positions(
@@ -33,13 +20,13 @@ def layered_positions(
     With ``aspect`` (the window's width / height), a network much longer than it is tall
     wraps into rows, like text, when that lets it be shown larger (LeNet-5's fifteen blocks
     in a row would be unreadable when fitted to the window)."""
-    g = _acyclic(graph.nx)
-    if not g.nodes:
+    g = graph.without_loops()
+    if not len(g):
         return {}
     rank = {n: i for i, n in enumerate(graph.nodes())}
     depth: dict[str, int] = {}
-    for n in nx.lexicographical_topological_sort(g, key=rank.__getitem__):
-        preds = list(g.predecessors(n))
+    for n in g.topological_order()[0]:
+        preds = [s for s, _, _ in g.in_edges(n)]
         depth[n] = 1 + max(depth[p] for p in preds) if preds else 0
     columns: dict[int, list[str]] = {}
     for n, d in depth.items():
@@ -49,7 +36,7 @@ def layered_positions(
         col = columns[d]
         want = {}
         for i, n in enumerate(sorted(col, key=lambda n: (graph.pos_of(n)[1], rank[n]))):
-            preds = [p for p in g.predecessors(n) if p in y]
+            preds = [s for s, _, _ in g.in_edges(n) if s in y]
             want[n] = sum(y[p] for p in preds) / len(preds) if preds else i * dy
         order = sorted(col, key=lambda n: (want[n], rank[n]))
         placed: list[float] = []
@@ -61,14 +48,14 @@ def layered_positions(
         if placed and shift < 0:
             placed = [v + shift for v in placed]
         y.update(zip(order, placed, strict=True))
-    x0 = min(p[0] for p in (graph.pos_of(n) for n in g.nodes))
-    y0 = min(p[1] for p in (graph.pos_of(n) for n in g.nodes))
+    x0 = min(graph.pos_of(n)[0] for n in g.nodes())
+    y0 = min(graph.pos_of(n)[1] for n in g.nodes())
     ymin = min(y.values())
     band = max(y.values()) - ymin + block_h + row_gap
     per = _columns_per_row(len(columns), dx, band, aspect)
     return {
         n: (round(x0 + (depth[n] % per) * dx), round(y0 + y[n] - ymin + (depth[n] // per) * band))
-        for n in g.nodes
+        for n in g.nodes()
     }
 
 
@@ -101,10 +88,10 @@ def is_cramped(graph: Graph, block_w: float, block_h: float, gap: float = 40.0) 
 def tidy_if_cramped(
     graph: Graph, dx: float, dy: float, block_w: float, block_h: float, aspect: float | None = None
 ) -> bool:
-    """Lay ``graph`` out again (in place, no events: call it before the graph is shown) when
+    """Lay ``graph`` out again (in place, not undoable: call it before the graph is shown) when
     its blocks are too close for the canvas. Returns True if it moved them."""
     if not is_cramped(graph, block_w, block_h):
         return False
     for n, p in layered_positions(graph, dx, dy, aspect, block_h).items():
-        graph.nx.nodes[n]["pos"] = p
+        graph.move_node(n, p)
     return True

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.analysis import Analysis, analyze
 from engine.graph import Graph
+from engine.graph_events import GraphEvent, NodeMoved
 
 
 class LiveAnalysis(QObject):
@@ -31,8 +32,8 @@ class LiveAnalysis(QObject):
         graph.subscribe(self._on_graph_event)
         self.flush()
 
-    def _on_graph_event(self, event: str, **data) -> None:
-        if event == "node_moved":
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if isinstance(event, NodeMoved):
             return  # positions do not change shapes or problems
         self._stale = True
         if not self._timer.isActive():

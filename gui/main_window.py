@@ -8,8 +8,6 @@ It wires the parts together; the parts do the work: ``LiveAnalysis`` (validation
 
 from __future__ import annotations
 
-import importlib.util
-
 import shiboken6
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QUndoStack
@@ -29,6 +27,8 @@ from gui.actions import Actions
 from gui.canvas.scene import GraphScene
 from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY
 from gui.canvas.view import CanvasView
+from gui.code_view import CodeView
+from gui.code_view import install as install_code_view
 from gui.controller import Controller
 from gui.files import FileManager
 from gui.inspector import Inspector
@@ -39,6 +39,8 @@ from gui.preset_dialog import PRESETS_DIR, PresetDialog
 from gui.problems import ProblemsPanel
 from gui.settings import app_settings
 from gui.summary import SummaryPanel
+from gui.training import attach as attach_training
+from gui.training.controller import TrainingController
 
 WINDOWS: list[QMainWindow] = []  # open windows (keeps "New Window" ones alive)
 MENU_NAMES = ("File", "Edit", "View", "Train", "Help")
@@ -62,9 +64,11 @@ Ctrl+D duplicates</td></tr>
 
 
 class MainWindow(QMainWindow):
-    """See the module docstring and the GUI section of the team contract."""
+    """See the module docstring. A ``gui.window_api.AppWindow``: training and the code view
+    attach to it through that protocol."""
 
     selectionChanged = Signal(list)
+    fileChanged = Signal()  # the graph's file name or modified state changed
 
     def __init__(self, parent: QWidget | None = None, restore_layout: bool = True) -> None:
         super().__init__(parent)
@@ -112,14 +116,11 @@ class MainWindow(QMainWindow):
         self._connect()
         self._on_analysis(self.live.analysis)
         self.update_title()
-        if importlib.util.find_spec("gui.training") is not None:
-            import gui.training
-
-            gui.training.attach(self)
-        if importlib.util.find_spec("gui.code_view") is not None:  # File > Export (export code)
-            import gui.code_view
-
-            gui.code_view.install(self)
+        self.training: TrainingController | None = None
+        attach_training(self)
+        self.code_view: CodeView | None = None
+        self.code_view_actions: dict = {}
+        install_code_view(self)  # File > Export (export code)
         self._restore_layout = restore_layout
         if restore_layout:
             geo = app_settings().value("window/geometry")
@@ -148,7 +149,7 @@ class MainWindow(QMainWindow):
                 if not self._fits_screen(default_need):  # e.g. saved on a larger screen
                     self.restoreState(self._default_state)
 
-    # --- the contract's API --------------------------------------------------------------------
+    # --- what attached parts use (gui.window_api.AppWindow) -------------------------------------
     @property
     def analysis(self):
         """The latest engine Analysis (fresh: pending changes are analysed first)."""
@@ -190,6 +191,10 @@ class MainWindow(QMainWindow):
                 dock.hide()  # takes no room until it is tabbed in showEvent
                 self._pending_tabs.append((self._docks[first], dock))
         self.actions.panels_menu.addAction(dock.toggleViewAction())
+
+    def edit_meta(self, key: str, value) -> None:
+        """Set the graph's name, description or training settings as one undoable edit."""
+        self.controller.set_meta(key, value)
 
     def set_locked(self, locked: bool) -> None:
         """No edits while training; selection, inspection and zoom still work."""
@@ -251,6 +256,7 @@ class MainWindow(QMainWindow):
         self.canvas.contextMenuWanted.connect(self.actions.context_menu)
         self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.files.changed.connect(self.update_title)
+        self.files.changed.connect(self.fileChanged)
         self.undo_stack.indexChanged.connect(self._after_change)
 
     # --- following the model -------------------------------------------------------------------

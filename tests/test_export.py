@@ -362,10 +362,15 @@ def test_every_preset_exports_and_the_engine_script_trains_a_step(path, tmp_path
 def window(qtbot):
     from PySide6.QtWidgets import QMainWindow, QToolBar
 
-    class Window(QMainWindow):  # what the contract promises the code view: graph, menu, toolbar
+    from gui.window_api import CodeViewWindow
+
+    class Window(QMainWindow):  # a gui.window_api.CodeViewWindow without training
         def __init__(self):
             super().__init__()
             self.graph = graph("mlp")
+            self.training = None
+            self.code_view = None
+            self.code_view_actions = {}
             self.toolbar = QToolBar()
             self.addToolBar(self.toolbar)
             self._menus = {}
@@ -381,6 +386,7 @@ def window(qtbot):
 
     w = Window()
     qtbot.addWidget(w)
+    assert isinstance(w, CodeViewWindow)
     return w
 
 
@@ -390,7 +396,7 @@ def test_install_adds_toolbar_and_file_export_entries(window, qtbot):
     actions = code_view.install(window)
     assert code_view.install(window) is actions  # idempotent
     assert actions["toolbar"] in window.toolbar.actions()
-    texts = [a.text() for a in window.export_menu.actions()]
+    texts = [a.text() for a in actions["menu"].menu().actions()]
     assert texts == ["Python (&engine code)...", "&PyTorch script..."]
     file_actions = window.menu("File").actions()
     assert actions["menu"] in file_actions

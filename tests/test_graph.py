@@ -1,11 +1,13 @@
 """engine.Graph: round trips, atomic save, change events, refusals, load_graph errors."""
 
+import dataclasses
 import json
 import os
 
 import pytest
 
 import engine
+from engine import graph_events as ev
 from engine.errors import BlockPropError, ConfigError, GraphError
 
 
@@ -61,38 +63,38 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 def test_events_one_per_change():
     g = engine.Graph()
     seen = []
-    g.subscribe(lambda event, **data: seen.append((event, data)))
+    g.subscribe(seen.append)
     g.add_node("Input", {"shape": [4]}, node_id="in")
     g.add_node("Dense", {"units": 2}, node_id="d")
-    assert seen == [("node_added", {"id": "in"}), ("node_added", {"id": "d"})]
+    assert seen == [ev.NodeAdded("in"), ev.NodeAdded("d")]
     seen.clear()
     assert g.add_edge("in", "d") == 0
-    assert seen == [("edge_added", {"source": "in", "target": "d", "port": 0})]
+    assert seen == [ev.EdgeAdded("in", "d", 0)]
     seen.clear()
     g.move_node("d", (5, 6))
-    assert seen == [("node_moved", {"id": "d", "pos": (5, 6)})]
+    assert seen == [ev.NodeMoved("d", (5, 6))]
     seen.clear()
     g.set_config("d", {"units": 7})
-    assert seen == [("config_changed", {"id": "d", "config": {"units": 7}})]
+    assert seen == [ev.ConfigChanged("d", {"units": 7})]
     seen.clear()
     g.set_meta("name", "renamed")
-    assert seen == [("meta_changed", {"key": "name"})] and g.name == "renamed"
+    assert seen == [ev.MetaChanged("name")] and g.name == "renamed"
     seen.clear()
     g.remove_node("d")  # its wire goes first, then the block
-    assert seen == [
-        ("edge_removed", {"source": "in", "target": "d", "port": 0}),
-        ("node_removed", {"id": "d"}),
-    ]
+    assert seen == [ev.EdgeRemoved("in", "d", 0), ev.NodeRemoved("d")]
     seen.clear()
     g.replace_with(mlp_graph())
-    assert seen == [("reset", {})] and "out" in g
+    assert seen == [ev.Reset()] and "out" in g
+    assert all(isinstance(e, ev.GraphEvent) for e in seen)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.NodeAdded("x").block = "y"  # type: ignore[misc]
 
 
 def test_refused_changes_emit_nothing_and_change_nothing():
     g = mlp_graph()
     before = g.to_dict()
     seen = []
-    g.subscribe(lambda event, **data: seen.append(event))
+    g.subscribe(seen.append)
     with pytest.raises(ConfigError) as e:
         g.set_config("d1", {"units": -1})
     assert e.value.block == "d1" and "units" in str(e.value)
@@ -116,7 +118,7 @@ def test_unsubscribe_and_copy_are_independent():
     g = mlp_graph()
     seen = []
 
-    def listener(event, **data):
+    def listener(event):
         seen.append(event)
 
     g.subscribe(listener)

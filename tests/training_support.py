@@ -1,5 +1,5 @@
 """Shared by the GUI training tests (test_gui_training*.py): small graphs, a minimal
-window with the TrainingController's contract, the real MainWindow, and ``replay`` (the same
+window implementing ``gui.window_api.TrainingWindow``, the real MainWindow, and ``replay`` (the same
 run trained again in the test process: training is deterministic for a seed).
 
 Every window lives in a fixture that stops training and deletes the window at teardown
@@ -124,7 +124,7 @@ def lenet5(batch_size: int = 32, epochs: int = 5) -> engine.Graph:
     )
 
 
-# --- a minimal window with the contract's API (the real MainWindow is tested below too) -------
+# --- a minimal gui.window_api.TrainingWindow (the real MainWindow is tested too) ---------------
 
 
 class FakeCanvas(QWidget):
@@ -143,17 +143,27 @@ class FakeCanvas(QWidget):
 
 class FakeWindow(QMainWindow):
     selectionChanged = Signal(list)
+    fileChanged = Signal()
 
     def __init__(self, graph: engine.Graph, path: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle("fake[*]")
         self.graph = graph
         self.path = path
+        self.training = None
         self.canvas = FakeCanvas()
         self.setCentralWidget(self.canvas)
         self.locks: list[bool] = []
         self._menus: dict = {}
         self.toolbar = self.addToolBar("main")
+
+    @property
+    def analysis(self) -> engine.Analysis:
+        return engine.analyze(self.graph)
+
+    def edit_meta(self, key: str, value) -> None:  # not undoable here: no undo stack
+        self.graph.set_meta(key, value)
+        self.setWindowModified(True)
 
     def set_locked(self, locked: bool) -> None:
         self.locks.append(bool(locked))
@@ -178,9 +188,8 @@ def answer_stop_prompts(w: QMainWindow, answer: bool = True) -> None:
 
 
 def dispose(w: QMainWindow) -> None:
-    ctrl = getattr(w, "training", None)
-    if ctrl is not None:
-        assert ctrl.shutdown(2000)
+    if w.training is not None:
+        assert w.training.shutdown(2000)
     w.close()
     w.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

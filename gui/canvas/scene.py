@@ -11,6 +11,16 @@ from PySide6.QtWidgets import QGraphicsScene
 
 from engine.analysis import Analysis
 from engine.graph import Graph
+from engine.graph_events import (
+    ConfigChanged,
+    EdgeAdded,
+    EdgeRemoved,
+    GraphEvent,
+    NodeAdded,
+    NodeMoved,
+    NodeRemoved,
+    Reset,
+)
 from engine.layers import LAYER_TYPES
 from gui.canvas.block_item import BlockItem
 from gui.canvas.style import count_text, family_of, key_settings, shape_text
@@ -28,6 +38,16 @@ class GraphScene(QGraphicsScene):
         self.analysis: Analysis | None = None
         self.badges: dict[str, float] = {}
         self.locked = False
+        # What each Graph event does to the items (MetaChanged shows nothing on the canvas).
+        self._follow = {
+            NodeAdded: lambda e: self._add_block(e.block),
+            NodeRemoved: lambda e: self._remove_block(e.block),
+            NodeMoved: self._move_block,
+            ConfigChanged: lambda e: self._refresh_text(e.block),
+            EdgeAdded: lambda e: self._add_wire(e.source, e.target, e.port),
+            EdgeRemoved: lambda e: self._remove_wire(e.source, e.target),
+            Reset: lambda e: self.rebuild(),
+        }
         graph.subscribe(self._on_graph_event)
         self.rebuild()
 
@@ -35,23 +55,15 @@ class GraphScene(QGraphicsScene):
         self.graph.unsubscribe(self._on_graph_event)
 
     # --- following the Graph -------------------------------------------------------------------
-    def _on_graph_event(self, event: str, **d) -> None:
-        if event == "node_added":
-            self._add_block(d["id"])
-        elif event == "node_removed":
-            self._remove_block(d["id"])
-        elif event == "node_moved":
-            item = self.blocks[d["id"]]
-            if (item.pos().x(), item.pos().y()) != tuple(d["pos"]):
-                item.setPos(QPointF(*d["pos"]))
-        elif event == "config_changed":
-            self._refresh_text(d["id"])
-        elif event == "edge_added":
-            self._add_wire(d["source"], d["target"], d["port"])
-        elif event == "edge_removed":
-            self._remove_wire(d["source"], d["target"])
-        elif event == "reset":
-            self.rebuild()
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        handler = self._follow.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _move_block(self, e: NodeMoved) -> None:
+        item = self.blocks[e.block]
+        if (item.pos().x(), item.pos().y()) != tuple(e.pos):
+            item.setPos(QPointF(*e.pos))
 
     def rebuild(self) -> None:
         """Drop every item and make them again from the Graph (after a file was opened)."""

@@ -1,17 +1,21 @@
 """Training in the app and seeing inside: the Training dock, the worker, the live panels.
 
-``attach(window)`` is called by ``MainWindow`` at the end of its ``__init__``. The window must
-offer what the team contract lists: ``graph``, ``canvas`` (``set_block_badges``,
-``clear_block_badges``), ``selectionChanged``, ``set_locked``, ``add_panel_dock``, ``menu``,
-``toolbar``; ``controller.set_meta`` or ``undo_stack`` for the undoable settings edit; and
-``path`` (the graph file, if any) for the runs file. The controller is a child of the window
-and watches the window's Close event to stop training before the window goes.
+``attach(window)`` is called by ``MainWindow`` at the end of its ``__init__``. The window is a
+``gui.window_api.TrainingWindow`` (its graph, canvas badges, selection, locking, docks, menus,
+the undoable settings edit and the graph's file, for the runs file). The controller is a child
+of the window and watches the window's Close event to stop training before the window goes.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def attach(window):
+if TYPE_CHECKING:
+    from gui.training.controller import TrainingController
+    from gui.window_api import TrainingWindow
+
+
+def attach(window: TrainingWindow) -> TrainingController:
     """Add training to ``window``; returns the TrainingController (also ``window.training``)."""
     from gui.training.controller import TrainingController
 

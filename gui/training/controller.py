@@ -32,6 +32,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from engine.errors import BlockPropError
+from engine.graph_events import STRUCTURE_EVENTS, GraphEvent, MetaChanged, Reset
 from engine.parallel import free_cores
 from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
@@ -40,21 +41,13 @@ from gui.training.panels import PANEL_TYPES
 from gui.training.runlist import RunSink, RunsMixin
 from gui.training.runs import runs_path
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
-
-EDIT_EVENTS = (
-    "node_added",
-    "node_removed",
-    "config_changed",
-    "edge_added",
-    "edge_removed",
-    "reset",
-)
+from gui.window_api import TrainingWindow
 
 
 class TrainingController(RunsMixin, RedrawMixin, QObject):
     """See the module docstring. ``attach(window)`` makes one per window."""
 
-    def __init__(self, window) -> None:
+    def __init__(self, window: TrainingWindow) -> None:
         super().__init__(window)
         self.window = window
         self.runs: list[RunData] = []
@@ -112,8 +105,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
 
         self._menus()
         self.graph.subscribe(self._on_graph_event)
-        if hasattr(window, "selectionChanged"):
-            window.selectionChanged.connect(self._on_selection)
+        window.selectionChanged.connect(self._on_selection)
         self._closing = False
         window.installEventFilter(self)
         from PySide6.QtWidgets import QApplication
@@ -121,9 +113,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        files = getattr(window, "files", None)
-        if files is not None and hasattr(files, "changed"):
-            files.changed.connect(self._on_file_changed)  # "Save as": runs follow the graph
+        window.fileChanged.connect(self._on_file_changed)  # "Save as": runs follow the graph
         self.load_runs()
 
     # --- the window's parts ----------------------------------------------------------------------
@@ -149,11 +139,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         menu.addAction(self.dock.toggleViewAction())
         for dock in self.panel_docks.values():
             menu.addAction(dock.toggleViewAction())
-        tb = getattr(self.window, "toolbar", None)
-        if tb is not None:
-            tb.addSeparator()
-            tb.addAction(self.actions["Start"])
-            tb.addAction(self.actions["Stop"])
+        tb = self.window.toolbar
+        tb.addSeparator()
+        tb.addAction(self.actions["Start"])
+        tb.addAction(self.actions["Stop"])
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -165,19 +154,12 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.actions["Stop"].setEnabled(state != "idle")
 
     def _status(self, text: str, ms: int = 8000) -> None:
-        bar = self.window.statusBar() if hasattr(self.window, "statusBar") else None
-        if bar is not None:
-            bar.showMessage(text, ms)
+        self.window.statusBar().showMessage(text, ms)
 
     def graph_path(self) -> Path | None:
-        """The graph's file, if it has one (the window's ``path`` or ``file_path``)."""
-        for attr in ("path", "file_path", "current_path"):
-            p = getattr(self.window, attr, None)
-            if callable(p):
-                p = p()
-            if p:
-                return Path(p)
-        return None
+        """The graph's file, if it has one."""
+        p = self.window.path
+        return Path(p) if p else None
 
     # --- starting ------------------------------------------------------------------------------
     def check_spec(self, spec: dict) -> str | None:
@@ -192,11 +174,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             check_options(ds["name"], ds, dataset_options(ds["name"]))
         except BlockPropError as e:
             return str(e)
-        analysis = getattr(self.window, "analysis", None)
-        if analysis is None or getattr(analysis, "problems", None) is None:
-            from engine.analysis import analyze
-
-            analysis = analyze(self.graph)
+        analysis = self.window.analysis
         self._analysis = analysis
         if analysis.problems:
             first = analysis.problems[0]
@@ -213,16 +191,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             return  # the same settings written otherwise (defaults spelled out or left out)
         self._saving_meta = True
         try:
-            ctl = getattr(self.window, "controller", None)
-            if ctl is not None and hasattr(ctl, "set_meta"):
-                ctl.set_meta("training", spec)
-            elif getattr(self.window, "undo_stack", None) is not None:
-                from gui.commands import SetMeta
-
-                self.window.undo_stack.push(SetMeta(self.graph, "training", spec))
-            else:
-                self.graph.set_meta("training", spec)
-                self.window.setWindowModified(True)
+            self.window.edit_meta("training", spec)
         finally:
             self._saving_meta = False
 
@@ -420,18 +389,17 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.save_runs()
 
     # --- the window's events -------------------------------------------------------------------
-    def _on_graph_event(self, event: str, **data: Any) -> None:
-        if event in EDIT_EVENTS:
-            canvas = getattr(self.window, "canvas", None)
-            if canvas is not None and self.active is None:
-                canvas.clear_block_badges()
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if isinstance(event, STRUCTURE_EVENTS):
+            if self.active is None:
+                self.window.canvas.clear_block_badges()
                 self._badges_drawn = None
-        if event == "reset" or (
-            event == "meta_changed" and data.get("key") == "training" and not self._saving_meta
+        if isinstance(event, Reset) or (
+            isinstance(event, MetaChanged) and event.key == "training" and not self._saving_meta
         ):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
-        if event == "reset":
+        if isinstance(event, Reset):
             self._graph_replaced = True
             QTimer.singleShot(0, self._show_runs_of_new_graph)
 

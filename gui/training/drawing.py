@@ -120,9 +120,9 @@ class RedrawMixin:
             self._progress(run)
 
     def _badges(self, run: RunData | None) -> None:
-        canvas = getattr(self.window, "canvas", None)
-        if run is None or canvas is None or run.grads is None:
+        if run is None or run.grads is None:
             return
+        canvas = self.window.canvas
         key = (run.run_id, run.steps.total)
         if key == self._badges_drawn or run is not self.active and self._badges_drawn:
             return
