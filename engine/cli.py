@@ -4,7 +4,7 @@
     python app.py train GRAPH.json [--epochs N] [--dataset NAME] [--seed S]
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
                         [--processes auto|1|2]
-    python app.py export GRAPH.json --to numpy|pytorch [--weights w.npz] [-o out.py]
+    python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py presets                            list the presets with one line each
 
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
@@ -75,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save", metavar="weights.npz", help="save the trained weights")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("export", help="export a graph as Python code")
+    e = sub.add_parser("export", help="export a graph as Python code or an ONNX model")
     e.add_argument("graph", metavar="GRAPH.json")
-    e.add_argument("--to", required=True, choices=("numpy", "pytorch"))
+    e.add_argument("--to", required=True, choices=("numpy", "pytorch", "onnx"))
     e.add_argument("--weights", metavar="w.npz", help="weights to include")
-    e.add_argument("-o", "--output", metavar="out.py", help="write here (default: print)")
+    e.add_argument(
+        "-o", "--output", metavar="out.py|out.onnx", help="write here (default: print code)"
+    )
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("presets", help="list the presets")
@@ -231,12 +233,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import export_code
 
     graph = load_graph(args.graph)
+    if args.to == "onnx":
+        return _export_onnx(graph, args)
     code = export_code(graph, args.to, weights=args.weights)
     if args.output:
         write_atomic(args.output, lambda f: f.write(code.encode("utf-8")))
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(code)
+    return 0
+
+
+def _export_onnx(graph: Any, args: argparse.Namespace) -> int:
+    from engine.export.onnx import export_onnx
+
+    if not args.output:
+        raise ConfigError("an ONNX model is binary: give the file to write with -o MODEL.onnx")
+    data = export_onnx(graph, weights=args.weights)
+    write_atomic(args.output, lambda f: f.write(data))
+    print(f"wrote {args.output} ({len(data):,} bytes)")
     return 0
 
 
