@@ -5,6 +5,7 @@
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
                         [--processes auto|1|2]
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
+    python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
     python app.py presets                            list the presets with one line each
 
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
@@ -21,6 +22,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
+
+import numpy as np
 
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS
@@ -83,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="out.py|out.onnx", help="write here (default: print code)"
     )
     e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="turn an ONNX model into a graph file and weights")
+    i.add_argument("model", metavar="MODEL.onnx")
+    i.add_argument("-o", "--output", required=True, metavar="GRAPH.json")
+    i.add_argument("--save-weights", metavar="W.npz", help="write the model's weights here")
+    i.set_defaults(func=cmd_import)
 
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)
@@ -252,6 +261,22 @@ def _export_onnx(graph: Any, args: argparse.Namespace) -> int:
     data = export_onnx(graph, weights=args.weights)
     write_atomic(args.output, lambda f: f.write(data))
     print(f"wrote {args.output} ({len(data):,} bytes)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.export.onnx import import_onnx
+
+    for out in (args.output, args.save_weights):  # refuse a path that cannot work before work
+        folder = Path(out).expanduser().resolve().parent if out else None
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"cannot write {out}: no folder {folder}")
+    graph, arrays = import_onnx(args.model)
+    graph.save(args.output)
+    print(f"wrote {args.output} ({len(graph)} blocks)")
+    if args.save_weights:
+        write_atomic(args.save_weights, lambda f: np.savez(f, **arrays))
+        print(f"saved the weights to {args.save_weights}")
     return 0
 
 

@@ -113,7 +113,14 @@ def _conv(ctx, layer, ins, out):
     kernel = list(layer.params["weight"].shape[2:])
     stride = layer.config["stride"]
     strides = [stride] if isinstance(layer, Conv1D) else list(F.pair(stride))
-    ctx.node("Conv", args, [out], kernel_shape=kernel, strides=strides, pads=_conv_pads(layer))
+    # "same" and "valid" as ONNX's auto_pad (SAME_UPPER: the odd padding at the end, as the
+    # engine and PyTorch), so an import reads the setting back, not only the numbers
+    pad = layer.config["padding"]
+    if pad in ("same", "valid"):
+        padding = {"auto_pad": "SAME_UPPER" if pad == "same" else "VALID"}
+    else:
+        padding = {"pads": _conv_pads(layer)}
+    ctx.node("Conv", args, [out], kernel_shape=kernel, strides=strides, **padding)
     if layer.config.get("connections") is not None:
         ctx.extra(layer, connections=layer.config["connections"])
 

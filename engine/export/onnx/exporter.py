@@ -30,6 +30,7 @@ PRODUCER = "BlockProp"
 EXTRA_KEY = "blockprop.extra"  # node metadata: settings ONNX cannot express (JSON)
 GRAPH_KEYS = ("blockprop.name", "blockprop.training")  # model metadata (JSON)
 INIT_KEYS = ("init", "init_std", "init_limit")
+HELPER_OPS = {"Transpose", "Reshape", "Cast", "Flatten"}
 
 
 def safe_text(text: Any, limit: int = 10_000) -> str:
@@ -49,7 +50,6 @@ class Context:
         self.used: set[str] = set()
         self.node_names: set[str] = set()
         self.int64: set[str] = set()
-        self.block: str = ""
         self._extra: dict[str, dict] = {}
 
     def name(self, base: str) -> str:
@@ -75,15 +75,24 @@ class Context:
         return self.init(f"{layer.name}.{key}", np.asarray(a, np.float32))
 
     def node(self, op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> list[str]:
-        base, i = safe_text(self.block or op, 400), 1
-        name = base
-        while name in self.node_names:  # a block's first node is named after it
-            i += 1
-            name = f"{base}/{op}_{i}"
-        self.node_names.add(name)
-        nd = helper.make_node(op, inputs, outputs, name=name, **attrs)
-        self.nodes.append(nd)
+        self.nodes.append(helper.make_node(op, inputs, outputs, **attrs))
         return outputs
+
+    def name_nodes(self, block: str, first: int) -> onnx.NodeProto:
+        """Name the nodes a block added (from index ``first``): its main node (the first that
+        is not a Transpose/Reshape/Cast/Flatten around it) takes the block id, the others
+        ``<id>/<op>``. Returns the main node."""
+        added = self.nodes[first:]
+        main = next((nd for nd in added if nd.op_type not in HELPER_OPS), added[0])
+        for nd in added:
+            base = safe_text(block, 400) if nd is main else f"{safe_text(block, 400)}/{nd.op_type}"
+            name, i = base, 1
+            while name in self.node_names:
+                i += 1
+                name = f"{base}_{i}"
+            self.node_names.add(name)
+            nd.name = name
+        return main
 
     def as_int64(self, tensor: str) -> str:
         if tensor in self.int64:
@@ -131,18 +140,18 @@ def export_model(
     for n, layer in model.layers.items():
         if n == model.input_id:
             continue
-        ctx.block = n
+        first = len(ctx.nodes)
         builder_for(layer)(ctx, layer, [names[p] for p in model.inputs[n]], names[n])
+        main = ctx.name_nodes(n, first)
         extra = dict(ctx.extras(n))
         cfg = graph.config_of(n)
         extra.update({k: cfg[k] for k in INIT_KEYS if k in cfg})
         if extra:
-            for nd in ctx.nodes:
-                if nd.name == n:
-                    helper.set_metadata_props(nd, {EXTRA_KEY: json.dumps(extra)})
+            helper.set_metadata_props(main, {EXTRA_KEY: json.dumps(extra)})
     out_name = names[model.output_id]
     if model.output_id == model.input_id:
         out_name = ctx.node("Identity", [in_name], [ctx.name("output")])[0]
+        ctx.name_nodes("output", len(ctx.nodes) - 1)
     g = helper.make_graph(
         ctx.nodes,
         safe_text(graph.name or "blockprop", 400),
