@@ -77,7 +77,7 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-# --- dense and convolutions ---------------------------------------------------------------------
+# --- dense and convolutions -----------------------------------------------------------------------
 @onnx_builder(Dense)
 def _dense(ctx, layer, ins, out):
     p = layer.params
@@ -141,7 +141,7 @@ def _conv_transpose(ctx, layer, ins, out):
     )
 
 
-# --- pooling and resampling ---------------------------------------------------------------------
+# --- pooling and resampling -----------------------------------------------------------------------
 @onnx_builder(MaxPool2D, AvgPool2D)
 def _pool(ctx, layer, ins, out):
     cfg = layer.config
@@ -195,7 +195,7 @@ def _upsample(ctx, layer, ins, out):
     )
 
 
-# --- shapes, activations, regularisation ----------------------------------------------------
+# --- shapes, activations, regularisation ----------------------------------------------------------
 @onnx_builder(Flatten)
 def _flatten(ctx, layer, ins, out):
     ctx.node("Flatten", ins, [out], axis=1)

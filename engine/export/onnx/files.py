@@ -41,8 +41,10 @@ def read_regular(path: str | os.PathLike, limit: int, offset: int = 0, length: i
         raise OnnxFileError(f"cannot open: {e.strerror or e}", file=p) from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise OnnxFileError("is a folder, not a file", file=p)
         if not stat.S_ISREG(st.st_mode):
-            raise OnnxFileError("is not a regular file", file=p)
+            raise OnnxFileError("is not a regular file (a pipe or device is never read)", file=p)
         end = st.st_size if length < 0 else offset + length
         if offset < 0 or end > st.st_size:
             raise OnnxFileError(

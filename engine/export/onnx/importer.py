@@ -115,7 +115,7 @@ def _pair_or_int(v: list[int]) -> Any:
     return v[0] if len(set(v)) == 1 else list(v)
 
 
-# --- NumPy evaluation of the operators that only move or compute constants ----------------------
+# --- NumPy evaluation of the operators that only move or compute constants ------------------------
 def _axes_arg(node_attrs, args, pos):
     if "axes" in node_attrs:
         return list(node_attrs["axes"])
@@ -491,10 +491,12 @@ class Importer:
 
     def visit(self, node: onnx.NodeProto) -> None:
         ins, outs = list(node.input), list(node.output)
-        if any(i in self.poisoned for i in ins if i):
-            self.poisoned.update(o for o in outs if o)
-            return
         op = node.op_type
+        if any(i in self.poisoned for i in ins if i):  # downstream of an unsupported node:
+            self.poisoned.update(o for o in outs if o)  # still list its type if it has no block
+            if op not in MAPPERS and op not in FOLDS and op != "Constant":
+                self.unsupported[op] += 1
+            return
         if node.domain not in ("", "ai.onnx"):
             raise Unsupported(f"{node.domain}.{op}")
         a = _attrs(node)
@@ -560,7 +562,14 @@ class Importer:
         name = g.output[0].name
         if name not in self.refs:
             raise self.bad(None, f"the output {name!r} does not depend on the input")
-        out = self.plain(None, self.refs[name], "the output (transposed or sliced data)")
+        try:
+            out = self.plain(None, self.refs[name], "output")
+        except Unsupported:
+            raise OnnxFileError(
+                "cannot import: the model's output is a transposed or sliced part of a block's "
+                "output, which no block gives; nothing was imported",
+                file=self.file,
+            ) from None
         if out == self.input_id:
             raise self.bad(None, "the output is the input itself: nothing to import")
         # keep the blocks the output depends on (dead branches of the ONNX graph are dropped)
