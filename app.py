@@ -3,7 +3,8 @@
 python app.py [GRAPH.json] [--screenshot out.png]    open the GUI (with that graph)
 python app.py check GRAPH.json                       validate; print the summary table
 python app.py train GRAPH.json [--epochs N] ...      train headless
-python app.py export GRAPH.json --to numpy|pytorch   export Python code
+python app.py export GRAPH.json --to numpy|pytorch|onnx   export Python code or ONNX
+python app.py import MODEL.onnx -o GRAPH.json        an ONNX model as a graph (+ --save-weights)
 python app.py presets                                list the presets
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 
-COMMANDS = ("check", "train", "export", "presets")
+COMMANDS = ("check", "train", "export", "import", "presets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@
     python app.py train GRAPH.json [--epochs N] [--dataset NAME] [--seed S]
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
                         [--processes auto|1|2]
-    python app.py export GRAPH.json --to numpy|pytorch [--weights w.npz] [-o out.py]
+    python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
+    python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
     python app.py presets                            list the presets with one line each
 
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
@@ -25,6 +26,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
+
+import numpy as np
 
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS, dataset_options, resolve_paths
@@ -91,12 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("export", help="export a graph as Python code")
+    e = sub.add_parser("export", help="export a graph as Python code or an ONNX model")
     e.add_argument("graph", metavar="GRAPH.json")
-    e.add_argument("--to", required=True, choices=("numpy", "pytorch"))
+    e.add_argument("--to", required=True, choices=("numpy", "pytorch", "onnx"))
     e.add_argument("--weights", metavar="w.npz", help="weights to include")
-    e.add_argument("-o", "--output", metavar="out.py", help="write here (default: print)")
+    e.add_argument(
+        "-o", "--output", metavar="out.py|out.onnx", help="write here (default: print code)"
+    )
     e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="turn an ONNX model into a graph file and weights")
+    i.add_argument("model", metavar="MODEL.onnx")
+    i.add_argument("-o", "--output", required=True, metavar="GRAPH.json")
+    i.add_argument("--save-weights", metavar="W.npz", help="write the model's weights here")
+    i.set_defaults(func=cmd_import)
 
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)
@@ -341,6 +352,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import export_code
 
     graph = load_graph(args.graph)
+    if args.to == "onnx":
+        return _export_onnx(graph, args)
     code = export_code(graph, args.to, weights=args.weights)
     if args.output is not None:
         _write_output(args.output, code.encode("ascii"))
@@ -365,6 +378,33 @@ def _write_output(path: str, data: bytes) -> None:
         write_atomic(p, lambda f: f.write(data))
     except OSError as e:
         raise ConfigError(f"cannot write {where}: {e.strerror or e}") from None
+
+
+def _export_onnx(graph: Any, args: argparse.Namespace) -> int:
+    from engine.export.onnx import export_onnx
+
+    if not args.output:
+        raise ConfigError("an ONNX model is binary: give the file to write with -o MODEL.onnx")
+    data = export_onnx(graph, weights=args.weights)
+    _write_output(args.output, data)
+    print(f"wrote {printable(args.output)} ({len(data):,} bytes)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.export.onnx import import_onnx
+
+    for out in (args.output, args.save_weights):  # refuse a path that cannot work before work
+        folder = Path(out).expanduser().resolve().parent if out else None
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"cannot write {printable(out)}: no folder {printable(folder)}")
+    graph, arrays = import_onnx(args.model)
+    graph.save(args.output)
+    print(f"wrote {printable(args.output)} ({len(graph)} blocks)")
+    if args.save_weights:
+        write_atomic(args.save_weights, lambda f: np.savez(f, **arrays))
+        print(f"saved the weights to {printable(args.save_weights)}")
+    return 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

@@ -1,0 +1,323 @@
+"""How each block becomes ONNX nodes: one builder per layer class, in a registry keyed by it.
+
+A builder is called as ``build(ctx, layer, ins, out)``: ``layer`` the built engine layer (its
+config, shapes and weights), ``ins`` the names of the tensors feeding it (batch first, as the
+engine holds them), ``out`` the name it must produce (the block id). It adds nodes and weights
+through ``ctx`` (``exporter.Context``). A new block type registers its builder beside it:
+
+    @onnx_builder(MyBlock)
+    def _my_block(ctx, layer, ins, out): ...
+
+Layouts: the engine keeps PyTorch's layouts, which are ONNX's for Conv/ConvTranspose/Gemm.
+The recurrent blocks differ in three ways: ONNX orders the LSTM gates i, o, f, c (PyTorch i, f,
+g, o) and the GRU gates z, r, h (PyTorch r, z, n); the two biases go in one row per direction,
+[Wb, Rb]; and sequences are time-major, (T, N, F).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engine import functional as F
+from engine.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Activation,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv1D,
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    Reshape,
+    Subsample2D,
+    Upsample2D,
+)
+
+Builder = Callable[[Any, Layer, list[str], str], None]
+ONNX_BUILDERS: dict[type[Layer], Builder] = {}
+
+# PyTorch's gate blocks in ONNX's order: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) ->
+# (z, r, h). The importer applies the inverse.
+LSTM_TO_ONNX = (0, 3, 1, 2)
+GRU_TO_ONNX = (1, 0, 2)
+
+
+def onnx_builder(*classes: type[Layer]) -> Callable[[Builder], Builder]:
+    """Register the decorated function as the ONNX builder of ``classes``."""
+
+    def register(fn: Builder) -> Builder:
+        for cls in classes:
+            ONNX_BUILDERS[cls] = fn
+        return fn
+
+    return register
+
+
+def builder_for(layer: Layer) -> Builder | None:
+    for cls in type(layer).__mro__:
+        if cls in ONNX_BUILDERS:
+            return ONNX_BUILDERS[cls]
+    return None
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# --- dense and convolutions -----------------------------------------------------------------------
+@onnx_builder(Dense)
+def _dense(ctx, layer, ins, out):
+    p = layer.params
+    if len(layer.in_shape) == 1:  # (N, F): Gemm with the weight as stored, (units, F)
+        args = [ins[0], ctx.weight(layer, "weight")]
+        if "bias" in p:
+            args.append(ctx.weight(layer, "bias"))
+        ctx.node("Gemm", args, [out], transB=1)
+        return
+    # a sequence (N, T, F): the same weights at every step, x @ W^T (+ b)
+    wt = ctx.init(f"{layer.name}.weight_t", _f32(p["weight"].T))
+    if "bias" not in p:
+        ctx.node("MatMul", [ins[0], wt], [out])
+        return
+    mm = ctx.node("MatMul", [ins[0], wt], [ctx.name(f"{layer.name}/matmul")])[0]
+    ctx.node("Add", [mm, ctx.weight(layer, "bias")], [out])
+
+
+def _conv_pads(layer) -> list[int]:
+    if isinstance(layer, Conv1D):
+        _, _, left, right = layer._pad()
+        return [left, right]
+    top, bottom, left, right = layer._pad()
+    return [top, left, bottom, right]
+
+
+@onnx_builder(Conv2D, Conv1D)
+def _conv(ctx, layer, ins, out):
+    # Conv2D's connection table (LeNet-5's C3) is a mask on the weight: the masked weight holds
+    # zeros outside the table, which is what the engine convolves with.
+    w = ctx.init(f"{layer.name}.weight", _f32(layer._weight()))
+    args = [ins[0], w] + ([ctx.weight(layer, "bias")] if "bias" in layer.params else [])
+    kernel = list(layer.params["weight"].shape[2:])
+    stride = layer.config["stride"]
+    strides = [stride] if isinstance(layer, Conv1D) else list(F.pair(stride))
+    # "same" and "valid" as ONNX's auto_pad (SAME_UPPER: the odd padding at the end, as the
+    # engine and PyTorch), so an import reads the setting back, not only the numbers
+    pad = layer.config["padding"]
+    if pad in ("same", "valid"):
+        padding = {"auto_pad": "SAME_UPPER" if pad == "same" else "VALID"}
+    else:
+        padding = {"pads": _conv_pads(layer)}
+    ctx.node("Conv", args, [out], kernel_shape=kernel, strides=strides, **padding)
+    if layer.config.get("connections") is not None:
+        ctx.extra(layer, connections=layer.config["connections"])
+
+
+@onnx_builder(ConvTranspose2D)
+def _conv_transpose(ctx, layer, ins, out):
+    args = [ins[0], ctx.weight(layer, "weight")]
+    if "bias" in layer.params:
+        args.append(ctx.weight(layer, "bias"))
+    ph, pw = F.pair(layer.config["padding"])
+    ctx.node(
+        "ConvTranspose",
+        args,
+        [out],
+        kernel_shape=list(layer.params["weight"].shape[2:]),
+        strides=list(F.pair(layer.config["stride"])),
+        pads=[ph, pw, ph, pw],
+    )
+
+
+# --- pooling and resampling -----------------------------------------------------------------------
+@onnx_builder(MaxPool2D, AvgPool2D)
+def _pool(ctx, layer, ins, out):
+    cfg = layer.config
+    k = list(F.pair(cfg["kernel_size"]))
+    s = list(F.pair(cfg["stride"])) if cfg["stride"] is not None else k
+    ph, pw = F.pair(cfg["padding"])
+    attrs = {"kernel_shape": k, "strides": s, "pads": [ph, pw, ph, pw]}
+    if isinstance(layer, MaxPool2D):
+        ctx.node("MaxPool", ins, [out], **attrs)
+    else:  # the engine counts padded zeros in the mean, as PyTorch does by default
+        ctx.node("AveragePool", ins, [out], count_include_pad=1, **attrs)
+
+
+@onnx_builder(GlobalAvgPool2D)
+def _global_avg_pool(ctx, layer, ins, out):
+    g = ctx.node("GlobalAveragePool", ins, [ctx.name(f"{layer.name}/pool")])[0]
+    ctx.node("Flatten", [g], [out], axis=1)  # (N, C, 1, 1) -> (N, C)
+
+
+@onnx_builder(Subsample2D)
+def _subsample(ctx, layer, ins, out):
+    # w[c] * sum(window) + b[c] over non-overlapping windows: a depthwise convolution whose
+    # kernel holds w[c] everywhere (group = C), stride = kernel.
+    kh, kw = F.pair(layer.config["kernel_size"])
+    w = layer.params["weight"]
+    kernel = np.broadcast_to(w[:, None, None, None], (w.shape[0], 1, kh, kw))
+    wk = ctx.init(f"{layer.name}.weight_kernel", _f32(kernel))
+    ctx.node(
+        "Conv",
+        [ins[0], wk, ctx.weight(layer, "bias")],
+        [out],
+        kernel_shape=[kh, kw],
+        strides=[kh, kw],
+        group=int(w.shape[0]),
+    )
+
+
+@onnx_builder(Upsample2D)
+def _upsample(ctx, layer, ins, out):
+    sh, sw = F.pair(layer.config["scale"])
+    scales = ctx.init(f"{layer.name}.scales", np.array([1, 1, sh, sw], np.float32))
+    # asymmetric + floor: output pixel (y, x) reads input (y // sh, x // sw), exactly the
+    # engine's block copy.
+    ctx.node(
+        "Resize",
+        [ins[0], "", scales],
+        [out],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+
+
+# --- shapes, activations, regularisation ----------------------------------------------------------
+@onnx_builder(Flatten)
+def _flatten(ctx, layer, ins, out):
+    ctx.node("Flatten", ins, [out], axis=1)
+
+
+@onnx_builder(Reshape)
+def _reshape(ctx, layer, ins, out):
+    shape = ctx.init(f"{layer.name}.shape", np.array([-1, *layer.config["shape"]], np.int64))
+    ctx.node("Reshape", [ins[0], shape], [out])
+
+
+ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "linear": "Identity"}
+
+
+@onnx_builder(Activation)
+def _activation(ctx, layer, ins, out):
+    fn = layer.config["fn"]
+    if fn == "leaky_relu":
+        ctx.node("LeakyRelu", ins, [out], alpha=float(layer.config["negative_slope"]))
+    elif fn == "softmax":
+        ctx.node("Softmax", ins, [out], axis=-1)
+    else:
+        ctx.node(ACTIVATIONS[fn], ins, [out])
+
+
+@onnx_builder(Dropout)
+def _dropout(ctx, layer, ins, out):
+    # Inference form: ONNX's Dropout is the identity unless training_mode is given; the rate
+    # rides along so Netron shows it and an import gets it back.
+    ratio = ctx.init(f"{layer.name}.ratio", np.array(layer.config["rate"], np.float32))
+    ctx.node("Dropout", [ins[0], ratio], [out])
+
+
+@onnx_builder(BatchNorm)
+def _batch_norm(ctx, layer, ins, out):
+    # Inference form with the running statistics. ONNX's momentum weighs the old statistics
+    # (PyTorch's and the engine's the new batch): 1 - momentum.
+    args = [
+        ctx.weight(layer, "weight"),
+        ctx.weight(layer, "bias"),
+        ctx.weight(layer, "running_mean"),
+        ctx.weight(layer, "running_var"),
+    ]
+    attrs = {"epsilon": float(layer.config["eps"]), "momentum": 1.0 - layer.config["momentum"]}
+    if len(layer.in_shape) != 2:  # (F,) or (C, H, W): channels on axis 1, as ONNX wants
+        ctx.node("BatchNormalization", [ins[0], *args], [out], **attrs)
+        return
+    # (T, F): the engine normalises the last axis; ONNX axis 1, so transpose around it
+    t = ctx.node("Transpose", ins, [ctx.name(f"{layer.name}/to_nft")], perm=[0, 2, 1])[0]
+    bn = ctx.node("BatchNormalization", [t, *args], [ctx.name(f"{layer.name}/nft")], **attrs)[0]
+    ctx.node("Transpose", [bn], [out], perm=[0, 2, 1])
+
+
+@onnx_builder(Embedding)
+def _embedding(ctx, layer, ins, out):
+    ids = ctx.as_int64(ins[0])
+    ctx.node("Gather", [ctx.weight(layer, "weight"), ids], [out], axis=0)
+
+
+# --- merges ---------------------------------------------------------------------------------------
+@onnx_builder(Add)
+def _add(ctx, layer, ins, out):
+    ctx.node("Add" if len(ins) == 2 else "Sum", ins, [out])
+
+
+@onnx_builder(Concat)
+def _concat(ctx, layer, ins, out):
+    a = layer.config["axis"]
+    ctx.node("Concat", ins, [out], axis=a + 1 if a >= 0 else a)
+
+
+# --- recurrent ------------------------------------------------------------------------------------
+def _gate_rows(w: np.ndarray, order: tuple[int, ...] | None, hidden: int) -> np.ndarray:
+    if order is None:
+        return w
+    return np.concatenate([w[b * hidden : (b + 1) * hidden] for b in order])
+
+
+@onnx_builder(RNN, LSTM, GRU)
+def _recurrent(ctx, layer, ins, out):
+    cfg, p, name = layer.config, layer.params, layer.name
+    h = cfg["hidden_size"]
+    op, order = {RNN: ("RNN", None), LSTM: ("LSTM", LSTM_TO_ONNX), GRU: ("GRU", GRU_TO_ONNX)}[
+        type(layer)
+    ]
+    sfx = layer.suffixes
+    d = len(sfx)
+    W = np.stack([_gate_rows(p["weight_ih" + s], order, h) for s in sfx])
+    R = np.stack([_gate_rows(p["weight_hh" + s], order, h) for s in sfx])
+    B = np.stack(
+        [
+            np.concatenate(
+                [_gate_rows(p["bias_ih" + s], order, h), _gate_rows(p["bias_hh" + s], order, h)]
+            )
+            for s in sfx
+        ]
+    )
+    attrs: dict[str, Any] = {
+        "hidden_size": h,
+        "direction": "bidirectional" if d == 2 else "forward",
+    }
+    if op == "RNN":
+        attrs["activations"] = ["Relu" if cfg["nonlinearity"] == "relu" else "Tanh"] * d
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1  # PyTorch's GRU: r * (W_hn h + b_hn)
+    x_tm = ctx.node("Transpose", ins, [ctx.name(f"{name}/time_major")], perm=[1, 0, 2])[0]
+    y, y_h = ctx.name(f"{name}/Y"), ctx.name(f"{name}/Y_h")
+    ctx.node(
+        op,
+        [
+            x_tm,
+            ctx.init(f"{name}.W", _f32(W)),
+            ctx.init(f"{name}.R", _f32(R)),
+            ctx.init(f"{name}.B", _f32(B)),
+        ],
+        [y, y_h],
+        **attrs,
+    )
+    if cfg["return_sequences"]:  # Y (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
+        t = ctx.node("Transpose", [y], [ctx.name(f"{name}/batch_major")], perm=[2, 0, 1, 3])[0]
+        shape = ctx.init(f"{name}.out_shape", np.array([0, 0, d * h], np.int64))
+    else:  # Y_h (D, N, H) -> (N, D, H) -> (N, D*H): forward's last state, backward's first
+        t = ctx.node("Transpose", [y_h], [ctx.name(f"{name}/batch_major")], perm=[1, 0, 2])[0]
+        shape = ctx.init(f"{name}.out_shape", np.array([0, d * h], np.int64))
+    ctx.node("Reshape", [t, shape], [out])

@@ -1,0 +1,89 @@
+"""Reading an ONNX file and its external-data files as untrusted input.
+
+Regular files only (a FIFO or device is refused without blocking: opened with O_NONBLOCK, then
+checked with fstat), at most ``limit`` bytes read (a bigger file is refused before any byte is
+parsed), and external data only from files inside the model's own folder (no absolute paths,
+no "..", no symbolic link leading out). Every problem raises ``OnnxFileError`` naming the file.
+(A local helper: engine had no shared safe-read function when this was written.)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from engine.errors import BlockPropError
+
+MAX_MODEL_BYTES = 512 * 2**20  # the .onnx file itself
+MAX_TOTAL_BYTES = 1024 * 2**20  # the model and all its external data together
+
+
+class OnnxFileError(BlockPropError):
+    """An ONNX file (or one of its data files) cannot be read or used."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def read_regular(path: str | os.PathLike, limit: int, offset: int = 0, length: int = -1) -> bytes:
+    """Up to ``limit`` bytes of the regular file ``path`` (from ``offset``; ``length`` bytes, or
+    to the end with -1). A larger read is refused before reading."""
+    p = str(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise OnnxFileError("no such file", file=p) from None
+    except IsADirectoryError:
+        raise OnnxFileError("is a folder, not a file", file=p) from None
+    except OSError as e:
+        raise OnnxFileError(f"cannot open: {e.strerror or e}", file=p) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise OnnxFileError("is a folder, not a file", file=p)
+        if not stat.S_ISREG(st.st_mode):
+            raise OnnxFileError("is not a regular file (a pipe or device is never read)", file=p)
+        end = st.st_size if length < 0 else offset + length
+        if offset < 0 or end > st.st_size:
+            raise OnnxFileError(
+                f"the model asks for bytes {offset} to {end} but the file has {st.st_size}",
+                file=p,
+            )
+        want = end - offset
+        if want > limit:
+            raise OnnxFileError(
+                f"is {_mb(want)}; at most {_mb(limit)} is read (too large for this importer)",
+                file=p,
+            )
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            f.seek(offset)
+            data = f.read(want)
+        if len(data) != want:  # the file shrank while being read
+            raise OnnxFileError("changed while being read", file=p)
+        return data
+    except OSError as e:
+        raise OnnxFileError(f"cannot read: {e.strerror or e}", file=p) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def data_file(folder: Path, location: str, model_file: str) -> Path:
+    """The external-data file ``location`` named inside the model, checked to lie inside the
+    model's own ``folder`` (resolved, so symbolic links cannot lead out)."""
+    bad = OnnxFileError(
+        f"external data {location!r} is not a file inside the model's folder", file=model_file
+    )
+    if not location or "\x00" in location or os.path.isabs(location) or ":" in location:
+        raise bad
+    parts = Path(location.replace("\\", "/")).parts
+    if any(part in ("..", "") for part in parts) or Path(location).is_absolute():
+        raise bad
+    base = folder.resolve()
+    target = (base / Path(*parts)).resolve()
+    if target == base or base not in target.parents:
+        raise bad
+    return target
