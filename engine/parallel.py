@@ -57,8 +57,8 @@ from engine.errors import ConfigError
 
 # Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
 UNSPLITTABLE = {"BatchNorm": "normalises with statistics over the whole batch"}
-# A batch's forward pass below this many multiply-adds stays in one process under "auto"
-# (below it the ~0.15 ms hand-over eats most of the time saved; benchmarks/NOTES.md).
+# A batch's forward pass below this many multiply-adds stays in one process under "auto":
+# below it the ~0.15 ms hand-over eats most of the time saved (benchmarks/NOTES.md).
 AUTO_MIN_MACS = 4_000_000
 # A recurrent block's time step is a chain of small NumPy calls whose fixed cost a half batch
 # does not halve: under "auto" a model whose recurrent block does less than this per time
