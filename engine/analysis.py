@@ -29,9 +29,6 @@ from engine.layers.base import Layer
 if TYPE_CHECKING:
     from engine.graph import Graph
 
-RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
-# Kernels that may be larger than their input (they grow the map instead of sliding over it).
-GROWING_TYPES = ("ConvTranspose2D", "Upsample2D")
 # Training keeps about four float32 copies of the parameters (values, gradients, two optimizer
 # moments for Adam) and, per sample, each activation plus what backward needs of it.
 BYTES_PER_VALUE = 4
@@ -184,7 +181,7 @@ def _pair(v: Any, n: int) -> tuple[int, ...] | None:
 def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | None:
     """A conv/pool kernel larger than its (padded) input: the layer's output would be empty."""
     cfg = layer.config
-    if "kernel_size" not in cfg or layer.type_name in GROWING_TYPES or len(in_shape) < 2:
+    if "kernel_size" not in cfg or layer.grows_input or len(in_shape) < 2:
         return None
     spatial = tuple(in_shape[1:])
     pad = cfg.get("padding", 0)
@@ -213,39 +210,10 @@ def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | Non
 
 def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
     """Mistakes worth a specific message (and a fix) before asking the layer for its shape."""
-    n, t = layer.name, layer.type_name
-    if t == "Dense" and len(in_shape) > 2:
-        return Problem(
-            n,
-            f"Dense needs a flat vector but '{preds[0]}' gives "
-            f"{_shape_text(in_shape)}: insert Flatten between them",
-            {"kind": "insert", "type": "Flatten", "source": preds[0], "target": n},
-        )
-    if t in RECURRENT_TYPES and len(in_shape) == 3:
-        c, h, w = in_shape
-        if c == 1:
-            return Problem(
-                n,
-                f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
-                f"{_shape_text(in_shape)}: insert Reshape to ({h}, {w}) so each "
-                "row is one time step",
-                {
-                    "kind": "insert",
-                    "type": "Reshape",
-                    "source": preds[0],
-                    "target": n,
-                    "config": {"shape": [h, w]},
-                },
-            )
-        return Problem(
-            n,
-            f"{t} reads sequences (T, F) but '{preds[0]}' gives an image "
-            f"{_shape_text(in_shape)}: feed it a sequence, e.g. through Reshape "
-            "to (T, F)",
-        )
-    if len(preds) == 1:
-        return _kernel_problem(layer, in_shape, preds[0])
-    return None
+    if len(preds) != 1:
+        return None
+    said = layer.input_problem(in_shape, preds[0])
+    return Problem(layer.name, *said) if said else _kernel_problem(layer, in_shape, preds[0])
 
 
 def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None:

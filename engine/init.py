@@ -44,14 +44,19 @@ def initialize(
     limit: float = 0.05,
     value: float = 0.0,
 ) -> np.ndarray:
-    """An array of ``shape`` drawn by ``method`` (one of engine.layers.options.INITS)."""
+    """An array of ``shape`` drawn by ``method``: one of engine.layers.options.INITS, or a
+    layer's own start ("ones", "standard_normal", "constant" ``value``)."""
     fi, fo = fans(shape)
     fan_in = fi if fan_in is None else fan_in
     fan_out = fo if fan_out is None else fan_out
     if method == "zeros":
         w = np.zeros(shape)
+    elif method == "ones":
+        w = np.ones(shape)
     elif method == "constant":
         w = np.full(shape, value)
+    elif method == "standard_normal":
+        w = rng.standard_normal(shape)
     elif method == "normal":
         w = rng.normal(0.0, std, shape)
     elif method == "uniform":

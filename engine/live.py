@@ -41,7 +41,6 @@ from engine.trainer import check_lr
 
 FLUSH_HZ = 10.0
 SNAPSHOT_HZ = 5.0
-CONV_TYPES = ("Conv2D", "Conv1D", "ConvTranspose2D")
 N_SAMPLES = 12  # validation samples shown with their predicted and true labels
 MAX_VAL_SHOWN = 1000  # validation samples sent to the app (activations of a chosen one)
 CONTROLS = ("stop", "pause", "resume", "step_once", "set_lr", "set_watch")
@@ -258,7 +257,7 @@ class LiveRun:
             "in_channels": {
                 b: int(layer.params["weight"].shape[1])
                 for b, layer in model.layers.items()
-                if type(layer).type_name in CONV_TYPES and "weight" in layer.params
+                if layer.shows_filters and "weight" in layer.params
             },
             "task": data.task,
             "n_classes": data.n_classes,
@@ -324,7 +323,7 @@ class LiveRun:
             snap["filters"] = {
                 b: layer.params["weight"].copy()
                 for b, layer in model.layers.items()
-                if type(layer).type_name in CONV_TYPES and "weight" in layer.params
+                if layer.shows_filters and "weight" in layer.params
             }
         if (w["activations"] or force_all) and self._val is not None and len(self._val[0]):
             i = int(min(max(0, w["sample"]), len(self._val[0]) - 1))

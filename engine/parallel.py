@@ -52,11 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis import RECURRENT_TYPES
 from engine.errors import ConfigError
 
-# Blocks a split cannot keep exact, and why (the message a forced processes=2 gets).
-UNSPLITTABLE = {"BatchNorm": "normalises with statistics over the whole batch"}
 # A batch's forward pass below this many multiply-adds stays in one process under "auto":
 # below it the ~0.15 ms hand-over eats most of the time saved (benchmarks/NOTES.md).
 AUTO_MIN_MACS = 4_000_000
@@ -118,36 +115,21 @@ def free_cores() -> int:
 
 
 def forward_macs(model: Any, batch_size: int) -> int:
-    """Multiply-adds of a batch's forward pass through the weighted layers (an estimate: a
-    weight value is used once per output position, or per time step in a recurrent block;
+    """Multiply-adds of a batch's forward pass (each layer's estimate, ``Layer.macs``:
     transposed convolutions are counted at their output positions, an overestimate by
     stride^2)."""
-    total = 0
-    analysis = model.analysis
-    for n, layer in model.layers.items():
-        kind = layer.type_name
-        if kind == "Embedding":
-            continue
-        weights = sum(p.size for k, p in layer.params.items() if k.startswith("weight"))
-        if not weights:
-            continue
-        if kind in RECURRENT_TYPES:
-            positions = int(analysis.in_shapes[n][0])
-        else:
-            out = tuple(analysis.shapes[n])
-            channels = out[-1] if kind == "Dense" else out[0]
-            positions = math.prod(out) // max(1, channels)
-        total += weights * positions
-    return total * batch_size
+    a = model.analysis
+    return batch_size * sum(
+        layer.macs(a.in_shapes[n], a.shapes[n]) for n, layer in model.layers.items()
+    )
 
 
 def split_blocker(model: Any) -> str | None:
     """Why ``model`` cannot be split over two processes (a sentence naming the block), or
     None."""
     for n, layer in model.layers.items():
-        why = UNSPLITTABLE.get(layer.type_name)
-        if why:
-            return f"block '{n}' ({layer.type_name}) {why}"
+        if layer.whole_batch:
+            return f"block '{n}' ({layer.type_name}) {layer.whole_batch}"
         for k, p in layer.params.items():
             if p.dtype != np.float32:
                 return f"block '{n}' has {p.dtype} parameters (the split shares float32)"
@@ -177,7 +159,7 @@ def choose_processes(model: Any, batch_size: int, processes: int | str) -> tuple
     if free_cores() < 2:
         return 1, "one core"
     for n, layer in model.layers.items():
-        if layer.type_name in RECURRENT_TYPES:
+        if layer.recurrent:
             per_step = batch_size * sum(
                 p.size
                 for k, p in layer.params.items()
@@ -255,7 +237,7 @@ class SplitStep:
         self._recurrent = [
             (layer, int(model.analysis.in_shapes[n][0]))
             for n, layer in model.layers.items()
-            if layer.type_name in RECURRENT_TYPES
+            if layer.recurrent
         ]
         n_time = sum(2 * t for _, t in self._recurrent)
         # One anonymous shared mapping made before the fork: parameters, gradients, indices,
@@ -438,12 +420,13 @@ class SplitStep:
 
 
 def _reseed_dropout(model: Any) -> None:
-    """Give the helper's Dropout blocks generators of their own: seeded from the forked
-    generator's next draw (hashed by SeedSequence, so unrelated to the parent's next masks),
-    hence the same for the same run, but not the masks the parent draws."""
+    """Give the helper's blocks that draw from a generator of their own (``layer.rng``:
+    Dropout) new ones: seeded from the forked generator's next draw (hashed by SeedSequence,
+    so unrelated to the parent's next masks), hence the same for the same run, but not the
+    masks the parent draws."""
     for layer in model.layers.values():
         rng = getattr(layer, "rng", None)
-        if layer.type_name == "Dropout" and rng is not None:
+        if rng is not None:
             layer.rng = np.random.default_rng([int(rng.integers(2**63)), 0x5EED])
 
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import data as data_sets
-from engine.analysis import RECURRENT_TYPES
 from engine.errors import BlockPropError, ConfigError, DataError
 from engine.heap import keep_freed_memory
 from engine.layers.options import Opt, check_value
@@ -237,9 +236,7 @@ class Trainer:
             for n, layer in model.layers.items()
             if layer.params
         ]
-        self._recurrent = [
-            (n, layer) for n, layer in model.layers.items() if layer.type_name in RECURRENT_TYPES
-        ]
+        self._recurrent = [(n, layer) for n, layer in model.layers.items() if layer.recurrent]
         # Thread-safe controls.
         self._lock = threading.Lock()
         self._stop = threading.Event()

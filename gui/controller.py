@@ -22,32 +22,14 @@ from gui.clipboard import remap_fragment
 from gui.layout import layered_positions
 from gui.live import LiveAnalysis
 
-# Starting values for settings a block type requires, so a dropped block is valid at once.
-STARTERS: dict[str, dict] = {
-    "Input": {"shape": [1, 28, 28]},
-    "Dense": {"units": 64},
-    "Conv2D": {"filters": 8, "kernel_size": 3},
-    "Conv1D": {"filters": 8, "kernel_size": 3},
-    "ConvTranspose2D": {"filters": 8, "kernel_size": 2, "stride": 2},
-    "MaxPool2D": {"kernel_size": 2},
-    "AvgPool2D": {"kernel_size": 2},
-    "RNN": {"hidden_size": 32},
-    "LSTM": {"hidden_size": 32},
-    "GRU": {"hidden_size": 32},
-    "Embedding": {"num_embeddings": 64, "embedding_dim": 16},
-    "Dropout": {"rate": 0.5},
-}
 KIND_STARTERS = {"int": 16, "float": 0.1, "bool": False, "size": 3, "shape": [1], "padding": 0}
 
 
 def starter_config(type_name: str) -> dict:
-    """Settings for a new block: the starters above, then a value for any other required one."""
+    """Settings for a new block: its layer's ``starter``, then a value for any other required
+    one."""
     cls = LAYER_TYPES[type_name]
-    cfg = {
-        k: copy.deepcopy(v)
-        for k, v in STARTERS.get(type_name, {}).items()
-        if k in cls.all_options()
-    }
+    cfg = {k: copy.deepcopy(v) for k, v in cls.starter.items() if k in cls.all_options()}
     for key, opt in cls.all_options().items():
         if opt.required and key not in cfg:
             if opt.kind == "choice" and opt.choices:

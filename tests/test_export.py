@@ -282,9 +282,9 @@ def test_weights_that_do_not_fit_are_refused_at_export(tmp_path):
 
 
 def test_block_without_pytorch_counterpart_is_named(monkeypatch):
-    from engine.export import torch_modules
+    from engine.layers import LAYER_TYPES
 
-    monkeypatch.delitem(torch_modules.BUILDERS, "Subsample2D")
+    monkeypatch.setattr(LAYER_TYPES["Subsample2D"], "to_torch", lambda self, in_shape: None)
     with pytest.raises(GraphError) as e:
         export_code(graph("cnn"), "pytorch")
     assert e.value.block == "ss" and "no PyTorch export" in str(e.value)
@@ -293,10 +293,10 @@ def test_block_without_pytorch_counterpart_is_named(monkeypatch):
 
 
 def test_every_block_type_has_a_pytorch_form():
-    from engine.export.torch_modules import BUILDERS
-    from engine.layers import LAYER_TYPES
+    from engine.layers import LAYER_TYPES, Layer
 
-    assert set(LAYER_TYPES) <= set(BUILDERS), set(LAYER_TYPES) - set(BUILDERS)
+    missing = {t for t, cls in LAYER_TYPES.items() if cls.to_torch is Layer.to_torch}
+    assert not missing, missing
 
 
 def test_cli_export_writes_the_file(tmp_path):
@@ -495,8 +495,6 @@ def test_highlighter_colours_python(qtbot):
 def test_block_variables_never_shadow_the_scripts_own_names():
     """Every top-level name either script defines is reserved, so a block called "add" or
     "train" gets a variable of its own."""
-    from engine.export.torch_modules import BUILDERS
-
     for name in ("mlp", "cnn", "seq", "seq2"):
         for target in ("numpy", "pytorch"):
             tree = ast.parse(export_code(graph(name), target))
@@ -517,7 +515,6 @@ def test_block_variables_never_shadow_the_scripts_own_names():
     for fn, _, needs in standalone_data.MAKERS.values():
         assert {fn, *needs} <= naming.SCRIPT_NAMES
     assert {r.__name__ for r in RULES.values()} <= naming.SCRIPT_NAMES
-    assert set(BUILDERS) - {"Input", "Add", "Concat"}  # sanity: the table is not empty
     idents = naming.identifiers(["add", "train", "Net", "split"])
     assert all(v not in naming.SCRIPT_NAMES for v in idents.values())
 

@@ -22,7 +22,6 @@ import engine
 from engine.data import DATASET_OPTIONS, load_dataset
 from engine.data.base import check_options
 from engine.export import export_code, standalone_data
-from engine.export.torch_modules import overrides_init_param
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = Path(__file__).resolve().parent / "golden" / "graphs"
@@ -178,13 +177,15 @@ def test_connection_table_weights_stay_zero_and_init_follows_the_engine(tmp_path
     assert float(seq2.out_1.weight.detach().abs().max()) <= 0.3  # init uniform, limit 0.3
 
 
-def test_layers_with_their_own_start_are_known():
-    """init_methods knows every layer that starts parameters its own way; a new one must be
-    added there (and here)."""
+def test_layers_start_their_parameters_only_through_init_rule():
+    """The export writes each layer's init_rule; a layer drawing its parameters any other way
+    (its own init_param) would start differently in PyTorch, so none does. after_init changes
+    are the layers' own and each export form repeats them (LSTM forget gate, conv table)."""
     from engine.layers import LAYER_TYPES
     from engine.layers.base import Layer
 
-    own_start = {t for t in LAYER_TYPES if overrides_init_param(t)}
+    assert all(cls.init_param is Layer.init_param for cls in LAYER_TYPES.values())
+    own_start = {t for t, cls in LAYER_TYPES.items() if cls.init_rule is not Layer.init_rule}
     assert own_start == {"BatchNorm", "Embedding", "Subsample2D", "Conv2D"}
     after = {t for t, cls in LAYER_TYPES.items() if cls.after_init is not Layer.after_init}
     assert after == {"Conv2D", "Dropout", "RNN", "LSTM", "GRU"}

@@ -76,3 +76,18 @@ def test_bad_settings_are_refused_when_built(cfg):
 def test_add_refuses_unequal_shapes():
     with pytest.raises(ShapeError, match="equal shape"):
         Add(name="a").build([(3,), (4,)])
+
+
+def test_every_block_type_names_a_known_family_and_starts_valid():
+    """The palette groups by the family a class names (no aliases elsewhere), and a class's
+    starter settings make a valid block that the canvas can summarise."""
+    from engine.layers import LAYER_TYPES
+    from engine.layers.base import FAMILIES
+
+    for name, cls in LAYER_TYPES.items():
+        assert cls.family in FAMILIES, name
+        options = cls.all_options()
+        assert set(cls.starter) <= set(options), name
+        if all(k in cls.starter for k, o in options.items() if o.required):
+            layer = cls(name="b", **cls.starter)
+            assert cls.summary(layer.config) or not layer.config, name

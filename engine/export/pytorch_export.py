@@ -20,24 +20,23 @@ from engine.export import standalone_data, torch_templates
 from engine.export.naming import call, comment, comment_lines, kwarg, literal, pretty
 from engine.export.numpy_export import header
 from engine.export.plan import Plan
-from engine.export.torch_modules import HELPERS, init_methods, torch_block
+from engine.export.torch_modules import init_methods, torch_block
 from engine.optim import RULES, TORCH_EQUIVALENT
 
 
-def _net(plan: Plan) -> tuple[list[str], list[str], dict[str, str], list[str]]:
-    """(Net class lines, helper names, NAME_MAP, init_weights body lines)."""
+def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
+    """(Net class lines, helper classes' sources by name, NAME_MAP, init_weights body lines)."""
     init_lines = ["        super().__init__()"]
     fwd_lines = []
-    helpers: list[str] = []
+    helpers: dict[str, str] = {}
     name_map: dict[str, str] = {}
     init_table: list[str] = []
     after: list[str] = []
     var = {}
     for b in plan.blocks:
         tb = torch_block(b)
-        for h in tb.helpers:
-            if h not in helpers:
-                helpers.append(h)
+        for h, source in tb.helpers.items():
+            helpers.setdefault(h, source)
         args = [var[s] for s in b.inputs]
         note = f"# {b.note}"
         if tb.module is not None:
@@ -239,8 +238,8 @@ def export_pytorch(plan: Plan, weights: str | None = None) -> str:
         "# BlockProp block id -> attribute of Net (weights files name arrays '<block id>.<name>').",
         f"NAME_MAP = {pretty(name_map)}",
     ]
-    for h in helpers:
-        out += ["", HELPERS[h].rstrip()]
+    for source in helpers.values():
+        out += ["", source.rstrip()]
     out += [
         "",
         "",

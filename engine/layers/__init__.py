@@ -13,12 +13,12 @@ from engine.layers import (
     recurrent,
     shape,
 )
-from engine.layers.base import Layer
+from engine.layers.base import Layer, register
 from engine.layers.options import Opt
 
 LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
 
 globals().update(LAYER_TYPES)  # engine.layers.Conv2D(...) etc.
 
-__all__ = ["LAYER_TYPES", "Layer", "Opt", *LAYER_TYPES]
+__all__ = ["LAYER_TYPES", "Layer", "Opt", "register", *LAYER_TYPES]
 del activation, conv, dense, embedding, gru, lstm, merge, norm, pool, recurrent, shape

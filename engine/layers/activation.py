@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, code
 from engine.layers.options import Opt
 
 FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear")
@@ -43,6 +43,25 @@ class Activation(Layer):
             "float", default=0.01, min=0.0, max=1.0, doc="slope for x < 0 (leaky_relu)"
         ),
     }
+
+    @classmethod
+    def summary(cls, cfg):
+        fn = cfg.get("fn", "")
+        return f"{fn} {cfg.get('negative_slope'):g}" if fn == "leaky_relu" else str(fn)
+
+    def to_torch(self, in_shape):
+        fn = self.config["fn"]
+        if fn == "leaky_relu":
+            module = f"nn.LeakyReLU({code(float(self.config['negative_slope']))})"
+        else:
+            module = {
+                "relu": "nn.ReLU()",
+                "sigmoid": "nn.Sigmoid()",
+                "tanh": "nn.Tanh()",
+                "softmax": "nn.Softmax(dim=-1)",
+                "linear": "nn.Identity()",
+            }[fn]
+        return TorchBlock(module, "{m}({0})")
 
     def forward(self, x, training=False):
         self.check_input(x)

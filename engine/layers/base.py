@@ -16,6 +16,8 @@ Rules the Model and the optimizers rely on:
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +27,20 @@ from engine.init import initialize
 from engine.layers.options import INITS, Opt, check_config
 
 Shape = tuple[int, ...]
+
+# The families a layer class may name (``Layer.family``), in the palette's order (Neural Network
+# Console and Deep Network Designer group the same way), with each one's colour on the canvas.
+FAMILIES = {
+    "Input": "#2e7d32",
+    "Convolution": "#1565c0",
+    "Pooling": "#00838f",
+    "Dense": "#6a1b9a",
+    "Recurrent": "#d84315",
+    "Normalisation and regularisation": "#5d4037",
+    "Merge": "#ad1457",
+    "Activation": "#9e7c00",
+    "Reshape": "#455a64",
+}
 
 INIT_OPTIONS = {
     "init": Opt(
@@ -51,21 +67,83 @@ INIT_OPTIONS = {
 }
 
 
+@dataclass
+class TorchBlock:
+    """A block as PyTorch source (see ``Layer.to_torch``; engine.export writes it out)."""
+
+    # constructor source, e.g. "nn.Linear(64, 10)", or (class, [argument sources..., last
+    # argument's value]) when it may need several lines; None: no module
+    module: str | tuple | None
+    forward: str  # expression; "{m}" is the module (self.<attr>), "{0}", "{1}"... the inputs
+    helpers: dict[str, str] = field(default_factory=dict)  # class name -> its source
+    names: dict[str, str] = field(default_factory=dict)  # engine name -> module's name
+    init_after: list[str] = field(default_factory=list)  # lines, "{m}" = model.<attr>
+
+
+def code(value: Any) -> str:
+    """``value`` as a Python literal for generated code (engine.export.naming.literal)."""
+    from engine.export.naming import literal  # engine.export imports the layers: not at the top
+
+    return literal(value)
+
+
+def torch_size(v: Any) -> str:
+    """A size or pair as a PyTorch argument: 5 -> '5', [2, 3] -> '(2, 3)'."""
+    a, b = (v, v) if isinstance(v, int) else (v[0], v[1])
+    return str(int(a)) if a == b else f"({int(a)}, {int(b)})"
+
+
+def shape_text(shape: Any) -> str:
+    """(6, 28, 28) -> '6×28×28'; None -> '?'; several shapes joined by ' | '."""
+    if shape is None:
+        return "?"
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return " | ".join(shape_text(s) for s in shape)
+    return "×".join(str(int(d)) for d in shape) if len(shape) else "scalar"
+
+
+def size_text(v: Any) -> str:
+    """A kernel or window size for a summary: 5 -> '5x5', [2, 3] -> '2x3'."""
+    return "x".join(str(p) for p in v) if isinstance(v, (list, tuple)) else f"{v}x{v}"
+
+
+def stride_text(v: Any) -> str:
+    return "s" + ",".join(str(p) for p in v) if isinstance(v, (list, tuple)) else f"s{v}"
+
+
+def pad_text(v: Any) -> str:
+    if v in ("same", "valid"):
+        return f"p {v}"
+    return "p" + ",".join(str(p) for p in v) if isinstance(v, (list, tuple)) else f"p{v}"
+
+
 class Layer:
-    """Base class. Subclasses set ``type_name``, ``options`` and implement the shape/maths hooks."""
+    """Base class. Subclasses set ``type_name``, ``options`` and implement the shape/maths hooks.
+
+    What the rest of BlockProp knows about a block type, the class says itself (the palette,
+    canvas, analysis, trainer, panels and export ask it; none of them lists type names):
+    the declarations below, and the hooks ``summary``, ``input_problem``, ``macs``,
+    ``init_rule`` and ``to_torch``.
+    """
 
     type_name: ClassVar[str] = "Layer"
-    family: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # the palette's group and colour: one of FAMILIES, or a new one
     options: ClassVar[dict[str, Opt]] = {}
     has_weights: ClassVar[bool] = False
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs; None: any
+    starter: ClassVar[dict[str, Any]] = {}  # settings of a new block from the palette
+    recurrent: ClassVar[bool] = False  # scans a sequence (time gradients, BPTT panels)
+    whole_batch: ClassVar[str] = ""  # why an output depends on the whole batch ("": it does not)
+    shows_filters: ClassVar[bool] = False  # its weight (F, C, *kernel) is drawn as filters
+    grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        if "type_name" in cls.__dict__:
-            Layer.registry[cls.type_name] = cls
+        # The engine's own block types register as they are defined; others call register().
+        if "type_name" in cls.__dict__ and cls.__module__.startswith("engine.layers."):
+            register(cls)
 
     def __init__(self, name: str | None = None, **config: Any):
         self.name = name if name is not None else self.type_name.lower()
@@ -106,12 +184,47 @@ class Layer:
         """The hyperparameters, JSON-ready (defaults included)."""
         return dict(self.config)
 
+    @classmethod
+    def summary(cls, cfg: dict) -> str:
+        """The settings that identify a block at a glance on the canvas (Conv2D '6@5x5 s1 p2',
+        Dense '120'), like PyTorch's ``extra_repr``. ``cfg`` is the full config, or, for a
+        loaded block the layer refuses, what the file gave. This default: the first two
+        simple settings."""
+        parts = []
+        for k, v in cfg.items():
+            if k.startswith("init") or v is None or isinstance(v, (list, dict)):
+                continue
+            parts.append(f"{k} {v}")
+            if len(parts) == 2:
+                break
+        return ", ".join(parts)
+
+    def input_problem(self, in_shape: Any, source: str) -> tuple[str, dict | None] | None:
+        """A common mistake in the input (e.g. an image into a Dense block) worth a specific
+        message, and the one-click fix the analysis offers for it (or None); None if none."""
+        return None
+
+    def macs(self, in_shape: Any, out_shape: tuple) -> int:
+        """Multiply-adds of one sample's forward pass (an estimate: each weight value is used
+        once per output position, positions being the output's size over its channels)."""
+        weights = sum(
+            math.prod(s) for k, s in self.param_shapes(in_shape).items() if k.startswith("weight")
+        )
+        return weights * (math.prod(out_shape) // max(1, out_shape[0])) if weights else 0
+
+    def to_torch(self, in_shape: Any) -> TorchBlock | None:
+        """The PyTorch module computing what this block computes, for input ``in_shape`` (a
+        list of shapes for multi-input blocks; None for the Input); None: no PyTorch form."""
+        return None
+
     # --- building ------------------------------------------------------------------------------
     def default_init(self, key: str) -> str:
         """The layer's usual initialiser for ``key`` (Keras's: Glorot weights, zero bias)."""
         return "zeros" if key.startswith("bias") else "xavier_uniform"
 
-    def init_param(self, key: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+    def init_rule(self, key: str, shape: Shape) -> tuple[str, dict[str, Any]]:
+        """(initialiser, its settings) for parameter ``key``: engine.init.initialize draws it
+        here, and the PyTorch export's engine_init there, so both start alike."""
         # A chosen init applies to the weights; biases keep the layer's usual start (zeros),
         # except "zeros", which the lecture's zero-initialisation experiment applies to all.
         chosen = self.config.get("init")
@@ -119,13 +232,15 @@ class Layer:
             method = chosen
         else:
             method = self.default_init(key)
-        return initialize(
-            method,
-            shape,
-            rng,
-            std=self.config.get("init_std", 0.01),
-            limit=self.config.get("init_limit", 0.05),
-        )
+        if method == "normal":
+            return method, {"std": float(self.config["init_std"])}
+        if method == "uniform":
+            return method, {"limit": float(self.config["init_limit"])}
+        return method, {}
+
+    def init_param(self, key: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        method, settings = self.init_rule(key, shape)
+        return initialize(method, shape, rng, **settings)
 
     def build(self, in_shape: Any, rng: np.random.Generator | None = None) -> Layer:
         """Check ``in_shape``, create parameters and buffers; returns self."""
@@ -181,3 +296,16 @@ class Layer:
     def __repr__(self) -> str:
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({cfg}, name={self.name!r})"
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Make ``cls`` a block type (palette, graph files, analysis, training, export), keyed by its
+    ``type_name``; returns ``cls``. The engine's own layers register as they are defined."""
+    name = cls.__dict__.get("type_name")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} must set its own type_name to be a block type")
+    other = Layer.registry.get(name)
+    if other is not None and other is not cls:
+        raise TypeError(f"block type {name!r} is already {other.__module__}.{other.__name__}")
+    Layer.registry[name] = cls
+    return cls

@@ -26,8 +26,7 @@ import numpy as np
 from engine import conv_plan
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
-from engine.init import initialize
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, pad_text, size_text, stride_text, torch_size
 from engine.layers.options import SIZE_LIMIT, Opt
 
 MAX_KERNEL = 1024
@@ -37,12 +36,68 @@ def _shape_text(shape: Any) -> str:
     return "(" + ", ".join(str(int(d)) for d in shape) + ")"
 
 
+TORCH_MASKED_CONV = '''
+class MaskedConv2d(nn.Conv2d):
+    """Conv2d whose output map o reads only the input maps connections[o] (LeNet-5's C3 table):
+    the weight is multiplied by a fixed 0/1 mask, so weights outside it stay zero."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, connections, **kw):
+        super().__init__(in_channels, out_channels, kernel_size, **kw)
+        mask = torch.zeros(out_channels, in_channels, 1, 1)
+        for o, maps in enumerate(connections):
+            mask[o, list(maps)] = 1.0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+'''
+
+
+def _torch_args(cfg: dict, in_channels: int) -> list[str]:
+    """nn.Conv*d's arguments for ``cfg`` (defaults left out)."""
+    args = [str(in_channels), str(cfg["filters"]), torch_size(cfg["kernel_size"])]
+    if F.pair(cfg["stride"]) != (1, 1):
+        args.append(f"stride={torch_size(cfg['stride'])}")
+    pad = cfg["padding"]
+    if pad == "same":
+        args.append('padding="same"')  # K - 1 in total, the odd one at the end, as the engine
+    elif pad != "valid" and F.pair(pad) != (0, 0):
+        args.append(f"padding={torch_size(pad)}")
+    if not cfg["bias"]:
+        args.append("bias=False")
+    return args
+
+
+def _torch_even_same(cfg: dict, in_channels: int, kernel: tuple[int, ...]):
+    """(constructor args, forward) for padding "same": with an even kernel the engine (and
+    PyTorch) pads K - 1, the odd row/column at the end; written as an explicit F.pad, which
+    PyTorch otherwise does with a warning and an extra copy."""
+    args = _torch_args(cfg, in_channels)
+    if all(k % 2 for k in kernel) or cfg["padding"] != "same":
+        return args, "{m}({0})"
+    args = [a for a in args if a != 'padding="same"']
+    pads: list[int] = []
+    for k in reversed(kernel):  # F.pad lists the last axis first: (left, right, top, bottom)
+        pads += [(k - 1) // 2, k - 1 - (k - 1) // 2]
+    return args, f"{{m}}(F.pad({{0}}, {tuple(pads)}))"
+
+
 class _Conv(Layer):
     """What the convolutions share: one plan (geometry + buffers) per input shape, and the
     forward/backward of a 2-D cross-correlation on (N, C, H, W) arrays."""
 
     family = "Convolution"
     has_weights = True
+    shows_filters = True
+    starter = {"filters": 8, "kernel_size": 3}
+
+    @classmethod
+    def summary(cls, cfg):
+        k = cfg.get("kernel_size")
+        ks = f"{k}" if cls is Conv1D and not isinstance(k, (list, tuple)) else size_text(k)
+        text = f"{cfg.get('filters')}@{ks} {stride_text(cfg.get('stride', 1))}"
+        text += f" {pad_text(cfg.get('padding', 0))}"
+        return text + (" table" if cfg.get("connections") else "")
 
     def __init__(self, name: str | None = None, **config: Any):
         super().__init__(name, **config)
@@ -251,22 +306,33 @@ class Conv2D(_Conv):
         bias = self.config["filters"] if self.config["bias"] else 0
         return sum(len(row) for row in table) * kh * kw + bias
 
-    def init_param(self, key, shape, rng):
+    def init_rule(self, key, shape):
+        method, settings = super().init_rule(key, shape)
         table = self.config["connections"]
-        if key != "weight" or table is None:
-            return super().init_param(key, shape, rng)
-        # With a connection table a unit reads only its connected maps: count those in the fans.
-        method = self.config["init"] or self.default_init(key)
-        area = shape[2] * shape[3]
-        links = sum(len(row) for row in table)
-        return initialize(
-            method,
-            shape,
-            rng,
-            fan_in=max(1, round(links / shape[0])) * area,
-            fan_out=max(1, round(links / shape[1])) * area,
-            std=self.config["init_std"],
-            limit=self.config["init_limit"],
+        if key == "weight" and table is not None:
+            # With a connection table a unit reads only its connected maps: count those in the
+            # fans.
+            area = int(shape[2]) * int(shape[3])
+            links = sum(len(row) for row in table)
+            settings = {
+                **settings,
+                "fan_in": max(1, round(links / int(shape[0]))) * area,
+                "fan_out": max(1, round(links / int(shape[1]))) * area,
+            }
+        return method, settings
+
+    def to_torch(self, in_shape):
+        args, forward = _torch_even_same(
+            self.config, int(in_shape[0]), F.pair(self.config["kernel_size"])
+        )
+        table = self.config["connections"]
+        if table is None:
+            return TorchBlock(f"nn.Conv2d({', '.join(args)})", forward)
+        return TorchBlock(
+            ("MaskedConv2d", [*args, table]),
+            forward,
+            {"MaskedConv2d": TORCH_MASKED_CONV},
+            init_after=["{m}.weight.mul_({m}.mask)"],
         )
 
     def after_init(self, rng):
@@ -323,6 +389,11 @@ class Conv1D(_Conv):
                 block=self.name,
             )
 
+    def to_torch(self, in_shape):
+        kernel = (int(self.config["kernel_size"]),)
+        args, forward = _torch_even_same(self.config, int(in_shape[0]), kernel)
+        return TorchBlock(f"nn.Conv1d({', '.join(args)})", forward)
+
     def _pad(self) -> F.Pad4:
         pad = self.config["padding"]
         if pad in ("same", "valid"):
@@ -376,6 +447,13 @@ class ConvTranspose2D(_Conv):
         ),
         "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
     }
+
+    starter = {"filters": 8, "kernel_size": 2, "stride": 2}
+    grows_input = True
+
+    def to_torch(self, in_shape):
+        args = ", ".join(_torch_args(self.config, int(in_shape[0])))
+        return TorchBlock(f"nn.ConvTranspose2d({args})", "{m}({0})")
 
     def check_settings(self) -> None:
         pad = self.config["padding"]

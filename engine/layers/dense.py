@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.errors import ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock
 from engine.layers.options import Opt
 
 
@@ -24,6 +26,28 @@ class Dense(Layer):
         "units": Opt("int", min=1, max=1_000_000, doc="number of output features"),
         "bias": Opt("bool", default=True, doc="add a learned bias"),
     }
+    starter = {"units": 64}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"{cfg.get('units')}" + ("" if cfg.get("bias", True) else " no bias")
+
+    def input_problem(self, in_shape, source):
+        if len(in_shape) <= 2:
+            return None
+        return (
+            f"Dense needs a flat vector but '{source}' gives "
+            f"({', '.join(str(d) for d in in_shape)}): insert Flatten between them",
+            {"kind": "insert", "type": "Flatten", "source": source, "target": self.name},
+        )
+
+    def macs(self, in_shape, out_shape):
+        return math.prod(self.param_shapes(in_shape)["weight"]) * math.prod(out_shape[:-1])
+
+    def to_torch(self, in_shape):
+        # on sequences (T, F) the same weights apply at every step
+        bias = "" if self.config["bias"] else ", bias=False"
+        return TorchBlock(f"nn.Linear({in_shape[-1]}, {self.config['units']}{bias})", "{m}({0})")
 
     def output_shape(self, in_shape):
         if len(in_shape) not in (1, 2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ConfigError, DataError, ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock
 from engine.layers.options import Opt
 
 
@@ -30,6 +30,11 @@ class Embedding(Layer):
         ),
         "embedding_dim": Opt("int", min=1, max=65536, doc="length of each learned vector"),
     }
+    starter = {"num_embeddings": 64, "embedding_dim": 16}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"{cfg.get('num_embeddings')} → {cfg.get('embedding_dim')}"
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1:
@@ -43,10 +48,19 @@ class Embedding(Layer):
     def param_shapes(self, in_shape):
         return {"weight": (self.config["num_embeddings"], self.config["embedding_dim"])}
 
-    def init_param(self, key, shape, rng):
+    def init_rule(self, key, shape):
         if not self.config.get("init"):
-            return rng.standard_normal(shape).astype(np.float32)  # PyTorch's N(0, 1)
-        return super().init_param(key, shape, rng)
+            return "standard_normal", {}  # PyTorch's N(0, 1)
+        return super().init_rule(key, shape)
+
+    def macs(self, in_shape, out_shape):
+        return 0  # a lookup: no multiply-adds
+
+    def to_torch(self, in_shape):
+        cfg = self.config
+        return TorchBlock(
+            f"nn.Embedding({cfg['num_embeddings']}, {cfg['embedding_dim']})", "{m}({0})"
+        )
 
     def _ids(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

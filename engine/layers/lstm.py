@@ -43,6 +43,13 @@ class LSTM(Recurrent):
             for sfx in self.suffixes:
                 self.params["bias_ih" + sfx][h : 2 * h] = 1.0
 
+    def to_torch(self, in_shape):
+        tb = super().to_torch(in_shape)
+        if self.config.get("init") != "zeros":  # the forget gate starts open, as above
+            h = self.config["hidden_size"]
+            tb.init_after += [f"{{m}}.rnn.bias_ih_l0{s}[{h}:{2 * h}] = 1.0" for s in self.suffixes]
+        return tb
+
     def _step_weights(self, w):
         # sigma(a) = (1 + tanh(a / 2)) / 2: halving the sigmoid gates' rows of the weights and
         # biases lets one tanh call per step compute all four gates.

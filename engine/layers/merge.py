@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock
 from engine.layers.options import Opt
 
 
@@ -19,6 +19,9 @@ class Add(Layer):
     type_name = "Add"
     family = "Merge"
     arity = (2, None)
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, " + ".join(f"{{{i}}}" for i in range(len(in_shape))))
 
     def output_shape(self, in_shape):
         shapes = [tuple(s) for s in in_shape]
@@ -62,6 +65,14 @@ class Concat(Layer):
     family = "Merge"
     arity = (2, None)
     options = {"axis": Opt("int", default=0, min=-4, max=3, doc="sample axis to join along")}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"axis {cfg.get('axis', 0)}"
+
+    def to_torch(self, in_shape):
+        args = ", ".join(f"{{{i}}}" for i in range(len(in_shape)))
+        return TorchBlock(None, f"torch.cat([{args}], dim={self._axis(len(in_shape[0])) + 1})")
 
     def _axis(self, ndim: int) -> int:
         a = self.config["axis"]

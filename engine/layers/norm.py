@@ -7,8 +7,16 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError, ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, code
 from engine.layers.options import Opt
+
+TORCH_SEQUENCE_BATCHNORM = '''
+class SequenceBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the last axis of (N, T, F) sequences (BlockProp normalises features)."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+'''
 
 
 class BatchNorm(Layer):
@@ -32,7 +40,7 @@ class BatchNorm(Layer):
     """
 
     type_name = "BatchNorm"
-    family = "Normalisation"
+    family = "Normalisation and regularisation"
     has_weights = True
     options = {
         "momentum": Opt(
@@ -50,6 +58,25 @@ class BatchNorm(Layer):
             doc="added to the variance before the square root",
         ),
     }
+    whole_batch = "normalises with statistics over the whole batch"
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"momentum {cfg.get('momentum', 0.1):g}"
+
+    def to_torch(self, in_shape):
+        s = tuple(int(d) for d in in_shape)
+        eps, momentum = code(float(self.config["eps"])), code(float(self.config["momentum"]))
+        kw = f"eps={eps}, momentum={momentum}"
+        if len(s) == 3:
+            return TorchBlock(f"nn.BatchNorm2d({s[0]}, {kw})", "{m}({0})")
+        if len(s) == 2:
+            return TorchBlock(
+                f"SequenceBatchNorm({s[1]}, {kw})",
+                "{m}({0})",
+                {"SequenceBatchNorm": TORCH_SEQUENCE_BATCHNORM},
+            )
+        return TorchBlock(f"nn.BatchNorm1d({s[0]}, {kw})", "{m}({0})")
 
     def output_shape(self, in_shape):
         if not 1 <= len(in_shape) <= 3:
@@ -72,12 +99,11 @@ class BatchNorm(Layer):
         c = self._channels(in_shape)
         return {"running_mean": (c,), "running_var": (c,)}
 
-    def init_param(self, key, shape, rng):
+    def init_rule(self, key, shape):
         # PyTorch starts at the identity: gamma = 1, beta = 0. A chosen init applies to gamma.
-        chosen = self.config.get("init")
-        if key == "weight" and not chosen:
-            return np.ones(shape, np.float32)
-        return super().init_param(key, shape, rng)
+        if key == "weight" and not self.config.get("init"):
+            return "ones", {}
+        return super().init_rule(key, shape)
 
     def default_init(self, key):
         return "zeros"
@@ -152,7 +178,7 @@ class Dropout(Layer):
     """
 
     type_name = "Dropout"
-    family = "Normalisation"
+    family = "Normalisation and regularisation"
     options = {
         "rate": Opt(
             "float",
@@ -163,6 +189,14 @@ class Dropout(Layer):
             doc="fraction of values set to zero while training, 0 <= rate < 1",
         ),
     }
+    starter = {"rate": 0.5}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"rate {cfg.get('rate'):g}" if cfg.get("rate") is not None else ""
+
+    def to_torch(self, in_shape):
+        return TorchBlock(f"nn.Dropout({code(float(self.config['rate']))})", "{m}({0})")
 
     def __init__(self, name: str | None = None, **config: Any):
         rate = config.get("rate", 0.5)

@@ -15,12 +15,29 @@ import numpy as np
 
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, pad_text, size_text, stride_text, torch_size
 from engine.layers.options import Opt
 
 
 def _shape_text(shape: Any) -> str:
     return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+
+
+TORCH_SUBSAMPLE = '''
+class Subsample2D(nn.Module):
+    """LeNet-5's trainable subsampling: per map, out = weight[c] * sum(window) + bias[c] over
+    non-overlapping windows (rows and columns left over are dropped)."""
+
+    def __init__(self, channels, kernel_size):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.empty(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        s = F.avg_pool2d(x, self.kernel_size, divisor_override=1)  # window sums
+        return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+'''
 
 
 def _image(layer: Layer, in_shape: Any) -> tuple[int, int, int]:
@@ -48,6 +65,26 @@ class _Pool(Layer):
         ),
         "padding": Opt("padding", default=0, doc="added on each side: p or [ph, pw]"),
     }
+    starter = {"kernel_size": 2}
+    torch_class = ""  # nn.MaxPool2d or nn.AvgPool2d
+
+    @classmethod
+    def summary(cls, cfg):
+        s = cfg.get("stride")
+        text = size_text(cfg.get("kernel_size")) + (f" {stride_text(s)}" if s is not None else "")
+        pad = cfg.get("padding", 0)
+        return text + (f" {pad_text(pad)}" if pad not in (0, None) else "")
+
+    def to_torch(self, in_shape):
+        # MaxPool2d pads with -inf, AvgPool2d counts padded zeros (count_include_pad): the
+        # engine's semantics. Padding is at most half the kernel in both (check_settings).
+        cfg = self.config
+        args = torch_size(cfg["kernel_size"])
+        if cfg["stride"] is not None and F.pair(cfg["stride"]) != F.pair(cfg["kernel_size"]):
+            args += f", stride={torch_size(cfg['stride'])}"
+        if F.pair(cfg["padding"]) != (0, 0):
+            args += f", padding={torch_size(cfg['padding'])}"
+        return TorchBlock(f"{self.torch_class}({args})", "{m}({0})")
 
     def check_settings(self) -> None:
         pad = self.config["padding"]
@@ -128,6 +165,7 @@ class MaxPool2D(_Pool):
     """
 
     type_name = "MaxPool2D"
+    torch_class = "nn.MaxPool2d"
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -156,6 +194,7 @@ class AvgPool2D(_Pool):
     """
 
     type_name = "AvgPool2D"
+    torch_class = "nn.AvgPool2d"
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -182,6 +221,9 @@ class GlobalAvgPool2D(Layer):
 
     type_name = "GlobalAvgPool2D"
     family = "Pooling"
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, "{0}.mean(dim=(2, 3))")
 
     def output_shape(self, in_shape):
         return (_image(self, in_shape)[0],)
@@ -212,6 +254,10 @@ class Subsample2D(Layer):
     has_weights = True
     options = {"kernel_size": Opt("size", default=2, doc="window height and width: k or [kh, kw]")}
 
+    @classmethod
+    def summary(cls, cfg):
+        return size_text(cfg.get("kernel_size", 2))
+
     def output_shape(self, in_shape):
         c, h, w = _image(self, in_shape)
         kh, kw = F.pair(self.config["kernel_size"])
@@ -227,11 +273,17 @@ class Subsample2D(Layer):
         c = int(in_shape[0])
         return {"weight": (c,), "bias": (c,)}
 
-    def init_param(self, key, shape, rng):
+    def init_rule(self, key, shape):
         if key == "weight" and not self.config["init"]:
             kh, kw = F.pair(self.config["kernel_size"])
-            return np.full(shape, 1.0 / (kh * kw), np.float32)
-        return super().init_param(key, shape, rng)
+            return "constant", {"value": 1.0 / (kh * kw)}  # average pooling
+        return super().init_rule(key, shape)
+
+    def to_torch(self, in_shape):
+        size = torch_size(self.config["kernel_size"])
+        return TorchBlock(
+            f"Subsample2D({int(in_shape[0])}, {size})", "{m}({0})", {"Subsample2D": TORCH_SUBSAMPLE}
+        )
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -267,6 +319,15 @@ class Upsample2D(Layer):
     type_name = "Upsample2D"
     family = "Reshape"
     options = {"scale": Opt("size", default=2, doc="size factor: s or [sh, sw]")}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"×{cfg.get('scale', 2)}"
+
+    def to_torch(self, in_shape):
+        sh, sw = F.pair(self.config["scale"])
+        scale = f"{float(sh)!r}" if sh == sw else f"({float(sh)!r}, {float(sw)!r})"
+        return TorchBlock(f'nn.Upsample(scale_factor={scale}, mode="nearest")', "{m}({0})")
 
     def output_shape(self, in_shape):
         c, h, w = _image(self, in_shape)

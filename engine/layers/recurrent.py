@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, code
 from engine.layers.options import Opt
 
 SEQ_OPTIONS = {
@@ -44,6 +44,32 @@ SEQ_OPTIONS = {
         "bool", default=False, doc="also run backwards in time; features double (forward, backward)"
     ),
 }
+
+TORCH_RECURRENT = '''
+class Recurrent(nn.Module):
+    """nn.RNN / nn.LSTM / nn.GRU (batch_first, zero initial state) returning what BlockProp's
+    block returns: every step (N, T, D*H) with return_sequences, else the final hidden state
+    (N, D*H): forward's after the last step, then backward's after the first (PyTorch's h_n)."""
+
+    CELLS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
+
+    def __init__(self, cell, input_size, hidden_size, return_sequences=False,
+                 bidirectional=False, **kw):
+        super().__init__()
+        self.rnn = self.CELLS[cell](input_size, hidden_size, batch_first=True,
+                                    bidirectional=bidirectional, **kw)
+        self.return_sequences = return_sequences
+        # BlockProp's names -> this module's ("weight_ih" -> "rnn.weight_ih_l0", ...)
+        self.ENGINE_NAMES = {f"{w}{s}": f"rnn.{w}_l0{s}" for s in ("", "_reverse")
+                             for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+
+    def forward(self, x):
+        out, h = self.rnn(x)
+        if self.return_sequences:
+            return out
+        h_n = h[0] if isinstance(h, tuple) else h  # LSTM: (h_n, c_n); h_n (D, N, H)
+        return torch.cat(list(h_n), dim=1)
+'''
 
 
 # Largest rows * k * n of a per-step product that OpenBLAS computes on one thread (measured on
@@ -109,6 +135,65 @@ class Recurrent(Layer):
     n_gates: int = 1
     gate_blocks: tuple[int, ...] | None = None
     options = SEQ_OPTIONS
+    starter = {"hidden_size": 32}
+    recurrent = True
+
+    @classmethod
+    def summary(cls, cfg):
+        text = f"{cfg.get('hidden_size')} {'seq' if cfg.get('return_sequences') else 'last'}"
+        if cfg.get("bidirectional"):
+            text += " bi"
+        if cfg.get("nonlinearity", "tanh") != "tanh":
+            text += f" {cfg.get('nonlinearity')}"
+        return text
+
+    def input_problem(self, in_shape, source):
+        if len(in_shape) != 3:
+            return None
+        c, h, w = in_shape
+        t = self.type_name
+        if c != 1:
+            return (
+                f"{t} reads sequences (T, F) but '{source}' gives an image "
+                f"({c}, {h}, {w}): feed it a sequence, e.g. through Reshape to (T, F)",
+                None,
+            )
+        return (
+            f"{t} reads sequences (T, F) but '{source}' gives an image ({c}, {h}, {w}): "
+            f"insert Reshape to ({h}, {w}) so each row is one time step",
+            {
+                "kind": "insert",
+                "type": "Reshape",
+                "source": source,
+                "target": self.name,
+                "config": {"shape": [h, w]},
+            },
+        )
+
+    def macs(self, in_shape, out_shape):
+        # every weight (input and recurrent, both directions) is used once per time step
+        shapes = self.param_shapes(in_shape)
+        return sum(int(np.prod(s)) for k, s in shapes.items() if k.startswith("weight")) * int(
+            in_shape[0]
+        )
+
+    def to_torch(self, in_shape):
+        cfg = self.config
+        args = [code(self.type_name), str(int(in_shape[1])), str(cfg["hidden_size"])]
+        if cfg["return_sequences"]:
+            args.append("return_sequences=True")
+        if cfg["bidirectional"]:
+            args.append("bidirectional=True")
+        if cfg.get("nonlinearity", "tanh") != "tanh":
+            args.append(f"nonlinearity={code(cfg['nonlinearity'])}")
+        names = {
+            f"{w}{s}": f"rnn.{w}_l0{s}"
+            for s in self.suffixes
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
+        return TorchBlock(
+            f"Recurrent({', '.join(args)})", "{m}({0})", {"Recurrent": TORCH_RECURRENT}, names
+        )
 
     # --- shapes and parameters -----------------------------------------------------------------
     @property

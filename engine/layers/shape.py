@@ -5,8 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ShapeError
-from engine.layers.base import Layer
+from engine.layers.base import Layer, TorchBlock, shape_text
 from engine.layers.options import Opt
+
+TORCH_RESHAPE = '''
+class Reshape(nn.Module):
+    """Each sample to ``shape`` (BlockProp's Reshape; the batch axis stays)."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+'''
 
 
 class Input(Layer):
@@ -19,6 +31,14 @@ class Input(Layer):
     family = "Input"
     arity = (0, 0)
     options = {"shape": Opt("shape", doc="shape of one sample, without the batch axis")}
+    starter = {"shape": [1, 28, 28]}
+
+    @classmethod
+    def summary(cls, cfg):
+        return shape_text(cfg.get("shape"))
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, "x")
 
     def output_shape(self, in_shape=None):
         return tuple(self.config["shape"])
@@ -45,6 +65,9 @@ class Flatten(Layer):
     type_name = "Flatten"
     family = "Reshape"
 
+    def to_torch(self, in_shape):
+        return TorchBlock("nn.Flatten()", "{m}({0})")
+
     def output_shape(self, in_shape):
         return (int(np.prod(in_shape)),)
 
@@ -67,6 +90,14 @@ class Reshape(Layer):
     type_name = "Reshape"
     family = "Reshape"
     options = {"shape": Opt("shape", doc="target shape of one sample")}
+
+    @classmethod
+    def summary(cls, cfg):
+        return "to " + shape_text(cfg.get("shape"))
+
+    def to_torch(self, in_shape):
+        dims = ", ".join(str(int(d)) for d in self.config["shape"])
+        return TorchBlock(f"Reshape({dims})", "{m}({0})", {"Reshape": TORCH_RESHAPE})
 
     def output_shape(self, in_shape):
         target = tuple(self.config["shape"])

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
+from engine.layers import LAYER_TYPES
 from gui.training.buffers import RunData
 from gui.training.images import as_display_image, map_grid
 from gui.training.panels.base import (
@@ -280,6 +281,7 @@ def _default_block(run: RunData | None, names: list[str]) -> str:
     if run is None or not names:
         return ""
     for b in names:
-        if run.block_types.get(b) in ("LSTM", "GRU", "RNN", "Conv2D", "Conv1D"):
+        cls = LAYER_TYPES.get(run.block_types.get(b, ""))
+        if cls is not None and (cls.recurrent or cls.shows_filters):
             return b
     return names[1] if len(names) > 1 else names[0]

@@ -17,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from engine.layers import LAYER_TYPES
 from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
@@ -32,7 +33,6 @@ from gui.training.panels.base import (
 )
 
 HISTORY_INTERVAL_S = 1.0
-RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
 
 
 class GradientsPanel(Panel):
@@ -154,7 +154,8 @@ class GradientsPanel(Panel):
         self.p_bars.setYRange(*self._yrange, padding=0)
         self._history_at = time.perf_counter()
         # The BPTT plot's column now, not at the first step (a layout change is costly).
-        self._layout(any(run.block_types.get(b) in RECURRENT_TYPES for b in self._blocks))
+        kinds = [LAYER_TYPES.get(run.block_types.get(b, "")) for b in self._blocks]
+        self._layout(any(cls is not None and cls.recurrent for cls in kinds))
         for i, b in enumerate(self._blocks):
             self.lines[b] = self.p_hist.plot(
                 pen=pg.mkPen(colour(i, n), width=1.5), name=b, connect="finite"
