@@ -8,8 +8,10 @@ batches and the same losses.
 
 from __future__ import annotations
 
+from engine import layers
 from engine.export.naming import call, comment, comment_lines, kwarg, literal, pretty
 from engine.export.plan import Plan
+from engine.layers import LAYER_TYPES
 
 HELPERS = '''
 def add(g, layer, *inputs):
@@ -102,9 +104,11 @@ def layer_call(block, indent: int = 4, used: int = 0) -> str:
     ``used``: characters the line already holds besides the indentation."""
     args = [kwarg(k, pretty(v, indent + 4)) for k, v in block.config.items()]
     args.append(f"name={literal(block.id)}")
+    # engine.layers names the engine's own classes; a type registered elsewhere is looked up
     cls = (
         f"layers.{block.type}"
         if block.type.isidentifier()
+        and getattr(layers, block.type, None) is LAYER_TYPES[block.type]
         else f"layers.LAYER_TYPES[{literal(block.type)}]"
     )
     return call(cls, args, indent, width=99 - used)
