@@ -12,6 +12,14 @@ Rules the Model and the optimizers rely on:
   gradient checks via ``astype``).
 - Multi-input layers (``arity`` max > 1) take and return lists.
 - Shapes exclude the batch axis.
+
+A new block type is one class (tests/test_new_block_type.py makes one up): ``type_name``,
+``options``, ``output_shape``, ``param_shapes``, ``forward``, ``backward``; then what the app
+asks of it, each with a default that fits most layers: ``family`` and ``starter`` (palette),
+``summary`` (canvas), ``input_problem`` and ``grows_input`` (analysis), ``macs`` and
+``whole_batch`` (splitting a step over processes), ``recurrent`` and ``shows_filters`` (training
+panels), ``init_rule`` (engine and exported starts), ``to_torch`` (PyTorch export). A class in
+engine.layers registers as it is defined; one made elsewhere calls ``register(cls)``.
 """
 
 from __future__ import annotations
