@@ -91,10 +91,11 @@ class _Conv(Layer):
     shows_filters = True
     starter = {"filters": 8, "kernel_size": 3}
 
+    kernel_text = staticmethod(size_text)  # in the summary: 5 -> '5x5'
+
     @classmethod
     def summary(cls, cfg):
-        k = cfg.get("kernel_size")
-        ks = f"{k}" if cls is Conv1D and not isinstance(k, (list, tuple)) else size_text(k)
+        ks = cls.kernel_text(cfg.get("kernel_size"))
         text = f"{cfg.get('filters')}@{ks} {stride_text(cfg.get('stride', 1))}"
         text += f" {pad_text(cfg.get('padding', 0))}"
         return text + (" table" if cfg.get("connections") else "")
@@ -365,6 +366,7 @@ class Conv1D(_Conv):
     """
 
     type_name = "Conv1D"
+    kernel_text = staticmethod(str)  # 5 -> '5'
     options = {
         "filters": Opt("int", min=1, max=100_000, doc="number of output channels (kernels)"),
         "kernel_size": Opt("int", min=1, max=MAX_KERNEL, doc="kernel length"),
