@@ -3,7 +3,7 @@ Pillow for image folders) with an ``nn.Module`` for the graph, the data set, and
 with the graph's loss, optimizer, schedule, L1/L2 and clipping that runs on one process or, under
 ``torchrun``, with DistributedDataParallel.
 
-What makes its numbers the engine's: the modules compute the same functions (torch_modules.py);
+What makes its numbers the engine's: the modules compute the same functions (each layer's to_torch);
 ``--weights`` loads the engine's own weights file; one process splits and shuffles the data with
 NumPy exactly as ``engine.Trainer`` does; where no torch optimizer applies the lecture's update,
 a custom one runs the engine's own rule (``engine.optim.RULES``).
