@@ -9,7 +9,8 @@
 
 A run ends as "diverged" when a step's loss is not finite or explodes (more than
 ``LOSS_EXPLODES`` times the first step's), when its gradients are not finite, when an update
-leaves a weight that is not finite, or when the validation loss does either at an epoch's end.
+leaves a weight that is not finite, or when the validation loss does either at an epoch's end
+(with no validation data, the loss of one training batch after the last update is looked at).
 The bad step is not applied (or is undone), and the weights left are always finite: those of
 the last step whose loss was sane, from a copy kept every step for small models and every few
 steps for large ones (``snapshot_every``), or the current ones when only the gradients failed.
@@ -551,6 +552,13 @@ class Trainer:
                 return
             if val_loss is not None:  # weights the validation loss found sane
                 snapshot = self.model.state()
+        if self.epochs and not len(self.val_data[0]):  # no validation judged the last update
+            with np.errstate(all="ignore"):
+                last = self.evaluate(X[:bs], y[:bs])[0]  # one training batch does
+            if last is not None and not _sane(last, limit):
+                why = self._loss_problem(last, limit, "loss after the last update")
+                yield end("diverged", **self._diverged(snapshot, self.epochs, step, why))
+                return
         yield end("finished")
 
     def _forward_backward(self, idx: np.ndarray) -> tuple[float, int]:

@@ -260,6 +260,26 @@ def test_a_validation_loss_that_explodes_ends_the_run_with_sane_weights():
         np.testing.assert_array_equal(m.state()[k], v)
 
 
+def test_a_last_update_that_explodes_without_validation_data_is_diverged():
+    """No validation set and one step in all: only the loss after the update can tell."""
+    m = build_model(mlp(), seed=0)
+    tr = Trainer(m, blobs(), epochs=1, batch_size=300, val_split=0.0)
+    start = m.state()
+    real_step = tr.optimizer.step
+
+    def blowing_step(params, grads):
+        real_step(params, grads)
+        params["out.weight"] *= 1e12  # huge, still finite
+
+    tr.optimizer.step = blowing_step
+    end = list(tr.run())[-1]
+    assert end["reason"] == "diverged" and "loss after the last update" in end["message"]
+    for k, v in start.items():
+        np.testing.assert_array_equal(m.state()[k], v)
+    tr2 = Trainer(build_model(mlp(), seed=0), blobs(), epochs=2, val_split=0.0)
+    assert list(tr2.run())[-1]["reason"] == "finished"  # a healthy run is not affected
+
+
 def test_the_weights_are_copied_every_step_for_small_models_only():
     small = make()
     assert small.snapshot_every() == 1
