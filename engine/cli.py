@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -251,6 +252,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return status
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Two names of one file (a hard link too)?"""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def _check_output(
     path: str, what: str, graph: str, other: str | None = None, beside: bool = True
 ) -> None:
@@ -261,7 +270,7 @@ def _check_output(
     if p.is_dir():
         raise ConfigError(f"cannot {what} to {path}: it is a folder; give a file name")
     full = p.resolve()
-    if full == Path(graph).resolve():
+    if full == Path(graph).resolve() or _same_file(full, graph):
         raise ConfigError(f"cannot {what} to {path}: it is the graph file; choose another file")
     if other is not None and full == Path(other).expanduser().resolve():
         raise ConfigError(f"--save and --log name the same file {path}; give two files")

@@ -427,6 +427,16 @@ def test_outputs_that_cannot_work_are_refused_before_training(tmp_path, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
 
 
+def test_a_hard_link_to_the_graph_is_the_graph_file(tmp_path, capsys):
+    path = tmp_path / "g.json"
+    moons_graph().save(path)
+    os.link(path, tmp_path / "same.json")
+    before = path.read_bytes()
+    assert cli.main(["train", str(path), "--save", str(tmp_path / "same.json")]) == 2
+    assert "it is the graph file" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
 def test_check_refuses_the_data_set_options_train_refuses(tmp_path, capsys):
     g = moons_graph()
     g.training["dataset"] = {"name": "moons", "n": "many", "colour": 3}
