@@ -154,3 +154,26 @@ def test_the_app_finds_relative_data_paths_from_the_graph_folder(
     run = _train(qtbot, w, epochs=1)
     assert run.status == "finished", run.end
     assert run.settings["dataset"]["path"] == "data.npz"  # the graph keeps it relative
+
+
+def test_the_stop_prompt_names_where_the_run_is_kept(qtbot, train_window, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    seen = []
+
+    def answer(button):
+        box = QApplication.activeModalWidget()
+        seen.append((box.text(), box.informativeText()))
+        next(b for b in box.buttons() if b.text().replace("&", "") == button).click()
+
+    for path, button, want in (
+        (None, "Cancel", False),
+        (str(tmp_path / "net.json"), "Stop and close", True),
+    ):
+        w = train_window(mlp_xor(), path)
+        QTimer.singleShot(50, lambda b=button: answer(b))
+        assert type(w.training).ask_stop_training(w.training) is want  # the real dialog
+    assert seen[0][0] == "Stop the training and close the window?"
+    assert "no file yet" in seen[0][1] and "Save As" in seen[0][1]
+    assert "next to net.json" in seen[1][1]

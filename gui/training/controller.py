@@ -418,8 +418,12 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Training is running")
         box.setText("Stop the training and close the window?")
+        path = self.graph_path()
         box.setInformativeText(
-            "The run so far is kept with the graph's runs if the graph is saved."
+            f"The run so far is kept with the runs saved next to {path.name}."
+            if path is not None
+            else "The graph has no file yet: the run is kept only if the graph is saved "
+            "(Cancel, then File > Save As)."
         )
         stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
