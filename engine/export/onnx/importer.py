@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from engine import functional as F
 from engine.analysis import analyze
-from engine.errors import BlockPropError
+from engine.errors import BlockPropError, GraphError
 from engine.export.onnx.builders import GRU_TO_ONNX, LSTM_TO_ONNX
 from engine.export.onnx.exporter import EXTRA_KEY, INIT_KEYS
 from engine.export.onnx.files import (
@@ -45,7 +45,7 @@ from engine.export.onnx.files import (
     data_file,
     read_regular,
 )
-from engine.graph import Graph
+from engine.graph import Graph, parse_json
 from engine.layers import LAYER_TYPES
 from engine.model import build_model
 
@@ -107,7 +107,12 @@ def _check_size(shape: Any, what: str) -> None:
 
 
 def _clean_id(text: str) -> str:
-    s = "".join("_" if unicodedata.category(c)[0] == "C" else c for c in text).strip()
+    """``text`` as a block id: control, format and separator characters become "_"."""
+    bad = ("Zl", "Zp")  # with every C* category: what graph.valid_id refuses and more
+    s = "".join(
+        "_" if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in bad else c
+        for c in text
+    ).strip()
     return s[:180]
 
 
@@ -626,9 +631,9 @@ class Importer:
         training: dict = {}
         for key in ("blockprop.name", "blockprop.training"):
             if key in props and len(props[key]) <= MAX_META:
-                try:
-                    v = json.loads(props[key])
-                except (ValueError, RecursionError):
+                try:  # a graph file's checks: no huge ints, deep nesting, lone surrogates
+                    v = parse_json(props[key])
+                except GraphError:
                     continue
                 if key.endswith("name") and isinstance(v, str):
                     name = v
