@@ -509,3 +509,14 @@ def test_onnx_import_of_hostile_names_and_metadata_gives_a_loadable_graph(tmp_pa
         assert status == 0, (key, err)
         g = engine.load_graph(out)  # what was written reads back
         assert len(g) == len(XOR["nodes"]) and all(engine.graph.valid_id(n) for n in g.nodes())
+
+
+def test_inspector_text_with_deep_lists_or_huge_numbers_is_a_hint_not_a_crash():
+    from gui.editors import parse_value
+
+    deep, big = nested(2000), "[[" + "1" * 5000 + "]]"
+    for text in (deep, big, nested(MAX_DEPTH + 1)):
+        with pytest.raises(ValueError, match="not valid JSON"):
+            parse_value("connections", text)
+        assert parse_value("choice", text) == text  # kept as typed; the engine refuses it
+    assert parse_value("connections", "[[0, 1], [1, 2]]") == [[0, 1], [1, 2]]

@@ -20,7 +20,6 @@ nothing is returned then.
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
 from collections import Counter
@@ -424,9 +423,9 @@ class Importer:
         for p in node.metadata_props:
             if p.key == EXTRA_KEY and len(p.value) <= MAX_META:
                 try:
-                    d = json.loads(p.value)
-                except (ValueError, RecursionError):
-                    raise self.bad(node, f"metadata {EXTRA_KEY} is not valid JSON") from None
+                    d = parse_json(p.value)
+                except GraphError as e:
+                    raise self.bad(node, f"metadata {EXTRA_KEY}: {e.message}") from None
                 if isinstance(d, dict):
                     return {k: v for k, v in d.items() if k in EXTRA_ALLOWED}
         return {}
