@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.errors import GraphError
+from engine.graph import parse_json
 from engine.layers.options import Opt
 
 INT_LO, INT_HI = -(2**31) + 1, 2**31 - 1
@@ -91,9 +93,9 @@ def parse_value(kind: str, text: str) -> Any:
         if not t:
             return None
         if t.startswith("["):
-            try:
-                return json.loads(t)
-            except json.JSONDecodeError:
+            try:  # what a graph file may hold: no huge ints, deep nesting, lone surrogates
+                return parse_json(t)
+            except GraphError:
                 raise ValueError("not valid JSON, e.g. [[0, 1, 2], [1, 2, 3]]") from None
         try:
             return [parse_ints(row) for row in re.split(r"[;\n]+", t) if row.strip()]
@@ -104,8 +106,8 @@ def parse_value(kind: str, text: str) -> Any:
     if not t:
         return None
     try:
-        return json.loads(t)
-    except json.JSONDecodeError:
+        return parse_json(t)
+    except GraphError:
         return t
 
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 import engine
 from engine.cli import main as cli_main
 from engine.escaping import escape, printable
-from engine.export import naming
+from engine.export import export_code, naming
 from engine.export.numpy_export import export_numpy
 from engine.export.plan import make_plan
 from engine.export.pytorch_export import export_pytorch
@@ -113,6 +113,35 @@ def test_no_name_or_description_makes_an_encoding_declaration(plan, name, descri
     assert code.split("\n")[:2] == ["# Exported from BlockProp (engine code).", "#"]
     assert declared_encoding(code) == "utf-8"
     ast.parse(code)
+
+
+@settings(max_examples=40, deadline=None)
+@given(block_id=TEXT.filter(engine.graph.valid_id), path=TEXT.filter(bool), label=TEXT)
+def test_ids_and_data_paths_reach_code_only_as_literals(block_id, path, label):
+    """Block ids, data-set paths and column names from a graph, through both targets."""
+    d = copy.deepcopy(XOR)
+    d["nodes"][1]["id"] = block_id
+    for e in d["edges"]:
+        for end in ("source", "target"):
+            e[end] = block_id if e[end] == "hidden" else e[end]
+    if block_id in {n["id"] for n in d["nodes"][:1] + d["nodes"][2:]}:
+        return  # ids must be unique
+    d["training"]["dataset"] = {"name": "csv", "path": path, "label": label}
+    g = engine.Graph.from_dict(d)
+    for target in ("numpy", "pytorch"):
+        code = export_code(g, target)
+        assert code.isascii() and declared_encoding(code) == "utf-8"
+        consts = {n.value for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Constant)}
+        assert {path, label} <= consts
+        assert block_id in consts or target == "pytorch"  # PyTorch: a NAME_MAP key
+        if target == "pytorch":
+            tree = ast.parse(code)
+            name_map = next(
+                n.value
+                for n in tree.body
+                if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "NAME_MAP"
+            )
+            assert block_id in ast.literal_eval(name_map)
 
 
 def test_no_codec_name_python_knows_forms_a_declaration(plan):

@@ -481,3 +481,42 @@ def test_app_started_with_a_hostile_file_says_so_and_exits(tmp_path):
         lines = [line for line in r.stderr.splitlines() if line.startswith("app.py: ")]
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(lines) == 1 and p.name in lines[0], r.stderr
+
+
+def test_onnx_import_of_hostile_names_and_metadata_gives_a_loadable_graph(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    xor_path = write(tmp_path, "xor.json", json.dumps(xor()))
+    model = tmp_path / "xor.onnx"
+    assert cli.main(["export", str(xor_path), "--to", "onnx", "-o", str(model)]) == 0
+
+    def meta(m, key: str, value: str) -> None:
+        next(p for p in m.metadata_props if p.key == key).value = value
+
+    cases = {
+        "separator_id": lambda m: setattr(m.graph.node[0], "name", "a\u2028b\u202e"),
+        "esc_id": lambda m: setattr(m.graph.node[0], "name", "a\x1b[2Jb\x00"),
+        "surrogate_name": lambda m: meta(m, "blockprop.name", json.dumps("x\ud800")),
+        "deep_training": lambda m: meta(m, "blockprop.training", '{"x": ' + nested(900) + "}"),
+        "big_training": lambda m: meta(m, "blockprop.training", '{"seed": ' + BIG + "}"),
+    }
+    for key, change in cases.items():
+        m = onnx.load(str(model))
+        change(m)
+        hostile = tmp_path / f"{key}.onnx"
+        onnx.save(m, str(hostile))
+        out = tmp_path / f"{key}.json"
+        status, _, err = run_cli(["import", str(hostile), "-o", str(out)], capsys)
+        assert status == 0, (key, err)
+        g = engine.load_graph(out)  # what was written reads back
+        assert len(g) == len(XOR["nodes"]) and all(engine.graph.valid_id(n) for n in g.nodes())
+
+
+def test_inspector_text_with_deep_lists_or_huge_numbers_is_a_hint_not_a_crash():
+    from gui.editors import parse_value
+
+    deep, big = nested(2000), "[[" + "1" * 5000 + "]]"
+    for text in (deep, big, nested(MAX_DEPTH + 1)):
+        with pytest.raises(ValueError, match="not valid JSON"):
+            parse_value("connections", text)
+        assert parse_value("choice", text) == text  # kept as typed; the engine refuses it
+    assert parse_value("connections", "[[0, 1], [1, 2]]") == [[0, 1], [1, 2]]

@@ -20,7 +20,6 @@ nothing is returned then.
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
 from collections import Counter
@@ -35,7 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from engine import functional as F
 from engine.analysis import analyze
-from engine.errors import BlockPropError
+from engine.errors import BlockPropError, GraphError
 from engine.export.onnx.builders import GRU_TO_ONNX, LSTM_TO_ONNX
 from engine.export.onnx.exporter import EXTRA_KEY, INIT_KEYS
 from engine.export.onnx.files import (
@@ -45,7 +44,7 @@ from engine.export.onnx.files import (
     data_file,
     read_regular,
 )
-from engine.graph import Graph
+from engine.graph import Graph, parse_json
 from engine.layers import LAYER_TYPES
 from engine.model import build_model
 
@@ -107,7 +106,12 @@ def _check_size(shape: Any, what: str) -> None:
 
 
 def _clean_id(text: str) -> str:
-    s = "".join("_" if unicodedata.category(c)[0] == "C" else c for c in text).strip()
+    """``text`` as a block id: control, format and separator characters become "_"."""
+    bad = ("Zl", "Zp")  # with every C* category: what graph.valid_id refuses and more
+    s = "".join(
+        "_" if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in bad else c
+        for c in text
+    ).strip()
     return s[:180]
 
 
@@ -419,9 +423,9 @@ class Importer:
         for p in node.metadata_props:
             if p.key == EXTRA_KEY and len(p.value) <= MAX_META:
                 try:
-                    d = json.loads(p.value)
-                except (ValueError, RecursionError):
-                    raise self.bad(node, f"metadata {EXTRA_KEY} is not valid JSON") from None
+                    d = parse_json(p.value)
+                except GraphError as e:
+                    raise self.bad(node, f"metadata {EXTRA_KEY}: {e.message}") from None
                 if isinstance(d, dict):
                     return {k: v for k, v in d.items() if k in EXTRA_ALLOWED}
         return {}
@@ -626,9 +630,9 @@ class Importer:
         training: dict = {}
         for key in ("blockprop.name", "blockprop.training"):
             if key in props and len(props[key]) <= MAX_META:
-                try:
-                    v = json.loads(props[key])
-                except (ValueError, RecursionError):
+                try:  # a graph file's checks: no huge ints, deep nesting, lone surrogates
+                    v = parse_json(props[key])
+                except GraphError:
                     continue
                 if key.endswith("name") and isinstance(v, str):
                     name = v
