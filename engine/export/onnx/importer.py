@@ -1177,6 +1177,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
 
 
 def import_model(m: onnx.ModelProto, file: str) -> tuple[Graph, dict[str, np.ndarray]]:
+    """(Graph, weights) from a parsed model; OnnxFileError (one line) for anything wrong."""
     seq: set[int] = set()
     while True:
         try:
@@ -1187,6 +1188,13 @@ def import_model(m: onnx.ModelProto, file: str) -> tuple[Graph, dict[str, np.nda
                     "internal: recurrent output still incomplete", file=file
                 ) from None
             seq.add(e.node)
+        except (BlockPropError, MemoryError):
+            raise
+        except Exception as e:  # a malformed model met where no check expected it
+            text = str(e).strip().splitlines()
+            raise OnnxFileError(
+                f"cannot import: {type(e).__name__}: {text[0][:200] if text else ''}", file=file
+            ) from None
 
 
 def import_file(path: str | Path) -> tuple[Graph, dict[str, np.ndarray]]:
