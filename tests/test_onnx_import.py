@@ -230,6 +230,8 @@ def test_models_from_pytorchs_exporter(name, dynamo, tmp_path):
     assert model.n_params == sum(p.numel() for p in module.parameters())
     got_types = {g.type_of(n) for n in g.nodes()}
     assert set(types) <= got_types
+    if name == "resnet":  # block ids from PyTorch's module paths
+        assert {"stem", "b1.conv1", "b1.bn1", "b2.conv2", "fc"} <= set(g.nodes())
     with torch.no_grad():
         want = module(x).numpy()
     got = model.forward(x.numpy(), training=False)
