@@ -251,7 +251,6 @@ def _global_avg_pool(imp, node, ins, outs, a):
     bid = imp.add_block(node, "GlobalAvgPool2D", {}, [src])
     c = imp.shapes[bid][0]
     imp.refs[outs[0]] = Ref(bid, (imp.B, c, 1, 1))  # ONNX keeps (N, C, 1, 1): a plain reshape
-    imp.refs[outs[0]] = imp.make_ref(bid, imp.idx(imp.refs[outs[0]]))
 
 
 def _reduce_mean(imp, node, ins, outs, a):
@@ -266,7 +265,7 @@ def _reduce_mean(imp, node, ins, outs, a):
     bid = imp.add_block(node, "GlobalAvgPool2D", {}, [src])
     c = imp.shapes[bid][0]
     shape = (imp.B, c, 1, 1) if a.get("keepdims", 1) else (imp.B, c)
-    imp.refs[outs[0]] = imp.make_ref(bid, imp.idx(Ref(bid, shape)))
+    imp.refs[outs[0]] = Ref(bid, shape)  # the block's output in plain order, reshaped
 
 
 def _is_transposed(imp, r: Ref, perm) -> Ref | None:

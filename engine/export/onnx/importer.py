@@ -121,6 +121,9 @@ def _literal_list(text: str) -> list:
 
 
 class Importer:
+    """One pass over a model's nodes (see the module docstring). ``seq_nodes``: indices of the
+    recurrent nodes that return sequences in this pass. ``run()`` returns (Graph, weights)."""
+
     def __init__(self, model: onnx.ModelProto, file: str, seq_nodes: set[int]):
         self.m, self.file, self.seq_nodes = model, file, seq_nodes
         self.opset = next(
