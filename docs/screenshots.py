@@ -1,10 +1,12 @@
 """Make the README's panel screenshots from real runs in the app (offscreen, no screen needed).
 
-    .venv/bin/python docs/screenshots.py [--out docs]
+    .venv/bin/python docs/screenshots.py [--out docs] [--only FILE]
 
 Each shot opens a preset in a real MainWindow (1600x1000), trains it with the preset's own
 settings through the app's Training controller (for the epochs given below), brings one panel
-forward and saves the whole window, or only the panel, as PNG.
+forward and saves the whole window, or only the panel, as PNG. With PyTorch and onnx installed,
+one more shot (onnx_import.png) is of a small ResNet exported by torch.onnx.export, imported
+with engine.export.onnx and trained on the digits.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (preset, epochs, panel, file, whole window?, block the panel follows)
+# (preset, epochs, panel, file, whole window?, block the panel follows); a preset "onnx:NAME"
+# is the graph ONNX_MODELS[NAME] builds
 SHOTS = [
     ("lenet5", 15, "gradients", "panel_gradients.png", True, None),
     ("lenet5", 15, "filters", "panel_filters.png", False, "c1"),
@@ -26,12 +29,81 @@ SHOTS = [
     ("adding_rnn", 8, "gradients", "panel_bptt_rnn.png", False, None),
     ("adding_lstm", 8, "gradients", "panel_bptt_lstm.png", False, None),
     ("adding_lstm", 8, "activations", "panel_gates.png", False, "rnn"),
+    ("onnx:resnet", 8, "gradients", "onnx_import.png", True, None),
 ]
+
+
+def imported_resnet():
+    """A small ResNet (BatchNorm, two residual blocks) made in PyTorch, exported with
+    torch.onnx.export and imported: the graph File > Import ONNX gives, set to train on the
+    digits. None without torch or onnx."""
+    try:
+        import torch
+        from torch import nn
+
+        from engine.export.onnx.importer import import_model
+    except ImportError:
+        return None
+    import io
+    import warnings
+
+    import onnx
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c)
+            self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 16, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(16)
+            self.block1, self.block2 = Residual(16), Residual(16)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.block2(self.block1(torch.relu(self.bn(self.stem(x)))))
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            ResNet().eval(),
+            (torch.randn(1, 1, 16, 16),),
+            f,
+            dynamo=False,
+            do_constant_folding=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "N"}},
+        )
+    graph, _ = import_model(onnx.load_from_string(f.getvalue()), "resnet.onnx")
+    graph.set_meta("name", "ResNet (imported from ONNX)")
+    graph.set_meta(
+        "training",
+        {
+            "dataset": {"name": "digits", "resize": [16, 16]},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.002},
+            "batch_size": 32,
+            "seed": 0,
+            "val_split": 0.2,
+        },
+    )
+    return graph
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs"))
+    p.add_argument("--only", metavar="FILE", help="make only this shot (e.g. onnx_import.png)")
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
@@ -46,9 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     w.show()
     trained: str | None = None
     for preset, epochs, panel, name, whole, block in SHOTS:
+        if args.only and name != args.only:
+            continue
         ctrl = w.training
         if trained != preset:
-            graph = engine.load_graph(ROOT / "presets" / f"{preset}.json")
+            if preset.startswith("onnx:"):
+                graph = imported_resnet()
+                if graph is None:
+                    print(f"{name}: skipped (needs torch and onnx)")
+                    continue
+                w.tidy_layout(graph)
+            else:
+                graph = engine.load_graph(ROOT / "presets" / f"{preset}.json")
             graph.set_meta("training", {**graph.training, "epochs": epochs})
             w.graph.replace_with(graph)
             w.undo_stack.clear()

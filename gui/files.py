@@ -174,6 +174,15 @@ class FileManager(QObject):
         self.changed.emit()
 
     # --- commands ------------------------------------------------------------------------------
+    def take_new(self, g: Graph) -> None:
+        """Show ``g`` (an imported model) as a new graph with no file yet; the caller asked
+        ``maybe_save`` first."""
+        self._take(g, None, None)
+
+    def start_dir(self) -> str:
+        """Where file dialogs open: the folder of the most recent file, else the working one."""
+        return self._start_dir()
+
     def new(self) -> bool:
         if not self.maybe_save():
             return False

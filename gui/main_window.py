@@ -34,6 +34,7 @@ from gui.files import FileManager
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
 from gui.live import LiveAnalysis
+from gui.onnx_io import install as install_onnx_io
 from gui.palette import Palette
 from gui.preset_dialog import PRESETS_DIR, PresetDialog
 from gui.problems import ProblemsPanel
@@ -121,6 +122,9 @@ class MainWindow(QMainWindow):
         self.code_view: CodeView | None = None
         self.code_view_actions: dict = {}
         install_code_view(self)  # File > Export (export code)
+        self.onnx_actions: dict = {}
+        self.imported_weights: dict | None = None  # the last ONNX import's, for File > Export
+        install_onnx_io(self)  # File > Import ONNX, File > Export > ONNX model
         self._restore_layout = restore_layout
         if restore_layout:
             geo = app_settings().value("window/geometry")

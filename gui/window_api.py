@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from engine.analysis import Analysis
     from engine.graph import Graph
     from gui.code_view import CodeView
+    from gui.files import FileManager
     from gui.training.controller import TrainingController
 
 
@@ -81,6 +82,21 @@ class TrainingWindow(Protocol):
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 (QMainWindow's)
 
     def installEventFilter(self, filter_obj: QObject) -> None: ...  # noqa: N802 (QObject's)
+
+
+@runtime_checkable
+class OnnxWindow(CodeViewWindow, Protocol):
+    """What File > Import ONNX… and File > Export > ONNX model… need (gui.onnx_io)."""
+
+    files: FileManager  # the unsaved-changes prompt, taking a new graph, error boxes
+    canvas: Any  # fit_all() after an import
+    locked: bool  # no import while a run trains
+    onnx_actions: dict[str, QAction]  # filled by gui.onnx_io.install, empty before
+    imported_weights: dict | None  # the last import's weights (File > Export uses them)
+
+    def tidy_layout(self, g: Graph) -> bool: ...
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (QMainWindow's)
 
 
 @runtime_checkable

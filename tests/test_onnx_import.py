@@ -230,6 +230,8 @@ def test_models_from_pytorchs_exporter(name, dynamo, tmp_path):
     assert model.n_params == sum(p.numel() for p in module.parameters())
     got_types = {g.type_of(n) for n in g.nodes()}
     assert set(types) <= got_types
+    if name == "resnet":  # block ids from PyTorch's module paths
+        assert {"stem", "b1.conv1", "b1.bn1", "b2.conv2", "fc"} <= set(g.nodes())
     with torch.no_grad():
         want = module(x).numpy()
     got = model.forward(x.numpy(), training=False)
@@ -407,3 +409,31 @@ def test_missing_onnx_package_for_import(monkeypatch, tmp_path, capsys):
         capsys, ["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "g.json")]
     )
     assert line == f"app.py: {MISSING}"
+
+
+def test_corrupted_models_never_crash(tmp_path):
+    """60 random byte flips, truncations and insertions in a real model: each either imports or
+    raises OnnxFileError (the CLI's one line); never another exception."""
+    g = engine.load_graph(ROOT / "presets" / "adding_lstm.json")
+    data = bytearray(export_onnx(g))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m.onnx"
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(60):
+        d = bytearray(data)
+        kind = rng.integers(3)
+        if kind == 0:
+            for i in rng.integers(0, len(d), rng.integers(1, 8)):
+                d[i] = int(rng.integers(256))
+        elif kind == 1:
+            d = d[: int(rng.integers(len(d)))]
+        else:
+            i = int(rng.integers(len(d)))
+            d[i:i] = bytes(rng.integers(0, 256, int(rng.integers(1, 16))).astype(np.uint8))
+        path.write_bytes(bytes(d))
+        try:
+            import_onnx(path)
+            outcomes["ok"] += 1
+        except OnnxFileError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 60

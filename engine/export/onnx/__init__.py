@@ -11,12 +11,21 @@ layer class, registered with ``@onnx_builder``); the way back in ``importer``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    import os
+
+    import numpy as np
+
+    from engine.graph import Graph
 
 MISSING = "ONNX export and import need the onnx package: pip install onnx"
 
 
-def require_onnx():
+def require_onnx() -> Any:
     """The ``onnx`` module, or ConfigError with the one line that says how to get it."""
     try:
         import onnx
@@ -25,7 +34,9 @@ def require_onnx():
     return onnx
 
 
-def export_onnx(graph, weights=None, *, arrays=None):
+def export_onnx(
+    graph: Graph, weights: str | None = None, *, arrays: dict[str, np.ndarray] | None = None
+) -> bytes:
     """Bytes of the ONNX model of ``graph`` (see ``exporter.export_model``)."""
     require_onnx()
     from engine.export.onnx.exporter import export_model
@@ -33,7 +44,7 @@ def export_onnx(graph, weights=None, *, arrays=None):
     return export_model(graph, weights=weights, arrays=arrays).SerializeToString()
 
 
-def import_onnx(path):
+def import_onnx(path: str | os.PathLike) -> tuple[Graph, dict[str, np.ndarray]]:
     """(Graph, weights dict) from the ONNX file ``path`` (see ``importer.import_model``)."""
     require_onnx()
     from engine.export.onnx.importer import import_file
