@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 
@@ -32,12 +33,12 @@ def read_idx(path: str) -> np.ndarray:
     dimensions, then each dimension as a big-endian uint32, then the data, big-endian,
     row-major. The claimed size is checked against the bytes in the file before reading.
     """
-    p = user_file(path, what="IDX file")
+    raw = user_file(path, what="IDX file")  # a regular file, opened once
     try:
-        with open(p, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-        f = gzip.open(p, "rb") if gz else open(p, "rb")  # closed by the with below
-        with f:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        with raw, f:
             head = f.read(4)
             if len(head) < 4:
                 raise DataError(
@@ -65,7 +66,7 @@ def read_idx(path: str) -> np.ndarray:
             count = math.prod(dims)
             nbytes = count * dtype.itemsize
             if not gz:
-                have = p.stat().st_size - 4 - 4 * ndim
+                have = os.fstat(raw.fileno()).st_size - 4 - 4 * ndim
                 if have != nbytes:
                     raise DataError(
                         f"header claims dimensions {list(dims)} ({nbytes:,} bytes "
