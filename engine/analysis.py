@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # moments for Adam) and, per sample, each activation plus what backward needs of it.
 BYTES_PER_VALUE = 4
 COPIES = 4
+# Messages name at most this many blocks and count the rest (a graph of 100,000 loose ends
+# gives 100,000 short problems, not 100,000 lists of 100,000 names).
+MAX_NAMED = 5
 
 
 class Problem(NamedTuple):
@@ -124,6 +127,14 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.3g} TB"
 
 
+def named(ids: list[str], limit: int = MAX_NAMED) -> str:
+    """Quoted block ids for a message, at most ``limit`` of them and a count of the rest, so a
+    message stays short however many blocks it concerns: 'a', 'b', 'c' and 997 more."""
+    shown = ", ".join(f"'{n}'" for n in ids[:limit])
+    more = len(ids) - limit
+    return shown + (f" and {more:,} more" if more > 0 else "")
+
+
 def _shape_text(shape: Any) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
@@ -140,6 +151,12 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
         k = path.index(first) if first in path else 0
         path = path[k:] + path[:k]
         loop = " -> ".join(path + [path[0]])
+        if len(path) > 2 * MAX_NAMED:  # name both ends of a long loop, count the middle
+            loop = (
+                " -> ".join(path[:MAX_NAMED])
+                + f" -> ... {len(path) - 2 * MAX_NAMED + 1:,} more ... -> "
+                + " -> ".join(path[-MAX_NAMED + 1 :] + [path[0]])
+            )
         out.append(
             Problem(
                 first,
@@ -223,17 +240,15 @@ def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None
         return None
     t = cls.type_name
     if hi == 0:
-        return Problem(
-            n, f"{t} takes no inputs: remove the wire from " + ", ".join(f"'{p}'" for p in preds)
-        )
+        wires = "the wire" if k == 1 else "the wires"
+        return Problem(n, f"{t} takes no inputs: remove {wires} from {named(preds)}")
     if hi == 1 and k == 0:
         return Problem(n, f"{t} has no input: wire a block into it")
     if hi == 1:
         return Problem(
             n,
-            f"{t} takes exactly one input but gets {k} (from "
-            + ", ".join(f"'{p}'" for p in preds)
-            + "): remove wires, or join them first with Add or Concat",
+            f"{t} takes exactly one input but gets {k:,} (from {named(preds)}): "
+            "remove wires, or join them first with Add or Concat",
         )
     need = f"{lo} or more" if hi is None else f"{lo} to {hi}"
     what = " of equal shape" if t == "Add" else ""
@@ -277,9 +292,13 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
         a.input_id = inputs[0]
     problems.extend(_cycle_problems(g))
 
-    reached: set[str] = set(inputs)
-    for i in inputs:
-        reached |= nx.descendants(g, i)
+    reached: set[str] = set(inputs)  # one search from every Input: linear however many
+    frontier = list(inputs)
+    while frontier:
+        for s in g.successors(frontier.pop()):
+            if s not in reached:
+                reached.add(s)
+                frontier.append(s)
     for n in a.order if inputs else ():
         if n not in reached and g.in_degree(n) == 0:
             problems.append(
@@ -359,16 +378,12 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
     if len(sinks) == 1 and not in_cycle_or_after & reached:
         a.output_id = sinks[0]
     elif len(sinks) > 1:
-        names = ", ".join(f"'{s}'" for s in sinks)
-        for s in sinks:
-            problems.append(
-                Problem(
-                    s,
-                    f"the graph has {len(sinks)} ends ({names}), blocks "
-                    "with no successor; a graph has one output: wire this "
-                    "block into the rest, or delete it",
-                )
-            )
+        names = named(sinks)  # one short text shared by every problem: linear, not quadratic
+        message = (
+            f"the graph has {len(sinks):,} ends ({names}), blocks with no successor; a graph "
+            "has one output: wire this block into the rest, or delete it"
+        )
+        problems.extend(Problem(s, message) for s in sinks)
 
     a.memory_bytes = BYTES_PER_VALUE * COPIES * (param_values + activations * batch_size)
     if a.memory_bytes > a.memory_limit and costs:

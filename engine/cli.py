@@ -43,6 +43,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
+MAX_REPORTED = 50  # problem lines printed; the rest are counted
 
 
 class UsageError(Exception):
@@ -151,8 +152,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(path: str, problems: list[Problem]) -> int:
-    for p in problems:
+    for p in problems[:MAX_REPORTED]:
         _err(f"{path}: {p}")
+    if len(problems) > MAX_REPORTED:
+        _err(f"{path}: and {len(problems) - MAX_REPORTED:,} more problems (fix these first)")
     return EXIT_USER_ERROR
 
 

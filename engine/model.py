@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis import Analysis, analyze
+from engine.analysis import MAX_NAMED, Analysis, analyze
 from engine.errors import ConfigError, GraphError
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
@@ -50,9 +50,11 @@ class Model:
         a = analysis if analysis is not None else analyze(graph)
         if not a.ok:
             n = len(a.problems)
-            lines = "; ".join(str(p) for p in a.problems)
+            lines = "; ".join(str(p) for p in a.problems[:MAX_NAMED])
+            if n > MAX_NAMED:
+                lines += f"; and {n - MAX_NAMED:,} more"
             raise GraphError(
-                f"the graph has {n} problem{'s' * (n != 1)}: {lines}",
+                f"the graph has {n:,} problem{'s' * (n != 1)}: {lines}",
                 block=a.problems[0].block if n == 1 else None,
             )
         self.analysis = a
