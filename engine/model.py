@@ -45,9 +45,16 @@ class Model:
     Parameter, gradient and buffer names are ``"<block id>.<name>"`` (e.g. ``"c1.weight"``).
     """
 
-    def __init__(self, graph: Graph, seed: int = 0, analysis: Analysis | None = None):
+    def __init__(
+        self,
+        graph: Graph,
+        seed: int = 0,
+        analysis: Analysis | None = None,
+        batch_size: int | None = None,
+        training: bool = False,
+    ):
         seed = check_seed(seed)
-        a = analysis if analysis is not None else analyze(graph)
+        a = analysis if analysis is not None else analyze(graph, batch_size, training=training)
         if not a.ok:
             n = len(a.problems)
             lines = "; ".join(str(p) for p in a.problems[:MAX_NAMED])
@@ -186,6 +193,12 @@ class Model:
         )
 
 
-def build_model(graph: Graph, seed: int = 0) -> Model:
-    """Compile ``graph`` to a Model; GraphError lists the problems if ``analyze`` finds any."""
-    return Model(graph, seed=seed)
+def build_model(
+    graph: Graph, seed: int = 0, batch_size: int | None = None, training: bool = False
+) -> Model:
+    """Compile ``graph`` to a Model; GraphError lists the problems if ``analyze`` finds any.
+
+    Its memory check is for running the model (inference) at ``batch_size``, by default the
+    batch of the graph's training settings; ``training=True`` checks training at that batch
+    (the Trainer builds its model so)."""
+    return Model(graph, seed=seed, batch_size=batch_size, training=training)
