@@ -9,7 +9,7 @@ what is kept of it), so the batch that fits is known, and the message can name i
 
 Measured on VGG-16 (138 million parameters, engine as of 2026-12-06): inference at batch 2
 peaks at 1.5 GB; training at 64x64 input costs 1.1 GB fixed and 13 MB a sample. The estimate
-is about twice that, on purpose: refusing a run that would have fitted is a message, running
+is 1.2 to 1.5 times that, on purpose: refusing a run that would have fitted is a message, running
 out of memory is a frozen machine.
 """
 

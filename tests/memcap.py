@@ -26,19 +26,32 @@ def _limit(cap: int):
     return apply
 
 
+# The property tests of hostile files: tests/conftest.py skips them in the test run itself and
+# tests/test_fuzz_capped.py runs them in a child process under MEMORY_CAP.
+FUZZ_MODULES = ("test_graph_fuzz.py", "test_data_files_fuzz.py", "test_weights_fuzz.py")
+FUZZ_CHILD = "BLOCKPROP_FUZZ_CHILD"  # set to 1 in that child (or to run them directly)
+
+
 def run_capped(
-    code: str, cap: int = MEMORY_CAP, timeout: float = 120
+    code: str | None = None,
+    cap: int = MEMORY_CAP,
+    timeout: float = 120,
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``code`` (dedented) with ``python -c`` from the project folder, memory capped."""
+    """Run ``code`` (dedented, with ``python -c``) or ``python *argv`` from the project
+    folder, its address space capped at ``cap`` bytes."""
     env = {
         **os.environ,
         "OPENBLAS_NUM_THREADS": "1",  # BLAS threads reserve address space they never use
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        **(env or {}),
     }
+    args = ["-c", textwrap.dedent(code)] if argv is None else argv
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
