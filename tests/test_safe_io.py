@@ -11,6 +11,7 @@ import os
 import stat
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from engine.errors import DataError, GraphError, WeightsError
 from engine.safe_io import fmt_size, open_regular, read_limited
 
 pytestmark = pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+pytest_plugins = ["gui_support"]  # make_window
 
 SMALL_GRAPH = {
     "format": "blockprop-graph",
@@ -203,21 +205,71 @@ def _npy(header: dict, payload: bytes = b"") -> bytes:
     return buf.getvalue() + payload
 
 
+def _zip_by_hand(members: list[tuple[str, int, int, bytes, int]]) -> bytes:
+    """A zip of (name, method, crc, data, uncompressed size) members, headers written here."""
+    out, central = bytearray(), bytearray()
+    for name, method, crc, data, size in members:
+        n = name.encode()
+        offset = len(out)
+        out += struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size, len(n), 0
+        )
+        out += n + data
+        central += struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(data),
+            size,
+            len(n),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += n
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(out), 0
+    )
+    return bytes(out + central + end)
+
+
 @pytest.fixture(scope="module")
 def bomb(tmp_path_factory):
-    """A 2 MB .npz whose X.npy inflates to 2 GiB of zeros: header (2**29,) float32, valid
-    zip and CRC. Made once (about 4 s of deflate)."""
-    path = tmp_path_factory.mktemp("bomb") / "bomb.npz"
+    """A 2 MB .npz whose X.npy inflates to 2 GiB of zeros: header (2**29,) float32, a valid
+    deflate stream and CRC. The stream repeats one fully flushed block of 16 MiB of zeros
+    (identical bytes each time), so making it takes a second, not a minute of deflate."""
     chunk = bytes(16 * 1024**2)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("X.npy", "w", force_zip64=True) as f:
-            f.write(_npy({"descr": "<f4", "fortran_order": False, "shape": (2**29,)}))
-            for _ in range(2**31 // len(chunk)):
-                f.write(chunk)
-        zf.writestr(
-            "y.npy", _npy({"descr": "<i8", "fortran_order": False, "shape": (4,)}, bytes(32))
-        )
-    assert path.stat().st_size < 3 * 1024**2
+    header = _npy({"descr": "<f4", "fortran_order": False, "shape": (2**29,)})
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = z.compress(header) + z.flush(zlib.Z_FULL_FLUSH)
+    block = z.compress(chunk) + z.flush(zlib.Z_FULL_FLUSH)
+    assert z.compress(chunk) + z.flush(zlib.Z_FULL_FLUSH) == block
+    repeats = 2**31 // len(chunk)
+    stream = head + block * repeats + z.flush()
+    crc = zlib.crc32(header)
+    for _ in range(repeats):
+        crc = zlib.crc32(chunk, crc)
+    y = _npy({"descr": "<i8", "fortran_order": False, "shape": (4,)}, bytes(32))
+    raw = _zip_by_hand(
+        [
+            ("X.npy", zipfile.ZIP_DEFLATED, crc, stream, len(header) + 2**31),
+            ("y.npy", zipfile.ZIP_STORED, zlib.crc32(y), y, len(y)),
+        ]
+    )
+    assert len(raw) < 3 * 1024**2
+    path = tmp_path_factory.mktemp("bomb") / "bomb.npz"
+    path.write_bytes(raw)
+    with zipfile.ZipFile(path) as zf, zf.open("X.npy") as f:  # a real archive: it inflates
+        assert f.read(len(header)) == header and f.read(1 << 20) == bytes(1 << 20)
     return path
 
 
@@ -363,3 +415,32 @@ def test_one_hot_text_is_refused_from_its_sizes_before_allocating(tmp_path):
     # Every array under the limit of values (2e8 one-hot), but X, y and one-hot X together not.
     assert "100,000 windows of T = 1000 one-hot over 2 characters would take 2.24 GiB" in got[1]
     assert got[2] == [[100_000, 64], "int64"]  # ids only: 100 MB, within the limits
+
+
+def test_the_apps_open_paths_refuse_special_files(qtbot, make_window, specials, tmp_path):
+    """File > Open (and a dropped file), the runs beside a graph, the preset list and the
+    recovery files: a device or FIFO is a message or skipped, never a hang or a read."""
+    from gui.files import find_recoveries
+    from gui.preset_dialog import list_presets
+    from gui.training.runs import load_runs
+
+    w = make_window(show=False)
+    for kind in ("zero", "fifo"):
+        assert not w.files.load(str(specials[kind]))
+        title, text = w.errors[-1]
+        assert title == "Cannot open graph" and EXPECTED[kind] in text
+        runs, problems = load_runs(specials[kind])
+        assert runs == [] and EXPECTED[kind] in problems[0]
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "zero.json").symlink_to("/dev/zero")
+    os.mkfifo(folder / "pipe.json")
+    engine.Graph.from_dict(SMALL_GRAPH).save(folder / "ok.json")
+    infos = {i.path.name: i for i in list_presets(folder)}
+    assert infos["ok.json"].error == "" and infos["ok.json"].blocks == 2
+    assert "character device" in infos["zero.json"].error
+    assert "named pipe" in infos["pipe.json"].error
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "recovery-1.json").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "rec" / "recovery-2.json")
+    assert find_recoveries(tmp_path / "rec") == []
