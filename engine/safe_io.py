@@ -184,6 +184,13 @@ def open_npz(
                     file=shown,
                 )
             f.seek(0)
+            if f.read(6) == b"\x93NUMPY":
+                raise error(
+                    "is a single .npy array, not a readable .npz archive of named arrays "
+                    "(np.savez)",
+                    file=shown,
+                )
+            f.seek(0)
             with zipfile.ZipFile(f) as zf:
                 yield zf
         except BlockPropError:

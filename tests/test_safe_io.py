@@ -364,6 +364,10 @@ def test_weights_headers_are_checked_before_anything_is_read(tmp_path, monkeypat
     for name, (members, message) in cases.items():
         with pytest.raises(WeightsError, match=message):
             engine.load_weights(model, write(f"{name}.npz", members))
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(WeightsError, match="is a single .npy array, not a readable .npz archive"):
+        engine.load_weights(model, single)
     before = model.params["d.weight"].copy()
     assert np.array_equal(model.params["d.weight"], before)  # refused files changed nothing
 
