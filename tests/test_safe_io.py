@@ -300,7 +300,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(bomb, tmp_path):
         """,
         timeout=60,
     )
-    assert "array 'X' would hold 536,870,912 values, more than the limit" in got[0]
+    assert "arrays X (536870912,) and y (4,), as stored and as converted would take 6 GiB" in got[0]
     assert "does not fit this graph" in got[1] and "unexpected W, y" in got[1]
     assert "its arrays hold 2 GiB, more than the limit of 1 GiB" in got[2]
 
@@ -448,3 +448,24 @@ def test_the_apps_open_paths_refuse_special_files(qtbot, make_window, specials, 
     (tmp_path / "rec" / "recovery-1.json").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "rec" / "recovery-2.json")
     assert find_recoveries(tmp_path / "rec") == []
+
+
+def test_data_files_are_sized_with_their_converted_copies(tmp_path, monkeypatch):
+    """X as stored plus X as float32 (and y as int64): all alive at once while loading."""
+    import engine.data.base as base
+
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=np.zeros((100, 3)), y=np.zeros(100, np.int64))
+    idx = tmp_path / "i.idx"
+    idx.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 100, 2, 2) + bytes(400))
+    labels = tmp_path / "l.idx"
+    labels.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 100) + bytes(100))
+    engine.data.load_dataset({"name": "npz", "path": str(npz)})
+    engine.data.load_dataset({"name": "idx", "images": str(idx), "labels": str(labels)})
+    monkeypatch.setattr(base, "MAX_DATA_BYTES", 4000)
+    # 2,400 + 800 bytes stored, 2,400 + 800 converted: 6,400
+    with pytest.raises(DataError, match=r"arrays X \(100, 3\) and y \(100,\), as stored and as "):
+        engine.data.load_dataset({"name": "npz", "path": str(npz)})
+    monkeypatch.setattr(base, "MAX_DATA_BYTES", 1000)
+    with pytest.raises(DataError, match=r"IDX array \[100, 2, 2\] and its float32 copy would take"):
+        engine.data.load_dataset({"name": "idx", "images": str(idx), "labels": str(labels)})

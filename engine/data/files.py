@@ -19,6 +19,7 @@ from engine.data import base
 from engine.data.base import (
     Dataset,
     DatasetSpec,
+    check_bytes,
     check_elements,
     read_text,
     to_float32,
@@ -295,6 +296,13 @@ def load_npz(cfg: dict, rng: np.random.Generator) -> Dataset:
     keys = (cfg["x_key"], cfg["y_key"])
     with open_npz(path, DataError, "npz file", base.MAX_FILE_BYTES) as zf:
         entries = npz_entries(zf, path, DataError, only=keys)
+        if all(k in entries for k in keys):  # as stored, then as float32 / int64 for training
+            ex, ey = (entries[k] for k in keys)
+            check_bytes(
+                ex.nbytes + ey.nbytes + 8 * (math.prod(ex.shape) + math.prod(ey.shape)),
+                f"arrays X {ex.shape} and y {ey.shape}, as stored and as converted",
+                path,
+            )
         X, y = (_npz_array(zf, entries, k, path) for k in keys)
     if X.dtype.kind not in "biuf" or X.dtype.fields is not None:
         raise DataError(f"X must be numeric, got dtype {X.dtype}", file=path)

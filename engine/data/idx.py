@@ -15,7 +15,14 @@ import zlib
 
 import numpy as np
 
-from engine.data.base import Dataset, DatasetSpec, check_elements, to_float32, user_file
+from engine.data.base import (
+    Dataset,
+    DatasetSpec,
+    check_bytes,
+    check_elements,
+    to_float32,
+    user_file,
+)
 from engine.data.files import labels_to_targets
 from engine.errors import DataError
 from engine.layers.options import Opt
@@ -74,6 +81,9 @@ def read_idx(path: str) -> np.ndarray:
                         file=path,
                     )
             check_elements(count, f"the IDX array {list(dims)}", path)
+            check_bytes(
+                nbytes + 4 * count, f"the IDX array {list(dims)} and its float32 copy", path
+            )
             data = f.read(nbytes + 1)
     except DataError:
         raise
