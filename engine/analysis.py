@@ -15,7 +15,6 @@ gives one message.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -25,14 +24,23 @@ from engine.errors import BlockPropError
 from engine.escaping import escape
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
+from engine.memory import (
+    Cost,
+    alone,
+    block_cost,
+    default_memory_limit,
+    fmt_bytes,
+    max_batch,
+    run_batch_size,
+    total_cost,
+)
 
 if TYPE_CHECKING:
     from engine.graph import Graph
 
-# Training keeps about four float32 copies of the parameters (values, gradients, two optimizer
-# moments for Adam) and, per sample, each activation plus what backward needs of it.
-BYTES_PER_VALUE = 4
-COPIES = 4
+# Messages name at most this many blocks and count the rest (a graph of 100,000 loose ends
+# gives 100,000 short problems, not 100,000 lists of 100,000 names).
+MAX_NAMED = 5
 
 
 class Problem(NamedTuple):
@@ -70,9 +78,12 @@ class Analysis:
     input_id: str | None = None
     output_id: str | None = None
     name: str = ""
-    memory_bytes: int = 0
+    memory_bytes: int = 0  # the estimate at batch_size: memory_fixed + batch * memory_per_sample
+    memory_fixed: int = 0
+    memory_per_sample: int = 0
     memory_limit: int = 0
-    batch_size: int = 64
+    batch_size: int = 32
+    training: bool = True  # the estimate is for training (else for inference)
 
     @property
     def ok(self) -> bool:
@@ -102,26 +113,12 @@ class Analysis:
         ]
 
 
-def physical_memory() -> int | None:
-    """This machine's RAM in bytes (None when the OS does not say)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def default_memory_limit() -> int:
-    """Half the machine's RAM (8 GiB assumed when unknown): more and the machine would swap."""
-    ram = physical_memory()
-    return (ram if ram else 8 * 1024**3) // 2
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} TB"
+def named(ids: list[str], limit: int = MAX_NAMED) -> str:
+    """Quoted block ids for a message, at most ``limit`` of them and a count of the rest, so a
+    message stays short however many blocks it concerns: 'a', 'b', 'c' and 997 more."""
+    shown = ", ".join(f"'{n}'" for n in ids[:limit])
+    more = len(ids) - limit
+    return shown + (f" and {more:,} more" if more > 0 else "")
 
 
 def _shape_text(shape: Any) -> str:
@@ -140,6 +137,12 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
         k = path.index(first) if first in path else 0
         path = path[k:] + path[:k]
         loop = " -> ".join(path + [path[0]])
+        if len(path) > 2 * MAX_NAMED:  # name both ends of a long loop, count the middle
+            loop = (
+                " -> ".join(path[:MAX_NAMED])
+                + f" -> ... {len(path) - 2 * MAX_NAMED + 1:,} more ... -> "
+                + " -> ".join(path[-MAX_NAMED + 1 :] + [path[0]])
+            )
         out.append(
             Problem(
                 first,
@@ -223,31 +226,37 @@ def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None
         return None
     t = cls.type_name
     if hi == 0:
-        return Problem(
-            n, f"{t} takes no inputs: remove the wire from " + ", ".join(f"'{p}'" for p in preds)
-        )
+        wires = "the wire" if k == 1 else "the wires"
+        return Problem(n, f"{t} takes no inputs: remove {wires} from {named(preds)}")
     if hi == 1 and k == 0:
         return Problem(n, f"{t} has no input: wire a block into it")
     if hi == 1:
         return Problem(
             n,
-            f"{t} takes exactly one input but gets {k} (from "
-            + ", ".join(f"'{p}'" for p in preds)
-            + "): remove wires, or join them first with Add or Concat",
+            f"{t} takes exactly one input but gets {k:,} (from {named(preds)}): "
+            "remove wires, or join them first with Add or Concat",
         )
     need = f"{lo} or more" if hi is None else f"{lo} to {hi}"
     what = " of equal shape" if t == "Add" else ""
     return Problem(n, f"{t} needs {need} inputs{what} but gets {k}: wire another block into it")
 
 
-def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None) -> Analysis:
+def analyze(
+    graph: Graph,
+    batch_size: int | None = None,
+    memory_limit: int | None = None,
+    training: bool = True,
+) -> Analysis:
     """Validate ``graph`` and infer its shapes; see the module docstring.
 
-    ``batch_size`` only sizes the memory estimate; ``memory_limit`` (bytes) defaults to half
-    this machine's RAM.
+    The memory check is for training (or with ``training=False``, inference) at
+    ``batch_size``, by default the batch the graph's training settings give (engine.memory);
+    ``memory_limit`` (bytes) defaults to half this machine's RAM.
     """
     g = graph.nx
-    a = Analysis(name=graph.name, batch_size=int(batch_size))
+    a = Analysis(
+        name=graph.name, batch_size=run_batch_size(graph.training, batch_size), training=training
+    )
     a.memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
     a.types = {n: graph.type_of(n) for n in g.nodes}
     order, stuck = graph.topological_order()
@@ -277,9 +286,13 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
         a.input_id = inputs[0]
     problems.extend(_cycle_problems(g))
 
-    reached: set[str] = set(inputs)
-    for i in inputs:
-        reached |= nx.descendants(g, i)
+    reached: set[str] = set(inputs)  # one search from every Input: linear however many
+    frontier = list(inputs)
+    while frontier:
+        for s in g.successors(frontier.pop()):
+            if s not in reached:
+                reached.add(s)
+                frontier.append(s)
     for n in a.order if inputs else ():
         if n not in reached and g.in_degree(n) == 0:
             problems.append(
@@ -288,9 +301,7 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
 
     # Shapes flow from the Input; a block with an unknown input shape stays unknown, silently.
     in_cycle_or_after = set(stuck)
-    activations = 0
-    param_values = 0
-    costs: dict[str, int] = {}
+    costs: dict[str, Cost] = {}
     for n in order:
         a.shapes[n] = None
         a.in_shapes[n] = None
@@ -345,10 +356,7 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
             continue
         a.in_shapes[n], a.shapes[n] = in_shape, out
         a.params[n], a.buffers[n] = pcount, bcount
-        size = math.prod(out)  # Python ints: exact however absurd the shape
-        costs[n] = BYTES_PER_VALUE * COPIES * (pcount + bcount + size * batch_size)
-        activations += size
-        param_values += pcount + bcount
+        costs[n] = block_cost(layer.config, in_shape, out, pcount, bcount, training)
     for n in stuck:
         a.shapes[n] = None
         a.in_shapes[n] = None
@@ -359,37 +367,59 @@ def analyze(graph: Graph, batch_size: int = 64, memory_limit: int | None = None)
     if len(sinks) == 1 and not in_cycle_or_after & reached:
         a.output_id = sinks[0]
     elif len(sinks) > 1:
-        names = ", ".join(f"'{s}'" for s in sinks)
-        for s in sinks:
-            problems.append(
-                Problem(
-                    s,
-                    f"the graph has {len(sinks)} ends ({names}), blocks "
-                    "with no successor; a graph has one output: wire this "
-                    "block into the rest, or delete it",
-                )
-            )
+        names = named(sinks)  # one short text shared by every problem: linear, not quadratic
+        message = (
+            f"the graph has {len(sinks):,} ends ({names}), blocks with no successor; a graph "
+            "has one output: wire this block into the rest, or delete it"
+        )
+        problems.extend(Problem(s, message) for s in sinks)
 
-    a.memory_bytes = BYTES_PER_VALUE * COPIES * (param_values + activations * batch_size)
+    total = total_cost(costs, a.params)
+    a.memory_fixed, a.memory_per_sample = total
+    a.memory_bytes = total.at(a.batch_size)
     if a.memory_bytes > a.memory_limit and costs:
-        limit = _fmt_bytes(a.memory_limit)
-        big = [n for n, c in costs.items() if c > a.memory_limit] or [max(costs, key=costs.get)]
-        for n in big:
-            problems.append(
-                Problem(
-                    n,
-                    f"too large for this machine: training would need about "
-                    f"{_fmt_bytes(a.memory_bytes)} (this block alone "
-                    f"{_fmt_bytes(costs[n])}, {a.params[n]:,} parameters) "
-                    f"but the limit is {limit}, half the memory; use fewer "
-                    "units or filters, a smaller input, or pool earlier",
-                )
-            )
+        problems.extend(_memory_problems(a, costs, total))
 
     rank = {n: i for i, n in enumerate(a.order)}
     problems.sort(key=lambda p: -1 if p.block is None else rank.get(p.block, len(rank)))
     a.problems = problems
     return a
+
+
+def _memory_problems(a: Analysis, costs: dict[str, Cost], total: Cost) -> list[Problem]:
+    """Too large at this batch: blame the blocks too large on their own, else the total; name
+    the batch size that fits, when one does."""
+    b, limit = a.batch_size, fmt_bytes(a.memory_limit)
+    if a.memory_limit == default_memory_limit():
+        limit += ", half this machine's memory"
+    what = "training" if a.training else "inference"
+    smaller = "use fewer units or filters, a smaller input, or pool earlier"
+    fits = max_batch(total, a.memory_limit)
+    batch_fix = f"lower the batch size from {b:,} to {fits:,} or less" if fits else ""
+    need = f"{what} at batch {b:,} would need about {fmt_bytes(a.memory_bytes)}"
+    size = {n: alone(c, a.params[n], b) for n, c in costs.items()}
+    big = [n for n in costs if size[n] > a.memory_limit]
+    if big:
+        return [
+            Problem(
+                n,
+                f"too large for this machine: {need} (this block alone "
+                f"{fmt_bytes(size[n])}, {a.params[n]:,} parameters) but the limit is "
+                f"{limit}; {smaller}" + (f", or {batch_fix}" if fits else ""),
+            )
+            for n in big
+        ]
+    if not fits:
+        batch_fix = f"even batch 1 would need {fmt_bytes(total.at(1))}: {smaller}"
+    return [
+        Problem(
+            None,
+            f"the network is too large for this machine: {need} "
+            f"({fmt_bytes(total.fixed)} for its weights and buffers, "
+            f"{fmt_bytes(total.per_sample)} per sample) but the limit is {limit}, and no "
+            f"single block is at fault; {batch_fix}",
+        )
+    ]
 
 
 def summary_text(graph_or_analysis: Graph | Analysis) -> str:
@@ -421,6 +451,7 @@ def summary_text(graph_or_analysis: Graph | Analysis) -> str:
         f"Total params: {a.total_params + a.total_buffers:,}",
         f"Trainable params: {a.total_params:,}",
         f"Non-trainable params: {a.total_buffers:,}",
-        f"Training memory (batch {a.batch_size}, estimate): {_fmt_bytes(a.memory_bytes)}",
+        f"{'Training' if a.training else 'Inference'} memory (batch {a.batch_size}, estimate): "
+        f"{fmt_bytes(a.memory_bytes)}",
     ]
     return "\n".join(lines)

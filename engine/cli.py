@@ -1,6 +1,6 @@
 """The headless command line: ``python app.py check | train | export | presets``.
 
-    python app.py check GRAPH.json                   validate; print the summary table
+    python app.py check GRAPH.json [--batch-size B]  validate; print the summary table
     python app.py train GRAPH.json [--epochs N] [--dataset NAME] [--seed S]
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
                         [--processes auto|1|2]
@@ -44,6 +44,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
+MAX_REPORTED = 50  # problem lines printed; the rest are counted
 
 
 class UsageError(Exception):
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a graph and print its summary table")
     c.add_argument("graph", metavar="GRAPH.json")
+    c.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help="check memory at this batch size (default: the graph's)",
+    )
     c.set_defaults(func=cmd_check)
 
     t = sub.add_parser("train", help="train a graph headless")
@@ -152,14 +159,29 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(path: str, problems: list[Problem]) -> int:
-    for p in problems:
+    for p in problems[:MAX_REPORTED]:
         _err(f"{path}: {p}")
+    if len(problems) > MAX_REPORTED:
+        _err(f"{path}: and {len(problems) - MAX_REPORTED:,} more problems (fix these first)")
     return EXIT_USER_ERROR
 
 
+def _batch_size(args: argparse.Namespace) -> int | None:
+    """``--batch-size``, checked as the training settings check it (None: not given)."""
+    if args.batch_size is not None:
+        try:
+            check_training({"batch_size": args.batch_size}, need_dataset=False)
+        except ConfigError:
+            raise ConfigError(
+                f"--batch-size must be a whole number from 1 to 1,000,000, got {args.batch_size}"
+            ) from None
+    return args.batch_size
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    batch_size = _batch_size(args)
     graph = load_graph(args.graph)
-    a = analyze(graph)
+    a = analyze(graph, batch_size=batch_size)
     _out(summary_text(a))
     problems = list(a.problems)
     if graph.training:
@@ -189,8 +211,9 @@ def _progress(ev: dict, epochs: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    batch_size = _batch_size(args)
     graph = load_graph(args.graph)
-    a = analyze(graph)
+    a = analyze(graph, batch_size=batch_size)  # memory at the batch this run will use
     if not a.ok:
         return _report(args.graph, a.problems)
     if args.dataset is None and not (graph.training or {}).get("dataset"):

@@ -41,6 +41,7 @@ from engine.graph_events import (
 )
 from engine.layers import LAYER_TYPES
 from engine.layers.options import check_config
+from engine.safe_io import read_limited
 
 FORMAT = "blockprop-graph"
 VERSION = 1
@@ -532,26 +533,13 @@ def graph_files(folder: str | os.PathLike) -> list[Path]:
 def load_graph(path: str | os.PathLike) -> Graph:
     """Read a graph file. Any problem raises a BlockPropError naming the file."""
     p = str(path)
+    raw = read_limited(p, MAX_FILE_BYTES, GraphError, "graph file")  # regular files only
     try:
-        size = os.path.getsize(p)
-        if size > MAX_FILE_BYTES:
-            raise GraphError(
-                f"file is {size / 1e6:.0f} MB; a graph file is at most "
-                f"{MAX_FILE_BYTES // 10**6} MB",
-                file=p,
-            )
-        with open(p, encoding="utf-8-sig") as f:  # a BOM (Windows editors) is allowed
-            data = parse_json(f.read())
+        data = parse_json(raw.decode("utf-8-sig"))  # a BOM (Windows editors) is allowed
     except GraphError as e:
         raise GraphError(e.message, file=p) from None
-    except FileNotFoundError:
-        raise GraphError("no such file", file=p) from None
-    except IsADirectoryError:
-        raise GraphError("is a folder, not a graph file", file=p) from None
     except UnicodeDecodeError:
         raise GraphError("not a text file (graph files are UTF-8 JSON)", file=p) from None
-    except OSError as e:
-        raise GraphError(f"cannot read: {e.strerror}", file=p) from None
     try:
         return Graph.from_dict(data)
     except BlockPropError as e:

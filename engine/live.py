@@ -209,9 +209,9 @@ class LiveRun:
         spec, seed = self.spec, int(self.spec.get("seed", 0))
         if not spec.get("dataset"):
             raise ConfigError("choose a data set in the Training panel")
+        graph = Graph.from_dict(self.graph_dict)  # refused first if too large at this batch
+        model = build_model(graph, seed=seed, batch_size=spec.get("batch_size"), training=True)
         data = load_dataset(dict(spec["dataset"]), seed=seed)
-        graph = Graph.from_dict(self.graph_dict)
-        model = build_model(graph, seed=seed)
         kw = {
             k: spec[k]
             for k in (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis import Analysis, analyze
+from engine.analysis import MAX_NAMED, Analysis, analyze
 from engine.errors import ConfigError, GraphError
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
@@ -45,14 +45,23 @@ class Model:
     Parameter, gradient and buffer names are ``"<block id>.<name>"`` (e.g. ``"c1.weight"``).
     """
 
-    def __init__(self, graph: Graph, seed: int = 0, analysis: Analysis | None = None):
+    def __init__(
+        self,
+        graph: Graph,
+        seed: int = 0,
+        analysis: Analysis | None = None,
+        batch_size: int | None = None,
+        training: bool = False,
+    ):
         seed = check_seed(seed)
-        a = analysis if analysis is not None else analyze(graph)
+        a = analysis if analysis is not None else analyze(graph, batch_size, training=training)
         if not a.ok:
             n = len(a.problems)
-            lines = "; ".join(str(p) for p in a.problems)
+            lines = "; ".join(str(p) for p in a.problems[:MAX_NAMED])
+            if n > MAX_NAMED:
+                lines += f"; and {n - MAX_NAMED:,} more"
             raise GraphError(
-                f"the graph has {n} problem{'s' * (n != 1)}: {lines}",
+                f"the graph has {n:,} problem{'s' * (n != 1)}: {lines}",
                 block=a.problems[0].block if n == 1 else None,
             )
         self.analysis = a
@@ -184,6 +193,12 @@ class Model:
         )
 
 
-def build_model(graph: Graph, seed: int = 0) -> Model:
-    """Compile ``graph`` to a Model; GraphError lists the problems if ``analyze`` finds any."""
-    return Model(graph, seed=seed)
+def build_model(
+    graph: Graph, seed: int = 0, batch_size: int | None = None, training: bool = False
+) -> Model:
+    """Compile ``graph`` to a Model; GraphError lists the problems if ``analyze`` finds any.
+
+    Its memory check is for running the model (inference) at ``batch_size``, by default the
+    batch of the graph's training settings; ``training=True`` checks training at that batch
+    (the Trainer builds its model so)."""
+    return Model(graph, seed=seed, batch_size=batch_size, training=training)

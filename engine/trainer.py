@@ -275,7 +275,9 @@ class Trainer:
                 spec["optimizer"] = {**opt, "lr": lr}
         spec = check_training(spec, need_dataset=dataset is None)
         if model is None:
-            model = build_model(graph, seed=spec["seed"])
+            model = build_model(
+                graph, seed=spec["seed"], batch_size=spec["batch_size"], training=True
+            )
         if dataset is None:
             dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
         return cls(

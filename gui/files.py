@@ -15,8 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.errors import BlockPropError, GraphError
-from engine.graph import Graph, load_graph, parse_json, save_json_atomic
+from engine.errors import BlockPropError
+from engine.graph import MAX_FILE_BYTES, Graph, load_graph, parse_json, save_json_atomic
+from engine.safe_io import read_limited
 from gui import commands as cmd
 from gui.preset_dialog import PRESETS_DIR
 from gui.settings import app_settings, recovery_dir, settings_list
@@ -47,8 +48,8 @@ def find_recoveries(folder: Path | None = None) -> list[tuple[Path, dict]]:
         if str(p) in ACTIVE_RECOVERY:
             continue
         try:
-            data = parse_json(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, GraphError):
+            data = parse_json(read_limited(p, MAX_FILE_BYTES).decode("utf-8"))
+        except (BlockPropError, UnicodeDecodeError):  # not a regular file, too large, bad JSON
             continue
         if not isinstance(data, dict) or data.get("format") != RECOVERY_FORMAT:
             continue

@@ -28,6 +28,7 @@ class LiveAnalysis(QObject):
         self._timer.setInterval(0)
         self._timer.timeout.connect(self.flush)
         self._stale = True
+        self.batch_size: int | None = None  # the Training dock's (None: the graph's own)
         self.analysis: Analysis = Analysis()
         graph.subscribe(self._on_graph_event)
         self.flush()
@@ -35,6 +36,15 @@ class LiveAnalysis(QObject):
     def _on_graph_event(self, event: GraphEvent) -> None:
         if isinstance(event, NodeMoved):
             return  # positions do not change shapes or problems
+        self._stale = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def set_batch_size(self, batch_size: int | None) -> None:
+        """Check memory at ``batch_size`` from now on (re-run if it changed)."""
+        if batch_size == self.batch_size:
+            return
+        self.batch_size = batch_size
         self._stale = True
         if not self._timer.isActive():
             self._timer.start()
@@ -48,7 +58,7 @@ class LiveAnalysis(QObject):
         self._timer.stop()
         if self._stale:
             self._stale = False
-            self.analysis = analyze(self.graph)
+            self.analysis = analyze(self.graph, batch_size=self.batch_size)
             self.runs += 1
             self.changed.emit(self.analysis)
         return self.analysis

@@ -159,6 +159,9 @@ class MainWindow(QMainWindow):
         """The latest engine Analysis (fresh: pending changes are analysed first)."""
         return self.live.flush()
 
+    def set_batch_size(self, batch_size: int | None) -> None:
+        self.live.set_batch_size(batch_size)  # the Problems list follows on the next turn
+
     @property
     def path(self) -> str | None:
         return self.files.path

@@ -17,7 +17,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from engine.graph import graph_files
+from engine.errors import GraphError
+from engine.graph import MAX_FILE_BYTES, graph_files
+from engine.safe_io import read_limited
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -37,7 +39,7 @@ def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
     out = []
     for p in graph_files(folder):
         try:
-            d = json.loads(p.read_text(encoding="utf-8"))
+            d = json.loads(read_limited(p, MAX_FILE_BYTES, GraphError).decode("utf-8"))
             if not isinstance(d, dict) or d.get("format") != "blockprop-graph":
                 raise ValueError("not a BlockProp graph")
             nodes = d.get("nodes", [])
@@ -49,7 +51,7 @@ def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
                     len(nodes) if isinstance(nodes, list) else 0,
                 )
             )
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        except (GraphError, UnicodeDecodeError, ValueError, RecursionError) as e:
             out.append(PresetInfo(p, p.stem, "", 0, error=str(e)))
     return sorted(out, key=lambda i: i.name.lower())
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from gui.inspector import fix_text
 
 BLOCK_ROLE = Qt.ItemDataRole.UserRole + 1
+MAX_ROWS = 500  # problems listed; the header counts them all
 
 
 class ProblemsPanel(QWidget):
@@ -51,16 +52,17 @@ class ProblemsPanel(QWidget):
         self.locked = False
 
     def set_problems(self, problems) -> None:
-        self.problems = list(problems)
+        n = len(problems)
+        self.problems = list(problems[:MAX_ROWS])  # a table of 100,000 rows would freeze
         t = self.table
         t.setRowCount(0)
         t.setRowCount(len(self.problems))
-        n = len(self.problems)
         self.header.setText(
             "No problems: the network is ready to train."
             if not n
-            else f"<b style='color:#c62828'>{n} problem{'s' * (n > 1)}</b> "
-            "(click one to show its block)"
+            else f"<b style='color:#c62828'>{n:,} problem{'s' * (n > 1)}</b> "
+            + (f"(the first {MAX_ROWS:,} listed; " if n > MAX_ROWS else "(")
+            + "click one to show its block)"
         )
         for r, p in enumerate(self.problems):
             block = QTableWidgetItem(p.block or "(graph)")

@@ -67,6 +67,11 @@ class TrainingWindow(Protocol):
         """An up-to-date ``engine.analyze`` of ``graph``."""
         ...
 
+    def set_batch_size(self, batch_size: int | None) -> None:
+        """Check memory at ``batch_size`` (the Training dock's; None: the graph's) in
+        ``analysis`` and the Problems list from now on."""
+        ...
+
     def set_locked(self, locked: bool) -> None:
         """Lock editing while a run trains (selection and inspection still work)."""
         ...

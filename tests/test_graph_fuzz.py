@@ -189,3 +189,79 @@ def test_corrupted_graph_files(data):
         else:
             raw[i:i] = data.draw(st.binary(min_size=1, max_size=4))
     _write_and_load(bytes(raw))
+
+
+# --- sizes: whatever a graph file asks for, what analyze accepts fits in memory ---------------
+# Run under a memory cap by tests/test_fuzz_capped.py: a graph that passes analyze with a limit
+# of FIT_LIMIT is built and run on one sample there, so an estimate that lets through a model
+# larger than it says fails the test (MemoryError in the capped child) instead of the machine.
+FIT_LIMIT = 256 * 1024**2
+
+SIZE = st.one_of(st.integers(1, 64), st.integers(1, 2**12), st.integers(1, 2**40))
+
+
+@st.composite
+def sized_graph(draw):
+    """A chain of blocks with random sizes: Input shapes, units, filters, kernels, strides,
+    hidden sizes and the batch size, from tiny to absurd."""
+    image = draw(st.booleans())
+    if image:
+        shape = [draw(st.integers(1, 8)), draw(SIZE), draw(SIZE)]
+    else:
+        shape = [draw(SIZE), draw(st.integers(1, 64))]  # (T, F) for a recurrent block
+    nodes = [{"id": "in", "type": "Input", "config": {"shape": shape}}]
+    kinds = (
+        ["Conv2D", "MaxPool2D", "AvgPool2D", "Upsample2D", "BatchNorm", "Flatten", "Dense"]
+        if image
+        else ["RNN", "LSTM", "GRU", "Flatten", "Dense"]
+    )
+    for i in range(draw(st.integers(1, 4))):
+        t = draw(st.sampled_from(kinds))
+        cfg = {
+            "Conv2D": lambda: {
+                "filters": draw(SIZE),
+                "kernel_size": draw(st.integers(1, 9)),
+                "stride": draw(st.integers(1, 3)),
+                "padding": draw(st.sampled_from(["same", "valid", 0, 1])),
+            },
+            "MaxPool2D": lambda: {"kernel_size": draw(st.integers(1, 4))},
+            "AvgPool2D": lambda: {"kernel_size": draw(st.integers(1, 4))},
+            "Upsample2D": lambda: {"scale": draw(st.integers(1, 2**20))},
+            "Dense": lambda: {"units": draw(SIZE)},
+            "RNN": lambda: {"hidden_size": draw(SIZE), "return_sequences": True},
+            "LSTM": lambda: {"hidden_size": draw(SIZE), "return_sequences": True},
+            "GRU": lambda: {"hidden_size": draw(SIZE), "bidirectional": draw(st.booleans())},
+        }.get(t, dict)()
+        nodes.append({"id": f"b{i}", "type": t, "config": cfg})
+    edges = [
+        {"source": a["id"], "target": b["id"], "target_port": 0}
+        for a, b in zip(nodes, nodes[1:], strict=False)
+    ]
+    batch = draw(st.one_of(st.integers(1, 8), st.integers(1, 10**6)))
+    return {
+        **BASE,
+        "nodes": nodes,
+        "edges": edges,
+        "training": {"batch_size": batch},
+    }
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(sized_graph(), st.booleans())
+def test_what_analyze_accepts_fits(data, training):
+    import numpy as np
+
+    try:
+        g = engine.Graph.from_dict(data)
+    except BlockPropError:
+        return
+    a = analyze(g, memory_limit=FIT_LIMIT, training=training)
+    if not a.ok:
+        assert all(len(p.message) < 1000 for p in a.problems)
+        return
+    assert a.memory_bytes <= FIT_LIMIT
+    model = engine.Model(g, analysis=a)  # the parameters: allocated for real
+    if a.memory_per_sample < 2 * 1024**2:  # one sample, when cheap enough to run
+        x = np.zeros((1, *a.shapes[a.input_id]), np.float32)
+        y = model.forward(x, training=training)
+        assert y.shape == (1, *a.shapes[a.output_id])

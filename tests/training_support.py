@@ -151,6 +151,7 @@ class FakeWindow(QMainWindow):
         self.graph = graph
         self.path = path
         self.training = None
+        self.batch_size: int | None = None  # set_batch_size (the dock's)
         self.canvas = FakeCanvas()
         self.setCentralWidget(self.canvas)
         self.locks: list[bool] = []
@@ -159,7 +160,10 @@ class FakeWindow(QMainWindow):
 
     @property
     def analysis(self) -> engine.Analysis:
-        return engine.analyze(self.graph)
+        return engine.analyze(self.graph, batch_size=self.batch_size)
+
+    def set_batch_size(self, batch_size: int | None) -> None:
+        self.batch_size = batch_size
 
     def edit_meta(self, key: str, value) -> None:  # not undoable here: no undo stack
         self.graph.set_meta(key, value)

@@ -11,15 +11,17 @@ failure into a ``DataError`` that names the file (never a traceback, never a Mem
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
 from engine.errors import ConfigError, DataError
 from engine.layers.options import Opt, check_value
+from engine.safe_io import fmt_size, open_regular, read_limited
 
 TASKS = ("classification", "regression", "sequence_classification")
 
@@ -28,6 +30,7 @@ TASKS = ("classification", "regression", "sequence_classification")
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_TEXT_BYTES = 64 * 1024**2
 MAX_ELEMENTS = 2**28
+MAX_DATA_BYTES = 2 * 1024**3  # the arrays of one data set together (X and y)
 
 
 @dataclass
@@ -174,36 +177,37 @@ def check_elements(count: int, what: str, file: str | None = None) -> None:
         )
 
 
-def user_file(path: str, max_bytes: int | None = None, what: str = "file") -> Path:
-    """Check a user's file exists, is a regular file, is not empty and not over ``max_bytes``."""
-    p = Path(path).expanduser()
-    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
-    try:
-        if not p.exists():
-            raise DataError(f"{what} not found; check the path", file=str(path))
-        if not p.is_file():
-            raise DataError(f"is not a {what} (a folder or special file?)", file=str(path))
-        size = p.stat().st_size
-    except OSError as e:
-        raise DataError(f"cannot read it ({e.strerror or e})", file=str(path)) from None
-    if size == 0:
-        raise DataError(f"the {what} is empty", file=str(path))
-    if size > limit:
+def check_bytes(nbytes: int, what: str, file: str | None = None) -> None:
+    """Refuse arrays of ``nbytes`` together past ``MAX_DATA_BYTES`` before allocating them."""
+    if nbytes > MAX_DATA_BYTES:
         raise DataError(
-            f"the {what} is {size / 1024**2:,.0f} MiB, more than the limit of "
-            f"{limit / 1024**2:,.0f} MiB",
-            file=str(path),
+            f"{what} would take {fmt_size(nbytes)}, more than the limit of "
+            f"{fmt_size(MAX_DATA_BYTES)} for a data set; use fewer or shorter samples",
+            file=file,
         )
-    return p
+
+
+def user_file(path: str, max_bytes: int | None = None, what: str = "file") -> BinaryIO:
+    """A user's file opened for reading bytes: it must be a regular file (never a device or a
+    FIFO, even through a link), not empty and not over ``max_bytes`` as the OS reports it.
+    Whoever reads it still bounds what it reads (``read_bytes``, or a header's checked size)."""
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    f = open_regular(path, DataError, what, limit)
+    if os.fstat(f.fileno()).st_size == 0 and not f.read(1):  # /proc files report size 0
+        f.close()
+        raise DataError(f"the {what} is empty", file=str(path))
+    f.seek(0)
+    return f
 
 
 def read_bytes(path: str, max_bytes: int | None = None, what: str = "file") -> bytes:
-    """The bytes of a user's file, after ``user_file``'s checks; OS errors become DataError."""
-    p = user_file(path, max_bytes, what)
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read it ({e.strerror or e})", file=str(path)) from None
+    """The bytes of a user's regular file, at most ``max_bytes`` of them read; an empty file,
+    a larger one or an OS error is a DataError naming the file."""
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    data = read_limited(path, limit, DataError, what)
+    if not data:
+        raise DataError(f"the {what} is empty", file=str(path))
+    return data
 
 
 def read_text(path: str, max_bytes: int | None = None, what: str = "text file") -> str:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import struct
 import zipfile
-import zlib
 
 import numpy as np
 
@@ -21,13 +19,14 @@ from engine.data import base
 from engine.data.base import (
     Dataset,
     DatasetSpec,
+    check_bytes,
     check_elements,
     read_text,
     to_float32,
-    user_file,
 )
 from engine.errors import ConfigError, DataError
 from engine.layers.options import Opt
+from engine.safe_io import NpyEntry, npz_entries, npz_read, open_npz
 
 TASK_OPT = Opt(
     "choice",
@@ -270,91 +269,41 @@ NPZ_OPTIONS = {
     "ids": Opt("bool", default=False, doc="X holds integer token ids (for Embedding): keep int"),
 }
 
-ZIP_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    KeyError,
-    RuntimeError,
-    NotImplementedError,
-    zipfile.BadZipFile,
-    zlib.error,
-    struct.error,
-    OverflowError,
-    IndexError,
-)
 
-
-def read_npy_member(zf: zipfile.ZipFile, key: str, path: str) -> np.ndarray:
-    """One array of an .npz, parsed by hand: header first, then exactly its bytes.
-
-    Never unpickles: object arrays (which np.save pickles) are refused from their header.
-    """
-    names = zf.namelist()
-    member = f"{key}.npy" if f"{key}.npy" in names else key
-    if member not in names:
-        arrays = ", ".join(n.removesuffix(".npy") for n in names) or "none"
+def _npz_array(zf: zipfile.ZipFile, entries: dict[str, NpyEntry], key: str, path: str):
+    """Array ``key`` of an .npz whose headers ``entries`` holds: its size checked against the
+    limits before a byte of it is read."""
+    if key not in entries:
+        arrays = ", ".join(n.removesuffix(".npy") for n in zf.namelist()) or "none"
         raise DataError(
             f"has no array {key!r} (arrays: {arrays}); save with np.savez(path, X=..., y=...)",
             file=path,
         )
-    size = zf.getinfo(member).file_size
-    with zf.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise DataError(
-                f"array {key!r} has .npy format version {version}, which BlockProp "
-                f"does not read; save with a plain np.savez",
-                file=path,
-            )
-        if dtype.hasobject:
-            raise DataError(
-                f"array {key!r} holds Python objects, which would need unpickling "
-                f"(never done, it can run code); save numeric arrays",
-                file=path,
-            )
-        if any(d < 0 for d in shape):
-            raise DataError(f"array {key!r} has a negative dimension in {shape}", file=path)
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        if nbytes > size:
-            raise DataError(
-                f"array {key!r} claims shape {shape} ({nbytes:,} bytes) but the "
-                f"archive holds only {size:,}: the file is truncated or corrupt",
-                file=path,
-            )
-        check_elements(count, f"array {key!r}", path)
-        if nbytes > 8 * base.MAX_ELEMENTS:
-            raise DataError(
-                f"array {key!r} is {nbytes / 1024**3:,.1f} GiB, over the limit of "
-                f"{8 * base.MAX_ELEMENTS / 1024**3:,.0f} GiB",
-                file=path,
-            )
-        buf = f.read(nbytes)
-    if len(buf) != nbytes:
-        raise DataError(f"array {key!r} is truncated ({len(buf):,} of {nbytes:,} bytes)", file=path)
-    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    e = entries[key]
+    check_elements(math.prod(e.shape), f"array {key!r}", path)
+    if e.nbytes > 8 * base.MAX_ELEMENTS:
+        raise DataError(
+            f"array {key!r} is {e.nbytes / 1024**3:,.1f} GiB, over the limit of "
+            f"{8 * base.MAX_ELEMENTS / 1024**3:,.0f} GiB",
+            file=path,
+        )
+    return npz_read(zf, key, e, path, DataError)
 
 
 def load_npz(cfg: dict, rng: np.random.Generator) -> Dataset:
     """An .npz archive with X (N, ...) numeric and y (N,) labels (or (N, ...) float targets)."""
     path = cfg["path"]
-    p = user_file(path, what="npz file")
-    try:
-        with zipfile.ZipFile(p) as zf:
-            X = read_npy_member(zf, cfg["x_key"], path)
-            y = read_npy_member(zf, cfg["y_key"], path)
-    except DataError:
-        raise
-    except ZIP_ERRORS as e:
-        raise DataError(
-            f"is not a readable .npz archive ({type(e).__name__}: {e}); save it with np.savez",
-            file=path,
-        ) from None
+    keys = (cfg["x_key"], cfg["y_key"])
+    with open_npz(path, DataError, "npz file", base.MAX_FILE_BYTES) as zf:
+        entries = npz_entries(zf, path, DataError, only=keys)
+        if all(k in entries for k in keys):  # as stored, then as float32 / int64 for training
+            ex, ey = (entries[k] for k in keys)
+            check_bytes(
+                ex.nbytes + ey.nbytes + 8 * (math.prod(ex.shape) + math.prod(ey.shape)),
+                f"arrays X {ex.shape} and y {ey.shape}, as stored and as converted",
+                path,
+            )
+        X, y = (_npz_array(zf, entries, k, path) for k in keys)
     if X.dtype.kind not in "biuf" or X.dtype.fields is not None:
         raise DataError(f"X must be numeric, got dtype {X.dtype}", file=path)
     if X.ndim == 0 or y.ndim == 0:

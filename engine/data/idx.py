@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 
 import numpy as np
 
-from engine.data.base import Dataset, DatasetSpec, check_elements, to_float32, user_file
+from engine.data.base import (
+    Dataset,
+    DatasetSpec,
+    check_bytes,
+    check_elements,
+    to_float32,
+    user_file,
+)
 from engine.data.files import labels_to_targets
 from engine.errors import DataError
 from engine.layers.options import Opt
@@ -32,12 +40,12 @@ def read_idx(path: str) -> np.ndarray:
     dimensions, then each dimension as a big-endian uint32, then the data, big-endian,
     row-major. The claimed size is checked against the bytes in the file before reading.
     """
-    p = user_file(path, what="IDX file")
+    raw = user_file(path, what="IDX file")  # a regular file, opened once
     try:
-        with open(p, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-        f = gzip.open(p, "rb") if gz else open(p, "rb")  # closed by the with below
-        with f:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        with raw, f:
             head = f.read(4)
             if len(head) < 4:
                 raise DataError(
@@ -65,7 +73,7 @@ def read_idx(path: str) -> np.ndarray:
             count = math.prod(dims)
             nbytes = count * dtype.itemsize
             if not gz:
-                have = p.stat().st_size - 4 - 4 * ndim
+                have = os.fstat(raw.fileno()).st_size - 4 - 4 * ndim
                 if have != nbytes:
                     raise DataError(
                         f"header claims dimensions {list(dims)} ({nbytes:,} bytes "
@@ -73,6 +81,9 @@ def read_idx(path: str) -> np.ndarray:
                         file=path,
                     )
             check_elements(count, f"the IDX array {list(dims)}", path)
+            check_bytes(
+                nbytes + 4 * count, f"the IDX array {list(dims)} and its float32 copy", path
+            )
             data = f.read(nbytes + 1)
     except DataError:
         raise

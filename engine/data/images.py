@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.base import Dataset, DatasetSpec, check_elements
+from engine.data.base import Dataset, DatasetSpec, check_elements, user_file
 from engine.errors import DataError
 from engine.layers.options import Opt
 
@@ -87,7 +87,7 @@ def read_image(path: Path, size: list[int] | None, grayscale: bool) -> np.ndarra
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # metadata complaints; bad pixel data still raises
-            with Image.open(path) as im:
+            with user_file(str(path), what="image file") as f, Image.open(f) as im:
                 out = _pixels(Image, im, size, grayscale, path)
     except DataError:
         raise

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data.base import Dataset, DatasetSpec, check_elements, one_hot, read_text
+from engine.data.base import (
+    Dataset,
+    DatasetSpec,
+    check_bytes,
+    check_elements,
+    one_hot,
+    read_text,
+)
 from engine.errors import ConfigError, DataError
 from engine.layers.options import Opt
 
@@ -27,9 +34,11 @@ def encode(text: str, vocab: list[str] | None = None) -> tuple[np.ndarray, list[
 
 
 def windows(ids: np.ndarray, T: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Next-step pairs: X[i] = ids[s : s + T], y[i] = ids[s + 1 : s + T + 1] for s in starts."""
-    idx = starts[:, None] + np.arange(T)
-    return ids[idx], ids[idx + 1]
+    """Next-step pairs: X[i] = ids[s : s + T], y[i] = ids[s + 1 : s + T + 1] for s in starts.
+
+    Rows of a strided view of ``ids`` are gathered, so nothing but X and y is allocated."""
+    view = np.lib.stride_tricks.sliding_window_view(ids, T)
+    return view[starts], view[starts + 1]
 
 
 def char_dataset(
@@ -46,9 +55,18 @@ def char_dataset(
     """A next-character Dataset from ``text`` cut into windows of T at ``starts``."""
     check_elements(len(starts) * T * 2, "the character windows", file)
     ids, vocab = encode(text, vocab)
+    steps = len(starts) * T
+    if one_hot_x:  # refused from the sizes, before X and y exist
+        check_elements(steps * len(vocab), f"one-hot X with {len(vocab)} characters", file)
+    # y and the ids of X as int64, and one-hot X as float32, all alive at once at the peak.
+    check_bytes(
+        steps * (16 + 4 * len(vocab) * one_hot_x),
+        f"{len(starts):,} windows of T = {T}"
+        + (f" one-hot over {len(vocab)} characters" if one_hot_x else ""),
+        file,
+    )
     X, y = windows(ids, T, starts)
     if one_hot_x:
-        check_elements(X.size * len(vocab), f"one-hot X with {len(vocab)} characters", file)
         X = one_hot(X, len(vocab))
     meta = {"corpus_length": len(text), "sample": text[:300], **(meta or {})}
     return Dataset(

@@ -31,6 +31,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget, QMessageBox
 
+from engine.analysis import analyze
 from engine.errors import BlockPropError
 from engine.graph_events import STRUCTURE_EVENTS, GraphEvent, MetaChanged, Reset
 from engine.parallel import free_cores
@@ -78,6 +79,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
 
         self.dock = TrainingDock(window)
         self.dock.set_spec(self.graph.training)
+        self.dock.edited.connect(self._follow_batch)
+        self._follow_batch()
         self.dock.start.connect(self.start)
         self.dock.pause.connect(self.pause)
         self.dock.resume.connect(self.resume)
@@ -175,6 +178,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         except BlockPropError as e:
             return str(e)
         analysis = self.window.analysis
+        if analysis.batch_size != checked["batch_size"]:  # memory at the batch this run uses
+            analysis = analyze(self.graph, batch_size=checked["batch_size"])
         self._analysis = analysis
         if analysis.problems:
             first = analysis.problems[0]
@@ -399,6 +404,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         ):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
+                self._follow_batch()
         if isinstance(event, Reset):
             self._graph_replaced = True
             QTimer.singleShot(0, self._show_runs_of_new_graph)
@@ -406,6 +412,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
     def _show_runs_of_new_graph(self) -> None:
         self._graph_replaced = False
         self.load_runs(force=True)
+
+    def _follow_batch(self) -> None:
+        """The window's analysis (the Problems list) checks memory at the dock's batch size."""
+        self.window.set_batch_size(self.dock.spec().get("batch_size"))
 
     def _on_selection(self, ids: list) -> None:
         if len(ids) == 1:

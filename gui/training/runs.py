@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import BlockPropError
 from engine.graph import save_json_atomic
+from engine.safe_io import read_limited
 from gui.training.buffers import RunData
 
 FORMAT = "blockprop-runs"
@@ -179,11 +181,10 @@ def load_runs(path: str | os.PathLike, first_id: int = 1) -> tuple[list[RunData]
     if not p.exists():
         return [], []
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            return [], [f"{p}: larger than {MAX_FILE_BYTES // 2**20} MiB, not read"]
-        with open(p, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON,
+        data = json.loads(read_limited(p, MAX_FILE_BYTES, what="runs file").decode("utf-8"))
+    except BlockPropError as e:  # not a regular file, or too large: not read
+        return [], [str(e)]
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON,
         return [], [f"{p}: cannot read the runs ({e})"]  # or an int of over 4,300 digits
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return [], [f"{p}: not a BlockProp runs file"]
