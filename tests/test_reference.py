@@ -21,6 +21,7 @@ from engine.layers import (
     RNN,
     Activation,
     Add,
+    Attention,
     AvgPool2D,
     BatchNorm,
     Concat,
@@ -233,6 +234,20 @@ def ref_concat(layer, xs, training):
     return out, lambda dout: (R.merge.concat_backward(dout, cache), {}, {}), {}
 
 
+def ref_attention(layer, xs, training):
+    mask = xs[2] if len(xs) == 3 else None
+    out, cache = R.attention.attention_forward(
+        xs[0], xs[1], layer.params, layer.config["score"], mask
+    )
+    state = {("alignment", None): cache[4]}
+
+    def back(dout):
+        dq, dm, grads = R.attention.attention_backward(dout, cache)
+        return [dq, dm] + ([None] if mask is not None else []), grads, {}
+
+    return out, back, state
+
+
 REFERENCES = {
     "Dense": ref_dense,
     "Activation": ref_activation,
@@ -254,6 +269,7 @@ REFERENCES = {
     "GRU": ref_recurrent,
     "Add": ref_add,
     "Concat": ref_concat,
+    "Attention": ref_attention,
 }
 NO_REFERENCE = {"Input": "passes its data through: nothing to compute"}
 
@@ -338,6 +354,13 @@ CASES = [
     (Concat(), [(2, 3, 4, 4), (2, 5, 4, 4)], False),
     (Concat(axis=-1), [(2, 4, 3), (2, 4, 2), (2, 4, 1)], False),
     (Concat(axis=1), [(2, 3, 2, 4), (2, 3, 5, 4)], False),
+    *[
+        (Attention(score=score, attention_size=3), [(2, 3, 4), (2, 5, 4), *mask], False)
+        for score in ("dot", "general", "concat", "additive")
+        for mask in ([], [(2, 5)])
+    ],
+    (Attention(score="general"), [(2, 2, 3), (2, 4, 5)], False),  # Fq != Fm
+    (Attention(score="additive", attention_size=2), [(1, 3, 2), (1, 1, 4)], False),
 ]
 
 
@@ -348,6 +371,12 @@ def case_id(case):
 
 
 def make_input(layer, shape, rng):
+    if isinstance(layer, Attention) and len(shape) == 3:  # token ids, 0 = padding
+        ids = rng.integers(1, 9, shape[2])
+        ids[0, 3:] = 0  # the first sample's last two memory steps are padding
+        ids[1, :] = 0  # the second's all: its queries read nothing
+        ids[1, 0] = 4  # ... but one
+        return [rng.standard_normal(shape[0]), rng.standard_normal(shape[1]), ids]
     if isinstance(shape, list):
         return [rng.standard_normal(s) for s in shape]
     if isinstance(layer, Embedding):
@@ -381,6 +410,9 @@ def assert_close(actual, desired, what):
     if isinstance(desired, list):
         assert len(actual) == len(desired), what
         for i, (a, d) in enumerate(zip(actual, desired, strict=True)):
+            if d is None:  # an input without a gradient (Attention's mask)
+                assert a is None, f"{what}[{i}]"
+                continue
             np.testing.assert_allclose(a, d, err_msg=f"{what}[{i}]", **TOL)
     else:
         assert np.shape(actual) == np.shape(desired), what
@@ -430,6 +462,10 @@ def smallest_cases():
             key = f"{key}-{layer.config['fn']}"
         elif key == "Conv2D":  # with and without a connection table
             key = f"{key}-{layer.config['connections'] is None}"
+        elif key == "Attention":  # every score, masked
+            if len(shape) != 3:
+                continue
+            key = f"{key}-{layer.config['score']}"
         size = sum(np.prod(s) for s in shape) if isinstance(shape, list) else np.prod(shape)
         rank = (not training, size)
         if key not in best or rank < best[key][0]:

@@ -2,6 +2,7 @@
 
 from engine.layers import (
     activation,
+    attention,
     conv,
     dense,
     embedding,
@@ -21,4 +22,4 @@ LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
 globals().update(LAYER_TYPES)  # engine.layers.Conv2D(...) etc.
 
 __all__ = ["LAYER_TYPES", "Layer", "Opt", "register", *LAYER_TYPES]
-del activation, conv, dense, embedding, gru, lstm, merge, norm, pool, recurrent, shape
+del activation, attention, conv, dense, embedding, gru, lstm, merge, norm, pool, recurrent, shape

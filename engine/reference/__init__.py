@@ -20,11 +20,12 @@ layer class's docstring names its reference function ("Reference: engine.referen
 Modules, one per family (as engine/layers): dense (Dense), activation (Activation),
 conv (Conv2D, Conv1D, ConvTranspose2D), pool (MaxPool2D, AvgPool2D, GlobalAvgPool2D,
 Subsample2D, Upsample2D), shape (Flatten, Reshape), norm (BatchNorm, Dropout),
-embedding (Embedding), recurrent (RNN, LSTM, GRU), merge (Add, Concat).
+embedding (Embedding), recurrent (RNN, LSTM, GRU), merge (Add, Concat), attention (Attention).
 """
 
 from engine.reference import (
     activation,
+    attention,
     conv,
     dense,
     embedding,
@@ -37,6 +38,7 @@ from engine.reference import (
 
 __all__ = [
     "activation",
+    "attention",
     "conv",
     "dense",
     "embedding",
