@@ -74,6 +74,7 @@ class Analysis:
     in_shapes: dict[str, Any] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
     buffers: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # block -> Layer.param_note
     problems: list[Problem] = field(default_factory=list)
     input_id: str | None = None
     output_id: str | None = None
@@ -331,6 +332,8 @@ def analyze(
         try:
             out = tuple(int(d) for d in layer.output_shape(in_shape))
             pcount = int(layer.param_count(in_shape))
+            if note := layer.param_note(in_shape):
+                a.notes[n] = note
             bcount = sum(math.prod(s) for s in layer.buffer_shapes(in_shape).values())
         except BlockPropError as e:
             problems.append(Problem(n, e.message))
@@ -454,4 +457,5 @@ def summary_text(graph_or_analysis: Graph | Analysis) -> str:
         f"{'Training' if a.training else 'Inference'} memory (batch {a.batch_size}, estimate): "
         f"{fmt_bytes(a.memory_bytes)}",
     ]
+    lines += [f"Note: {n} ({a.types[n]}): {note}" for n, note in a.notes.items()]
     return "\n".join(lines)

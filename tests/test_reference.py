@@ -210,6 +210,7 @@ def ref_recurrent(layer, x, training):
         cfg["return_sequences"],
         cfg["bidirectional"],
         cfg.get("nonlinearity", "tanh"),
+        cfg.get("convention", "pytorch"),
     )
     gates = {("gates", k): v for k, v in R.recurrent.recurrent_gates(cache).items()}
 
@@ -349,6 +350,19 @@ CASES = [
         for seq in (False, True)
         for bi in (False, True)
     ],
+    *[
+        (cls(hidden_size=3, return_sequences=True, bidirectional=True, **extra), (3, 4, 2), True)
+        for cls, extra in (
+            (LSTM, {"peepholes": True}),
+            (LSTM, {"peepholes": True, "single_bias": True}),
+            (GRU, {"convention": "lecture"}),
+            (GRU, {"convention": "lecture", "single_bias": True}),
+            (GRU, {"single_bias": True}),
+            (RNN, {"single_bias": True}),
+        )
+    ],
+    (LSTM(hidden_size=2, peepholes=True), (2, 5, 3), True),
+    (GRU(hidden_size=2, convention="lecture"), (2, 5, 3), True),
     (Add(), [(2, 3, 4, 4)] * 3, False),
     (Add(), [(3, 5), (3, 5)], False),
     (Concat(), [(2, 3, 4, 4), (2, 5, 4, 4)], False),
@@ -457,7 +471,8 @@ def smallest_cases():
             cfg = layer.config
             if not (cfg["bidirectional"] and cfg["return_sequences"]):
                 continue
-            key = f"{key}-{cfg.get('nonlinearity', '')}"
+            key = f"{key}-{cfg.get('nonlinearity', '')}-{cfg.get('peepholes')}"
+            key += f"-{cfg.get('convention')}-{cfg['single_bias']}"
         elif key == "Activation":  # every function (softmax's Jacobian above all)
             key = f"{key}-{layer.config['fn']}"
         elif key == "Conv2D":  # with and without a connection table

@@ -16,7 +16,8 @@ Rules the Model and the optimizers rely on:
 A new block type is one class (tests/test_new_block_type.py makes one up): ``type_name``,
 ``options``, ``output_shape``, ``param_shapes``, ``forward``, ``backward``; then what the app
 asks of it, each with a default that fits most layers: ``family`` and ``starter`` (palette),
-``summary`` (canvas), ``input_problem`` and ``grows_input`` (analysis), ``macs`` and
+``summary`` (canvas), ``input_problem``, ``grows_input`` and ``param_note`` (analysis and its
+Summary), ``macs`` and
 ``whole_batch`` (splitting a step over processes), ``recurrent`` and ``shows_filters`` (training
 panels), ``init_rule`` (engine and exported starts), ``to_torch`` (PyTorch export). A class in
 engine.layers registers as it is defined; one made elsewhere calls ``register(cls)``.
@@ -211,6 +212,11 @@ class Layer:
         """A common mistake in the input (e.g. an image into a Dense block) worth a specific
         message, and the one-click fix the analysis offers for it (or None); None if none."""
         return None
+
+    def param_note(self, in_shape: Any) -> str:
+        """A sentence the Summary adds under its table about this block's parameter count
+        (e.g. where it differs from the lectures' formula); "" for none."""
+        return ""
 
     def macs(self, in_shape: Any, out_shape: tuple) -> int:
         """Multiply-adds of one sample's forward pass (an estimate: each weight value is used

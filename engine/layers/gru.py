@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.recurrent import Recurrent, StepProduct, _start_dh
+from engine.layers.lstm import sigmoid_
+from engine.layers.options import Opt
+from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
 
 
 class GRU(Recurrent):
-    """Gated recurrent unit (PyTorch's nn.GRU):
+    """Gated recurrent unit. ``convention`` "pytorch" (the default; nn.GRU, Keras's
+    reset_after):
 
         r = sigma(W_ir x + b_ir + W_hr h + b_hr)          reset gate
-        z = sigma(W_iz x + b_iz + W_hz h + b_hz)          update gate
-        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (b_hn inside the product)
+        z = sigma(W_iz x + b_iz + W_hz h + b_hz)          update gate: 1 KEEPS the old state
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (reset after the product)
         h_t = (1 - z) * n + z * h_{t-1}
+
+    ``convention`` "lecture" (lecture 001's slide; Cho et al., 2014):
+
+        n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)     candidate (reset before the product)
+        h_t = (1 - z) * h_{t-1} + z * n                   update gate: 1 TAKES the candidate
+
+    The two are different cells (not a renaming: the reset gate acts before or after W_hn);
+    the parameters have the same shapes and names either way.
 
     Reference: engine.reference.recurrent.gru_step_forward / gru_step_backward (through time:
     recurrent_forward / recurrent_backward).
@@ -25,8 +36,35 @@ class GRU(Recurrent):
 
     type_name = "GRU"
     n_gates = 3
+    options = {
+        **SEQ_OPTIONS,
+        "convention": Opt(
+            "choice",
+            default="pytorch",
+            choices=("pytorch", "lecture"),
+            doc="pytorch: h = (1-z) n + z h_prev, reset after W_hn h; lecture: h = (1-z) h_prev "
+            "+ z n, reset before the product (Cho et al.)",
+        ),
+    }
+
+    @classmethod
+    def summary(cls, cfg):
+        text = super().summary(cfg)
+        return text + " lecture" if cfg.get("convention") == "lecture" else text
+
+    @property
+    def lecture(self) -> bool:
+        return self.config.get("convention") == "lecture"
 
     def _step_weights(self, w):
+        if self.lecture:  # both biases sit outside the products: one sum; plain sigmoids
+            h = self.config["hidden_size"]
+            return {
+                "ih": w["weight_ih"],
+                "b": w["bias_ih"] + w["bias_hh"],
+                "hh": w["weight_hh"][: 2 * h],
+                "hn": w["weight_hh"][2 * h :],
+            }
         # sigma(a) = (1 + tanh(a / 2)) / 2, with the halving folded into the r and z rows.
         # b_hr and b_hz are constant over time and join the projection; b_hn cannot (r scales it).
         h = self.config["hidden_size"]
@@ -42,6 +80,8 @@ class GRU(Recurrent):
         }
 
     def _scan(self, xp, fw, tag):
+        if self.lecture:
+            return self._scan_lecture(xp, fw, tag)
         t, gh, n = xp.shape
         h = gh // 3
         dt = xp.dtype
@@ -70,7 +110,69 @@ class GRU(Recurrent):
             hs[k + 1] += cand
         return {"hs": hs, "acts": acts, "hh": hh}
 
+    def _scan_lecture(self, xp, fw, tag):
+        t, gh, n = xp.shape
+        h = gh // 3
+        dt = xp.dtype
+        acts = self._buf(tag + "acts", (t, gh, n), dt)  # r, z, n after their non-linearities
+        rh = self._buf(tag + "rh", (t, h, n), dt)  # r * h_{t-1}, what W_hn reads
+        hs = self._buf(tag + "hs", (t + 1, h, n), dt)
+        hs[0] = 0
+        w_rz, w_n = StepProduct(fw["hh"], n), StepProduct(fw["hn"], n)
+        for k in range(t):
+            a = acts[k]
+            w_rz(hs[k], out=a[: 2 * h])
+            a[: 2 * h] += xp[k, : 2 * h]
+            sigmoid_(a[: 2 * h])
+            np.multiply(a[:h], hs[k], out=rh[k])  # reset before the product
+            cand = a[2 * h :]
+            w_n(rh[k], out=cand)
+            cand += xp[k, 2 * h :]
+            np.tanh(cand, out=cand)
+            # h = (1 - z) h_{t-1} + z n = h_{t-1} + z (n - h_{t-1})
+            np.subtract(cand, hs[k], out=hs[k + 1])
+            hs[k + 1] *= a[h : 2 * h]
+            hs[k + 1] += hs[k]
+        return {"hs": hs, "acts": acts, "rh": rh}
+
+    def _scan_back_lecture(self, dhs, dlast, sc, w):
+        acts, rh, hs = sc["acts"], sc["rh"], sc["hs"]
+        t, gh, n = acts.shape
+        h = gh // 3
+        dt = acts.dtype
+        w_rz_t = StepProduct(np.ascontiguousarray(w["weight_hh"][: 2 * h].T), n)
+        w_n_t = StepProduct(np.ascontiguousarray(w["weight_hh"][2 * h :].T), n)
+        dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
+        dpre = self._buf("b_dpre", (t, gh, n), dt)
+        d_rh = np.empty((h, n), dt)
+        back = np.empty((h, n), dt)
+        for k in range(t - 1, -1, -1):
+            r, z, cand = (acts[k, j * h : (j + 1) * h] for j in range(3))
+            d_r, d_z, d_n = (dpre[k, j * h : (j + 1) * h] for j in range(3))
+            # dn = dh z, dz = dh (n - h_{t-1}), dh_{t-1} = dh (1 - z) + ...
+            np.multiply(dh[k] * z, 1 - cand * cand, out=d_n)
+            np.multiply(dh[k] * (cand - hs[k]), z * (1 - z), out=d_z)
+            w_n_t(d_n, out=d_rh)  # dL/d(r * h_{t-1})
+            np.multiply(d_rh * hs[k], r * (1 - r), out=d_r)
+            if k:
+                w_rz_t(dpre[k, : 2 * h], out=back)
+                dh[k - 1] = dh[k] * (1 - z) + d_rh * r + back
+                if dhs is not None:
+                    dh[k - 1] += dhs[k - 1]
+        # W_hn reads r * h_{t-1}, the other rows h_{t-1}: dW_hh by blocks, over T * N columns
+        cols = (gh, t * n)
+        dp = dpre.transpose(1, 0, 2).reshape(cols)
+        sc["dw_hh"] = np.concatenate(
+            [
+                dp[: 2 * h] @ hs[:-1].transpose(1, 0, 2).reshape(h, t * n).T,
+                dp[2 * h :] @ rh.transpose(1, 0, 2).reshape(h, t * n).T,
+            ]
+        )
+        return dpre, dpre, dh
+
     def _scan_back(self, dhs, dlast, sc, w):
+        if self.lecture:
+            return self._scan_back_lecture(dhs, dlast, sc, w)
         acts, hh, hs = sc["acts"], sc["hh"], sc["hs"]
         t, gh, n = acts.shape
         h = gh // 3

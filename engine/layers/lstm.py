@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.recurrent import Recurrent, StepProduct, _start_dh
+from engine.layers.options import Opt
+from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
+
+
+def sigmoid_(a: np.ndarray) -> np.ndarray:
+    """a <- sigma(a) in place, as (1 + tanh(a / 2)) / 2 (no overflow for large |a|)."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")
 
 
 class LSTM(Recurrent):
@@ -26,11 +39,25 @@ class LSTM(Recurrent):
     remembers by default at the start of training (Jozefowicz et al., 2015); every other bias is
     0. This holds whatever ``init`` is chosen for the weights, except ``zeros``, which zeros
     everything (the lecture's zero-initialisation experiment).
+    Peepholes (``peepholes``, lecture 003; Gers and Schmidhuber, 2000): the gates also see the
+    cell, through one weight per unit (diagonal W_ci, W_cf, W_co: weight_ci, weight_cf,
+    weight_co (H,) per direction, starting at 0 so the block starts as the plain LSTM):
+
+        i = sigma(... + w_ci * c_{t-1}),  f = sigma(... + w_cf * c_{t-1}),
+        o = sigma(... + w_co * c_t)        (o sees the new cell)
+
+    ``single_bias``: one bias per gate (bias_ih only), as the lectures count 4(H(F + H) + H).
     Inspection: gates = {"i", "f", "g", "o", "c"}, each (N, T, H), forward direction.
     """
 
     type_name = "LSTM"
     n_gates = 4
+    options = {
+        **SEQ_OPTIONS,
+        "peepholes": Opt(
+            "bool", default=False, doc="the gates also see the cell state (lecture 003's W_c)"
+        ),
+    }
     # Inside the engine the gate blocks are ordered o, i, f, g: the three sigmoid gates side by
     # side (one tanh call covers them, see _scan), and i, f, g, which all receive dL/dc, side by
     # side in backward. Parameters and gradients keep PyTorch's i, f, g, o.
@@ -47,10 +74,26 @@ class LSTM(Recurrent):
         tb = super().to_torch(in_shape)
         if self.config.get("init") != "zeros":  # the forget gate starts open, as above
             h = self.config["hidden_size"]
-            tb.init_after += [f"{{m}}.rnn.bias_ih_l0{s}[{h}:{2 * h}] = 1.0" for s in self.suffixes]
+            rnn = "" if tb.module.startswith("RecurrentLoop") else ".rnn"
+            tb.init_after += [
+                f"{{m}}{rnn}.bias_ih{'' if rnn == '' else '_l0'}{s}[{h}:{2 * h}] = 1.0"
+                for s in self.suffixes
+            ]
         return tb
 
+    def _extra_shapes(self, h):
+        if not self.config.get("peepholes"):
+            return {}
+        return {"weight_ci": (h,), "weight_cf": (h,), "weight_co": (h,)}
+
+    def default_init(self, key):
+        return "zeros" if key in PEEPHOLES else super().default_init(key)
+
     def _step_weights(self, w):
+        if self.config.get("peepholes"):  # plain sigmoids (the gates need c before o)
+            fw = {"ih": w["weight_ih"], "b": w["bias_ih"] + w["bias_hh"], "hh": w["weight_hh"]}
+            fw.update({k: w[k][:, None] for k in PEEPHOLES})
+            return fw
         # sigma(a) = (1 + tanh(a / 2)) / 2: halving the sigmoid gates' rows of the weights and
         # biases lets one tanh call per step compute all four gates.
         h = self.config["hidden_size"]
@@ -63,6 +106,8 @@ class LSTM(Recurrent):
         }
 
     def _scan(self, xp, fw, tag):
+        if self.config.get("peepholes"):
+            return self._scan_peepholes(xp, fw, tag)
         t, gh, n = xp.shape
         h = gh // 4
         dt = xp.dtype
@@ -89,7 +134,65 @@ class LSTM(Recurrent):
             np.multiply(a[:h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
         return {"hs": hs, "acts": acts, "c": c, "tc": tc}
 
+    def _scan_peepholes(self, xp, fw, tag):
+        t, gh, n = xp.shape
+        h = gh // 4
+        dt = xp.dtype
+        acts = self._buf(tag + "acts", (t, gh, n), dt)  # o, i, f, g after their non-linearities
+        hs = self._buf(tag + "hs", (t + 1, h, n), dt)
+        c = self._buf(tag + "c", (t + 1, h, n), dt)
+        tc = self._buf(tag + "tc", (t, h, n), dt)
+        hs[0] = 0
+        c[0] = 0
+        whh = StepProduct(fw["hh"], n)
+        for k in range(t):
+            a = acts[k]
+            whh(hs[k], out=a)
+            a += xp[k]
+            a[h : 2 * h] += fw["weight_ci"] * c[k]  # i and f see c_{t-1}
+            a[2 * h : 3 * h] += fw["weight_cf"] * c[k]
+            sigmoid_(a[h : 3 * h])
+            np.tanh(a[3 * h :], out=a[3 * h :])
+            c[k + 1] = a[2 * h : 3 * h] * c[k] + a[h : 2 * h] * a[3 * h :]
+            a[:h] += fw["weight_co"] * c[k + 1]  # o sees c_t
+            sigmoid_(a[:h])
+            np.tanh(c[k + 1], out=tc[k])
+            np.multiply(a[:h], tc[k], out=hs[k + 1])
+        return {"hs": hs, "acts": acts, "c": c, "tc": tc}
+
+    def _scan_back_peepholes(self, dhs, dlast, sc, w):
+        acts, c, tc = sc["acts"], sc["c"], sc["tc"]
+        t, gh, n = acts.shape
+        h = gh // 4
+        dt = acts.dtype
+        wci, wcf, wco = (w[k][:, None] for k in PEEPHOLES)
+        dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
+        dpre = self._buf("b_dpre", (t, gh, n), dt)
+        dc_next = np.zeros((h, n), dt)  # dL/dc_t through step t+1
+        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
+        for k in range(t - 1, -1, -1):
+            o, i, f, g = (acts[k, j * h : (j + 1) * h] for j in range(4))
+            d_o, d_i, d_f, d_g = (dpre[k, j * h : (j + 1) * h] for j in range(4))
+            np.multiply(dh[k] * tc[k], o * (1 - o), out=d_o)
+            dc = dh[k] * o * (1 - tc[k] ** 2) + dc_next + wco * d_o  # o saw c_t
+            np.multiply(dc * g, i * (1 - i), out=d_i)
+            np.multiply(dc * c[k], f * (1 - f), out=d_f)
+            np.multiply(dc * i, 1 - g * g, out=d_g)
+            dc_next = dc * f + wci * d_i + wcf * d_f  # i and f saw c_{t-1}
+            if k:
+                whh_t(dpre[k], out=dh[k - 1])
+                if dhs is not None:
+                    dh[k - 1] += dhs[k - 1]
+        sc["grads"] = {
+            "weight_ci": np.einsum("thn,thn->h", dpre[:, h : 2 * h], c[:-1]),
+            "weight_cf": np.einsum("thn,thn->h", dpre[:, 2 * h : 3 * h], c[:-1]),
+            "weight_co": np.einsum("thn,thn->h", dpre[:, :h], c[1:]),
+        }
+        return dpre, dpre, dh
+
     def _scan_back(self, dhs, dlast, sc, w):
+        if self.config.get("peepholes"):
+            return self._scan_back_peepholes(dhs, dlast, sc, w)
         acts, c, tc = sc["acts"], sc["c"], sc["tc"]
         t, gh, n = acts.shape
         h = gh // 4

@@ -43,6 +43,12 @@ SEQ_OPTIONS = {
     "bidirectional": Opt(
         "bool", default=False, doc="also run backwards in time; features double (forward, backward)"
     ),
+    "single_bias": Opt(
+        "bool",
+        default=False,
+        doc="one bias per gate, b (the lectures' parameter count); off: PyTorch's two, "
+        "b_ih + b_hh, whose sum acts as one",
+    ),
 }
 
 TORCH_RECURRENT = '''
@@ -69,6 +75,80 @@ class Recurrent(nn.Module):
             return out
         h_n = h[0] if isinstance(h, tuple) else h  # LSTM: (h_n, c_n); h_n (D, N, H)
         return torch.cat(list(h_n), dim=1)
+'''
+
+TORCH_RECURRENT_LOOP = '''
+class RecurrentLoop(nn.Module):
+    """BlockProp's RNN / LSTM / GRU step by step, for what nn.RNN/LSTM/GRU cannot do:
+    single_bias (one bias per gate), LSTM peepholes (the gates see the cell) and the lecture's
+    GRU (reset before W_hn, h = (1 - z) h_prev + z n). Zero initial state; returns what the
+    block returns. Parameters are named as BlockProp names them."""
+
+    GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+
+    def __init__(self, cell, input_size, hidden_size, return_sequences=False,
+                 bidirectional=False, nonlinearity="tanh", single_bias=False, peepholes=False,
+                 convention="pytorch"):
+        super().__init__()
+        self.cell, self.hidden_size, self.return_sequences = cell, hidden_size, return_sequences
+        self.nonlinearity, self.single_bias = nonlinearity, single_bias
+        self.peepholes, self.convention = peepholes, convention
+        self.suffixes = ("", "_reverse") if bidirectional else ("",)
+        gh = self.GATES[cell] * hidden_size
+        for s in self.suffixes:
+            shapes = {"weight_ih": (gh, input_size), "weight_hh": (gh, hidden_size),
+                      "bias_ih": (gh,)}
+            if not single_bias:
+                shapes["bias_hh"] = (gh,)
+            if peepholes:
+                shapes.update({k: (hidden_size,) for k in ("weight_ci", "weight_cf", "weight_co")})
+            for k, shape in shapes.items():
+                self.register_parameter(k + s, nn.Parameter(torch.zeros(shape)))
+
+    def step(self, x, h, c, s):
+        def p(k):
+            return getattr(self, k + s)
+
+        n = self.hidden_size
+        b_hh = 0.0 if self.single_bias else p("bias_hh")
+        ax = x @ p("weight_ih").T + p("bias_ih")
+        w = p("weight_hh")
+        if self.cell == "GRU" and self.convention == "lecture":
+            ax = ax + b_hh
+            r = torch.sigmoid(ax[:, :n] + h @ w[:n].T)
+            z = torch.sigmoid(ax[:, n : 2 * n] + h @ w[n : 2 * n].T)
+            cand = torch.tanh(ax[:, 2 * n :] + (r * h) @ w[2 * n :].T)
+            return (1 - z) * h + z * cand, c
+        ah = h @ w.T + b_hh
+        if self.cell == "GRU":
+            r = torch.sigmoid(ax[:, :n] + ah[:, :n])
+            z = torch.sigmoid(ax[:, n : 2 * n] + ah[:, n : 2 * n])
+            cand = torch.tanh(ax[:, 2 * n :] + r * ah[:, 2 * n :])
+            return (1 - z) * cand + z * h, c
+        a = ax + ah
+        if self.cell == "RNN":
+            return (torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)), c
+        ai, af, ag, ao = a.split(n, dim=1)
+        if self.peepholes:
+            ai, af = ai + p("weight_ci") * c, af + p("weight_cf") * c
+        c = torch.sigmoid(af) * c + torch.sigmoid(ai) * torch.tanh(ag)
+        if self.peepholes:
+            ao = ao + p("weight_co") * c
+        return torch.sigmoid(ao) * torch.tanh(c), c
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        seqs, finals = [], []
+        for s in self.suffixes:
+            h = x.new_zeros(n, self.hidden_size)
+            c = x.new_zeros(n, self.hidden_size)
+            hs = [None] * t
+            for k in (range(t) if s == "" else range(t - 1, -1, -1)):
+                h, c = self.step(x[:, k], h, c, s)
+                hs[k] = h
+            seqs.append(torch.stack(hs, dim=1))
+            finals.append(h)
+        return torch.cat(seqs, dim=2) if self.return_sequences else torch.cat(finals, dim=1)
 '''
 
 
@@ -145,6 +225,8 @@ class Recurrent(Layer):
             text += " bi"
         if cfg.get("nonlinearity", "tanh") != "tanh":
             text += f" {cfg.get('nonlinearity')}"
+        if cfg.get("single_bias"):
+            text += " 1 bias"
         return text
 
     def input_problem(self, in_shape, source):
@@ -170,6 +252,16 @@ class Recurrent(Layer):
             },
         )
 
+    def param_note(self, in_shape):
+        if self.config.get("single_bias") or len(in_shape) != 2:
+            return ""
+        count = self.param_count(in_shape)
+        extra = self.n_gates * self.config["hidden_size"] * len(self.suffixes)
+        return (
+            f"{extra:,} of its {count:,} params are PyTorch's second bias b_hh (b_ih + b_hh act "
+            f"as one); the lectures count one bias per gate: {count - extra:,} with single_bias"
+        )
+
     def macs(self, in_shape, out_shape):
         # every weight (input and recurrent, both directions) is used once per time step
         shapes = self.param_shapes(in_shape)
@@ -186,6 +278,16 @@ class Recurrent(Layer):
             args.append("bidirectional=True")
         if cfg.get("nonlinearity", "tanh") != "tanh":
             args.append(f"nonlinearity={code(cfg['nonlinearity'])}")
+        variants = {k: cfg[k] for k in ("single_bias", "peepholes") if cfg.get(k)}
+        if cfg.get("convention", "pytorch") != "pytorch":
+            variants["convention"] = cfg["convention"]
+        if variants:  # options PyTorch's modules lack: the loop, with BlockProp's names
+            args += [f"{k}={code(v)}" for k, v in variants.items()]
+            return TorchBlock(
+                f"RecurrentLoop({', '.join(args)})",
+                "{m}({0})",
+                {"RecurrentLoop": TORCH_RECURRENT_LOOP},
+            )
         names = {
             f"{w}{s}": f"rnn.{w}_l0{s}"
             for s in self.suffixes
@@ -213,15 +315,16 @@ class Recurrent(Layer):
         gh = self.n_gates * h
         shapes = {}
         for sfx in self.suffixes:
-            shapes.update(
-                {
-                    f"weight_ih{sfx}": (gh, f),
-                    f"weight_hh{sfx}": (gh, h),
-                    f"bias_ih{sfx}": (gh,),
-                    f"bias_hh{sfx}": (gh,),
-                }
-            )
+            shapes.update({f"weight_ih{sfx}": (gh, f), f"weight_hh{sfx}": (gh, h)})
+            shapes[f"bias_ih{sfx}"] = (gh,)
+            if not self.config.get("single_bias"):
+                shapes[f"bias_hh{sfx}"] = (gh,)
+            shapes.update({k + sfx: s for k, s in self._extra_shapes(h).items()})
         return shapes
+
+    def _extra_shapes(self, h: int) -> dict[str, tuple[int, ...]]:
+        """Parameters beside the four PyTorch arrays (the LSTM's peepholes), per direction."""
+        return {}
 
     def default_init(self, key):
         # Keras's recurrent defaults: Glorot-uniform input weights, orthogonal recurrent weights
@@ -297,9 +400,13 @@ class Recurrent(Layer):
             w = {
                 k: p[k + sfx].astype(dtype, copy=False)
                 for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                if k + sfx in p
             }
+            if "bias_hh" not in w:  # single_bias: the one bias is bias_ih
+                w["bias_hh"] = np.zeros_like(w["bias_ih"])
             if rows is not None:
                 w = {k: v[rows] for k, v in w.items()}
+            w.update({k: p[k + sfx].astype(dtype, copy=False) for k in self._extra_shapes(1)})
             fw = self._step_weights(w)
             gh = fw["ih"].shape[0]
             # x as (T, F + 1, N) with a row of ones, so the bias rides along in the matmul:
@@ -362,7 +469,8 @@ class Recurrent(Layer):
             dw_ih = dxp2 @ xrows
             ones = np.ones(t * n, dt)
             db_ih = dxp2 @ ones  # sums over steps and samples, as a BLAS matrix-vector product
-            dw_hh = dhh2 @ hprev.reshape(h, t * n).T
+            # (the lecture's GRU reads r * h_{t-1} in its candidate: its _scan_back gives dW_hh)
+            dw_hh = sc["dw_hh"] if "dw_hh" in sc else dhh2 @ hprev.reshape(h, t * n).T
             db_hh = db_ih.copy() if dhh is dxp else dhh2 @ ones
             dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f)
             if d:
@@ -375,7 +483,10 @@ class Recurrent(Layer):
                 ("bias_ih", db_ih),
                 ("bias_hh", db_hh),
             ):
-                self.grads[k + sfx] = g if inv is None else g[inv]
+                if k + sfx in self.params:
+                    self.grads[k + sfx] = g if inv is None else g[inv]
+            for k, g in sc.get("grads", {}).items():  # the peepholes' gradients
+                self.grads[k + sfx] = g
             # RMS over batch and hidden units of dL/dh at each step, in time order.
             rms = np.sqrt(np.einsum("thn,thn->t", dh, dh) / (n * h))
             if d == 0:
@@ -413,6 +524,7 @@ class RNN(Recurrent):
         ),
         "return_sequences": SEQ_OPTIONS["return_sequences"],
         "bidirectional": SEQ_OPTIONS["bidirectional"],
+        "single_bias": SEQ_OPTIONS["single_bias"],
     }
 
     def _step_weights(self, w):

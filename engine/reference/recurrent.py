@@ -90,14 +90,17 @@ def lstm_step_forward(
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
 
     Shapes: x (N, F), h_prev and c_prev (N, H) -> h, c (N, H).
+    With peepholes (lecture 003; p holds weight_ci, weight_cf, weight_co (H,)) the gates also
+    see the cell: i and f add w_ci * c_{t-1}, w_cf * c_{t-1}; o adds w_co * c_t.
     """
     hidden = h_prev.shape[1]
     a = _preactivation(x, h_prev, p)
-    i = sigmoid(a[:, :hidden])
-    f = sigmoid(a[:, hidden : 2 * hidden])
+    peep = "weight_ci" in p
+    i = sigmoid(a[:, :hidden] + (p["weight_ci"] * c_prev if peep else 0.0))
+    f = sigmoid(a[:, hidden : 2 * hidden] + (p["weight_cf"] * c_prev if peep else 0.0))
     g = np.tanh(a[:, 2 * hidden : 3 * hidden])
-    o = sigmoid(a[:, 3 * hidden :])
     c = f * c_prev + i * g
+    o = sigmoid(a[:, 3 * hidden :] + (p["weight_co"] * c if peep else 0.0))
     h = o * np.tanh(c)
     cache = {"x": x, "h_prev": h_prev, "c_prev": c_prev, "p": p}
     cache.update(i=i, f=f, g=g, o=o, c=c)
@@ -115,20 +118,29 @@ def lstm_step_backward(
         pre-activations: di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)
     """
     i, f, g, o, c = (cache[k] for k in ("i", "f", "g", "o", "c"))
+    p, c_prev = cache["p"], cache["c_prev"]
     tanh_c = np.tanh(c)
-    do = dh * tanh_c
+    dao = dh * tanh_c * o * (1 - o)
     dc = dc_next + dh * o * (1.0 - tanh_c**2)
-    di, df, dg = dc * g, dc * cache["c_prev"], dc * i
+    if "weight_co" in p:  # o saw c_t
+        dc = dc + dao * p["weight_co"]
+    di, df, dg = dc * g, dc * c_prev, dc * i
+    dai, daf = di * i * (1 - i), df * f * (1 - f)
     dc_prev = dc * f
-    da = np.concatenate(
-        [di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1
-    )
-    dx, dh_prev, grads = _weight_grads(da, da, cache["x"], cache["h_prev"], cache["p"])
+    da = np.concatenate([dai, daf, dg * (1 - g**2), dao], axis=1)
+    dx, dh_prev, grads = _weight_grads(da, da, cache["x"], cache["h_prev"], p)
+    if "weight_ci" in p:  # i and f saw c_{t-1}
+        dc_prev = dc_prev + dai * p["weight_ci"] + daf * p["weight_cf"]
+        grads["weight_ci"] = (dai * c_prev).sum(axis=0)
+        grads["weight_cf"] = (daf * c_prev).sum(axis=0)
+        grads["weight_co"] = (dao * c).sum(axis=0)
     return dx, dh_prev, dc_prev, grads
 
 
 # --- GRU ---------------------------------------------------------------------------------------
-def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, p: Params) -> tuple[np.ndarray, dict]:
+def gru_step_forward(
+    x: np.ndarray, h_prev: np.ndarray, p: Params, convention: str = "pytorch"
+) -> tuple[np.ndarray, dict]:
     """Gated recurrent unit, PyTorch's formula (nn.GRU):
 
         r = sigma(W_ir x + b_ir + W_hr h_{t-1} + b_hr)            reset gate
@@ -136,10 +148,15 @@ def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, p: Params) -> tuple[np.n
         n = tanh (W_in x + b_in + r * (W_hn h_{t-1} + b_hn))      candidate
         h_t = (1 - z) * n + z * h_{t-1}
 
-    Lecture 001 writes h_t = (1 - z) h_{t-1} + z h~ (Cho et al.): the same cell with z
-    meaning "take the new" instead of "keep the old"; here z = 1 keeps h_{t-1}.
+    Here z = 1 keeps h_{t-1}. Lecture 001 (``convention="lecture"``, Cho et al.) resets
+    before the product and lets z = 1 take the candidate:
+
+        n = tanh (W_in x + b_in + W_hn (r * h_{t-1}) + b_hn),   h_t = (1 - z) h_{t-1} + z n
+
     Shapes: x (N, F), h_prev (N, H) -> h (N, H).
     """
+    if convention == "lecture":
+        return _gru_lecture_forward(x, h_prev, p)
     hidden = h_prev.shape[1]
     ax = x @ p["weight_ih"].T + p["bias_ih"]  # input parts of r, z, n
     ah = h_prev @ p["weight_hh"].T + p["bias_hh"]  # hidden parts of r, z, n
@@ -160,6 +177,8 @@ def gru_step_backward(dh: np.ndarray, cache: dict) -> tuple[np.ndarray, np.ndarr
         dar = dr r(1-r),  daz = dz z(1-z)
     The input side's gradient is [dar, daz, dan]; the hidden side's [dar, daz, dhn].
     """
+    if "rh" in cache:
+        return _gru_lecture_backward(dh, cache)
     r, z, n, hn, h_prev = (cache[k] for k in ("r", "z", "n", "hn", "h_prev"))
     dn = dh * (1 - z)
     dz = dh * (h_prev - n)
@@ -173,8 +192,44 @@ def gru_step_backward(dh: np.ndarray, cache: dict) -> tuple[np.ndarray, np.ndarr
     return dx, dh_prev + dh * z, grads
 
 
+def _gru_lecture_forward(x: np.ndarray, h_prev: np.ndarray, p: Params) -> tuple[np.ndarray, dict]:
+    hidden = h_prev.shape[1]
+    ax = x @ p["weight_ih"].T + p["bias_ih"] + p["bias_hh"]
+    w_hh = p["weight_hh"]
+    r = sigmoid(ax[:, :hidden] + h_prev @ w_hh[:hidden].T)
+    z = sigmoid(ax[:, hidden : 2 * hidden] + h_prev @ w_hh[hidden : 2 * hidden].T)
+    rh = r * h_prev  # the reset acts before W_hn
+    n = np.tanh(ax[:, 2 * hidden :] + rh @ w_hh[2 * hidden :].T)
+    h = (1 - z) * h_prev + z * n
+    return h, {"x": x, "h_prev": h_prev, "p": p, "r": r, "z": z, "n": n, "rh": rh}
+
+
+def _gru_lecture_backward(dh: np.ndarray, cache: dict) -> tuple[np.ndarray, np.ndarray, Params]:
+    """dn = dh z, dz = dh (n - h_{t-1}), dh_{t-1} = dh (1 - z) + ...; dan = dn (1 - n^2);
+    d(r h_{t-1}) = dan W_hn, dr = that * h_{t-1}, and h_{t-1} also gets that * r."""
+    r, z, n, rh, h_prev, p = (cache[k] for k in ("r", "z", "n", "rh", "h_prev", "p"))
+    hidden = h_prev.shape[1]
+    w_hh = p["weight_hh"]
+    dan = dh * z * (1 - n**2)
+    daz = dh * (n - h_prev) * z * (1 - z)
+    d_rh = dan @ w_hh[2 * hidden :]
+    dar = d_rh * h_prev * r * (1 - r)
+    da = np.concatenate([dar, daz, dan], axis=1)
+    grads = {
+        "weight_ih": da.T @ cache["x"],
+        "bias_ih": da.sum(axis=0),
+        "weight_hh": np.concatenate(
+            [np.concatenate([dar, daz], axis=1).T @ h_prev, dan.T @ rh], axis=0
+        ),
+        "bias_hh": da.sum(axis=0),
+    }
+    dh_prev = dh * (1 - z) + d_rh * r + np.concatenate([dar, daz], axis=1) @ w_hh[: 2 * hidden]
+    return da @ p["weight_ih"], dh_prev, grads
+
+
 # --- through time ------------------------------------------------------------------------------
 KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")
 
 
 def recurrent_forward(
@@ -184,6 +239,7 @@ def recurrent_forward(
     return_sequences: bool = False,
     bidirectional: bool = False,
     nonlinearity: str = "tanh",
+    convention: str = "pytorch",
 ) -> tuple[np.ndarray, dict]:
     """Run ``cell`` ("RNN", "LSTM" or "GRU") over x from h_0 = 0 (and c_0 = 0).
 
@@ -191,13 +247,15 @@ def recurrent_forward(
     step to the first, and puts its states beside the first's (lecture 001's bidirectional RNN).
     Shapes: x (N, T, F) -> out (N, T, D*H) with return_sequences (every step's h_t), else
     (N, D*H): the state each direction ends on (t = T-1 forward, t = 0 backward); D = 2 if
-    bidirectional else 1.
+    bidirectional else 1. ``params`` without bias_hh (single_bias): b_hh = 0 and no gradient for
+    it; with weight_ci, weight_cf, weight_co: a peephole LSTM; ``convention``: the GRU's.
     """
     n_samples, steps, _ = x.shape
     directions = ("", "_reverse") if bidirectional else ("",)
     outputs, runs = [], []
     for sfx in directions:
-        p = {k: params[k + sfx] for k in KEYS}
+        p = {k: params[k + sfx] for k in (*KEYS, *PEEPHOLES) if k + sfx in params}
+        p.setdefault("bias_hh", np.zeros_like(p["bias_ih"]))  # single_bias
         hidden = p["weight_hh"].shape[1]
         order = list(range(steps)) if sfx == "" else list(range(steps - 1, -1, -1))
         h = np.zeros((n_samples, hidden))
@@ -207,13 +265,14 @@ def recurrent_forward(
             if cell == "LSTM":
                 h, c, caches[t] = lstm_step_forward(x[:, t], h, c, p)
             elif cell == "GRU":
-                h, caches[t] = gru_step_forward(x[:, t], h, p)
+                h, caches[t] = gru_step_forward(x[:, t], h, p, convention)
             else:
                 h, caches[t] = rnn_step_forward(x[:, t], h, p, nonlinearity)
             states[t] = h
         outputs.append(np.stack(states, axis=1) if return_sequences else h)
         runs.append((sfx, order, caches, hidden))
     cache = {"cell": cell, "x_shape": x.shape, "return_sequences": return_sequences, "runs": runs}
+    cache["keys"] = [k for k in (*KEYS, *PEEPHOLES) if k in params]
     return np.concatenate(outputs, axis=-1), cache
 
 
@@ -228,7 +287,7 @@ def recurrent_backward(dout: np.ndarray, cache: dict) -> tuple[np.ndarray, Param
     dh_steps: list[Any] = []
     for d, (sfx, order, caches, hidden) in enumerate(cache["runs"]):
         d_out = dout[..., d * hidden : (d + 1) * hidden]  # this direction's part of the output
-        sums = {k: np.zeros_like(caches[order[0]]["p"][k]) for k in KEYS}
+        sums = {k: np.zeros_like(caches[order[0]]["p"][k]) for k in cache["keys"]}
         dh_next = np.zeros((dout.shape[0], hidden))  # dL/dh_t through step t+1
         dc_next = np.zeros((dout.shape[0], hidden))  # dL/dc_t through step t+1 (LSTM)
         dh_total = np.zeros((len(order), dout.shape[0], hidden))
@@ -245,7 +304,7 @@ def recurrent_backward(dout: np.ndarray, cache: dict) -> tuple[np.ndarray, Param
             else:
                 dx_t, dh_next, g = rnn_step_backward(dh, caches[t])
             dx[:, t] += dx_t
-            for key in KEYS:  # shared weights: the steps' gradients add up
+            for key in sums:  # shared weights: the steps' gradients add up
                 sums[key] += g[key]
         grads.update({key + sfx: v for key, v in sums.items()})
         dh_steps.append(dh_total)

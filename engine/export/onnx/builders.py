@@ -283,12 +283,27 @@ def _recurrent(ctx, layer, ins, out):
     ]
     sfx = layer.suffixes
     d = len(sfx)
-    W = np.stack([_gate_rows(p["weight_ih" + s], order, h) for s in sfx])
-    R = np.stack([_gate_rows(p["weight_hh" + s], order, h) for s in sfx])
+    lecture = cfg.get("convention") == "lecture"
+    # the lecture's GRU is ONNX's GRU with linear_before_reset=0 and z' = 1 - z = sigma(-a_z):
+    # its z rows (weights and biases) change sign
+    flip = np.ones((3 * h, 1), np.float32)
+    if lecture:
+        flip[h : 2 * h] = -1
+
+    def rows(a):
+        a = a * flip if lecture else a
+        return _gate_rows(a, order, h)
+
+    W = np.stack([rows(p["weight_ih" + s]) for s in sfx])
+    R = np.stack([rows(p["weight_hh" + s]) for s in sfx])
     B = np.stack(
         [
             np.concatenate(
-                [_gate_rows(p["bias_ih" + s], order, h), _gate_rows(p["bias_hh" + s], order, h)]
+                [
+                    rows(p["bias_ih" + s][:, None])[:, 0],
+                    # single_bias: ONNX's recurrent bias Rb is 0
+                    rows(p.get("bias_hh" + s, np.zeros_like(p["bias_ih" + s]))[:, None])[:, 0],
+                ]
             )
             for s in sfx
         ]
@@ -300,20 +315,20 @@ def _recurrent(ctx, layer, ins, out):
     if op == "RNN":
         attrs["activations"] = ["Relu" if cfg["nonlinearity"] == "relu" else "Tanh"] * d
     if op == "GRU":
-        attrs["linear_before_reset"] = 1  # PyTorch's GRU: r * (W_hn h + b_hn)
+        # PyTorch's GRU: r * (W_hn h + b_hn); the lecture's: W_hn (r * h)
+        attrs["linear_before_reset"] = 0 if lecture else 1
     x_tm = ctx.node("Transpose", ins, [ctx.name(f"{name}/time_major")], perm=[1, 0, 2])[0]
     y, y_h = ctx.name(f"{name}/Y"), ctx.name(f"{name}/Y_h")
-    ctx.node(
-        op,
-        [
-            x_tm,
-            ctx.init(f"{name}.W", _f32(W)),
-            ctx.init(f"{name}.R", _f32(R)),
-            ctx.init(f"{name}.B", _f32(B)),
-        ],
-        [y, y_h],
-        **attrs,
-    )
+    inputs = [
+        x_tm,
+        ctx.init(f"{name}.W", _f32(W)),
+        ctx.init(f"{name}.R", _f32(R)),
+        ctx.init(f"{name}.B", _f32(B)),
+    ]
+    if cfg.get("peepholes"):  # P (D, 3H): ONNX's order i, o, f
+        P = np.stack([np.concatenate([p[f"weight_c{g}{s}"] for g in "iof"]) for s in sfx])
+        inputs += ["", "", "", ctx.init(f"{name}.P", _f32(P))]
+    ctx.node(op, inputs, [y, y_h], **attrs)
     if cfg["return_sequences"]:  # Y (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
         t = ctx.node("Transpose", [y], [ctx.name(f"{name}/batch_major")], perm=[2, 0, 1, 3])[0]
         shape = ctx.init(f"{name}.out_shape", np.array([0, 0, d * h], np.int64))

@@ -44,6 +44,11 @@ GATE_NAMES = {
     "c": "cell state c",
     "h": "hidden state h",
 }
+# What z = 1 does in each GRU convention (engine/layers/gru.py): they are different cells.
+GRU_Z = {
+    "pytorch": "update gate z (PyTorch's GRU: 1 keeps h_prev)",
+    "lecture": "update gate z (lecture's GRU: 1 takes n)",
+}
 SIGMOID_GATES = ("i", "f", "o", "r", "z")  # in (0, 1)
 TANH_GATES = ("g", "n")  # in (-1, 1)
 
@@ -142,9 +147,9 @@ class ActivationsPanel(Panel):
         gates = data.get("gates", {}).get(b, {})
         sample = data.get("sample", {})
         kind = "maps" if out.ndim == 3 else "seq" if out.ndim == 2 else "vec"
-        key = (b, kind, tuple(gates), out.shape)
+        key = (b, kind, tuple(gates), out.shape, self._gru_convention(b))
         if key != self._key:
-            self._build(kind, list(gates))
+            self._build(kind, list(gates), key[-1])
             self._key = key
         self.output, self.gates, self.shown_block = out, dict(gates), b
         btype = run.block_types.get(b, "") if run is not None else ""
@@ -213,7 +218,14 @@ class ActivationsPanel(Panel):
         img.setImage(pic, autoLevels=False, levels=levels)
         fit_view(self.items["in_vb"], pic.shape)
 
-    def _build(self, kind: str, gates: list[str]) -> None:
+    def _gru_convention(self, b: str) -> str | None:
+        """The GRU convention of block ``b`` in the graph (None: not a GRU, or not there)."""
+        graph = getattr(self.ctrl, "graph", None)
+        if graph is None or b not in graph or graph.type_of(b) != "GRU":
+            return None
+        return graph.full_config(b).get("convention", "pytorch")
+
+    def _build(self, kind: str, gates: list[str], convention: str | None = None) -> None:
         """Title; input and output side by side; for LSTM/GRU the gates below, three to a
         row, each a units x time heat map (sigmoid gates 0..1 in viridis, tanh ones and the
         states blue-white-red around 0)."""
@@ -245,9 +257,8 @@ class ActivationsPanel(Panel):
         lay.setRowStretchFactor(2, 3)
         for k, g in enumerate(gates):
             r, c = 3 + 2 * (k // 3), k % 3
-            v.addLabel(
-                f"{GATE_NAMES.get(g, g)} (units x time)", row=r, col=c, color="#222", size="9pt"
-            )
+            name = GRU_Z[convention] if g == "z" and convention else GATE_NAMES.get(g, g)
+            v.addLabel(f"{name} (units x time)", row=r, col=c, color="#222", size="9pt")
             vb, img = image_view(v.ci, row=r + 1, col=c)
             vb.setAspectLocked(False)
             img.setLookupTable(SEQUENTIAL_LUT if g in SIGMOID_GATES else DIVERGING_LUT)
