@@ -224,3 +224,74 @@ def test_pytorch_export_matches_the_engine(score, tmp_path):
     fresh = mod.Net()  # the exported start draws the same kinds of values
     mod.init_weights(fresh)
     assert all(torch.isfinite(p).all() for p in fresh.parameters())
+
+
+def copy_attention_graph():
+    """The copy task (engine/data/sequences.py): an LSTM reads the symbols, its states query
+    the input steps; the context joins the states before the per-step classifier."""
+    g = engine.Graph(
+        name="copy with attention",
+        training={
+            "dataset": {"name": "copy", "n": 60, "length": 3, "delay": 4, "symbols": 4},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 16,
+            "epochs": 1,
+            "seed": 0,
+            "val_split": 0.25,
+        },
+    )
+    g.add_node("Input", {"shape": [10, 6]}, node_id="in")
+    g.add_node("LSTM", {"hidden_size": 8, "return_sequences": True}, node_id="enc")
+    g.add_node("Attention", {"score": "general"}, node_id="att")
+    g.add_node("Concat", {"axis": -1}, node_id="cat")
+    g.add_node("Dense", {"units": 6}, node_id="out")
+    for s, t, port in (
+        ("in", "enc", 0),
+        ("enc", "att", 0),
+        ("in", "att", 1),
+        ("enc", "cat", 0),
+        ("att", "cat", 1),
+        ("cat", "out", 0),
+    ):
+        g.add_edge(s, t, port)
+    return g
+
+
+def test_a_live_run_sends_the_alignment_of_the_chosen_sample():
+    """What the Activations panel draws for an Attention block is the engine's alignment of
+    that validation sample, after training has moved the weights."""
+    from engine.live import LiveRun
+
+    g = copy_attention_graph()
+    got = []
+    live = LiveRun(g.to_dict(), g.training, lambda kind, payload: got.append((kind, payload)))
+    live.set_watch(activations=True, sample=2)
+    live.run()
+    snap = [p for k, p in got if k == "snapshot"][-1]  # taken at the end, final weights
+    assert snap["sample"]["index"] == 2
+    a = snap["gates"]["att"]["a"]
+    assert a.shape == (10, 10)
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, rtol=1e-5)
+    # the engine's own array for that sample, with the run's final weights
+    weights = [p for k, p in got if k == "finished"][-1]["weights"]
+    m = engine.build_model(g)
+    assert not np.allclose(m.params["att.weight"], weights["att.weight"])  # it trained
+    m.set_state(weights)
+    m.forward(snap["sample"]["x"][None])
+    np.testing.assert_allclose(a, m.layers["att"].alignment[0], atol=1e-6)
+    assert m.layers["att"].gates["a"] is m.layers["att"].alignment
+
+
+def test_the_activations_panel_labels_the_alignment(qtbot):
+    pytest.importorskip("pyqtgraph")
+    from gui.training.panels.activations import ActivationsPanel
+
+    class Ctrl:
+        graph = attention_graph()
+
+    panel = ActivationsPanel(Ctrl())
+    qtbot.addWidget(panel)
+    panel._build("seq", ["a"])
+    texts = [getattr(i, "text", None) for i in panel.view.ci.items]
+    assert "attention weights a (memory steps x output steps)" in texts

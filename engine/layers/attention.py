@@ -75,8 +75,9 @@ class Attention(Layer):
 
     Reference: engine.reference.attention.attention_forward / attention_backward.
     Shapes: q (N, Tq, Fq), m (N, Tm, Fm)[, mask (N, Tm)] -> out (N, Tq, Fm).
-    Inspection: ``alignment`` (N, Tq, Tm), the weights a_ts of the last forward (the attention
-    panel's matrix).
+    Inspection: ``alignment`` (N, Tq, Tm), the weights a_ts of the last forward; also as
+    ``gates["a"]``, which the training snapshots send to the Activations panel (memory steps x
+    output steps for the chosen validation sample).
     """
 
     type_name = "Attention"
@@ -100,6 +101,7 @@ class Attention(Layer):
     def __init__(self, name=None, **config):
         super().__init__(name, **config)
         self.alignment: np.ndarray | None = None
+        self.gates: dict[str, np.ndarray] = {}
 
     @classmethod
     def summary(cls, cfg):
@@ -225,6 +227,7 @@ class Attention(Layer):
         cache["a"] = a
         self._cache = cache
         self.alignment = a
+        self.gates = {"a": a}
         return a @ m
 
     def backward(self, dout):

@@ -43,13 +43,15 @@ GATE_NAMES = {
     "n": "new state n",
     "c": "cell state c",
     "h": "hidden state h",
+    "a": "attention weights a",
 }
 # What z = 1 does in each GRU convention (engine/layers/gru.py): they are different cells.
 GRU_Z = {
     "pytorch": "update gate z (PyTorch's GRU: 1 keeps h_prev)",
     "lecture": "update gate z (lecture's GRU: 1 takes n)",
 }
-SIGMOID_GATES = ("i", "f", "o", "r", "z")  # in (0, 1)
+SIGMOID_GATES = ("i", "f", "o", "r", "z", "a")  # in (0, 1)
+AXES = {"a": "memory steps x output steps"}  # Attention's alignment; the gates: units x time
 TANH_GATES = ("g", "n")  # in (-1, 1)
 
 
@@ -258,7 +260,8 @@ class ActivationsPanel(Panel):
         for k, g in enumerate(gates):
             r, c = 3 + 2 * (k // 3), k % 3
             name = GRU_Z[convention] if g == "z" and convention else GATE_NAMES.get(g, g)
-            v.addLabel(f"{name} (units x time)", row=r, col=c, color="#222", size="9pt")
+            axes = AXES.get(g, "units x time")
+            v.addLabel(f"{name} ({axes})", row=r, col=c, color="#222", size="9pt")
             vb, img = image_view(v.ci, row=r + 1, col=c)
             vb.setAspectLocked(False)
             img.setLookupTable(SEQUENTIAL_LUT if g in SIGMOID_GATES else DIVERGING_LUT)
