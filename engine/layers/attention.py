@@ -247,18 +247,20 @@ class Attention(Layer):
             dq = ds @ c["wm"]
             dwm = ds.transpose(0, 2, 1) @ q  # (N, Tm, Fq)
             dm += dwm @ w
-            self.grads["weight"] = np.einsum("nsf,nsg->fg", dwm, m)
+            # sums over samples and steps as one matmul each (einsum would loop)
+            self.grads["weight"] = dwm.reshape(-1, dwm.shape[-1]).T @ m.reshape(-1, m.shape[-1])
         else:
             hidden = c["hidden"]
             wq, wmem = self._tanh_weights()
-            self.grads["v"] = np.einsum("ntsa,nts->a", hidden, ds)
+            a_size = hidden.shape[-1]
+            self.grads["v"] = ds.reshape(-1) @ hidden.reshape(-1, a_size)
             dz = ds[..., None] * self.params["v"] * (1.0 - hidden * hidden)
             dpq = dz.sum(axis=2)  # (N, Tq, A): W_q q_t appears in every s
             dpm = dz.sum(axis=1)  # (N, Tm, A): W_m m_s appears in every t
             dq = dpq @ wq
             dm += dpm @ wmem
-            gq = np.einsum("nta,ntf->af", dpq, q)
-            gm = np.einsum("nsa,nsf->af", dpm, m)
+            gq = dpq.reshape(-1, a_size).T @ q.reshape(-1, q.shape[-1])
+            gm = dpm.reshape(-1, a_size).T @ m.reshape(-1, m.shape[-1])
             if score == "concat":
                 self.grads["weight"] = np.concatenate([gq, gm], axis=1)
             else:
