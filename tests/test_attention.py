@@ -12,7 +12,7 @@ import pytest
 from gradcheck import check_layer
 
 import engine
-from engine.errors import GraphError
+from engine.errors import GraphError, ShapeError
 from engine.export import export_code
 from engine.layers import Attention
 
@@ -184,6 +184,13 @@ def test_analysis_shapes_and_one_line_refusals():
     g.add_edge("emb", "att", 2)  # an (8, 5) sequence is no mask
     [p] = [p for p in engine.analyze(g).problems if p.block == "att"]
     assert "mask (port 2) must be one value per memory step (8,), got (8, 5)" in str(p)
+
+
+def test_a_block_too_large_inside_is_refused_in_one_line():
+    layer = Attention(score="additive", attention_size=4096, name="att")
+    with pytest.raises(ShapeError, match="Attention would hold 4,096,000,000 values per sample"):
+        layer.output_shape([(1000, 8), (1000, 8)])
+    assert Attention(score="dot").output_shape([(1000, 8), (1000, 8)]) == (1000, 8)
 
 
 def test_trains_in_a_graph_and_the_onnx_export_refuses_in_one_line(tmp_path):

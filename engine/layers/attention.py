@@ -10,6 +10,10 @@ from engine.layers.base import Layer, TorchBlock, code
 from engine.layers.options import Opt
 
 SCORES = ("dot", "general", "concat", "additive")
+# Values per sample of the largest array inside (the scores (Tq, Tm), or tanh's layer
+# (Tq, Tm, A) for concat and additive): above this a block is refused before anything runs
+# (the analysis's memory estimate counts outputs, not this).
+MAX_INNER = 1 << 22
 
 TORCH_ATTENTION = '''
 class Attention(nn.Module):
@@ -138,7 +142,19 @@ class Attention(Layer):
                 f"{m[1]}: choose score 'general', 'concat' or 'additive'",
                 block=self.name,
             )
+        inner = q[0] * m[0] * (self.config["attention_size"] if self._tanh_score else 1)
+        if inner > MAX_INNER:
+            raise ShapeError(
+                f"Attention would hold {inner:,} values per sample inside (query steps x memory "
+                f"steps{' x attention_size' if self._tanh_score else ''}; the limit is "
+                f"{MAX_INNER:,}): use shorter sequences or a smaller attention_size",
+                block=self.name,
+            )
         return q[0], q[1], m[0], m[1]
+
+    @property
+    def _tanh_score(self) -> bool:
+        return self.config["score"] in ("concat", "additive")
 
     def output_shape(self, in_shape):
         tq, _, _, fm = self._sizes(in_shape)
