@@ -45,14 +45,24 @@ def same_graph(a: engine.Graph, b: engine.Graph) -> None:
         assert da[k] == db[k]
 
 
+# Presets whose export runs (tests/test_attention.py) but whose ONNX the importer cannot yet turn
+# back into blocks: it refuses them in one line naming the node.
+NO_IMPORT = {"attention_copy": "the importer has no Attention pattern (MatMul/Tanh/Softmax)"}
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
-def test_every_preset_round_trips_through_onnx(path, tmp_path):
+def test_every_preset_round_trips_through_onnx(path, tmp_path, capsys):
     g = engine.load_graph(path)
     model = engine.build_model(g, seed=0)
     state = perturbed_state(model)
     (tmp_path / "m.onnx").write_bytes(export_onnx(g, arrays=state))
     out, w = tmp_path / "back.json", tmp_path / "back.npz"
     argv = ["import", str(tmp_path / "m.onnx"), "-o", str(out), "--save-weights", str(w)]
+    if path.stem in NO_IMPORT:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "node 'att/" in err, err
+        return
     assert cli.main(argv) == 0
     g2 = engine.load_graph(out)
     same_graph(g, g2)

@@ -62,6 +62,7 @@ LEARNS = {
     "plain_mlp": (60, 1.0),
     "char_lstm": (40, 1.5),
     "bilstm_tagger": (150, 5.0),
+    "attention_copy": (60, 2.0),
     "autoencoder": (60, 1.5),
     "denoising_autoencoder": (60, 1.5),
     "conv_autoencoder": (60, 1.5),

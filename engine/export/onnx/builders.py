@@ -28,6 +28,7 @@ from engine.layers import (
     RNN,
     Activation,
     Add,
+    Attention,
     AvgPool2D,
     BatchNorm,
     Concat,
@@ -268,6 +269,73 @@ def _concat(ctx, layer, ins, out):
 
 
 # --- recurrent ------------------------------------------------------------------------------------
+@onnx_builder(Attention)
+def _attention(ctx, layer, ins, out):
+    """Scores (MatMul; concat/additive: Tanh of the two projections broadcast over
+    (N, Tq, Tm, A), then MatMul with v), padded steps set to -1e30, Softmax over the memory
+    steps, MatMul with the memory. A query whose memory is all padding reads 0, as the block."""
+    name, p, score = layer.name, layer.params, layer.config["score"]
+    q, m = ins[0], ins[1]
+
+    def mm(a, b, tag):
+        return ctx.node("MatMul", [a, b], [ctx.name(f"{name}/{tag}")])[0]
+
+    def t(a, tag):
+        return ctx.node("Transpose", [a], [ctx.name(f"{name}/{tag}")], perm=[0, 2, 1])[0]
+
+    if score == "dot":
+        s = mm(q, t(m, "memory_t"), "scores")
+    elif score == "general":  # (m W^T) is W_a m_s for every s: (N, Tm, Fq)
+        wm = mm(m, ctx.init(f"{name}.weight_t", _f32(p["weight"].T)), "memory_w")
+        s = mm(q, t(wm, "memory_w_t"), "scores")
+    else:
+        if score == "concat":
+            fq = layer.in_shape[0][1]
+            wq, wmem = p["weight"][:, :fq], p["weight"][:, fq:]
+        else:
+            wq, wmem = p["weight_query"], p["weight_memory"]
+        pq = mm(q, ctx.init(f"{name}.weight_query_t", _f32(wq.T)), "query_proj")
+        pm = mm(m, ctx.init(f"{name}.weight_memory_t", _f32(wmem.T)), "memory_proj")
+        pq4 = ctx.node(
+            "Unsqueeze",
+            [pq, ctx.init(f"{name}.axis2", np.array([2], np.int64))],
+            [ctx.name(f"{name}/q4")],
+        )[0]
+        pm4 = ctx.node(
+            "Unsqueeze",
+            [pm, ctx.init(f"{name}.axis1", np.array([1], np.int64))],
+            [ctx.name(f"{name}/m4")],
+        )[0]
+        both = ctx.node("Add", [pq4, pm4], [ctx.name(f"{name}/sum")])[0]
+        hidden = ctx.node("Tanh", [both], [ctx.name(f"{name}/tanh")])[0]
+        s = mm(hidden, ctx.weight(layer, "v"), "scores")
+    keep_any = None
+    if len(ins) == 3:
+        zero = np.zeros((), np.int64 if ins[2] in ctx.int64 else np.float32)
+        pad = ctx.node(
+            "Equal", [ins[2], ctx.init(f"{name}.zero", zero)], [ctx.name(f"{name}/pad")]
+        )[0]
+        pad3 = ctx.node(
+            "Unsqueeze",
+            [pad, ctx.init(f"{name}.axis_q", np.array([1], np.int64))],
+            [ctx.name(f"{name}/pad3")],
+        )[0]
+        low = ctx.init(f"{name}.masked", np.array(-1e30, np.float32))
+        s = ctx.node("Where", [pad3, low, s], [ctx.name(f"{name}/masked_scores")])[0]
+        keep = ctx.node("Not", [pad3], [ctx.name(f"{name}/keep")])[0]
+        keep_f = ctx.node("Cast", [keep], [ctx.name(f"{name}/keep_f")], to=1)[0]
+        keep_any = ctx.node(
+            "ReduceMax",
+            [keep_f, ctx.init(f"{name}.axis_m", np.array([2], np.int64))],
+            [ctx.name(f"{name}/any_kept")],
+            keepdims=1,
+        )[0]
+    a = ctx.node("Softmax", [s], [ctx.name(f"{name}/alignment")], axis=-1)[0]
+    if keep_any is not None:
+        a = ctx.node("Mul", [a, keep_any], [ctx.name(f"{name}/alignment_kept")])[0]
+    ctx.node("MatMul", [a, m], [out])
+
+
 def _gate_rows(w: np.ndarray, order: tuple[int, ...] | None, hidden: int) -> np.ndarray:
     if order is None:
         return w

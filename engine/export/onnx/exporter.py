@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from engine.errors import GraphError
 from engine.export.onnx.builders import builder_for
 from engine.export.plan import make_plan
-from engine.layers import Embedding, Layer
+from engine.layers import Attention, Embedding, Layer
 from engine.model import build_model
 from engine.weights import load_weights
 
@@ -108,7 +108,14 @@ class Context:
 
 def _input_dtype(graph, model) -> int:
     succ = graph.outputs_of(model.input_id)
-    if succ and all(isinstance(model.layers[s], Embedding) for s in succ):
+
+    def reads_ids(s: str) -> bool:  # an Embedding, or an Attention's mask port (token ids)
+        layer = model.layers[s]
+        if isinstance(layer, Attention):
+            return graph.port_of(model.input_id, s) == 2
+        return isinstance(layer, Embedding)
+
+    if succ and all(reads_ids(s) for s in succ):
         return TensorProto.INT64
     return TensorProto.FLOAT
 
