@@ -16,6 +16,8 @@ from engine.errors import ShapeError
 from engine.export import export_code
 from engine.layers import Attention
 
+pytest_plugins = ["gui_support"]  # fixtures: make_window
+
 SCORES = ("dot", "general", "concat", "additive")
 
 
@@ -315,3 +317,26 @@ def test_the_activations_panel_labels_the_alignment(qtbot):
     panel._build("seq", ["a"])
     texts = [getattr(i, "text", None) for i in panel.view.ci.items]
     assert "attention weights a (memory steps x output steps)" in texts
+
+
+def test_the_canvas_offers_the_mask_port_and_no_more(make_window):
+    from gui_helpers import settle
+
+    w = make_window()
+    g = w.graph
+    g.add_node("Input", {"shape": [8]}, node_id="ids")
+    g.add_node("Embedding", {"num_embeddings": 10, "embedding_dim": 4}, node_id="emb")
+    g.add_node("LSTM", {"hidden_size": 4, "return_sequences": True}, node_id="enc")
+    g.add_node("Attention", {}, node_id="att")
+    settle(w)
+    block = w.scene.blocks["att"]
+    assert len(block.in_ports) == 2  # query and memory
+    g.add_edge("ids", "emb")
+    g.add_edge("emb", "enc")
+    g.add_edge("emb", "att", 0)
+    g.add_edge("enc", "att", 1)
+    settle(w)
+    assert len(block.in_ports) == 3  # the optional mask
+    g.add_edge("ids", "att", 2)
+    settle(w)
+    assert len(block.in_ports) == 3  # Attention takes three inputs at most

@@ -106,7 +106,9 @@ class GraphScene(QGraphicsScene):
         if not item.multi_input:
             return len(item.in_ports)
         used = [w.port for w in item.wires if w.target is item]
-        return max(item.arity[0], (max(used) + 2) if used else 0)
+        n = max(item.arity[0], (max(used) + 2) if used else 0)
+        hi = item.arity[1]  # a free slot more, but no more than the block takes (Attention: 3)
+        return n if hi is None else min(n, max(hi, (max(used) + 1) if used else 0))
 
     def _add_wire(self, s: str, t: str, port: int) -> None:
         src, tgt = self.blocks[s], self.blocks[t]
