@@ -87,6 +87,8 @@ class Model:
         self._params = {
             f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
         }
+        self.kept: dict[str, np.ndarray] = {}  # see forward's and backward's ``keep``
+        self.kept_grads: dict[str, np.ndarray] = {}
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -135,8 +137,12 @@ class Model:
         return self
 
     # --- computing -----------------------------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Run every block in topological order; returns the output block's output."""
+    def forward(
+        self, x: np.ndarray, training: bool = False, keep: tuple[str, ...] = ()
+    ) -> np.ndarray:
+        """Run every block in topological order; returns the output block's output. The
+        outputs of the blocks in ``keep`` stay in ``self.kept`` (explanations read them)."""
+        self.kept = {}
         outs: dict[str, np.ndarray] = {}
         left = dict(self._readers)
         out = x
@@ -152,21 +158,29 @@ class Model:
                 left[p] -= 1
                 if left[p] == 0:
                     del outs[p]
+            if n in keep:
+                self.kept[n] = out
             if left[n]:
                 outs[n] = out
         return out
 
-    def backward(self, dout: np.ndarray, input_grad: bool = True) -> Any:
+    def backward(
+        self, dout: np.ndarray, input_grad: bool = True, keep: tuple[str, ...] = ()
+    ) -> Any:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's
         grads and returns the gradient w.r.t. the Input's data, or None with
         ``input_grad=False`` (training needs no gradient for the data, and the first
-        convolution then skips computing it, as PyTorch does)."""
+        convolution then skips computing it, as PyTorch does). The gradients with respect to
+        the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM)."""
+        self.kept_grads = {}
         douts: dict[str, np.ndarray] = {self.output_id: dout}
         dx = None
         for n in reversed(self.layers):
             d = douts.pop(n, None)
             if d is None:  # nothing flows back here (integer ids into an Embedding)
                 continue
+            if n in keep:
+                self.kept_grads[n] = d
             layer = self.layers[n]
             if self.inputs[n] == [self.input_id] and hasattr(layer, "needs_input_grad"):
                 layer.needs_input_grad = input_grad

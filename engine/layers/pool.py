@@ -221,6 +221,7 @@ class GlobalAvgPool2D(Layer):
 
     type_name = "GlobalAvgPool2D"
     family = "Pooling"
+    global_average = True  # Dense after it makes a class activation map (engine.explain.cam)
 
     def to_torch(self, in_shape):
         return TorchBlock(None, "{0}.mean(dim=(2, 3))")
