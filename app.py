@@ -6,6 +6,7 @@ python app.py train GRAPH.json [--epochs N] ...      train headless
 python app.py export GRAPH.json --to numpy|pytorch|onnx   export Python code or ONNX
 python app.py import MODEL.onnx -o GRAPH.json        an ONNX model as a graph (+ --save-weights)
 python app.py presets                                list the presets
+python app.py explain GRAPH.json --weights W.npz --input X.png -o OUT   what the model looks at
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 
-COMMANDS = ("check", "train", "export", "import", "presets")
+COMMANDS = ("check", "train", "export", "import", "presets", "explain")
 
 
 def main(argv: list[str] | None = None) -> int:

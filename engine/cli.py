@@ -7,6 +7,10 @@
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
     python app.py presets                            list the presets with one line each
+    python app.py explain GRAPH.json --weights W.npz --input X.png|X.npy
+                        [--method cam|gradcam|saliency|smoothgrad|occlusion] [--class K]
+                        [--block ID] -o OUT        OUT.png: the map over the input,
+                                                   OUT.npy: the map (float32, input H x W)
 
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
 on stderr, ``app.py: <message>``, and exits with status 2; never a traceback. A diverged run
@@ -35,6 +39,7 @@ from engine.data import BUILTIN_DATASETS, dataset_options, resolve_paths
 from engine.data.base import check_options
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
+from engine.explain import METHODS
 from engine.graph import graph_files, load_graph
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
@@ -116,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output", required=True, metavar="GRAPH.json")
     i.add_argument("--save-weights", metavar="W.npz", help="write the model's weights here")
     i.set_defaults(func=cmd_import)
+
+    x = sub.add_parser("explain", help="map the evidence for a class on one input")
+    x.add_argument("graph", metavar="GRAPH.json")
+    x.add_argument("--weights", required=True, metavar="W.npz", help="trained weights")
+    x.add_argument("--input", required=True, metavar="X.png|X.npy", help="one sample")
+    x.add_argument("--method", default="gradcam", choices=METHODS)
+    x.add_argument("--class", dest="cls", type=int, metavar="K", help="default: the predicted")
+    x.add_argument("--block", metavar="ID", help="Grad-CAM's block (default: the last conv)")
+    x.add_argument("-o", "--output", required=True, type=_file_name, metavar="OUT")
+    x.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)
@@ -436,6 +451,44 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.save_weights:
         write_atomic(args.save_weights, lambda f: np.savez(f, **arrays))
         print(f"saved the weights to {printable(args.save_weights)}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import io
+    import time
+
+    from PIL import Image
+
+    from engine import explain as ex
+    from engine.model import build_model
+    from engine.weights import load_weights
+
+    out = args.output.removesuffix(".png").removesuffix(".npy")
+    for path in (f"{out}.png", f"{out}.npy"):  # refuse a path that cannot work before work
+        folder = Path(path).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigError(f"cannot write {printable(path)}: there is no folder {folder}")
+    model = build_model(load_graph(args.graph))
+    load_weights(model, args.weights)
+    x = ex.read_input(args.input, model.input_shape)
+    t0 = time.perf_counter()
+    e = ex.explain(model, x, args.method, cls=args.cls, block=args.block)
+    took = time.perf_counter() - t0
+    picture = ex.overlay(x, e.map, 0.5)
+    scale = max(1, 256 // max(1, min(picture.shape[:2])))
+    picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
+    png = io.BytesIO()
+    Image.fromarray(picture).save(png, format="PNG")
+    _write_output(f"{out}.png", png.getvalue())
+    npy = io.BytesIO()
+    np.save(npy, e.map.astype(np.float32))
+    _write_output(f"{out}.npy", npy.getvalue())
+    top = ", ".join(f"{k} ({e.scores[k]:.3g})" for k in ex.top_classes(e.scores))
+    on = f" of block {e.block}" if e.block else ""
+    _out(f"{e.method}{on} for class {e.cls} (top classes: {top}); {took * 1000:.0f} ms")
+    size = "x".join(str(d) for d in e.map.shape)
+    _out(f"wrote {out}.png (the map over the input) and {out}.npy ({size} float32)")
     return 0
 
 
