@@ -220,6 +220,35 @@ def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
     return Problem(layer.name, *said) if said else _kernel_problem(layer, in_shape, preds[0])
 
 
+def _link_problem(
+    layer: Layer, n: str, layers: dict[str, Layer | None], shapes: dict, g: nx.DiGraph
+) -> tuple[Problem | None, bool]:
+    """(the problem with the blocks ``layer``'s settings link to (MaxUnpool2D's pool), whether
+    to leave its shape unknown silently (the linked block is broken: its own problem says so))."""
+    for key in type(layer).links:
+        other = layer.config.get(key)
+        if other is None:
+            continue  # output_shape says what to set
+        if other not in layers:
+            return Problem(
+                n, f"'{key}' names block '{other}', which is not in the graph: set it to an id"
+            ), False
+        if other not in nx.ancestors(g, n):
+            return Problem(
+                n,
+                f"'{key}' names block '{other}', which does not run before it: it must be "
+                "upstream of this block (wired into the path leading here)",
+            ), False
+        partner = layers[other]
+        if partner is None or shapes.get(other) is None:
+            return None, True
+        try:
+            layer.bind(key, partner)
+        except BlockPropError as e:
+            return Problem(n, e.message), False
+    return None, False
+
+
 def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None:
     lo, hi = cls.arity
     k = len(preds)
@@ -329,6 +358,10 @@ def analyze(
             if p:
                 problems.append(p)
                 continue
+        p, skip = _link_problem(layer, n, layers, a.shapes, g)
+        if p or skip:
+            problems += [p] if p else []
+            continue
         try:
             out = tuple(int(d) for d in layer.output_shape(in_shape))
             pcount = int(layer.param_count(in_shape))
@@ -358,6 +391,7 @@ def analyze(
             )
             continue
         a.in_shapes[n], a.shapes[n] = in_shape, out
+        layer.in_shape, layer.out_shape = in_shape, out  # for blocks linking to it
         a.params[n], a.buffers[n] = pcount, bcount
         costs[n] = block_cost(layer.config, in_shape, out, pcount, bcount, training)
     for n in stuck:

@@ -75,6 +75,8 @@ class Model:
         self.inputs: dict[str, list[str]] = {}
         for n in a.order:
             layer = LAYER_TYPES[a.types[n]](name=n, **graph.config_of(n))
+            for key in type(layer).links:  # MaxUnpool2D reads its (upstream, built) pool
+                layer.bind(key, self.layers[layer.config[key]])
             layer.build(a.in_shapes[n], layer_rng(seed, n))
             self.layers[n] = layer
             self.inputs[n] = graph.inputs_of(n)

@@ -89,6 +89,8 @@ def parse_value(kind: str, text: str) -> Any:
         if len(v) not in (1, 2):
             raise ValueError("type a number, 'h, w', same or valid")
         return v[0] if len(v) == 1 else v
+    if kind == "block":  # a block id, as typed (a number-like id stays text)
+        return t or None
     if kind == "connections":
         if not t:
             return None

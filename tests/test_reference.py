@@ -35,6 +35,7 @@ from engine.layers import (
     GlobalAvgPool2D,
     Layer,
     MaxPool2D,
+    MaxUnpool2D,
     Reshape,
     Subsample2D,
     Upsample2D,
@@ -121,6 +122,16 @@ def ref_pool(forward, backward):
         return out, lambda dout: (backward(dout, cache), {}, {}), {}
 
     return ref
+
+
+def ref_unpool(layer, x, training):
+    cfg = layer.pool.config
+    stride = None if cfg["stride"] is None else pair(cfg["stride"])
+    _, pool_cache = R.pool.max_pool2d_forward(
+        layer.pool_input, pair(cfg["kernel_size"]), stride, pair(cfg["padding"])
+    )
+    out, cache = R.pool.max_unpool2d_forward(x, pool_cache)
+    return out, lambda dout: (R.pool.max_unpool2d_backward(dout, cache), {}, {}), {}
 
 
 def ref_global_avg(layer, x, training):
@@ -258,6 +269,7 @@ REFERENCES = {
     "MaxPool2D": ref_pool(R.pool.max_pool2d_forward, R.pool.max_pool2d_backward),
     "AvgPool2D": ref_pool(R.pool.avg_pool2d_forward, R.pool.avg_pool2d_backward),
     "GlobalAvgPool2D": ref_global_avg,
+    "MaxUnpool2D": ref_unpool,
     "Subsample2D": ref_subsample,
     "Upsample2D": ref_upsample,
     "Flatten": ref_flatten,
@@ -293,6 +305,13 @@ POOL_SETTINGS = [
     {"kernel_size": 2, "padding": [1, 0]},
 ]
 
+# MaxUnpool2D cases: pool id -> (its settings, the unpool's input (its output) OH x OW, H x W)
+UNPOOL_POOLS = {
+    "p2": ({"kernel_size": 2}, (3, 4), (7, 8)),
+    "p3": ({"kernel_size": 3, "padding": 1}, (3, 3), (7, 8)),
+    "p23": ({"kernel_size": [2, 3], "stride": [2, 3], "padding": [1, 0]}, (4, 2), (7, 6)),
+}
+
 CASES = [
     (Dense(units=3), (4, 5), False),
     (Dense(units=2, bias=False), (3, 6), False),
@@ -323,6 +342,8 @@ CASES = [
     (ConvTranspose2D(filters=1, kernel_size=2, stride=3, bias=False), (2, 2, 3, 3), False),
     *[(MaxPool2D(**cfg), (2, 3, 7, 8), False) for cfg in POOL_SETTINGS],
     *[(AvgPool2D(**cfg), (2, 3, 7, 8), False) for cfg in POOL_SETTINGS],
+    # the pool it undoes: UNPOOL_POOLS[its 'pool'] on the unpool's output shape (see build)
+    *[(MaxUnpool2D(pool=p), (2, 3, *shape), False) for p, (_, shape, _) in UNPOOL_POOLS.items()],
     (GlobalAvgPool2D(), (3, 2, 5, 4), False),
     (Subsample2D(), (2, 3, 6, 6), False),
     (Subsample2D(kernel_size=3), (2, 2, 7, 8), False),  # rows/columns left over
@@ -400,8 +421,20 @@ def make_input(layer, shape, rng):
     return rng.standard_normal(shape)
 
 
+def bind_pool(layer, shape):
+    """A MaxUnpool2D's pool, run on tied images (the unpool's reference reads pool_input)."""
+    cfg, _, (h, w) = UNPOOL_POOLS[layer.config["pool"]]
+    pool = MaxPool2D(name=layer.config["pool"], **cfg)
+    pool.build((shape[1], h, w)).astype(np.float64)
+    layer.pool_input = tied_images(6, (shape[0], shape[1], h, w))
+    pool.forward(layer.pool_input)
+    layer.bind("pool", pool)
+
+
 def build(layer, shape, rng):
     in_shape = [s[1:] for s in shape] if isinstance(shape, list) else shape[1:]
+    if isinstance(layer, MaxUnpool2D):
+        bind_pool(layer, shape)
     layer.build(in_shape, rng).astype(np.float64)
     for k, v in layer.params.items():  # non-trivial values everywhere (biases start at zero)
         v[...] = rng.uniform(-0.8, 0.8, v.shape) if k.startswith("bias") else v

@@ -34,7 +34,7 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
     after: list[str] = []
     var = {}
     for b in plan.blocks:
-        tb = torch_block(b)
+        tb = torch_block(b, plan)
         for h, source in tb.helpers.items():
             helpers.setdefault(h, source)
         args = [var[s] for s in b.inputs]
@@ -55,7 +55,9 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
         if b.type == "Input":
             var[b.id] = "x"
             continue
-        fwd_lines.append(f"        {b.ident} = {tb.forward.format(*args, m=m)}")
+        refs = {k: var[r] for k, r in tb.refs.items()}
+        refs |= {f"{k}_in": var[plan.by_id[r].inputs[0]] for k, r in tb.refs.items()}
+        fwd_lines.append(f"        {b.ident} = {tb.forward.format(*args, m=m, **refs)}")
         var[b.id] = b.ident
         for key, method, settings in init_methods(b):
             tname = tb.names.get(key, key)

@@ -10,20 +10,28 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import GraphError
-from engine.export.plan import Block
+from engine.export.plan import Block, Plan
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer, TorchBlock
 
 __all__ = ["TorchBlock", "init_methods", "torch_block"]
 
 
-def _layer(block: Block) -> Layer:
-    return LAYER_TYPES[block.type](name=block.id, **block.config)
+def _layer(block: Block, plan: Plan | None = None) -> Layer:
+    layer = LAYER_TYPES[block.type](name=block.id, **block.config)
+    for key in type(layer).links:  # the blocks it reads (MaxUnpool2D's pool), as analysed
+        other = plan.by_id.get(layer.config.get(key)) if plan is not None else None
+        if other is not None:
+            partner = _layer(other)
+            partner.in_shape, partner.out_shape = other.in_shape, other.out_shape
+            layer.bind(key, partner)
+    return layer
 
 
-def torch_block(block: Block) -> TorchBlock:
-    """The PyTorch form of ``block`` (GraphError naming it if there is none)."""
-    tb = _layer(block).to_torch(block.in_shape)
+def torch_block(block: Block, plan: Plan | None = None) -> TorchBlock:
+    """The PyTorch form of ``block`` (GraphError naming it if there is none); ``plan`` gives
+    the blocks a block links to."""
+    tb = _layer(block, plan).to_torch(block.in_shape)
     if tb is None:
         raise GraphError(
             f"{block.type} has no PyTorch export yet; export to numpy (engine "

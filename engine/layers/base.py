@@ -17,7 +17,8 @@ A new block type is one class (tests/test_new_block_type.py makes one up): ``typ
 ``options``, ``output_shape``, ``param_shapes``, ``forward``, ``backward``; then what the app
 asks of it, each with a default that fits most layers: ``family`` and ``starter`` (palette),
 ``summary`` (canvas), ``input_problem``, ``grows_input`` and ``param_note`` (analysis and its
-Summary), ``macs`` and
+Summary), ``links`` and ``bind`` (a setting naming another block whose state it reads:
+analysis checks the pair, the Model connects it, the canvas draws a dashed link), ``macs`` and
 ``whole_batch`` (splitting a step over processes), ``recurrent`` and ``shows_filters`` (training
 panels), ``init_rule`` (engine and exported starts), ``to_torch`` (PyTorch export). A class in
 engine.layers registers as it is defined; one made elsewhere calls ``register(cls)``.
@@ -87,6 +88,9 @@ class TorchBlock:
     helpers: dict[str, str] = field(default_factory=dict)  # class name -> its source
     names: dict[str, str] = field(default_factory=dict)  # engine name -> module's name
     init_after: list[str] = field(default_factory=list)  # lines, "{m}" = model.<attr>
+    # name -> block id: forward may use "{name}" (that block's output) and "{name_in}" (its
+    # first input's), e.g. MaxUnpool2D's pool
+    refs: dict[str, str] = field(default_factory=dict)
 
 
 def code(value: Any) -> str:
@@ -145,6 +149,7 @@ class Layer:
     whole_batch: ClassVar[str] = ""  # why an output depends on the whole batch ("": it does not)
     shows_filters: ClassVar[bool] = False  # its weight (F, C, *kernel) is drawn as filters
     grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
+    links: ClassVar[tuple[str, ...]] = ()  # settings naming a block whose state it reads
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
 
@@ -225,6 +230,12 @@ class Layer:
             math.prod(s) for k, s in self.param_shapes(in_shape).items() if k.startswith("weight")
         )
         return weights * (math.prod(out_shape) // max(1, out_shape[0])) if weights else 0
+
+    def bind(self, key: str, other: Layer) -> None:
+        """Connect the block named by setting ``key`` (one of ``links``; MaxUnpool2D's pool),
+        an upstream block whose ``in_shape`` and ``out_shape`` are known. Analysis and the
+        Model call it before ``output_shape``; raise ShapeError or ConfigError (naming both
+        blocks) if ``other`` does not fit."""
 
     def to_torch(self, in_shape: Any) -> TorchBlock | None:
         """The PyTorch module computing what this block computes, for input ``in_shape`` (a

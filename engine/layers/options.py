@@ -9,6 +9,7 @@ editors from the same declarations.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class Opt:
 
     kind: "int" | "float" | "bool" | "choice" | "padding" | "size" (int or [h, w]) |
           "shape" (list of positive ints) | "connections" (list of lists of ints, or null) |
-          "int_or_pair" ...
+          "int_or_pair" | "block" (the id of another block) ...
     """
 
     kind: str
@@ -194,6 +195,16 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
             f"'{key}' must be a list, for each output map, of the input maps it reads "
             f"(non-empty lists of indices); got {_show(value)}",
             block=block,
+        )
+    if k == "block":  # another block's id (MaxUnpool2D's pool)
+        if (
+            isinstance(value, str)
+            and 0 < len(value) <= 200
+            and all(unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value)
+        ):
+            return value
+        raise ConfigError(
+            f"'{key}' must be the id of a block in the graph; got {_show(value)}", block=block
         )
     raise ConfigError(f"'{key}' has an unknown option kind {k!r}", block=block)
 

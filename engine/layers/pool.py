@@ -1,4 +1,5 @@
-"""Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D.
+"""Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D,
+MaxUnpool2D.
 
 The same one window at a time, as the lectures write them: engine/reference/pool.py.
 
@@ -184,6 +185,18 @@ class MaxPool2D(_Pool):
 
         return self._backward(dout, x_shape, chosen("rows"), chosen("cols"), picks)
 
+    def argmax_indices(self) -> np.ndarray:
+        """Where the last forward took each maximum: (N, C, OH, OW) int64 indices into the
+        flattened H x W of its input (PyTorch's ``return_indices``; MaxUnpool2D reads them)."""
+        if self._cache is None:
+            raise ShapeError("has not run forward yet: no maxima to unpool", block=self.name)
+        (n, c, h, w), picks = self._cache
+        (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
+        rows = np.arange(oh)[:, None] * sh + picks["rows"].astype(np.int64)  # padded row
+        cols = np.take_along_axis(picks["cols"], rows, axis=2).astype(np.int64)
+        cols += np.arange(ow) * sw  # padded column
+        return (rows - ph) * w + (cols - pw)
+
 
 class AvgPool2D(_Pool):
     """Mean of each window; padded zeros count in the mean (PyTorch's count_include_pad).
@@ -344,3 +357,105 @@ class Upsample2D(Layer):
         n, c, h, w = self._cache
         sh, sw = F.pair(self.config["scale"])
         return dout.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5))
+
+
+class MaxUnpool2D(Layer):
+    """Max-unpooling (lecture 001, SegNet's decoder): each value goes back to the position its
+    paired MaxPool2D (setting ``pool``) took the maximum of its window from; zeros elsewhere.
+
+    Reference: engine.reference.pool.max_unpool2d_forward / max_unpool2d_backward.
+    Shapes: x (N, C, OH, OW), the pool's output -> out (N, C, H, W), the pool's input
+    The gradient of each value is the output gradient at the position it went to. The pool must
+    run first (it is upstream), have non-overlapping windows (stride = kernel size: every
+    position takes at most one value) and output this block's input shape.
+    """
+
+    type_name = "MaxUnpool2D"
+    family = "Pooling"
+    links = ("pool",)
+    options = {
+        "pool": Opt(
+            "block",
+            default=None,
+            nullable=True,
+            doc="the MaxPool2D whose maxima's positions it uses",
+        )
+    }
+
+    def __init__(self, name: str | None = None, **config: Any):
+        super().__init__(name, **config)
+        self.pool: MaxPool2D | None = None
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"from {cfg.get('pool')}" if cfg.get("pool") else "no pool"
+
+    def bind(self, key, other):
+        pool_id = self.config["pool"]
+        if not isinstance(other, MaxPool2D):
+            raise ConfigError(
+                f"'pool' is block '{pool_id}', a {other.type_name}; max-unpooling needs the "
+                "MaxPool2D whose maxima it puts back",
+                block=self.name,
+            )
+        cfg = other.config
+        if cfg["stride"] is not None and F.pair(cfg["stride"]) != F.pair(cfg["kernel_size"]):
+            raise ConfigError(
+                f"pool '{pool_id}' has overlapping windows (stride {cfg['stride']}, kernel "
+                f"{cfg['kernel_size']}); unpooling needs stride = kernel size",
+                block=self.name,
+            )
+        self.pool = other
+
+    def output_shape(self, in_shape):
+        _image(self, in_shape)
+        pool = self.pool
+        if pool is None:
+            raise ConfigError(
+                "choose the MaxPool2D it undoes: set 'pool' to that block's id", block=self.name
+            )
+        if tuple(in_shape) != tuple(pool.out_shape):
+            raise ShapeError(
+                f"its input {_shape_text(in_shape)} is not the output "
+                f"{_shape_text(pool.out_shape)} of its pool '{pool.name}': unpool what that "
+                "pool made (same channels and size)",
+                block=self.name,
+            )
+        return tuple(pool.in_shape)
+
+    def to_torch(self, in_shape):
+        cfg = self.pool.config if self.pool is not None else None
+        if cfg is None:
+            return None
+        args = torch_size(cfg["kernel_size"])
+        if F.pair(cfg["padding"]) != (0, 0):
+            args += f", padding={torch_size(cfg['padding'])}"
+        # the indices: the pool's maxima again (return_indices), from the pool's input
+        where = f"F.max_pool2d({{pool_in}}, {args}, return_indices=True)[1]"
+        return TorchBlock(
+            f"nn.MaxUnpool2d({args})",
+            f"{{m}}({{0}}, {where}, output_size={{pool_in}}.shape[-2:])",
+            refs={"pool": self.config["pool"]},
+        )
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        idx = self.pool.argmax_indices()
+        if idx.shape != x.shape:
+            raise ShapeError(
+                f"got {tuple(x.shape)} but pool '{self.pool.name}' last made {idx.shape}",
+                block=self.name,
+            )
+        n, c = x.shape[:2]
+        h, w = self.out_shape[1:]
+        flat = idx.reshape(n, c, -1)
+        self._cache = flat
+        out = np.zeros((n, c, h * w), x.dtype)
+        np.put_along_axis(out, flat, x.reshape(n, c, -1), axis=2)
+        return out.reshape(n, c, h, w)
+
+    def backward(self, dout):
+        flat = self._cache
+        n, c = dout.shape[:2]
+        dx = np.take_along_axis(dout.reshape(n, c, -1), flat, axis=2)
+        return dx.reshape(n, c, *self.in_shape[1:])

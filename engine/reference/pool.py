@@ -1,5 +1,5 @@
 """Pooling and resampling, one window at a time: MaxPool2D, AvgPool2D, GlobalAvgPool2D,
-Subsample2D (LeNet-5's S2/S4), Upsample2D.
+Subsample2D (LeNet-5's S2/S4), Upsample2D, MaxUnpool2D.
 
 A pooling layer slides a kh x kw window with stride S over each map separately (lecture 000:
 3x3 max pooling at stride 1 turns the 5x5 example into 3 3 3 / 3 3 3 / 3 2 3) and keeps one
@@ -67,6 +67,34 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
         row, col = where[n, c, y, x_]
         dxpad[n, c, row, col] += dout[n, c, y, x_]
     return dxpad[:, :, ph : ph + h, pw : pw + w]
+
+
+# --- MaxUnpool2D ------------------------------------------------------------------------------
+def max_unpool2d_forward(x: np.ndarray, pool_cache: tuple) -> tuple[np.ndarray, tuple]:
+    """Lecture 001's max-unpooling: "remember which element was max", then put each value
+    x[n, c, y, x] back at the position its window's maximum came from (``pool_cache``, from
+    max_pool2d_forward on the pool's input); zero everywhere else.
+
+    Shapes: x (N, C, OH, OW), the pool's output -> out (N, C, H, W), the pool's input.
+    """
+    x_shape, (ph, pw), where = pool_cache
+    n_samples, n_maps, h, w = x_shape
+    outpad = np.zeros((n_samples, n_maps, h + 2 * ph, w + 2 * pw))
+    for n, c, y, x_ in np.ndindex(x.shape):
+        row, col = where[n, c, y, x_]
+        outpad[n, c, row, col] = x[n, c, y, x_]
+    return outpad[:, :, ph : ph + h, pw : pw + w], pool_cache
+
+
+def max_unpool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx[n, c, y, x]: the gradient at the one position that value went to."""
+    x_shape, (ph, pw), where = cache
+    doutpad = np.pad(dout, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dx = np.zeros(where.shape[:4])
+    for n, c, y, x_ in np.ndindex(dx.shape):
+        row, col = where[n, c, y, x_]
+        dx[n, c, y, x_] = doutpad[n, c, row, col]
+    return dx
 
 
 # --- AvgPool2D ---------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ class BlockItem(QGraphicsItem):
         self.badge: float | None = None
         self.h = BLOCK_H
         self.wires: set = set()
+        self.links: set = set()  # dashed links to/from paired blocks (gui.canvas.link_item)
         self.locked = False
         self.setFlags(
             QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
@@ -171,7 +172,7 @@ class BlockItem(QGraphicsItem):
             change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
             and self.scene() is not None
         ):
-            for wire in self.wires:
+            for wire in (*self.wires, *self.links):
                 wire.update_path()
         return super().itemChange(change, value)
 

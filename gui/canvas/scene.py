@@ -23,6 +23,7 @@ from engine.graph_events import (
 )
 from engine.layers import LAYER_TYPES
 from gui.canvas.block_item import BlockItem
+from gui.canvas.link_item import LinkItem
 from gui.canvas.style import count_text, family_of, key_settings, shape_text
 from gui.canvas.wire_item import WireItem
 
@@ -35,6 +36,7 @@ class GraphScene(QGraphicsScene):
         self.graph = graph
         self.blocks: dict[str, BlockItem] = {}
         self.wires: dict[tuple[str, str], WireItem] = {}
+        self.links: dict[tuple[str, str], LinkItem] = {}  # (named block, naming block)
         self.analysis: Analysis | None = None
         self.badges: dict[str, float] = {}
         self.locked = False
@@ -43,7 +45,7 @@ class GraphScene(QGraphicsScene):
             NodeAdded: lambda e: self._add_block(e.block),
             NodeRemoved: lambda e: self._remove_block(e.block),
             NodeMoved: self._move_block,
-            ConfigChanged: lambda e: self._refresh_text(e.block),
+            ConfigChanged: lambda e: (self._refresh_text(e.block), self._refresh_links()),
             EdgeAdded: lambda e: self._add_wire(e.source, e.target, e.port),
             EdgeRemoved: lambda e: self._remove_wire(e.source, e.target),
             Reset: lambda e: self.rebuild(),
@@ -70,10 +72,12 @@ class GraphScene(QGraphicsScene):
         self.clear()
         self.blocks.clear()
         self.wires.clear()
+        self.links.clear()
         for n in self.graph.nodes():
             self._add_block(n)
         for s, t, p in self.graph.edges():
             self._add_wire(s, t, p)
+        self._refresh_links()
         if self.analysis is not None:
             self.apply_analysis(self.analysis)
         self.update_scene_rect()
@@ -89,6 +93,7 @@ class GraphScene(QGraphicsScene):
         self._refresh_text(n)
         if n in self.badges:
             item.set_badge(self.badges[n])
+        self._refresh_links()
 
     def _refresh_text(self, n: str) -> None:
         item = self.blocks[n]
@@ -101,6 +106,29 @@ class GraphScene(QGraphicsScene):
     def _remove_block(self, n: str) -> None:
         item = self.blocks.pop(n)
         self.removeItem(item)
+        self._refresh_links()
+
+    def _refresh_links(self) -> None:
+        """One dashed link per block setting that names another block (``Layer.links``)."""
+        want = set()
+        for n in self.blocks:
+            cls = LAYER_TYPES.get(self.graph.type_of(n))
+            for key in getattr(cls, "links", ()):
+                other = self.graph.config_of(n).get(key)
+                if isinstance(other, str) and other in self.blocks and other != n:
+                    want.add((other, n, key))
+        for pair in [p for p in self.links if (*p, self.links[p].key) not in want]:
+            link = self.links.pop(pair)
+            for b in (link.source, link.target):
+                b.links.discard(link)
+            self.removeItem(link)
+        for s, t, key in want:
+            if (s, t) not in self.links:
+                link = LinkItem(self.blocks[s], self.blocks[t], key)
+                self.blocks[s].links.add(link)
+                self.blocks[t].links.add(link)
+                self.addItem(link)
+                self.links[(s, t)] = link
 
     def _slots_needed(self, item: BlockItem) -> int:
         if not item.multi_input:
