@@ -26,6 +26,7 @@ SHOTS = [
     ("lenet5", 15, "filters", "panel_filters.png", False, "c1"),
     ("lenet5", 15, "loss", "panel_loss.png", False, None),
     ("lenet5", 15, "confusion", "panel_confusion.png", False, None),
+    ("lenet5", 15, "why", "panel_why.png", False, None),
     ("adding_rnn", 8, "gradients", "panel_bptt_rnn.png", False, None),
     ("adding_lstm", 8, "gradients", "panel_bptt_lstm.png", False, None),
     ("adding_lstm", 8, "activations", "panel_gates.png", False, "rnn"),

@@ -43,7 +43,7 @@ class RedrawMixin:
         want = {
             "filters": p["filters"].shown(),
             "activations": p["activations"].shown(),
-            "weights": p["try_it"].shown(),
+            "weights": p["try_it"].shown() or p["why"].shown(),
             "confusion": p["confusion"].shown(),
             "sample": p["activations"].sample.value(),
         }

@@ -17,6 +17,7 @@ from gui.training.panels.gradients import GradientsPanel  # noqa: E402
 from gui.training.panels.loss import LossPanel  # noqa: E402
 from gui.training.panels.runs import RunsPanel  # noqa: E402
 from gui.training.panels.try_it import TryItPanel  # noqa: E402
+from gui.training.panels.why import WhyPanel  # noqa: E402
 
 PANEL_TYPES = {
     "loss": LossPanel,
@@ -26,6 +27,7 @@ PANEL_TYPES = {
     "confusion": ConfusionPanel,
     "runs": RunsPanel,
     "try_it": TryItPanel,
+    "why": WhyPanel,
 }
 
 __all__ = ["PANEL_TYPES"]
