@@ -476,8 +476,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     e = ex.explain(model, x, args.method, cls=args.cls, block=args.block)
     took = time.perf_counter() - t0
     picture = ex.overlay(x, e.map, 0.5)
-    scale = max(1, 256 // max(1, min(picture.shape[:2])))
-    picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
+    if picture.shape[0] == 1:  # a sequence: a strip, each position a 24-pixel-high cell
+        picture = picture.repeat(24, axis=0).repeat(max(1, 512 // picture.shape[1]), axis=1)
+    else:
+        scale = max(1, 256 // max(1, min(picture.shape[:2])))
+        picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
     png = io.BytesIO()
     Image.fromarray(picture).save(png, format="PNG")
     _write_output(f"{out}.png", png.getvalue())
@@ -487,9 +490,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     top = ", ".join(f"{k} ({e.scores[k]:.3g})" for k in ex.top_classes(e.scores))
     on = f" of block {e.block}" if e.block else ""
     _out(f"{e.method}{on} for class {e.cls} (top classes: {top}); {took * 1000:.0f} ms")
+    if ex.reads_ids(model):  # a text model: each word (or id) with its value
+        vocab = _vocab(model, args.graph)
+        tokens = [vocab[i] if 0 <= i < len(vocab) else str(i) for i in x.tolist()]
+        _out(" ".join(f"{t}({v:+.2g})" for t, v in zip(tokens, e.map.tolist(), strict=True)))
     size = "x".join(str(d) for d in e.map.shape)
     _out(f"wrote {out}.png (the map over the input) and {out}.npy ({size} float32)")
     return 0
+
+
+def _vocab(model: Any, graph_path: str) -> list[str]:
+    """The words of a built-in text data set the graph trains on (generated in a moment); ids
+    as numbers otherwise (a user's text file is not read again just for names)."""
+    from engine.data import load_dataset
+
+    spec = load_graph(graph_path).training.get("dataset")
+    name = spec.get("name") if isinstance(spec, dict) else spec
+    if name not in BUILTIN_DATASETS:
+        return []
+    try:
+        return list(load_dataset(spec).vocab or [])
+    except BlockPropError:
+        return []
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

@@ -282,13 +282,25 @@ def smoothgrad(
     sigma = noise * float(x.max() - x.min() or 1.0)
     rng = np.random.default_rng(seed)
     total = np.zeros(map_shape(model.input_shape), np.float64)
-    for start in range(0, n, 32):
-        k = min(32, n - start)
+    chunk = batch_for(model, 32)
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
         xs = x[None] + rng.normal(0.0, sigma, (k, *x.shape)).astype(x.dtype)
         total += _channel_max(model, input_gradient(model, xs, c)).sum(axis=0)
     m = (total / n).astype(np.float32)
     settings = {"n": n, "noise": noise, "sigma": sigma}
     return Explanation("smoothgrad", c, m, scores[0], None, m, settings)
+
+
+BATCH_BYTES = 256 * 1024**2  # what one batch of noisy or occluded copies may hold
+
+
+def batch_for(model: Model, most: int) -> int:
+    """How many copies of the input to run at once: at most ``most``, and few enough that
+    their activations (about three float values per output value: outputs and caches) stay
+    under BATCH_BYTES (a 224x224 ResNet-18 holds about 2.5 M values a sample: 8 at a time)."""
+    per_sample = sum(int(np.prod(layer.out_shape or ())) for layer in model.layers.values())
+    return int(max(1, min(most, BATCH_BYTES // max(1, 3 * 4 * per_sample))))
 
 
 def _windows(size: int, patch: int, stride: int) -> list[int]:
@@ -305,7 +317,7 @@ def occlusion(
     patch: int | None = None,
     stride: int | None = None,
     fill: float = 0.0,
-    batch: int = 64,
+    batch: int | None = None,
 ) -> Explanation:
     x = _check(model, x)
     scores = model.forward(x[None])
@@ -325,6 +337,7 @@ def occlusion(
         if len(mshape) == 1
         else [(i, j) for i in grids[0] for j in grids[1]]
     )
+    batch = batch or batch_for(model, 64)
     drop = np.zeros(mshape, np.float64)
     count = np.zeros(mshape, np.float64)
     # where a patch goes: the last len(mshape) axes (all channels at once)
@@ -499,7 +512,10 @@ def colorize(u: np.ndarray) -> np.ndarray:
 
 
 def input_picture(x: np.ndarray) -> np.ndarray:
-    """A sample as an RGB uint8 picture (H, W, 3): images min-max scaled, 1-D inputs a strip."""
+    """A sample as an RGB uint8 picture (H, W, 3): images min-max scaled, 1-D inputs a strip
+    (token ids, which are names not amounts, a plain grey one)."""
+    if not np.issubdtype(np.asarray(x).dtype, np.floating):
+        return np.full((1, np.asarray(x).shape[-1], 3), 128, np.uint8)
     x = np.asarray(x, np.float64)
     if x.ndim == 3:
         x = x[0] if x.shape[0] != 3 else x.transpose(1, 2, 0)

@@ -41,6 +41,7 @@ def test_registry_lists_every_data_set_with_one_line_and_options():
         "adding",
         "copy",
         "sine",
+        "reviews",
         "chars",
         "tagging",
         "csv",

@@ -257,3 +257,71 @@ def test_top_classes_and_methods_on_integer_ids():
         explain(m, ids, "saliency")
     e = explain(m, ids, "occlusion", patch=1)
     assert e.map.shape == (6,) and np.isfinite(e.map).all()
+
+
+# --- text: CAM over the words (lecture 001's word localisation) -------------------------------
+def text_net() -> engine.Graph:
+    return chain(
+        "text",
+        [9],
+        [
+            ("emb", "Embedding", {"num_embeddings": 12, "embedding_dim": 5}),
+            ("tr", "Transpose", {}),
+            ("conv", "Conv1D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
+            ("relu", "Activation", {"fn": "relu"}),
+            ("gap", "GlobalAvgPool1D", {}),
+            ("fc", "Dense", {"units": 2}),
+        ],
+    )
+
+
+def test_cam_over_words_is_the_weighted_sum_of_the_conv1d_maps():
+    m = engine.build_model(text_net(), seed=6)
+    ids = np.array([1, 5, 3, 0, 11, 2, 7, 7, 4])
+    e = explain(m, ids, "cam", cls=0)
+    f = m.layers["relu"].forward(m.layers["conv"].forward(
+        m.layers["tr"].forward(m.layers["emb"].forward(ids[None]))))[0]  # fmt: skip
+    w = m.params["fc.weight"][0]
+    want = sum(w[k] * f[k] for k in range(4))
+    np.testing.assert_allclose(e.map, want, rtol=1e-5, atol=1e-6)
+    assert e.map.shape == (9,) and e.block == "relu"
+    assert abs(want.mean() + m.params["fc.bias"][0] - e.scores[0]) < 1e-5
+    assert methods_for(m) == ["cam", "gradcam", "occlusion"]
+    g = explain(m, ids, "gradcam", cls=0)
+    assert g.block == "conv" and g.map.shape == (9,)
+
+
+def test_reviews_are_labelled_by_their_sentiment_words():
+    from engine.data import load_dataset
+    from engine.data.reviews import NEGATIVE, POSITIVE, words
+
+    ds = load_dataset({"name": "reviews", "n": 400}, seed=3)
+    assert ds.X.shape == (400, 20) and ds.X.dtype == np.int64 and ds.X.min() >= 1
+    assert abs(int(ds.y.sum()) - 200) <= 1
+    for x, y in zip(ds.X, ds.y, strict=True):
+        w = words(x)
+        pos, neg = sum(t in POSITIVE for t in w), sum(t in NEGATIVE for t in w)
+        assert (pos > neg) == (y == 1) and max(pos, neg) >= 1
+
+
+def test_text_preset_cam_peaks_at_the_deciding_words(tmp_path):
+    import engine.cli as cli
+    from engine.data import load_dataset, split
+    from engine.data.reviews import NEGATIVE, POSITIVE, words
+
+    preset = ROOT / "presets" / "text_cnn_cam.json"
+    assert cli.main(["train", str(preset), "--save", str(tmp_path / "w.npz")]) == 0
+    g = engine.load_graph(preset)
+    m = engine.build_model(g)
+    engine.load_weights(m, tmp_path / "w.npz")
+    ds = load_dataset(g.training["dataset"], seed=g.training["seed"])
+    _, _, X, y = split(ds, g.training["val_split"], g.training["seed"])
+    near = right = 0
+    for x, label in zip(X[:200], y[:200], strict=True):
+        e = explain(m, x, "cam")
+        right += e.cls == label
+        own = POSITIVE if e.cls == 1 else NEGATIVE
+        spots = [i for i, t in enumerate(words(x)) if t in own]
+        peak = int(np.argmax(e.map))
+        near += min(abs(peak - i) for i in spots) <= 1  # a kernel-3 window holds the word
+    assert right >= 190 and near >= 190, (right, near)

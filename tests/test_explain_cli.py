@@ -129,3 +129,25 @@ def test_user_errors_are_one_line_with_status_2(lenet, capsys):
         line = one_line(capsys)
         assert want in line, (want, line)
     assert not (d / "out.png").exists() and not (d / "out.npy").exists()
+
+
+def test_a_text_model_prints_each_words_share(tmp_path, capsys):
+    from engine.data import load_dataset
+    from engine.data.reviews import words
+
+    preset = ROOT / "presets" / "text_cnn_cam.json"
+    m = engine.build_model(engine.load_graph(preset), seed=1)
+    engine.save_weights(m, tmp_path / "w.npz")
+    ids = load_dataset("reviews").X[4]
+    np.save(tmp_path / "r.npy", ids)
+    assert run(preset, "--weights", tmp_path / "w.npz", "--input", tmp_path / "r.npy",
+               "--method", "cam", "-o", tmp_path / "c") == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    want = explain(m, ids, "cam").map
+    assert lines[1].split() == [f"{t}({v:+.2g})" for t, v in zip(words(ids), want, strict=True)]
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), want)
+    assert np.asarray(Image.open(tmp_path / "c.png")).shape == (24, 20 * 25, 3)
+    np.save(tmp_path / "f.npy", ids + 0.5)
+    assert run(preset, "--weights", tmp_path / "w.npz", "--input", tmp_path / "f.npy",
+               "-o", tmp_path / "c") == 2  # fmt: skip
+    assert "must be integer token ids" in one_line(capsys)

@@ -80,7 +80,7 @@ def test_reserved_names_cover_nn_module():
     assert public <= NN_MODULE_ATTRS, public - NN_MODULE_ATTRS
 
 
-@pytest.mark.parametrize("name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet"])
+@pytest.mark.parametrize("name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"])
 def test_exported_module_computes_what_the_engine_computes(name, tmp_path):
     torch = pytest.importorskip("torch")
     g = graph(name)
@@ -106,7 +106,7 @@ def test_the_parity_graphs_cover_every_block_type_and_activation():
     from engine.layers.activation import FUNCTIONS
 
     types, fns, bn_ranks = set(), set(), set()
-    for name in ("cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet"):
+    for name in ("cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"):
         g = graph(name)
         a = engine.analyze(g)
         for n in g.nodes():

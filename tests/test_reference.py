@@ -32,12 +32,15 @@ from engine.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     Layer,
     MaxPool2D,
     MaxUnpool2D,
     Reshape,
     Subsample2D,
+    Transpose,
     Upsample2D,
 )
 
@@ -132,6 +135,19 @@ def ref_unpool(layer, x, training):
     )
     out, cache = R.pool.max_unpool2d_forward(x, pool_cache)
     return out, lambda dout: (R.pool.max_unpool2d_backward(dout, cache), {}, {}), {}
+
+
+def ref_transpose(layer, x, training):
+    out, cache = R.shape.transpose_forward(x)
+    return out, lambda dout: (R.shape.transpose_backward(dout, cache), {}, {}), {}
+
+
+def ref_global_1d(forward, backward):
+    def ref(layer, x, training):
+        out, cache = forward(x)
+        return out, lambda dout: (backward(dout, cache), {}, {}), {}
+
+    return ref
 
 
 def ref_global_avg(layer, x, training):
@@ -270,6 +286,13 @@ REFERENCES = {
     "AvgPool2D": ref_pool(R.pool.avg_pool2d_forward, R.pool.avg_pool2d_backward),
     "GlobalAvgPool2D": ref_global_avg,
     "MaxUnpool2D": ref_unpool,
+    "GlobalAvgPool1D": ref_global_1d(
+        R.pool.global_avg_pool1d_forward, R.pool.global_avg_pool1d_backward
+    ),
+    "GlobalMaxPool1D": ref_global_1d(
+        R.pool.global_max_pool1d_forward, R.pool.global_max_pool1d_backward
+    ),
+    "Transpose": ref_transpose,
     "Subsample2D": ref_subsample,
     "Upsample2D": ref_upsample,
     "Flatten": ref_flatten,
@@ -345,6 +368,9 @@ CASES = [
     # the pool it undoes: UNPOOL_POOLS[its 'pool'] on the unpool's output shape (see build)
     *[(MaxUnpool2D(pool=p), (2, 3, *shape), False) for p, (_, shape, _) in UNPOOL_POOLS.items()],
     (GlobalAvgPool2D(), (3, 2, 5, 4), False),
+    (GlobalAvgPool1D(), (3, 4, 7), False),
+    (GlobalMaxPool1D(), (3, 4, 7), False),
+    (Transpose(), (2, 5, 3), False),
     (Subsample2D(), (2, 3, 6, 6), False),
     (Subsample2D(kernel_size=3), (2, 2, 7, 8), False),  # rows/columns left over
     (Subsample2D(kernel_size=[2, 3]), (1, 2, 5, 6), False),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import base, builtin, files, idx, images, sequences, text
+from engine.data import base, builtin, files, idx, images, reviews, sequences, text
 from engine.data.base import Dataset, DatasetSpec
 from engine.errors import ConfigError, DataError
 from engine.layers.options import Opt
@@ -23,6 +23,7 @@ from engine.layers.options import Opt
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,
     **sequences.DATASETS_HERE,
+    **reviews.DATASETS_HERE,
     "chars": text.DATASETS_HERE["chars"],
     "tagging": text.DATASETS_HERE["tagging"],
     **files.DATASETS_HERE,

@@ -1,5 +1,5 @@
 """Pooling and resampling: MaxPool2D, AvgPool2D, GlobalAvgPool2D, Subsample2D, Upsample2D,
-MaxUnpool2D.
+MaxUnpool2D, and over sequences GlobalAvgPool1D and GlobalMaxPool1D.
 
 The same one window at a time, as the lectures write them: engine/reference/pool.py.
 
@@ -459,3 +459,71 @@ class MaxUnpool2D(Layer):
         n, c = dout.shape[:2]
         dx = np.take_along_axis(dout.reshape(n, c, -1), flat, axis=2)
         return dx.reshape(n, c, *self.in_shape[1:])
+
+
+def _sequence(layer: Layer, in_shape: Any) -> int:
+    if len(in_shape) != 2:
+        raise ShapeError(
+            f"{layer.type_name} expects sequences (channels, length), as Conv1D makes, got "
+            f"{_shape_text(in_shape)}",
+            block=layer.name,
+        )
+    return int(in_shape[0])
+
+
+class GlobalAvgPool1D(Layer):
+    """Mean of each channel over the sequence (a text CNN's pooling; with a Dense after it,
+    a class activation map over the words: engine.explain.cam).
+
+    Reference: engine.reference.pool.global_avg_pool1d_forward / global_avg_pool1d_backward.
+    Shapes: x (N, C, L) -> out (N, C)
+    """
+
+    type_name = "GlobalAvgPool1D"
+    family = "Pooling"
+    global_average = True
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, "{0}.mean(dim=2)")
+
+    def output_shape(self, in_shape):
+        return (_sequence(self, in_shape),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape
+        return x.mean(axis=2)
+
+    def backward(self, dout):
+        n, c, length = self._cache
+        return np.broadcast_to((dout * (1.0 / length))[:, :, None], self._cache).copy()
+
+
+class GlobalMaxPool1D(Layer):
+    """Max of each channel over the sequence (Kim 2014's text CNN: a filter fires where its
+    n-gram occurs, wherever that is). The gradient goes to the first maximum only.
+
+    Reference: engine.reference.pool.global_max_pool1d_forward / global_max_pool1d_backward.
+    Shapes: x (N, C, L) -> out (N, C)
+    """
+
+    type_name = "GlobalMaxPool1D"
+    family = "Pooling"
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, "{0}.amax(dim=2)")
+
+    def output_shape(self, in_shape):
+        return (_sequence(self, in_shape),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        where = x.argmax(axis=2)
+        self._cache = (x.shape, where)
+        return np.take_along_axis(x, where[:, :, None], axis=2)[:, :, 0]
+
+    def backward(self, dout):
+        shape, where = self._cache
+        dx = np.zeros(shape, dout.dtype)
+        np.put_along_axis(dx, where[:, :, None], dout[:, :, None], axis=2)
+        return dx

@@ -1,4 +1,4 @@
-"""Blocks that only move data around: Input, Flatten, Reshape."""
+"""Blocks that only move data around: Input, Flatten, Reshape, Transpose."""
 
 from __future__ import annotations
 
@@ -116,3 +116,39 @@ class Reshape(Layer):
 
     def backward(self, dout):
         return dout.reshape(self._cache)
+
+
+class Transpose(Layer):
+    """Swaps the last two axes of each sample: a sequence of word vectors (T, E) from an
+    Embedding becomes E channels of length T, (E, T), the layout Conv1D reads (PyTorch's
+    ``x.transpose(1, 2)``, the text CNN's usual step).
+
+    Reference: engine.reference.shape.transpose_forward / transpose_backward.
+    Shapes: x (N, A, B) -> out (N, B, A)
+    """
+
+    type_name = "Transpose"
+    family = "Reshape"
+
+    @classmethod
+    def summary(cls, cfg):
+        return "swap last two axes"
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, "{0}.transpose(1, 2)")
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 2:
+            raise ShapeError(
+                f"Transpose swaps the two axes of a sequence (T, features), got "
+                f"{shape_text(in_shape)}",
+                block=self.name,
+            )
+        return int(in_shape[1]), int(in_shape[0])
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return np.ascontiguousarray(x.transpose(0, 2, 1))
+
+    def backward(self, dout):
+        return np.ascontiguousarray(dout.transpose(0, 2, 1))

@@ -1,5 +1,5 @@
 """Pooling and resampling, one window at a time: MaxPool2D, AvgPool2D, GlobalAvgPool2D,
-Subsample2D (LeNet-5's S2/S4), Upsample2D, MaxUnpool2D.
+Subsample2D (LeNet-5's S2/S4), Upsample2D, MaxUnpool2D, GlobalAvgPool1D, GlobalMaxPool1D.
 
 A pooling layer slides a kh x kw window with stride S over each map separately (lecture 000:
 3x3 max pooling at stride 1 turns the 5x5 example into 3 3 3 / 3 3 3 / 3 2 3) and keeps one
@@ -192,4 +192,45 @@ def upsample2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dx = np.zeros(x_shape)
     for n, c, y, x_ in np.ndindex(x_shape):
         dx[n, c, y, x_] = dout[n, c, y * sh : (y + 1) * sh, x_ * sw : (x_ + 1) * sw].sum()
+    return dx
+
+
+# --- GlobalAvgPool1D and GlobalMaxPool1D -------------------------------------------------------
+def global_avg_pool1d_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """out[n, c] = (1 / L) * sum over positions t of x[n, c, t]."""
+    n_samples, n_maps, length = x.shape
+    out = np.zeros((n_samples, n_maps))
+    for n, c in np.ndindex(n_samples, n_maps):
+        out[n, c] = sum(x[n, c, t] for t in range(length)) / length
+    return out, x.shape
+
+
+def global_avg_pool1d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """Every position of a channel gets dout / L."""
+    dx = np.zeros(cache)
+    for n, c, t in np.ndindex(cache):
+        dx[n, c, t] = dout[n, c] / cache[2]
+    return dx
+
+
+def global_max_pool1d_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """out[n, c] = max over t of x[n, c, t]; the cache keeps where (the first maximum)."""
+    n_samples, n_maps, length = x.shape
+    out = np.zeros((n_samples, n_maps))
+    where = np.zeros((n_samples, n_maps), dtype=int)
+    for n, c in np.ndindex(n_samples, n_maps):
+        best = 0
+        for t in range(1, length):
+            if x[n, c, t] > x[n, c, best]:
+                best = t
+        out[n, c], where[n, c] = x[n, c, best], best
+    return out, (x.shape, where)
+
+
+def global_max_pool1d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """All of dout[n, c] to the position that was the maximum."""
+    shape, where = cache
+    dx = np.zeros(shape)
+    for n, c in np.ndindex(shape[:2]):
+        dx[n, c, where[n, c]] = dout[n, c]
     return dx

@@ -30,3 +30,20 @@ def reshape_forward(x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, 
 def reshape_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx = dout in the input's shape."""
     return dout.reshape(cache)
+
+
+def transpose_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """out[n, b, a] = x[n, a, b]: a sequence (T, E) as E channels of length T."""
+    n, a, b = x.shape
+    out = np.zeros((n, b, a))
+    for i, j, k in np.ndindex(x.shape):
+        out[i, k, j] = x[i, j, k]
+    return out, x.shape
+
+
+def transpose_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx[n, a, b] = dout[n, b, a]: the gradient goes back the way the value came."""
+    dx = np.zeros(cache)
+    for i, j, k in np.ndindex(cache):
+        dx[i, j, k] = dout[i, k, j]
+    return dx

@@ -41,7 +41,10 @@ VIRIDIS_LUT = SEQUENTIAL.getLookupTable(nPts=256)
 
 
 def picture(x: np.ndarray) -> np.ndarray:
-    """A sample as a grey (H, W) picture (channels averaged; sequences as one row)."""
+    """A sample as a grey (H, W) picture (channels averaged; sequences as one row; token ids,
+    names rather than amounts, as a blank row)."""
+    if not np.issubdtype(np.asarray(x).dtype, np.floating):
+        return np.zeros((1, np.asarray(x).shape[-1]))
     a = np.asarray(x, np.float64)
     if a.ndim == 3:
         return a.mean(axis=0)
