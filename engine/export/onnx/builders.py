@@ -39,11 +39,15 @@ from engine.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     Layer,
     MaxPool2D,
+    MaxUnpool2D,
     Reshape,
     Subsample2D,
+    Transpose,
     Upsample2D,
 )
 
@@ -404,3 +408,34 @@ def _recurrent(ctx, layer, ins, out):
         t = ctx.node("Transpose", [y_h], [ctx.name(f"{name}/batch_major")], perm=[1, 0, 2])[0]
         shape = ctx.init(f"{name}.out_shape", np.array([0, d * h], np.int64))
     ctx.node("Reshape", [t, shape], [out])
+
+
+# --- max-unpooling and text CNN blocks ------------------------------------------------------------
+@onnx_builder(MaxUnpool2D)
+def _max_unpool(ctx, layer, ins, out):
+    # ONNX's MaxUnpool reads the indices of a MaxPool's second output: the paired pool is run
+    # again on its own input for them (as the PyTorch export does), so the pool's node stays a
+    # plain MaxPool. Indices are flat over N, C, H, W in both operators.
+    pool = next(nd for nd in reversed(ctx.nodes) if nd.op_type == "MaxPool" and
+                nd.name == layer.pool.name)  # fmt: skip
+    cfg = layer.pool.config
+    k = list(F.pair(cfg["kernel_size"]))
+    s = list(F.pair(cfg["stride"])) if cfg["stride"] is not None else k
+    ph, pw = F.pair(cfg["padding"])
+    attrs = {"kernel_shape": k, "strides": s, "pads": [ph, pw, ph, pw]}
+    unused, where = ctx.name(f"{layer.name}/values"), ctx.name(f"{layer.name}/indices")
+    ctx.node("MaxPool", [pool.input[0]], [unused, where], **attrs)
+    size = ctx.node("Shape", [pool.input[0]], [ctx.name(f"{layer.name}/size")])[0]
+    ctx.node("MaxUnpool", [ins[0], where, size], [out], **attrs)
+
+
+@onnx_builder(Transpose)
+def _transpose(ctx, layer, ins, out):
+    ctx.node("Transpose", ins, [out], perm=[0, 2, 1])
+
+
+@onnx_builder(GlobalAvgPool1D, GlobalMaxPool1D)
+def _global_pool_1d(ctx, layer, ins, out):
+    axes = ctx.init(f"{layer.name}.axes", np.array([2], np.int64))
+    op = "ReduceMean" if isinstance(layer, GlobalAvgPool1D) else "ReduceMax"
+    ctx.node(op, [ins[0], axes], [out], keepdims=0)

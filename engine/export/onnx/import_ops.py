@@ -217,7 +217,8 @@ def _activation(fn):
 def _pool(imp, node, ins, outs, a):
     op = node.op_type
     x = imp.ref(node, ins[0])
-    if len(outs) > 1 and outs[1] and imp.uses[outs[1]]:
+    indices = len(outs) > 1 and outs[1] and imp.uses[outs[1]]
+    if indices and op != "MaxPool":
         raise Unsupported(f"{op} (indices output)")
     _no_dilation(node, a)
     kernel = list(a.get("kernel_shape", []))
@@ -240,7 +241,34 @@ def _pool(imp, node, ins, outs, a):
     if pad != 0:
         cfg["padding"] = pad
     typ = "MaxPool2D" if op == "MaxPool" else "AvgPool2D"
+    if indices:  # for a MaxUnpool (_max_unpool); BlockProp's own exports use only these
+        imp.pool_indices[outs[1]] = (src, cfg, node.name or outs[1])
+        imp.consts[outs[1]] = np.zeros(0, np.int64)  # known (not data): only MaxUnpool reads it
+        if not imp.uses[outs[0]]:
+            return
     bid = imp.add_block(node, typ, cfg, [src])
+    _set_outputs(imp, outs, imp.out_ref(bid))
+
+
+def _max_unpool(imp, node, ins, outs, a):
+    """MaxUnpool -> MaxUnpool2D paired with the MaxPool2D block that has the same input and
+    settings as the MaxPool whose indices it reads (BlockProp's export runs the pool again for
+    them, and names that node after the unpool block)."""
+    if len(ins) < 2 or ins[1] not in imp.pool_indices:
+        raise Unsupported("MaxUnpool (indices not from a MaxPool)")
+    src, cfg, name = imp.pool_indices[ins[1]]
+    pool = next(
+        (
+            b
+            for b, blk in imp.blocks.items()
+            if blk["type"] == "MaxPool2D" and blk["inputs"] == [src] and blk["config"] == cfg
+        ),
+        None,
+    )
+    if pool is None:
+        raise Unsupported("MaxUnpool (no MaxPool block with its indices' input and settings)")
+    x = imp.plain(node, imp.ref(node, ins[0]))
+    bid = imp.add_block(None, "MaxUnpool2D", {"pool": pool}, [x], base=name)
     _set_outputs(imp, outs, imp.out_ref(bid))
 
 
@@ -259,8 +287,20 @@ def _reduce_mean(imp, node, ins, outs, a):
     if axes is None and len(ins) > 1 and ins[1]:
         axes = [int(v) for v in np.ravel(imp.const(node, ins[1], "axes"))]
     rank = len(x.shape)
+    if (
+        rank == 3
+        and axes is not None
+        and [ax % 3 for ax in axes] == [2]
+        and not a.get("keepdims", 1)
+    ):  # over a sequence's positions: GlobalAvgPool1D / GlobalMaxPool1D
+        typ = "GlobalAvgPool1D" if node.op_type == "ReduceMean" else "GlobalMaxPool1D"
+        bid = imp.add_block(node, typ, {}, [imp.plain(node, x)])
+        _set_outputs(imp, outs, imp.out_ref(bid))
+        return
     if rank != 4 or axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
-        raise Unsupported("ReduceMean (not over height and width)")
+        raise Unsupported(f"{node.op_type} (not over height and width)")
+    if node.op_type != "ReduceMean":
+        raise Unsupported(f"{node.op_type} (over height and width)")
     src = imp.plain(node, x)
     bid = imp.add_block(node, "GlobalAvgPool2D", {}, [src])
     c = imp.shapes[bid][0]
@@ -498,6 +538,8 @@ MAPPERS = {
     "AveragePool": _pool,
     "GlobalAveragePool": _global_avg_pool,
     "ReduceMean": _reduce_mean,
+    "ReduceMax": _reduce_mean,
+    "MaxUnpool": _max_unpool,
     "BatchNormalization": _batch_norm,
     "Dropout": _dropout,
     "Concat": _concat,

@@ -142,6 +142,10 @@ class Importer:
         self.rnn_node: dict[str, int] = {}
         self.uses: Counter[str] = Counter()
         self.node_index = 0
+        # max-unpooling and text CNNs: a MaxPool's indices output -> (its input block, its
+        # settings, the node's name); a Transpose's (block, shape) -> the node's name
+        self.pool_indices: dict[str, tuple[str, dict, str]] = {}
+        self.transposes: dict[tuple, str] = {}
 
     # --- errors and names -------------------------------------------------------------------------
     def bad(self, node: onnx.NodeProto | None, message: str) -> OnnxFileError:
@@ -197,6 +201,15 @@ class Importer:
         if r.idx is not None:
             if (r.idx < 0).any():
                 raise NeedSequences(self.rnn_node[r.block])
+            swapped = (
+                self.make_ref(r.block, r.idx.transpose(0, 2, 1)) if len(r.shape) == 3 else None
+            )
+            if swapped is not None and swapped.idx is None:
+                key = (r.block, "transpose")  # a sequence's two axes swapped: a Transpose
+                if key not in self.reshapes:
+                    base = self.transposes.get((r.block, r.shape), f"{r.block}_transpose")
+                    self.reshapes[key] = self.add_block(None, "Transpose", {}, [r.block], base=base)
+                return self.reshapes[key]
             raise Unsupported(what or f"{node.op_type} (on transposed or sliced data)")
         sample = r.shape[1:]
         if sample == self.shapes[r.block]:
@@ -219,6 +232,12 @@ class Importer:
         cls = LAYER_TYPES[typ]
         try:
             layer = cls(name=bid, **config)
+            for key in cls.links:  # the block a setting names (MaxUnpool2D's pool)
+                other = self.blocks[config[key]]
+                partner = LAYER_TYPES[other["type"]](name=config[key], **other["config"])
+                partner.in_shape = self.shapes[other["inputs"][0]]
+                partner.out_shape = self.shapes[config[key]]
+                layer.bind(key, partner)
             in_shape = (
                 self.shapes[inputs[0]] if cls.arity[1] == 1 else [self.shapes[i] for i in inputs]
             )
@@ -348,6 +367,9 @@ class Importer:
             return
         if op in MOVES and ins[0] in self.refs and all(i in self.consts for i in known[1:]):
             r = self.refs[ins[0]]
+            if op == "Transpose" and list(a.get("perm", [])) == [0, 2, 1] and r.idx is None:
+                shape = (r.shape[0], r.shape[2], r.shape[1])
+                self.transposes.setdefault((r.block, shape), node.name or outs[0])
             args = [self.consts[i] if i else None for i in ins[1:]]
             for o, v in zip(outs, _move(op, a, self.idx(r), args, len(outs)), strict=False):
                 nr = self.make_ref(r.block, v)
