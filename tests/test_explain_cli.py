@@ -100,7 +100,8 @@ def test_user_errors_are_one_line_with_status_2(lenet, capsys):
     cases.append(([*common, "--input", d / "wrong.npy"], LENET, "is 3x32x32 but"))
     # unreadable inputs
     cases.append(([*common, "--input", d / "missing.png"], LENET, "sample file not found"))
-    cases.append(([*common, "--input", d], LENET, "is not a sample file"))
+    cases.append(([*common, "--input", d], LENET, "is a folder, not a sample file"))
+    cases.append(([*common, "--input", "/dev/zero"], LENET, "character device"))
     (d / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     cases.append(([*common, "--input", d / "bad.png"], LENET, "cannot be decoded as an image"))
     np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
