@@ -205,6 +205,7 @@ BUILTIN_CASES = [
     ("copy", {"n": 50}),
     ("sine", {"n": 40}),
     ("sine", {"n": 40, "many_to_many": True}),
+    ("reviews", {"n": 60, "T": 8, "distractor": 0.7}),
     ("chars", {"n": 30}),
     ("chars", {"corpus": "brackets", "one_hot": True, "n": 20, "T": 10}),
     ("chars", {"corpus": "hello", "n": 3}),

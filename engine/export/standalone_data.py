@@ -427,6 +427,33 @@ def read_image_folder(path, size=None, grayscale=True):
     return np.stack(X).astype(np.float32), np.array(y, dtype=np.int64)
 
 
+REVIEW_FILLER = (
+    "the movie film story plot actors it was is a an and of to this that i in for with as "
+    "but on at scene scenes character characters director script ending lead performance "
+    "video store clerk rent watch saw about his her their one some there"
+).split()
+REVIEW_SENTIMENT = 8  # positive words, then as many negative ones, after the fillers
+
+
+def make_reviews(rng, n=3000, T=20, distractor=0.5):
+    """Generated reviews: X (N, T) word ids (0 <pad>, then fillers, 8 positive and 8
+    negative words), y (N,) 1 when the review's sentiment words are mostly positive."""
+    first_pos = 1 + len(REVIEW_FILLER)
+    first_neg = first_pos + REVIEW_SENTIMENT
+    X = rng.integers(1, first_pos, (n, T))
+    y = np.arange(n) % 2
+    rng.shuffle(y)
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        other = int(rng.random() < distractor) if k > 1 else 0
+        where = rng.choice(T, size=min(T, k + other), replace=False)
+        own, theirs = (first_pos, first_neg) if y[i] == 1 else (first_neg, first_pos)
+        X[i, where[:k]] = own + rng.integers(0, REVIEW_SENTIMENT, k)
+        if other:
+            X[i, where[k]] = theirs + int(rng.integers(0, REVIEW_SENTIMENT))
+    return X.astype(np.int64), y.astype(np.int64)
+
+
 # ------------------------------------------------------------------------------ the table
 
 # data set name -> (function, whether it takes rng first, the other names it needs)
@@ -450,6 +477,7 @@ MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "adding": ("make_adding", True, []),
     "copy": ("make_copy", True, ["to_one_hot"]),
     "sine": ("make_sine", True, []),
+    "reviews": ("make_reviews", True, ["REVIEW_FILLER", "REVIEW_SENTIMENT"]),
     "chars": ("make_chars", True, CHAR_NEEDS),
     "tagging": ("make_tagging", True, ["to_one_hot"]),
     "csv": ("read_csv", False, ["labels_to_targets", "as_task"]),
