@@ -47,7 +47,8 @@ Net Reshape SequenceBatchNorm Recurrent MaskedConv2d Subsample2D LectureOptimize
 torch_key load_engine_weights engine_state engine_init init_weights loss_fn predict targets
 split weight_params regularize grad_rms evaluate setup make_optimizer lr_factor
 to_one_hot shuffled bilinear_matrix make_digits make_xor make_moons make_circles make_spiral
-make_adding make_copy make_sine WORDS PAIRS pick noun_phrase verb_phrase grammar_sentence
+make_adding make_copy make_sine make_reviews REVIEW_FILLER REVIEW_SENTIMENT WORDS PAIRS pick
+noun_phrase verb_phrase grammar_sentence
 bracket_expression char_windows make_chars make_tagging labels_to_targets as_task read_csv
 read_npz read_idx_file read_idx read_text read_image_folder
 sgd_rule momentum_rule nesterov_rule adagrad_rule adadelta_rule rmsprop_rule adam_rule
