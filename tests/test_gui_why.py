@@ -67,6 +67,18 @@ def test_why_panel_draws_the_engines_map_of_a_real_run(qtbot, train_window, tmp_
     assert len(rows) == 32 * 32 and rows[33][2] == np.float32(want.map[1, 1])
     assert panel.export_png(str(tmp_path / "why.png"))
     assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
+    # a network too slow for the GUI thread: the panel says so instead of freezing the window
+    gui_model = ctrl._model_for(run)
+    assert 0 < panel.pass_s[id(gui_model)] < 0.05  # measured on LeNet-5
+    panel.pass_s[id(gui_model)] = 0.4  # as if one forward pass took 0.4 s (ResNet-18)
+    panel.method.setCurrentIndex(panel.method.findData("smoothgrad"))
+    ctrl.redraw(force=True)
+    assert panel.result is None and panel.message.isVisible()
+    assert "SmoothGrad would take about 10 s on this network" in panel.message.text()
+    panel.method.setCurrentIndex(panel.method.findData("gradcam"))
+    panel.pass_s[id(gui_model)] = 0.1  # the main map fits (0.3 s), two more would not
+    ctrl.redraw(force=True)
+    assert panel.result is not None and not panel.message.isVisible()
 
 
 def test_why_panel_says_what_it_needs(qtbot, train_window):

@@ -10,6 +10,10 @@ weights at most once a second (MIN_INTERVAL_S), so the evidence is seen to sharp
 The maps are computed here, on the GUI-side copy of the run's network (``ctrl._model_for``);
 for the slow methods the panel uses fewer noisy copies (SmoothGrad) and non-overlapping patches
 (occlusion) than the command line does, so a redraw stays near a tenth of a second on LeNet-5.
+On a large network (an imported ResNet) the GUI thread is never held long: the panel measures
+one forward pass, refuses (with a message pointing to ``app.py explain``) a method estimated
+over BUDGET_S, draws the other top classes only within that budget, and while training keeps
+its share of the time under BUSY_SHARE.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from gui.training.panels.activations import GREY_LUT, SEQUENTIAL
 from gui.training.panels.base import Panel, fit_view, image_view, set_label
 from gui.training.prep import softmax
 
-MIN_INTERVAL_S = 1.0  # while training: at most one recomputation a second
+MIN_INTERVAL_S = 1.0  # while training: at most one recomputation a second, and at most 5 %
+BUSY_SHARE = 0.05  # of the time (a large network's maps take longer)
+BUDGET_S = 0.5  # the most one redraw may spend in the GUI thread (estimated before it runs)
 METHOD_NAMES = {
     "cam": "CAM (class activation map)",
     "gradcam": "Grad-CAM",
@@ -51,6 +57,19 @@ def picture(x: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         return a.mean(axis=0)[None]
     return a[None]
+
+
+def forward_passes(method: str, shape: tuple, settings: dict) -> float:
+    """About how many forward passes ``method`` costs (a backward pass counts as two)."""
+    if method == "cam":
+        return 1.0
+    if method in ("gradcam", "saliency"):
+        return 3.0
+    if method == "smoothgrad":
+        return 1.0 + 3.0 * settings.get("n", 25)
+    sizes = shape[1:] if len(shape) >= 2 else shape
+    p, st = settings.get("patch", 1), settings.get("stride", 1)
+    return 1.0 + float(np.prod([max(0, s - p) // st + 2 for s in sizes]))
 
 
 class WhyPanel(Panel):
@@ -121,6 +140,7 @@ class WhyPanel(Panel):
         self.result: Explanation | None = None
         self.top: list[Explanation] = []
         self.seconds = 0.0  # the last computation's time
+        self.pass_s: dict[int, float] = {}  # id(model) -> seconds of one forward pass, measured
         self._weights_seen = -1
         self._model_key = None
         self._set_opacity()
@@ -153,7 +173,8 @@ class WhyPanel(Panel):
         wv = self.ctrl.weights_version
         live = run is not None and run is self.ctrl.active
         if wv != self._weights_seen and (
-            not live or time.perf_counter() - self.drawn_at >= MIN_INTERVAL_S
+            not live
+            or time.perf_counter() - self.drawn_at >= max(MIN_INTERVAL_S, self.seconds / BUSY_SHARE)
         ):
             self._weights_seen = wv
         return (id(run), self._weights_seen, self._state())
@@ -217,13 +238,31 @@ class WhyPanel(Panel):
         if method == "occlusion":
             size = min(np.shape(x)[1:] or np.shape(x))
             settings["patch"] = settings["stride"] = max(1, round(size / 8))
+        # the GUI never waits long: a map whose estimated time (passes x the measured time
+        # of one pass on this network) is over the budget is left to the command line, and
+        # the other top classes' maps are drawn only when they fit in it too
+        passes = forward_passes(method, np.shape(x), settings)
+        one = self.pass_s.get(id(model))
+        if one is not None and passes * one > BUDGET_S:
+            self.result = None
+            return self.show_message(
+                f"{METHOD_NAMES[method]} would take about {passes * one:.0f} s on this network, "
+                "too long for the panel: choose Grad-CAM or CAM here, or run python app.py "
+                "explain GRAPH.json --method " + method
+            )
         t0 = time.perf_counter()
         try:
             self.result = explain(model, x, method, self.cls.currentData(), block, **settings)
+            took = time.perf_counter() - t0
+            self.pass_s[id(model)] = took / passes
             top = []
             for k in top_classes(self.result.scores, 3):
-                same = k == self.result.cls
-                top.append(self.result if same else explain(model, x, method, k, block, **settings))
+                if k == self.result.cls:
+                    top.append(self.result)
+                elif time.perf_counter() - t0 + took <= BUDGET_S:
+                    top.append(explain(model, x, method, k, block, **settings))
+                else:
+                    top.append(None)
         except BlockPropError as e:
             self.result = None
             return self.show_message(str(e))
@@ -252,7 +291,7 @@ class WhyPanel(Panel):
         fit_view(self.main_vb, pic.shape)
         for (label, vb, base, heat), t in zip(self.small, self.top + [None] * 3, strict=False):
             if t is None:
-                label.setText("")
+                label.setText("(too slow here)" if len(self.top) == 3 else "")
                 base.clear()
                 heat.clear()
                 continue
