@@ -80,7 +80,9 @@ def test_reserved_names_cover_nn_module():
     assert public <= NN_MODULE_ATTRS, public - NN_MODULE_ATTRS
 
 
-@pytest.mark.parametrize("name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"])
+@pytest.mark.parametrize(
+    "name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"]
+)
 def test_exported_module_computes_what_the_engine_computes(name, tmp_path):
     torch = pytest.importorskip("torch")
     g = graph(name)
