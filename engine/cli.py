@@ -31,8 +31,9 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from engine.analysis import Problem, analyze, summary_text
-from engine.data import BUILTIN_DATASETS, dataset_options, resolve_paths
+from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
+from engine.data.download import text_progress
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
 from engine.graph import graph_files, load_graph
@@ -235,6 +236,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_output(args.save, "save the weights", args.graph)
     if args.log:
         _check_output(args.log, "write the log", args.graph, args.save, beside=False)
+    spec = overrides.get("dataset", ds)
+    if spec is not None and needs_download(spec):  # first use: a progress bar on stderr
+        prepare(spec, progress=text_progress(sys.stderr))
     trainer = Trainer.from_graph(graph, **overrides)
     if trainer.processes == 2:
         print(f"training in 2 processes ({trainer.processes_reason})", flush=True)

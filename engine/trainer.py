@@ -287,7 +287,9 @@ class Trainer:
     # --- data ----------------------------------------------------------------------------------
     def _prepare_data(self, ds: Any) -> None:
         name = getattr(ds, "name", "data")
-        X, y = np.asarray(ds.X), np.asarray(ds.y)
+        X, y = ds.X, np.asarray(ds.y)
+        if not isinstance(X, data_sets.ByteImages):  # bytes stay bytes: float32 per batch
+            X = np.asarray(X)
         if X.dtype.kind == "f" and X.dtype != np.float32:
             X = X.astype(np.float32)  # float64 data would silently double the time
         if tuple(X.shape[1:]) != tuple(self.model.input_shape):
@@ -312,8 +314,8 @@ class Trainer:
             y = y.astype(np.float32, copy=False)
         # The data engineer's seeded split (stratified for classes); shuffling has its own stream.
         tr, va = data_sets.split_indices(ds, self.spec["val_split"], self.spec["seed"])
-        self.train_data = (X[tr], y[tr])
-        self.val_data = (X[va], y[va])
+        self.train_data = (data_sets.rows(X, tr), y[tr])
+        self.val_data = (data_sets.rows(X, va), y[va])
         self._rng = np.random.default_rng([self.spec["seed"], 1])
         self._n_classes = getattr(ds, "n_classes", None)
         self._data_name = name

@@ -427,9 +427,88 @@ def read_image_folder(path, size=None, grayscale=True):
     return np.stack(X).astype(np.float32), np.array(y, dtype=np.int64)
 
 
+# ------------------------------------------------------------------------------ downloaded sets
+# The standard data sets are read from BlockProp's cache folder (the script does not download:
+# train once in BlockProp, or put the files there by hand, as its README says).
+
+
+def blockprop_data_dir():
+    """BlockProp's data folder: $BLOCKPROP_DATA_DIR, else $XDG_CACHE_HOME/blockprop."""
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("BLOCKPROP_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "blockprop"
+
+
+def data_file(folder, name):
+    """The path of a downloaded file, or exit saying where to put it."""
+    p = blockprop_data_dir() / folder / name
+    if not p.is_file():
+        raise SystemExit(
+            f"{p} is missing: train once in BlockProp (it downloads the data set), "
+            f"or download {name} by hand into {p.parent}"
+        )
+    return p
+
+
+def read_mnist_set(folder, split="train", n=None, pad=None, flatten=False):
+    """MNIST-style IDX files from BlockProp's data folder: X in [0, 1], y class ids."""
+    names = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }[split]
+    imgs = read_idx_file(data_file(folder, names[0]))
+    labs = read_idx_file(data_file(folder, names[1]))
+    n = n or len(imgs)
+    imgs, labs = imgs[:n], labs[:n]
+    if pad:
+        H, W = imgs.shape[1:]
+        top, left = (pad[0] - H) // 2, (pad[1] - W) // 2
+        canvas = np.zeros((len(imgs), pad[0], pad[1]), dtype=np.uint8)
+        canvas[:, top : top + H, left : left + W] = imgs
+        imgs = canvas
+    X = imgs[:, None].astype(np.float32) / np.float32(255)
+    if flatten:
+        X = X.reshape(len(X), -1)
+    return np.ascontiguousarray(X), labs.astype(np.int64)
+
+
+def read_mnist(split="train", n=None, pad=None, flatten=False):
+    return read_mnist_set("mnist", split, n, pad, flatten)
+
+
+def read_fashion_mnist(split="train", n=None, pad=None, flatten=False):
+    return read_mnist_set("fashion_mnist", split, n, pad, flatten)
+
+
+def read_cifar10(split="train", n=None):
+    """CIFAR-10's binary batches (label byte + 3,072 pixel bytes), NCHW in [0, 1]."""
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
+    recs = [np.fromfile(data_file("cifar10", f), dtype=np.uint8).reshape(-1, 3073) for f in names]
+    rec = np.concatenate(recs)[: n or None]
+    X = rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255)
+    return np.ascontiguousarray(X), rec[:, 0].astype(np.int64)
+
+
+def read_shakespeare(rng, T=100, n=None, one_hot=False):
+    """Tiny Shakespeare cut into windows of T characters (as read_text)."""
+    with open(data_file("shakespeare", "input.txt"), "rb") as f:
+        text = f.read().decode("utf-8-sig")
+    if n is None:
+        starts = np.arange(0, len(text) - T, T)
+    else:
+        starts = rng.integers(0, len(text) - T, n)
+    return char_windows(text, T, starts, one_hot)
+
+
 # ------------------------------------------------------------------------------ the table
 
 # data set name -> (function, whether it takes rng first, the other names it needs)
+MNIST_NEEDS = ["blockprop_data_dir", "data_file", "read_idx_file", "read_mnist_set"]
 CHAR_NEEDS = [
     "WORDS",
     "PAIRS",
@@ -457,4 +536,12 @@ MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "idx": ("read_idx", False, ["read_idx_file", "labels_to_targets"]),
     "text": ("read_text", True, ["to_one_hot", "char_windows"]),
     "image_folder": ("read_image_folder", False, []),
+    "mnist": ("read_mnist", False, MNIST_NEEDS),
+    "fashion_mnist": ("read_fashion_mnist", False, MNIST_NEEDS),
+    "cifar10": ("read_cifar10", False, ["blockprop_data_dir", "data_file"]),
+    "shakespeare": (
+        "read_shakespeare",
+        True,
+        ["blockprop_data_dir", "data_file", "to_one_hot", "char_windows"],
+    ),
 }
