@@ -416,3 +416,63 @@ def test_the_pytorch_scripts_loaders_read_the_same_data(server, monkeypatch):
         assert X.dtype == ds.X.dtype and X.shape == ds.X.shape, spec
         np.testing.assert_array_equal(X, np.asarray(ds.X))
         np.testing.assert_array_equal(y, ds.y)
+
+
+# ---------------------------------------------------------------------------- the app's dialog
+
+
+def test_app_download_dialog_then_ready(server, monkeypatch, qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from gui.training.download import DataDownload
+
+    files, _ = mnist_like(n_train=50, n_test=5)
+    serve(server, monkeypatch, "mnist", files)
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    ready = []
+    d = DataDownload(parent, {"name": "mnist"}, on_ready=lambda: ready.append(True))
+    assert d.dialog.isVisible()  # shown at once, while the worker thread downloads
+    qtbot.waitUntil(lambda: d.finished, timeout=10_000)
+    assert ready == [True] and d.error == "" and not d.dialog.isVisible()
+    assert not needs_download("mnist")
+
+
+def test_app_download_cancel_and_offline_dialog(server, monkeypatch, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton, QWidget
+
+    from gui.training.download import DataDownload
+
+    files, _ = mnist_like(n_train=3000)
+    serve(server, monkeypatch, "mnist", files)
+    monkeypatch.setattr(download, "CHUNK", 1024)
+    gate = threading.Event()
+    real = download._get
+
+    def slow_get(*a, **k):  # hold the first file until Cancel was pressed
+        gate.wait(5)
+        return real(*a, **k)
+
+    monkeypatch.setattr(download, "_get", slow_get)
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    ready = []
+    d = DataDownload(parent, {"name": "mnist"}, on_ready=lambda: ready.append(True))
+    qtbot.mouseClick(d.dialog.findChild(QPushButton), Qt.MouseButton.LeftButton)  # Cancel
+    gate.set()
+    qtbot.waitUntil(lambda: d.finished, timeout=10_000)
+    assert d.cancelled and not ready and d.message_box is None
+    assert not (folder("mnist") / "train-images-idx3-ubyte.gz").exists()
+    # offline: a dialog with the one line (URL, folder and file name)
+    port = closed_port()
+    old = standard.SOURCES["mnist"]
+    monkeypatch.setitem(
+        standard.SOURCES, "mnist", Source(old.folder, (f"http://127.0.0.1:{port}/",), old.files)
+    )
+    d = DataDownload(parent, {"name": "mnist"}, on_ready=lambda: ready.append(True))
+    qtbot.waitUntil(lambda: d.finished, timeout=10_000)
+    assert not ready and d.message_box is not None and d.message_box.isVisible()
+    text = d.message_box.text()
+    assert f"127.0.0.1:{port}" in text and str(folder("mnist")) in text and "\n" not in text
+    d.message_box.close()

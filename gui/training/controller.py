@@ -212,6 +212,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             self._status("Training not started: " + problem.splitlines()[0])
             return False
         self.dock.show_error("")
+        if self._download_first(spec, paused):
+            return False  # the run starts once the data set is downloaded
         self._save_spec(spec)
         for r in self.runs:
             r.drop_heavy()
@@ -251,6 +253,22 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self._bring_forward()
         self.watch_changed()
         self.timer.start()
+        return True
+
+    def _download_first(self, spec: dict, paused: bool) -> bool:
+        """A standard data set used for the first time is downloaded (a progress dialog with
+        Cancel, in a worker thread) before the run starts; True while that goes on."""
+        from engine.data import needs_download
+        from gui.training.download import DataDownload
+
+        ds = spec.get("dataset")
+        busy = getattr(self, "download", None)
+        if busy is not None and not busy.finished:
+            return True
+        if not isinstance(ds, dict) or not needs_download(ds):
+            return False
+        self.download = DataDownload(self.window, ds, on_ready=lambda: self.start(paused))
+        self._status(f"Downloading the data set {ds.get('name')}...")
         return True
 
     def _data_from_graph_folder(self, spec: dict) -> dict:
