@@ -224,6 +224,7 @@ class LiveRun:
                 "l1",
                 "l2",
                 "clip_norm",
+                "augment",
             )
             if k in spec
         }

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import data as data_sets
+from engine.augment import Augmented, active, check_augment, check_fits
 from engine.errors import BlockPropError, ConfigError, DataError
 from engine.heap import keep_freed_memory
 from engine.layers.options import Opt, check_value
@@ -80,7 +81,7 @@ TRAINING_OPTIONS: dict[str, Opt] = {
         doc="clip the joint gradient norm to this (empty: no clipping)",
     ),
 }
-TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS)
+TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS, "augment")
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 
@@ -142,6 +143,8 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             out[key] = check_value(None, key, spec.get(key, opt.default), opt)
         except ConfigError as e:
             raise ConfigError(f"training: {e.message}") from None
+    if spec.get("augment") is not None:  # engine.augment: training batches only
+        out["augment"] = check_augment(spec["augment"])
     return out
 
 
@@ -186,9 +189,11 @@ class Trainer:
         l2: float = 0.0,
         clip_norm: float | None = None,
         processes: int | str | None = None,
+        augment: dict | None = None,
     ) -> None:
         self.spec = check_training(
             {
+                **({"augment": augment} if augment is not None else {}),
                 "loss": loss,
                 "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
                 "batch_size": batch_size,
@@ -224,6 +229,9 @@ class Trainer:
         self.processes, self.processes_reason = choose_processes(
             model, self.batch_size, self.processes_requested
         )
+        if self._aug is not None and self.processes == 2:
+            self.processes = 1
+            self.processes_reason = "augmentation draws its random numbers in one process"
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
@@ -317,6 +325,13 @@ class Trainer:
         self.train_data = (data_sets.rows(X, tr), y[tr])
         self.val_data = (data_sets.rows(X, va), y[va])
         self._rng = np.random.default_rng([self.spec["seed"], 1])
+        aug = self.spec.get("augment")
+        self._aug: Augmented | None = None
+        if active(aug):  # training batches pass through engine.augment, with their own stream
+            check_fits(aug, tuple(X.shape[1:]), X.dtype.kind in "iu")
+            self._aug = Augmented(
+                self.train_data[0], aug, np.random.default_rng([self.spec["seed"], 2])
+            )
         self._n_classes = getattr(ds, "n_classes", None)
         self._data_name = name
 
@@ -575,7 +590,9 @@ class Trainer:
                 self.split_lost = f"{e}; training went on in one process"
                 self._split.close()
                 self._split, self.processes = None, 1
-        return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
+        X, y = self.train_data
+        X = X if self._aug is None else self._aug  # X[idx]: the batch, augmented
+        return half_step(self.model, self.loss_fn, X, y, idx, self.classifier)
 
     def _train_step(
         self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray], limit: float, keep: bool
