@@ -199,3 +199,57 @@ def test_pytorch_script_trains_on_the_same_augmented_first_batches(tmp_path):
     assert len(seen) >= 2 and len(ours) >= 2
     for a, b in zip(seen[:2], ours[:2], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------- GaussianNoise
+
+
+def test_gaussian_noise_block_trains_noisy_and_infers_clean():
+    from engine.layers import GaussianNoise
+
+    x = np.random.default_rng(0).random((400, 3, 5), dtype=np.float32)
+    layer = GaussianNoise(name="gn", std=0.5)
+    layer.build((3, 5), np.random.default_rng(7))
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+    out = layer.forward(x, training=True)
+    noise = out - x
+    assert out.dtype == np.float32 and abs(noise.std() - 0.5) < 0.02 and abs(noise.mean()) < 0.02
+    dout = np.random.default_rng(1).random(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(dout), dout)  # d(x + z)/dx = 1
+    again = GaussianNoise(name="gn", std=0.5)
+    again.build((3, 5), np.random.default_rng(7))
+    np.testing.assert_array_equal(again.forward(x, training=True), out)  # same seed, same noise
+    assert GaussianNoise.summary({"std": 0.5}) == "std 0.5"
+    with pytest.raises(ConfigError):
+        GaussianNoise(name="gn", std=-1.0)
+
+
+def test_gaussian_noise_gradient_through_a_model_is_the_clean_one():
+    """With the noise drawn, the loss is a function of x + z: the numerical gradient of the
+    noisy model (noise fixed) equals the backward pass."""
+    from engine.layers import Dense, GaussianNoise
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 6))
+    gn, d = GaussianNoise(name="gn", std=0.3), Dense(name="d", units=2)
+    gn.build((6,), np.random.default_rng(3))
+    d.build((6,), np.random.default_rng(4))
+    d.params = {k: v.astype(np.float64) for k, v in d.params.items()}
+    noisy = gn.forward(x, training=True)
+    z = noisy - x
+    out = d.forward(noisy, training=True)
+    dx = gn.backward(d.backward(np.ones_like(out)))
+    eps = 1e-6
+    num = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        num[i] = (d.forward(xp + z).sum() - d.forward(xm + z).sum()) / (2 * eps)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+
+
+def test_denoising_autoencoder_uses_the_gaussian_noise_block():
+    g = engine.load_graph(ROOT / "presets" / "denoising_autoencoder.json")
+    types = {g.type_of(n) for n in g.nodes()}
+    assert "GaussianNoise" in types and "Dropout" not in types
