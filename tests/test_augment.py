@@ -253,3 +253,16 @@ def test_denoising_autoencoder_uses_the_gaussian_noise_block():
     g = engine.load_graph(ROOT / "presets" / "denoising_autoencoder.json")
     types = {g.type_of(n) for n in g.nodes()}
     assert "GaussianNoise" in types and "Dropout" not in types
+
+
+def test_numpy_export_trains_with_the_same_augmentation():
+    from engine.export import export_code
+
+    g = graph_with({"augment": {"hflip": True, "noise": 0.1}, "batch_size": 16, "epochs": 1})
+    ns: dict = {"__name__": "numpy_script"}
+    exec(compile(export_code(g, "numpy"), "numpy_script", "exec"), ns)
+    t = ns["make_trainer"]()
+    assert t.spec["augment"] == engine.Trainer.from_graph(g).spec["augment"]
+    np.testing.assert_array_equal(
+        first_training_input(t), first_training_input(engine.Trainer.from_graph(g))
+    )
