@@ -47,3 +47,32 @@ def test_start_downloads_first_with_a_dialog(qtbot, train_window, server, monkey
     assert calls == [False, False]  # started again once the files were there
     assert not needs_download("mnist") and ctrl.download.error == ""
     assert sorted(p.name for p in folder("mnist").iterdir()) == sorted(files)
+
+
+def test_augment_preview_strip_shows_before_and_after(qtbot, train_window):
+    import numpy as np
+
+    w = train_window(lenet5())
+    dock = w.training.dock
+    dock.set_spec(
+        {
+            **w.graph.training,
+            "dataset": {"name": "digits", "resize": [32, 32]},
+            "augment": {"hflip": True},
+        }
+    )
+    preview = dock.augment_preview
+    preview.button.click()
+    qtbot.waitUntil(lambda: not preview.busy, timeout=10_000)
+    before, after = preview.last
+    assert before.shape == after.shape == (8, 1, 32, 32)
+    for b, a in zip(before, after, strict=True):  # each one as it was, or mirrored
+        assert np.array_equal(a, b) or np.array_equal(a, b[..., ::-1])
+    assert not np.array_equal(before, after)
+    pix = preview.picture.pixmap()
+    assert not pix.isNull() and pix.width() > 8 * 32 and pix.height() > 2 * 32
+    # settings that do not fit the data set: one line instead of the strip
+    dock.set_spec({**w.graph.training, "dataset": {"name": "moons"}, "augment": {"hflip": True}})
+    preview.button.click()
+    qtbot.waitUntil(lambda: not preview.busy, timeout=10_000)
+    assert preview.last is None and "(C, H, W)" in preview.picture.text()

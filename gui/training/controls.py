@@ -43,6 +43,7 @@ from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
 from engine.trainer import TRAINING_OPTIONS
 from gui.editors import guard_wheel
+from gui.training.augment_preview import AugmentPreview
 from gui.training.forms import OptForm, SciSpinBox
 
 IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for a folder)
@@ -163,6 +164,8 @@ class TrainingDock(QDockWidget):
         self.augment_form = OptForm(AUGMENT_OPTIONS)
         self.augment_form.changed.connect(self.edited)
         al.addWidget(self.augment_form)
+        self.augment_preview = AugmentPreview(self.spec)
+        al.addWidget(self.augment_preview)
         col.addWidget(self.augment_box)
 
         # --- run -----------------------------------------------------------------------------
