@@ -257,6 +257,7 @@ class GaussianNoise(Layer):
     on x). Inference: out = x. The noise comes from the layer's own generator (a child of the
     one given to ``build``), so a run with the same seed draws the same noise.
 
+    Reference: engine.reference.norm.gaussian_noise_forward / gaussian_noise_backward.
     Shapes: x (N, *s) -> out (N, *s)
     """
 

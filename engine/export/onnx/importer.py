@@ -40,6 +40,7 @@ from engine.export.onnx.evaluate import (
     _check_size,
     _clean_id,
     _constant,
+    _f32_text,
     _fold,
     _move,
     _size,
@@ -52,7 +53,7 @@ from engine.export.onnx.files import (
     data_file,
     read_regular,
 )
-from engine.export.onnx.import_ops import MAPPERS
+from engine.export.onnx.import_ops import MAPPERS, _set_outputs
 from engine.graph import Graph, parse_json
 from engine.layers import LAYER_TYPES
 from engine.model import build_model
