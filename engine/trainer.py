@@ -32,7 +32,6 @@ import numpy as np
 from engine import data as data_sets
 from engine.errors import BlockPropError, ConfigError, DataError
 from engine.heap import keep_freed_memory
-from engine.layers.options import Opt, check_value
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
 from engine.optim import (
@@ -50,6 +49,7 @@ from engine.parallel import (
     half_step,
     requested_processes,
 )
+from engine.settings import Opt, check_spec
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -100,12 +100,7 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         spec = {}
     if not isinstance(spec, dict):
         raise ConfigError(f"training settings must be an object, got {spec!r}")
-    unknown = [k for k in spec if k not in TRAINING_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"training has no setting {', '.join(map(repr, unknown))} "
-            f"(its settings: {', '.join(TRAINING_KEYS)})"
-        )
+    settings = check_spec("training", spec, TRAINING_OPTIONS, checked_elsewhere=TRAINING_KEYS[:4])
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
     if isinstance(ds, str):
@@ -118,11 +113,10 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     elif not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
         raise ConfigError(f"training: 'dataset' must be an object with a \"name\", got {ds!r}")
     else:
-        known = getattr(data_sets, "DATASETS", None)
-        if known is not None and ds["name"] not in known:
+        if ds["name"] not in data_sets.DATASETS:
             raise ConfigError(
                 f"training: unknown data set {ds['name']!r}; choose one of "
-                f"{', '.join(sorted(known))}"
+                f"{', '.join(sorted(data_sets.DATASETS))}"
             )
         ds = dict(ds)
     out["dataset"] = ds
@@ -137,11 +131,7 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             out[key] = check(value)
         except ConfigError as e:
             raise ConfigError(f"training: {key}: {e.message}") from None
-    for key, opt in TRAINING_OPTIONS.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"training: {e.message}") from None
+    out.update(settings)
     return out
 
 

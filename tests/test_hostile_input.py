@@ -27,9 +27,9 @@ from engine.data import DATASET_OPTIONS
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.graph import MAX_DEPTH, parse_json
 from engine.layers import LAYER_TYPES
-from engine.layers.options import INT_LIMIT, SIZE_LIMIT, check_value
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
+from engine.settings import INT_LIMIT, SIZE_LIMIT, check_value
 from engine.trainer import TRAINING_OPTIONS
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env, make_window, window

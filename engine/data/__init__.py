@@ -18,7 +18,7 @@ import numpy as np
 from engine.data import base, builtin, files, idx, images, sequences, text
 from engine.data.base import Dataset, DatasetSpec
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,

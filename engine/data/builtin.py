@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements
 from engine.errors import ConfigError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 # ---------------------------------------------------------------------------------- images
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements, one_hot
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 ADDING_OPTIONS = {
     "T": Opt("int", default=50, min=2, max=10_000, doc="sequence length"),

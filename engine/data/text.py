@@ -17,7 +17,7 @@ from engine.data.base import (
     read_text,
 )
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 MAX_CORPUS_CHARS = 5_000_000  # generated corpora: a few seconds of Python at most
 

@@ -15,7 +15,7 @@ from engine.layers import (
     shape,
 )
 from engine.layers.base import Layer, register
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
 

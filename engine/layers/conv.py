@@ -27,7 +27,7 @@ from engine import conv_plan
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, pad_text, size_text, stride_text, torch_size
-from engine.layers.options import SIZE_LIMIT, Opt
+from engine.settings import SIZE_LIMIT, Opt
 
 MAX_KERNEL = 1024
 
