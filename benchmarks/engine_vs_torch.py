@@ -138,6 +138,7 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
     import torch
 
     from engine.parallel import SplitStep, choose_processes
+    from engine.trainer import forward_backward
 
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal((BATCH, 1, 32, 32), dtype=np.float32)
@@ -148,7 +149,9 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
     opt = make_optimizer({"name": "sgd", "lr": LR})
     n_proc, why = choose_processes(model, BATCH, processes)
     print(f"lenet5 engine in {n_proc} process{'es' * (n_proc > 1)} ({why})", flush=True)
-    split = SplitStep(model, loss, x, y, True, BATCH) if n_proc == 2 else None
+    split = None
+    if n_proc == 2:
+        split = SplitStep(model, lambda i: forward_backward(model, loss, x, y, True, i), BATCH)
     idx = np.arange(BATCH)
 
     def engine_step() -> float:

@@ -33,6 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
 
 PANEL_SETS = {
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--panels", choices=sorted(PANEL_SETS), default="typical")
     args = p.parse_args(argv)
+    keep_freed_memory()  # the headless run as app.py train; the process does it itself
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
 from engine.data.base import Dataset  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 from engine.losses import get_loss  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from engine.optim import make_optimizer  # noqa: E402
@@ -157,6 +158,7 @@ def main() -> int:
         help="keep BLAS's default threads and time the wall clock instead",
     )
     args = ap.parse_args()
+    keep_freed_memory()  # both loops reuse freed memory, as app.py train does
     if args.threads:
         global CLOCK
         CLOCK = time.perf_counter

@@ -25,13 +25,13 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import data as data_sets
 from engine.errors import BlockPropError, ConfigError, DataError
-from engine.heap import keep_freed_memory
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
 from engine.optim import (
@@ -46,7 +46,6 @@ from engine.parallel import (
     HelperLost,
     SplitStep,
     choose_processes,
-    half_step,
     requested_processes,
 )
 from engine.settings import Opt, check_spec
@@ -140,6 +139,21 @@ def _sane(loss: float, limit: float) -> bool:
     return math.isfinite(loss) and loss <= limit
 
 
+def forward_backward(
+    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, classifier: bool, idx: np.ndarray
+) -> tuple[float, int]:
+    """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
+    (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
+    ``classifier``). A step in one process, or either half of a split one (engine.parallel)."""
+    yb = y[idx]
+    out = model.forward(X[idx], training=True)
+    loss = loss_fn.forward(out, yb)
+    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
+    if math.isfinite(loss):
+        model.backward(loss_fn.backward(), input_grad=False)
+    return loss, hits
+
+
 def _penalty(params: dict[str, np.ndarray], l1: float, l2: float) -> float:
     """l1 * sum|w| + l2/2 * sum w^2 over weights, the term ``regularize`` adds to the loss."""
     total = 0.0
@@ -192,7 +206,6 @@ class Trainer:
             },
             need_dataset=False,
         )
-        keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
         # runs it, not what it computes, so it is no setting of the graph's file.
         self.processes_requested = requested_processes(processes)
@@ -429,18 +442,24 @@ class Trainer:
                 return False
         return True
 
+    def start_helper(self) -> None:
+        """Fork the helper process of a two-process run (engine.parallel) unless there is one,
+        the run stays in one process or it was stopped. ``run()`` calls it; a program that
+        trains in a thread calls it first, while it has one thread (engine.live.child_main)."""
+        if self.processes == 2 and self._split is None and not self._stop.is_set():
+            self._split = SplitStep(
+                self.model,
+                partial(
+                    forward_backward, self.model, self.loss_fn, *self.train_data, self.classifier
+                ),
+                self.batch_size,
+                abandon=self._stop.is_set,  # Stop never waits on it
+            )
+
     def run(self) -> Iterator[dict]:
         """Train; yields the step, epoch and end events (see the module docstring). With
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
-        if self.processes == 2:
-            self._split = SplitStep(
-                self.model,
-                self.loss_fn,
-                *self.train_data,
-                self.classifier,
-                self.batch_size,
-                abandon=self._stop.is_set,
-            )  # Stop never waits on it
+        self.start_helper()
         try:
             yield from self._run()
         finally:
@@ -563,7 +582,7 @@ class Trainer:
                 self.split_lost = f"{e}; training went on in one process"
                 self._split.close()
                 self._split, self.processes = None, 1
-        return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
+        return forward_backward(self.model, self.loss_fn, *self.train_data, self.classifier, idx)
 
     def _train_step(
         self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray], limit: float, keep: bool

@@ -95,6 +95,45 @@ def test_the_process_protocol_runs_two_runs_and_ignores_bad_controls():
             proc.kill()
 
 
+def test_the_helper_process_is_forked_with_no_run_thread_alive(monkeypatch):
+    """A two-process run's helper is a fork (engine.parallel), made by child_main's own
+    thread between the prepare and train threads: a fork beside a running thread may copy a
+    lock that thread holds, locked for ever."""
+    import os
+
+    real_fork, forks = os.fork, []
+
+    def fork():
+        forks.append([t.name for t in threading.enumerate()])
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")
+    monkeypatch.setattr("engine.live.keep_freed_memory", lambda: None)
+    inbox, out = multiprocessing.Pipe(duplex=False)
+    commands_in, commands = multiprocessing.Pipe(duplex=False)
+    g = xor_graph()
+    commands.send(("run", (1, g.to_dict(), g.training, False), {}))
+    got = []
+
+    def read():
+        while True:
+            _, kind, payload = inbox.recv()
+            got.append((kind, payload))
+            if kind in ("finished", "failed"):
+                commands.send(None)
+                return
+
+    reader = threading.Thread(target=read, name="test-reader", daemon=True)
+    reader.start()
+    child_main(out, commands_in)
+    reader.join(10)
+    assert got[-1][0] == "finished", got[-1]
+    assert dict(got)["prepared"]["processes"] == 2
+    assert len(forks) == 1
+    assert not [name for name in forks[0] if name.startswith("blockprop-")]
+
+
 def test_stop_before_the_data_is_loaded_ends_the_run_at_once():
     g = xor_graph(epochs=1000)
     got = []

@@ -534,8 +534,22 @@ def test_lenet5_learns_digits():
     assert set(tr.last_grad_rms) == {"c1", "c3", "f5", "f6", "out"}
 
 
-def test_trainer_keeps_freed_memory_for_the_next_step(monkeypatch):
+def test_only_the_entry_points_tune_malloc(monkeypatch, tmp_path):
+    """engine.heap changes malloc for the whole process: the command line's train and the
+    app's training process do it (engine.live.child_main), a Trainer made in code does not."""
+    import engine.cli
+    import engine.heap
+
     calls = []
-    monkeypatch.setattr(trainer_mod, "keep_freed_memory", lambda: calls.append(1))
-    make()
-    assert calls == [1]  # engine.heap: steps reuse freed memory instead of page-faulting it in
+    monkeypatch.setattr(engine.heap, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(engine.cli, "keep_freed_memory", lambda: calls.append("cli"))
+    list(make(epochs=1).run())
+    assert calls == []
+    g = engine.Graph()
+    g.add_node("Input", {"shape": [2]}, node_id="in")
+    g.add_node("Dense", {"units": 2}, node_id="out")
+    g.add_edge("in", "out")
+    g.training = {"dataset": {"name": "xor", "repeat": 2}, "epochs": 1}
+    g.save(tmp_path / "g.json")
+    assert engine.cli.main(["train", str(tmp_path / "g.json")]) == 0
+    assert calls == ["cli"]

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 
-from engine.live import block_outputs
 from gui.training.buffers import RunData
 from gui.training.runs import load_runs, runs_path, save_runs
 
@@ -143,7 +142,7 @@ class RunsMixin:
         if model is None or not len(X):
             return None
         i = int(min(max(0, sample), len(X) - 1))
-        outs = block_outputs(model, X[i : i + 1])
+        outs = model.block_outputs(X[i : i + 1])
         data = {
             "activations": {b: o[0] for b, o in outs.items()},
             "gates": {

@@ -26,10 +26,10 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 import engine
-from engine.live import block_outputs, child_main, confusion_matrix
+from engine.live import child_main, confusion_matrix
 from engine.trainer import check_lr
 
-__all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "block_outputs", "confusion_matrix"]
+__all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "confusion_matrix"]
 
 POLL_S = 0.05  # how often the relay looks at the process when no message comes
 KINDS = ("prepared", "steps", "time_grads", "epoch", "snapshot", "finished", "failed")
