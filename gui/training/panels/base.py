@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from gui.training.controller import TrainingController
 
 BACKGROUND = "w"
+# Every image item takes arrays as NumPy holds them, (row, column): set on each item, not as
+# a pyqtgraph default for the whole process.
+AXIS_ORDER = "row-major"
 FOREGROUND = QColor(40, 40, 40)
 # Ten colours that stay apart on white (Tableau 10), then pyqtgraph's hue wheel.
 PALETTE = [
@@ -148,7 +151,7 @@ def image_view(
     # build (seven views for an LSTM's Activations: a quarter of the panel's first draw).
     kw.setdefault("enableMenu", False)
     vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False, **kw)
-    img = pg.ImageItem()
+    img = pg.ImageItem(axisOrder=AXIS_ORDER)
     vb.addItem(img)
     return vb, img
 
