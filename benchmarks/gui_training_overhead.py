@@ -44,39 +44,9 @@ PANEL_SETS = {
 
 
 def lenet5(epochs: int, batch_size: int = 64) -> engine.Graph:
-    g = engine.Graph("LeNet-5")
-    layers = [
-        ("Input", {"shape": [1, 32, 32]}, "in"),
-        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"),
-        ("Activation", {"fn": "tanh"}, "a1"),
-        ("AvgPool2D", {"kernel_size": 2}, "s2"),
-        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"),
-        ("Activation", {"fn": "tanh"}, "a3"),
-        ("AvgPool2D", {"kernel_size": 2}, "s4"),
-        ("Flatten", {}, "flat"),
-        ("Dense", {"units": 120}, "c5"),
-        ("Activation", {"fn": "tanh"}, "a5"),
-        ("Dense", {"units": 84}, "f6"),
-        ("Activation", {"fn": "tanh"}, "a6"),
-        ("Dense", {"units": 10}, "out"),
-    ]
-    prev = None
-    for i, (t, cfg, nid) in enumerate(layers):
-        g.add_node(t, cfg, pos=(i * 170, 0), node_id=nid)
-        if prev:
-            g.add_edge(prev, nid)
-        prev = nid
-    g.set_meta(
-        "training",
-        {
-            "dataset": {"name": "digits", "resize": [32, 32]},
-            "loss": "cross_entropy",
-            "optimizer": {"name": "adam", "lr": 0.002},
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "seed": 0,
-        },
-    )
+    """presets/lenet5.json, trained for ``epochs`` at ``batch_size``."""
+    g = engine.load_graph(Path(__file__).resolve().parent.parent / "presets" / "lenet5.json")
+    g.training.update(batch_size=batch_size, epochs=epochs)
     return g
 
 

@@ -228,11 +228,9 @@ class LiveRun:
 
     def _info(self, data, model, trainer) -> dict:
         blocks = [b for b, layer in model.layers.items() if layer.params]
-        n_train = len(data) - len(self._val[0])
-        spe = getattr(trainer, "steps_per_epoch", None) or max(
-            1, math.ceil(n_train / int(self.spec.get("batch_size", 32)))
-        )
-        epochs = int(self.spec.get("epochs", 1))
+        n_train = len(trainer.train_data[0])
+        spe = max(1, math.ceil(n_train / trainer.batch_size))
+        epochs = trainer.epochs
         Xv, yv = self._val
         return {
             "blocks": blocks,
@@ -291,7 +289,7 @@ class LiveRun:
             return
         batch, self._pending = self._pending, []
         self._last_flush = time.perf_counter()
-        tg = getattr(self.trainer, "last_time_grads", None) or {}
+        tg = self.trainer.last_time_grads
         if tg:
             self.send(
                 "time_grads", {b: np.array(v, dtype=np.float64, copy=True) for b, v in tg.items()}
@@ -333,7 +331,7 @@ class LiveRun:
 
     def _on_epoch(self, ev: dict) -> None:
         e = dict(ev)
-        last = int(ev.get("epoch", 0)) >= int(self.spec.get("epochs", 1))
+        last = int(ev.get("epoch", 0)) >= self.trainer.epochs
         if self._watch["confusion"] or last:
             e.update(self._confusion())
         self.send("epoch", e)

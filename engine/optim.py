@@ -41,13 +41,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.errors import ConfigError, ShapeError
-from engine.schedules import (  # noqa: F401  (part of this module's API, see the contract)
-    SCHEDULE_TORCH_EQUIVALENT,
-    SCHEDULES,
-    Schedule,
-    check_schedule_spec,
-    make_schedule,
-)
 from engine.settings import Opt, check_spec
 
 # --- settings ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """engine.Trainer: mini-batch training as a plain generator of metric events.
 
-``trainer.run()`` yields, exactly as DESIGN.md's training log:
+``trainer.run()`` yields (``app.py train --log`` writes them, one JSON object a line):
     {"event": "step", "epoch": e, "step": k, "loss": ..., "lr": ..., "grad_rms": {block: ...}}
     {"event": "epoch", "epoch": e, "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
     {"event": "end", "reason": "finished" | "stopped" | "diverged", ...}
@@ -34,20 +34,14 @@ from engine import data as data_sets
 from engine.errors import BlockPropError, ConfigError, DataError
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
-from engine.optim import (
-    check_optimizer_spec,
-    check_schedule_spec,
-    clip_grad_norm,
-    make_optimizer,
-    make_schedule,
-    regularize,
-)
+from engine.optim import check_optimizer_spec, clip_grad_norm, make_optimizer, regularize
 from engine.parallel import (
     HelperLost,
     SplitStep,
     choose_processes,
     requested_processes,
 )
+from engine.schedules import check_schedule_spec, make_schedule
 from engine.settings import Opt, check_spec
 
 if TYPE_CHECKING:
