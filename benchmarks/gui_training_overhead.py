@@ -96,7 +96,7 @@ def in_app(app, graph: engine.Graph, panels: tuple[str, ...]) -> tuple[float, fl
     timer.timeout.connect(tick)
     from collections import deque
 
-    ctrl._rate = deque(maxlen=10**6)  # keep every step's time, not only the recent ones
+    ctrl.drawing.rate = deque(maxlen=10**6)  # keep every step's time, not only the recent ones
     assert ctrl.start(), ctrl.dock.error.text()
     if not panels:
         for dock in ctrl.panel_docks.values():
@@ -122,9 +122,9 @@ def in_app(app, graph: engine.Graph, panels: tuple[str, ...]) -> tuple[float, fl
     check.stop()
     timer.stop()
     shown_ok = all(d.isVisible() for d in shown)
-    times = [t for t, _ in ctrl._rate]
+    times = [t for t, _ in ctrl.drawing.rate]
     rate = (len(times) - 1) / (times[-1] - times[0])
-    draw_ms = dict(ctrl.draw_ms)
+    draw_ms = dict(ctrl.drawing.draw_ms)
     draw_ms["GUI thread CPU %"] = 100 * (cpu[1] - cpu[0]) / (times[-1] - times[0])
     w.close()
     w.deleteLater()

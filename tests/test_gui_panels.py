@@ -253,6 +253,7 @@ class Ctrl:
         self.runs_version = 1
         self.weights_version = 0
         self.forward = None
+        self.runlist = self  # the run accessors (RunList's) live here too
 
     def request_redraw(self):
         pass

@@ -124,7 +124,7 @@ class ActivationsPanel(Panel):
     def draw(self, run: RunData | None) -> None:
         self._sync(run)
         b = self.block.currentText()
-        data = self.ctrl.current_activations(run, self.sample.value()) if b else None
+        data = self.ctrl.runlist.current_activations(run, self.sample.value()) if b else None
         if run is not None and run.info and not run.info.get("n_val"):
             self.show_message(
                 "This run has no validation samples (val_split is 0): the "

@@ -92,7 +92,7 @@ class FiltersPanel(Panel):
             self.block.blockSignals(False)
 
     def draw(self, run: RunData | None) -> None:
-        filters = self.ctrl.current_filters(run)
+        filters = self.ctrl.runlist.current_filters(run)
         self._sync_blocks(list(filters))
         b = self.block.currentText()
         if not filters or b not in filters:

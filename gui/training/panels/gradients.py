@@ -262,7 +262,7 @@ class GradientsPanel(Panel):
                     )
                 )
             k += 1
-        for r in self.ctrl.compared_runs():
+        for r in self.ctrl.runlist.compared_runs():
             if r is run:
                 continue
             for b, v in r.time_grads_avg.items():
