@@ -157,10 +157,6 @@ class Optimizer:
     def _update(self, w: np.ndarray, g: np.ndarray, st: dict[str, Any], lr: float) -> None:
         raise TypeError(f"{type(self).__name__} does not define _update")
 
-    def reset(self) -> None:
-        """Forget all state (velocities, moment estimates, step counts)."""
-        self.state.clear()
-
     def get_config(self) -> dict:
         """The spec that rebuilds this optimizer (current lr), JSON-ready."""
         return {"name": self.name, "lr": float(self.lr), **self.hyper}

@@ -201,13 +201,6 @@ def to_float32(a: np.ndarray, what: str, file: str | None = None) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def one_hot(ids: np.ndarray, depth: int) -> np.ndarray:
-    """ids (...) int -> (..., depth) float32 with a single 1 per position (refused past
-    ``MAX_ELEMENTS``)."""
-    check_elements(ids.size * depth, "the one-hot encoding")
-    return to_one_hot(ids, depth)
-
-
 def to_one_hot(ids, depth):
     """ids (...) int -> (..., depth) float32 with a single 1 per position."""
     out = np.zeros((*ids.shape, depth), dtype=np.float32)

@@ -369,7 +369,3 @@ class Panel(QWidget):
             fn()
         except OSError as e:
             QMessageBox.warning(self, "Export failed", f"Cannot write the file: {e}")
-
-
-def finite(a: np.ndarray) -> np.ndarray:
-    return a[np.isfinite(a)]

@@ -209,11 +209,6 @@ class GradientsPanel(Panel):
             t.setPos(i, logs[i] if i < n else lo)
         set_title(self.p_bars, f"{run.name}: gradient RMS per block, latest step (input -> output)")
 
-    @staticmethod
-    def _last_step(run: RunData) -> int:
-        last = run.steps.last()
-        return int(last[0]) if last is not None else 0
-
     def _draw_history(self, run: RunData) -> None:
         self._history_at = time.perf_counter()
         g = run.grads.data() if run.grads is not None else np.zeros((0, 1))
