@@ -83,7 +83,7 @@ def _torch_even_same(cfg: dict, in_channels: int, kernel: tuple[int, ...]):
 
 
 class _Conv(Layer):
-    """What the convolutions share: one plan (geometry + buffers) per input shape, and the
+    """What the convolutions share: one plan (geometry + scratch arrays) per input shape, and the
     forward/backward of a 2-D cross-correlation on (N, C, H, W) arrays."""
 
     family = "Convolution"
