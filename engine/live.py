@@ -439,14 +439,14 @@ def child_main(out, commands) -> None:
         if msg is None:
             break
         name, args, kwargs = msg
-        if name == "run":
-            if worker is not None and worker.is_alive():  # the app waits for "finished"
+        if name == "run":  # the app waits for the current run's "finished"
+            if preparing:
                 current.stop()
-                if preparing:
-                    preparing = False
-                    worker = train_prepared()  # stopped: it ends at once, without a helper
-                if worker is not None:
-                    worker.join()
+                preparing = False
+                worker = train_prepared()  # stopped: it ends at once, without a helper
+            if worker is not None and worker.is_alive():
+                current.stop()
+                worker.join()
             run_id, graph, spec, paused = args
             current = LiveRun(graph, spec, sender(run_id), start_paused=paused)
             worker, preparing = start("prepare"), True

@@ -155,3 +155,32 @@ def test_check_lr_refuses_what_is_not_a_positive_number():
     for bad in (0, -1.0, float("nan"), "fast", True):
         with pytest.raises(ConfigError):
             check_lr(bad)
+
+
+def test_a_run_sent_while_the_last_one_prepares_ends_that_one_first(monkeypatch):
+    """Each run ends with "finished" (the app waits for it), also one stopped by the next
+    "run" before its data was loaded."""
+    monkeypatch.setattr("engine.live.keep_freed_memory", lambda: None)
+    inbox, out = multiprocessing.Pipe(duplex=False)
+    commands_in, commands = multiprocessing.Pipe(duplex=False)
+    g = xor_graph(epochs=1000)
+    commands.send(("run", (1, g.to_dict(), g.training, False), {}))
+    commands.send(("run", (2, g.to_dict(), g.training, False), {}))
+    commands.send(("stop", (), {}))
+    got = []
+
+    def read():
+        while True:
+            rid, kind, payload = inbox.recv()
+            got.append((rid, kind, payload))
+            if rid == 2 and kind in ("finished", "failed"):
+                commands.send(None)
+                return
+
+    reader = threading.Thread(target=read, name="test-reader", daemon=True)
+    reader.start()
+    child_main(out, commands_in)
+    reader.join(10)
+    ends = [(rid, kind, p.get("reason")) for rid, kind, p in got if kind in ("finished", "failed")]
+    assert ends == [(1, "finished", "stopped"), (2, "finished", "stopped")]
+    assert [rid for rid, _, _ in got] == sorted(rid for rid, _, _ in got)  # run 1's first
