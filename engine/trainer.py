@@ -439,7 +439,8 @@ class Trainer:
     def start_helper(self) -> None:
         """Fork the helper process of a two-process run (engine.parallel) unless there is one,
         the run stays in one process or it was stopped. ``run()`` calls it; a program that
-        trains in a thread calls it first, while it has one thread (engine.live.child_main)."""
+        trains in a thread calls it first, while it has one thread
+        (engine.training_process.child_main)."""
         if self.processes == 2 and self._split is None and not self._stop.is_set():
             self._split = SplitStep(
                 self.model,

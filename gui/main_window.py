@@ -29,11 +29,11 @@ from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY
 from gui.canvas.view import CanvasView
 from gui.code_view import CodeView
 from gui.code_view import install as install_code_view
-from gui.controller import Controller
+from gui.edit_controller import Controller
 from gui.files import FileManager
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
-from gui.live import LiveAnalysis
+from gui.live_analysis import LiveAnalysis
 from gui.onnx_io import install as install_onnx_io
 from gui.palette import Palette
 from gui.preset_dialog import PRESETS_DIR, PresetDialog
@@ -41,7 +41,7 @@ from gui.problems import ProblemsPanel
 from gui.settings import app_settings
 from gui.summary import SummaryPanel
 from gui.training import attach as attach_training
-from gui.training.controller import TrainingController
+from gui.training.training_controller import TrainingController
 
 MENU_NAMES = ("File", "Edit", "View", "Train", "Help")
 

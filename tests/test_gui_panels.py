@@ -12,9 +12,9 @@ import engine
 from engine.data import load_dataset
 from engine.data.builtin import resize_bilinear
 from gui.training import prep
-from gui.training.buffers import Ema, RingBuffer, RunData
 from gui.training.images import filter_grid, kernel_stack, map_grid, normalise_symmetric
-from gui.training.runs import MAX_POINTS, load_runs, runs_path, save_runs
+from gui.training.run_data import Ema, RingBuffer, RunData
+from gui.training.runs_file import MAX_POINTS, load_runs, runs_path, save_runs
 from gui.training.worker import confusion_matrix
 
 # --- buffers ------------------------------------------------------------------------------------

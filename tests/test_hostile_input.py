@@ -455,7 +455,7 @@ def test_app_saves_a_graph_holding_a_surrogate(window, tmp_path):
 
 
 def test_app_runs_file_with_a_huge_number_is_a_problem_not_a_crash(tmp_path):
-    from gui.training.runs import FORMAT, VERSION, load_runs
+    from gui.training.runs_file import FORMAT, VERSION, load_runs
 
     p = tmp_path / "g.runs.json"
     doc = json.dumps({"format": FORMAT, "version": VERSION, "runs": [{"id": MARK}]})

@@ -1,4 +1,5 @@
-"""engine.live: the messages of a training run, and the training process's protocol, without Qt."""
+"""engine.training_process: the messages of a training run, and the training process's
+protocol, without Qt."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.live import LiveRun, child_main
+from engine.training_process import LiveRun, child_main
 
 
 def xor_graph(epochs: int = 2) -> engine.Graph:
@@ -53,7 +54,7 @@ def test_a_run_reports_every_step_then_finishes_with_its_weights():
 
 
 def test_a_payload_that_cannot_be_sent_still_ends_the_run_with_a_message():
-    from engine.live import _run_guarded
+    from engine.training_process import _run_guarded
 
     g = xor_graph()
     got = []
@@ -109,7 +110,7 @@ def test_the_helper_process_is_forked_with_no_run_thread_alive(monkeypatch):
 
     monkeypatch.setattr(os, "fork", fork)
     monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")
-    monkeypatch.setattr("engine.live.keep_freed_memory", lambda: None)
+    monkeypatch.setattr("engine.training_process.keep_freed_memory", lambda: None)
     inbox, out = multiprocessing.Pipe(duplex=False)
     commands_in, commands = multiprocessing.Pipe(duplex=False)
     g = xor_graph()
@@ -160,7 +161,7 @@ def test_check_lr_refuses_what_is_not_a_positive_number():
 def test_a_run_sent_while_the_last_one_prepares_ends_that_one_first(monkeypatch):
     """Each run ends with "finished" (the app waits for it), also one stopped by the next
     "run" before its data was loaded."""
-    monkeypatch.setattr("engine.live.keep_freed_memory", lambda: None)
+    monkeypatch.setattr("engine.training_process.keep_freed_memory", lambda: None)
     inbox, out = multiprocessing.Pipe(duplex=False)
     commands_in, commands = multiprocessing.Pipe(duplex=False)
     g = xor_graph(epochs=1000)

@@ -507,7 +507,8 @@ def test_lenet5_learns_digits():
 
 def test_only_the_entry_points_tune_malloc(monkeypatch, tmp_path):
     """engine.heap changes malloc for the whole process: the command line's train and the
-    app's training process do it (engine.live.child_main), a Trainer made in code does not."""
+    app's training process do it (engine.training_process.child_main), a Trainer made in code
+    does not."""
     import engine.cli
     import engine.heap
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 import engine
 import gui.training as training
-from engine.live import LiveRun
+from engine.training_process import LiveRun
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, Slot
 
-from gui.training.buffers import RunData
+from gui.training.run_data import RunData
 
 if TYPE_CHECKING:
-    from gui.training.controller import TrainingController
+    from gui.training.training_controller import TrainingController
 
 REDRAW_HZ = 25.0
 # While training, the share of time the GUI thread may spend drawing (see redraw). Training
-# runs in a process of its own (engine.live), so drawing no longer holds its GIL; it only
-# takes CPU, and on two cores training uses one. Measured with
+# runs in a process of its own (engine.training_process), so drawing no longer holds its GIL;
+# it only takes CPU, and on two cores training uses one. Measured with
 # benchmarks/gui_training_overhead.py (LeNet-5, Loss + Gradients + Filters on screen): the GUI
 # thread used 4 % of a core at a budget of 0.03 and 15 % with no limit; 0.25 leaves drawing
 # unmetered on such a machine and keeps a slow machine's training from starving.

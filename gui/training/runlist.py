@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 
-from gui.training.buffers import RunData
-from gui.training.runs import load_runs, runs_path, save_runs
+from gui.training.run_data import RunData
+from gui.training.runs_file import load_runs, runs_path, save_runs
 
 if TYPE_CHECKING:
-    from gui.training.controller import TrainingController
+    from gui.training.training_controller import TrainingController
 
 
 class RunSink(QObject):

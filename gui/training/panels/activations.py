@@ -16,7 +16,6 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
 from engine.layers import LAYER_TYPES
-from gui.training.buffers import RunData
 from gui.training.images import as_display_image, map_grid
 from gui.training.panels.base import (
     Panel,
@@ -28,6 +27,7 @@ from gui.training.panels.base import (
     style_plot,
 )
 from gui.training.panels.filters import DIVERGING_LUT
+from gui.training.run_data import RunData
 
 SEQUENTIAL = pg.colormap.get("viridis")
 GREY = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.training.export import ask_path, save_png, write_csv
+from gui.training.panel_files import ask_path, save_png, write_csv
 
 if TYPE_CHECKING:
-    from gui.training.buffers import RunData
-    from gui.training.controller import TrainingController
+    from gui.training.run_data import RunData
+    from gui.training.training_controller import TrainingController
 
 BACKGROUND = "w"
 # Every image item takes arrays as NumPy holds them, (row, column): set on each item, not as

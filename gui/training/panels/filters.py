@@ -12,9 +12,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox
 
-from gui.training.buffers import RunData
 from gui.training.images import filter_grid, kernel_stack
 from gui.training.panels.base import Panel, image_view, set_label
+from gui.training.run_data import RunData
 
 DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red, perceptually uniform
 DIVERGING_LUT = DIVERGING.getLookupTable(nPts=256)

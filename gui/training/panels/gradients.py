@@ -18,7 +18,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from engine.layers import LAYER_TYPES
-from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
     add_plot,
@@ -31,6 +30,7 @@ from gui.training.panels.base import (
     sticky_range,
     style_plot,
 )
+from gui.training.run_data import RunData
 
 HISTORY_INTERVAL_S = 1.0
 

@@ -1,6 +1,6 @@
 """Runs panel: every run of this graph (settings and final metrics), and the curves of the
 ticked ones overlaid with a legend. Names can be edited in place; runs are saved next to the
-graph file (see ``gui.training.runs``)."""
+graph file (see ``gui.training.runs_file``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem
 
-from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
     add_plot,
@@ -21,6 +20,7 @@ from gui.training.panels.base import (
     style_plot,
 )
 from gui.training.panels.loss import epoch_columns
+from gui.training.run_data import RunData
 
 METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
     "loss per step (smoothed)": ("step", "loss (EMA)", True, 4),

@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.training.buffers import RunData
 from gui.training.panels.activations import GREY_LUT
 from gui.training.panels.base import Panel, add_plot, colour, image_view, set_title, style_plot
 from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
+from gui.training.run_data import RunData
 
 PAD = 224
 

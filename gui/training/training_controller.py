@@ -3,10 +3,10 @@
 Life of a run: Start reads the dock's spec, checks it (``check_training`` and the graph's
 analysis; a problem is shown in red and nothing starts), saves it into the graph's ``training``
 part as one undoable change, locks editing and starts a ``TrainingWorker``: a QThread that
-relays the messages of a training process (``engine.live``) on a copy of the graph. The worker's
-signals land in ``RunSink`` slots (GUI thread) that only append to the run's buffers; a 25 Hz
-QTimer redraws the visible panels and the canvas badges. At the end the graph is unlocked and
-the runs are saved next to the graph file.
+relays the messages of a training process (``engine.training_process``) on a copy of the
+graph. The worker's signals land in ``RunSink`` slots (GUI thread) that only append to the
+run's ring buffers; a 25 Hz QTimer redraws the visible panels and the canvas badges. At the
+end the graph is unlocked and the runs are saved next to the graph file.
 
 Closing the window while a run trains asks first (``ask_stop_training``: Stop and close, or
 Cancel, which keeps window and run). Then it stops the worker (an event filter on the window):
@@ -32,10 +32,10 @@ from engine.analysis import analyze
 from engine.errors import BlockPropError
 from engine.graph_events import STRUCTURE_EVENTS, GraphEvent, MetaChanged, Reset
 from engine.parallel import free_cores
-from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
 from gui.training.drawing import Redrawer
 from gui.training.panels import PANEL_TYPES
+from gui.training.run_data import RunData
 from gui.training.runlist import RunList, RunSink
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 from gui.window_api import TrainingWindow
