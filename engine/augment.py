@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.layers.options import Opt, check_value
+from engine.settings import Opt, check_spec
 
 AUGMENT_OPTIONS: dict[str, Opt] = {
     "crop_padding": Opt(
@@ -52,23 +52,7 @@ SPATIAL = ("crop_padding", "hflip", "rotate", "shift", "scale", "cutout")
 
 def check_augment(spec: Any) -> dict:
     """The complete, checked augmentation settings (defaults filled in), or ConfigError."""
-    if spec is None:
-        spec = {}
-    if not isinstance(spec, dict):
-        raise ConfigError(f"training: 'augment' must be an object of settings, got {spec!r}")
-    unknown = [k for k in spec if k not in AUGMENT_OPTIONS]
-    if unknown:
-        raise ConfigError(
-            f"training: augment has no setting {unknown[0]!r} "
-            f"(its settings: {', '.join(AUGMENT_OPTIONS)})"
-        )
-    out = {}
-    for key, opt in AUGMENT_OPTIONS.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"training: augment: {e.message}") from None
-    return out
+    return check_spec("training: augment", spec, AUGMENT_OPTIONS)
 
 
 def active(cfg: dict | None) -> bool:

@@ -37,6 +37,7 @@ from engine.data.download import text_progress
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
 from engine.graph import graph_files, load_graph
+from engine.heap import keep_freed_memory
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
 
@@ -212,6 +213,7 @@ def _progress(ev: dict, epochs: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # engine.heap: steps reuse freed memory instead of page-faulting it in
     batch_size = _batch_size(args)
     graph = load_graph(args.graph)
     a = analyze(graph, batch_size=batch_size)  # memory at the batch this run will use

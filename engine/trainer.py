@@ -1,6 +1,6 @@
 """engine.Trainer: mini-batch training as a plain generator of metric events.
 
-``trainer.run()`` yields, exactly as DESIGN.md's training log:
+``trainer.run()`` yields (``app.py train --log`` writes them, one JSON object a line):
     {"event": "step", "epoch": e, "step": k, "loss": ..., "lr": ..., "grad_rms": {block: ...}}
     {"event": "epoch", "epoch": e, "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
     {"event": "end", "reason": "finished" | "stopped" | "diverged", ...}
@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,25 +33,17 @@ import numpy as np
 from engine import data as data_sets
 from engine.augment import Augmented, active, check_augment, check_fits
 from engine.errors import BlockPropError, ConfigError, DataError
-from engine.heap import keep_freed_memory
-from engine.layers.options import Opt, check_value
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
-from engine.optim import (
-    check_optimizer_spec,
-    check_schedule_spec,
-    clip_grad_norm,
-    make_optimizer,
-    make_schedule,
-    regularize,
-)
+from engine.optim import check_optimizer_spec, clip_grad_norm, make_optimizer, regularize
 from engine.parallel import (
     HelperLost,
     SplitStep,
     choose_processes,
-    half_step,
     requested_processes,
 )
+from engine.schedules import check_schedule_spec, make_schedule
+from engine.settings import Opt, check_spec
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -101,12 +94,9 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         spec = {}
     if not isinstance(spec, dict):
         raise ConfigError(f"training settings must be an object, got {spec!r}")
-    unknown = [k for k in spec if k not in TRAINING_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"training has no setting {', '.join(map(repr, unknown))} "
-            f"(its settings: {', '.join(TRAINING_KEYS)})"
-        )
+    settings = check_spec(
+        "training", spec, TRAINING_OPTIONS, checked_elsewhere=(*TRAINING_KEYS[:4], "augment")
+    )
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
     if isinstance(ds, str):
@@ -119,11 +109,10 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     elif not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
         raise ConfigError(f"training: 'dataset' must be an object with a \"name\", got {ds!r}")
     else:
-        known = getattr(data_sets, "DATASETS", None)
-        if known is not None and ds["name"] not in known:
+        if ds["name"] not in data_sets.DATASETS:
             raise ConfigError(
                 f"training: unknown data set {ds['name']!r}; choose one of "
-                f"{', '.join(sorted(known))}"
+                f"{', '.join(sorted(data_sets.DATASETS))}"
             )
         ds = dict(ds)
     out["dataset"] = ds
@@ -138,11 +127,7 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             out[key] = check(value)
         except ConfigError as e:
             raise ConfigError(f"training: {key}: {e.message}") from None
-    for key, opt in TRAINING_OPTIONS.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"training: {e.message}") from None
+    out.update(settings)
     if spec.get("augment") is not None:  # engine.augment: training batches only
         out["augment"] = check_augment(spec["augment"])
     return out
@@ -151,6 +136,21 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
 def _sane(loss: float, limit: float) -> bool:
     """A finite loss no larger than ``limit`` (NaN is not)."""
     return math.isfinite(loss) and loss <= limit
+
+
+def forward_backward(
+    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, classifier: bool, idx: np.ndarray
+) -> tuple[float, int]:
+    """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
+    (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
+    ``classifier``). A step in one process, or either half of a split one (engine.parallel)."""
+    yb = y[idx]
+    out = model.forward(X[idx], training=True)
+    loss = loss_fn.forward(out, yb)
+    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
+    if math.isfinite(loss):
+        model.backward(loss_fn.backward(), input_grad=False)
+    return loss, hits
 
 
 def _penalty(params: dict[str, np.ndarray], l1: float, l2: float) -> float:
@@ -207,7 +207,6 @@ class Trainer:
             },
             need_dataset=False,
         )
-        keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
         # runs it, not what it computes, so it is no setting of the graph's file.
         self.processes_requested = requested_processes(processes)
@@ -456,18 +455,25 @@ class Trainer:
                 return False
         return True
 
+    def start_helper(self) -> None:
+        """Fork the helper process of a two-process run (engine.parallel) unless there is one,
+        the run stays in one process or it was stopped. ``run()`` calls it; a program that
+        trains in a thread calls it first, while it has one thread
+        (engine.training_process.child_main)."""
+        if self.processes == 2 and self._split is None and not self._stop.is_set():
+            self._split = SplitStep(
+                self.model,
+                partial(
+                    forward_backward, self.model, self.loss_fn, *self.train_data, self.classifier
+                ),
+                self.batch_size,
+                abandon=self._stop.is_set,  # Stop never waits on it
+            )
+
     def run(self) -> Iterator[dict]:
         """Train; yields the step, epoch and end events (see the module docstring). With
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
-        if self.processes == 2:
-            self._split = SplitStep(
-                self.model,
-                self.loss_fn,
-                *self.train_data,
-                self.classifier,
-                self.batch_size,
-                abandon=self._stop.is_set,
-            )  # Stop never waits on it
+        self.start_helper()
         try:
             yield from self._run()
         finally:
@@ -592,7 +598,7 @@ class Trainer:
                 self._split, self.processes = None, 1
         X, y = self.train_data
         X = X if self._aug is None else self._aug  # X[idx]: the batch, augmented
-        return half_step(self.model, self.loss_fn, X, y, idx, self.classifier)
+        return forward_backward(self.model, self.loss_fn, X, y, self.classifier, idx)
 
     def _train_step(
         self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray], limit: float, keep: bool

@@ -21,7 +21,7 @@ from engine.data import base, builtin, files, idx, images, sequences, standard, 
 from engine.data.base import ByteImages, Dataset, DatasetSpec, rows
 from engine.data.standard import needs_download, prepare
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,

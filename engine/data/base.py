@@ -14,14 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt, check_value
+from engine.errors import DataError
 from engine.safe_io import fmt_size, open_regular, read_limited
+from engine.settings import Opt, check_spec
 
 TASKS = ("classification", "regression", "sequence_classification")
 
@@ -154,59 +153,14 @@ class DatasetSpec(NamedTuple):
     load: Callable[[dict, np.random.Generator], Dataset]
 
 
-def _opt_text(opt: Opt) -> str:
-    return opt.doc or opt.kind
-
-
 def check_options(name: str, spec: dict, options: dict[str, Opt]) -> dict:
-    """Return the complete, checked options of data set ``name`` (its spec minus "name").
-
-    Kinds beyond the layers' ones: "path" (a non-empty string), "column" (a column name or an
-    integer index), "str" (any string). Size options honour ``opt.max`` for each side.
-    """
+    """Return the complete, checked options of data set ``name`` (its spec minus "name"); a
+    size given as one number becomes [n, n]."""
     cfg = {k: v for k, v in spec.items() if k != "name"}
-    unknown = [k for k in cfg if k not in options]
-    if unknown:
-        known = ", ".join(options) or "none"
-        raise ConfigError(f"data set {name!r} has no option {unknown[0]!r} (its options: {known})")
-    out: dict[str, Any] = {}
+    out = check_spec(f"data set {name!r}", cfg, options, noun="option")
     for key, opt in options.items():
-        if key not in cfg:
-            if opt.required:
-                raise ConfigError(f"data set {name!r} needs the option {key!r} ({_opt_text(opt)})")
-            out[key] = opt.default
-            continue
-        value = cfg[key]
-        if value is None and opt.nullable:
-            out[key] = None
-        elif opt.kind in ("path", "str"):
-            if not isinstance(value, (str, Path)) or (opt.kind == "path" and not str(value)):
-                raise ConfigError(
-                    f"data set {name!r}: {key!r} must be a "
-                    f"{'file path' if opt.kind == 'path' else 'string'}, "
-                    f"got {value!r}"
-                )
-            out[key] = str(value)
-        elif opt.kind == "column":
-            ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
-                raise ConfigError(
-                    f"data set {name!r}: {key!r} must be a column name or index, got {value!r}"
-                )
-            out[key] = value
-        else:
-            try:
-                v = check_value(None, key, value, opt)
-            except ConfigError as e:
-                raise ConfigError(f"data set {name!r}: {e.message}") from None
-            if opt.kind == "size":
-                v = [v, v] if isinstance(v, int) else v
-                if opt.max is not None and max(v) > opt.max:
-                    raise ConfigError(
-                        f"data set {name!r}: {key!r} must be at most "
-                        f"{opt.max:g} on each side, got {value!r}"
-                    )
-            out[key] = v
+        if opt.kind == "size" and key in cfg and isinstance(out[key], int):
+            out[key] = [out[key], out[key]]
     return out
 
 
@@ -291,9 +245,8 @@ def to_float32(a: np.ndarray, what: str, file: str | None = None) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def one_hot(ids: np.ndarray, depth: int) -> np.ndarray:
+def to_one_hot(ids, depth):
     """ids (...) int -> (..., depth) float32 with a single 1 per position."""
-    check_elements(ids.size * depth, "the one-hot encoding")
     out = np.zeros((*ids.shape, depth), dtype=np.float32)
     np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
     return out

@@ -27,7 +27,7 @@ from engine.data.download import Remote, Source
 from engine.data.idx import read_idx
 from engine.data.text import char_dataset
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, code
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 TORCH_SEQUENCE_BATCHNORM = '''
 class SequenceBatchNorm(nn.BatchNorm1d):
