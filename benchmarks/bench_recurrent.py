@@ -61,6 +61,7 @@ def _split_step(layer_cls, seed: int = 0) -> tuple[Step, Callable[[], None]] | N
     import engine
     from engine.losses import get_loss
     from engine.parallel import SplitStep, choose_processes
+    from engine.trainer import forward_backward
 
     g = engine.Graph(name=layer_cls.type_name)
     g.add_node("Input", {"shape": [T, F]}, node_id="in")
@@ -72,7 +73,8 @@ def _split_step(layer_cls, seed: int = 0) -> tuple[Step, Callable[[], None]] | N
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, T, F), dtype=np.float32)
     y = rng.standard_normal((N, H), dtype=np.float32)
-    split = SplitStep(model, get_loss("mse"), x, y, False, N)
+    loss = get_loss("mse")
+    split = SplitStep(model, lambda i: forward_backward(model, loss, x, y, False, i), N)
     idx = np.arange(N)
     lr = np.float32(LR)
 

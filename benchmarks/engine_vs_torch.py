@@ -99,36 +99,8 @@ def bench(
 
 
 # --- LeNet-5 ------------------------------------------------------------------------------------
-LENET_LAYERS = [
-    ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
-    ("r1", "Activation", {"fn": "relu"}),
-    ("p1", "MaxPool2D", {"kernel_size": 2}),
-    ("c2", "Conv2D", {"filters": 16, "kernel_size": 5}),
-    ("r2", "Activation", {"fn": "relu"}),
-    ("p2", "MaxPool2D", {"kernel_size": 2}),
-    ("flat", "Flatten", {}),
-    ("f1", "Dense", {"units": 120}),
-    ("r3", "Activation", {"fn": "relu"}),
-    ("f2", "Dense", {"units": 84}),
-    ("r4", "Activation", {"fn": "relu"}),
-    ("f3", "Dense", {"units": 10}),
-]
-
-
 def lenet5_graph() -> engine.Graph:
-    nodes = [{"id": "in", "type": "Input", "config": {"shape": [1, 32, 32]}}]
-    nodes += [{"id": i, "type": t, "config": c} for i, t, c in LENET_LAYERS]
-    ids = [n["id"] for n in nodes]
-    edges = [{"source": a, "target": b} for a, b in zip(ids[:-1], ids[1:], strict=True)]
-    return engine.Graph.from_dict(
-        {
-            "format": "blockprop-graph",
-            "version": 1,
-            "name": "LeNet-5",
-            "nodes": nodes,
-            "edges": edges,
-        }
-    )
+    return engine.load_graph(Path(__file__).resolve().parent.parent / "presets" / "lenet5.json")
 
 
 def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[], None]]:
@@ -138,6 +110,7 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
     import torch
 
     from engine.parallel import SplitStep, choose_processes
+    from engine.trainer import forward_backward
 
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal((BATCH, 1, 32, 32), dtype=np.float32)
@@ -148,7 +121,9 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
     opt = make_optimizer({"name": "sgd", "lr": LR})
     n_proc, why = choose_processes(model, BATCH, processes)
     print(f"lenet5 engine in {n_proc} process{'es' * (n_proc > 1)} ({why})", flush=True)
-    split = SplitStep(model, loss, x, y, True, BATCH) if n_proc == 2 else None
+    split = None
+    if n_proc == 2:
+        split = SplitStep(model, lambda i: forward_backward(model, loss, x, y, True, i), BATCH)
     idx = np.arange(BATCH)
 
     def engine_step() -> float:
@@ -175,8 +150,8 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
         torch.nn.Linear(84, 10),
     )
     with torch.no_grad():  # the same starting weights on both sides
-        for (block_id, *_), module in zip(
-            [entry for entry in LENET_LAYERS if entry[1] in ("Conv2D", "Dense")],
+        for block_id, module in zip(
+            [n for n, layer in model.layers.items() if layer.type_name in ("Conv2D", "Dense")],
             [m for m in tnet if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))],
             strict=True,
         ):

@@ -33,6 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
 
 PANEL_SETS = {
@@ -43,39 +44,9 @@ PANEL_SETS = {
 
 
 def lenet5(epochs: int, batch_size: int = 64) -> engine.Graph:
-    g = engine.Graph("LeNet-5")
-    layers = [
-        ("Input", {"shape": [1, 32, 32]}, "in"),
-        ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"),
-        ("Activation", {"fn": "tanh"}, "a1"),
-        ("AvgPool2D", {"kernel_size": 2}, "s2"),
-        ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"),
-        ("Activation", {"fn": "tanh"}, "a3"),
-        ("AvgPool2D", {"kernel_size": 2}, "s4"),
-        ("Flatten", {}, "flat"),
-        ("Dense", {"units": 120}, "c5"),
-        ("Activation", {"fn": "tanh"}, "a5"),
-        ("Dense", {"units": 84}, "f6"),
-        ("Activation", {"fn": "tanh"}, "a6"),
-        ("Dense", {"units": 10}, "out"),
-    ]
-    prev = None
-    for i, (t, cfg, nid) in enumerate(layers):
-        g.add_node(t, cfg, pos=(i * 170, 0), node_id=nid)
-        if prev:
-            g.add_edge(prev, nid)
-        prev = nid
-    g.set_meta(
-        "training",
-        {
-            "dataset": {"name": "digits", "resize": [32, 32]},
-            "loss": "cross_entropy",
-            "optimizer": {"name": "adam", "lr": 0.002},
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "seed": 0,
-        },
-    )
+    """presets/lenet5.json, trained for ``epochs`` at ``batch_size``."""
+    g = engine.load_graph(Path(__file__).resolve().parent.parent / "presets" / "lenet5.json")
+    g.training.update(batch_size=batch_size, epochs=epochs)
     return g
 
 
@@ -125,7 +96,7 @@ def in_app(app, graph: engine.Graph, panels: tuple[str, ...]) -> tuple[float, fl
     timer.timeout.connect(tick)
     from collections import deque
 
-    ctrl._rate = deque(maxlen=10**6)  # keep every step's time, not only the recent ones
+    ctrl.drawing.rate = deque(maxlen=10**6)  # keep every step's time, not only the recent ones
     assert ctrl.start(), ctrl.dock.error.text()
     if not panels:
         for dock in ctrl.panel_docks.values():
@@ -151,9 +122,9 @@ def in_app(app, graph: engine.Graph, panels: tuple[str, ...]) -> tuple[float, fl
     check.stop()
     timer.stop()
     shown_ok = all(d.isVisible() for d in shown)
-    times = [t for t, _ in ctrl._rate]
+    times = [t for t, _ in ctrl.drawing.rate]
     rate = (len(times) - 1) / (times[-1] - times[0])
-    draw_ms = dict(ctrl.draw_ms)
+    draw_ms = dict(ctrl.drawing.draw_ms)
     draw_ms["GUI thread CPU %"] = 100 * (cpu[1] - cpu[0]) / (times[-1] - times[0])
     w.close()
     w.deleteLater()
@@ -170,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--panels", choices=sorted(PANEL_SETS), default="typical")
     args = p.parse_args(argv)
+    keep_freed_memory()  # the headless run as app.py train; the process does it itself
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])

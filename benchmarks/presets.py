@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 
 
 def first_last_ratio(graph: engine.Graph, steps: int = 5) -> float:
@@ -80,6 +81,7 @@ def outcome_text(r: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    keep_freed_memory()  # as the command line and the app's training process do
     paths = engine.graph.graph_files(ROOT / "presets")
     if argv:
         paths = [p for p in paths if p.stem in argv]

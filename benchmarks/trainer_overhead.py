@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
 from engine.data.base import Dataset  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
 from engine.losses import get_loss  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from engine.optim import make_optimizer  # noqa: E402
@@ -68,27 +69,7 @@ def mlp() -> engine.Graph:
 
 
 def lenet5() -> engine.Graph:
-    g = engine.Graph("LeNet-5")
-    chain = [
-        ("in", "Input", {"shape": [1, 32, 32]}),
-        ("c1", "Conv2D", {"filters": 6, "kernel_size": 5}),
-        ("r1", "Activation", {}),
-        ("s2", "MaxPool2D", {"kernel_size": 2}),
-        ("c3", "Conv2D", {"filters": 16, "kernel_size": 5}),
-        ("r3", "Activation", {}),
-        ("s4", "MaxPool2D", {"kernel_size": 2}),
-        ("fl", "Flatten", {}),
-        ("f5", "Dense", {"units": 120}),
-        ("r5", "Activation", {}),
-        ("f6", "Dense", {"units": 84}),
-        ("r6", "Activation", {}),
-        ("out", "Dense", {"units": 10}),
-    ]
-    for nid, t, cfg in chain:
-        g.add_node(t, cfg, node_id=nid)
-    for (a, *_), (b, *_) in zip(chain, chain[1:], strict=False):
-        g.add_edge(a, b)
-    return g
+    return engine.load_graph(Path(__file__).resolve().parent.parent / "presets" / "lenet5.json")
 
 
 def bare_steps(graph: engine.Graph, X: np.ndarray, y: np.ndarray, epochs: int, bs: int, seed: int):
@@ -157,6 +138,7 @@ def main() -> int:
         help="keep BLAS's default threads and time the wall clock instead",
     )
     args = ap.parse_args()
+    keep_freed_memory()  # both loops reuse freed memory, as app.py train does
     if args.threads:
         global CLOCK
         CLOCK = time.perf_counter

@@ -35,12 +35,14 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from engine.analysis import Problem, analyze, summary_text
-from engine.data import BUILTIN_DATASETS, dataset_options, resolve_paths
+from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
+from engine.data.download import text_progress
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
 from engine.explain import METHODS
 from engine.graph import graph_files, load_graph
+from engine.heap import keep_freed_memory
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
 
@@ -226,6 +228,7 @@ def _progress(ev: dict, epochs: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # engine.heap: steps reuse freed memory instead of page-faulting it in
     batch_size = _batch_size(args)
     graph = load_graph(args.graph)
     a = analyze(graph, batch_size=batch_size)  # memory at the batch this run will use
@@ -250,6 +253,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_output(args.save, "save the weights", args.graph)
     if args.log:
         _check_output(args.log, "write the log", args.graph, args.save, beside=False)
+    spec = overrides.get("dataset", ds)
+    if spec is not None and needs_download(spec):  # first use: a progress bar on stderr
+        prepare(spec, progress=text_progress(sys.stderr))
     trainer = Trainer.from_graph(graph, **overrides)
     if trainer.processes == 2:
         print(f"training in 2 processes ({trainer.processes_reason})", flush=True)

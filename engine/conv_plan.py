@@ -1,4 +1,4 @@
-"""Conv2dPlan: the geometry, scratch buffers and matrix products of one 2-D cross-correlation
+"""Conv2dPlan: the geometry, scratch arrays and matrix products of one 2-D cross-correlation
 (engine.functional's conv2d / conv1d / conv_transpose2d and the convolution layers run on it).
 The plain loops it must agree with: engine/reference/conv.py.
 
@@ -10,11 +10,11 @@ out[f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x[c, y*S + i, x*S + j]) is a m
     out  (F, positions)        = weight.reshape(F, C*kh*kw) @ cols
 
 Choices (measured on LeNet-5 with benchmarks/engine_vs_torch.py; numbers in benchmarks/NOTES.md):
-- The padded input is copied once into a buffer (N, C, R), R = one padded map flattened; the
+- The padded input is copied once into a scratch array (N, C, R), R = one padded map flattened; the
   columns are then ONE copy from an ``as_strided`` view of it.
 - Stride 1, "wide rows": each output row is computed for all Wp padded columns, not just the
   OW valid ones. The patch values for kernel offset (i, j) are then the contiguous run
-  buffer[n, c, i*Wp + j : i*Wp + j + OH*Wp], so columns are built (and their gradients added
+  x_pad[n, c, i*Wp + j : i*Wp + j + OH*Wp], so columns are built (and their gradients added
   back) in long runs instead of rows of OW values. The extra columns are dropped from the
   output; their output gradient is zero, so they add nothing going back. For long rows
   (OW >= WIDE_FORWARD_BELOW) the unfolded forward pass and the weight gradient without an
@@ -51,10 +51,10 @@ WIDE_FORWARD_BELOW = 24
 
 
 class Conv2dPlan:
-    """Geometry and reusable scratch buffers of one 2-D cross-correlation.
+    """Geometry and reusable scratch arrays of one 2-D cross-correlation.
 
     Shapes: x (N, C, H, W) * weight (F, C, kh, kw) -> out (N, F, OH, OW). A layer keeps one plan
-    per input shape, so buffers are allocated once; the arrays it hands out are always fresh.
+    per input shape, so scratch arrays are allocated once; the arrays it hands out are always fresh.
     Everything is sample-major (N first), so each product is one batched ``np.matmul``: numpy
     runs the (F, C*kh*kw) @ (C*kh*kw, positions) product of every sample of a chunk in C.
     Per-sample products are small enough that BLAS runs each on one thread: steady on a busy
@@ -103,7 +103,7 @@ class Conv2dPlan:
         self._pg = self.kw - 1 if self.wide else 0  # zeros around each sample's out-gradient
         self._xpad: np.ndarray | None = None
         self._gpad: np.ndarray | None = None
-        self._buffers: dict[str, np.ndarray] = {}
+        self._scratch: dict[str, np.ndarray] = {}
         self._views: dict[tuple, np.ndarray] = {}  # window views of _xpad / _gpad (_windows)
 
     def _chunk(self, values_per_sample: int) -> list[tuple[int, int]]:
@@ -111,12 +111,12 @@ class Conv2dPlan:
         size = max(1, min(self.N, CHUNK_BYTES // max(values_per_sample * self.dtype.itemsize, 1)))
         return [(n0, min(self.N, n0 + size)) for n0 in range(0, self.N, size)]
 
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _scratch_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reusable scratch array of ``shape`` (valid until the next request of ``name``)."""
         size = math.prod(shape)  # not np.prod: its call overhead shows, ~40 calls a step
-        buf = self._buffers.get(name)
+        buf = self._scratch.get(name)
         if buf is None or buf.size < size:
-            buf = self._buffers[name] = np.empty(size, self.dtype)
+            buf = self._scratch[name] = np.empty(size, self.dtype)
         return buf[:size].reshape(shape)
 
     def _windows(
@@ -131,8 +131,8 @@ class Conv2dPlan:
         """ONE copy of the overlapping windows ``as_strided(src[n0:n1], (m, *shape), strides)``
         (strides in elements) into the scratch array ``name`` (chunk-sized: it stays in cache)."""
         m = n1 - n0
-        out = self._buffer(name, (m, *shape))
-        # src is one of the plan's own buffers, made once: so is the window view of a chunk
+        out = self._scratch_array(name, (m, *shape))
+        # src is one of the plan's own scratch arrays, made once: so is the window view of a chunk
         # (as_strided is slow to call)
         key = (id(src), n0, n1, shape, strides)
         view = self._views.get(key)
@@ -151,7 +151,7 @@ class Conv2dPlan:
 
     # --- input side ------------------------------------------------------------------------
     def load_input(self, x: np.ndarray) -> None:
-        """Copy x into the zero-padded buffer (N, C, R); the border stays zero."""
+        """Copy x into the zero-padded scratch array (N, C, R); the border stays zero."""
         if self._xpad is None:
             self._xpad = np.zeros((self.N, self.C, self.R), self.dtype)
         np.copyto(
@@ -159,7 +159,7 @@ class Conv2dPlan:
         )
 
     def _grid(self, buf: np.ndarray) -> np.ndarray:
-        """The (N, C, Hp, Wp) image view of a flat (N, C, R) buffer."""
+        """The (N, C, Hp, Wp) image view of a flat (N, C, R) scratch array."""
         return buf[:, :, : self.Hp * self.Wp].reshape(buf.shape[0], self.C, self.Hp, self.Wp)
 
     def columns(self, n0: int, n1: int, wide: bool | None = None) -> np.ndarray:
@@ -177,8 +177,10 @@ class Conv2dPlan:
         return cols.reshape(n1 - n0, self.K, self.OH * ow)
 
     def product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """a @ b (batched over samples) into a reusable buffer, valid until the next call."""
-        return np.matmul(a, b, out=self._buffer("product", (b.shape[0], a.shape[-2], b.shape[-1])))
+        """a @ b (batched over samples) into a reusable scratch array, valid until the next call."""
+        return np.matmul(
+            a, b, out=self._scratch_array("product", (b.shape[0], a.shape[-2], b.shape[-1]))
+        )
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         self.load_input(x)
@@ -193,7 +195,7 @@ class Conv2dPlan:
         for n0, n1 in self.fold_chunks if self.folded else self.chunks:
             m = n1 - n0
             if self.folded or wide:  # computed with Wp - OW extra columns per row: dropped below
-                res = self._buffer("result", (m, self.F, self.OH, self.OWx))
+                res = self._scratch_array("result", (m, self.F, self.OH, self.OWx))
             else:
                 res = out[n0:n1]
             o = res.reshape(m, self.F, -1)
@@ -229,12 +231,12 @@ class Conv2dPlan:
     def new_input_grad(self) -> np.ndarray:
         """A zeroed scratch gradient laid out like the padded input (N, C, R), reused between
         calls (copy what you hand out of it)."""
-        dxpad = self._buffer("dxpad", (self.N, self.C, self.R))
+        dxpad = self._scratch_array("dxpad", (self.N, self.C, self.R))
         dxpad.fill(0)
         return dxpad
 
     def input_view(self, xpad: np.ndarray) -> np.ndarray:
-        """The unpadded (N, C, H, W) view of a (N, C, R) buffer."""
+        """The unpadded (N, C, H, W) view of a (N, C, R) scratch array."""
         return self._grid(xpad)[:, :, self.pt : self.pt + self.H, self.pl : self.pl + self.W]
 
     def add_columns(self, dcols: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
@@ -291,7 +293,7 @@ class Conv2dPlan:
         """X above as (m, V, C*kh), contiguous: ``G @ X^T`` runs faster with a contiguous
         right operand than with a transposed view."""
         x = self.shifted_inputs(n0, n1)
-        xt = self._buffer("rows_t", (n1 - n0, self.V, self.C * self.kh))
+        xt = self._scratch_array("rows_t", (n1 - n0, self.V, self.C * self.kh))
         np.copyto(xt, x.transpose(0, 2, 1))
         return xt
 

@@ -73,7 +73,7 @@ def conv2d(
 
     Shapes: x (N, C, H, W), w (F, C, kh, kw), b (F,) -> out (N, F, OH, OW),
     OH = floor((H + 2P - kh) / S) + 1. padding: int, [ph, pw], "valid" or "same" (stride 1).
-    ``plan`` (from a layer) reuses scratch buffers; results are the same without it.
+    ``plan`` (from a layer) reuses scratch arrays; results are the same without it.
     """
     _check_4d(x, "conv2d")
     if plan is None:

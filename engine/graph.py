@@ -40,8 +40,8 @@ from engine.graph_events import (
     Reset,
 )
 from engine.layers import LAYER_TYPES
-from engine.layers.options import check_config
 from engine.safe_io import read_limited
+from engine.settings import check_spec
 
 FORMAT = "blockprop-graph"
 VERSION = 1
@@ -204,8 +204,8 @@ class Graph:
     def full_config(self, node_id: str) -> dict:
         """The node's settings with the layer's defaults filled in."""
         cls = LAYER_TYPES[self.type_of(node_id)]
-        return check_config(
-            cls.type_name, node_id, self.nx.nodes[node_id]["config"], cls.all_options()
+        return check_spec(
+            cls.type_name, self.nx.nodes[node_id]["config"], cls.all_options(), block=node_id
         )
 
     def pos_of(self, node_id: str) -> tuple[float, float]:
@@ -299,7 +299,7 @@ class Graph:
             raise GraphError("a block with this id already exists", block=node_id)
         config = copy.deepcopy(config or {})
         cls = LAYER_TYPES[type_name]
-        check_config(type_name, node_id, config, cls.all_options())
+        check_spec(type_name, config, cls.all_options(), block=node_id)
         cls(name=node_id, **config)  # cross-field checks (e.g. kernel vs. connections)
         self.nx.add_node(node_id, type=type_name, config=config, pos=_check_pos(pos, node_id))
         self._emit(NodeAdded(node_id))
@@ -324,7 +324,7 @@ class Graph:
             raise GraphError("no such block", block=node_id)
         config = copy.deepcopy(config)
         cls = LAYER_TYPES[self.type_of(node_id)]
-        check_config(cls.type_name, node_id, config, cls.all_options())
+        check_spec(cls.type_name, config, cls.all_options(), block=node_id)
         cls(name=node_id, **config)
         self.nx.nodes[node_id]["config"] = config
         self._emit(ConfigChanged(node_id, copy.deepcopy(config)))

@@ -44,7 +44,7 @@ def initialize(
     limit: float = 0.05,
     value: float = 0.0,
 ) -> np.ndarray:
-    """An array of ``shape`` drawn by ``method``: one of engine.layers.options.INITS, or a
+    """An array of ``shape`` drawn by ``method``: one of engine.settings.INITS, or a
     layer's own start ("ones", "standard_normal", "constant" ``value``)."""
     fi, fo = fans(shape)
     fan_in = fi if fan_in is None else fan_in

@@ -144,6 +144,18 @@ class Model:
     ) -> np.ndarray:
         """Run every block in topological order; returns the output block's output. The
         outputs of the blocks in ``keep`` stay in ``self.kept`` (explanations read them)."""
+        return self._walk(x, training, keep_all=False, keep=keep)[0]
+
+    def block_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Forward ``x`` (evaluation mode) and keep every block's output (the app's panels).
+
+        Shapes: x (N, *input_shape) -> {block id: (N, *out_shape)}.
+        """
+        return self._walk(x, False, keep_all=True)[1]
+
+    def _walk(
+        self, x: np.ndarray, training: bool, keep_all: bool, keep: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         self.kept = {}
         outs: dict[str, np.ndarray] = {}
         left = dict(self._readers)
@@ -158,13 +170,13 @@ class Model:
                 out = layer.forward(outs[preds[0]], training=training)
             for p in preds:
                 left[p] -= 1
-                if left[p] == 0:
+                if left[p] == 0 and not keep_all:
                     del outs[p]
             if n in keep:
                 self.kept[n] = out
-            if left[n]:
+            if left[n] or keep_all:
                 outs[n] = out
-        return out
+        return out, outs
 
     def backward(
         self, dout: np.ndarray, input_grad: bool = True, keep: tuple[str, ...] = ()

@@ -41,14 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.errors import ConfigError, ShapeError
-from engine.layers.options import Opt, check_value
-from engine.schedules import (  # noqa: F401  (part of this module's API, see the contract)
-    SCHEDULE_TORCH_EQUIVALENT,
-    SCHEDULES,
-    Schedule,
-    check_schedule_spec,
-    make_schedule,
-)
+from engine.settings import Opt, check_spec
 
 # --- settings ------------------------------------------------------------------------------------
 
@@ -116,19 +109,8 @@ def check_optimizer_spec(spec: Any) -> dict:
         raise ConfigError(
             f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_OPTIONS)}"
         )
-    options = OPTIMIZER_OPTIONS[name]
-    unknown = [k for k in spec if k != "name" and k not in options]
-    if unknown:
-        raise ConfigError(
-            f"optimizer {name!r} has no setting {unknown[0]!r} (its settings: {', '.join(options)})"
-        )
-    out: dict[str, Any] = {"name": name}
-    for key, opt in options.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"optimizer {name!r}: {e.message}") from None
-    return out
+    settings = {k: v for k, v in spec.items() if k != "name"}
+    return {"name": name, **check_spec(f"optimizer {name!r}", settings, OPTIMIZER_OPTIONS[name])}
 
 
 # --- optimizers ----------------------------------------------------------------------------------
@@ -174,10 +156,6 @@ class Optimizer:
 
     def _update(self, w: np.ndarray, g: np.ndarray, st: dict[str, Any], lr: float) -> None:
         raise TypeError(f"{type(self).__name__} does not define _update")
-
-    def reset(self) -> None:
-        """Forget all state (velocities, moment estimates, step counts)."""
-        self.state.clear()
 
     def get_config(self) -> dict:
         """The spec that rebuilds this optimizer (current lr), JSON-ready."""

@@ -45,7 +45,6 @@ import signal
 import struct
 import sys
 import time
-import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -89,21 +88,6 @@ def requested_processes(value: Any = None) -> int | str:
     except ConfigError as e:
         where = " (environment variable BLOCKPROP_PROCESSES)" if from_env else ""
         raise ConfigError(e.message + where) from None
-
-
-def half_step(
-    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, idx: np.ndarray, classifier: bool
-) -> tuple[float, int]:
-    """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
-    (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
-    ``classifier``). One process's whole step, or either half of a split one."""
-    yb = y[idx]
-    out = model.forward(X[idx], training=True)
-    loss = loss_fn.forward(out, yb)
-    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
-    if math.isfinite(loss):
-        model.backward(loss_fn.backward(), input_grad=False)
-    return loss, hits
 
 
 def free_cores() -> int:
@@ -209,23 +193,22 @@ class SplitStep:
     """Forward and backward of a batch, half here and half in a forked helper process.
 
     ``model`` is the live model (its parameters are sent each step, so set_state and
-    optimizer steps need nothing else); ``X, y`` the training data the batch indices point
-    into; ``loss_fn`` a Loss; ``classifier``: count correct predictions; ``abandon``: see
-    ``_wait_for_reply``.
+    optimizer steps need nothing else); ``step(idx)`` the one-process step of the batch
+    ``idx`` (engine.trainer.forward_backward: loss and correct count, the model's layers then
+    hold its gradients), run on each half, in the helper on its forked copy of ``model``;
+    ``abandon``: see ``_wait_for_reply``. Make it while this process runs one thread: the
+    helper is a fork, and a fork copies only the calling thread (a lock another thread holds
+    stays locked in the helper for ever).
     """
 
     def __init__(
         self,
         model: Any,
-        loss_fn: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        classifier: bool,
+        step: Callable[[np.ndarray], tuple[float, int]],
         batch_size: int,
         abandon: Callable[[], bool] | None = None,
     ) -> None:
-        self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
-        self.classifier = classifier
+        self.model, self.step = model, step
         # Returns True once the run is stopping (the Trainer's stop flag): see _wait_for_reply.
         self.abandon = abandon
         self._names = [(layer, k) for layer in model.layers.values() for k in layer.params]
@@ -259,9 +242,7 @@ class SplitStep:
         self._limiter = None
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
-        with warnings.catch_warnings():  # Python 3.12+ warns on fork in a threaded process
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        pid = os.fork()
         if pid == 0:  # the helper
             code = 1
             try:
@@ -302,7 +283,7 @@ class SplitStep:
             os.write(self._w, _REQUEST.pack(n1))
         except OSError as e:
             raise HelperLost(self._how_lost(e)) from None
-        loss0, hits = half_step(self.model, self.loss_fn, self.X, self.y, idx[:n0], self.classifier)
+        loss0, hits = self.step(idx[:n0])
         finite = math.isfinite(loss0)
         self._wait_for_reply()
         try:
@@ -398,14 +379,7 @@ class SplitStep:
                 for (layer, k), shared in zip(self._names, self._p, strict=True):
                     np.copyto(layer.params[k], shared)
                 with np.errstate(all="ignore"):
-                    loss, hits = half_step(
-                        self.model,
-                        self.loss_fn,
-                        self.X,
-                        self.y,
-                        self._idx[:n1].copy(),
-                        self.classifier,
-                    )
+                    loss, hits = self.step(self._idx[:n1].copy())
                     status = 0 if math.isfinite(loss) else 1
                     if status == 0:
                         for (layer, k), shared in zip(self._names, self._g, strict=True):

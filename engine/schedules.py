@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.layers.options import Opt, check_value
+from engine.settings import Opt, check_spec
 
 SCHEDULE_OPTIONS: dict[str, dict[str, Opt]] = {
     "constant": {},
@@ -89,20 +89,8 @@ def check_schedule_spec(spec: Any) -> dict:
         raise ConfigError(
             f"unknown learning-rate schedule {name!r}; choose one of {', '.join(SCHEDULE_OPTIONS)}"
         )
-    options = SCHEDULE_OPTIONS[name]
-    unknown = [k for k in spec if k != "name" and k not in options]
-    if unknown:
-        valid = ", ".join(options) or "none"
-        raise ConfigError(
-            f"schedule {name!r} has no setting {unknown[0]!r} (its settings: {valid})"
-        )
-    out: dict[str, Any] = {"name": name}
-    for key, opt in options.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"schedule {name!r}: {e.message}") from None
-    return out
+    settings = {k: v for k, v in spec.items() if k != "name"}
+    return {"name": name, **check_spec(f"schedule {name!r}", settings, SCHEDULE_OPTIONS[name])}
 
 
 class Schedule:

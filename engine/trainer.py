@@ -1,6 +1,6 @@
 """engine.Trainer: mini-batch training as a plain generator of metric events.
 
-``trainer.run()`` yields, exactly as DESIGN.md's training log:
+``trainer.run()`` yields (``app.py train --log`` writes them, one JSON object a line):
     {"event": "step", "epoch": e, "step": k, "loss": ..., "lr": ..., "grad_rms": {block: ...}}
     {"event": "epoch", "epoch": e, "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
     {"event": "end", "reason": "finished" | "stopped" | "diverged", ...}
@@ -25,31 +25,25 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import data as data_sets
+from engine.augment import Augmented, active, check_augment, check_fits
 from engine.errors import BlockPropError, ConfigError, DataError
-from engine.heap import keep_freed_memory
-from engine.layers.options import Opt, check_value
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
-from engine.optim import (
-    check_optimizer_spec,
-    check_schedule_spec,
-    clip_grad_norm,
-    make_optimizer,
-    make_schedule,
-    regularize,
-)
+from engine.optim import check_optimizer_spec, clip_grad_norm, make_optimizer, regularize
 from engine.parallel import (
     HelperLost,
     SplitStep,
     choose_processes,
-    half_step,
     requested_processes,
 )
+from engine.schedules import check_schedule_spec, make_schedule
+from engine.settings import Opt, check_spec
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -80,7 +74,7 @@ TRAINING_OPTIONS: dict[str, Opt] = {
         doc="clip the joint gradient norm to this (empty: no clipping)",
     ),
 }
-TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS)
+TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS, "augment")
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 
@@ -100,12 +94,9 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         spec = {}
     if not isinstance(spec, dict):
         raise ConfigError(f"training settings must be an object, got {spec!r}")
-    unknown = [k for k in spec if k not in TRAINING_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"training has no setting {', '.join(map(repr, unknown))} "
-            f"(its settings: {', '.join(TRAINING_KEYS)})"
-        )
+    settings = check_spec(
+        "training", spec, TRAINING_OPTIONS, checked_elsewhere=(*TRAINING_KEYS[:4], "augment")
+    )
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
     if isinstance(ds, str):
@@ -118,11 +109,10 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     elif not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
         raise ConfigError(f"training: 'dataset' must be an object with a \"name\", got {ds!r}")
     else:
-        known = getattr(data_sets, "DATASETS", None)
-        if known is not None and ds["name"] not in known:
+        if ds["name"] not in data_sets.DATASETS:
             raise ConfigError(
                 f"training: unknown data set {ds['name']!r}; choose one of "
-                f"{', '.join(sorted(known))}"
+                f"{', '.join(sorted(data_sets.DATASETS))}"
             )
         ds = dict(ds)
     out["dataset"] = ds
@@ -137,17 +127,30 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             out[key] = check(value)
         except ConfigError as e:
             raise ConfigError(f"training: {key}: {e.message}") from None
-    for key, opt in TRAINING_OPTIONS.items():
-        try:
-            out[key] = check_value(None, key, spec.get(key, opt.default), opt)
-        except ConfigError as e:
-            raise ConfigError(f"training: {e.message}") from None
+    out.update(settings)
+    if spec.get("augment") is not None:  # engine.augment: training batches only
+        out["augment"] = check_augment(spec["augment"])
     return out
 
 
 def _sane(loss: float, limit: float) -> bool:
     """A finite loss no larger than ``limit`` (NaN is not)."""
     return math.isfinite(loss) and loss <= limit
+
+
+def forward_backward(
+    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, classifier: bool, idx: np.ndarray
+) -> tuple[float, int]:
+    """Forward and loss of the batch ``X[idx]``, then backward unless the loss is not finite
+    (the layers then hold its gradients). Returns (loss, correct predictions; 0 when not
+    ``classifier``). A step in one process, or either half of a split one (engine.parallel)."""
+    yb = y[idx]
+    out = model.forward(X[idx], training=True)
+    loss = loss_fn.forward(out, yb)
+    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
+    if math.isfinite(loss):
+        model.backward(loss_fn.backward(), input_grad=False)
+    return loss, hits
 
 
 def _penalty(params: dict[str, np.ndarray], l1: float, l2: float) -> float:
@@ -186,9 +189,11 @@ class Trainer:
         l2: float = 0.0,
         clip_norm: float | None = None,
         processes: int | str | None = None,
+        augment: dict | None = None,
     ) -> None:
         self.spec = check_training(
             {
+                **({"augment": augment} if augment is not None else {}),
                 "loss": loss,
                 "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
                 "batch_size": batch_size,
@@ -202,7 +207,6 @@ class Trainer:
             },
             need_dataset=False,
         )
-        keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
         # How many processes a step runs in (engine.parallel): "auto", 1 or 2; how the machine
         # runs it, not what it computes, so it is no setting of the graph's file.
         self.processes_requested = requested_processes(processes)
@@ -224,6 +228,9 @@ class Trainer:
         self.processes, self.processes_reason = choose_processes(
             model, self.batch_size, self.processes_requested
         )
+        if self._aug is not None and self.processes == 2:
+            self.processes = 1
+            self.processes_reason = "augmentation draws its random numbers in one process"
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
@@ -287,7 +294,9 @@ class Trainer:
     # --- data ----------------------------------------------------------------------------------
     def _prepare_data(self, ds: Any) -> None:
         name = getattr(ds, "name", "data")
-        X, y = np.asarray(ds.X), np.asarray(ds.y)
+        X, y = ds.X, np.asarray(ds.y)
+        if not isinstance(X, data_sets.ByteImages):  # bytes stay bytes: float32 per batch
+            X = np.asarray(X)
         if X.dtype.kind == "f" and X.dtype != np.float32:
             X = X.astype(np.float32)  # float64 data would silently double the time
         if tuple(X.shape[1:]) != tuple(self.model.input_shape):
@@ -312,9 +321,16 @@ class Trainer:
             y = y.astype(np.float32, copy=False)
         # The data engineer's seeded split (stratified for classes); shuffling has its own stream.
         tr, va = data_sets.split_indices(ds, self.spec["val_split"], self.spec["seed"])
-        self.train_data = (X[tr], y[tr])
-        self.val_data = (X[va], y[va])
+        self.train_data = (data_sets.rows(X, tr), y[tr])
+        self.val_data = (data_sets.rows(X, va), y[va])
         self._rng = np.random.default_rng([self.spec["seed"], 1])
+        aug = self.spec.get("augment")
+        self._aug: Augmented | None = None
+        if active(aug):  # training batches pass through engine.augment, with their own stream
+            check_fits(aug, tuple(X.shape[1:]), X.dtype.kind in "iu")
+            self._aug = Augmented(
+                self.train_data[0], aug, np.random.default_rng([self.spec["seed"], 2])
+            )
         self._n_classes = getattr(ds, "n_classes", None)
         self._data_name = name
 
@@ -439,18 +455,25 @@ class Trainer:
                 return False
         return True
 
+    def start_helper(self) -> None:
+        """Fork the helper process of a two-process run (engine.parallel) unless there is one,
+        the run stays in one process or it was stopped. ``run()`` calls it; a program that
+        trains in a thread calls it first, while it has one thread
+        (engine.training_process.child_main)."""
+        if self.processes == 2 and self._split is None and not self._stop.is_set():
+            self._split = SplitStep(
+                self.model,
+                partial(
+                    forward_backward, self.model, self.loss_fn, *self.train_data, self.classifier
+                ),
+                self.batch_size,
+                abandon=self._stop.is_set,  # Stop never waits on it
+            )
+
     def run(self) -> Iterator[dict]:
         """Train; yields the step, epoch and end events (see the module docstring). With
         ``processes`` 2 a helper process computes half of every batch while the run lasts."""
-        if self.processes == 2:
-            self._split = SplitStep(
-                self.model,
-                self.loss_fn,
-                *self.train_data,
-                self.classifier,
-                self.batch_size,
-                abandon=self._stop.is_set,
-            )  # Stop never waits on it
+        self.start_helper()
         try:
             yield from self._run()
         finally:
@@ -573,7 +596,9 @@ class Trainer:
                 self.split_lost = f"{e}; training went on in one process"
                 self._split.close()
                 self._split, self.processes = None, 1
-        return half_step(self.model, self.loss_fn, *self.train_data, idx, self.classifier)
+        X, y = self.train_data
+        X = X if self._aug is None else self._aug  # X[idx]: the batch, augmented
+        return forward_backward(self.model, self.loss_fn, X, y, self.classifier, idx)
 
     def _train_step(
         self, idx: np.ndarray, lr: float, grads: dict[str, np.ndarray], limit: float, keep: bool

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import GraphError
 from engine.graph import parse_json
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 INT_LO, INT_HI = -(2**31) + 1, 2**31 - 1
 AUTO = "auto"
@@ -53,7 +53,7 @@ def parse_ints(text: str) -> list[int]:
 def format_value(kind: str, value: Any) -> str:
     if value is None:
         return ""
-    if kind in ("size", "shape", "int_or_pair", "padding") and isinstance(value, (list, tuple)):
+    if kind in ("size", "shape", "padding") and isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     if kind == "connections":
         return "; ".join(" ".join(str(i) for i in row) for row in value)
@@ -66,7 +66,7 @@ def parse_value(kind: str, text: str) -> Any:
     """Read what the user typed for a setting of ``kind``; ValueError with a hint if it
     cannot be read (the range and cross-field checks are the engine's, afterwards)."""
     t = text.strip()
-    if kind in ("size", "int_or_pair"):
+    if kind == "size":
         try:
             v = parse_ints(t)
         except ValueError:

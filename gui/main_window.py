@@ -29,11 +29,11 @@ from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY
 from gui.canvas.view import CanvasView
 from gui.code_view import CodeView
 from gui.code_view import install as install_code_view
-from gui.controller import Controller
+from gui.edit_controller import Controller
 from gui.files import FileManager
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
-from gui.live import LiveAnalysis
+from gui.live_analysis import LiveAnalysis
 from gui.onnx_io import install as install_onnx_io
 from gui.palette import Palette
 from gui.preset_dialog import PRESETS_DIR, PresetDialog
@@ -41,9 +41,8 @@ from gui.problems import ProblemsPanel
 from gui.settings import app_settings
 from gui.summary import SummaryPanel
 from gui.training import attach as attach_training
-from gui.training.controller import TrainingController
+from gui.training.training_controller import TrainingController
 
-WINDOWS: list[QMainWindow] = []  # open windows (keeps "New Window" ones alive)
 MENU_NAMES = ("File", "Edit", "View", "Train", "Help")
 
 SHORTCUTS = """<table cellpadding=3>
@@ -71,7 +70,14 @@ class MainWindow(QMainWindow):
     selectionChanged = Signal(list)
     fileChanged = Signal()  # the graph's file name or modified state changed
 
-    def __init__(self, parent: QWidget | None = None, restore_layout: bool = True) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        restore_layout: bool = True,
+        windows: list[MainWindow] | None = None,
+    ) -> None:
+        """``windows``: the list of the app's open windows this one joins (File > New Window
+        passes its own; it keeps them alive and Quit closes them all); a new list if None."""
         super().__init__(parent)
         self.resize(1400, 860)
         self.locked = False
@@ -130,7 +136,8 @@ class MainWindow(QMainWindow):
             geo = app_settings().value("window/geometry")
             if isinstance(geo, QByteArray) and not geo.isEmpty():
                 self.restoreGeometry(geo)
-        WINDOWS.append(self)
+        self.windows = windows if windows is not None else []
+        self.windows.append(self)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -344,14 +351,14 @@ class MainWindow(QMainWindow):
 
     # --- windows, settings, closing ------------------------------------------------------------
     def spawn(self) -> MainWindow:
-        w = MainWindow()
+        w = MainWindow(windows=self.windows)
         w.resize(self.size())
         w.move(self.pos().x() + 40, self.pos().y() + 40)
         w.show()
         return w
 
     def quit_all(self) -> None:
-        for w in list(WINDOWS):
+        for w in list(self.windows):
             if not w.close():
                 return
         QApplication.quit()
@@ -391,6 +398,6 @@ class MainWindow(QMainWindow):
         self.live.detach()
         self.scene.detach()
         self.inspector.detach()
-        if self in WINDOWS:
-            WINDOWS.remove(self)
+        if self in self.windows:
+            self.windows.remove(self)
         event.accept()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.graph import Graph
     from gui.code_view import CodeView
     from gui.files import FileManager
-    from gui.training.controller import TrainingController
+    from gui.training.training_controller import TrainingController
 
 
 class BadgeCanvas(Protocol):

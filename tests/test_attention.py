@@ -283,7 +283,7 @@ def copy_attention_graph():
 def test_a_live_run_sends_the_alignment_of_the_chosen_sample():
     """What the Activations panel draws for an Attention block is the engine's alignment of
     that validation sample, after training has moved the weights."""
-    from engine.live import LiveRun
+    from engine.training_process import LiveRun
 
     g = copy_attention_graph()
     got = []

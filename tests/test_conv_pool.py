@@ -1,6 +1,6 @@
 """Convolution and pooling layers: the functional forms against the loop references, gradient
 checks, bad input (against PyTorch: test_conv_pool_torch.py; chunks and buffers:
-test_conv_pool_buffers.py; every layer against engine.reference: test_reference.py).
+test_conv_pool_fast_paths.py; every layer against engine.reference: test_reference.py).
 
 The references are the obvious loops of engine.reference.conv / .pool (one output value at a
 time); the fast versions in engine.functional / engine.layers must agree with them.

@@ -7,6 +7,7 @@ from engine.data import (
     BUILTIN_DATASETS,
     DATASET_OPTIONS,
     DATASETS,
+    DOWNLOADED_DATASETS,
     USER_FILE_DATASETS,
     Dataset,
     load_dataset,
@@ -49,9 +50,13 @@ def test_registry_lists_every_data_set_with_one_line_and_options():
         "image_folder",
         "idx",
         "text",
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "shakespeare",
     }
     assert set(DATASETS) == expected == set(DATASET_OPTIONS)
-    assert set(BUILTIN_DATASETS) | set(USER_FILE_DATASETS) == expected
+    assert set(BUILTIN_DATASETS) | set(USER_FILE_DATASETS) | set(DOWNLOADED_DATASETS) == expected
     for name, desc in DATASETS.items():
         assert desc and "\n" not in desc and len(desc) < 100, name
 

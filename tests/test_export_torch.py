@@ -190,7 +190,7 @@ def test_layers_start_their_parameters_only_through_init_rule():
     own_start = {t for t, cls in LAYER_TYPES.items() if cls.init_rule is not Layer.init_rule}
     assert own_start == {"BatchNorm", "Embedding", "Subsample2D", "Conv2D"}
     after = {t for t, cls in LAYER_TYPES.items() if cls.after_init is not Layer.after_init}
-    assert after == {"Conv2D", "Dropout", "RNN", "LSTM", "GRU"}
+    assert after == {"Conv2D", "Dropout", "GaussianNoise", "RNN", "LSTM", "GRU"}
 
 
 # --- the data -------------------------------------------------------------------------------------
@@ -544,10 +544,12 @@ def test_every_preset_exports_to_an_equal_pytorch_module(path, tmp_path):
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
 def test_every_preset_trains_its_first_steps_like_the_engine(path, tmp_path):
     """Same initial weights, data, batches, loss and optimizer: the same first losses (Dropout
-    draws its masks from another generator, so those presets are compared without it)."""
+    and GaussianNoise draw from another generator, so those presets are compared without)."""
     g = engine.load_graph(path)
     for n in g.nodes():
         if g.type_of(n) == "Dropout":
             g.set_config(n, {"rate": 0.0})
+        elif g.type_of(n) == "GaussianNoise":
+            g.set_config(n, {"std": 0.0})
     ours = torch_losses(g, 2, tmp_path)
     np.testing.assert_allclose([e["loss"] for e in ours], engine_losses(g, 2), rtol=1e-4)

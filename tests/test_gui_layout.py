@@ -58,3 +58,34 @@ def test_a_window_that_does_not_restore_a_layout_does_not_save_one(qtbot, gui_en
     assert w.close()
     w.deleteLater()
     assert app_settings().value("window/state") is None
+
+
+def test_new_window_joins_its_window_list_and_quit_closes_them_all(qtbot, make_window, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    other = make_window()
+    assert w.windows == [w] and other.windows == [other]  # no list shared through a module
+    new = w.spawn()
+    new.files.ask_save_changes = lambda: "discard"
+    assert w.windows == [w, new] and new.windows is w.windows
+    quits = []
+    monkeypatch.setattr(QApplication, "quit", lambda: quits.append(1))
+    w.quit_all()
+    assert quits == [1] and w.windows == [] and other.windows == [other]
+    assert not new.isVisible()
+    new.deleteLater()
+
+
+def test_panels_draw_images_row_major_without_changing_pyqtgraph_defaults(qtbot):
+    import pyqtgraph as pg
+
+    import gui.training.panels
+    from gui.training.panels.base import image_view
+
+    layout = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(layout)
+    _, img = image_view(layout, 0, 0)
+    assert img.axisOrder == "row-major"
+    assert gui.training.panels.PANEL_TYPES
+    assert pg.getConfigOption("imageAxisOrder") == "col-major"

@@ -12,10 +12,10 @@ import engine
 from engine.data import load_dataset
 from engine.data.builtin import resize_bilinear
 from gui.training import prep
-from gui.training.buffers import Ema, RingBuffer, RunData
 from gui.training.images import filter_grid, kernel_stack, map_grid, normalise_symmetric
-from gui.training.runs import MAX_POINTS, load_runs, runs_path, save_runs
-from gui.training.worker import block_outputs, confusion_matrix
+from gui.training.run_data import Ema, RingBuffer, RunData
+from gui.training.runs_file import MAX_POINTS, load_runs, runs_path, save_runs
+from gui.training.worker import confusion_matrix
 
 # --- buffers ------------------------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ def test_block_outputs_match_the_model():
 
     model = build_model(g, seed=1)
     x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
-    outs = block_outputs(model, x)
+    outs = model.block_outputs(x)
     np.testing.assert_allclose(outs["sum"], model.forward(x), rtol=1e-6)
     np.testing.assert_allclose(outs["sum"], outs["a"] + outs["b"], rtol=1e-6)
 
@@ -253,6 +253,7 @@ class Ctrl:
         self.runs_version = 1
         self.weights_version = 0
         self.forward = None
+        self.runlist = self  # the run accessors (RunList's) live here too
 
     def request_redraw(self):
         pass

@@ -11,7 +11,7 @@ from training_support import ROOT, answer_stop_prompts, mlp_xor, run_to_end, tin
 
 import engine
 from gui.preset_dialog import PRESETS_DIR
-from gui.training.runs import runs_path
+from gui.training.runs_file import runs_path
 
 # fixtures: gui_env (settings files in tmp_path); train_window, main_window
 pytest_plugins = ["gui_support", "training_support"]

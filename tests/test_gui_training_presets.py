@@ -106,8 +106,8 @@ def test_try_it_generates_the_trained_char_models_text(qtbot, train_window):
 def test_the_training_dock_keeps_every_presets_settings(qtbot, path):
     """Shown in the dock and read back, a preset's settings train the same way (an option the
     dock had no editor for, such as an autoencoder's "target": "input", was once dropped)."""
-    from gui.training.controller import same_settings
     from gui.training.controls import TrainingDock
+    from gui.training.training_controller import same_settings
 
     dock = TrainingDock()
     qtbot.addWidget(dock)

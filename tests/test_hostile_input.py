@@ -27,9 +27,9 @@ from engine.data import DATASET_OPTIONS
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.graph import MAX_DEPTH, parse_json
 from engine.layers import LAYER_TYPES
-from engine.layers.options import INT_LIMIT, SIZE_LIMIT, check_value
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
+from engine.settings import INT_LIMIT, SIZE_LIMIT, check_value
 from engine.trainer import TRAINING_OPTIONS
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env, make_window, window
@@ -455,7 +455,7 @@ def test_app_saves_a_graph_holding_a_surrogate(window, tmp_path):
 
 
 def test_app_runs_file_with_a_huge_number_is_a_problem_not_a_crash(tmp_path):
-    from gui.training.runs import FORMAT, VERSION, load_runs
+    from gui.training.runs_file import FORMAT, VERSION, load_runs
 
     p = tmp_path / "g.runs.json"
     doc = json.dumps({"format": FORMAT, "version": VERSION, "runs": [{"id": MARK}]})

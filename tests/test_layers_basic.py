@@ -91,3 +91,13 @@ def test_every_block_type_names_a_known_family_and_starts_valid():
         if all(k in cls.starter for k, o in options.items() if o.required):
             layer = cls(name="b", **cls.starter)
             assert cls.summary(layer.config) or not layer.config, name
+
+
+def test_every_block_type_is_importable_by_name_from_engine_layers():
+    import engine.layers
+
+    for name, cls in engine.layers.LAYER_TYPES.items():
+        if not cls.__module__.startswith("engine.layers."):
+            continue  # registered from outside (engine.layers.base.register), e.g. by a test
+        assert getattr(engine.layers, name) is cls
+        assert name in engine.layers.__all__

@@ -1,4 +1,5 @@
-"""engine.live: the messages of a training run, and the training process's protocol, without Qt."""
+"""engine.training_process: the messages of a training run, and the training process's
+protocol, without Qt."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.live import LiveRun, child_main
+from engine.training_process import LiveRun, child_main
 
 
 def xor_graph(epochs: int = 2) -> engine.Graph:
@@ -53,7 +54,7 @@ def test_a_run_reports_every_step_then_finishes_with_its_weights():
 
 
 def test_a_payload_that_cannot_be_sent_still_ends_the_run_with_a_message():
-    from engine.live import _run_guarded
+    from engine.training_process import _run_guarded
 
     g = xor_graph()
     got = []
@@ -95,6 +96,45 @@ def test_the_process_protocol_runs_two_runs_and_ignores_bad_controls():
             proc.kill()
 
 
+def test_the_helper_process_is_forked_with_no_run_thread_alive(monkeypatch):
+    """A two-process run's helper is a fork (engine.parallel), made by child_main's own
+    thread between the prepare and train threads: a fork beside a running thread may copy a
+    lock that thread holds, locked for ever."""
+    import os
+
+    real_fork, forks = os.fork, []
+
+    def fork():
+        forks.append([t.name for t in threading.enumerate()])
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setenv("BLOCKPROP_PROCESSES", "2")
+    monkeypatch.setattr("engine.training_process.keep_freed_memory", lambda: None)
+    inbox, out = multiprocessing.Pipe(duplex=False)
+    commands_in, commands = multiprocessing.Pipe(duplex=False)
+    g = xor_graph()
+    commands.send(("run", (1, g.to_dict(), g.training, False), {}))
+    got = []
+
+    def read():
+        while True:
+            _, kind, payload = inbox.recv()
+            got.append((kind, payload))
+            if kind in ("finished", "failed"):
+                commands.send(None)
+                return
+
+    reader = threading.Thread(target=read, name="test-reader", daemon=True)
+    reader.start()
+    child_main(out, commands_in)
+    reader.join(10)
+    assert got[-1][0] == "finished", got[-1]
+    assert dict(got)["prepared"]["processes"] == 2
+    assert len(forks) == 1
+    assert not [name for name in forks[0] if name.startswith("blockprop-")]
+
+
 def test_stop_before_the_data_is_loaded_ends_the_run_at_once():
     g = xor_graph(epochs=1000)
     got = []
@@ -116,3 +156,32 @@ def test_check_lr_refuses_what_is_not_a_positive_number():
     for bad in (0, -1.0, float("nan"), "fast", True):
         with pytest.raises(ConfigError):
             check_lr(bad)
+
+
+def test_a_run_sent_while_the_last_one_prepares_ends_that_one_first(monkeypatch):
+    """Each run ends with "finished" (the app waits for it), also one stopped by the next
+    "run" before its data was loaded."""
+    monkeypatch.setattr("engine.training_process.keep_freed_memory", lambda: None)
+    inbox, out = multiprocessing.Pipe(duplex=False)
+    commands_in, commands = multiprocessing.Pipe(duplex=False)
+    g = xor_graph(epochs=1000)
+    commands.send(("run", (1, g.to_dict(), g.training, False), {}))
+    commands.send(("run", (2, g.to_dict(), g.training, False), {}))
+    commands.send(("stop", (), {}))
+    got = []
+
+    def read():
+        while True:
+            rid, kind, payload = inbox.recv()
+            got.append((rid, kind, payload))
+            if rid == 2 and kind in ("finished", "failed"):
+                commands.send(None)
+                return
+
+    reader = threading.Thread(target=read, name="test-reader", daemon=True)
+    reader.start()
+    child_main(out, commands_in)
+    reader.join(10)
+    ends = [(rid, kind, p.get("reason")) for rid, kind, p in got if kind in ("finished", "failed")]
+    assert ends == [(1, "finished", "stopped"), (2, "finished", "stopped")]
+    assert [rid for rid, _, _ in got] == sorted(rid for rid, _, _ in got)  # run 1's first

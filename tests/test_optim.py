@@ -10,15 +10,17 @@ from engine.errors import ConfigError, ShapeError
 from engine.optim import (
     OPTIMIZERS,
     RULES,
-    SCHEDULE_TORCH_EQUIVALENT,
-    SCHEDULES,
     TORCH_EQUIVALENT,
     check_optimizer_spec,
-    check_schedule_spec,
     clip_grad_norm,
     make_optimizer,
-    make_schedule,
     regularize,
+)
+from engine.schedules import (
+    SCHEDULE_TORCH_EQUIVALENT,
+    SCHEDULES,
+    check_schedule_spec,
+    make_schedule,
 )
 
 rng = np.random.default_rng(0)

@@ -32,6 +32,7 @@ from engine.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GaussianNoise,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
     GlobalMaxPool1D,
@@ -223,6 +224,24 @@ def ref_dropout(layer, x, training):
     return out, lambda dout: (R.norm.dropout_backward(dout, cache), {}, {}), {}
 
 
+class FixedNormal:
+    """Stands in for GaussianNoise's generator: this draw, so the noise is known."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def standard_normal(self, shape, dtype=np.float64):
+        assert tuple(shape) == self.z.shape
+        return self.z.astype(dtype)
+
+
+def ref_gaussian_noise(layer, x, training):
+    z = np.random.default_rng(6).standard_normal(x.shape)
+    layer.rng = FixedNormal(z)  # the layer's next draw
+    out, cache = R.norm.gaussian_noise_forward(x, z.astype(x.dtype), layer.config["std"], training)
+    return out, lambda dout: (R.norm.gaussian_noise_backward(dout, cache), {}, {}), {}
+
+
 def ref_embedding(layer, x, training):
     out, cache = R.embedding.embedding_forward(x, layer.params["weight"])
     return out, lambda dout: (None, {"weight": R.embedding.embedding_backward(dout, cache)}, {}), {}
@@ -299,6 +318,7 @@ REFERENCES = {
     "Reshape": ref_reshape,
     "BatchNorm": ref_batchnorm,
     "Dropout": ref_dropout,
+    "GaussianNoise": ref_gaussian_noise,
     "Embedding": ref_embedding,
     "RNN": ref_recurrent,
     "LSTM": ref_recurrent,
@@ -385,6 +405,8 @@ CASES = [
     ],
     (Dropout(rate=0.3), (4, 3, 5), True),
     (Dropout(rate=0.5), (4, 6), False),
+    (GaussianNoise(std=0.2), (4, 3, 5), True),
+    (GaussianNoise(std=0.5), (4, 6), False),
     (Embedding(num_embeddings=6, embedding_dim=3), (2, 5), False),
     *[
         (cls(hidden_size=3, return_sequences=seq, bidirectional=bi, **extra), (3, 4, 2), True)

@@ -426,7 +426,7 @@ def test_the_apps_open_paths_refuse_special_files(qtbot, make_window, specials, 
     recovery files: a device or FIFO is a message or skipped, never a hang or a read."""
     from gui.files import find_recoveries
     from gui.preset_dialog import list_presets
-    from gui.training.runs import load_runs
+    from gui.training.runs_file import load_runs
 
     w = make_window(show=False)
     for kind in ("zero", "fifo"):

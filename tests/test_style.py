@@ -1,4 +1,4 @@
-"""The codebase is formatted and linted by ruff (STYLE.md): CI fails on drift, not a reviewer."""
+"""The codebase is formatted and linted by ruff: CI fails on drift, not a reviewer."""
 
 import subprocess
 import sys

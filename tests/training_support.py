@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 import engine
 import gui.training as training
-from engine.live import LiveRun
+from engine.training_process import LiveRun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,32 +96,10 @@ def tiny_rnn(kind: str = "LSTM", epochs: int = 1, n: int = 300, T: int = 10) -> 
 
 
 def lenet5(batch_size: int = 32, epochs: int = 5) -> engine.Graph:
-    return chain(
-        "LeNet-5",
-        [
-            ("Input", {"shape": [1, 32, 32]}, "in"),
-            ("Conv2D", {"filters": 6, "kernel_size": 5}, "c1"),
-            ("Activation", {"fn": "tanh"}, "a1"),
-            ("AvgPool2D", {"kernel_size": 2}, "s2"),
-            ("Conv2D", {"filters": 16, "kernel_size": 5}, "c3"),
-            ("Activation", {"fn": "tanh"}, "a3"),
-            ("AvgPool2D", {"kernel_size": 2}, "s4"),
-            ("Flatten", {}, "flat"),
-            ("Dense", {"units": 120}, "c5"),
-            ("Activation", {"fn": "tanh"}, "a5"),
-            ("Dense", {"units": 84}, "f6"),
-            ("Activation", {"fn": "tanh"}, "a6"),
-            ("Dense", {"units": 10}, "out"),
-        ],
-        {
-            "dataset": {"name": "digits", "resize": [32, 32]},
-            "loss": "cross_entropy",
-            "optimizer": {"name": "adam", "lr": 0.002},
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "seed": 0,
-        },
-    )
+    """presets/lenet5.json, trained for ``epochs`` at ``batch_size``."""
+    g = engine.load_graph(ROOT / "presets" / "lenet5.json")
+    g.training.update(batch_size=batch_size, epochs=epochs)
+    return g
 
 
 # --- a minimal gui.window_api.TrainingWindow (the real MainWindow is tested too) ---------------

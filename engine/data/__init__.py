@@ -1,4 +1,6 @@
-"""Data sets: built-in ones (offline, generated from a seed) and the user's own files.
+"""Data sets: built-in ones (offline, generated from a seed), the standard ones (MNIST,
+Fashion-MNIST, CIFAR-10, tiny Shakespeare: downloaded on first use, see ``standard``), and the
+user's own files.
 
 ``load_dataset({"name": "digits", "resize": [32, 32]}, seed=0)`` returns a ``Dataset``.
 ``DATASETS`` maps every name to a one-line description and ``DATASET_OPTIONS`` to its options
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import base, builtin, files, idx, images, reviews, sequences, text
-from engine.data.base import Dataset, DatasetSpec
+from engine.data import base, builtin, files, idx, images, reviews, sequences, standard, text
+from engine.data.base import ByteImages, Dataset, DatasetSpec, rows
+from engine.data.standard import needs_download, prepare
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,
@@ -26,6 +29,7 @@ _REGISTRY: dict[str, DatasetSpec] = {
     **reviews.DATASETS_HERE,
     "chars": text.DATASETS_HERE["chars"],
     "tagging": text.DATASETS_HERE["tagging"],
+    **standard.DATASETS_HERE,
     **files.DATASETS_HERE,
     **idx.DATASETS_HERE,
     "image_folder": images.DATASETS_HERE["image_folder"],
@@ -35,7 +39,10 @@ _REGISTRY: dict[str, DatasetSpec] = {
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _REGISTRY.items()}
 DATASET_OPTIONS: dict[str, dict[str, Opt]] = {n: s.options for n, s in _REGISTRY.items()}
 USER_FILE_DATASETS = ("csv", "npz", "idx", "image_folder", "text")
-BUILTIN_DATASETS = tuple(n for n in DATASETS if n not in USER_FILE_DATASETS)
+DOWNLOADED_DATASETS = tuple(standard.DATASETS_HERE)
+BUILTIN_DATASETS = tuple(
+    n for n in DATASETS if n not in USER_FILE_DATASETS and n not in DOWNLOADED_DATASETS
+)
 
 
 def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
@@ -53,6 +60,7 @@ def load_dataset(spec: dict[str, Any] | str, seed: int = 0) -> Dataset:
     if name not in _REGISTRY:
         raise ConfigError(
             f"unknown data set {name!r}; built in: {', '.join(BUILTIN_DATASETS)}; "
+            f"downloaded on first use: {', '.join(DOWNLOADED_DATASETS)}; "
             f"from your files: {', '.join(USER_FILE_DATASETS)}"
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -179,6 +187,11 @@ def split(
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "DOWNLOADED_DATASETS",
+    "ByteImages",
+    "needs_download",
+    "prepare",
+    "rows",
     "DATASETS",
     "DATASET_OPTIONS",
     "TARGET_OPTION",

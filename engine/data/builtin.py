@@ -3,6 +3,10 @@
 All offline and deterministic: randomness only through the Generator made from the seed.
 Moons and circles follow scikit-learn's ``make_moons`` / ``make_circles`` constructions, written
 out here so they draw from that Generator (scikit-learn's own take a legacy RandomState).
+
+Each ``make_*`` function is the data set's generator, NumPy only: its loader checks the options
+and wraps the arrays in a Dataset, and the PyTorch export copies the function's source into its
+scripts (engine/export/standalone_data.py), so both make the same data from the same seed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements
 from engine.errors import ConfigError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 # ---------------------------------------------------------------------------------- images
 
@@ -78,6 +82,24 @@ DIGITS_OPTIONS = {
 }
 
 
+DIGITS_COUNT = 1797
+
+
+def make_digits(rng, resize, pad, flatten):
+    """scikit-learn's 8x8 digits / 16, optionally resized (bilinear) and centred on a canvas."""
+    from sklearn.datasets import load_digits  # reads the copy shipped with scikit-learn
+
+    d = load_digits()
+    X = (d.images.astype(np.float32) / 16.0)[:, None, :, :]  # pixel / 16 -> [0, 1]
+    if resize is not None:
+        X = resize_bilinear(X, tuple(resize))
+    if pad is not None:
+        X = pad_center(X, tuple(pad))
+    if flatten:
+        X = X.reshape(len(X), -1)
+    return np.ascontiguousarray(X, dtype=np.float32), d.target.astype(np.int64)
+
+
 def load_digits(cfg: dict, rng: np.random.Generator) -> Dataset:
     """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels), in file order.
 
@@ -86,30 +108,23 @@ def load_digits(cfg: dict, rng: np.random.Generator) -> Dataset:
     them on a larger canvas, as LeNet-5's 28x28 MNIST digits sat in 32x32 (``"resize": [28, 28],
     "pad": [32, 32]`` reproduces that framing). No randomness: the seed does not matter.
     """
-    from sklearn.datasets import load_digits as sk_digits  # reads the copy shipped with sklearn
-
-    d = sk_digits()
-    X = (d.images.astype(np.float32) / 16.0)[:, None, :, :]  # pixel / 16 -> [0, 1]
     steps = ["pixel / 16 to [0, 1]"]
+    H, W = 8, 8
     if cfg["resize"] is not None:
-        check_elements(len(X) * cfg["resize"][0] * cfg["resize"][1], "digits resized")
-        X = resize_bilinear(X, tuple(cfg["resize"]))
-        steps.append(f"bilinear resize to {cfg['resize'][0]}x{cfg['resize'][1]}")
+        H, W = cfg["resize"]
+        check_elements(DIGITS_COUNT * H * W, "digits resized")
+        steps.append(f"bilinear resize to {H}x{W}")
     if cfg["pad"] is not None:
-        H, W = X.shape[-2:]
         if cfg["pad"][0] < H or cfg["pad"][1] < W:
             raise ConfigError(
                 f"data set 'digits': 'pad' {cfg['pad']} must be at least the "
                 f"image size {[H, W]} (pad adds a border; use 'resize' to shrink)"
             )
-        X = pad_center(X, tuple(cfg["pad"]))
         steps.append(f"centred on a {cfg['pad'][0]}x{cfg['pad'][1]} zero canvas")
-    if cfg["flatten"]:
-        X = X.reshape(len(X), -1)
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    X, y = make_digits(rng, **cfg)
     return Dataset(
         X,
-        d.target.astype(np.int64),
+        y,
         "classification",
         n_classes=10,
         class_names=[str(i) for i in range(10)],
@@ -141,20 +156,28 @@ XOR_OPTIONS = {
 }
 
 
+def make_xor(rng, targets, repeat, noise):
+    """XOR's four points, repeated, optionally jittered; y class ids or (N, 1) float 0/1."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0], dtype=np.int64)
+    X, y = np.tile(X, (repeat, 1)), np.tile(y, repeat)
+    if noise > 0:
+        X = X + rng.normal(0.0, noise, X.shape).astype(np.float32)
+    if targets == "float":
+        return X, y[:, None].astype(np.float32)
+    return X, y
+
+
 def load_xor(cfg: dict, rng: np.random.Generator) -> Dataset:
     """Lecture 001's XOR: (0,0)->0, (0,1)->1, (1,0)->1, (1,1)->0, the problem no single
     perceptron separates. ``repeat`` stacks copies (so batches and validation splits have
     data), ``noise`` jitters them; with the defaults X is exactly the four points."""
-    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
-    y = np.array([0, 1, 1, 0], dtype=np.int64)
-    X, y = np.tile(X, (cfg["repeat"], 1)), np.tile(y, cfg["repeat"])
-    if cfg["noise"] > 0:
-        X = X + rng.normal(0.0, cfg["noise"], X.shape).astype(np.float32)
+    X, y = make_xor(rng, **cfg)
     desc = DATASETS_HERE["xor"].description
     if cfg["targets"] == "float":
         return Dataset(
             X,
-            y[:, None].astype(np.float32),
+            y,
             "regression",
             name="xor",
             description=desc,
@@ -201,19 +224,20 @@ SPIRAL_OPTIONS = {
 }
 
 
-def _shuffled(X: np.ndarray, y: np.ndarray, rng: np.random.Generator):
+def shuffled(X, y, rng):
+    """X as float32 and y as int64 ids, both in one random order."""
     p = rng.permutation(len(X))
     return np.ascontiguousarray(X[p], dtype=np.float32), y[p].astype(np.int64)
 
 
-def load_moons(cfg: dict, rng: np.random.Generator) -> Dataset:
+def make_moons(rng, n, noise):
     """Two interleaving half circles (scikit-learn's make_moons construction).
 
     Outer moon (cos t, sin t), inner moon (1 - cos t, 1/2 - sin t), t evenly in [0, pi],
     plus N(0, noise^2) on each coordinate; classes 0 (outer) and 1 (inner).
     """
-    n_out = cfg["n"] // 2
-    n_in = cfg["n"] - n_out
+    n_out = n // 2
+    n_in = n - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
     X = np.concatenate(
         [
@@ -222,8 +246,50 @@ def load_moons(cfg: dict, rng: np.random.Generator) -> Dataset:
         ]
     )
     y = np.repeat([0, 1], [n_out, n_in])
-    X = X + rng.normal(0.0, cfg["noise"], X.shape) if cfg["noise"] > 0 else X
-    X, y = _shuffled(X, y, rng)
+    X = X + rng.normal(0.0, noise, X.shape) if noise > 0 else X
+    return shuffled(X, y, rng)
+
+
+def make_circles(rng, n, noise, factor):
+    """A circle inside a circle (scikit-learn's make_circles construction).
+
+    Outer: radius 1, inner: radius ``factor``, angles evenly spaced on [0, 2 pi) plus
+    N(0, noise^2) on each coordinate; classes 0 (outer) and 1 (inner).
+    """
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([factor * np.cos(t_in), factor * np.sin(t_in)], 1),
+        ]
+    )
+    y = np.repeat([0, 1], [n_out, n_in])
+    X = X + rng.normal(0.0, noise, X.shape) if noise > 0 else X
+    return shuffled(X, y, rng)
+
+
+def make_spiral(rng, n, arms, noise, turns):
+    """k interleaved spiral arms, one class each (CS231n's example of non-linear data).
+
+    Arm j: radius r in [0, 1], angle t = 2 pi (j / k + turns * r) + N(0, noise^2),
+    point r * (sin t, cos t).
+    """
+    counts = np.full(arms, n // arms)
+    counts[: n % arms] += 1
+    Xs, ys = [], []
+    for j, m in enumerate(counts):
+        r = np.linspace(0.0, 1.0, m)
+        t = 2 * np.pi * (j / arms + turns * r) + rng.normal(0.0, noise, m)
+        Xs.append(np.stack([r * np.sin(t), r * np.cos(t)], 1))
+        ys.append(np.full(m, j))
+    return shuffled(np.concatenate(Xs), np.concatenate(ys), rng)
+
+
+def load_moons(cfg: dict, rng: np.random.Generator) -> Dataset:
+    X, y = make_moons(rng, **cfg)
     return Dataset(
         X,
         y,
@@ -236,25 +302,7 @@ def load_moons(cfg: dict, rng: np.random.Generator) -> Dataset:
 
 
 def load_circles(cfg: dict, rng: np.random.Generator) -> Dataset:
-    """A circle inside a circle (scikit-learn's make_circles construction).
-
-    Outer: radius 1, inner: radius ``factor``, angles evenly spaced on [0, 2 pi) plus
-    N(0, noise^2) on each coordinate; classes 0 (outer) and 1 (inner).
-    """
-    n_out = cfg["n"] // 2
-    n_in = cfg["n"] - n_out
-    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
-    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
-    f = cfg["factor"]
-    X = np.concatenate(
-        [
-            np.stack([np.cos(t_out), np.sin(t_out)], 1),
-            np.stack([f * np.cos(t_in), f * np.sin(t_in)], 1),
-        ]
-    )
-    y = np.repeat([0, 1], [n_out, n_in])
-    X = X + rng.normal(0.0, cfg["noise"], X.shape) if cfg["noise"] > 0 else X
-    X, y = _shuffled(X, y, rng)
+    X, y = make_circles(rng, **cfg)
     return Dataset(
         X,
         y,
@@ -267,21 +315,8 @@ def load_circles(cfg: dict, rng: np.random.Generator) -> Dataset:
 
 
 def load_spiral(cfg: dict, rng: np.random.Generator) -> Dataset:
-    """k interleaved spiral arms, one class each (CS231n's example of non-linear data).
-
-    Arm j: radius r in [0, 1], angle t = 2 pi (j / k + turns * r) + N(0, noise^2),
-    point r * (sin t, cos t).
-    """
+    X, y = make_spiral(rng, **cfg)
     k = cfg["arms"]
-    counts = np.full(k, cfg["n"] // k)
-    counts[: cfg["n"] % k] += 1
-    Xs, ys = [], []
-    for j, m in enumerate(counts):
-        r = np.linspace(0.0, 1.0, m)
-        t = 2 * np.pi * (j / k + cfg["turns"] * r) + rng.normal(0.0, cfg["noise"], m)
-        Xs.append(np.stack([r * np.sin(t), r * np.cos(t)], 1))
-        ys.append(np.full(m, j))
-    X, y = _shuffled(np.concatenate(Xs), np.concatenate(ys), rng)
     return Dataset(
         X,
         y,

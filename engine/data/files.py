@@ -25,8 +25,8 @@ from engine.data.base import (
     to_float32,
 )
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
 from engine.safe_io import NpyEntry, npz_entries, npz_read, open_npz
+from engine.settings import Opt
 
 TASK_OPT = Opt(
     "choice",

@@ -25,7 +25,7 @@ from engine.data.base import (
 )
 from engine.data.files import labels_to_targets
 from engine.errors import DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 # Samples plus a sample's shape (an Input takes 1 to 4 axes); the byte allows 255, and NumPy
 # refuses arrays of more than 64 dimensions.

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements, user_file
 from engine.errors import DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 IMAGE_EXTS = (
     ".png",

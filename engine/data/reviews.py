@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 FILLER = (
     "the movie film story plot actors it was is a an and of to this that i in for with as "
@@ -40,23 +40,34 @@ def words(ids: np.ndarray) -> list[str]:
     return [VOCAB[int(i)] for i in ids]
 
 
+REVIEW_FILLER = FILLER
+REVIEW_SENTIMENT = len(POSITIVE)  # positive words, then as many negative ones, after the fillers
+
+
+def make_reviews(rng, n=3000, T=20, distractor=0.5):
+    """Generated reviews: X (N, T) word ids (0 <pad>, then fillers, the positive and the
+    negative words), y (N,) 1 when the review's sentiment words are mostly positive."""
+    first_pos = 1 + len(REVIEW_FILLER)
+    first_neg = first_pos + REVIEW_SENTIMENT
+    X = rng.integers(1, first_pos, (n, T))
+    y = np.arange(n) % 2
+    rng.shuffle(y)
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        other = int(rng.random() < distractor) if k > 1 else 0
+        where = rng.choice(T, size=min(T, k + other), replace=False)
+        own, theirs = (first_pos, first_neg) if y[i] == 1 else (first_neg, first_pos)
+        X[i, where[:k]] = own + rng.integers(0, REVIEW_SENTIMENT, k)
+        if other:
+            X[i, where[k]] = theirs + int(rng.integers(0, REVIEW_SENTIMENT))
+    return X.astype(np.int64), y.astype(np.int64)
+
+
 def load_reviews(cfg: dict, rng: np.random.Generator) -> Dataset:
     """Shapes: X (N, T) int64 ids in [1, len(VOCAB)), y (N,) int64: 0 negative, 1 positive."""
     N, T = cfg["n"], cfg["T"]
     check_elements(N * T, "the reviews' X")
-    first_pos = 1 + len(FILLER)
-    first_neg = first_pos + len(POSITIVE)
-    X = rng.integers(1, first_pos, (N, T))
-    y = np.arange(N) % 2
-    rng.shuffle(y)
-    for i in range(N):
-        k = int(rng.integers(1, 4))
-        other = int(rng.random() < cfg["distractor"]) if k > 1 else 0
-        where = rng.choice(T, size=min(T, k + other), replace=False)
-        own, theirs = (first_pos, first_neg) if y[i] == 1 else (first_neg, first_pos)
-        X[i, where[:k]] = own + rng.integers(0, len(POSITIVE), k)
-        if other:
-            X[i, where[k]] = theirs + int(rng.integers(0, len(POSITIVE)))
+    X, y = make_reviews(rng, N, T, cfg["distractor"])
     return Dataset(
         X.astype(np.int64),
         y.astype(np.int64),

@@ -4,19 +4,35 @@ The adding and copy problems are the standard long-memory benchmarks (Hochreiter
 1997; Le, Jaitly & Hinton 2015; Arjovsky, Shah & Bengio 2016): a plain RNN's vanishing gradient
 leaves it at the trivial baseline, an LSTM or GRU gets past it. Each data set reports that
 baseline in ``meta`` so a loss curve can be read against it.
+
+Each ``make_*`` function is the generator, NumPy only (the PyTorch export copies its source, see
+engine/data/builtin.py); its loader checks the size and wraps the arrays in a Dataset.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.data.base import Dataset, DatasetSpec, check_elements, one_hot
-from engine.layers.options import Opt
+from engine.data.base import Dataset, DatasetSpec, check_elements, to_one_hot
+from engine.settings import Opt
 
 ADDING_OPTIONS = {
     "T": Opt("int", default=50, min=2, max=10_000, doc="sequence length"),
     "n": Opt("int", default=10_000, min=1, max=1_000_000, doc="number of sequences"),
 }
+
+
+def make_adding(rng, T, n):
+    """The adding problem: X (N, T, 2) values and markers, y (N, 1) the sum of the marked."""
+    half = T // 2
+    X = np.zeros((n, T, 2), dtype=np.float32)
+    X[:, :, 0] = rng.random((n, T), dtype=np.float32)
+    rows = np.arange(n)
+    first = rng.integers(0, half, n)
+    second = rng.integers(half, T, n)
+    X[rows, first, 1] = 1.0
+    X[rows, second, 1] = 1.0
+    return X, (X[rows, first, 0] + X[rows, second, 0])[:, None]
 
 
 def load_adding(cfg: dict, rng: np.random.Generator) -> Dataset:
@@ -28,17 +44,8 @@ def load_adding(cfg: dict, rng: np.random.Generator) -> Dataset:
     scores MSE = Var(u_a + u_b) = 2 * 1/12 = 1/6 ~ 0.167: a model must beat that to have
     remembered anything.
     """
-    N, T = cfg["n"], cfg["T"]
-    check_elements(N * T * 2, "the adding problem's X")
-    half = T // 2
-    X = np.zeros((N, T, 2), dtype=np.float32)
-    X[:, :, 0] = rng.random((N, T), dtype=np.float32)
-    rows = np.arange(N)
-    first = rng.integers(0, half, N)
-    second = rng.integers(half, T, N)
-    X[rows, first, 1] = 1.0
-    X[rows, second, 1] = 1.0
-    y = (X[rows, first, 0] + X[rows, second, 0])[:, None]
+    check_elements(cfg["n"] * cfg["T"] * 2, "the adding problem's X")
+    X, y = make_adding(rng, **cfg)
     return Dataset(
         X,
         y,
@@ -67,6 +74,18 @@ COPY_OPTIONS = {
 }
 
 
+def make_copy(rng, n, length, delay, symbols):
+    """The copy memory task: X (N, T, K + 2) one-hot, y (N, T) ids."""
+    T = 2 * length + delay
+    seq = rng.integers(1, symbols + 1, (n, length))
+    ids = np.zeros((n, T), dtype=np.int64)
+    ids[:, :length] = seq
+    ids[:, length + delay - 1] = symbols + 1
+    y = np.zeros((n, T), dtype=np.int64)
+    y[:, T - length :] = seq
+    return to_one_hot(ids, symbols + 2), y
+
+
 def load_copy(cfg: dict, rng: np.random.Generator) -> Dataset:
     """The copy memory task (Arjovsky et al. 2016).
 
@@ -80,15 +99,10 @@ def load_copy(cfg: dict, rng: np.random.Generator) -> Dataset:
     N, L, D, K = cfg["n"], cfg["length"], cfg["delay"], cfg["symbols"]
     T = 2 * L + D
     check_elements(N * T * (K + 2), "the copy task's one-hot X")
-    seq = rng.integers(1, K + 1, (N, L))
-    ids = np.zeros((N, T), dtype=np.int64)
-    ids[:, :L] = seq
-    ids[:, L + D - 1] = K + 1
-    y = np.zeros((N, T), dtype=np.int64)
-    y[:, T - L :] = seq
+    X, y = make_copy(rng, **cfg)
     vocab = ["_"] + [f"s{i}" for i in range(1, K + 1)] + [":"]
     return Dataset(
-        one_hot(ids, K + 2),
+        X,
         y,
         "sequence_classification",
         n_classes=K + 2,
@@ -116,6 +130,18 @@ SINE_OPTIONS = {
 }
 
 
+def make_sine(rng, n, T, noise, many_to_many):
+    """Noisy sine windows; y the clean next value (or every next value)."""
+    w = rng.uniform(0.1, 0.6, (n, 1))
+    phi = rng.uniform(0.0, 2 * np.pi, (n, 1))
+    A = rng.uniform(0.5, 1.0, (n, 1))
+    s = A * np.sin(w * np.arange(T + 1) + phi)
+    X = (s[:, :T] + rng.normal(0.0, noise, (n, T)))[:, :, None].astype(np.float32)
+    if many_to_many:
+        return X, s[:, 1:, None].astype(np.float32)
+    return X, s[:, T:].astype(np.float32)
+
+
 def load_sine(cfg: dict, rng: np.random.Generator) -> Dataset:
     """Next-value prediction on sine waves.
 
@@ -125,18 +151,11 @@ def load_sine(cfg: dict, rng: np.random.Generator) -> Dataset:
     simply repeating the last input, the baseline a trained network should beat.
     Shapes: X (N, T, 1), y (N, 1) or (N, T, 1).
     """
-    N, T = cfg["n"], cfg["T"]
-    check_elements(N * (T + 1) * 2, "the sine windows")
-    w = rng.uniform(0.1, 0.6, (N, 1))
-    phi = rng.uniform(0.0, 2 * np.pi, (N, 1))
-    A = rng.uniform(0.5, 1.0, (N, 1))
-    s = A * np.sin(w * np.arange(T + 1) + phi)
-    X = (s[:, :T] + rng.normal(0.0, cfg["noise"], (N, T)))[:, :, None].astype(np.float32)
+    check_elements(cfg["n"] * (cfg["T"] + 1) * 2, "the sine windows")
+    X, y = make_sine(rng, **cfg)
     if cfg["many_to_many"]:
-        y = s[:, 1:, None].astype(np.float32)
         base = float(np.mean((X - y) ** 2))
     else:
-        y = s[:, T:].astype(np.float32)
         base = float(np.mean((X[:, -1] - y) ** 2))
     return Dataset(
         X,

@@ -2,6 +2,9 @@
 
 A character model reads X (N, T) ids (or their one-hot (N, T, V) encoding, as in the lectures'
 "hello" and Shakespeare char-RNNs) and predicts y (N, T): the next character at every step.
+
+The generators (``chars_corpus``, ``make_tagging`` and the functions they call) are NumPy only:
+the PyTorch export copies their source into its scripts (see engine/data/builtin.py).
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ from engine.data.base import (
     DatasetSpec,
     check_bytes,
     check_elements,
-    one_hot,
     read_text,
+    to_one_hot,
 )
 from engine.errors import ConfigError, DataError
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 MAX_CORPUS_CHARS = 5_000_000  # generated corpora: a few seconds of Python at most
 
 
-def encode(text: str, vocab: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Characters -> int64 ids into ``vocab`` (default: the sorted distinct characters)."""
+def encode(text, vocab=None):
+    """Characters -> (int64 ids into ``vocab``, vocab); default vocab: the sorted distinct
+    characters."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
     if vocab is None:
         table = np.unique(codes)
@@ -39,6 +43,14 @@ def windows(ids: np.ndarray, T: int, starts: np.ndarray) -> tuple[np.ndarray, np
     Rows of a strided view of ``ids`` are gathered, so nothing but X and y is allocated."""
     view = np.lib.stride_tricks.sliding_window_view(ids, T)
     return view[starts], view[starts + 1]
+
+
+def char_windows(text, T, starts, one_hot_x, vocab=None):
+    """Next-character pairs of ``text`` cut at ``starts``: X (N, T) ids (or their one-hot
+    (N, T, V)), y (N, T) the ids one character later."""
+    ids, vocab = encode(text, vocab)
+    X, y = windows(ids, T, starts)
+    return (to_one_hot(X, len(vocab)) if one_hot_x else X), y
 
 
 def char_dataset(
@@ -67,7 +79,7 @@ def char_dataset(
     )
     X, y = windows(ids, T, starts)
     if one_hot_x:
-        X = one_hot(X, len(vocab))
+        X = to_one_hot(X, len(vocab))
     meta = {"corpus_length": len(text), "sample": text[:300], **(meta or {})}
     return Dataset(
         X,
@@ -85,42 +97,44 @@ def char_dataset(
 
 # ------------------------------------------------------------------------- generated corpora
 
-DET, ADJ = ("the", "a"), ("small", "red", "old")
-NOUN = ("cat", "dog", "fox", "bird")
-VERB, VERB_BASE = ("sees", "likes", "chases", "hears"), ("see", "like", "chase", "hear")
+WORDS = {
+    "det": ("the", "a"),
+    "adj": ("small", "red", "old"),
+    "noun": ("cat", "dog", "fox", "bird"),
+    "verb": ("sees", "likes", "chases", "hears"),
+    "verb_base": ("see", "like", "chase", "hear"),
+}
+PAIRS = ("()", "[]", "{}", "<>")
 
 
-def _pick(rng: np.random.Generator, words: tuple[str, ...]) -> str:
+def pick(rng, words):
     return words[rng.integers(len(words))]
 
 
-def _noun_phrase(rng: np.random.Generator, depth: int) -> str:
-    words = [_pick(rng, DET)] + ([_pick(rng, ADJ)] if rng.random() < 0.3 else [])
-    s = " ".join([*words, _pick(rng, NOUN)])
+def noun_phrase(rng, depth):
+    words = [pick(rng, WORDS["det"])] + ([pick(rng, WORDS["adj"])] if rng.random() < 0.3 else [])
+    s = " ".join([*words, pick(rng, WORDS["noun"])])
     if depth < 2 and rng.random() < 0.35:  # a relative clause in ( ) or [ ]: close the right one
         o, c = ("(", ")") if rng.random() < 0.5 else ("[", "]")
-        s += f" {o}that {_verb_phrase(rng, depth + 1, base=False)}{c}"
+        s += f" {o}that {verb_phrase(rng, depth + 1, base=False)}{c}"
     return s
 
 
-def _verb_phrase(rng: np.random.Generator, depth: int, base: bool) -> str:
-    verb = _pick(rng, VERB_BASE if base else VERB)
-    return f"{verb} {_noun_phrase(rng, depth)}" if rng.random() < 0.7 else verb
+def verb_phrase(rng, depth, base):
+    verb = pick(rng, WORDS["verb_base"] if base else WORDS["verb"])
+    return f"{verb} {noun_phrase(rng, depth)}" if rng.random() < 0.7 else verb
 
 
-def grammar_sentence(rng: np.random.Generator) -> str:
+def grammar_sentence(rng):
     """One sentence of a tiny English grammar with two long-range dependencies: a question
     starts with "does", takes the verb's base form and ends with "?", and a bracketed relative
     clause closes with the bracket it opened, possibly after a nested clause."""
     if rng.random() < 0.3:
-        return f"does {_noun_phrase(rng, 0)} {_verb_phrase(rng, 0, base=True)}?"
-    return f"{_noun_phrase(rng, 0)} {_verb_phrase(rng, 0, base=False)}."
+        return f"does {noun_phrase(rng, 0)} {verb_phrase(rng, 0, base=True)}?"
+    return f"{noun_phrase(rng, 0)} {verb_phrase(rng, 0, base=False)}."
 
 
-PAIRS = ("()", "[]", "{}", "<>")
-
-
-def bracket_expression(rng: np.random.Generator, depth: int = 0) -> str:
+def bracket_expression(rng, depth=0):
     """A balanced expression of four bracket kinds around letters, e.g. "a(b[c]){d}"."""
     items = []
     for _ in range(rng.integers(1, 4)):
@@ -166,52 +180,46 @@ def load_chars(cfg: dict, rng: np.random.Generator) -> Dataset:
     "hello" is lecture 002's example: input "hell", target "ello", vocab [h, e, l, o] in the
     lecture's order (so one-hot rows match the slide), the same sample ``n`` times.
     """
-    desc = DATASETS_HERE["chars"].description
-    if cfg["corpus"] == "hello":
-        if cfg["T"] not in (None, 4):
-            raise ConfigError(
-                f"data set 'chars': the 'hello' corpus has 5 characters, so T must "
-                f"be 4 (input 'hell', target 'ello'), got {cfg['T']}"
-            )
-        n = cfg["n"] or 1
-        return char_dataset(
-            "hello" * n,
-            4,
-            np.arange(n) * 5,
-            cfg["one_hot"],
-            "chars",
-            desc,
-            vocab=["h", "e", "l", "o"],
-            meta={"corpus": "hello"},
+    if cfg["corpus"] == "hello" and cfg["T"] not in (None, 4):
+        raise ConfigError(
+            f"data set 'chars': the 'hello' corpus has 5 characters, so T must "
+            f"be 4 (input 'hell', target 'ello'), got {cfg['T']}"
         )
     n, T = cfg["n"] or 1000, cfg["T"] or 32
-    need = n * T + 1
-    if need > MAX_CORPUS_CHARS:
+    if cfg["corpus"] != "hello" and n * T + 1 > MAX_CORPUS_CHARS:
         raise ConfigError(
             f"data set 'chars': n * T = {n * T:,} characters is more than the "
             f"limit of {MAX_CORPUS_CHARS:,}; lower n or T"
         )
-    make = grammar_sentence if cfg["corpus"] == "grammar" else bracket_expression
-    parts, length = [], 0
-    while length - 1 < need:  # the join adds one space fewer than parts
-        parts.append(make(rng))
-        length += len(parts[-1]) + 1
-    text = " ".join(parts)
-    # A fixed vocab, so every seed and size gives the same ids.
-    alphabet = "".join(DET + ADJ + NOUN + VERB + VERB_BASE) + "that does ()[]?."
-    if cfg["corpus"] == "brackets":
-        alphabet = "".join(PAIRS) + "abc "
-    vocab = sorted(set(alphabet))
+    text, T, starts, vocab = chars_corpus(rng, cfg["corpus"], cfg["n"], cfg["T"])
     return char_dataset(
         text,
         T,
-        np.arange(n) * T,
+        starts,
         cfg["one_hot"],
         "chars",
-        desc,
+        DATASETS_HERE["chars"].description,
         vocab=vocab,
         meta={"corpus": cfg["corpus"]},
     )
+
+
+def chars_corpus(rng, corpus, n, T):
+    """The chars data set's text, window length T, window starts and vocab."""
+    if corpus == "hello":
+        n = n or 1
+        return "hello" * n, 4, np.arange(n) * 5, ["h", "e", "l", "o"]
+    n, T = n or 1000, T or 32
+    make = grammar_sentence if corpus == "grammar" else bracket_expression
+    parts, length = [], 0
+    while length - 1 < n * T + 1:  # the join adds one space fewer than parts
+        parts.append(make(rng))
+        length += len(parts[-1]) + 1
+    # A fixed vocab, so every seed and size gives the same ids.
+    alphabet = "".join(sum(WORDS.values(), ())) + "that does ()[]?."
+    if corpus == "brackets":
+        alphabet = "".join(PAIRS) + "abc "
+    return " ".join(parts), T, np.arange(n) * T, sorted(set(alphabet))
 
 
 # ------------------------------------------------------------------------- tagging
@@ -238,7 +246,7 @@ TAGGING_OPTIONS = {
 }
 
 
-def bracket_tags(ids: np.ndarray, open_id: int, close_id: int) -> np.ndarray:
+def bracket_tags(ids, open_id, close_id):
     """1 where a position lies within a matched pair (brackets included), else 0.
 
     A bracket opened but never closed does not count, so the tag of an early position depends
@@ -255,6 +263,20 @@ def bracket_tags(ids: np.ndarray, open_id: int, close_id: int) -> np.ndarray:
     return tags
 
 
+def make_tagging(rng, rule, n, T, symbols, one_hot):
+    """Tag every step from past and future context: X (N, T, V) one-hot or (N, T) ids,
+    y (N, T) in {0, 1}."""
+    if rule == "last_token":
+        K = symbols or 2
+        ids = rng.integers(0, K, (n, T))
+        y = (ids == ids[:, -1:]).astype(np.int64)
+    else:
+        K = 4  # tokens ( ) a b
+        ids = rng.integers(0, K, (n, T))
+        y = bracket_tags(ids, 0, 1)
+    return (to_one_hot(ids, K) if one_hot else ids), y
+
+
 def load_tagging(cfg: dict, rng: np.random.Generator) -> Dataset:
     """Many-to-many tagging that needs the future as well as the past.
 
@@ -264,13 +286,9 @@ def load_tagging(cfg: dict, rng: np.random.Generator) -> Dataset:
     brackets: tokens "(", ")", "a", "b"; tag_t = 1 inside a pair that matches.
     Shapes: X (N, T, V) one-hot or (N, T) ids, y (N, T) int64 in {0, 1}.
     """
-    N, T = cfg["n"], cfg["T"]
-    check_elements(N * T * 26, "the tagging sequences")
+    check_elements(cfg["n"] * cfg["T"] * 26, "the tagging sequences")
     if cfg["rule"] == "last_token":
-        K = cfg["symbols"] or 2
-        vocab = [chr(ord("a") + i) for i in range(K)]
-        ids = rng.integers(0, K, (N, T))
-        y = (ids == ids[:, -1:]).astype(np.int64)
+        vocab = [chr(ord("a") + i) for i in range(cfg["symbols"] or 2)]
         names = ["differs from last", "equals last"]
     else:
         if cfg["symbols"] is not None:
@@ -279,10 +297,8 @@ def load_tagging(cfg: dict, rng: np.random.Generator) -> Dataset:
                 "the brackets rule uses the tokens ( ) a b"
             )
         vocab = ["(", ")", "a", "b"]
-        ids = rng.integers(0, 4, (N, T))
-        y = bracket_tags(ids, 0, 1)
         names = ["outside", "inside"]
-    X = one_hot(ids, len(vocab)) if cfg["one_hot"] else ids
+    X, y = make_tagging(rng, **cfg)
     return Dataset(
         X,
         y,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 
+from engine import augment
 from engine.data import DATASET_OPTIONS
 from engine.data.base import check_options
 from engine.errors import ConfigError
@@ -273,7 +274,44 @@ def export_pytorch(plan: Plan, weights: str | None = None) -> str:
         "",
         *_schedule(plan),
         "",
-        torch_templates.TRAIN.rstrip(),
+        *_augment(plan),
+        _train_template(plan).rstrip(),
         "",
     ]
     return "\n".join(out)
+
+
+BATCH_LINE = "            xb, yb = Xtr[idx].to(device), ytr[idx].to(device)\n"
+
+
+def _augment(plan: Plan) -> list[str]:
+    """engine.augment's NumPy functions, copied, when the graph augments its training data."""
+    if not augment.active(plan.training.get("augment")):
+        return []
+    return [
+        inspect.getsource(augment.affine_batch).rstrip(),
+        "",
+        "",
+        inspect.getsource(augment.augment_batch).rstrip(),
+        "",
+    ]
+
+
+def _train_template(plan: Plan) -> str:
+    """The training loop; with augmentation each batch passes through augment_batch with the
+    engine's stream, default_rng([SEED, 2]): one process trains on the engine's batches."""
+    if not augment.active(plan.training.get("augment")):
+        return torch_templates.TRAIN
+    assert BATCH_LINE in torch_templates.TRAIN
+    return torch_templates.TRAIN.replace(
+        '    step, reason = 0, "finished"\n',
+        '    step, reason = 0, "finished"\n'
+        "    aug_rng = np.random.default_rng([SEED, 2])  # the engine's augmentation stream\n",
+        1,
+    ).replace(
+        BATCH_LINE,
+        "            xb = torch.from_numpy(augment_batch(Xtr[idx].numpy(), aug_rng, "
+        '**TRAINING["augment"])).to(device)\n'
+        "            yb = ytr[idx].to(device)\n",
+        1,
+    )

@@ -1,25 +1,65 @@
-"""Every block type as a Layer class; ``LAYER_TYPES`` maps a graph file's ``type`` to its class."""
+"""Every block type as a Layer class; ``LAYER_TYPES`` maps a graph file's ``type`` to its class.
 
-from engine.layers import (
-    activation,
-    attention,
-    conv,
-    dense,
-    embedding,
-    gru,
-    lstm,
-    merge,
-    norm,
-    pool,
-    recurrent,
-    shape,
-)
+A Layer subclass with a ``type_name`` registers itself when its module is imported; each family
+module is imported here, so ``LAYER_TYPES`` holds them all.
+"""
+
+from engine.layers.activation import Activation
+from engine.layers.attention import Attention
 from engine.layers.base import Layer, register
-from engine.layers.options import Opt
+from engine.layers.conv import Conv1D, Conv2D, ConvTranspose2D
+from engine.layers.dense import Dense
+from engine.layers.embedding import Embedding
+from engine.layers.gru import GRU
+from engine.layers.lstm import LSTM
+from engine.layers.merge import Add, Concat
+from engine.layers.norm import BatchNorm, Dropout, GaussianNoise
+from engine.layers.pool import (
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    MaxPool2D,
+    MaxUnpool2D,
+    Subsample2D,
+    Upsample2D,
+)
+from engine.layers.recurrent import RNN
+from engine.layers.shape import Flatten, Input, Reshape, Transpose
+from engine.settings import Opt
 
 LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
 
-globals().update(LAYER_TYPES)  # engine.layers.Conv2D(...) etc.
-
-__all__ = ["LAYER_TYPES", "Layer", "Opt", "register", *LAYER_TYPES]
-del activation, attention, conv, dense, embedding, gru, lstm, merge, norm, pool, recurrent, shape
+__all__ = [
+    "LAYER_TYPES",
+    "Layer",
+    "Opt",
+    "register",
+    "Activation",
+    "Add",
+    "Attention",
+    "AvgPool2D",
+    "BatchNorm",
+    "Concat",
+    "Conv1D",
+    "Conv2D",
+    "ConvTranspose2D",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GRU",
+    "GaussianNoise",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "Input",
+    "LSTM",
+    "MaxPool2D",
+    "MaxUnpool2D",
+    "RNN",
+    "Reshape",
+    "Subsample2D",
+    "Transpose",
+    "Upsample2D",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.layers.base import Layer, TorchBlock, code
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear")
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock, code
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 SCORES = ("dot", "general", "concat", "additive")
 # Values per sample of the largest array inside (the scores (Tq, Tm), or tanh's layer

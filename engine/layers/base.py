@@ -34,7 +34,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.init import initialize
-from engine.layers.options import INITS, Opt, check_config
+from engine.settings import INITS, Opt, check_spec
 
 Shape = tuple[int, ...]
 
@@ -161,7 +161,7 @@ class Layer:
 
     def __init__(self, name: str | None = None, **config: Any):
         self.name = name if name is not None else self.type_name.lower()
-        self.config = check_config(self.type_name, self.name, config, self.all_options())
+        self.config = check_spec(self.type_name, config, self.all_options(), block=self.name)
         self.check_settings()
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}

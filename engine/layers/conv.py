@@ -27,7 +27,7 @@ from engine import conv_plan
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, pad_text, size_text, stride_text, torch_size
-from engine.layers.options import SIZE_LIMIT, Opt
+from engine.settings import SIZE_LIMIT, Opt
 
 MAX_KERNEL = 1024
 
@@ -83,7 +83,7 @@ def _torch_even_same(cfg: dict, in_channels: int, kernel: tuple[int, ...]):
 
 
 class _Conv(Layer):
-    """What the convolutions share: one plan (geometry + buffers) per input shape, and the
+    """What the convolutions share: one plan (geometry + scratch arrays) per input shape, and the
     forward/backward of a 2-D cross-correlation on (N, C, H, W) arrays."""
 
     family = "Convolution"

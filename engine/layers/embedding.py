@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.errors import ConfigError, DataError, ShapeError
 from engine.layers.base import Layer, TorchBlock
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 
 class Embedding(Layer):

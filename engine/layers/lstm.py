@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers.options import Opt
 from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
+from engine.settings import Opt
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:

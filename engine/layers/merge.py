@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 
 class Add(Layer):

@@ -1,4 +1,4 @@
-"""Normalisation and regularisation: BatchNorm, Dropout."""
+"""Normalisation and regularisation: BatchNorm, Dropout, GaussianNoise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, code
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 TORCH_SEQUENCE_BATCHNORM = '''
 class SequenceBatchNorm(nn.BatchNorm1d):
@@ -16,6 +16,18 @@ class SequenceBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
+'''
+
+TORCH_GAUSSIAN_NOISE = '''
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise while training; the identity at inference (BlockProp's block)."""
+
+    def __init__(self, std):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        return x + self.std * torch.randn_like(x) if self.training else x
 '''
 
 
@@ -235,3 +247,59 @@ class Dropout(Layer):
     def backward(self, dout):
         mask = self._cache
         return dout if mask is None else dout * mask
+
+
+class GaussianNoise(Layer):
+    """Additive Gaussian noise while training (lecture 001's denoising autoencoder corrupts its
+    input this way; also a regulariser, like Dropout).
+
+    Training: out = x + std * z,  z ~ N(0, 1) per value;  dx = dout (the noise does not depend
+    on x). Inference: out = x. The noise comes from the layer's own generator (a child of the
+    one given to ``build``), so a run with the same seed draws the same noise.
+
+    Reference: engine.reference.norm.gaussian_noise_forward / gaussian_noise_backward.
+    Shapes: x (N, *s) -> out (N, *s)
+    """
+
+    type_name = "GaussianNoise"
+    family = "Normalisation and regularisation"
+    options = {
+        "std": Opt(
+            "float",
+            default=0.1,
+            min=0.0,
+            doc="standard deviation of the noise added while training (0: none)",
+        ),
+    }
+    starter = {"std": 0.1}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"std {cfg.get('std'):g}" if cfg.get("std") is not None else ""
+
+    def to_torch(self, in_shape):
+        return TorchBlock(
+            f"GaussianNoise({code(float(self.config['std']))})",
+            "{m}({0})",
+            {"GaussianNoise": TORCH_GAUSSIAN_NOISE},
+        )
+
+    def __init__(self, name: str | None = None, **config: Any):
+        super().__init__(name=name, **config)
+        self.rng: Any = None
+
+    def after_init(self, rng):
+        self.rng = rng.spawn(1)[0]
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        std = self.config["std"]
+        if not training or std == 0:
+            return x
+        if self.rng is None:
+            self.rng = np.random.default_rng(0)
+        dt = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        return x + self.rng.standard_normal(x.shape, dtype=dt) * dt.type(std)
+
+    def backward(self, dout):
+        return dout  # d(x + noise)/dx = 1

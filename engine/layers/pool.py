@@ -17,7 +17,7 @@ import numpy as np
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, pad_text, size_text, stride_text, torch_size
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 
 def _shape_text(shape: Any) -> str:

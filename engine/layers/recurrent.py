@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock, code
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 SEQ_OPTIONS = {
     "hidden_size": Opt("int", min=1, max=65536, doc="number of hidden units H"),

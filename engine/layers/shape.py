@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock, shape_text
-from engine.layers.options import Opt
+from engine.settings import Opt
 
 TORCH_RESHAPE = '''
 class Reshape(nn.Module):

@@ -114,3 +114,21 @@ def dropout_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx = dout * keep / (1 - rate): dropped values pass no gradient (dout at inference)."""
     scale = cache
     return dout.copy() if scale is None else dout * scale
+
+
+def gaussian_noise_forward(
+    x: np.ndarray, z: np.ndarray, std: float, training: bool
+) -> tuple[np.ndarray, bool]:
+    """out = x + std * z while training, x at inference.
+
+    ``z`` (the shape of x) is the standard normal draw for this step, z ~ N(0, 1), so the
+    noise added has variance std^2 and E[out] = x. Shapes: x (N, *s) -> out (N, *s).
+    """
+    if not training:
+        return x.copy(), False
+    return x + std * z, True
+
+
+def gaussian_noise_backward(dout: np.ndarray, cache: bool) -> np.ndarray:
+    """dx = dout: the noise does not depend on x (d(x + std z)/dx = 1)."""
+    return dout.copy()

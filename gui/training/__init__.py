@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gui.training.controller import TrainingController
+    from gui.training.training_controller import TrainingController
     from gui.window_api import TrainingWindow
 
 
 def attach(window: TrainingWindow) -> TrainingController:
     """Add training to ``window``; returns the TrainingController (also ``window.training``)."""
-    from gui.training.controller import TrainingController
+    from gui.training.training_controller import TrainingController
 
     ctrl = TrainingController(window)
     window.training = ctrl

@@ -30,12 +30,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.data import BUILTIN_DATASETS, DATASETS, USER_FILE_DATASETS, dataset_options
+from engine.augment import AUGMENT_OPTIONS
+from engine.data import (
+    BUILTIN_DATASETS,
+    DATASETS,
+    DOWNLOADED_DATASETS,
+    USER_FILE_DATASETS,
+    dataset_options,
+)
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
 from engine.trainer import TRAINING_OPTIONS
 from gui.editors import guard_wheel
+from gui.training.augment_preview import AugmentPreview
 from gui.training.forms import OptForm, SciSpinBox
 
 IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for a folder)
@@ -83,6 +91,12 @@ class TrainingDock(QDockWidget):
         self.dataset = QComboBox()
         for name in BUILTIN_DATASETS:
             self.dataset.addItem(name, name)
+            self.dataset.setItemData(
+                self.dataset.count() - 1, DATASETS[name], Qt.ItemDataRole.ToolTipRole
+            )
+        self.dataset.insertSeparator(self.dataset.count())
+        for name in DOWNLOADED_DATASETS:  # fetched on first use (a progress dialog)
+            self.dataset.addItem(f"{name} (download)", name)
             self.dataset.setItemData(
                 self.dataset.count() - 1, DATASETS[name], Qt.ItemDataRole.ToolTipRole
             )
@@ -143,6 +157,16 @@ class TrainingDock(QDockWidget):
         self.train_form.changed.connect(self.edited)
         tl.addWidget(self.train_form)
         col.addWidget(train_box)
+
+        # --- augmentation (engine.augment: training batches only) ----------------------------
+        self.augment_box = QGroupBox("Augmentation (training batches only)")
+        al = QVBoxLayout(self.augment_box)
+        self.augment_form = OptForm(AUGMENT_OPTIONS)
+        self.augment_form.changed.connect(self.edited)
+        al.addWidget(self.augment_form)
+        self.augment_preview = AugmentPreview(self.spec)
+        al.addWidget(self.augment_preview)
+        col.addWidget(self.augment_box)
 
         # --- run -----------------------------------------------------------------------------
         run_box = QGroupBox("Run")
@@ -273,6 +297,9 @@ class TrainingDock(QDockWidget):
         out.update(self.train_form.values(all_values=True))
         if out.get("clip_norm") is None:
             out.pop("clip_norm", None)
+        augment = self.augment_form.values()  # only the settings changed from "off"
+        if augment:
+            out["augment"] = augment
         return out
 
     def set_spec(self, spec: dict | None) -> None:
@@ -306,6 +333,8 @@ class TrainingDock(QDockWidget):
         self.schedule_form.set_values({k: v for k, v in sch.items() if k != "name"})
         self.split_form.set_values(spec)
         self.train_form.set_values(spec)
+        aug = spec.get("augment")
+        self.augment_form.set_values(aug if isinstance(aug, dict) else {})
         self.lr_now.setValue(float(self.optimizer_form.values(all_values=True).get("lr", 1e-3)))
         del blockers
 
@@ -331,6 +360,7 @@ class TrainingDock(QDockWidget):
             self.schedule,
             self.schedule_form,
             self.train_form,
+            self.augment_form,
         ):
             w.setEnabled(not active)
 

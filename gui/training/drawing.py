@@ -1,18 +1,23 @@
 """How the TrainingController draws: the 25 Hz tick, the metering that keeps drawing from
-starving training, the canvas badges and the progress line. Part of TrainingController."""
+starving training, the canvas badges and the progress line (``Redrawer``)."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, Slot
 
-from gui.training.buffers import RunData
+from gui.training.run_data import RunData
+
+if TYPE_CHECKING:
+    from gui.training.training_controller import TrainingController
 
 REDRAW_HZ = 25.0
 # While training, the share of time the GUI thread may spend drawing (see redraw). Training
-# runs in a process of its own (engine.live), so drawing no longer holds its GIL; it only
-# takes CPU, and on two cores training uses one. Measured with
+# runs in a process of its own (engine.training_process), so drawing no longer holds its GIL;
+# it only takes CPU, and on two cores training uses one. Measured with
 # benchmarks/gui_training_overhead.py (LeNet-5, Loss + Gradients + Filters on screen): the GUI
 # thread used 4 % of a core at a budget of 0.03 and 15 % with no limit; 0.25 leaves drawing
 # unmetered on such a machine and keeps a slow machine's training from starving.
@@ -25,37 +30,51 @@ SPLIT_DRAW_BUDGET = 0.05
 MAX_DRAW_WAIT_S = 1.0  # ... but a visible panel updates at least once a second
 
 
-class RedrawMixin:
-    """Part of TrainingController (see there for the attributes it sets up)."""
+class Redrawer:
+    """Draws a TrainingController's panels, canvas badges and progress line on a 25 Hz timer.
+
+    It reads the controller's ``current`` and ``active`` runs, ``panels``, ``dock`` and
+    ``window``; the controller tells it when a run starts (``run_started``), steps arrive
+    (``steps_arrived``) and whether training takes every core (``set_split``).
+    """
+
+    def __init__(self, ctrl: TrainingController) -> None:
+        self.ctrl = ctrl
+        self.timer = QTimer(ctrl)
+        self.timer.setInterval(int(1000 / REDRAW_HZ))
+        self.timer.timeout.connect(self.redraw)
+        self.rate: deque = deque(maxlen=400)  # (time, step) of recent steps
+        self.max_stall_ms = 0.0  # the longest redraw so far (ms), and per panel:
+        self.draw_ms: dict[str, float] = {}
+        self.draw_budget = DRAW_BUDGET  # share of a core drawing may use while training
+        self._budget_mark = (0.0, 0.0)  # (GUI thread CPU time, wall time) at the last draw
+        self._seen = None  # (run, version) at the last tick that looked at the panels
+        self._ui_dirty = True
+        self._badges_drawn = None
+        self._progress_at = 0.0
+        self._badges_at = 0.0
+
+    def run_started(self) -> None:
+        self.rate.clear()
+        self.timer.start()
+
+    def steps_arrived(self, events: list) -> None:
+        for e in events:
+            self.rate.append((e.get("t", time.perf_counter()), e.get("step", 0)))
+
+    def set_split(self, split: bool) -> None:
+        """Training takes every core (engine.parallel on a 2-core machine): draw less."""
+        self.draw_budget = SPLIT_DRAW_BUDGET if split else DRAW_BUDGET
+
+    def badges_cleared(self) -> None:
+        """The canvas's badges were cleared (the graph changed): draw them again."""
+        self._badges_drawn = None
 
     def request_redraw(self) -> None:
         """Something besides the run's data changed (a setting, a tab): draw soon."""
         self._ui_dirty = True
         if not self.timer.isActive():
             self.timer.start()
-
-    def watch_changed(self) -> None:
-        """Tell the worker what the visible panels need (sent only when it changes)."""
-        w = self._worker()
-        if w is None:
-            return
-        p = self.panels
-        want = {
-            "filters": p["filters"].shown(),
-            "activations": p["activations"].shown(),
-            "weights": p["try_it"].shown() or p["why"].shown(),
-            "confusion": p["confusion"].shown(),
-            "sample": p["activations"].sample.value(),
-        }
-        if want != self._watch_sent:
-            self._watch_sent = want
-            w.set_watch(**want)
-
-    def _panel_visibility(self, visible: bool) -> None:
-        if visible:
-            self.request_redraw()
-        # After the event that changed it, when the panels' geometry is up to date.
-        QTimer.singleShot(0, self.watch_changed)
 
     @Slot()
     def redraw(self, force: bool = False) -> None:
@@ -71,8 +90,9 @@ class RedrawMixin:
         update several times a second, heavy ones less often. ``force`` draws every panel now.
         """
         t0 = time.perf_counter()
-        run = self.current
-        metered = self.active is not None and not force
+        ctrl = self.ctrl
+        run = ctrl.current
+        metered = ctrl.active is not None and not force
         seen = (id(run), getattr(run, "version", None))
         if metered and (
             not self._within_budget(t0) or (seen == self._seen and not self._ui_dirty)
@@ -81,7 +101,7 @@ class RedrawMixin:
             return
         due = sorted(
             (p.drawn_at, key)
-            for key, p in self.panels.items()
+            for key, p in ctrl.panels.items()
             if force or (p.shown() and p.redraw_key(run) != p._drawn)
         )
         self._ui_dirty = False
@@ -90,11 +110,11 @@ class RedrawMixin:
                 self._ui_dirty = True
             due = due[:1]
         self._seen = seen
-        if not force and not due and self.active is None:
+        if not force and not due and ctrl.active is None:
             self.timer.stop()  # everything drawn after the run: rest
         for _, key in due:
             t1 = time.perf_counter()
-            panel = self.panels[key]
+            panel = ctrl.panels[key]
             if metered:
                 self._budget_mark = (time.thread_time(), t1)
             if panel.refresh(run, force=force):
@@ -117,17 +137,18 @@ class RedrawMixin:
         now = time.perf_counter()
         if force or now - self._progress_at >= 0.25:  # text at 4 Hz is plenty
             self._progress_at = now
-            self._progress(run)
+            self.progress(run)
 
     def _badges(self, run: RunData | None) -> None:
         if run is None or run.grads is None:
             return
-        canvas = self.window.canvas
+        canvas = self.ctrl.window.canvas
+        active = self.ctrl.active
         key = (run.run_id, run.steps.total)
-        if key == self._badges_drawn or run is not self.active and self._badges_drawn:
+        if key == self._badges_drawn or run is not active and self._badges_drawn:
             return
         now = time.perf_counter()
-        if run is self.active and now - self._badges_at < 0.5:  # the canvas at <= 2 Hz
+        if run is active and now - self._badges_at < 0.5:  # the canvas at <= 2 Hz
             return
         self._badges_at = now
         values = run.last_grad_rms()
@@ -135,22 +156,22 @@ class RedrawMixin:
             canvas.set_block_badges(values)
             self._badges_drawn = key
 
-    def _progress(self, run: RunData | None) -> None:
+    def progress(self, run: RunData | None) -> None:
+        """The progress line under the Training dock's buttons, for ``run``."""
         if run is None:
             return
+        dock = self.ctrl.dock
         total = int(run.info.get("total_steps", 0) or 0)
         last = run.steps.last()
         done = int(last[0]) if last is not None else 0
-        if run is not self.active:
+        if run is not self.ctrl.active:
             if run.status != "preparing":
-                self.dock.set_progress(
-                    done, total or done, f"{run.name} {run.status}: {done} steps"
-                )
+                dock.set_progress(done, total or done, f"{run.name} {run.status}: {done} steps")
             return
         if run.status == "preparing":
             return
         rate = self.steps_per_second()
-        if self.dock.state == "paused":
+        if dock.state == "paused":
             text = f"paused at step {done}"
         elif rate > 0:
             left = max(0, total - done) / rate
@@ -158,13 +179,13 @@ class RedrawMixin:
         else:
             text = "starting..."
         ep = int(last[1]) if last is not None else 0
-        self.dock.set_progress(done, total, f"epoch {ep}/{run.info.get('epochs', '?')}: {text}")
+        dock.set_progress(done, total, f"epoch {ep}/{run.info.get('epochs', '?')}: {text}")
 
     def steps_per_second(self, window_s: float = 3.0) -> float:
-        if len(self._rate) < 2:
+        if len(self.rate) < 2:
             return 0.0
-        t_end, s_end = self._rate[-1]
-        t0, s0 = next(((t, s) for t, s in self._rate if t_end - t <= window_s), self._rate[0])
+        t_end, s_end = self.rate[-1]
+        t0, s0 = next(((t, s) for t, s in self.rate if t_end - t <= window_s), self.rate[0])
         return (s_end - s0) / (t_end - t0) if t_end > t0 else 0.0
 
 

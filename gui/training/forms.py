@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.layers.options import Opt
+from engine.settings import Opt
 from gui.editors import guard_wheel
 
 

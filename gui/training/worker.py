@@ -2,10 +2,11 @@
 
 napari's pattern (a QObject with a ``run`` slot, moved to its own QThread), with the training
 itself one step further away: ``run`` hands the run to a process of its own running
-``engine.live.child_main`` (``multiprocessing``, "spawn": never fork a process that runs Qt
-threads) and turns each message of the run into the signal of the same name. Why a process,
-measured: see ``engine.live``. The process trains a snapshot of the graph (its saved form), so
-the user's graph stays editable, and everything that arrives is a copy.
+``engine.training_process.child_main`` (``multiprocessing``, "spawn": never fork a process
+that runs Qt threads) and turns each message of the run into the signal of the same name. Why
+a process, measured: see ``engine.training_process``. The process trains a snapshot of the
+graph (its saved form), so the user's graph stays editable, and everything that arrives is a
+copy.
 
 The controls (stop, pause, resume, step_once, set_lr, set_watch) are called from the GUI thread;
 they are sent to the process as ``(name, args, kwargs)`` and applied there to the run.
@@ -26,10 +27,10 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 import engine
-from engine.live import block_outputs, child_main, confusion_matrix
 from engine.trainer import check_lr
+from engine.training_process import child_main, confusion_matrix
 
-__all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "block_outputs", "confusion_matrix"]
+__all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "confusion_matrix"]
 
 POLL_S = 0.05  # how often the relay looks at the process when no message comes
 KINDS = ("prepared", "steps", "time_grads", "epoch", "snapshot", "finished", "failed")
@@ -103,7 +104,8 @@ class TrainingProcess:
 
 
 class TrainingWorker(QObject):
-    """Signals carry plain dicts/lists of Python numbers and NumPy arrays (see engine.live).
+    """Signals carry plain dicts/lists of Python numbers and NumPy arrays (see
+    engine.training_process).
 
     prepared(info), steps(list of step events + "t"), epoch(event + "confusion"/"samples"),
     snapshot({"step", "filters", "activations", "gates", "sample", "weights"}),
@@ -168,7 +170,7 @@ class TrainingWorker(QObject):
         self._send("set_lr", check_lr(lr))
 
     def set_watch(self, **watch: Any) -> None:
-        """What to snapshot (see engine.live.LiveRun.set_watch)."""
+        """What to snapshot (see engine.training_process.LiveRun.set_watch)."""
         self._send("set_watch", **watch)
 
     def kill(self) -> None:

@@ -39,6 +39,7 @@ from engine.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GaussianNoise,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
     GlobalMaxPool1D,
@@ -232,6 +233,14 @@ def _dropout(ctx, layer, ins, out):
     # rides along so Netron shows it and an import gets it back.
     ratio = ctx.init(f"{layer.name}.ratio", np.array(layer.config["rate"], np.float32))
     ctx.node("Dropout", [ins[0], ratio], [out])
+
+
+@onnx_builder(GaussianNoise)
+def _gaussian_noise(ctx, layer, ins, out):
+    # Inference form: the noise is added only while training, so the block is the identity;
+    # its std rides along in the node's metadata so an import gets the block back.
+    ctx.node("Identity", ins, [out])
+    ctx.extra(layer, gaussian_noise_std=float(layer.config["std"]))
 
 
 @onnx_builder(BatchNorm)

@@ -40,6 +40,7 @@ from engine.export.onnx.evaluate import (
     _check_size,
     _clean_id,
     _constant,
+    _f32_text,
     _fold,
     _move,
     _size,
@@ -52,7 +53,7 @@ from engine.export.onnx.files import (
     data_file,
     read_regular,
 )
-from engine.export.onnx.import_ops import MAPPERS
+from engine.export.onnx.import_ops import MAPPERS, _set_outputs
 from engine.graph import Graph, parse_json
 from engine.layers import LAYER_TYPES
 from engine.model import build_model
@@ -60,7 +61,7 @@ from engine.model import build_model
 MAX_NODES = 200_000
 MAX_META = 1 << 20  # bytes of one metadata value read as JSON
 FREE_BATCH = 2  # the batch size the plumbing is followed at when the model's is free
-EXTRA_ALLOWED = set(INIT_KEYS) | {"connections"}
+EXTRA_ALLOWED = set(INIT_KEYS) | {"connections", "gaussian_noise_std"}
 DX, DY = 200, 120  # layout: column and row spacing of the blocks
 
 
@@ -228,7 +229,9 @@ class Importer:
             base = readable_name(node)
         bid = self.new_id(base or typ.lower(), typ.lower())
         if node is not None:
-            config = {**config, **self.extra(node)}
+            extra = self.extra(node)
+            extra.pop("gaussian_noise_std", None)  # read by the Identity that carries it
+            config = {**config, **extra}
         cls = LAYER_TYPES[typ]
         try:
             layer = cls(name=bid, **config)
@@ -364,6 +367,13 @@ class Importer:
         if op == "Shape" and ins[0] in self.refs:
             shape = np.array(self.refs[ins[0]].shape, np.int64)
             self.consts[outs[0]] = shape[a.get("start", 0) : a.get("end", len(shape))]
+            return
+        std = self.extra(node).get("gaussian_noise_std") if op == "Identity" else None
+        if isinstance(std, (int, float)) and not isinstance(std, bool) and ins[0] in self.refs:
+            # our own GaussianNoise block (training-only noise: the identity at inference)
+            src = self.plain(node, self.refs[ins[0]])
+            bid = self.add_block(node, "GaussianNoise", {"std": _f32_text(std)}, [src])
+            _set_outputs(self, outs, self.out_ref(bid))
             return
         if op in MOVES and ins[0] in self.refs and all(i in self.consts for i in known[1:]):
             r = self.refs[ins[0]]

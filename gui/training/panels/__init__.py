@@ -5,19 +5,14 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
-
-# Set once for every pyqtgraph image in the app: arrays are (row, column) like NumPy's.
-pg.setConfigOptions(imageAxisOrder="row-major")
-
-from gui.training.panels.activations import ActivationsPanel  # noqa: E402
-from gui.training.panels.confusion import ConfusionPanel  # noqa: E402
-from gui.training.panels.filters import FiltersPanel  # noqa: E402
-from gui.training.panels.gradients import GradientsPanel  # noqa: E402
-from gui.training.panels.loss import LossPanel  # noqa: E402
-from gui.training.panels.runs import RunsPanel  # noqa: E402
-from gui.training.panels.try_it import TryItPanel  # noqa: E402
-from gui.training.panels.why import WhyPanel  # noqa: E402
+from gui.training.panels.activations import ActivationsPanel
+from gui.training.panels.confusion import ConfusionPanel
+from gui.training.panels.filters import FiltersPanel
+from gui.training.panels.gradients import GradientsPanel
+from gui.training.panels.loss import LossPanel
+from gui.training.panels.runs import RunsPanel
+from gui.training.panels.try_it import TryItPanel
+from gui.training.panels.why import WhyPanel
 
 PANEL_TYPES = {
     "loss": LossPanel,

@@ -16,7 +16,6 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
 from engine.layers import LAYER_TYPES
-from gui.training.buffers import RunData
 from gui.training.images import as_display_image, map_grid
 from gui.training.panels.base import (
     Panel,
@@ -28,6 +27,7 @@ from gui.training.panels.base import (
     style_plot,
 )
 from gui.training.panels.filters import DIVERGING_LUT
+from gui.training.run_data import RunData
 
 SEQUENTIAL = pg.colormap.get("viridis")
 GREY = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
@@ -124,7 +124,7 @@ class ActivationsPanel(Panel):
     def draw(self, run: RunData | None) -> None:
         self._sync(run)
         b = self.block.currentText()
-        data = self.ctrl.current_activations(run, self.sample.value()) if b else None
+        data = self.ctrl.runlist.current_activations(run, self.sample.value()) if b else None
         if run is not None and run.info and not run.info.get("n_val"):
             self.show_message(
                 "This run has no validation samples (val_split is 0): the "

@@ -21,13 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.training.export import ask_path, save_png, write_csv
+from gui.training.panel_files import ask_path, save_png, write_csv
 
 if TYPE_CHECKING:
-    from gui.training.buffers import RunData
-    from gui.training.controller import TrainingController
+    from gui.training.run_data import RunData
+    from gui.training.training_controller import TrainingController
 
 BACKGROUND = "w"
+# Every image item takes arrays as NumPy holds them, (row, column): set on each item, not as
+# a pyqtgraph default for the whole process.
+AXIS_ORDER = "row-major"
 FOREGROUND = QColor(40, 40, 40)
 # Ten colours that stay apart on white (Tableau 10), then pyqtgraph's hue wheel.
 PALETTE = [
@@ -148,7 +151,7 @@ def image_view(
     # build (seven views for an LSTM's Activations: a quarter of the panel's first draw).
     kw.setdefault("enableMenu", False)
     vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False, **kw)
-    img = pg.ImageItem()
+    img = pg.ImageItem(axisOrder=AXIS_ORDER)
     vb.addItem(img)
     return vb, img
 
@@ -366,7 +369,3 @@ class Panel(QWidget):
             fn()
         except OSError as e:
             QMessageBox.warning(self, "Export failed", f"Cannot write the file: {e}")
-
-
-def finite(a: np.ndarray) -> np.ndarray:
-    return a[np.isfinite(a)]

@@ -10,9 +10,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont
 
-from gui.training.buffers import RunData
 from gui.training.images import as_display_image
-from gui.training.panels.base import Panel, image_view, set_label
+from gui.training.panels.base import AXIS_ORDER, Panel, image_view, set_label
+from gui.training.run_data import RunData
 
 BLUES = pg.ColorMap([0.0, 1.0], [(255, 255, 255), (8, 69, 148)])
 BLUES_LUT = BLUES.getLookupTable(nPts=256)
@@ -112,7 +112,7 @@ class ConfusionPanel(Panel):
             a.setTextPen(pg.mkPen("#333"))
         self.plot.setLabel("left", "true class", color="#222")
         self.plot.setLabel("bottom", "predicted class", color="#222")
-        self.image = pg.ImageItem()
+        self.image = pg.ImageItem(axisOrder=AXIS_ORDER)
         self.image.setLookupTable(BLUES_LUT)
         self.plot.addItem(self.image)
         self.counts = TextMarks()

@@ -12,9 +12,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox
 
-from gui.training.buffers import RunData
 from gui.training.images import filter_grid, kernel_stack
 from gui.training.panels.base import Panel, image_view, set_label
+from gui.training.run_data import RunData
 
 DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red, perceptually uniform
 DIVERGING_LUT = DIVERGING.getLookupTable(nPts=256)
@@ -92,7 +92,7 @@ class FiltersPanel(Panel):
             self.block.blockSignals(False)
 
     def draw(self, run: RunData | None) -> None:
-        filters = self.ctrl.current_filters(run)
+        filters = self.ctrl.runlist.current_filters(run)
         self._sync_blocks(list(filters))
         b = self.block.currentText()
         if not filters or b not in filters:

@@ -18,7 +18,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from engine.layers import LAYER_TYPES
-from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
     add_plot,
@@ -31,6 +30,7 @@ from gui.training.panels.base import (
     sticky_range,
     style_plot,
 )
+from gui.training.run_data import RunData
 
 HISTORY_INTERVAL_S = 1.0
 
@@ -209,11 +209,6 @@ class GradientsPanel(Panel):
             t.setPos(i, logs[i] if i < n else lo)
         set_title(self.p_bars, f"{run.name}: gradient RMS per block, latest step (input -> output)")
 
-    @staticmethod
-    def _last_step(run: RunData) -> int:
-        last = run.steps.last()
-        return int(last[0]) if last is not None else 0
-
     def _draw_history(self, run: RunData) -> None:
         self._history_at = time.perf_counter()
         g = run.grads.data() if run.grads is not None else np.zeros((0, 1))
@@ -262,7 +257,7 @@ class GradientsPanel(Panel):
                     )
                 )
             k += 1
-        for r in self.ctrl.compared_runs():
+        for r in self.ctrl.runlist.compared_runs():
             if r is run:
                 continue
             for b, v in r.time_grads_avg.items():

@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
 
-from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
     add_plot,
@@ -24,6 +23,7 @@ from gui.training.panels.base import (
     sticky_range,
     style_plot,
 )
+from gui.training.run_data import RunData
 
 
 class LossPanel(Panel):

@@ -1,6 +1,6 @@
 """Runs panel: every run of this graph (settings and final metrics), and the curves of the
 ticked ones overlaid with a legend. Names can be edited in place; runs are saved next to the
-graph file (see ``gui.training.runs``)."""
+graph file (see ``gui.training.runs_file``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem
 
-from gui.training.buffers import RunData
 from gui.training.panels.base import (
     Panel,
     add_plot,
@@ -21,6 +20,7 @@ from gui.training.panels.base import (
     style_plot,
 )
 from gui.training.panels.loss import epoch_columns
+from gui.training.run_data import RunData
 
 METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
     "loss per step (smoothed)": ("step", "loss (EMA)", True, 4),
@@ -161,7 +161,7 @@ class RunsPanel(Panel):
         if self._filling:
             return
         rid = item.data(0, Qt.ItemDataRole.UserRole)
-        run = self.ctrl.run_by_id(rid)
+        run = self.ctrl.runlist.run_by_id(rid)
         if run is None:
             return
         if column == 0:
@@ -172,19 +172,19 @@ class RunsPanel(Panel):
             name = item.text(0).strip()
             if name and name != run.name:
                 run.name = name[:200]
-                self.ctrl.runs_edited()
+                self.ctrl.runlist.runs_edited()
         self.ctrl.request_redraw()
 
     def _show(self) -> None:
         item = self.tree.currentItem()
-        run = self.ctrl.run_by_id(item.data(0, Qt.ItemDataRole.UserRole)) if item else None
+        run = self.ctrl.runlist.run_by_id(item.data(0, Qt.ItemDataRole.UserRole)) if item else None
         if run is not None:
-            self.ctrl.show_run(run)
+            self.ctrl.runlist.show_run(run)
 
     def _delete(self) -> None:
         item = self.tree.currentItem()
         if item is not None:
-            self.ctrl.delete_run(item.data(0, Qt.ItemDataRole.UserRole))
+            self.ctrl.runlist.delete_run(item.data(0, Qt.ItemDataRole.UserRole))
 
     def _fill_tree(self, full: bool) -> None:
         """Rows for the runs; ``full`` (the list changed) also adds/removes rows and sizes the
@@ -294,7 +294,7 @@ class RunsPanel(Panel):
         header = ["run", "x", self.metric_box.currentText()]
         rows = []
         for rid, (x, y) in self.curves.items():
-            run = self.ctrl.run_by_id(rid)
+            run = self.ctrl.runlist.run_by_id(rid)
             name = run.name if run else str(rid)
             rows.extend([name, float(a), float(b)] for a, b in zip(x, y, strict=True))
         return header, rows

@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.training.buffers import RunData
 from gui.training.panels.activations import GREY_LUT
 from gui.training.panels.base import Panel, add_plot, colour, image_view, set_title, style_plot
 from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
+from gui.training.run_data import RunData
 
 PAD = 224
 
@@ -226,7 +226,7 @@ class TryItPanel(Panel):
 
     def _classify(self, run: RunData, ds: dict) -> None:
         strokes = self.pad.arrays()
-        forward = self.ctrl.inference_forward()
+        forward = self.ctrl.runlist.inference_forward()
         if not strokes or forward is None:
             self.seen.clear()
             self.bars.setOpts(x=[0], height=[0])
@@ -259,7 +259,7 @@ class TryItPanel(Panel):
             self._gen_timer.stop()
             self.generate_button.setText("Generate")
             return
-        if self.ctrl.inference_forward() is None:
+        if self.ctrl.runlist.inference_forward() is None:
             self.output.setPlainText("Train a character model first.")
             return
         self.output.setPlainText(self.prompt.text())
@@ -270,7 +270,7 @@ class TryItPanel(Panel):
 
     def _generate_some(self, budget_s: float = 0.012) -> None:
         run = self.ctrl.current
-        forward = self.ctrl.inference_forward()
+        forward = self.ctrl.runlist.inference_forward()
         if run is None or forward is None or self._gen_left <= 0:
             self._gen_timer.stop()
             self.generate_button.setText("Generate")

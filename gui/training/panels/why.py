@@ -27,10 +27,10 @@ from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox
 
 from engine.errors import BlockPropError
 from engine.explain import Explanation, conv_blocks, explain, methods_for, normalized, top_classes
-from gui.training.buffers import RunData
 from gui.training.panels.activations import GREY_LUT, SEQUENTIAL
-from gui.training.panels.base import Panel, fit_view, image_view, set_label
+from gui.training.panels.base import AXIS_ORDER, Panel, fit_view, image_view, set_label
 from gui.training.prep import softmax
+from gui.training.run_data import RunData
 
 MIN_INTERVAL_S = 1.0  # while training: at most one recomputation a second, and at most 5 %
 BUSY_SHARE = 0.05  # of the time (a large network's maps take longer)
@@ -117,7 +117,7 @@ class WhyPanel(Panel):
         self.view.addLabel("input and map", row=1, col=0, color="#555", size="9pt")
         self.main_vb, self.base = image_view(self.view.ci, row=2, col=0)
         self.base.setLookupTable(GREY_LUT)
-        self.heat = pg.ImageItem()
+        self.heat = pg.ImageItem(axisOrder=AXIS_ORDER)
         self.heat.setLookupTable(VIRIDIS_LUT)
         self.main_vb.addItem(self.heat)
         self.legend = pg.ColorBarItem(
@@ -129,7 +129,7 @@ class WhyPanel(Panel):
             label = self.view.addLabel("", row=1, col=2 + i, color="#222", size="9pt")
             vb, base = image_view(self.view.ci, row=2, col=2 + i)
             base.setLookupTable(GREY_LUT)
-            heat = pg.ImageItem()
+            heat = pg.ImageItem(axisOrder=AXIS_ORDER)
             heat.setLookupTable(VIRIDIS_LUT)
             vb.addItem(heat)
             self.small.append((label, vb, base, heat))

@@ -34,10 +34,6 @@ class RingBuffer:
         self._n = 0  # rows ever appended
 
     @property
-    def capacity(self) -> int:
-        return self._cap
-
-    @property
     def width(self) -> int:
         return self._a.shape[1]
 
@@ -91,10 +87,6 @@ class RingBuffer:
 
     def last(self) -> np.ndarray | None:
         return None if self._n == 0 else self._a[(self._n - 1) % self._a.shape[0]]
-
-    def clear(self) -> None:
-        self._a = np.full((min(self._cap, self.START_ROWS), self.width), np.nan)
-        self._n = 0
 
 
 class Ema:

@@ -20,7 +20,7 @@ from gui import commands as cmd
 from gui.canvas.style import BLOCK_H, BLOCK_W, GRID, LAYOUT_DX, LAYOUT_DY
 from gui.clipboard import remap_fragment
 from gui.layout import layered_positions
-from gui.live import LiveAnalysis
+from gui.live_analysis import LiveAnalysis
 
 KIND_STARTERS = {"int": 16, "float": 0.1, "bool": False, "size": 3, "shape": [1], "padding": 0}
 

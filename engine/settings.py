@@ -1,9 +1,10 @@
-"""Typed settings of a block: what keys it takes, their types, defaults and valid ranges.
+"""Typed settings: what keys a thing takes, their types, defaults and valid ranges.
 
-Each layer class declares ``options = {"filters": Opt("int", min=1), ...}``. ``check_config``
-turns a user's dict (from a graph file, the inspector or code) into a complete, checked config,
-or raises ``ConfigError`` naming the block, the key and what is allowed. The GUI builds its typed
-editors from the same declarations.
+Blocks, data sets, optimizers, schedules and the trainer declare their settings the same way,
+e.g. a layer class's ``options = {"filters": Opt("int", min=1), ...}``. ``check_spec`` turns a
+user's dict (from a graph file, the inspector, the command line or code) into a complete,
+checked copy, or raises ``ConfigError`` naming the thing, the key and what is allowed. The GUI
+builds its typed editors from the same declarations.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
@@ -41,9 +43,10 @@ INITS = (
 class Opt:
     """One setting.
 
-    kind: "int" | "float" | "bool" | "choice" | "padding" | "size" (int or [h, w]) |
-          "shape" (list of positive ints) | "connections" (list of lists of ints, or null) |
-          "int_or_pair" | "block" (the id of another block) ...
+    kind: "int" | "float" | "bool" | "choice" | "padding" | "size" (int or [h, w]; ``max``
+          bounds each side) | "shape" (list of positive ints) | "connections" (list of lists
+          of ints) | "path" (a non-empty string) | "str" (any string) | "column" (a column
+          name or an integer index) | "block" (the id of another block)
     """
 
     kind: str
@@ -206,27 +209,61 @@ def check_value(block: str, key: str, value: Any, opt: Opt) -> Any:
         raise ConfigError(
             f"'{key}' must be the id of a block in the graph; got {_show(value)}", block=block
         )
+    if k in ("path", "str"):
+        if not isinstance(value, (str, Path)) or (k == "path" and not str(value)):
+            what = "file path" if k == "path" else "string"
+            raise ConfigError(f"'{key}' must be a {what}, got {_show(value)}", block=block)
+        return str(value)
+    if k == "column":
+        if not (isinstance(value, str) or _is_int(value)):
+            raise ConfigError(
+                f"'{key}' must be a column name or index, got {_show(value)}", block=block
+            )
+        return value
     raise ConfigError(f"'{key}' has an unknown option kind {k!r}", block=block)
 
 
-def check_config(type_name: str, block: str, config: Any, options: dict[str, Opt]) -> dict:
-    """Return a complete, checked copy of ``config`` (defaults filled in)."""
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"config must be an object of settings, got {config!r}", block=block)
-    unknown = [k for k in config if k not in options]
+def check_spec(
+    what: str,
+    spec: Any,
+    options: dict[str, Opt],
+    *,
+    block: str | None = None,
+    noun: str = "setting",
+    checked_elsewhere: tuple[str, ...] = (),
+) -> dict:
+    """A complete, checked copy of ``spec`` against ``options`` (defaults filled in), or
+    ConfigError.
+
+    ``what`` names the thing in messages ("Conv2D", "optimizer 'adam'", "data set 'csv'");
+    a ``block`` id goes on every error instead of ``what`` as a prefix. Keys named in
+    ``checked_elsewhere`` are accepted (the caller checks them) and left out of the result.
+    """
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        msg = f"settings must be an object, got {spec!r}"
+        raise ConfigError(msg if block is not None else f"{what}: {msg}", block=block)
+    unknown = [k for k in spec if k not in options and k not in checked_elsewhere]
     if unknown:
-        known = ", ".join(options) or "none"
+        known = ", ".join((*checked_elsewhere, *options)) or "none"
         raise ConfigError(
-            f"{type_name} has no setting {unknown[0]!r} (its settings: {known})", block=block
+            f"{what} has no {noun} {', '.join(map(repr, unknown))} (its {noun}s: {known})",
+            block=block,
         )
     out = {}
     for key, opt in options.items():
-        if key in config:
-            out[key] = check_value(block, key, config[key], opt)
-        elif opt.required:
-            raise ConfigError(f"{type_name} needs the setting {key!r}", block=block)
-        else:
+        if key not in spec:
+            if opt.required:
+                raise ConfigError(
+                    f"{what} needs the {noun} {key!r} ({opt.doc or opt.kind})", block=block
+                )
             out[key] = opt.default
+            continue
+        try:
+            out[key] = check_value(block, key, spec[key], opt)
+        except ConfigError as e:
+            if block is not None:
+                raise
+            raise ConfigError(f"{what}: {e.message}") from None
     return out

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import BlockPropError, ConfigError
+from engine.heap import keep_freed_memory
 from engine.trainer import check_lr
 
 FLUSH_HZ = 10.0
@@ -46,25 +47,6 @@ MAX_VAL_SHOWN = 1000  # validation samples sent to the app (activations of a cho
 CONTROLS = ("stop", "pause", "resume", "step_once", "set_lr", "set_watch")
 
 Send = Callable[[str, Any], None]
-
-
-def block_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Forward ``x`` (evaluation mode) and keep every block's output.
-
-    Shapes: x (N, *input_shape) -> {block id: (N, *out_shape)}. The same walk as
-    ``Model.forward`` (topological order, ``model.inputs`` wiring) without freeing outputs.
-    """
-    outs: dict[str, np.ndarray] = {}
-    for bid, layer in model.layers.items():
-        srcs = model.inputs[bid]
-        if not srcs:
-            inp: Any = x
-        elif type(layer).arity[1] == 1:
-            inp = outs[srcs[0]]
-        else:
-            inp = [outs[s] for s in srcs]
-        outs[bid] = layer.forward(inp, training=False)
-    return outs
 
 
 def predict_in_batches(model, loss, X: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -91,6 +73,7 @@ class LiveRun:
         self.spec = dict(spec)
         self.send = send
         self.trainer = None
+        self.prepared = False  # prepare() succeeded: train() may run
         self.model = None
         self.loss = None
         self._lock = threading.Lock()
@@ -157,18 +140,39 @@ class LiveRun:
     # --- training ------------------------------------------------------------------------------
     def run(self) -> None:
         """Train to the end (or a stop); the last message is "finished" or "failed"."""
+        if self.prepare():
+            self.train()
+
+    def prepare(self) -> bool:
+        """Load the data, build the model and the trainer and send "prepared"; False (and a
+        "failed" message) if that failed."""
         try:
             self._prepare()
+            self.prepared = True
+            return True
         except BlockPropError as e:
             self.send("failed", str(e))
-            return
         except Exception as e:  # a bug, not a user error: say what it was
             self.send(
                 "failed",
                 f"cannot start training: {type(e).__name__}: {e}\n\n"
                 + traceback.format_exc(limit=6),
             )
-            return
+        return False
+
+    def start_helper(self) -> bool:
+        """Fork the helper process of a two-process run (``Trainer.start_helper``); False (and
+        a "failed" message) if that failed. Call it after ``prepare``, with one thread."""
+        try:
+            self.trainer.start_helper()
+            return True
+        except Exception as e:  # noqa: BLE001 - fork or the shared memory refused
+            self.send("failed", f"cannot start training: {type(e).__name__}: {e}")
+        return False
+
+    def train(self) -> None:
+        """Train the prepared run to the end (or a stop); the last message is "finished" or
+        "failed"."""
         end: dict = {"event": "end", "reason": "stopped"}
         try:
             for ev in self.trainer.run():
@@ -200,38 +204,19 @@ class LiveRun:
         self.send("finished", end)
 
     def _prepare(self) -> None:
-        from engine.data import load_dataset
         from engine.graph import Graph
-        from engine.losses import get_loss
-        from engine.model import build_model
         from engine.trainer import Trainer
 
-        spec, seed = self.spec, int(self.spec.get("seed", 0))
-        if not spec.get("dataset"):
+        if not self.spec.get("dataset"):
             raise ConfigError("choose a data set in the Training panel")
-        graph = Graph.from_dict(self.graph_dict)  # refused first if too large at this batch
-        model = build_model(graph, seed=seed, batch_size=spec.get("batch_size"), training=True)
-        data = load_dataset(dict(spec["dataset"]), seed=seed)
-        kw = {
-            k: spec[k]
-            for k in (
-                "loss",
-                "optimizer",
-                "batch_size",
-                "epochs",
-                "val_split",
-                "schedule",
-                "l1",
-                "l2",
-                "clip_norm",
-            )
-            if k in spec
-        }
-        trainer = Trainer(model, data, seed=seed, **kw)
+        graph = Graph.from_dict(self.graph_dict)
+        graph.training = self.spec
+        trainer = Trainer.from_graph(graph)
+        model, data = trainer.model, trainer.dataset
         with self._lock:
             self.trainer, self.model, self._data = trainer, model, data
             stop, paused, wanted = self._stop, self._paused, self._steps_wanted
-        self.loss = get_loss(kw.get("loss", "cross_entropy"))
+        self.loss = trainer.loss_fn
         if stop:
             trainer.stop()
         if paused:
@@ -243,11 +228,9 @@ class LiveRun:
 
     def _info(self, data, model, trainer) -> dict:
         blocks = [b for b, layer in model.layers.items() if layer.params]
-        n_train = len(data) - len(self._val[0])
-        spe = getattr(trainer, "steps_per_epoch", None) or max(
-            1, math.ceil(n_train / int(self.spec.get("batch_size", 32)))
-        )
-        epochs = int(self.spec.get("epochs", 1))
+        n_train = len(trainer.train_data[0])
+        spe = max(1, math.ceil(n_train / trainer.batch_size))
+        epochs = trainer.epochs
         Xv, yv = self._val
         return {
             "blocks": blocks,
@@ -306,7 +289,7 @@ class LiveRun:
             return
         batch, self._pending = self._pending, []
         self._last_flush = time.perf_counter()
-        tg = getattr(self.trainer, "last_time_grads", None) or {}
+        tg = self.trainer.last_time_grads
         if tg:
             self.send(
                 "time_grads", {b: np.array(v, dtype=np.float64, copy=True) for b, v in tg.items()}
@@ -328,7 +311,7 @@ class LiveRun:
         if (w["activations"] or force_all) and self._val is not None and len(self._val[0]):
             i = int(min(max(0, w["sample"]), len(self._val[0]) - 1))
             x = self._val[0][i : i + 1]
-            outs = block_outputs(model, x)
+            outs = model.block_outputs(x)
             snap["activations"] = {
                 b: np.array(o[0], copy=True) for b, o in outs.items() if isinstance(o, np.ndarray)
             }
@@ -348,7 +331,7 @@ class LiveRun:
 
     def _on_epoch(self, ev: dict) -> None:
         e = dict(ev)
-        last = int(ev.get("epoch", 0)) >= int(self.spec.get("epochs", 1))
+        last = int(ev.get("epoch", 0)) >= self.trainer.epochs
         if self._watch["confusion"] or last:
             e.update(self._confusion())
         self.send("epoch", e)
@@ -382,11 +365,12 @@ def warm_up() -> None:
         pass
 
 
-def _run_guarded(run: LiveRun) -> None:
-    """``run.run()``, and a "failed" message if even that raised (say, a payload that could
-    not be sent): the app waits for the run's last message and must get one."""
+def _run_guarded(run: LiveRun, part: str = "run") -> None:
+    """``run.run()`` (or another ``part``: "prepare", "train"), and a "failed" message if even
+    that raised (say, a payload that could not be sent): the app waits for the run's last
+    message and must get one."""
     try:
-        run.run()
+        getattr(run, part)()
     except Exception as e:
         try:
             run.send("failed", f"training stopped by an error: {type(e).__name__}: {e}")
@@ -400,15 +384,36 @@ def child_main(out, commands) -> None:
 
     ``commands`` (a ``multiprocessing`` Connection) brings ``(name, args, kwargs)`` tuples:
     ``("warm", (), {})`` imports what runs need (``warm_up``);
-    ``("run", (run_id, graph, spec, start_paused), {})`` starts a LiveRun in a thread; the
-    controls (CONTROLS) go to the current run; ``None`` or a closed pipe stops it and ends the
+    ``("run", (run_id, graph, spec, start_paused), {})`` starts a LiveRun; the controls
+    (CONTROLS) go to the current run; ``None`` or a closed pipe stops it and ends the
     process. Each message of a run goes out through ``out`` as ``(run_id, kind, payload)``.
     The pipe keeps the order: a control sent for a run that has just ended reaches that run,
     never the next one.
+
+    A run is prepared (data, model) in one thread and trained in another, so this thread
+    keeps reading the controls meanwhile. Between the two, with this thread alone, it forks
+    the helper process of a two-process run (engine.parallel): a fork copies only the
+    calling thread, and one made beside a running thread may inherit a lock held for ever.
     """
+    keep_freed_memory()  # engine.heap: steps reuse freed memory instead of page-faulting it in
     lock = threading.Lock()
     current: LiveRun | None = None
     worker: threading.Thread | None = None
+    preparing = False  # worker is preparing current; training starts when it is done
+
+    def start(part: str) -> threading.Thread:
+        thread = threading.Thread(
+            target=_run_guarded, args=(current, part), name=f"blockprop-{part}", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def train_prepared() -> threading.Thread | None:
+        """Once ``worker`` has prepared ``current``: fork its helper, then train it."""
+        worker.join()
+        if not current.prepared or not current.start_helper():
+            return None  # "failed" was sent
+        return start("train")
 
     def sender(run_id: int) -> Send:
         def send(kind: str, payload: Any) -> None:
@@ -422,23 +427,29 @@ def child_main(out, commands) -> None:
         return send
 
     while True:
+        if preparing and not worker.is_alive():
+            preparing = False
+            worker = train_prepared()
         try:
+            if preparing and not commands.poll(0.02):
+                continue
             msg = commands.recv()
         except (EOFError, OSError):
             msg = None
         if msg is None:
             break
         name, args, kwargs = msg
-        if name == "run":
-            if worker is not None and worker.is_alive():  # the app waits for "finished"
+        if name == "run":  # the app waits for the current run's "finished"
+            if preparing:
+                current.stop()
+                preparing = False
+                worker = train_prepared()  # stopped: it ends at once, without a helper
+            if worker is not None and worker.is_alive():
                 current.stop()
                 worker.join()
             run_id, graph, spec, paused = args
             current = LiveRun(graph, spec, sender(run_id), start_paused=paused)
-            worker = threading.Thread(
-                target=_run_guarded, args=(current,), name="blockprop-run", daemon=True
-            )
-            worker.start()
+            worker, preparing = start("prepare"), True
         elif name == "warm":
             warm_up()
         elif name in CONTROLS and current is not None:
@@ -450,4 +461,8 @@ def child_main(out, commands) -> None:
         current.stop()
     if worker is not None:
         worker.join(5.0)
+        if preparing and not worker.is_alive():
+            worker = train_prepared()  # stopped: sends its "finished" at once
+            if worker is not None:
+                worker.join(5.0)
     out.close()

@@ -3,10 +3,10 @@
 Life of a run: Start reads the dock's spec, checks it (``check_training`` and the graph's
 analysis; a problem is shown in red and nothing starts), saves it into the graph's ``training``
 part as one undoable change, locks editing and starts a ``TrainingWorker``: a QThread that
-relays the messages of a training process (``engine.live``) on a copy of the graph. The worker's
-signals land in ``RunSink`` slots (GUI thread) that only append to the run's buffers; a 25 Hz
-QTimer redraws the visible panels and the canvas badges. At the end the graph is unlocked and
-the runs are saved next to the graph file.
+relays the messages of a training process (``engine.training_process``) on a copy of the
+graph. The worker's signals land in ``RunSink`` slots (GUI thread) that only append to the
+run's ring buffers; a 25 Hz QTimer redraws the visible panels and the canvas badges. At the
+end the graph is unlocked and the runs are saved next to the graph file.
 
 Closing the window while a run trains asks first (``ask_stop_training``: Stop and close, or
 Cancel, which keeps window and run). Then it stops the worker (an event filter on the window):
@@ -23,10 +23,7 @@ shown are those of the new graph's file, and the old graph's runs are never writ
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget, QMessageBox
@@ -35,18 +32,22 @@ from engine.analysis import analyze
 from engine.errors import BlockPropError
 from engine.graph_events import STRUCTURE_EVENTS, GraphEvent, MetaChanged, Reset
 from engine.parallel import free_cores
-from gui.training.buffers import RunData
 from gui.training.controls import TrainingDock
-from gui.training.drawing import DRAW_BUDGET, REDRAW_HZ, SPLIT_DRAW_BUDGET, RedrawMixin
+from gui.training.drawing import Redrawer
 from gui.training.panels import PANEL_TYPES
-from gui.training.runlist import RunSink, RunsMixin
-from gui.training.runs import runs_path
+from gui.training.run_data import RunData
+from gui.training.runlist import RunList, RunSink
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 from gui.window_api import TrainingWindow
 
 
-class TrainingController(RunsMixin, RedrawMixin, QObject):
-    """See the module docstring. ``attach(window)`` makes one per window."""
+class TrainingController(QObject):
+    """See the module docstring. ``attach(window)`` makes one per window.
+
+    What the panels read: ``current`` (the run shown), ``active`` (the run training, or None),
+    ``runs``, ``runs_version``, ``weights_version``, ``runlist`` (RunList) and
+    ``request_redraw``/``watch_changed``; ``drawing`` (Redrawer) draws them.
+    """
 
     def __init__(self, window: TrainingWindow) -> None:
         super().__init__(window)
@@ -57,23 +58,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.active: RunData | None = None
         self.thread: RunThread | None = None
         self.weights_version = 0
-        self._next_id = 1
-        self._rate: deque = deque(maxlen=400)  # (time, step) of recent steps
-        self._badges_drawn = None
+        self.runlist = RunList(self)
         self._watch_sent: dict | None = None
-        self._gui_model: tuple[Any, Any] | None = None  # (run id + weights version, Model)
-        self._act_cache: tuple[Any, dict] | None = None
         self._saving_meta = False
-        self._runs_file: Path | None = None
         self._graph_replaced = False  # the runs shown belong to a graph no longer in the window
-        self.max_stall_ms = 0.0  # the longest redraw so far (ms), and per panel:
-        self.draw_ms: dict[str, float] = {}
-        self._progress_at = 0.0
-        self._badges_at = 0.0
-        self._budget_mark = (0.0, 0.0)  # (GUI thread CPU time, wall time) at the last draw
-        self.draw_budget = DRAW_BUDGET  # share of a core drawing may use while training
-        self._seen = None  # (run, version) at the last tick that looked at the panels
-        self._ui_dirty = True
         self._analysis = None
         self.process = TrainingProcess()  # started at the first run, kept for the next ones
 
@@ -102,9 +90,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             self.panels[key] = panel
             self.panel_docks[key] = dock
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(int(1000 / REDRAW_HZ))
-        self.timer.timeout.connect(self.redraw)
+        self.drawing = Redrawer(self)
 
         self._menus()
         self.graph.subscribe(self._on_graph_event)
@@ -117,7 +103,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         window.fileChanged.connect(self._on_file_changed)  # "Save as": runs follow the graph
-        self.load_runs()
+        self.runlist.load()
 
     # --- the window's parts ----------------------------------------------------------------------
     @property
@@ -156,7 +142,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.actions["Step one batch"].setEnabled(state in ("idle", "paused"))
         self.actions["Stop"].setEnabled(state != "idle")
 
-    def _status(self, text: str, ms: int = 8000) -> None:
+    def status(self, text: str, ms: int = 8000) -> None:
+        """A message in the window's status bar."""
         self.window.statusBar().showMessage(text, ms)
 
     def graph_path(self) -> Path | None:
@@ -209,14 +196,15 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         problem = self.check_spec(spec)
         if problem:
             self.dock.show_error(problem)
-            self._status("Training not started: " + problem.splitlines()[0])
+            self.status("Training not started: " + problem.splitlines()[0])
             return False
         self.dock.show_error("")
+        if self._download_first(spec, paused):
+            return False  # the run starts once the data set is downloaded
         self._save_spec(spec)
         for r in self.runs:
             r.drop_heavy()
-        run = RunData(self._next_id, f"run {self._next_id}", spec)
-        self._next_id += 1
+        run = self.runlist.new_run(spec)
         # The blocks are known from the analysis: the panels build their curves and legends
         # now, while the worker loads the data, not when the first steps arrive.
         a = self._analysis
@@ -240,9 +228,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.runs.append(run)
         self.runs_version += 1
         self.panels["runs"].check(run.run_id)
-        self._rate.clear()
         self._watch_sent = None
-        self._gui_model = None
         self.window.set_locked(True)
         self.dock.set_state("paused" if paused else "preparing")
         self.dock.set_progress(0, 1, "preparing the data and the model...")
@@ -250,7 +236,23 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.thread.start()
         self._bring_forward()
         self.watch_changed()
-        self.timer.start()
+        self.drawing.run_started()
+        return True
+
+    def _download_first(self, spec: dict, paused: bool) -> bool:
+        """A standard data set used for the first time is downloaded (a progress dialog with
+        Cancel, in a worker thread) before the run starts; True while that goes on."""
+        from engine.data import needs_download
+        from gui.training.download import DataDownload
+
+        ds = spec.get("dataset")
+        busy = getattr(self, "download", None)
+        if busy is not None and not busy.finished:
+            return True
+        if not isinstance(ds, dict) or not needs_download(ds):
+            return False
+        self.download = DataDownload(self.window, ds, on_ready=lambda: self.start(paused))
+        self.status(f"Downloading the data set {ds.get('name')}...")
         return True
 
     def _data_from_graph_folder(self, spec: dict) -> dict:
@@ -273,6 +275,37 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             dock = self.panel_docks["loss"]
             dock.show()
             dock.raise_()
+
+    # --- what the panels call --------------------------------------------------------------------
+    def request_redraw(self) -> None:
+        """Something besides the run's data changed (a setting, a tab): draw soon."""
+        self.drawing.request_redraw()
+
+    def redraw(self, force: bool = False) -> None:
+        self.drawing.redraw(force)
+
+    def watch_changed(self) -> None:
+        """Tell the worker what the visible panels need (sent only when it changes)."""
+        w = self._worker()
+        if w is None:
+            return
+        p = self.panels
+        want = {
+            "filters": p["filters"].shown(),
+            "activations": p["activations"].shown(),
+            "weights": p["try_it"].shown() or p["why"].shown(),
+            "confusion": p["confusion"].shown(),
+            "sample": p["activations"].sample.value(),
+        }
+        if want != self._watch_sent:
+            self._watch_sent = want
+            w.set_watch(**want)
+
+    def _panel_visibility(self, visible: bool) -> None:
+        if visible:
+            self.request_redraw()
+        # After the event that changed it, when the panels' geometry is up to date.
+        QTimer.singleShot(0, self.watch_changed)
 
     # --- controls ------------------------------------------------------------------------------
     def _worker(self) -> TrainingWorker | None:
@@ -324,10 +357,10 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             self.dock.show_error(str(e))
             return
         self.dock.show_error("")
-        self._status(f"Learning rate set to {lr:g} from the next step on")
+        self.status(f"Learning rate set to {lr:g} from the next step on")
 
     # --- from the worker -----------------------------------------------------------------------
-    def _prepared(self, run: RunData) -> None:
+    def run_prepared(self, run: RunData) -> None:
         if self.dock.state == "preparing":
             self.dock.set_state("running")
             self._update_actions()
@@ -336,19 +369,17 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         if isinstance(lr, (int, float)):
             self.dock.lr_now.setValue(float(lr))
         split = run.info.get("processes") == 2
-        # Training takes every core: draw less (drawing.py).
-        self.draw_budget = SPLIT_DRAW_BUDGET if split and free_cores() <= 2 else DRAW_BUDGET
+        self.drawing.set_split(split and free_cores() <= 2)
         if split:
-            self._status(
+            self.status(
                 "Training on both cores: each step trains half the batch in a helper process"
             )
         self.request_redraw()
 
-    def _steps_arrived(self, events: list) -> None:
-        for e in events:
-            self._rate.append((e.get("t", time.perf_counter()), e.get("step", 0)))
+    def steps_arrived(self, events: list) -> None:
+        self.drawing.steps_arrived(events)
 
-    def _snapshot(self, run: RunData, snap: dict) -> None:
+    def snapshot_arrived(self, run: RunData, snap: dict) -> None:
         if "filters" in snap:
             run.filters = snap["filters"]
             run.filters_step = snap.get("step", -1)
@@ -362,7 +393,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         run.version += 1
         run.snapshots += 1
 
-    def _ended(self, run: RunData, error: str | None = None) -> None:
+    def run_ended(self, run: RunData, error: str | None = None) -> None:
         self.weights_version += 1
         run.snapshots += 1
         run.epoch_version += 1
@@ -371,7 +402,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             thread.thread.wait(500)  # it ends right after this signal (quit is direct)
         if error:
             self.dock.show_error(error)
-            self._status("Training failed: " + error.splitlines()[0])
+            self.status("Training failed: " + error.splitlines()[0])
             if len(run.steps) == 0:  # it never started: not a run to keep
                 self.runs.remove(run)
                 if self.current is run:
@@ -380,7 +411,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             msg = run.end.get("message") or f"Training {run.status}"
             if run.end.get("note"):  # the helper process was lost; the run went on
                 msg += f" ({run.end['note']})"
-            self._status(f"{run.name}: {msg}")
+            self.status(f"{run.name}: {msg}")
             if run.status == "diverged":  # say it where the user looks: next to Start
                 self.dock.show_error(msg)
         if self.active is run:
@@ -389,16 +420,16 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
         self.window.set_locked(False)
         self.dock.set_state("idle")
         self._update_actions()
-        self._progress(run)  # the final line now: the 4 Hz text may have just been written
+        self.drawing.progress(run)  # the final line now: the 4 Hz text may have been written
         self.request_redraw()  # the timer keeps going until every visible panel is drawn
-        self.save_runs()
+        self.runlist.save()
 
     # --- the window's events -------------------------------------------------------------------
     def _on_graph_event(self, event: GraphEvent) -> None:
         if isinstance(event, STRUCTURE_EVENTS):
             if self.active is None:
                 self.window.canvas.clear_block_badges()
-                self._badges_drawn = None
+                self.drawing.badges_cleared()
         if isinstance(event, Reset) or (
             isinstance(event, MetaChanged) and event.key == "training" and not self._saving_meta
         ):
@@ -411,7 +442,7 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
 
     def _show_runs_of_new_graph(self) -> None:
         self._graph_replaced = False
-        self.load_runs(force=True)
+        self.runlist.load(force=True)
 
     def _follow_batch(self) -> None:
         """The window's analysis (the Problems list) checks memory at the dock's batch size."""
@@ -458,30 +489,23 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
 
     def _on_file_changed(self, *args) -> None:
         """The graph was saved under a new name or another file was opened."""
-        path = self.graph_path()
-        target = runs_path(path) if path is not None else None
         if self._graph_replaced:  # another graph was opened: show its runs, not these
             self._show_runs_of_new_graph()
-            return
-        if target is None or target == self._runs_file:
-            return
-        if self._runs_file is None and self.runs and not target.exists():
-            self.save_runs()  # first save of a new graph: its runs go with it
         else:
-            self.load_runs()
+            self.runlist.file_changed()
 
     def prewarm(self) -> None:
         """Start the training process and its imports before the first run needs them."""
         try:
             self.process.ensure()
         except OSError as e:
-            self._status(f"Cannot start the training process: {e}")
+            self.status(f"Cannot start the training process: {e}")
             return
         self.process.send(("warm", (), {}))
 
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Stop a run and wait for its thread (bounded). True when no thread is left running."""
-        self.timer.stop()
+        self.drawing.timer.stop()
         th = self.thread
         ok = True
         if th is not None and th.running():
@@ -493,8 +517,8 @@ class TrainingController(RunsMixin, RedrawMixin, QObject):
             run.status = "stopped"
             run.end = {"reason": "stopped", "message": "stopped: the window was closed"}
             self.active = None
-            self.save_runs()
-        self.timer.stop()
+            self.runlist.save()
+        self.drawing.timer.stop()
         self.process.close()  # a window's process ends with it
         return ok
 

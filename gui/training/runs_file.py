@@ -20,7 +20,7 @@ import numpy as np
 from engine.errors import BlockPropError
 from engine.graph import save_json_atomic
 from engine.safe_io import read_limited
-from gui.training.buffers import RunData
+from gui.training.run_data import RunData
 
 FORMAT = "blockprop-runs"
 VERSION = 1
