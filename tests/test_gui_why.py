@@ -68,7 +68,7 @@ def test_why_panel_draws_the_engines_map_of_a_real_run(qtbot, train_window, tmp_
     assert panel.export_png(str(tmp_path / "why.png"))
     assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
     # a network too slow for the GUI thread: the panel says so instead of freezing the window
-    gui_model = ctrl._model_for(run)
+    gui_model = ctrl.runlist.model_for(run)
     assert 0 < panel.pass_s[id(gui_model)] < 0.05  # measured on LeNet-5
     panel.pass_s[id(gui_model)] = 0.4  # as if one forward pass took 0.4 s (ResNet-18)
     panel.method.setCurrentIndex(panel.method.findData("smoothgrad"))

@@ -27,6 +27,7 @@ from engine.data.builtin import (
     resize_bilinear,
     shuffled,
 )
+from engine.data.reviews import REVIEW_FILLER, REVIEW_SENTIMENT, make_reviews
 from engine.data.sequences import make_adding, make_copy, make_sine
 from engine.data.text import (
     PAIRS,
@@ -45,6 +46,9 @@ from engine.data.text import (
 )
 
 __all__ = [
+    "REVIEW_FILLER",
+    "REVIEW_SENTIMENT",
+    "make_reviews",
     "bilinear_matrix",
     "make_adding",
     "make_circles",

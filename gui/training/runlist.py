@@ -111,7 +111,7 @@ class RunList:
     def current_filters(self, run: RunData | None) -> dict[str, np.ndarray]:
         return dict(run.filters) if run is not None else {}
 
-    def _model_for(self, run: RunData):
+    def model_for(self, run: RunData):
         """A GUI-side Model of ``run``'s graph with its latest weights (None if unknown)."""
         if not run.weights or not run.info.get("graph"):
             return None
@@ -134,7 +134,7 @@ class RunList:
     def inference_forward(self):
         """forward(x) of the shown run's network with its latest weights, or None."""
         run = self.ctrl.current
-        model = self._model_for(run) if run is not None else None
+        model = self.model_for(run) if run is not None else None
         if model is None:
             return None
         return lambda x: model.forward(x, training=False)
@@ -156,7 +156,7 @@ class RunList:
         key = (run.run_id, self.ctrl.weights_version, sample)
         if self._activations is not None and self._activations[0] == key:
             return self._activations[1]
-        model = self._model_for(run)
+        model = self.model_for(run)
         X = run.info["val_X"]
         if model is None or not len(X):
             return None

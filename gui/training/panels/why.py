@@ -7,7 +7,7 @@ in grey with the map over it (viridis, legend at the side, opacity slider), and 
 of the three highest-scoring classes side by side. While a run trains, the maps follow its
 weights at most once a second (MIN_INTERVAL_S), so the evidence is seen to sharpen.
 
-The maps are computed here, on the GUI-side copy of the run's network (``ctrl._model_for``);
+The maps are computed here, on the GUI-side copy of the run's network (``ctrl.runlist.model_for``);
 for the slow methods the panel uses fewer noisy copies (SmoothGrad) and non-overlapping patches
 (occlusion) than the command line does, so a redraw stays near a tenth of a second on LeNet-5.
 On a large network (an imported ResNet) the GUI thread is never held long: the panel measures
@@ -215,7 +215,7 @@ class WhyPanel(Panel):
 
     def draw(self, run: RunData | None) -> None:
         info = run.info if run is not None else {}
-        model = self.ctrl._model_for(run) if run is not None and info else None
+        model = self.ctrl.runlist.model_for(run) if run is not None and info else None
         if model is None:
             self.result = None
             return self.show_message("Train a classifier: this panel then maps what it looks at.")
