@@ -26,12 +26,17 @@ Choices (measured on LeNet-5 with benchmarks/engine_vs_torch.py; numbers in benc
 - The batch is cut into chunks whose columns stay in cache while their product runs; the
   backward pass rebuilds them chunk by chunk.
 - No threads: sharing the chunks with a helper thread was slower (GIL hand-overs); the
-  parallelism is two processes (engine/parallel.py).
+  parallelism is two processes (engine/parallel.py). BLAS too runs on one thread inside a
+  convolution (``one_blas_thread``): the per-sample products of wider layers (a ResNet's 64
+  channels) are big enough for OpenBLAS to split over its threads, and on a busy machine its
+  threads then wait for each other: a ResNet-20 step took 15x longer (benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -48,6 +53,55 @@ CHUNK_BYTES = 1 << 20
 # The forward pass of an unfolded stride-1 convolution uses wide rows only below this output
 # width (see Conv2dPlan.forward).
 WIDE_FORWARD_BELOW = 24
+
+
+class _OneBlasThread:
+    """Context manager: NumPy's BLAS on one thread inside, its setting restored after.
+
+    Set through threadpoolctl's controller of NumPy's own BLAS library (found once), about
+    2 us a use; other libraries' BLAS (PyTorch's) are left alone. Without threadpoolctl, or
+    when NumPy's BLAS is not one it knows, nothing is changed."""
+
+    _libs: list | None = None
+
+    @classmethod
+    def _numpy_blas(cls) -> list:
+        if cls._libs is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                ctl = ThreadpoolController()
+            except Exception:  # not installed, or a library it cannot read: leave BLAS as is
+                cls._libs = []
+                return cls._libs
+            blas = [c for c in ctl.lib_controllers if c.user_api == "blas"]
+            here = os.path.dirname(np.__file__)  # .../numpy; its bundled BLAS is in numpy.libs
+            own = [c for c in blas if str(c.filepath).startswith(here)]
+            cls._libs = own or blas[:1]
+        return cls._libs
+
+    def __enter__(self) -> None:
+        libs = self._numpy_blas()
+        self._saved = [lib.get_num_threads() for lib in libs]
+        for lib, n in zip(libs, self._saved, strict=True):
+            if n != 1:
+                lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in zip(self._numpy_blas(), self._saved, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
+
+
+def one_blas_thread(func):
+    """Decorator: ``func`` runs with NumPy's BLAS on one thread (module docstring)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with _OneBlasThread():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 class Conv2dPlan:
@@ -182,6 +236,7 @@ class Conv2dPlan:
             a, b, out=self._scratch_array("product", (b.shape[0], a.shape[-2], b.shape[-1]))
         )
 
+    @one_blas_thread
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         self.load_input(x)
         out = np.empty(self.out_shape, self.dtype)

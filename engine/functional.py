@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.conv_plan import CHUNK_BYTES, Conv2dPlan, Pad4  # noqa: F401  (public here too)
+from engine.conv_plan import (  # noqa: F401  (public here too)
+    CHUNK_BYTES,
+    Conv2dPlan,
+    Pad4,
+    one_blas_thread,
+)
 from engine.errors import ConfigError, ShapeError
 
 
@@ -136,6 +141,7 @@ def conv_transpose2d_plan(
     return Conv2dPlan((n, int(w_shape[1]), ho, wo), w_shape, (sh, sw), (ph, ph, pw, pw), dtype)
 
 
+@one_blas_thread
 def conv_transpose_forward(
     plan: Conv2dPlan, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
 ) -> np.ndarray:

@@ -155,3 +155,39 @@ def test_weight_gradient_without_input_gradient(
     assert set(layer.grads) == set(want)
     for k in want:
         np.testing.assert_allclose(layer.grads[k], want[k], rtol=1e-10, atol=1e-12)
+
+
+def test_convolution_products_run_blas_on_one_thread_and_restore_it(monkeypatch):
+    # On a busy machine OpenBLAS's threads wait for each other on the per-sample products of
+    # wide layers (benchmarks/NOTES.md): every product of a convolution runs on one thread, and
+    # the setting is given back afterwards.
+    libs = conv_plan._OneBlasThread._numpy_blas()
+    if not libs:
+        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
+    lib = libs[0]
+    before = lib.get_num_threads()
+    seen = []
+    real = np.matmul
+
+    def spy(*args, **kwargs):
+        seen.append(lib.get_num_threads())
+        return real(*args, **kwargs)
+
+    r = rng(3)
+    layers = [
+        (Conv2D(filters=8, kernel_size=3, padding=1), (4, 8, 8)),
+        (Conv2D(filters=8, kernel_size=3, stride=2), (4, 9, 9)),
+        (ConvTranspose2D(filters=3, kernel_size=2, stride=2), (4, 5, 5)),
+    ]
+    lib.set_num_threads(2)
+    try:
+        monkeypatch.setattr(np, "matmul", spy)
+        for layer, shape in layers:
+            layer.build(shape, r)
+            out = layer.forward(r.standard_normal((2, *shape)).astype(np.float32), training=True)
+            layer.backward(np.ones_like(out))
+        monkeypatch.setattr(np, "matmul", real)
+        assert seen and set(seen) == {1}
+        assert lib.get_num_threads() == 2
+    finally:
+        lib.set_num_threads(before)

@@ -148,6 +148,7 @@ class _Conv(Layer):
         self._cache = (plan, w4)
         return F.conv2d(x4, w4, self.params.get("bias"), plan=plan)
 
+    @conv_plan.one_blas_thread
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient."""
         plan, w4 = self._cache
@@ -499,6 +500,7 @@ class ConvTranspose2D(_Conv):
         self._cache = plan
         return F.conv_transpose_forward(plan, x, w, self.params.get("bias"))
 
+    @conv_plan.one_blas_thread
     def backward(self, dout):
         # The plan's convolution maps this layer's output space back to its input space, so
         # dx = conv2d(dout, W), and dW = sum over samples of x (that convolution's output

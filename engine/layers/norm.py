@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError, ShapeError
+from engine.functional import channel_sum
 from engine.layers.base import Layer, TorchBlock, code
 from engine.settings import Opt
 
@@ -144,9 +145,18 @@ class BatchNorm(Layer):
                     f"{tuple(x.shape)}: use a batch size of 2 or more",
                     block=self.name,
                 )
-            mu = x.mean(axis=axes, keepdims=True)
-            xc = x - mu
-            var = np.mean(xc * xc, axis=axes, keepdims=True)
+            if x.ndim == 4:
+                # images: the sums per channel over samples first, then within each map
+                # (engine.functional.channel_sum; 3x faster than mean over axes (0, 2, 3)
+                # on a ResNet's maps, benchmarks/NOTES.md)
+                mu = (channel_sum(x) / m).reshape(bshape)
+                xc = x - mu
+                sq = np.square(xc, out=self._scratch(xc.shape, xc.dtype))
+                var = (channel_sum(sq) / m).reshape(bshape)
+            else:
+                mu = x.mean(axis=axes, keepdims=True)
+                xc = x - mu
+                var = np.mean(xc * xc, axis=axes, keepdims=True)
             inv_std = 1.0 / np.sqrt(var + self.config["eps"])
             mom = self.config["momentum"]
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
@@ -159,12 +169,27 @@ class BatchNorm(Layer):
             rv = self.buffers["running_var"].reshape(bshape).astype(x.dtype, copy=False)
             xc = x - rm
             inv_std = 1.0 / np.sqrt(rv + self.config["eps"])
-        xhat = xc * inv_std
+        if training and x.ndim == 4:  # xc is this call's own array: scaled where it is
+            xhat = np.multiply(xc, inv_std.astype(xc.dtype, copy=False), out=xc)
+        else:
+            xhat = xc * inv_std
         self._cache = (xhat, inv_std, axes, bshape, m, training)
-        return xhat * w + b
+        out = xhat * w
+        out += b
+        return out
+
+    def _scratch(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A reusable temporary of ``shape`` (squares and products summed right away)."""
+        buf = getattr(self, "_tmp", None)
+        size = int(np.prod(shape))
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._tmp = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
 
     def backward(self, dout):
         xhat, inv_std, axes, bshape, m, training = self._cache
+        if dout.ndim == 4 and training:
+            return self._backward_images(dout, xhat, inv_std, bshape, m)
         self.grads["weight"] = np.sum(dout * xhat, axis=axes)
         self.grads["bias"] = np.sum(dout, axis=axes)
         dxhat = dout * self.params["weight"].reshape(bshape)
@@ -173,6 +198,22 @@ class BatchNorm(Layer):
         sum_d = dxhat.sum(axis=axes, keepdims=True)
         sum_dx = np.sum(dxhat * xhat, axis=axes, keepdims=True)
         return (inv_std / m) * (m * dxhat - sum_d - xhat * sum_dx)
+
+    def _backward_images(self, dout, xhat, inv_std, bshape, m):
+        # The formula above with dxhat = dout * weight, regrouped per channel (k = weight *
+        # inv_std): dx = k * dout - (k * dweight / m) * xhat - k * dbias / m; the sums per
+        # channel as in forward. Four passes over the data instead of ten.
+        dt = dout.dtype
+        dbias = channel_sum(dout)
+        prod = np.multiply(dout, xhat, out=self._scratch(dout.shape, dt))
+        dweight = channel_sum(prod)
+        self.grads["weight"], self.grads["bias"] = dweight, dbias
+        k = self.params["weight"].astype(dt, copy=False) * inv_std.reshape(-1).astype(dt)
+        dx = dout * k.reshape(bshape)
+        np.multiply(xhat, (k * dweight / m).reshape(bshape), out=prod)
+        dx -= prod
+        dx -= (k * dbias / m).reshape(bshape)
+        return dx
 
 
 class Dropout(Layer):

@@ -1,0 +1,341 @@
+"""Engine vs PyTorch CPU on CIFAR-sized convolutional nets (issue 20), plus a per-block profile.
+
+Cases (``--case``, repeatable; default all):
+- ``resnet20``: one training step of a ResNet-20 (He et al. 2016's CIFAR net: 3x32x32 input,
+  a 3x3 conv to 16 maps, three stages of three basic blocks at 16/32/64 channels, 3x3 convs
+  without bias, each followed by BatchNorm, ReLU; a 1x1 stride-2 conv + BatchNorm on the
+  shortcut where the size halves; global average pool, dense 10), batch 64: forward,
+  softmax cross-entropy, backward, SGD update.
+- ``vgg_block``: one training step of a VGG-style block at batch 64: input 64x32x32, two 3x3
+  convs 64->64 (padding 1) each with ReLU, 2x2 max pool, flatten, dense 10.
+- ``resnet18_infer``: inference of a ResNet-18 (ImageNet layout: 7x7/2 conv 64, 3x3/2 max
+  pool, stages of two basic blocks at 64/128/256/512, global average pool, dense 1000) on one
+  3x224x224 image (the zoo's explain / Try it path).
+
+The PyTorch side is the graph's own PyTorch export (engine.export) with the engine's starting
+weights loaded, so both sides run the same network; the first steps' outputs are compared
+before timing. Timing as benchmarks/engine_vs_torch.py: the two sides alternate in blocks of
+steps with a pause between blocks (idle BLAS/OpenMP threads stop spinning), the first step of a
+block is a warm-up. Reported per side: the median step and the fastest; ratio = engine median /
+torch median. On a shared machine the load average printed first says how far to trust them.
+
+``--profile``: the engine's forward and backward time per block of the ResNet-20 step
+(median over steps), grouped by stage.
+
+Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
+      .venv/bin/python benchmarks/conv_nets.py --profile
+``resnet20_graph()``, ``vgg_block_graph()``, ``resnet18_graph()`` give the graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine  # noqa: E402
+from engine.heap import keep_freed_memory  # noqa: E402
+from engine.losses import get_loss  # noqa: E402
+from engine.optim import make_optimizer  # noqa: E402
+
+LR, SEED = 0.01, 0
+Step = Callable[[], object]
+
+
+# --- graphs ------------------------------------------------------------------------------------
+class _Builder:
+    """Nodes and edges of a graph built block by block."""
+
+    def __init__(self, shape: list[int]):
+        self.nodes = [{"id": "in", "type": "Input", "config": {"shape": shape}}]
+        self.edges: list[dict] = []
+
+    def add(self, nid: str, kind: str, config: dict, *sources: str) -> str:
+        self.nodes.append({"id": nid, "type": kind, "config": config})
+        self.edges += [{"source": s, "target": nid} for s in sources]
+        return nid
+
+    def conv_bn(self, nid: str, src: str, filters: int, k: int, stride: int, relu: bool) -> str:
+        pad = k // 2
+        c = self.add(
+            nid,
+            "Conv2D",
+            {
+                "filters": filters,
+                "kernel_size": k,
+                "stride": stride,
+                "padding": pad,
+                "bias": False,
+                "init": "he_normal",
+            },
+            src,
+        )
+        out = self.add(f"{nid}_bn", "BatchNorm", {}, c)
+        if relu:
+            out = self.add(f"{nid}_relu", "Activation", {"fn": "relu"}, out)
+        return out
+
+    def basic_block(self, nid: str, src: str, filters: int, stride: int, project: bool) -> str:
+        a = self.conv_bn(f"{nid}_a", src, filters, 3, stride, True)
+        b = self.conv_bn(f"{nid}_b", a, filters, 3, 1, False)
+        short = self.conv_bn(f"{nid}_proj", src, filters, 1, stride, False) if project else src
+        s = self.add(f"{nid}_add", "Add", {}, b, short)
+        return self.add(f"{nid}_relu", "Activation", {"fn": "relu"}, s)
+
+    def graph(self, name: str) -> engine.Graph:
+        return engine.Graph.from_dict(
+            {
+                "format": "blockprop-graph",
+                "version": 1,
+                "name": name,
+                "nodes": self.nodes,
+                "edges": self.edges,
+            }
+        )
+
+
+def resnet20_graph() -> engine.Graph:
+    g = _Builder([3, 32, 32])
+    x = g.conv_bn("stem", "in", 16, 3, 1, True)
+    channels = 16
+    for stage, filters in enumerate((16, 32, 64), 1):
+        for i in range(3):
+            stride = 2 if stage > 1 and i == 0 else 1
+            x = g.basic_block(f"s{stage}b{i}", x, filters, stride, filters != channels)
+            channels = filters
+    x = g.add("gap", "GlobalAvgPool2D", {}, x)
+    g.add("fc", "Dense", {"units": 10}, x)
+    return g.graph("ResNet-20")
+
+
+def vgg_block_graph() -> engine.Graph:
+    g = _Builder([64, 32, 32])
+    conv = {"filters": 64, "kernel_size": 3, "padding": 1, "init": "he_normal"}
+    x = g.add("c1", "Conv2D", conv, "in")
+    x = g.add("r1", "Activation", {"fn": "relu"}, x)
+    x = g.add("c2", "Conv2D", conv, x)
+    x = g.add("r2", "Activation", {"fn": "relu"}, x)
+    x = g.add("pool", "MaxPool2D", {"kernel_size": 2}, x)
+    x = g.add("flat", "Flatten", {}, x)
+    g.add("fc", "Dense", {"units": 10}, x)
+    return g.graph("VGG block")
+
+
+def resnet18_graph() -> engine.Graph:
+    g = _Builder([3, 224, 224])
+    x = g.conv_bn("stem", "in", 64, 7, 2, True)
+    x = g.add("pool", "MaxPool2D", {"kernel_size": 3, "stride": 2, "padding": 1}, x)
+    channels = 64
+    for stage, filters in enumerate((64, 128, 256, 512), 1):
+        for i in range(2):
+            stride = 2 if stage > 1 and i == 0 else 1
+            x = g.basic_block(f"s{stage}b{i}", x, filters, stride, filters != channels)
+            channels = filters
+    x = g.add("gap", "GlobalAvgPool2D", {}, x)
+    g.add("fc", "Dense", {"units": 1000}, x)
+    return g.graph("ResNet-18")
+
+
+# --- the two sides -----------------------------------------------------------------------------
+def torch_module(graph: engine.Graph, model: engine.Model):
+    """The graph's PyTorch export with ``model``'s weights loaded."""
+    from engine.export import export_code
+
+    tmp = Path(tempfile.mkdtemp(prefix="bp_bench_"))
+    engine.save_weights(model, tmp / "w.npz")
+    path = tmp / "net.py"
+    path.write_text(export_code(graph, "pytorch", weights=str(tmp / "w.npz")), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("bp_bench_net", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build_model()
+
+
+def training_case(graph: engine.Graph, batch: int, classes: int) -> tuple[Step, Step]:
+    import torch
+
+    rng = np.random.default_rng(SEED)
+    model = engine.build_model(graph, seed=SEED)
+    x = rng.standard_normal((batch, *model.input_shape), dtype=np.float32)
+    y = rng.integers(0, classes, batch)
+    loss = get_loss("cross_entropy")
+    opt = make_optimizer({"name": "sgd", "lr": LR})
+    net = torch_module(graph, model).train()
+    topt = torch.optim.SGD(net.parameters(), lr=LR)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tloss = torch.nn.CrossEntropyLoss()
+
+    def engine_step() -> float:
+        value = loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)  # as torch: x needs no gradient
+        opt.step(model.params, model.grads)
+        return value
+
+    def torch_step() -> float:
+        topt.zero_grad()
+        value = tloss(net(tx), ty)
+        value.backward()
+        topt.step()
+        return float(value.detach())
+
+    for _ in range(2):  # the second step after one update: the gradients agree too
+        a, b = engine_step(), torch_step()
+        if not abs(a - b) <= 1e-3 * max(1.0, abs(b)):
+            raise AssertionError(f"{graph.name}: engine loss {a:.6f} != torch loss {b:.6f}")
+    return engine_step, torch_step
+
+
+def inference_case(graph: engine.Graph, batch: int) -> tuple[Step, Step]:
+    import torch
+
+    rng = np.random.default_rng(SEED)
+    model = engine.build_model(graph, seed=SEED)
+    x = rng.standard_normal((batch, *model.input_shape), dtype=np.float32)
+    net = torch_module(graph, model).eval()
+    tx = torch.from_numpy(x)
+
+    def engine_step():
+        return model.forward(x, training=False)
+
+    def torch_step():
+        with torch.no_grad():
+            return net(tx).numpy()
+
+    a, b = engine_step(), torch_step()
+    scale = float(np.abs(b).max())
+    if not np.abs(a - b).max() <= 1e-3 * max(1.0, scale):
+        raise AssertionError(f"{graph.name}: outputs differ by {np.abs(a - b).max():.3g}")
+    return engine_step, torch_step
+
+
+CASES: dict[str, Callable[[], tuple[Step, Step]]] = {
+    "resnet20": lambda: training_case(resnet20_graph(), 64, 10),
+    "vgg_block": lambda: training_case(vgg_block_graph(), 64, 10),
+    "resnet18_infer": lambda: inference_case(resnet18_graph(), 1),
+}
+
+
+def bench(name: str, engine_step: Step, torch_step: Step, rounds: int, block: int) -> dict:
+    """Alternating blocks with pauses; medians, fastest steps and the ratio of the medians."""
+    times: dict[str, list[float]] = {"engine": [], "torch": []}
+    for _ in range(rounds):
+        for side, step in (("engine", engine_step), ("torch", torch_step)):
+            step()  # warm-up
+            for _ in range(block):
+                t0 = time.perf_counter()
+                step()
+                times[side].append(time.perf_counter() - t0)
+            time.sleep(0.3)
+    r = {"case": name, "steps": len(times["engine"])}
+    for side in ("engine", "torch"):
+        r[f"{side}_ms"] = 1e3 * statistics.median(times[side])
+        r[f"{side}_min_ms"] = 1e3 * min(times[side])
+    r["ratio"] = r["engine_ms"] / r["torch_ms"]
+    r["ratio_min"] = r["engine_min_ms"] / r["torch_min_ms"]
+    print(
+        f"{name:<15} engine {r['engine_ms']:8.1f} ms (fastest {r['engine_min_ms']:7.1f})   "
+        f"torch {r['torch_ms']:7.1f} ms (fastest {r['torch_min_ms']:7.1f})   "
+        f"ratio {r['ratio']:4.2f} (fastest {r['ratio_min']:4.2f})   "
+        f"{r['steps']} steps each, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    return r
+
+
+# --- per-block profile -------------------------------------------------------------------------
+def profile(steps: int = 8) -> dict[str, tuple[float, float]]:
+    """Median forward and backward ms per block of the ResNet-20 training step, printed grouped
+    by stage (stem, s1.., head) and by block type."""
+    graph = resnet20_graph()
+    model = engine.build_model(graph, seed=SEED)
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((64, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    loss = get_loss("cross_entropy")
+    times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
+    for layer_id, layer in model.layers.items():
+        fwd, bwd = layer.forward, layer.backward
+
+        def timed_f(*a, _f=fwd, _id=layer_id, **k):
+            t0 = time.perf_counter()
+            out = _f(*a, **k)
+            times[_id][0].append(time.perf_counter() - t0)
+            return out
+
+        def timed_b(*a, _b=bwd, _id=layer_id, **k):
+            t0 = time.perf_counter()
+            out = _b(*a, **k)
+            times[_id][1].append(time.perf_counter() - t0)
+            return out
+
+        layer.forward, layer.backward = timed_f, timed_b
+    totals = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)
+        totals.append(time.perf_counter() - t0)
+    med = {
+        k: (1e3 * statistics.median(f[1:]), 1e3 * statistics.median(b[1:]) if b[1:] else 0.0)
+        for k, (f, b) in times.items()
+    }
+    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    by_type: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for k, (f, b) in med.items():
+        stage = k.split("b")[0] if k.startswith("s") and k[1].isdigit() else k.split("_")[0]
+        kind = graph.type_of(k)
+        if kind == "Conv2D":
+            kind += " 1x1" if "proj" in k else " 3x3"
+        for d in (by_stage[stage], by_type[kind]):
+            d[0] += f
+            d[1] += b
+    print(
+        f"ResNet-20 batch 64, forward+backward {1e3 * statistics.median(totals[1:]):.1f} ms "
+        f"(median of {steps}; load {os.getloadavg()[0]:.1f})"
+    )
+    for title, table in (("stage", by_stage), ("block type", by_type)):
+        print(f"| {title} | forward ms | backward ms |\n|---|---:|---:|")
+        for k, (f, b) in table.items():
+            print(f"| {k} | {f:.1f} | {b:.1f} |")
+    return med
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--rounds", type=int, default=5, help="blocks per side")
+    parser.add_argument("--block", type=int, default=3, help="timed steps per block")
+    parser.add_argument("--profile", action="store_true", help="the ResNet-20 per-block profile")
+    args = parser.parse_args(argv)
+    keep_freed_memory()  # the Trainer's malloc settings (benchmarks/engine_vs_torch.py)
+    import torch
+
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}, "
+        f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
+        flush=True,
+    )
+    if args.profile:
+        profile()
+        return []
+    results = []
+    for name in args.case or list(CASES):
+        engine_step, torch_step = CASES[name]()
+        results.append(bench(name, engine_step, torch_step, args.rounds, args.block))
+    return results
+
+
+if __name__ == "__main__":
+    main()
