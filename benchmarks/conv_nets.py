@@ -23,6 +23,7 @@ torch median. On a shared machine the load average printed first says how far to
 (median over steps), grouped by stage.
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
+                                              [--torch-threads 1]
       .venv/bin/python benchmarks/conv_nets.py --profile
 ``resnet20_graph()``, ``vgg_block_graph()``, ``resnet18_graph()`` give the graphs.
 """
@@ -317,9 +318,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=5, help="blocks per side")
     parser.add_argument("--block", type=int, default=3, help="timed steps per block")
     parser.add_argument("--profile", action="store_true", help="the ResNet-20 per-block profile")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="PyTorch's threads (default: its own choice, as a user gets; 1: core for core)",
+    )
     args = parser.parse_args(argv)
     keep_freed_memory()  # the Trainer's malloc settings (benchmarks/engine_vs_torch.py)
     import torch
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
 
     print(
         f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
