@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -181,7 +182,7 @@ class BatchNorm(Layer):
     def _scratch(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A reusable temporary of ``shape`` (squares and products summed right away)."""
         buf = getattr(self, "_tmp", None)
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if buf is None or buf.dtype != dtype or buf.size < size:
             buf = self._tmp = np.empty(size, dtype)
         return buf[:size].reshape(shape)
