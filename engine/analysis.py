@@ -353,7 +353,7 @@ def analyze(
             if any(a.shapes.get(s) is None for s in preds):
                 continue
             shapes = [a.shapes[s] for s in preds]
-            in_shape = shapes[0] if type(layer).arity[1] == 1 else shapes
+            in_shape = shapes if type(layer).takes_list(len(shapes)) else shapes[0]
             p = _pre_check(layer, in_shape, preds)
             if p:
                 problems.append(p)

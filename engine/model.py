@@ -80,7 +80,9 @@ class Model:
             layer.build(a.in_shapes[n], layer_rng(seed, n))
             self.layers[n] = layer
             self.inputs[n] = graph.inputs_of(n)
-        self._multi = {n: type(layer).arity[1] != 1 for n, layer in self.layers.items()}
+        self._multi = {
+            n: type(layer).takes_list(len(self.inputs[n])) for n, layer in self.layers.items()
+        }
         # How many successors read each block's output (to free it after the last one).
         self._readers = {n: 0 for n in self.layers}
         for preds in self.inputs.values():

@@ -10,7 +10,9 @@ Rules the Model and the optimizers rely on:
   ``grads`` entries may be rebound by ``backward``.
 - Computation follows the dtype of the input and parameters (float32 in training, float64 in
   gradient checks via ``astype``).
-- Multi-input layers (``arity`` max > 1) take and return lists.
+- Multi-input layers (``arity`` max > 1) take and return lists; a layer with optional extra
+  inputs (``arity`` (1, k): the recurrent blocks' initial state) gets a bare array while only
+  its first input is wired (``takes_list``).
 - Shapes exclude the batch axis.
 
 A new block type is one class (tests/test_new_block_type.py makes one up): ``type_name``,
@@ -172,6 +174,14 @@ class Layer:
 
     # --- declarations -------------------------------------------------------------------------
     @classmethod
+    def takes_list(cls, n_inputs: int) -> bool:
+        """Whether ``forward`` gets a list (and ``backward`` returns one) with ``n_inputs``
+        wired: always for multi-input layers (arity min > 1), never for single-input ones, and
+        for optional extra inputs (arity (1, k)) only when one is wired."""
+        lo, hi = cls.arity
+        return hi != 1 and (lo > 1 or n_inputs > 1)
+
+    @classmethod
     def all_options(cls) -> dict[str, Opt]:
         return {**cls.options, **(INIT_OPTIONS if cls.has_weights else {})}
 
@@ -271,7 +281,7 @@ class Layer:
         """Check ``in_shape``, create parameters and buffers; returns self."""
         if rng is None:
             rng = np.random.default_rng(0)
-        if self.arity[1] == 1:
+        if not (isinstance(in_shape, list) and in_shape and isinstance(in_shape[0], (list, tuple))):
             in_shape = tuple(int(d) for d in in_shape)
         else:
             in_shape = [tuple(int(d) for d in s) for s in in_shape]

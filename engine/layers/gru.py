@@ -88,7 +88,7 @@ class GRU(Recurrent):
         acts = self._buf(tag + "acts", (t, gh, n), dt)  # r, z, n after their non-linearities
         hh = self._buf(tag + "hh", (t, gh, n), dt)  # W_hh h_{t-1} (+ b_hn in the n block)
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
-        hs[0] = 0
+        hs[0] = fw.get("h0", 0)
         whh, b_hn = StepProduct(fw["hh"], n), fw["b_hn"]
         for k in range(t):
             hk, a = hh[k], acts[k]
@@ -117,7 +117,7 @@ class GRU(Recurrent):
         acts = self._buf(tag + "acts", (t, gh, n), dt)  # r, z, n after their non-linearities
         rh = self._buf(tag + "rh", (t, h, n), dt)  # r * h_{t-1}, what W_hn reads
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
-        hs[0] = 0
+        hs[0] = fw.get("h0", 0)
         w_rz, w_n = StepProduct(fw["hh"], n), StepProduct(fw["hn"], n)
         for k in range(t):
             a = acts[k]
@@ -154,6 +154,10 @@ class GRU(Recurrent):
             np.multiply(dh[k] * (cand - hs[k]), z * (1 - z), out=d_z)
             w_n_t(d_n, out=d_rh)  # dL/d(r * h_{t-1})
             np.multiply(d_rh * hs[k], r * (1 - r), out=d_r)
+            if k == 0:  # dL/dh_0, for an initial state given on port 1
+                sc["dh0"] = (
+                    dh[0] * (1 - z) + d_rh * r + w["weight_hh"][: 2 * h].T @ dpre[0, : 2 * h]
+                )
             if k:
                 w_rz_t(dpre[k, : 2 * h], out=back)
                 dh[k - 1] = dh[k] * (1 - z) + d_rh * r + back
@@ -219,6 +223,12 @@ class GRU(Recurrent):
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         return dxp, dhh, dh
+
+    def _dh0(self, dhh, dh, sc, w):
+        if self.lecture:
+            return sc["dh0"]
+        h = self.config["hidden_size"]
+        return w["weight_hh"].T @ dhh[0] + dh[0] * sc["acts"][0, h : 2 * h]  # h = ... + z h_prev
 
     def _gates(self, sc):
         acts, h = sc["acts"], self.config["hidden_size"]

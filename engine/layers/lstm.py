@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.errors import ConfigError
 from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
 from engine.settings import Opt
 
@@ -52,12 +53,28 @@ class LSTM(Recurrent):
 
     type_name = "LSTM"
     n_gates = 4
+    state_parts = 2
     options = {
         **SEQ_OPTIONS,
         "peepholes": Opt(
             "bool", default=False, doc="the gates also see the cell state (lecture 003's W_c)"
         ),
+        "return_state": Opt(
+            "bool",
+            default=False,
+            doc="output the final state [h_T; c_T] (2*D*H), to start a decoder LSTM (its "
+            "port 1); off: the output return_sequences says",
+        ),
     }
+
+    def check_settings(self):
+        if self.config["return_state"] and self.config["return_sequences"]:
+            raise ConfigError(
+                "'return_state' and 'return_sequences' exclude each other: the output is "
+                "either every step's h or the final state [h_T; c_T]",
+                block=self.name,
+            )
+
     # Inside the engine the gate blocks are ordered o, i, f, g: the three sigmoid gates side by
     # side (one tanh call covers them, see _scan), and i, f, g, which all receive dL/dc, side by
     # side in backward. Parameters and gradients keep PyTorch's i, f, g, o.
@@ -115,8 +132,8 @@ class LSTM(Recurrent):
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         c = self._buf(tag + "c", (t + 1, h, n), dt)
         tc = self._buf(tag + "tc", (t, h, n), dt)  # tanh(c_t)
-        hs[0] = 0
-        c[0] = 0
+        hs[0] = fw.get("h0", 0)
+        c[0] = fw.get("c0", 0)
         ig = self._buf("ig", (h, n), dt)
         whh = StepProduct(fw["hh"], n)
         for k in range(t):
@@ -142,8 +159,8 @@ class LSTM(Recurrent):
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         c = self._buf(tag + "c", (t + 1, h, n), dt)
         tc = self._buf(tag + "tc", (t, h, n), dt)
-        hs[0] = 0
-        c[0] = 0
+        hs[0] = fw.get("h0", 0)
+        c[0] = fw.get("c0", 0)
         whh = StepProduct(fw["hh"], n)
         for k in range(t):
             a = acts[k]
@@ -168,7 +185,9 @@ class LSTM(Recurrent):
         wci, wcf, wco = (w[k][:, None] for k in PEEPHOLES)
         dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
         dpre = self._buf("b_dpre", (t, gh, n), dt)
-        dc_next = np.zeros((h, n), dt)  # dL/dc_t through step t+1
+        dc_next = np.zeros((h, n), dt)  # dL/dc_t through step t+1 (return_state: dL/dc_T)
+        if sc.get("dc_last") is not None:
+            dc_next += sc["dc_last"]
         whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
         for k in range(t - 1, -1, -1):
             o, i, f, g = (acts[k, j * h : (j + 1) * h] for j in range(4))
@@ -188,6 +207,7 @@ class LSTM(Recurrent):
             "weight_cf": np.einsum("thn,thn->h", dpre[:, 2 * h : 3 * h], c[:-1]),
             "weight_co": np.einsum("thn,thn->h", dpre[:, :h], c[1:]),
         }
+        sc["dc0"] = dc_next
         return dpre, dpre, dh
 
     def _scan_back(self, dhs, dlast, sc, w):
@@ -222,7 +242,7 @@ class LSTM(Recurrent):
         p3, dpre3 = p[:, h:].reshape(t, 3, h, n), dpre[:, h:].reshape(t, 3, h, n)
         dc = self._buf("b_dc", (h, n), dt)
         dc_next = self._buf("b_dc_next", (h, n), dt)  # dL/dc_t from step t+1: dc_{t+1} f_{t+1}
-        dc_next[...] = 0
+        dc_next[...] = 0 if sc.get("dc_last") is None else sc["dc_last"]
         whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
         for k in range(t - 1, -1, -1):
             np.multiply(dh[k], od[k], out=dc)
@@ -234,6 +254,7 @@ class LSTM(Recurrent):
                 whh_t(dpre[k], out=dh[k - 1])
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
+        sc["dc0"] = dc * f[0]  # dL/dc_0 (the initial cell state)
         return dpre, dpre, dh
 
     def _gates(self, sc):

@@ -208,10 +208,18 @@ class Recurrent(Layer):
     Subclasses set ``n_gates``, optionally ``gate_blocks`` (the order of PyTorch's gate blocks
     inside the engine, to keep gates that share a non-linearity side by side), and implement
     ``_step_weights``, ``_scan``, ``_scan_back`` and ``_gates``.
+
+    Initial state (port 1, optional; zero without it): a vector (N, S) with S = D*H, for the
+    LSTM S = 2*D*H holding [h_0; c_0]; each is the forward direction's H values, then the
+    backward one's (PyTorch's h_n order). It is what an encoder's last output gives (the
+    LSTM's with ``return_state``), or a Dense block's (an image's features start a caption).
+    Backward then also returns dL/d(state): ``[dx, dstate]``.
     """
 
     family = "Recurrent"
     has_weights = True
+    arity = (1, 2)  # port 1: the initial state (optional)
+    state_parts: int = 1  # arrays in the state: h (the LSTM: h and c)
     n_gates: int = 1
     gate_blocks: tuple[int, ...] | None = None
     options = SEQ_OPTIONS
@@ -228,6 +236,39 @@ class Recurrent(Layer):
         if cfg.get("single_bias"):
             text += " 1 bias"
         return text
+
+    def state_size(self) -> int:
+        return self.state_parts * self.config["hidden_size"] * len(self.suffixes)
+
+    def state_text(self) -> str:
+        d = "D*H" if self.config["bidirectional"] else "H"
+        return f"[h_0; c_0], 2*{d}" if self.state_parts == 2 else f"h_0, {d}"
+
+    def seq_shape(self, in_shape) -> tuple:
+        """The sequence's shape (T, F) of ``in_shape`` (with a state input: its first)."""
+        return tuple(in_shape[0]) if isinstance(in_shape, list) else tuple(in_shape)
+
+    def check_state_shape(self, in_shape) -> None:
+        if not isinstance(in_shape, list) or len(in_shape) < 2:
+            return
+        got, want = tuple(in_shape[1]), (self.state_size(),)
+        if got != want:
+            raise ShapeError(
+                f"{self.type_name}'s port 1 takes the initial state ({want[0]},) "
+                f"({self.state_text()}); got {got}",
+                block=self.name,
+            )
+
+    def check_input(self, x):
+        xs = x if isinstance(x, list) else [x]
+        shapes = self.in_shape if isinstance(self.in_shape, list) else [self.in_shape]
+        for a, s in zip(xs, shapes, strict=False):
+            if s is not None and tuple(a.shape[1:]) != tuple(s):
+                raise ShapeError(
+                    f"{self.type_name} expects input of shape (N, {', '.join(map(str, s))}), "
+                    f"got {tuple(a.shape)}",
+                    block=self.name,
+                )
 
     def input_problem(self, in_shape, source):
         if len(in_shape) != 3:
@@ -253,6 +294,7 @@ class Recurrent(Layer):
         )
 
     def param_note(self, in_shape):
+        in_shape = self.seq_shape(in_shape)
         if self.config.get("single_bias") or len(in_shape) != 2:
             return ""
         count = self.param_count(in_shape)
@@ -266,12 +308,16 @@ class Recurrent(Layer):
         # every weight (input and recurrent, both directions) is used once per time step
         shapes = self.param_shapes(in_shape)
         return sum(int(np.prod(s)) for k, s in shapes.items() if k.startswith("weight")) * int(
-            in_shape[0]
+            self.seq_shape(in_shape)[0]
         )
 
     def to_torch(self, in_shape):
         cfg = self.config
-        args = [code(self.type_name), str(int(in_shape[1])), str(cfg["hidden_size"])]
+        args = [
+            code(self.type_name),
+            str(int(self.seq_shape(in_shape)[1])),
+            str(cfg["hidden_size"]),
+        ]
         if cfg["return_sequences"]:
             args.append("return_sequences=True")
         if cfg["bidirectional"]:
@@ -303,12 +349,17 @@ class Recurrent(Layer):
         return ("", "_reverse") if self.config["bidirectional"] else ("",)
 
     def output_shape(self, in_shape):
+        self.check_state_shape(in_shape)
+        in_shape = self.seq_shape(in_shape)
         if len(in_shape) != 2:
             raise sequence_shape_error(self, in_shape)
         feats = self.config["hidden_size"] * len(self.suffixes)
+        if self.config.get("return_state"):
+            return (self.state_size(),)
         return (int(in_shape[0]), feats) if self.config["return_sequences"] else (feats,)
 
     def param_shapes(self, in_shape):
+        in_shape = self.seq_shape(in_shape)
         if len(in_shape) != 2:
             raise sequence_shape_error(self, in_shape)
         h, f = self.config["hidden_size"], int(in_shape[1])
@@ -387,6 +438,9 @@ class Recurrent(Layer):
 
     def forward(self, x, training=False):
         self.check_input(x)
+        state = None
+        if isinstance(x, list):
+            x, state = x[0], (x[1] if len(x) > 1 else None)
         n, t, f = x.shape
         h = self.config["hidden_size"]
         p = self.params
@@ -395,7 +449,8 @@ class Recurrent(Layer):
             dtype = np.result_type(dtype, x.dtype)
         self._dtype = dtype
         rows = self._rows()
-        caches, finals, seqs = [], [], []
+        caches, finals, seqs, cells = [], [], [], []
+        n_dir = len(self.suffixes)
         for d, sfx in enumerate(self.suffixes):
             w = {
                 k: p[k + sfx].astype(dtype, copy=False)
@@ -408,6 +463,10 @@ class Recurrent(Layer):
                 w = {k: v[rows] for k, v in w.items()}
             w.update({k: p[k + sfx].astype(dtype, copy=False) for k in self._extra_shapes(1)})
             fw = self._step_weights(w)
+            if state is not None:  # (H, N) blocks of the given initial state
+                for j, key in enumerate(("h0", "c0")[: self.state_parts]):
+                    at = (j * n_dir + d) * h
+                    fw[key] = np.ascontiguousarray(state[:, at : at + h].T, dtype=dtype)
             gh = fw["ih"].shape[0]
             # x as (T, F + 1, N) with a row of ones, so the bias rides along in the matmul:
             # xp_t = [W_ih | b] @ [x_t^T; 1] for every time step in one (stacked) matmul call
@@ -420,12 +479,16 @@ class Recurrent(Layer):
             sc = self._scan(xp, fw, str(d))
             hs = sc["hs"]
             finals.append(hs[t].T)
+            if "c" in sc:
+                cells.append(sc["c"][t].T)
             if self.config["return_sequences"]:
                 seqs.append(hs[1:][::-1] if d else hs[1:])
             caches.append((w, xin, sc))
             if d == 0:
                 self.gates = self._gates(sc)
-        self._cache = ((n, t, f), caches)
+        self._cache = ((n, t, f), caches, state is not None)
+        if self.config.get("return_state"):  # the LSTM's [h_T; c_T]
+            return np.concatenate(finals + cells, axis=1)
         if not self.config["return_sequences"]:
             return np.concatenate(finals, axis=1)
         out = np.empty((n, t, h * len(seqs)), dtype)
@@ -434,8 +497,10 @@ class Recurrent(Layer):
         return out
 
     def backward(self, dout):
-        (n, t, f), caches = self._cache
+        (n, t, f), caches, has_state = self._cache
         h = self.config["hidden_size"]
+        n_dir = len(self.suffixes)
+        dstate = np.zeros((n, self.state_size()), self._dtype) if has_state else None
         rows = self._rows()
         inv = None if rows is None else np.argsort(rows)
         seq = self.config["return_sequences"]
@@ -448,7 +513,17 @@ class Recurrent(Layer):
                 dhs, dlast = self._time_major("b_dhs", dout[:, :, cols], bool(d), (1, 2, 0)), None
             else:
                 dhs, dlast = None, dout[:, cols].T
+            # return_state: dL/dc_T seeds the cell's gradient
+            sc["dc_last"] = (
+                dout[:, (n_dir + d) * h : (n_dir + d + 1) * h].T
+                if self.config.get("return_state")
+                else None
+            )
             dxp, dhh, dh = self._scan_back(dhs, dlast, sc, w)
+            if has_state:  # dL/dh_0 (and dL/dc_0), this direction's block of the state
+                dstate[:, cols] = self._dh0(dhh, dh, sc, w).T
+                if self.state_parts == 2:
+                    dstate[:, (n_dir + d) * h : (n_dir + d + 1) * h] = sc["dc0"].T
             gh = dxp.shape[1]
             # The sums over steps and samples below are single matmuls over T * N columns:
             #   dW_ih = sum_k dxp_k x_k,  dW_hh = sum_k dhh_k h_{k-1}^T,  dx_k = dxp_k^T W_ih.
@@ -493,7 +568,12 @@ class Recurrent(Layer):
                 self.time_grad = rms
             else:
                 self.time_grad_reverse = rms[::-1].copy()
-        return np.ascontiguousarray(dx.transpose(1, 0, 2))
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        return [dx, dstate] if has_state else dx
+
+    def _dh0(self, dhh, dh, sc, w) -> np.ndarray:
+        """dL/dh_0 (H, N): h_0 reaches the loss only through step 0's recurrent product."""
+        return w["weight_hh"].T @ dhh[0]
 
 
 def _start_dh(layer: Recurrent, dhs, dlast, shape, dtype) -> np.ndarray:
@@ -534,7 +614,7 @@ class RNN(Recurrent):
     def _scan(self, xp, fw, tag):
         t, h, n = xp.shape
         hs = self._buf(tag + "hs", (t + 1, h, n), xp.dtype)
-        hs[0] = 0
+        hs[0] = fw.get("h0", 0)
         whh = StepProduct(fw["hh"], n)
         relu = self.config["nonlinearity"] == "relu"
         for k in range(t):

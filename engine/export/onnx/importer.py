@@ -242,7 +242,9 @@ class Importer:
                 partner.out_shape = self.shapes[config[key]]
                 layer.bind(key, partner)
             in_shape = (
-                self.shapes[inputs[0]] if cls.arity[1] == 1 else [self.shapes[i] for i in inputs]
+                [self.shapes[i] for i in inputs]
+                if cls.takes_list(len(inputs))
+                else self.shapes[inputs[0]]
             )
             out = tuple(int(d) for d in layer.output_shape(in_shape))
             want = {**layer.param_shapes(in_shape), **layer.buffer_shapes(in_shape)}

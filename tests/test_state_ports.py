@@ -1,0 +1,132 @@
+"""Recurrent state ports (issue 17): an initial state on port 1 of RNN / LSTM / GRU, and the
+LSTM's return_state output [h_T; c_T], so an encoder's final state starts a decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import check_layer
+
+from engine.errors import ConfigError, ShapeError
+from engine.layers import GRU, LSTM, RNN
+
+N, T, F, H = 3, 4, 2, 3
+
+VARIANTS = [
+    (RNN, {}),
+    (RNN, {"nonlinearity": "relu"}),
+    (LSTM, {}),
+    (LSTM, {"peepholes": True}),
+    (GRU, {}),
+    (GRU, {"convention": "lecture"}),
+]
+
+
+def _state_size(cls, bidirectional):
+    return (2 if cls is LSTM else 1) * H * (2 if bidirectional else 1)
+
+
+def _randomize(layer, rng):
+    for v in layer.params.values():
+        v[...] = rng.standard_normal(v.shape) * 0.5
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize(("cls", "cfg"), VARIANTS)
+def test_initial_state_gradients_match_central_differences(cls, cfg, seq, bidirectional):
+    rng = np.random.default_rng(1)
+    s = _state_size(cls, bidirectional)
+    layer = cls(hidden_size=H, return_sequences=seq, bidirectional=bidirectional, **cfg)
+    layer.build([(T, F), (s,)], rng)
+    _randomize(layer, rng)  # peepholes start at 0: make every path count
+    x = rng.standard_normal((N, T, F))
+    h0 = rng.standard_normal((N, s))
+    errors = check_layer(layer, [x, h0])
+    assert {"x0", "x1"} <= set(errors)  # the state's gradient was checked too
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("given", [False, True])
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_lstm_return_state_gradients(bidirectional, given, peepholes):
+    rng = np.random.default_rng(2)
+    layer = LSTM(hidden_size=H, return_state=True, bidirectional=bidirectional, peepholes=peepholes)
+    s = _state_size(LSTM, bidirectional)
+    layer.build([(T, F), (s,)] if given else (T, F), rng)
+    _randomize(layer, rng)
+    assert layer.out_shape == (s,)
+    x = rng.standard_normal((N, T, F))
+    check_layer(layer, [x, rng.standard_normal((N, s))] if given else x)
+
+
+def test_a_zero_state_is_the_block_without_one():
+    rng = np.random.default_rng(3)
+    for cls, cfg in VARIANTS:
+        a = cls(hidden_size=H, return_sequences=True, **cfg).build((T, F), rng)
+        b = cls(hidden_size=H, return_sequences=True, **cfg).build(
+            [(T, F), (_state_size(cls, False),)]
+        )
+        for k in a.params:
+            b.params[k][...] = a.params[k]
+        x = rng.standard_normal((N, T, F)).astype(np.float32)
+        zero = np.zeros((N, _state_size(cls, False)), np.float32)
+        np.testing.assert_array_equal(a.forward(x), b.forward([x, zero]))
+        d = rng.standard_normal((N, T, H)).astype(np.float32)
+        dx_a = a.backward(d)
+        dx_b, dstate = b.backward(d)
+        np.testing.assert_allclose(dx_a, dx_b, rtol=1e-6, atol=1e-7)
+        assert dstate.shape == zero.shape and np.abs(dstate).max() > 0
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+def test_matches_pytorch_with_initial_state(cell, bidirectional):
+    torch = pytest.importorskip("torch")
+    cls = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}[cell]
+    rng = np.random.default_rng(4)
+    d = 2 if bidirectional else 1
+    s = _state_size(cls, bidirectional)
+    kw = {"return_state": True} if cell == "LSTM" else {}
+    layer = cls(hidden_size=H, bidirectional=bidirectional, **kw).build([(T, F), (s,)], rng)
+    layer.astype(np.float64)
+    _randomize(layer, rng)
+    ref = getattr(torch.nn, cell)(F, H, batch_first=True, bidirectional=bidirectional).double()
+    with torch.no_grad():
+        for k, v in layer.params.items():
+            name = (
+                k.replace("_reverse", "") + "_l0" + ("_reverse" if k.endswith("_reverse") else "")
+            )
+            getattr(ref, name).copy_(torch.from_numpy(v))
+    x = rng.standard_normal((N, T, F))
+    st = rng.standard_normal((N, s))
+    out = layer.forward([x, st])
+    dout = rng.standard_normal(out.shape)
+    dx, dst = layer.backward(dout)
+
+    tx = torch.tensor(x, requires_grad=True)
+    tst = torch.tensor(st, requires_grad=True)
+    h0 = tst[:, : d * H].reshape(-1, d, H).transpose(0, 1).contiguous()
+    if cell == "LSTM":
+        c0 = tst[:, d * H :].reshape(-1, d, H).transpose(0, 1).contiguous()
+        _, (hn, cn) = ref(tx, (h0, c0))
+        tout = torch.cat([*hn, *cn], dim=1)
+    else:
+        _, hn = ref(tx, h0)
+        tout = torch.cat(list(hn), dim=1)
+    (tout * torch.from_numpy(dout)).sum().backward()
+    np.testing.assert_allclose(out, tout.detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(dst, tst.grad.numpy(), atol=1e-10)
+    for k, v in layer.grads.items():
+        name = k.replace("_reverse", "") + "_l0" + ("_reverse" if k.endswith("_reverse") else "")
+        np.testing.assert_allclose(v, getattr(ref, name).grad.numpy(), atol=1e-10, err_msg=k)
+
+
+def test_bad_settings_and_state_shapes_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="exclude each other"):
+        LSTM(name="enc", hidden_size=4, return_state=True, return_sequences=True)
+    with pytest.raises(ShapeError, match=r"port 1 takes the initial state \(8,\) \(\[h_0; c_0\]"):
+        LSTM(name="dec", hidden_size=4).build([(5, 2), (4,)])
+    with pytest.raises(ShapeError, match=r"GRU's port 1 takes the initial state \(8,\)"):
+        GRU(name="dec", hidden_size=4, bidirectional=True).build([(5, 2), (4,)])
