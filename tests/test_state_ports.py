@@ -3,11 +3,15 @@ LSTM's return_state output [h_T; c_T], so an encoder's final state starts a deco
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from gradcheck import check_layer
 
+import engine
 from engine.errors import ConfigError, ShapeError
+from engine.export import export_code
 from engine.layers import GRU, LSTM, RNN
 
 N, T, F, H = 3, 4, 2, 3
@@ -130,3 +134,81 @@ def test_bad_settings_and_state_shapes_are_refused_in_one_line():
         LSTM(name="dec", hidden_size=4).build([(5, 2), (4,)])
     with pytest.raises(ShapeError, match=r"GRU's port 1 takes the initial state \(8,\)"):
         GRU(name="dec", hidden_size=4, bidirectional=True).build([(5, 2), (4,)])
+
+
+def encoder_decoder(cell="LSTM", bidirectional=False, **dec):
+    """Input -> encoder (final state) -> the decoder's port 1; the Input is also the decoder's
+    sequence (port 0). The decoder outputs every step."""
+    g = engine.Graph(name="encoder-decoder")
+    g.add_node("Input", {"shape": [6, 3]}, node_id="in")
+    enc = {"hidden_size": 4, "bidirectional": bidirectional}
+    if cell == "LSTM":
+        enc["return_state"] = True
+    g.add_node(cell, enc, node_id="enc")
+    g.add_node(
+        cell,
+        {"hidden_size": 4, "return_sequences": True, "bidirectional": bidirectional, **dec},
+        node_id="dec",
+    )
+    for s, t, port in (("in", "enc", 0), ("in", "dec", 0), ("enc", "dec", 1)):
+        g.add_edge(s, t, port)
+    return g
+
+
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+def test_an_encoder_state_starts_the_decoder_in_a_model(cell):
+    g = encoder_decoder(cell, bidirectional=True)
+    a = engine.analyze(g)
+    assert a.ok, a.problems
+    s = (2 if cell == "LSTM" else 1) * 8
+    assert a.shapes["enc"] == (s,) and a.in_shapes["dec"] == [(6, 3), (s,)]
+    m = engine.build_model(g, seed=1).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((5, 6, 3))
+    out = m.forward(x)
+    zero = m.layers["dec"].forward([x, np.zeros((5, s))])
+    assert np.abs(out - zero).max() > 1e-3  # the encoder's state changed the decoder's run
+    out = m.forward(x)
+    R = np.random.default_rng(1).standard_normal(out.shape)
+    m.backward(R)
+    g_enc = m.grads["enc.weight_ih"].copy()
+    eps, p = 1e-6, m.params["enc.weight_ih"]
+    p[0, 0] += eps
+    up = np.sum(m.forward(x) * R)
+    p[0, 0] -= 2 * eps
+    down = np.sum(m.forward(x) * R)
+    p[0, 0] += eps
+    assert abs((up - down) / (2 * eps) - g_enc[0, 0]) < 1e-6 * max(1.0, abs(g_enc[0, 0]))
+
+
+def test_a_wrong_state_is_one_problem_naming_the_decoder():
+    g = encoder_decoder("LSTM")
+    g.set_config("enc", {**g.config_of("enc"), "return_state": False})
+    a = engine.analyze(g)
+    assert not a.ok
+    (p,) = a.problems
+    assert p.block == "dec" and "port 1 takes the initial state (8,)" in p.message
+
+
+@pytest.mark.parametrize("variant", [{}, {"peepholes": True}, {"bidirectional": True}])
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+def test_pytorch_export_matches_the_engine(cell, variant, tmp_path):
+    torch = pytest.importorskip("torch")
+    if "peepholes" in variant and cell != "LSTM":
+        variant = {"single_bias": True}  # the loop module (RecurrentLoop) for RNN/GRU too
+    bi = variant.pop("bidirectional", False)
+    g = encoder_decoder(cell, bidirectional=bi, **variant)
+    if variant:
+        g.set_config("enc", {**g.config_of("enc"), **variant})
+    m = engine.build_model(g, seed=2)
+    engine.save_weights(m, tmp_path / "w.npz")
+    script = export_code(g, "pytorch", weights=str(tmp_path / "w.npz"))
+    path = tmp_path / "encdec.py"
+    path.write_text(script, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("encdec", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    net = mod.build_model().eval()
+    x = np.random.default_rng(3).standard_normal((4, 6, 3)).astype(np.float32)
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, m.forward(x), atol=1e-5, rtol=0)

@@ -53,26 +53,37 @@ SEQ_OPTIONS = {
 
 TORCH_RECURRENT = '''
 class Recurrent(nn.Module):
-    """nn.RNN / nn.LSTM / nn.GRU (batch_first, zero initial state) returning what BlockProp's
-    block returns: every step (N, T, D*H) with return_sequences, else the final hidden state
-    (N, D*H): forward's after the last step, then backward's after the first (PyTorch's h_n)."""
+    """nn.RNN / nn.LSTM / nn.GRU (batch_first) returning what BlockProp's block returns: every
+    step (N, T, D*H) with return_sequences, else the final hidden state (N, D*H): forward's
+    after the last step, then backward's after the first (PyTorch's h_n); with return_state
+    (LSTM) [h_n; c_n]. The initial state is zero, or ``state`` (N, S): h_0 (the LSTM's
+    [h_0; c_0]), each with the directions side by side."""
 
     CELLS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
 
     def __init__(self, cell, input_size, hidden_size, return_sequences=False,
-                 bidirectional=False, **kw):
+                 bidirectional=False, return_state=False, **kw):
         super().__init__()
         self.rnn = self.CELLS[cell](input_size, hidden_size, batch_first=True,
                                     bidirectional=bidirectional, **kw)
-        self.return_sequences = return_sequences
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.parts = 2 if cell == "LSTM" else 1
         # BlockProp's names -> this module's ("weight_ih" -> "rnn.weight_ih_l0", ...)
         self.ENGINE_NAMES = {f"{w}{s}": f"rnn.{w}_l0{s}" for s in ("", "_reverse")
                              for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
-    def forward(self, x):
-        out, h = self.rnn(x)
+    def forward(self, x, state=None):
+        init = None
+        if state is not None:  # (N, D*H) blocks -> PyTorch's (D, N, H)
+            d = 2 if self.rnn.bidirectional else 1
+            init = [s.reshape(len(x), d, -1).transpose(0, 1).contiguous()
+                    for s in state.chunk(self.parts, dim=1)]
+            init = tuple(init) if self.parts == 2 else init[0]
+        out, h = self.rnn(x, init)
         if self.return_sequences:
             return out
+        if self.return_state:  # (h_n, c_n) -> [h_n; c_n]
+            return torch.cat([*h[0], *h[1]], dim=1)
         h_n = h[0] if isinstance(h, tuple) else h  # LSTM: (h_n, c_n); h_n (D, N, H)
         return torch.cat(list(h_n), dim=1)
 '''
@@ -81,15 +92,17 @@ TORCH_RECURRENT_LOOP = '''
 class RecurrentLoop(nn.Module):
     """BlockProp's RNN / LSTM / GRU step by step, for what nn.RNN/LSTM/GRU cannot do:
     single_bias (one bias per gate), LSTM peepholes (the gates see the cell) and the lecture's
-    GRU (reset before W_hn, h = (1 - z) h_prev + z n). Zero initial state; returns what the
-    block returns. Parameters are named as BlockProp names them."""
+    GRU (reset before W_hn, h = (1 - z) h_prev + z n). The initial state is zero or ``state``
+    (as in Recurrent); returns what the block returns. Parameters are named as BlockProp names
+    them."""
 
     GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
     def __init__(self, cell, input_size, hidden_size, return_sequences=False,
                  bidirectional=False, nonlinearity="tanh", single_bias=False, peepholes=False,
-                 convention="pytorch"):
+                 convention="pytorch", return_state=False):
         super().__init__()
+        self.return_state = return_state
         self.cell, self.hidden_size, self.return_sequences = cell, hidden_size, return_sequences
         self.nonlinearity, self.single_bias = nonlinearity, single_bias
         self.peepholes, self.convention = peepholes, convention
@@ -136,18 +149,24 @@ class RecurrentLoop(nn.Module):
             ao = ao + p("weight_co") * c
         return torch.sigmoid(ao) * torch.tanh(c), c
 
-    def forward(self, x):
+    def forward(self, x, state=None):
         n, t, _ = x.shape
-        seqs, finals = [], []
-        for s in self.suffixes:
-            h = x.new_zeros(n, self.hidden_size)
-            c = x.new_zeros(n, self.hidden_size)
+        seqs, finals, cells = [], [], []
+        d, m = len(self.suffixes), self.hidden_size
+        for j, s in enumerate(self.suffixes):
+            h = x.new_zeros(n, m) if state is None else state[:, j * m : (j + 1) * m]
+            c = x.new_zeros(n, m)
+            if state is not None and self.cell == "LSTM":
+                c = state[:, (d + j) * m : (d + j + 1) * m]
             hs = [None] * t
             for k in (range(t) if s == "" else range(t - 1, -1, -1)):
                 h, c = self.step(x[:, k], h, c, s)
                 hs[k] = h
             seqs.append(torch.stack(hs, dim=1))
             finals.append(h)
+            cells.append(c)
+        if self.return_state:
+            return torch.cat(finals + cells, dim=1)
         return torch.cat(seqs, dim=2) if self.return_sequences else torch.cat(finals, dim=1)
 '''
 
@@ -322,8 +341,11 @@ class Recurrent(Layer):
             args.append("return_sequences=True")
         if cfg["bidirectional"]:
             args.append("bidirectional=True")
+        if cfg.get("return_state"):
+            args.append("return_state=True")
         if cfg.get("nonlinearity", "tanh") != "tanh":
             args.append(f"nonlinearity={code(cfg['nonlinearity'])}")
+        call = "{m}({0}, {1})" if isinstance(in_shape, list) else "{m}({0})"  # port 1: state
         variants = {k: cfg[k] for k in ("single_bias", "peepholes") if cfg.get(k)}
         if cfg.get("convention", "pytorch") != "pytorch":
             variants["convention"] = cfg["convention"]
@@ -331,7 +353,7 @@ class Recurrent(Layer):
             args += [f"{k}={code(v)}" for k, v in variants.items()]
             return TorchBlock(
                 f"RecurrentLoop({', '.join(args)})",
-                "{m}({0})",
+                call,
                 {"RecurrentLoop": TORCH_RECURRENT_LOOP},
             )
         names = {
@@ -340,7 +362,7 @@ class Recurrent(Layer):
             for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         }
         return TorchBlock(
-            f"Recurrent({', '.join(args)})", "{m}({0})", {"Recurrent": TORCH_RECURRENT}, names
+            f"Recurrent({', '.join(args)})", call, {"Recurrent": TORCH_RECURRENT}, names
         )
 
     # --- shapes and parameters -----------------------------------------------------------------
