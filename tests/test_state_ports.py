@@ -212,3 +212,31 @@ def test_pytorch_export_matches_the_engine(cell, variant, tmp_path):
     with torch.no_grad():
         got = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, m.forward(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "variant", [{}, {"peepholes": True}, {"bidirectional": True}, {"convention": "lecture"}]
+)
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+def test_onnx_export_runs_like_the_engine(cell, variant, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from engine.export.onnx import export_onnx
+
+    variant = dict(variant)
+    if ("peepholes" in variant and cell != "LSTM") or ("convention" in variant and cell != "GRU"):
+        variant = {"single_bias": True}
+    bi = variant.pop("bidirectional", False)
+    g = encoder_decoder(cell, bidirectional=bi, **variant)
+    g.set_config("enc", {**g.config_of("enc"), **variant})
+    m = engine.build_model(g, seed=4)
+    rng = np.random.default_rng(5)
+    for v in m.params.values():  # peepholes start at 0: every path counts
+        v[...] = rng.standard_normal(v.shape) * 0.5
+    engine.save_weights(m, tmp_path / "w.npz")
+    s = ort.InferenceSession(
+        export_onnx(g, str(tmp_path / "w.npz")), providers=["CPUExecutionProvider"]
+    )
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    got = s.run(None, {s.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, m.forward(x), atol=1e-5, rtol=0)

@@ -398,24 +398,46 @@ def _recurrent(ctx, layer, ins, out):
     if op == "GRU":
         # PyTorch's GRU: r * (W_hn h + b_hn); the lecture's: W_hn (r * h)
         attrs["linear_before_reset"] = 0 if lecture else 1
-    x_tm = ctx.node("Transpose", ins, [ctx.name(f"{name}/time_major")], perm=[1, 0, 2])[0]
-    y, y_h = ctx.name(f"{name}/Y"), ctx.name(f"{name}/Y_h")
+    x_tm = ctx.node("Transpose", ins[:1], [ctx.name(f"{name}/time_major")], perm=[1, 0, 2])[0]
+    y, y_h, y_c = ctx.name(f"{name}/Y"), ctx.name(f"{name}/Y_h"), ctx.name(f"{name}/Y_c")
     inputs = [
         x_tm,
         ctx.init(f"{name}.W", _f32(W)),
         ctx.init(f"{name}.R", _f32(R)),
         ctx.init(f"{name}.B", _f32(B)),
     ]
+    if len(ins) == 2:  # port 1: the state (N, parts*D*H) -> initial_h (and initial_c) (D, N, H)
+        parts = layer.state_parts
+        st = ctx.node(
+            "Reshape",
+            [ins[1], ctx.init(f"{name}.state_shape", np.array([0, parts * d, h], np.int64))],
+            [ctx.name(f"{name}/state3")],
+        )[0]
+        st = ctx.node("Transpose", [st], [ctx.name(f"{name}/state_tm")], perm=[1, 0, 2])[0]
+        axis0 = ctx.init(f"{name}.axis0", np.array([0], np.int64))
+        for j, key in enumerate(("initial_h", "initial_c")[:parts]):
+            bounds = [
+                ctx.init(f"{name}.{key}_{e}", np.array([v], np.int64))
+                for e, v in (("start", j * d), ("end", (j + 1) * d))
+            ]
+            inputs += [""] * (5 + j - len(inputs))  # sequence_lens (and initial_h) before it
+            inputs.append(ctx.node("Slice", [st, *bounds, axis0], [ctx.name(f"{name}/{key}")])[0])
     if cfg.get("peepholes"):  # P (D, 3H): ONNX's order i, o, f
         P = np.stack([np.concatenate([p[f"weight_c{g}{s}"] for g in "iof"]) for s in sfx])
-        inputs += ["", "", "", ctx.init(f"{name}.P", _f32(P))]
-    ctx.node(op, inputs, [y, y_h], **attrs)
+        inputs += [""] * (7 - len(inputs))
+        inputs.append(ctx.init(f"{name}.P", _f32(P)))
+    ret_state = cfg.get("return_state")
+    ctx.node(op, inputs, [y, y_h, y_c] if ret_state else [y, y_h], **attrs)
     if cfg["return_sequences"]:  # Y (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
         t = ctx.node("Transpose", [y], [ctx.name(f"{name}/batch_major")], perm=[2, 0, 1, 3])[0]
         shape = ctx.init(f"{name}.out_shape", np.array([0, 0, d * h], np.int64))
     else:  # Y_h (D, N, H) -> (N, D, H) -> (N, D*H): forward's last state, backward's first
-        t = ctx.node("Transpose", [y_h], [ctx.name(f"{name}/batch_major")], perm=[1, 0, 2])[0]
-        shape = ctx.init(f"{name}.out_shape", np.array([0, d * h], np.int64))
+        last = y_h
+        if ret_state:  # [Y_h; Y_c] (2D, N, H) -> (N, 2*D*H)
+            last = ctx.node("Concat", [y_h, y_c], [ctx.name(f"{name}/state")], axis=0)[0]
+        t = ctx.node("Transpose", [last], [ctx.name(f"{name}/batch_major")], perm=[1, 0, 2])[0]
+        size = layer.state_size() if ret_state else d * h
+        shape = ctx.init(f"{name}.out_shape", np.array([0, size], np.int64))
     ctx.node("Reshape", [t, shape], [out])
 
 
