@@ -206,8 +206,8 @@ class Controller(QObject):
         a = self.live.flush()
         shapes = {p: a.shapes.get(s) for s, _, p in self.graph.in_edges(target)}
         shapes[port] = a.shapes.get(source)
-        if any(s is None for s in shapes.values()) or len(shapes) < lo:
-            return Verdict(True)  # not enough known yet to judge
+        if any(s is None for s in shapes.values()) or len(shapes) < lo or 0 not in shapes:
+            return Verdict(True)  # not enough known yet to judge (port 0 not wired yet)
         in_shape = shapes[port] if hi == 1 else [shapes[p] for p in sorted(shapes)]
         try:
             layer = cls(name=target, **self.graph.config_of(target))

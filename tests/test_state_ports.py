@@ -14,6 +14,8 @@ from engine.errors import ConfigError, ShapeError
 from engine.export import export_code
 from engine.layers import GRU, LSTM, RNN
 
+pytest_plugins = ["gui_support"]  # fixtures: make_window
+
 N, T, F, H = 3, 4, 2, 3
 
 VARIANTS = [
@@ -240,3 +242,33 @@ def test_onnx_export_runs_like_the_engine(cell, variant, tmp_path):
     x = rng.standard_normal((4, 6, 3)).astype(np.float32)
     got = s.run(None, {s.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, m.forward(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("state_first", [False, True])
+def test_the_canvas_offers_the_state_port_and_wires_it(make_window, state_first):
+    from gui_helpers import settle
+
+    w = make_window()
+    g = w.graph
+    g.add_node("Input", {"shape": [6, 3]}, node_id="in")
+    g.add_node("LSTM", {"hidden_size": 4, "return_state": True}, node_id="enc")
+    g.add_node("LSTM", {"hidden_size": 4, "return_sequences": True}, node_id="dec")
+    g.add_edge("in", "enc")
+    settle(w)
+    block = w.scene.blocks["dec"]
+    assert len(block.in_ports) == 1  # nothing wired yet: the sequence's port
+    wires = [("enc", 1), ("in", 0)] if state_first else [("in", 0), ("enc", 1)]
+    for src, port in wires:
+        v = w.controller.connect(src, "dec", port)
+        assert v.ok, v.reason
+        settle(w)
+        assert len(block.in_ports) == 2  # the state's port 1 is offered, and no more
+    assert sorted((s, p) for s, _, p in g.in_edges("dec")) == [("enc", 1), ("in", 0)]
+    assert w.live.flush().ok
+    g.add_node("Dense", {"units": 5}, node_id="wrong")
+    g.add_edge("in", "wrong")
+    settle(w)
+    w.controller.disconnect("enc", "dec")
+    settle(w)
+    v = w.controller.connect("wrong", "dec", 1)
+    assert not v.ok and "port 1 takes the initial state (8,)" in v.reason
