@@ -217,10 +217,12 @@ class SplitStep:
         half = batch_size - batch_size // 2
         # Recurrent blocks' per-time-step gradient RMS (forward, reverse direction) of the
         # helper's half, combined here into the whole batch's (the app's BPTT panel).
+        # (a block with its initial state wired reads [sequence, state]: T from the sequence)
+        seqs = {n: model.analysis.in_shapes[n] for n, layer in model.layers.items()}
         self._recurrent = [
-            (layer, int(model.analysis.in_shapes[n][0]))
+            (layer, int((s[0] if isinstance(s, list) else s)[0]))
             for n, layer in model.layers.items()
-            if layer.recurrent
+            if layer.recurrent and (s := seqs[n]) is not None
         ]
         n_time = sum(2 * t for _, t in self._recurrent)
         # One anonymous shared mapping made before the fork: parameters, gradients, indices,

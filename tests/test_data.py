@@ -43,6 +43,7 @@ def test_registry_lists_every_data_set_with_one_line_and_options():
         "copy",
         "sine",
         "reviews",
+        "reversal",
         "chars",
         "tagging",
         "csv",

@@ -81,7 +81,7 @@ def test_reserved_names_cover_nn_module():
 
 
 @pytest.mark.parametrize(
-    "name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"]
+    "name", ["cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text", "reverse"]
 )
 def test_exported_module_computes_what_the_engine_computes(name, tmp_path):
     torch = pytest.importorskip("torch")
@@ -108,7 +108,7 @@ def test_the_parity_graphs_cover_every_block_type_and_activation():
     from engine.layers.activation import FUNCTIONS
 
     types, fns, bn_ranks = set(), set(), set()
-    for name in ("cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text"):
+    for name in ("cnn", "seq", "seq2", "mlp", "lenet5", "attend", "segnet", "text", "reverse"):
         g = graph(name)
         a = engine.analyze(g)
         for n in g.nodes():
@@ -206,6 +206,7 @@ BUILTIN_CASES = [
     ("adding", {"T": 10, "n": 100}),
     ("copy", {"n": 50}),
     ("sine", {"n": 40}),
+    ("reversal", {"n": 30, "length": 5}),
     ("sine", {"n": 40, "many_to_many": True}),
     ("reviews", {"n": 60, "T": 8, "distractor": 0.7}),
     ("chars", {"n": 30}),

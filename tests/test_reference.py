@@ -40,6 +40,7 @@ from engine.layers import (
     MaxPool2D,
     MaxUnpool2D,
     Reshape,
+    Slice,
     Subsample2D,
     Transpose,
     Upsample2D,
@@ -184,6 +185,11 @@ def ref_reshape(layer, x, training):
     return out, lambda dout: (R.shape.reshape_backward(dout, cache), {}, {}), {}
 
 
+def ref_slice(layer, x, training):
+    out, cache = R.shape.slice_forward(x, layer.config["start"], layer.config["stop"])
+    return out, lambda dout: (R.shape.slice_backward(dout, cache), {}, {}), {}
+
+
 def ref_batchnorm(layer, x, training):
     cfg, p, b = layer.config, layer.params, layer.buffers
     out, cache, mean, var = R.norm.batchnorm_forward(
@@ -316,6 +322,7 @@ REFERENCES = {
     "Upsample2D": ref_upsample,
     "Flatten": ref_flatten,
     "Reshape": ref_reshape,
+    "Slice": ref_slice,
     "BatchNorm": ref_batchnorm,
     "Dropout": ref_dropout,
     "GaussianNoise": ref_gaussian_noise,
@@ -398,6 +405,8 @@ CASES = [
     (Upsample2D(scale=[1, 3]), (2, 1, 3, 2), False),
     (Flatten(), (2, 3, 4, 2), False),
     (Reshape(shape=[6, 4]), (2, 2, 3, 4), False),
+    (Slice(start=1, stop=3), (2, 4, 3), False),
+    (Slice(start=0, stop=2), (3, 5), False),
     *[
         (BatchNorm(momentum=0.3, eps=1e-3), shape, training)
         for shape in ((6, 5), (4, 3, 5), (3, 2, 4, 5))

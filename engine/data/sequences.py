@@ -1,4 +1,4 @@
-"""Built-in sequence tasks for recurrent networks: adding, copy, sine.
+"""Built-in sequence tasks for recurrent networks: adding, copy, sine, reversal.
 
 The adding and copy problems are the standard long-memory benchmarks (Hochreiter & Schmidhuber
 1997; Le, Jaitly & Hinton 2015; Arjovsky, Shah & Bengio 2016): a plain RNN's vanishing gradient
@@ -118,6 +118,53 @@ def load_copy(cfg: dict, rng: np.random.Generator) -> Dataset:
     )
 
 
+REVERSAL_OPTIONS = {
+    "n": Opt("int", default=4_000, min=1, max=1_000_000, doc="number of sequences"),
+    "length": Opt("int", default=8, min=2, max=1_000, doc="sequence length L"),
+    "symbols": Opt("int", default=8, min=1, max=256, doc="alphabet size K"),
+}
+
+
+def make_reversal(rng, n, length, symbols):
+    """Sequence reversal, teacher forcing: X (N, 2L, K + 2) one-hot (the source, then "go" and
+    the target shifted right), y (N, L) ids (the source reversed)."""
+    src = rng.integers(1, symbols + 1, (n, length))
+    y = src[:, ::-1].astype(np.int64)
+    ids = np.empty((n, 2 * length), dtype=np.int64)
+    ids[:, :length] = src
+    ids[:, length] = symbols + 1
+    ids[:, length + 1 :] = y[:, :-1]
+    return to_one_hot(ids, symbols + 2), y
+
+
+def load_reversal(cfg: dict, rng: np.random.Generator) -> Dataset:
+    """Sequence reversal for an encoder-decoder with teacher forcing (lecture 001's seq2seq).
+
+    Ids: 1..K symbols, K+1 "go" (0 is unused). One sample holds both of the model's input
+    sequences side by side (slice them apart with Slice blocks): steps 0..L-1 the source
+    s_0..s_{L-1}, steps L..2L-1 the decoder's input, the target shifted right behind "go"
+    (go, s_{L-1}, ..., s_1). Target: the source reversed, s_{L-1}..s_0.
+    Shapes: X (N, 2L, K + 2) one-hot float32, y (N, L) int64 ids.
+    Chance per step is 1/K; the last target step (s_0) is the one the encoder must carry
+    furthest.
+    """
+    N, L, K = cfg["n"], cfg["length"], cfg["symbols"]
+    check_elements(N * 2 * L * (K + 2), "the reversal task's one-hot X")
+    X, y = make_reversal(rng, **cfg)
+    vocab = ["_"] + [f"s{i}" for i in range(1, K + 1)] + ["go"]
+    return Dataset(
+        X,
+        y,
+        "sequence_classification",
+        n_classes=K + 2,
+        name="reversal",
+        description=DATASETS_HERE["reversal"].description,
+        class_names=vocab,
+        vocab=vocab,
+        meta={"baseline_accuracy": 1.0 / K, "baseline": "uniform guesses: accuracy 1/K"},
+    )
+
+
 SINE_OPTIONS = {
     "n": Opt("int", default=2_000, min=1, max=1_000_000, doc="number of windows"),
     "T": Opt("int", default=30, min=2, max=10_000, doc="window length"),
@@ -175,6 +222,11 @@ DATASETS_HERE: dict[str, DatasetSpec] = {
     ),
     "copy": DatasetSpec(
         "Copy memory task: recall a few symbols after a long blank delay", COPY_OPTIONS, load_copy
+    ),
+    "reversal": DatasetSpec(
+        "Sequence reversal: the source, then the shifted target (teacher forcing) in one sample",
+        REVERSAL_OPTIONS,
+        load_reversal,
     ),
     "sine": DatasetSpec(
         "Noisy sine waves of random frequency and phase: predict the next value",

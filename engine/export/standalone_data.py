@@ -28,7 +28,7 @@ from engine.data.builtin import (
     shuffled,
 )
 from engine.data.reviews import REVIEW_FILLER, REVIEW_SENTIMENT, make_reviews
-from engine.data.sequences import make_adding, make_copy, make_sine
+from engine.data.sequences import make_adding, make_copy, make_reversal, make_sine
 from engine.data.text import (
     PAIRS,
     WORDS,
@@ -55,6 +55,7 @@ __all__ = [
     "make_copy",
     "make_digits",
     "make_moons",
+    "make_reversal",
     "make_sine",
     "make_spiral",
     "make_tagging",
@@ -357,6 +358,7 @@ MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "copy": ("make_copy", True, ["to_one_hot"]),
     "sine": ("make_sine", True, []),
     "reviews": ("make_reviews", True, ["REVIEW_FILLER", "REVIEW_SENTIMENT"]),
+    "reversal": ("make_reversal", True, ["to_one_hot"]),
     "chars": ("make_chars", True, CORPUS_NEEDS),
     "tagging": ("make_tagging", True, ["to_one_hot", "bracket_tags"]),
     "csv": ("read_csv", False, ["labels_to_targets", "as_task"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import ShapeError
+from engine.errors import ConfigError, ShapeError
 from engine.layers.base import Layer, TorchBlock, shape_text
 from engine.settings import Opt
 
@@ -152,3 +152,58 @@ class Transpose(Layer):
 
     def backward(self, dout):
         return np.ascontiguousarray(dout.transpose(0, 2, 1))
+
+
+class Slice(Layer):
+    """Steps ``start`` .. ``stop - 1`` of each sample's first axis (the time axis of a sequence):
+    PyTorch's ``x[:, start:stop]``, Keras's Cropping1D.
+
+    Reference: engine.reference.shape.slice_forward / slice_backward.
+    Shapes: x (N, T, *s) -> out (N, stop - start, *s). One Input may so carry two sequences
+    side by side, e.g. a seq2seq source and the decoder's shifted target (teacher forcing).
+    """
+
+    type_name = "Slice"
+    family = "Reshape"
+    options = {
+        "start": Opt("int", default=0, min=0, max=1 << 30, doc="first step kept"),
+        "stop": Opt("int", min=1, max=1 << 30, doc="the step after the last one kept"),
+    }
+    starter = {"start": 0, "stop": 1}
+
+    @classmethod
+    def summary(cls, cfg):
+        return f"[{cfg.get('start')}:{cfg.get('stop')}]"
+
+    def check_settings(self):
+        if self.config["stop"] <= self.config["start"]:
+            raise ConfigError(
+                f"'stop' ({self.config['stop']}) must be greater than 'start' "
+                f"({self.config['start']})",
+                block=self.name,
+            )
+
+    def to_torch(self, in_shape):
+        return TorchBlock(None, f"{{0}}[:, {self.config['start']}:{self.config['stop']}]")
+
+    def output_shape(self, in_shape):
+        stop = self.config["stop"]
+        if len(in_shape) < 1 or stop > int(in_shape[0]):
+            have = int(in_shape[0]) if len(in_shape) else 0
+            raise ShapeError(
+                f"cannot keep steps {self.config['start']}..{stop - 1} of an input with "
+                f"{have} (shape {tuple(in_shape)}): lower 'stop' to at most {have}",
+                block=self.name,
+            )
+        return (stop - self.config["start"], *(int(d) for d in in_shape[1:]))
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._cache = x.shape, x.dtype
+        return x[:, self.config["start"] : self.config["stop"]].copy()
+
+    def backward(self, dout):
+        shape, dtype = self._cache
+        dx = np.zeros(shape, dout.dtype if np.issubdtype(dtype, np.integer) else dtype)
+        dx[:, self.config["start"] : self.config["stop"]] = dout
+        return dx

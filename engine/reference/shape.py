@@ -1,4 +1,5 @@
-"""Blocks that only move values around: Flatten and Reshape (Input passes its data through).
+"""Blocks that only move values around: Flatten, Reshape and Slice (Input passes its data
+through).
 
 Neither changes a value, so backward puts each gradient back where its value came from: the
 inverse reshape (lecture 002's CNN pipeline flattens the last feature maps for the dense
@@ -46,4 +47,19 @@ def transpose_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dx = np.zeros(cache)
     for i, j, k in np.ndindex(cache):
         dx[i, j, k] = dout[i, k, j]
+
+
+def slice_forward(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, tuple]:
+    """out[n, t] = x[n, start + t] for t < stop - start. Shapes: x (N, T, *s) ->
+    out (N, stop - start, *s)."""
+    out = np.stack([x[:, start + t] for t in range(stop - start)], axis=1)
+    return out, (x.shape, start)
+
+
+def slice_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx[n, start + t] = dout[n, t]; the steps not kept get 0."""
+    shape, start = cache
+    dx = np.zeros(shape, dout.dtype)
+    for t in range(dout.shape[1]):
+        dx[:, start + t] = dout[:, t]
     return dx

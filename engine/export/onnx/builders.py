@@ -47,6 +47,7 @@ from engine.layers import (
     MaxPool2D,
     MaxUnpool2D,
     Reshape,
+    Slice,
     Subsample2D,
     Transpose,
     Upsample2D,
@@ -211,6 +212,15 @@ def _flatten(ctx, layer, ins, out):
 def _reshape(ctx, layer, ins, out):
     shape = ctx.init(f"{layer.name}.shape", np.array([-1, *layer.config["shape"]], np.int64))
     ctx.node("Reshape", [ins[0], shape], [out])
+
+
+@onnx_builder(Slice)
+def _slice(ctx, layer, ins, out):
+    bounds = [
+        ctx.init(f"{layer.name}.{k}", np.array([v], np.int64))
+        for k, v in (("start", layer.config["start"]), ("stop", layer.config["stop"]), ("axis", 1))
+    ]
+    ctx.node("Slice", [ins[0], *bounds], [out])
 
 
 ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "linear": "Identity"}
