@@ -63,6 +63,8 @@ LEARNS = {
     "char_lstm": (40, 1.5),
     "bilstm_tagger": (150, 5.0),
     "attention_copy": (60, 2.0),
+    "seq2seq_reversal": (150, 1.4),
+    "seq2seq_reversal_attention": (150, 1.4),
     "autoencoder": (60, 1.5),
     "denoising_autoencoder": (60, 1.5),
     "conv_autoencoder": (60, 1.5),
