@@ -25,7 +25,7 @@ from engine.layers.pool import (
     Upsample2D,
 )
 from engine.layers.recurrent import RNN
-from engine.layers.shape import Flatten, Input, Reshape, Transpose
+from engine.layers.shape import Flatten, Input, Reshape, Slice, Transpose
 from engine.settings import Opt
 
 LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
@@ -59,6 +59,7 @@ __all__ = [
     "MaxUnpool2D",
     "RNN",
     "Reshape",
+    "Slice",
     "Subsample2D",
     "Transpose",
     "Upsample2D",
