@@ -1,7 +1,7 @@
-"""Blocks that only move values around: Flatten, Reshape and Slice (Input passes its data
-through).
+"""Blocks that only move values around: Flatten, Reshape, Transpose and Slice (Input passes
+its data through).
 
-Neither changes a value, so backward puts each gradient back where its value came from: the
+None of them changes a value, so backward puts each gradient back where its value came from: the
 inverse reshape (lecture 002's CNN pipeline flattens the last feature maps for the dense
 classifier; the gradient flows back into the maps unchanged).
 """
@@ -47,6 +47,7 @@ def transpose_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dx = np.zeros(cache)
     for i, j, k in np.ndindex(cache):
         dx[i, j, k] = dout[i, k, j]
+    return dx
 
 
 def slice_forward(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, tuple]:
