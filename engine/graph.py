@@ -520,7 +520,7 @@ def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
     """Write ``data`` as indented UTF-8 JSON, atomically (engine.atomic.write_atomic)."""
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     # A lone surrogate (which no file should hold, but code can put in a name) cannot be
-    # encoded: it is written as JSON's \\udXXX escape instead, so the save never fails.
+    # encoded: it is written as JSON's \\ud800-style escape instead, so the save never fails.
     write_atomic(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
 
 
