@@ -25,6 +25,9 @@ SMALL = {
     "sine": {"n": 200},
     "chars": {"n": 50},
     "tagging": {"n": 200},
+    "sorting": {"n": 200},
+    "dates": {"n": 200},
+    "digit_strips": {"n": 100},
 }
 
 
@@ -44,6 +47,9 @@ def test_registry_lists_every_data_set_with_one_line_and_options():
         "sine",
         "reviews",
         "reversal",
+        "sorting",
+        "dates",
+        "digit_strips",
         "chars",
         "tagging",
         "csv",

@@ -17,7 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import base, builtin, files, idx, images, reviews, sequences, standard, text
+from engine.data import (
+    base,
+    builtin,
+    files,
+    idx,
+    images,
+    reviews,
+    seq2seq,
+    sequences,
+    standard,
+    text,
+)
 from engine.data.base import ByteImages, Dataset, DatasetSpec, rows
 from engine.data.standard import needs_download, prepare
 from engine.errors import ConfigError, DataError
@@ -26,6 +37,7 @@ from engine.settings import Opt
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,
     **sequences.DATASETS_HERE,
+    **seq2seq.DATASETS_HERE,
     **reviews.DATASETS_HERE,
     "chars": text.DATASETS_HERE["chars"],
     "tagging": text.DATASETS_HERE["tagging"],

@@ -161,7 +161,11 @@ def load_reversal(cfg: dict, rng: np.random.Generator) -> Dataset:
         description=DATASETS_HERE["reversal"].description,
         class_names=vocab,
         vocab=vocab,
-        meta={"baseline_accuracy": 1.0 / K, "baseline": "uniform guesses: accuracy 1/K"},
+        meta={
+            "baseline_accuracy": 1.0 / K,
+            "baseline": "uniform guesses: accuracy 1/K",
+            "seq2seq": {"source": [0, L], "target": [L, 2 * L], "go": K + 1},
+        },
     )
 
 

@@ -52,6 +52,8 @@ noun_phrase verb_phrase grammar_sentence
 bracket_expression char_windows make_chars make_tagging labels_to_targets as_task read_csv
 read_npz read_idx_file read_idx read_text read_image_folder resize_bilinear pad_center encode
 windows chars_corpus bracket_tags make_reversal
+make_sorting side_by_side make_dates date_text MONTHS WEEKDAYS DATE_FORMS DATE_SOURCE DATE_TARGET
+DATE_CHARS make_digit_strips STRIP_SLOTS STRIP_VOCAB
 blockprop_data_dir data_file read_mnist_set read_mnist read_fashion_mnist read_cifar10
 read_shakespeare augment_batch affine_batch aug_rng GaussianNoise
 sgd_rule momentum_rule nesterov_rule adagrad_rule adadelta_rule rmsprop_rule adam_rule
