@@ -18,6 +18,7 @@ from gui.canvas.style import (
     BLOCK_W,
     HEADER_H,
     PROBLEM_COLOUR,
+    READABLE_PX,
     SELECT_COLOUR,
     SUBTLE_TEXT,
     TEXT_COLOUR,
@@ -44,22 +45,44 @@ def _header_path() -> QPainterPath:
 HEADER_PATH = _header_path()
 
 
+# Level of detail. Text is readable from READABLE_PX pixels of line height: a block shows
+# all its lines (FULL) while its smallest line (the shape and parameter count) is that tall on
+# screen, then only its type and key setting in letters as big as the block allows (COMPACT),
+# then, when even those would be specks, only its colour (BLOB).
+FULL, COMPACT, BLOB = "full", "compact", "blob"
+FULL_LOD = READABLE_PX / M_INFO.height()
+BLOB_LOD = 0.12
+
+
+def detail_mode(lod: float) -> str:
+    """What a block shows at zoom ``lod`` (QStyleOptionGraphicsItem.levelOfDetailFromTransform)."""
+    return FULL if lod >= FULL_LOD else COMPACT if lod >= BLOB_LOD else BLOB
+
+
 @lru_cache(maxsize=4096)
-def _far_text(texts: tuple[str, ...], lod: float, width: float, height: float):
-    """The first of ``texts`` readable at zoom ``lod`` (else the last) and its font, sized to
-    fill ``width`` x ``height`` but at most ~8.5 pt on screen."""
-    base = font(9.0, True)
-    m = QFontMetricsF(base)
-    for text in texts:
-        size = min(
-            8.5 / max(lod, 0.05),
-            9.0 * width / max(m.horizontalAdvance(text), 1.0),
-            9.0 * height / max(m.height(), 1.0),
-        )
-        if size * lod >= 6.0 or text is texts[-1]:
-            f = font(max(size, 4.0), True)
-            return text, f
-    raise AssertionError("unreachable")
+def _far_text(text: str, lod: float, width: float, height: float):
+    """``text`` and the bold font that fills ``width`` x ``height`` at zoom ``lod`` (at most
+    13 pt on screen); a text that would have to shrink below 6.5 pt on screen is cut instead."""
+    m = QFontMetricsF(font(9.0, True))
+    size = min(13.0 / max(lod, 0.05), 9.0 * height / max(m.height(), 1.0))
+    wide = 9.0 * width / max(m.horizontalAdvance(text), 1.0)
+    if wide >= size or wide * lod >= 6.5:
+        return text, font(max(min(size, wide), 1.0), True)
+    f = font(max(min(size, 6.5 / max(lod, 0.05)), 1.0), True)
+    return QFontMetricsF(f).elidedText(text, Qt.TextElideMode.ElideRight, width), f
+
+
+@lru_cache(maxsize=64)
+def _far_header(h: float) -> QPainterPath:
+    """The coloured band of a compact block: its top ``FAR_SPLIT`` (the type's line)."""
+    band = QPainterPath()
+    band.addRoundedRect(QRectF(0.5, 0.5, BLOCK_W - 1, h - 1), 5.5, 5.5)
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, BLOCK_W, h * FAR_SPLIT))
+    return band.intersected(clip)
+
+
+FAR_SPLIT = 0.48
 
 
 class BlockItem(QGraphicsItem):
@@ -83,6 +106,7 @@ class BlockItem(QGraphicsItem):
         self.wires: set = set()
         self.links: set = set()  # dashed links to/from paired blocks (gui.canvas.link_item)
         self.locked = False
+        self.mode = FULL  # what the last paint showed (detail_mode)
         self.setFlags(
             QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
             | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
@@ -178,6 +202,7 @@ class BlockItem(QGraphicsItem):
 
     def paint(self, painter, option, widget=None) -> None:
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        self.mode = mode = detail_mode(lod)
         body = QRectF(0, 0, BLOCK_W, self.h)
         fill = QColor("white")
         if self.badge is not None:
@@ -188,9 +213,9 @@ class BlockItem(QGraphicsItem):
                 round(255 * 0.55 + c.blue() * 0.45),
             )
         if self.isSelected():
-            pen = QPen(SELECT_COLOUR, 3.0)
+            pen = QPen(SELECT_COLOUR, 3.0 if mode == FULL else 3.0 / max(lod, 0.1))
         elif self.problems:
-            pen = QPen(PROBLEM_COLOUR, 2.5)
+            pen = QPen(PROBLEM_COLOUR, 2.5 if mode == FULL else 2.5 / max(lod, 0.1))
         else:
             pen = QPen(QColor("#9aa7b0"), 1.0)
         painter.setPen(pen)
@@ -198,18 +223,16 @@ class BlockItem(QGraphicsItem):
         painter.drawRoundedRect(body, 6, 6)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(self.colour)
-        painter.drawPath(HEADER_PATH)
+        painter.drawPath(HEADER_PATH if mode == FULL else _far_header(self.h))
         if self.isSelected() or self.problems:  # redraw the outline over the header
             painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(body, 6, 6)
-        if lod < 0.22:
-            pass  # a few pixels tall: text would be noise; colour and outline say enough
-        elif lod < 0.55:
-            self._paint_far(painter, lod)
-        else:
+        if mode == FULL:
             self._paint_near(painter)
-        if lod >= 0.22:
+        elif mode == COMPACT:
+            self._paint_far(painter, lod)
+        if mode != BLOB:
             for port in (*self.in_ports, self.out_port):
                 paint_port(painter, port)
         if self.problems:
@@ -276,24 +299,28 @@ class BlockItem(QGraphicsItem):
         )
 
     def _paint_far(self, painter, lod: float) -> None:
-        """Zoomed out: the type and key settings in big letters, so a whole network stays
-        readable when it is fitted to the window (semantic zoom). Settings too long to read
-        at this zoom shrink to their first part ("6@5x5")."""
-        compact = self.settings.split(" ")[0] if self.settings else ""
-        for texts, rect, colour in (
-            ((self.type_name,), QRectF(6, 0, BLOCK_W - 12, HEADER_H), QColor("white")),
-            (
-                (self.settings, compact),
-                QRectF(6, HEADER_H, BLOCK_W - 12, self.h - HEADER_H),
-                TEXT_COLOUR,
-            ),
+        """Zoomed out (COMPACT): the type on the coloured top half and the key settings below,
+        each as big as the block allows, so a whole network stays readable when it is fitted
+        to the window (semantic zoom). Settings too long to read at this zoom shrink to their
+        first part ("6@5x5")."""
+        split = self.h * FAR_SPLIT
+        line_h = BLOCK_H * FAR_SPLIT - 2
+        settings = self.settings
+        if settings and " " in settings:
+            full, _ = _far_text(settings, round(lod, 2), BLOCK_W - 12, line_h)
+            if full != settings:
+                settings = settings.split(" ")[0]
+        for text, rect, colour in (
+            (self.type_name, QRectF(6, 1, BLOCK_W - 12, split - 2), QColor("white")),
+            (settings, QRectF(6, split + 1, BLOCK_W - 12, self.h - split - 2), TEXT_COLOUR),
         ):
-            if not texts[0]:
+            if not text:
                 continue
-            text, f = _far_text(texts, round(lod, 2), rect.width(), rect.height())
+            # a tall block (many inputs) uses letters as big as an ordinary block's
+            shown, f = _far_text(text, round(lod, 2), rect.width(), min(rect.height(), line_h))
             painter.setFont(f)
             painter.setPen(colour)
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, shown)
 
     def _paint_problem_mark(self, painter) -> None:
         c = QPointF(BLOCK_W, 0.0)

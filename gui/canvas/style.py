@@ -26,6 +26,9 @@ PORT_HIT_R = 14.0  # clickable radius: ports must be easy to hit
 LAYOUT_DX = 250.0  # auto-layout column pitch (leaves room for the wire's shape label)
 LAYOUT_DY = 110.0
 GRID = 10.0
+# Text is readable from about this many pixels of line height; smaller, the canvas shows less
+# of it in bigger letters (gui.canvas.block_item.detail_mode) and hides the wires' labels.
+READABLE_PX = 8.5
 
 SELECT_COLOUR = QColor("#1e88e5")
 PROBLEM_COLOUR = QColor("#d32f2f")

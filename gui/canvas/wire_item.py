@@ -7,10 +7,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainterPath, QPainterPathStroker, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from gui.canvas.style import PORT_R, SELECT_COLOUR, WIRE_COLOUR, font
+from gui.canvas.style import PORT_R, READABLE_PX, SELECT_COLOUR, WIRE_COLOUR, font
 
 F_LABEL = font(7.5)
 M_LABEL = QFontMetricsF(F_LABEL)
+LABEL_LOD = READABLE_PX / M_LABEL.height()
 
 
 def wire_path(p0: QPointF, p1: QPointF) -> QPainterPath:
@@ -48,6 +49,7 @@ class WireItem(QGraphicsItem):
         # (measured in benchmarks/canvas_scale.py).
         self.setZValue(0)
         self._shape: QPainterPath | None = None
+        self.label_shown = False  # whether the last paint showed the shape label
         self.update_path()
 
     @property
@@ -115,8 +117,9 @@ class WireItem(QGraphicsItem):
         painter.setPen(QPen(colour, 3.0 if self.isSelected() else 2.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path)
-        if lod < 0.3:
-            return  # too small for the arrow head and the shape label
+        self.label_shown = bool(self.label) and lod >= LABEL_LOD
+        if lod < 0.2:
+            return  # too small for the arrow head
         # arrow head at the target (the direction data flows)
         end = self.path.pointAtPercent(1.0)
         x = end.x() - PORT_R - 1  # the tip stops at the port's rim
@@ -126,7 +129,7 @@ class WireItem(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawPolygon(tip)
-        if self.label and lod >= 0.45:
+        if self.label_shown:
             painter.setPen(QPen(QColor("#b0bec5"), 0.8))
             painter.setBrush(QColor(255, 255, 255, 235))
             painter.drawRoundedRect(self.label_rect, 4, 4)
