@@ -124,6 +124,17 @@ CASES = {
         [("Conv2D", {"filters": 4, "kernel_size": [3, 2], "stride": [2, 1], "padding": [1, 0]})],
         (3, 9, 8),
     ),
+    "conv_groups": (
+        [("Conv2D", {"filters": 4, "kernel_size": 3, "padding": 1, "groups": 2})],
+        (6, 7, 7),
+    ),
+    "conv_depthwise_lrn": (
+        [
+            ("Conv2D", {"filters": 3, "kernel_size": 3, "stride": 2, "groups": 3}),
+            ("LocalResponseNorm", {"size": 3, "alpha": 0.001, "beta": 0.75, "k": 2.0}),
+        ],
+        (3, 9, 8),
+    ),
     "conv1d_same": ([("Conv1D", {"filters": 3, "kernel_size": 4, "padding": "same"})], (2, 9)),
     "conv1d_stride": ([("Conv1D", {"filters": 2, "kernel_size": 3, "stride": 2})], (2, 11)),
     "conv_transpose": (

@@ -294,11 +294,11 @@ def _model(nodes, inits, in_shape=(1, 3, 8, 8), out_rank=4, opset=18):
 
 
 def test_unsupported_operators_listed_with_counts_and_nothing_written(tmp_path, capsys):
-    nodes = [  # three branches from x, summed: LRN -> Elu, grouped Conv, LRN
-        helper.make_node("LRN", ["x"], ["a"], size=3),
+    nodes = [  # three branches from x, summed: LRN -> Elu, dilated Conv, LRN (even sizes)
+        helper.make_node("LRN", ["x"], ["a"], size=4),
         helper.make_node("Elu", ["a"], ["b"]),
-        helper.make_node("Conv", ["x", "wg"], ["c"], group=3, pads=[1, 1, 1, 1]),
-        helper.make_node("LRN", ["x"], ["d"], size=3),
+        helper.make_node("Conv", ["x", "wg"], ["c"], group=3, pads=[2, 2, 2, 2], dilations=[2, 2]),
+        helper.make_node("LRN", ["x"], ["d"], size=2),
         helper.make_node("Sum", ["b", "c", "d"], ["e"]),
     ]
     inits = {"wg": np.ones((3, 1, 3, 3), np.float32)}
@@ -308,7 +308,8 @@ def test_unsupported_operators_listed_with_counts_and_nothing_written(tmp_path, 
     rc = cli.main(["import", str(path), "-o", str(out), "--save-weights", str(tmp_path / "w.npz")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert "LRN x2" in err[0] and "Elu x1" in err[0] and "Conv (groups) x1" in err[0]
+    assert "LRN (even size) x2" in err[0] and "Elu x1" in err[0]
+    assert "Conv (dilation) x1" in err[0]
     assert "nothing was imported" in err[0]
     assert not out.exists() and not (tmp_path / "w.npz").exists()
 

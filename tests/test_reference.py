@@ -37,6 +37,7 @@ from engine.layers import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     Layer,
+    LocalResponseNorm,
     MaxPool2D,
     MaxUnpool2D,
     Reshape,
@@ -83,7 +84,7 @@ def ref_conv2d(layer, x, training):
     kh, kw = p["weight"].shape[2:]
     pad = R.conv.pad4(cfg["padding"], kh, kw)
     out, cache = R.conv.conv2d_forward(
-        x, p["weight"], p.get("bias"), pair(cfg["stride"]), pad, cfg["connections"]
+        x, p["weight"], p.get("bias"), pair(cfg["stride"]), pad, cfg["connections"], cfg["groups"]
     )
 
     def back(dout):
@@ -211,6 +212,12 @@ def ref_batchnorm(layer, x, training):
     return out, back, state
 
 
+def ref_lrn(layer, x, training):
+    cfg = layer.config
+    out, cache = R.norm.lrn_forward(x, cfg["size"], cfg["alpha"], cfg["beta"], cfg["k"])
+    return out, lambda dout: (R.norm.lrn_backward(dout, cache), {}, {}), {}
+
+
 class FixedUniform:
     """Stands in for Dropout's generator: these uniforms, so the mask is known."""
 
@@ -324,6 +331,7 @@ REFERENCES = {
     "Reshape": ref_reshape,
     "Slice": ref_slice,
     "BatchNorm": ref_batchnorm,
+    "LocalResponseNorm": ref_lrn,
     "Dropout": ref_dropout,
     "GaussianNoise": ref_gaussian_noise,
     "Embedding": ref_embedding,
@@ -378,6 +386,9 @@ CASES = [
     (Conv2D(filters=3, kernel_size=1), (2, 4, 1, 1), False),
     (Conv2D(filters=3, kernel_size=3, padding=1), (2, 1, 12, 29), False),  # long rows
     (Conv2D(filters=4, kernel_size=3, connections=C3_SMALL), (2, 3, 5, 5), False),
+    (Conv2D(filters=4, kernel_size=3, groups=2), (2, 4, 5, 6), False),
+    (Conv2D(filters=6, kernel_size=3, stride=2, padding=1, groups=3), (2, 3, 7, 7), False),
+    (Conv2D(filters=3, kernel_size=3, padding=1, groups=3, bias=False), (2, 3, 4, 30), False),
     (Conv1D(filters=3, kernel_size=3), (2, 2, 9), False),
     (Conv1D(filters=3, kernel_size=2, stride=2, padding=1), (2, 2, 9), False),
     (Conv1D(filters=2, kernel_size=4, padding="same", bias=False), (2, 3, 8), False),
@@ -412,6 +423,9 @@ CASES = [
         for shape in ((6, 5), (4, 3, 5), (3, 2, 4, 5))
         for training in (True, False)
     ],
+    (LocalResponseNorm(size=5, alpha=0.5, beta=0.75, k=2.0), (2, 7, 3, 4), False),
+    (LocalResponseNorm(size=4, alpha=2.0, beta=0.6, k=1.0), (2, 5, 2, 3), False),  # even
+    (LocalResponseNorm(size=9, alpha=1.0, beta=1.5, k=0.5), (1, 3, 2, 2), False),  # > C
     (Dropout(rate=0.3), (4, 3, 5), True),
     (Dropout(rate=0.5), (4, 6), False),
     (GaussianNoise(std=0.2), (4, 3, 5), True),
@@ -565,8 +579,8 @@ def smallest_cases():
             key += f"-{cfg.get('convention')}-{cfg['single_bias']}"
         elif key == "Activation":  # every function (softmax's Jacobian above all)
             key = f"{key}-{layer.config['fn']}"
-        elif key == "Conv2D":  # with and without a connection table
-            key = f"{key}-{layer.config['connections'] is None}"
+        elif key == "Conv2D":  # with and without a connection table, grouped
+            key = f"{key}-{layer.config['connections'] is None}-{layer.config['groups'] > 1}"
         elif key == "Attention":  # every score, masked
             if len(shape) != 3:
                 continue
@@ -672,6 +686,7 @@ def test_conv_cases_cover_every_fast_path():
             built = build(type(layer)(**layer.config), shape, rng)
             built.forward(make_input(built, shape, rng))
             (plan,) = built._plans.values()
+            plan = plan[0] if isinstance(plan, list) else plan  # Conv2D: one plan per group
             if plan.folded:
                 seen.add("folded")
             elif plan.wide:

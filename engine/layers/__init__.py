@@ -7,10 +7,12 @@ module is imported here, so ``LAYER_TYPES`` holds them all.
 from engine.layers.activation import Activation
 from engine.layers.attention import Attention
 from engine.layers.base import Layer, register
-from engine.layers.conv import Conv1D, Conv2D, ConvTranspose2D
+from engine.layers.conv import Conv1D, Conv2D
+from engine.layers.conv_transpose import ConvTranspose2D
 from engine.layers.dense import Dense
 from engine.layers.embedding import Embedding
 from engine.layers.gru import GRU
+from engine.layers.lrn import LocalResponseNorm
 from engine.layers.lstm import LSTM
 from engine.layers.merge import Add, Concat
 from engine.layers.norm import BatchNorm, Dropout, GaussianNoise
@@ -55,6 +57,7 @@ __all__ = [
     "GlobalMaxPool1D",
     "Input",
     "LSTM",
+    "LocalResponseNorm",
     "MaxPool2D",
     "MaxUnpool2D",
     "RNN",

@@ -1,4 +1,5 @@
-"""Convolutions: Conv2D (with LeNet-5's connection table), Conv1D, ConvTranspose2D.
+"""Convolutions: Conv2D (with LeNet-5's connection table and groups), Conv1D; what they share
+(_Conv) also runs ConvTranspose2D (engine/layers/conv_transpose.py).
 
 The same sums one output value at a time, as the lectures write them: engine/reference/conv.py.
 
@@ -63,6 +64,8 @@ def _torch_args(cfg: dict, in_channels: int) -> list[str]:
         args.append('padding="same"')  # K - 1 in total, the odd one at the end, as the engine
     elif pad != "valid" and F.pair(pad) != (0, 0):
         args.append(f"padding={torch_size(pad)}")
+    if cfg.get("groups", 1) != 1:
+        args.append(f"groups={cfg['groups']}")
     if not cfg["bias"]:
         args.append("bias=False")
     return args
@@ -98,6 +101,8 @@ class _Conv(Layer):
         ks = cls.kernel_text(cfg.get("kernel_size"))
         text = f"{cfg.get('filters')}@{ks} {stride_text(cfg.get('stride', 1))}"
         text += f" {pad_text(cfg.get('padding', 0))}"
+        if isinstance(cfg.get("groups"), int) and cfg["groups"] > 1:
+            text += f" g{cfg['groups']}"
         return text + (" table" if cfg.get("connections") else "")
 
     def __init__(self, name: str | None = None, **config: Any):
@@ -144,33 +149,73 @@ class _Conv(Layer):
     def _conv_forward(
         self, x4: np.ndarray, w4: np.ndarray, stride: tuple[int, int], pad: F.Pad4
     ) -> np.ndarray:
-        plan = self._plan(x4, lambda: F.Conv2dPlan(x4.shape, w4.shape, stride, pad, x4.dtype))
-        self._cache = (plan, w4)
-        return F.conv2d(x4, w4, self.params.get("bias"), plan=plan)
+        """The convolution of x4 with w4, one plan per group of ``groups`` (Conv2D's setting;
+        1 elsewhere): group g's filters read only its C / groups input maps, so each group is
+        a convolution of its own (out = concat over g of conv(x[group g], w[group g]))."""
+        groups = self.config.get("groups", 1)
+        n, c, h, w = x4.shape
+        cg, fg = c // groups, w4.shape[0] // groups
+        plans = self._plan(
+            x4,
+            lambda: [
+                F.Conv2dPlan((n, cg, h, w), (fg, *w4.shape[1:]), stride, pad, x4.dtype)
+                for _ in range(groups)
+            ],
+        )
+        self._cache = (plans, w4)
+        b = self.params.get("bias")
+        if groups == 1:
+            return F.conv2d(x4, w4, b, plan=plans[0])
+        out = np.empty((n, w4.shape[0], plans[0].OH, plans[0].OW), x4.dtype)
+        for g, plan in enumerate(plans):
+            f = slice(g * fg, (g + 1) * fg)
+            bg = None if b is None else b[f]
+            out[:, f] = F.conv2d(x4[:, g * cg : (g + 1) * cg], w4[f], bg, plan=plan)
+        return out
 
     @conv_plan.one_blas_thread
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(dW in the 4-D layout, dx or None); sets the bias gradient."""
-        plan, w4 = self._cache
+        """(dW in the 4-D layout, dx or None); sets the bias gradient. Grouped: each group's
+        sums over its own filters and input maps, put side by side."""
+        plans, w4 = self._cache
+        if len(plans) == 1:
+            dw, db, dx = self._group_backward(plans[0], w4, dout4)
+        else:
+            fg = w4.shape[0] // len(plans)
+            parts = [
+                self._group_backward(
+                    plan, w4[g * fg : (g + 1) * fg], dout4[:, g * fg : (g + 1) * fg]
+                )
+                for g, plan in enumerate(plans)
+            ]
+            dw = np.concatenate([p[0] for p in parts])
+            db = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+            dx = None if parts[0][2] is None else np.concatenate([p[2] for p in parts], axis=1)
+        if db is not None:
+            self.grads["bias"] = db
+        if self._weight_mask is not None:
+            dw *= self._weight_mask.astype(dw.dtype)
+        return dw, dx
+
+    def _group_backward(self, plan, w4, dout4):
+        """(dW, db or None, dx or None) of one plan's convolution."""
+        has_bias = "bias" in self.params
         long_rows = not plan.wide or plan.OW >= conv_plan.WIDE_FORWARD_BELOW
         if not self.needs_input_grad and not plan.folded and long_rows:
-            dw = self._weight_grad(plan, w4, dout4)
-            if "bias" in self.params:
-                self.grads["bias"] = F.channel_sum(dout4)  # dout summed over (N, OH, OW)
-            if self._weight_mask is not None:
-                dw *= self._weight_mask.astype(dw.dtype)
-            return dw, None
+            # dout summed over (N, OH, OW) is the bias gradient
+            return (
+                self._weight_grad(plan, w4, dout4),
+                F.channel_sum(dout4) if has_bias else None,
+                None,
+            )
         plan.load_output_grad(dout4)
         dxpad = plan.new_input_grad() if self.needs_input_grad else None
         if plan.folded or (plan.wide and dxpad is not None):
             dw = self._backward_folded(plan, w4, dxpad)
         else:
             dw = self._backward_im2col(plan, w4, dxpad)
-        if "bias" in self.params:
-            self.grads["bias"] = plan.output_grad_sum()  # dout summed over (N, OH, OW)
-        if self._weight_mask is not None:
-            dw *= self._weight_mask.astype(dw.dtype)
-        return dw, (None if dxpad is None else plan.input_view(dxpad).copy())
+        db = plan.output_grad_sum() if has_bias else None
+        return dw, db, (None if dxpad is None else plan.input_view(dxpad).copy())
 
     @staticmethod
     def _weight_grad(plan, w4, dout4):
@@ -223,6 +268,11 @@ class Conv2D(_Conv):
     outside the table are held at zero (masked after init, in forward and in the gradient) and
     are not counted as parameters. padding "same" (stride 1 only) pads K - 1 in total, the odd
     one at the end for an even kernel, as PyTorch does.
+
+    ``groups`` (PyTorch's Conv2d groups; the 2012 AlexNet's two towers are groups=2): the input
+    maps and the filters are cut into that many groups, and group g's filters read only group
+    g's C / groups maps: weight (filters, C / groups, kh, kw), 1 / groups of the weights and
+    multiply-adds. groups = C = filters is a depthwise convolution (one filter per map).
     """
 
     type_name = "Conv2D"
@@ -240,9 +290,28 @@ class Conv2D(_Conv):
             nullable=True,
             doc="for each output map, the input maps it reads (LeNet-5 C3); empty: all",
         ),
+        "groups": Opt(
+            "int",
+            default=1,
+            min=1,
+            max=100_000,
+            doc="filters and input maps cut into groups; each group reads only its own maps",
+        ),
     }
 
     def check_settings(self) -> None:
+        groups = self.config["groups"]
+        if self.config["filters"] % groups:
+            raise ConfigError(
+                f"'filters' ({self.config['filters']}) must be a multiple of 'groups' ({groups}): "
+                "each group makes filters / groups maps",
+                block=self.name,
+            )
+        if groups > 1 and self.config["connections"] is not None:
+            raise ConfigError(
+                "'groups' and 'connections' both choose the maps a filter reads: use one of them",
+                block=self.name,
+            )
         kh, kw = F.pair(self.config["kernel_size"])
         if max(kh, kw) > MAX_KERNEL:
             raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
@@ -282,6 +351,13 @@ class Conv2D(_Conv):
         pt, pb, pl, pr = self._pad()
         self._check_kernel(in_shape, h, kh, pt + pb, "height")
         self._check_kernel(in_shape, w, kw, pl + pr, "width")
+        groups = self.config["groups"]
+        if c % groups:
+            raise ShapeError(
+                f"the input has {c} maps, which do not split into {groups} groups "
+                f"(input {_shape_text(in_shape)}): make 'groups' divide the input's channels",
+                block=self.name,
+            )
         table = self.config["connections"]
         bad = sorted({i for row in table or [] for i in row if i >= c})
         if bad:
@@ -298,7 +374,8 @@ class Conv2D(_Conv):
 
     def param_shapes(self, in_shape):
         kh, kw = F.pair(self.config["kernel_size"])
-        return self._bias_shape({"weight": (self.config["filters"], int(in_shape[0]), kh, kw)})
+        per_group = int(in_shape[0]) // self.config["groups"]
+        return self._bias_shape({"weight": (self.config["filters"], per_group, kh, kw)})
 
     def param_count(self, in_shape):
         table = self.config["connections"]
@@ -424,100 +501,3 @@ class Conv1D(_Conv):
         dw, dx = self._conv_backward(dout[:, :, None, :])
         self.grads["weight"] = dw[:, :, 0, :]
         return None if dx is None else dx[:, :, 0, :]
-
-
-class ConvTranspose2D(_Conv):
-    """Transposed convolution (lecture 001's "transpose convolution" in decoders; PyTorch's
-    ConvTranspose2d): the input-gradient of a Conv2D with the same weight, used as a layer.
-
-    Reference: engine.reference.conv.conv_transpose2d_forward / conv_transpose2d_backward.
-    Shapes: x (N, C, H, W) -> out (N, filters, Ho, Wo), Ho = (H - 1) * S - 2P + kh;
-    weight (C, filters, kh, kw) (PyTorch's layout: input channels first), bias (filters,)
-
-    Lecture 001's rule: it equals a stride-1 convolution, with the kernel flipped, of the input
-    with S - 1 zeros inserted between its pixels and kh - 1 - P zeros padded around it.
-    """
-
-    type_name = "ConvTranspose2D"
-    options = {
-        "filters": Opt("int", min=1, max=100_000, doc="number of output maps"),
-        "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
-        "stride": Opt("size", default=1, doc="spacing of the input pixels in the output"),
-        "padding": Opt(
-            "padding",
-            default=0,
-            doc="rows/columns cropped from each side of the output: p or [ph, pw]",
-        ),
-        "bias": Opt("bool", default=True, doc="add a learned bias per output map"),
-    }
-
-    starter = {"filters": 8, "kernel_size": 2, "stride": 2}
-    grows_input = True
-
-    def to_torch(self, in_shape):
-        args = ", ".join(_torch_args(self.config, int(in_shape[0])))
-        return TorchBlock(f"nn.ConvTranspose2d({args})", "{m}({0})")
-
-    def check_settings(self) -> None:
-        pad = self.config["padding"]
-        if isinstance(pad, str):
-            raise ConfigError(
-                f"'padding' of ConvTranspose2D must be a number or [ph, pw], not {pad!r} "
-                "(0 gives the full output (H - 1) * S + K)",
-                block=self.name,
-            )
-        if max(F.pair(self.config["kernel_size"])) > MAX_KERNEL:
-            raise ConfigError(f"'kernel_size' must be at most {MAX_KERNEL}", block=self.name)
-
-    def output_shape(self, in_shape):
-        c, h, w = self._check_ndim(in_shape, 3, "an image (channels, height, width)")
-        kh, kw = F.pair(self.config["kernel_size"])
-        sh, sw = F.pair(self.config["stride"])
-        ph, pw = F.pair(self.config["padding"])
-        ho = F.conv_transpose_output_size(h, kh, sh, ph)
-        wo = F.conv_transpose_output_size(w, kw, sw, pw)
-        if ho < 1 or wo < 1:
-            raise ShapeError(
-                f"output would be {ho}x{wo} for input {_shape_text(in_shape)}: (H - 1) * S - 2P "
-                "+ K must be at least 1; use less padding, or a bigger kernel or stride",
-                block=self.name,
-            )
-        return self.config["filters"], ho, wo
-
-    def param_shapes(self, in_shape):
-        kh, kw = F.pair(self.config["kernel_size"])
-        return self._bias_shape({"weight": (int(in_shape[0]), self.config["filters"], kh, kw)})
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        w = self.params["weight"]
-        plan = self._plan(
-            x,
-            lambda: F.conv_transpose2d_plan(
-                x.shape, w.shape, self.config["stride"], self.config["padding"], x.dtype
-            ),
-        )
-        self._cache = plan
-        return F.conv_transpose_forward(plan, x, w, self.params.get("bias"))
-
-    @conv_plan.one_blas_thread
-    def backward(self, dout):
-        # The plan's convolution maps this layer's output space back to its input space, so
-        # dx = conv2d(dout, W), and dW = sum over samples of x (that convolution's output
-        # gradient) @ cols(dout)^T.
-        plan = self._cache
-        w = self.params["weight"]
-        wm = w.reshape(plan.F, plan.K)
-        plan.load_input(dout)
-        dw = np.zeros_like(wm)
-        dx = np.empty(plan.out_shape, dout.dtype) if self.needs_input_grad else None
-        for n0, n1 in plan.chunks:
-            cols = plan.columns(n0, n1)
-            dw += np.matmul(plan.output_grad(n0, n1), cols.transpose(0, 2, 1)).sum(axis=0)
-            if dx is not None:  # dx = W @ cols, without the extra columns of wide rows
-                res = plan.product(wm, cols).reshape(n1 - n0, plan.F, plan.OH, plan.OWx)
-                np.copyto(dx[n0:n1], res[..., : plan.OW])
-        self.grads["weight"] = dw.reshape(w.shape)
-        if "bias" in self.params:
-            self.grads["bias"] = F.channel_sum(dout)
-        return dx

@@ -1,5 +1,5 @@
-"""Convolutions, one output value at a time: Conv2D (with stride, padding and LeNet-5's
-connection table), Conv1D and ConvTranspose2D.
+"""Convolutions, one output value at a time: Conv2D (with stride, padding, LeNet-5's
+connection table and groups), Conv1D and ConvTranspose2D.
 
 A convolution layer slides each filter over the input and takes a dot product at every
 position (lecture 004: "convolution as a sliding dot product"). Like PyTorch and the slides'
@@ -61,30 +61,46 @@ def conv2d_forward(
     stride: tuple[int, int] = (1, 1),
     pad: Pad4 = (0, 0, 0, 0),
     connections: list[list[int]] | None = None,
+    groups: int = 1,
 ) -> tuple[np.ndarray, tuple]:
     """out[n, f, y, x] = b[f] + sum over the patch of w[f] * xpad (module docstring).
 
-    Shapes: x (N, C, H, W), w (F, C, kh, kw), b (F,) -> out (N, F, OH, OW),
+    Shapes: x (N, C, H, W), w (F, C / groups, kh, kw), b (F,) -> out (N, F, OH, OW),
     OH = (H + top + bottom - kh) // S_h + 1.
     ``connections`` (LeNet-5's C3, lecture 003): filter f reads only the input maps listed in
     connections[f]; its other weights take no part.
+    ``groups``: the F filters and C maps are cut into that many groups in order; filter f of
+    group g = f // (F / groups) reads the maps g * C/groups .. (g + 1) * C/groups - 1, its
+    weight w[f, i] meeting map g * C/groups + i (the 2012 AlexNet's two towers: groups 2).
     """
     xpad = zero_pad(x, pad)
     n_samples, n_maps, hp, wp = xpad.shape
     n_filters, _, kh, kw = w.shape
     sh, sw = stride
     oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    reads = connections or [list(range(n_maps))] * n_filters
+    reads = _reads(n_maps, w, connections, groups)
     out = np.zeros((n_samples, n_filters, oh, ow))
     for n in range(n_samples):
         for f in range(n_filters):
+            maps, taps = reads[f]
             for y in range(oh):
                 for x_ in range(ow):
-                    patch = xpad[n, reads[f], y * sh : y * sh + kh, x_ * sw : x_ * sw + kw]
-                    out[n, f, y, x_] = np.sum(patch * w[f, reads[f]])
+                    patch = xpad[n, maps, y * sh : y * sh + kh, x_ * sw : x_ * sw + kw]
+                    out[n, f, y, x_] = np.sum(patch * w[f, taps])
             if b is not None:
                 out[n, f] += b[f]
     return out, (x, w, b, stride, pad, reads)
+
+
+def _reads(n_maps: int, w: np.ndarray, connections, groups: int) -> list:
+    """For each filter f: (the input maps it reads, the rows of w[f] that meet them)."""
+    if connections:
+        return [(list(row), list(row)) for row in connections]
+    n_filters, per_group = w.shape[:2]
+    group_of = [f // (n_filters // groups) for f in range(n_filters)]
+    return [
+        (list(range(g * per_group, (g + 1) * per_group)), list(range(per_group))) for g in group_of
+    ]
 
 
 def conv2d_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -102,8 +118,9 @@ def conv2d_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndar
                 for x_ in range(ow):
                     rows, cols = slice(y * sh, y * sh + kh), slice(x_ * sw, x_ * sw + kw)
                     g = dout[n, f, y, x_]
-                    dxpad[n, reads[f], rows, cols] += g * w[f, reads[f]]
-                    dw[f, reads[f]] += g * xpad[n, reads[f], rows, cols]
+                    maps, taps = reads[f]
+                    dxpad[n, maps, rows, cols] += g * w[f, taps]
+                    dw[f, taps] += g * xpad[n, maps, rows, cols]
     top, _, left, _ = pad
     dx = dxpad[:, :, top : top + x.shape[2], left : left + x.shape[3]]
     db = None if b is None else dout.sum(axis=(0, 2, 3))

@@ -14,6 +14,9 @@ during training. Backward is the paper's chain rule, one intermediate at a time.
 Dropout (Srivastava et al. 2014; lectures 001, 002, 004): while training each value is kept
 with probability 1 - rate, and the kept ones are scaled by 1 / (1 - rate) ("inverted"
 dropout), so a unit's expected output is unchanged and inference uses the network as it is.
+
+LocalResponseNorm (Krizhevsky et al. 2012, lecture 004's AlexNet "Norm" layers): each value
+divided by (k + alpha/size * the sum of squares over size neighbouring maps)^beta.
 """
 
 from __future__ import annotations
@@ -132,3 +135,39 @@ def gaussian_noise_forward(
 def gaussian_noise_backward(dout: np.ndarray, cache: bool) -> np.ndarray:
     """dx = dout: the noise does not depend on x (d(x + std z)/dx = 1)."""
     return dout.copy()
+
+
+def lrn_forward(
+    x: np.ndarray, size: int, alpha: float, beta: float, k: float
+) -> tuple[np.ndarray, tuple]:
+    """Local response normalisation (Krizhevsky et al. 2012, section 3.3, as PyTorch's
+    LocalResponseNorm), one map at a time:
+
+        D[n, c] = k + alpha / size * sum_{c' = c - size//2}^{c + (size-1)//2} x[n, c']^2
+        out[n, c] = x[n, c] / D[n, c]^beta       (maps past either end count 0)
+
+    Shapes: x (N, C, H, W) -> out (N, C, H, W).
+    """
+    n_maps = x.shape[1]
+    d = np.zeros_like(x)
+    for c in range(n_maps):
+        for c2 in range(max(0, c - size // 2), min(n_maps, c + (size - 1) // 2 + 1)):
+            d[:, c] += x[:, c2] ** 2
+    d = k + alpha / size * d
+    return x / d**beta, (x, d, size, alpha, beta)
+
+
+def lrn_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dx: x[j] reaches out[j] directly and every out[c] whose window holds j through D[c]:
+
+    dout[c] * d out[c] / d x[j] = dout[c] * (delta_cj D[c]^-beta
+                                  - x[c] beta D[c]^(-beta-1) * alpha / size * 2 x[j])
+    """
+    x, d, size, alpha, beta = cache
+    n_maps = x.shape[1]
+    dx = dout / d**beta
+    for c in range(n_maps):
+        g = dout[:, c] * x[:, c] * beta * d[:, c] ** (-beta - 1) * alpha / size
+        for j in range(max(0, c - size // 2), min(n_maps, c + (size - 1) // 2 + 1)):
+            dx[:, j] -= g * 2 * x[:, j]
+    return dx

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine import functional as F
+from engine.errors import GraphError
 from engine.layers import (
     GRU,
     LSTM,
@@ -44,6 +45,7 @@ from engine.layers import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     Layer,
+    LocalResponseNorm,
     MaxPool2D,
     MaxUnpool2D,
     Reshape,
@@ -127,6 +129,8 @@ def _conv(ctx, layer, ins, out):
         padding = {"auto_pad": "SAME_UPPER" if pad == "same" else "VALID"}
     else:
         padding = {"pads": _conv_pads(layer)}
+    if layer.config.get("groups", 1) != 1:
+        padding["group"] = int(layer.config["groups"])
     ctx.node("Conv", args, [out], kernel_shape=kernel, strides=strides, **padding)
     if layer.config.get("connections") is not None:
         ctx.extra(layer, connections=layer.config["connections"])
@@ -271,6 +275,21 @@ def _batch_norm(ctx, layer, ins, out):
     t = ctx.node("Transpose", ins, [ctx.name(f"{layer.name}/to_nft")], perm=[0, 2, 1])[0]
     bn = ctx.node("BatchNormalization", [t, *args], [ctx.name(f"{layer.name}/nft")], **attrs)[0]
     ctx.node("Transpose", [bn], [out], perm=[0, 2, 1])
+
+
+@onnx_builder(LocalResponseNorm)
+def _lrn(ctx, layer, ins, out):
+    # ONNX's LRN also divides alpha by size; its window is PyTorch's for an odd size only
+    # (an even one reaches one map further up in ONNX, one further down in PyTorch).
+    cfg = layer.config
+    if cfg["size"] % 2 == 0:
+        raise GraphError(
+            f"LocalResponseNorm of even size {cfg['size']} has no ONNX form (ONNX's LRN window "
+            "differs from PyTorch's for an even size): use an odd size to export to ONNX",
+            block=layer.name,
+        )
+    attrs = {"alpha": float(cfg["alpha"]), "beta": float(cfg["beta"]), "bias": float(cfg["k"])}
+    ctx.node("LRN", ins, [out], size=int(cfg["size"]), **attrs)
 
 
 @onnx_builder(Embedding)

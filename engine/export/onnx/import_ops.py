@@ -79,9 +79,12 @@ def _conv(imp, node, ins, outs, a):
             cfg = {"kernel_size": _pair_or_int(kernel)}
             bid = imp.add_block(node, "Subsample2D", cfg, [src], weights)
             return _set_outputs(imp, outs, imp.out_ref(bid))
-        raise Unsupported("Conv (groups)")
+        if w.ndim != 4 or c % group or w.shape[0] % group or w.shape[1] * group != c:
+            raise Unsupported("Conv (1-D groups, or groups not dividing the channels)")
     pad = _pads(imp, node, a, kernel, strides)
     cfg: dict[str, Any] = {"filters": int(w.shape[0]), "kernel_size": _pair_or_int(kernel)}
+    if group != 1:
+        cfg["groups"] = int(group)
     if any(s != 1 for s in strides):
         cfg["stride"] = _pair_or_int(strides)
     if pad != 0:
@@ -315,6 +318,19 @@ def _is_transposed(imp, r: Ref, perm) -> Ref | None:
     return back if back.idx is None else None
 
 
+def _lrn(imp, node, ins, outs, a):
+    src = imp.plain(node, imp.ref(node, ins[0]))
+    if len(imp.shapes[src]) != 3:
+        raise Unsupported("LRN (not on images)")
+    size = int(a["size"])
+    if size % 2 == 0:  # ONNX's window is PyTorch's (the block's) for an odd size only
+        raise Unsupported("LRN (even size)")
+    cfg = {"size": size, "alpha": _f32_text(a.get("alpha", 1e-4))}
+    cfg |= {"beta": _f32_text(a.get("beta", 0.75)), "k": _f32_text(a.get("bias", 1.0))}
+    bid = imp.add_block(node, "LocalResponseNorm", cfg, [src])
+    _set_outputs(imp, outs, imp.out_ref(bid))
+
+
 def _batch_norm(imp, node, ins, outs, a):
     x = imp.ref(node, ins[0])
     if a.get("training_mode", 0) or not a.get("spatial", 1):
@@ -541,6 +557,7 @@ MAPPERS = {
     "ReduceMax": _reduce_mean,
     "MaxUnpool": _max_unpool,
     "BatchNormalization": _batch_norm,
+    "LRN": _lrn,
     "Dropout": _dropout,
     "Concat": _concat,
     "Resize": _resize,
