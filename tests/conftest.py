@@ -14,6 +14,13 @@ import pytest  # noqa: E402
 pytest.register_assert_rewrite("gui_support", "training_support")
 
 
+@pytest.fixture(autouse=True)
+def _run_history_in_tmp(tmp_path, monkeypatch):
+    """The app's project-wide run history (gui/training/history.py) in the test's tmp_path,
+    never in the user's data folder."""
+    monkeypatch.setenv("BLOCKPROP_HISTORY_DIR", str(tmp_path / "run_history"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clear_clipboard_at_exit():
     """PySide6 6.11 crashes at interpreter exit (SIGSEGV) while the clipboard still holds a

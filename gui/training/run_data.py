@@ -148,6 +148,16 @@ class RunData:
     version: int = 0  # grows with every change
     snapshots: int = 0  # grows with every snapshot (filters, activations, weights)
     epoch_version: int = 0  # grows with every epoch event or end (confusion matrix)
+    # The graph it trained (the Runs table's "graph"), and where it is kept: ``history_key``
+    # in the run history (gui/training/history.py; ``loaded`` False until its curves are
+    # read, ``stored_final`` meanwhile its final metrics), ``graph_token`` the window's graph
+    # it belongs to (its runs file holds the runs of that token only).
+    graph_name: str = ""
+    graph_path: str | None = None
+    history_key: str | None = None
+    loaded: bool = True
+    stored_final: dict = field(default_factory=dict)
+    graph_token: int | None = None
 
     # --- appends (called from the worker's signals) -----------------------------------------
     def set_blocks(self, blocks: list[str], types: dict[str, str]) -> None:
@@ -219,6 +229,8 @@ class RunData:
         }
 
     def final_metrics(self) -> dict:
+        if not self.loaded:
+            return dict(self.stored_final)
         out: dict[str, Any] = {}
         last = self.steps.last()
         if last is not None:

@@ -25,6 +25,7 @@ from gui.training.run_data import RunData
 FORMAT = "blockprop-runs"
 VERSION = 1
 MAX_POINTS = 4000
+MAX_GRAD_POINTS = 1000  # per-block gradient RMS history (the Runs panel's overlay)
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EPOCH_KEYS = ("epoch", "step", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 INFO_KEYS = (
@@ -57,10 +58,22 @@ def _num(v: Any) -> float | None:
     return None
 
 
-def _thin(n: int) -> np.ndarray:
-    if n <= MAX_POINTS:
+def _thin(n: int, most: int = MAX_POINTS) -> np.ndarray:
+    if n <= most:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, MAX_POINTS).round().astype(np.int64))
+    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+
+
+def _grad_curve(run: RunData) -> dict:
+    """Each block's gradient RMS over the steps, thinned: {"step": [...], "blocks": {b: [...]}}."""
+    if run.grads is None or not len(run.grads):
+        return {"step": [], "blocks": {}}
+    g = run.grads.data()
+    g = g[_thin(len(g), MAX_GRAD_POINTS)]
+    return {
+        "step": [int(x) for x in g[:, 0]],
+        "blocks": {b: [_num(x) for x in g[:, i + 1]] for i, b in enumerate(run.blocks)},
+    }
 
 
 def _jsonable(v: Any) -> Any:
@@ -104,6 +117,7 @@ def run_to_dict(run: RunData) -> dict:
             "loss_ema": [_num(x) for x in d[:, 4]],
         },
         "time_grads": {b: [_num(x) for x in v] for b, v in run.time_grads_avg.items()},
+        "grad_curve": _grad_curve(run),
         "confusion": None if run.confusion is None else np.asarray(run.confusion).tolist(),
     }
 
@@ -158,6 +172,7 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
     cols = [col if len(col) == n else np.full(n, np.nan) for col in cols]
     if n:
         run.steps.extend(np.stack(cols, axis=1))
+    _read_grad_curve(run, d.get("grad_curve"))
     tg = d.get("time_grads", {})
     if isinstance(tg, dict):
         run.time_grads_avg = {str(b): _floats(v, "time_grads") for b, v in tg.items()}
@@ -167,6 +182,24 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
         if a.ndim == 2 and a.shape[0] == a.shape[1]:
             run.confusion = a.astype(np.int64)
     return run
+
+
+def _read_grad_curve(run: RunData, gc: Any) -> None:
+    """The per-block gradient history (files before it was kept have none)."""
+    if gc is None:
+        return
+    if not isinstance(gc, dict) or not isinstance(gc.get("blocks", {}), dict):
+        raise ValueError('"grad_curve" must be an object')
+    steps = _floats(gc.get("step", []), "grad_curve.step")
+    cols = [steps]
+    for b in run.blocks:
+        v = gc["blocks"].get(b)
+        col = _floats(v, "grad_curve") if v is not None else np.full(len(steps), np.nan)
+        if len(col) != len(steps):
+            raise ValueError("the gradient curve's columns differ in length")
+        cols.append(col)
+    if len(steps) and run.grads is not None:
+        run.grads.extend(np.stack(cols, axis=1))
 
 
 def save_runs(path: str | os.PathLike, runs: list[RunData]) -> None:

@@ -17,8 +17,10 @@ saved with the others. A close the window refuses ("Save changes?" > Cancel) lea
 going; minimising (a spontaneous Hide) does nothing. ``QApplication.aboutToQuit`` is the safety
 net.
 
-Runs belong to the graph they trained: when another graph replaces it (Open, New), the runs
-shown are those of the new graph's file, and the old graph's runs are never written there.
+Runs stay when another graph replaces the window's (Open, New): every run is kept in the
+project-wide run history (gui/training/history.py), linked to the graph it trained, so runs of
+different graphs overlay in the Runs panel. A graph's own runs are also written next to its
+file (``<graph>.runs.json``); the old graph's runs are never written into the new one's.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class TrainingController(QObject):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         window.fileChanged.connect(self._on_file_changed)  # "Save as": runs follow the graph
+        self.runlist.load_history()
         self.runlist.load()
 
     # --- the window's parts ----------------------------------------------------------------------
@@ -441,8 +444,10 @@ class TrainingController(QObject):
             QTimer.singleShot(0, self._show_runs_of_new_graph)
 
     def _show_runs_of_new_graph(self) -> None:
+        if not self._graph_replaced:
+            return  # done already (by the file change or the deferred call)
         self._graph_replaced = False
-        self.runlist.load(force=True)
+        self.runlist.graph_replaced()
 
     def _follow_batch(self) -> None:
         """The window's analysis (the Problems list) checks memory at the dock's batch size."""

@@ -1,13 +1,22 @@
-"""Runs panel: every run of this graph (settings and final metrics), and the curves of the
-ticked ones overlaid with a legend. Names can be edited in place; runs are saved next to the
-graph file (see ``gui.training.runs_file``)."""
+"""Runs panel: every run of every graph (the project-wide history, gui/training/history.py:
+settings and final metrics in a table sortable by any column) and the curves of the ticked
+ones overlaid on shared axes: loss, accuracy, each block's gradient RMS, the BPTT profiles
+(log axes, one for all runs). "Compare" ticks exactly the selected rows. Names can be edited
+in place; a graph's runs are also saved next to its file (see ``gui.training.runs_file``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+)
 
 from gui.training.panels.base import (
     Panel,
@@ -22,6 +31,7 @@ from gui.training.panels.base import (
 from gui.training.panels.loss import epoch_columns
 from gui.training.run_data import RunData
 
+GRADS, BPTT = "gradient RMS of each block per step", "BPTT profile (recent mean)"
 METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
     "loss per step (smoothed)": ("step", "loss (EMA)", True, 4),
     "loss per step (raw)": ("step", "loss", True, 2),
@@ -29,9 +39,14 @@ METRICS = {  # text -> (x label, y label, per step?, column or epoch key)
     "validation loss per epoch": ("epoch", "validation loss", False, "val_loss"),
     "validation accuracy per epoch": ("epoch", "validation accuracy", False, "val_acc"),
     "train accuracy per epoch": ("epoch", "train accuracy", False, "train_acc"),
+    GRADS: ("step", "grad RMS", True, "grads"),
+    BPTT: ("time step t", "RMS dL/dh_t", False, "bptt"),
 }
+LOG_METRICS = (GRADS, BPTT)  # decades apart: always on a log axis
+STYLES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine]
 COLUMNS = [
     "run",
+    "graph",
     "status",
     "data",
     "optimizer",
@@ -48,6 +63,35 @@ def _compact(v) -> str:
     if isinstance(v, (list, tuple)):
         return "x".join(str(x) for x in v)
     return str(v)
+
+
+NUMERIC = {"batch": "batch_size", "epochs": "epochs"}
+FINAL = {"steps": "steps", "val acc": "val_acc", "val loss": "val_loss", "last loss": "last_loss"}
+
+
+def sort_key(run: RunData, column: str):
+    """What a column sorts by: numbers as numbers (missing last), the rest as text."""
+    if column in FINAL or column in NUMERIC:
+        v = run.final_metrics().get(FINAL[column]) if column in FINAL else None
+        if column in NUMERIC:
+            v = run.settings.get(NUMERIC[column])
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+        return (0, float(v), "") if ok else (1, 0.0, "")
+    if column == "run":
+        return (0, float(run.started), run.name)
+    return (0, 0.0, describe(run)[COLUMNS.index(column)].lower())
+
+
+class RunItem(QTreeWidgetItem):
+    """A row that sorts by ``sort_key`` (numbers as numbers)."""
+
+    def __lt__(self, other) -> bool:
+        tree = self.treeWidget()
+        col = COLUMNS[tree.sortColumn()] if tree is not None else "run"
+        a, b = getattr(self, "run", None), getattr(other, "run", None)
+        if a is None or b is None:
+            return super().__lt__(other)
+        return sort_key(a, col) < sort_key(b, col)
 
 
 def describe(run: RunData) -> list[str]:
@@ -74,6 +118,7 @@ def describe(run: RunData) -> list[str]:
 
     return [
         run.name,
+        run.graph_name,
         run.status,
         " ".join([ds_text, *extra]),
         opt_text,
@@ -105,6 +150,12 @@ class RunsPanel(Panel):
             "and for this session's runs its network)"
         )
         self.show_button.clicked.connect(self._show)
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip(
+            "Overlay exactly the selected runs (Ctrl/Shift-click to select several)"
+        )
+        self.compare_button.clicked.connect(lambda: self.compare_selected())
+        self.controls.addWidget(self.compare_button)
         self.controls.addWidget(self.metric_box)
         self.controls.addWidget(self.log_scale)
         self.controls.addWidget(self.show_button)
@@ -116,6 +167,9 @@ class RunsPanel(Panel):
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setSortingEnabled(True)
+        self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tree.itemChanged.connect(self._item_changed)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("w")
@@ -137,8 +191,18 @@ class RunsPanel(Panel):
         self._drawn_counts: dict[int, int] = {}
 
     def _log(self, on: bool) -> None:
-        self.plot.setLogMode(y=on)
         self.ctrl.request_redraw()
+
+    def compare_selected(self, run_ids=None) -> None:
+        """Tick exactly the selected runs (or ``run_ids``): their curves overlay."""
+        if run_ids is None:
+            run_ids = [it.data(0, Qt.ItemDataRole.UserRole) for it in self.tree.selectedItems()]
+        ids = set(run_ids)
+        if not ids:
+            self.ctrl.status("Select the runs to compare in the table first")
+            return
+        for rid in set(self.checked) | ids:
+            self.check(rid, rid in ids)
 
     def _state(self):
         return (
@@ -172,7 +236,7 @@ class RunsPanel(Panel):
             name = item.text(0).strip()
             if name and name != run.name:
                 run.name = name[:200]
-                self.ctrl.runlist.runs_edited()
+                self.ctrl.runlist.runs_edited(run)
         self.ctrl.request_redraw()
 
     def _show(self) -> None:
@@ -190,6 +254,7 @@ class RunsPanel(Panel):
         """Rows for the runs; ``full`` (the list changed) also adds/removes rows and sizes the
         columns, otherwise only changed texts are written (the live run's row)."""
         self._filling = True
+        self.tree.setSortingEnabled(False)  # rows move once, after they are all written
         runs = self.ctrl.runs
         ids = {r.run_id for r in runs}
         for rid in list(self._items):
@@ -199,7 +264,8 @@ class RunsPanel(Panel):
         for r in runs:
             item = self._items.get(r.run_id)
             if item is None:
-                item = QTreeWidgetItem()
+                item = RunItem()
+                item.run = r
                 item.setFlags(
                     item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
                 )
@@ -220,6 +286,7 @@ class RunsPanel(Panel):
         if full:
             for c in range(len(COLUMNS)):
                 self.tree.resizeColumnToContents(c)
+        self.tree.setSortingEnabled(True)
         self._filling = False
 
     def redraw_key(self, run):
@@ -232,32 +299,61 @@ class RunsPanel(Panel):
             self.log_scale.isChecked(),
         )
 
+    def _series(self, metric: str, chosen: list[RunData]) -> list[tuple]:
+        """(key, legend name, colour index, pen style, x, y) of every line to draw."""
+        xl, yl, per_step, col = METRICS[metric]
+        out = []
+        for k, r in enumerate(chosen):
+            if col == "grads":
+                g = r.grads.data() if r.grads is not None else np.zeros((0, 1))
+                for i, b in enumerate(r.blocks):
+                    name = f"{r.name}: {b}"
+                    out.append((name, name, k, STYLES[i % len(STYLES)], g[:, 0], g[:, i + 1]))
+            elif col == "bptt":
+                for i, (b, v) in enumerate(r.time_grads_avg.items()):
+                    v = np.asarray(v, dtype=np.float64)
+                    name = f"{r.name}: {b}"
+                    t = np.arange(1, len(v) + 1, dtype=np.float64)
+                    out.append((name, name, k, STYLES[i % len(STYLES)], t, v))
+            elif per_step:
+                d = r.steps.data()
+                out.append((r.run_id, r.name, k, STYLES[0], d[:, 0], d[:, col]))
+            else:
+                ep = epoch_columns(r)
+                out.append((r.run_id, r.name, k, STYLES[0], ep["epoch"], ep[col]))
+        return out
+
     def draw(self, run: RunData | None) -> None:
         full = self._tree_key != self.ctrl.runs_version
         self._tree_key = self.ctrl.runs_version
         self._fill_tree(full)
         metric = self.metric_box.currentText()
         xl, yl, per_step, col = METRICS[metric]
-        chosen = [r for r in self.ctrl.runs if r.run_id in self.checked]
-        layout = (metric, tuple((r.run_id, r.name) for r in chosen))
+        chosen = self.ctrl.runlist.compared_runs()
+        log_y = self.log_scale.isChecked() or metric in LOG_METRICS
+        series = self._series(metric, chosen)
+        layout = (metric, log_y, tuple((key, name) for key, name, *_ in series))
         if layout != self._plot_key:
             self._plot_key = layout
             self.plot.clear()
             self.legend.clear()
+            self.plot.setLogMode(y=log_y)
             self._lines = {}
             self._drawn_counts = {}
             self.plot.setLabel("bottom", xl, color="#222")
             self.plot.setLabel("left", yl, color="#222")
+            graphs = sorted({r.graph_name for r in chosen if r.graph_name})
+            across = f" ({', '.join(graphs)})" if len(graphs) > 1 else ""
             set_title(
                 self.plot,
-                f"Compare runs: {metric}"
+                f"Compare runs: {metric}{across}"
                 if chosen
-                else "Compare runs: tick runs in the list to overlay them",
+                else "Compare runs: tick runs in the list (or select them, Compare)",
             )
-            for k, r in enumerate(chosen):
+            for key, name, k, style, _x, _y in series:
                 kw = (
                     {}
-                    if per_step
+                    if per_step or col == "bptt"
                     else {
                         "symbol": "o",
                         "symbolSize": 5,
@@ -265,36 +361,31 @@ class RunsPanel(Panel):
                         "symbolPen": None,
                     }
                 )
-                self._lines[r.run_id] = self.plot.plot(
-                    pen=pg.mkPen(colour(k), width=2), name=r.name, **kw
-                )
+                pen = pg.mkPen(colour(k), width=2, style=style)
+                self._lines[key] = self.plot.plot(pen=pen, name=name, **kw)
+            self.plot.enableAutoRange()  # one frame for all the lines
         axis = self.plot.getAxis("bottom")
-        if per_step and getattr(axis, "_bp_spacing", None) is not None:
+        if (per_step or col == "bptt") and getattr(axis, "_bp_spacing", None) is not None:
             axis._bp_spacing = None
             axis.setTickSpacing()  # automatic again
         self.curves = {}
-        for r in chosen:
-            if per_step:
-                d = r.steps.data()
-                x, y = d[:, 0], d[:, col]
-            else:
-                ep = epoch_columns(r)
-                x, y = ep["epoch"], ep[col]
-            ok = np.isfinite(y)
+        live = self.ctrl.active
+        for key, _name, _k, _s, x, y in series:
+            ok = np.isfinite(y) & (y > 0) if log_y else np.isfinite(y)
             x, y = x[ok], y[ok]
-            self.curves[r.run_id] = (x, y)
-            if not per_step and len(x):
+            self.curves[key] = (x, y)
+            if not per_step and col != "bptt" and len(x):
                 integer_ticks(axis, max(float(x[-1]), getattr(axis, "_bp_last", 1.0)))
-            if r is self.ctrl.active or self._drawn_counts.get(r.run_id) != len(x):
-                self._drawn_counts[r.run_id] = len(x)
-                self._lines[r.run_id].setData(x, y)
+            if live is not None or self._drawn_counts.get(key) != len(x):
+                self._drawn_counts[key] = len(x)
+                self._lines[key].setData(x, y)
 
     def table(self):
         """The overlaid curves, long format: run, x, y."""
         header = ["run", "x", self.metric_box.currentText()]
         rows = []
         for rid, (x, y) in self.curves.items():
-            run = self.ctrl.runlist.run_by_id(rid)
+            run = self.ctrl.runlist.run_by_id(rid) if isinstance(rid, int) else None
             name = run.name if run else str(rid)
             rows.extend([name, float(a), float(b)] for a, b in zip(x, y, strict=True))
         return header, rows
