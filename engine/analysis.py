@@ -85,6 +85,10 @@ class Analysis:
     memory_limit: int = 0
     batch_size: int = 32
     training: bool = True  # the estimate is for training (else for inference)
+    # A graph with module instances (engine.modules.expand): the analysis of the expanded
+    # graph (shapes and parameters per inner block ``instance/inner``), each instance's blocks.
+    flat: Analysis | None = None
+    members: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -283,6 +287,10 @@ def analyze(
     ``batch_size``, by default the batch the graph's training settings give (engine.memory);
     ``memory_limit`` (bytes) defaults to half this machine's RAM.
     """
+    if graph.has_instances():
+        from engine.modules.expand import analyze_modular
+
+        return analyze_modular(graph, batch_size, memory_limit, training)
     g = graph.nx
     a = Analysis(
         name=graph.name, batch_size=run_batch_size(graph.training, batch_size), training=training

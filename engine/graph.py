@@ -34,17 +34,19 @@ from engine.graph_events import (
     GraphEvent,
     Listener,
     MetaChanged,
+    ModuleChanged,
     NodeAdded,
     NodeMoved,
     NodeRemoved,
     Reset,
 )
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import MODULE_KEY, MODULE_TYPE, check_instance
 from engine.safe_io import read_limited
 from engine.settings import check_spec
 
 FORMAT = "blockprop-graph"
-VERSION = 1
+VERSION = 2  # the newest this build reads; a graph without modules is still saved as 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # What a graph file's JSON may hold. The deepest real graph nests 5 levels (a connections table);
 # Python's own limits are 4,300 digits per int (a ValueError) and ~1,000 levels (RecursionError),
@@ -161,13 +163,16 @@ class Graph:
         self.name = name
         self.description = description
         self.training: dict = dict(training or {})
+        # Module definitions by name (engine.modules.definition); instances refer to them.
+        self.modules: dict[str, dict] = {}
         self._listeners: list[Listener] = []
 
     # --- events --------------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(event)`` after every change, with one of ``engine.graph_events``:
         NodeAdded, NodeRemoved, NodeMoved, ConfigChanged, EdgeAdded, EdgeRemoved, MetaChanged,
-        Reset (the whole graph was replaced)."""
+        ModuleChanged (a definition was added, changed or removed), Reset (the whole graph was
+        replaced)."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: Listener) -> None:
@@ -202,7 +207,14 @@ class Graph:
         return copy.deepcopy(self.nx.nodes[node_id]["config"])
 
     def full_config(self, node_id: str) -> dict:
-        """The node's settings with the layer's defaults filled in."""
+        """The node's settings with the layer's defaults filled in (an instance: its
+        definition's parameter defaults)."""
+        if self.type_of(node_id) == MODULE_TYPE:
+            cfg = self.nx.nodes[node_id]["config"]
+            d = self.modules[cfg[MODULE_KEY]]
+            out = {MODULE_KEY: cfg[MODULE_KEY]}
+            out |= {p: copy.deepcopy(cfg.get(p, s["default"])) for p, s in d["params"].items()}
+            return out
         cls = LAYER_TYPES[self.type_of(node_id)]
         return check_spec(
             cls.type_name, self.nx.nodes[node_id]["config"], cls.all_options(), block=node_id
@@ -291,6 +303,8 @@ class Graph:
         self, type_name: str, config: dict | None = None, pos=(0.0, 0.0), node_id: str | None = None
     ) -> str:
         """Add a block; its settings are checked (ConfigError names it). Returns its id."""
+        if type_name == MODULE_TYPE:
+            return self._add_instance(config, pos, node_id)
         if type_name not in LAYER_TYPES:
             known = ", ".join(sorted(LAYER_TYPES))
             raise GraphError(f"unknown block type {type_name!r} (known: {known})", block=node_id)
@@ -302,6 +316,20 @@ class Graph:
         check_spec(type_name, config, cls.all_options(), block=node_id)
         cls(name=node_id, **config)  # cross-field checks (e.g. kernel vs. connections)
         self.nx.add_node(node_id, type=type_name, config=config, pos=_check_pos(pos, node_id))
+        self._emit(NodeAdded(node_id))
+        return node_id
+
+    def _add_instance(self, config: Any, pos: Any, node_id: str | None) -> str:
+        name = config.get(MODULE_KEY) if isinstance(config, dict) else None
+        if node_id is None:
+            node_id = self.new_id(name if isinstance(name, str) else "module")
+        node_id = _check_id(node_id, "a block id")
+        if "/" in node_id:
+            raise GraphError("a module instance's id must not hold '/'", block=node_id)
+        if node_id in self.nx:
+            raise GraphError("a block with this id already exists", block=node_id)
+        config = check_instance(config, self.modules, node_id)
+        self.nx.add_node(node_id, type=MODULE_TYPE, config=config, pos=_check_pos(pos, node_id))
         self._emit(NodeAdded(node_id))
         return node_id
 
@@ -323,9 +351,12 @@ class Graph:
         if node_id not in self.nx:
             raise GraphError("no such block", block=node_id)
         config = copy.deepcopy(config)
-        cls = LAYER_TYPES[self.type_of(node_id)]
-        check_spec(cls.type_name, config, cls.all_options(), block=node_id)
-        cls(name=node_id, **config)
+        if self.type_of(node_id) == MODULE_TYPE:
+            config = check_instance(config, self.modules, node_id)
+        else:
+            cls = LAYER_TYPES[self.type_of(node_id)]
+            check_spec(cls.type_name, config, cls.all_options(), block=node_id)
+            cls(name=node_id, **config)
         self.nx.nodes[node_id]["config"] = config
         self._emit(ConfigChanged(node_id, copy.deepcopy(config)))
 
@@ -351,7 +382,12 @@ class Graph:
                 return GraphError("no such block", block=n)
         if source == target:
             return GraphError("a block cannot feed itself", block=source)
-        hi = LAYER_TYPES[self.type_of(target)].arity[1] if strict else None
+        t_type = self.type_of(target)
+        if t_type == MODULE_TYPE:
+            hi = len(self.modules[self.nx.nodes[target]["config"][MODULE_KEY]]["inputs"])
+        else:
+            hi = LAYER_TYPES[t_type].arity[1]
+        hi = hi if strict else None
         if hi == 0:
             return GraphError(f"'{target}' is an Input block: it takes no input", block=target)
         if self.nx.has_edge(source, target):
@@ -438,15 +474,18 @@ class Graph:
                 }
             )
         edges = [{"source": s, "target": t, "target_port": p} for s, t, p in self.edges()]
-        return {
+        d = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": 2 if self.modules else 1,  # version-1 readers open a graph without modules
             "name": self.name,
             "description": self.description,
             "nodes": nodes,
             "edges": edges,
             "training": copy.deepcopy(self.training),
         }
+        if self.modules:
+            d["modules"] = copy.deepcopy(self.modules)
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Graph:
@@ -455,12 +494,19 @@ class Graph:
             raise GraphError("a graph file must hold a JSON object")
         if d.get("format") != FORMAT:
             raise GraphError(f'not a BlockProp graph ("format" must be "{FORMAT}")')
-        if d.get("version") != VERSION:
+        version = d.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
             raise GraphError(
-                f"unsupported graph version {d.get('version')!r} "
-                f"(this BlockProp reads version {VERSION})"
+                f"graph format version {version} was made by a newer BlockProp; this one reads "
+                f"versions 1 to {VERSION}: update BlockProp to open it"
+            )
+        if version not in (1, 2):
+            raise GraphError(
+                f"unsupported graph version {version!r} (this BlockProp reads 1 to {VERSION})"
             )
         known = {"format", "version", "name", "description", "nodes", "edges", "training"}
+        if version >= 2:
+            known.add("modules")
         extra = sorted(set(d) - known, key=str)
         if extra:
             raise GraphError(f"unknown field {extra[0]!r} in the graph file")
@@ -474,6 +520,10 @@ class Graph:
         if not isinstance(nodes, list) or not isinstance(edges, list):
             raise GraphError('"nodes" and "edges" must be lists')
         g = cls(name=name, description=desc, training=training)
+        if "modules" in d:
+            from engine.modules.definition import check_definitions
+
+            g.modules = check_definitions(d["modules"])
         for i, nd in enumerate(nodes):
             if not isinstance(nd, dict):
                 raise GraphError(f"node #{i + 1} must be an object")
@@ -506,14 +556,95 @@ class Graph:
     def replace_with(self, other: Graph) -> None:
         """Take over ``other``'s content in place (subscribers stay), then emit ``reset``."""
         self.nx = other.nx.copy()
+        self.modules = copy.deepcopy(other.modules)
         self.name, self.description = other.name, other.description
         self.training = copy.deepcopy(other.training)
         self._emit(Reset())
+
+    # --- modules (engine.modules builds group, ungroup, expansion on these) ------------------
+    def instances_of(self, name: str) -> list[str]:
+        """The blocks that are instances of module ``name`` (directly, in this graph)."""
+        return [
+            n
+            for n, a in self.nx.nodes(data=True)
+            if a["type"] == MODULE_TYPE and a["config"].get(MODULE_KEY) == name
+        ]
+
+    def has_instances(self) -> bool:
+        return any(a["type"] == MODULE_TYPE for _, a in self.nx.nodes(data=True))
+
+    def set_module(self, name: str, definition: dict | None) -> None:
+        """Add, replace or (``None``) remove a module definition; every instance follows.
+        The definition is checked as a file's would be; removing one still used, or a change
+        that drops a parameter an instance sets, is refused (GraphError)."""
+        from engine.modules.definition import check_definitions
+
+        if definition is None:
+            users = self.instances_of(name) + [
+                m for m, d in self.modules.items() if name in _uses(d)
+            ]
+            if users:
+                raise GraphError(f"module '{escape(name)}' is still used by '{users[0]}'")
+            if name in self.modules:
+                del self.modules[name]
+                self._emit(ModuleChanged(name))
+            return
+        defs = dict(self.modules)
+        defs[name] = definition
+        defs = check_definitions(defs)
+        for n in self.instances_of(name):
+            check_instance(self.nx.nodes[n]["config"], defs, n)
+        self.modules = defs
+        self._emit(ModuleChanged(name))
+
+    def restore(self, d: dict) -> None:
+        """Make this graph equal to ``d`` (an earlier ``to_dict()`` of it, trusted) through
+        the smallest set of changes, each with its event, down to the order of blocks and
+        wires: the undo of a module edit (group, ungroup, a definition's change)."""
+        want_nodes = {nd["id"]: nd for nd in d["nodes"]}
+        want_edges = {(e["source"], e["target"]): e["target_port"] for e in d["edges"]}
+        want_modules = d.get("modules", {})
+        for name, df in want_modules.items():  # instances may need them; checked when saved
+            if self.modules.get(name) != df:
+                self.modules[name] = copy.deepcopy(df)
+                self._emit(ModuleChanged(name))
+        for s, t, p in self.edges():
+            if want_edges.get((s, t)) != p:
+                self.remove_edge(s, t)
+        for n in self.nodes():
+            if n not in want_nodes or want_nodes[n]["type"] != self.type_of(n):
+                self.remove_node(n)
+        for n, nd in want_nodes.items():
+            if n not in self.nx:
+                self.add_node(nd["type"], nd["config"], nd["pos"], node_id=n)
+                continue
+            if self.nx.nodes[n]["config"] != nd["config"]:
+                self.nx.nodes[n]["config"] = copy.deepcopy(nd["config"])
+                self._emit(ConfigChanged(n, copy.deepcopy(nd["config"])))
+            if list(self.pos_of(n)) != list(nd["pos"]):
+                self.move_node(n, nd["pos"])
+        for (s, t), p in want_edges.items():
+            if not self.nx.has_edge(s, t):
+                self.add_edge(s, t, p)
+        for name in [m for m in self.modules if m not in want_modules]:
+            del self.modules[name]
+            self._emit(ModuleChanged(name))
+        edges = [(e["source"], e["target"], e["target_port"]) for e in d["edges"]]
+        self.reorder([nd["id"] for nd in d["nodes"]], edges)
+        for key in ("name", "description", "training"):
+            if getattr(self, key) != d[key]:
+                self.set_meta(key, d[key])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the graph file atomically: a temporary file in the same folder, then rename,
         so a crash never leaves half a file and the old file survives a failed save."""
         save_json_atomic(self.to_dict(), path)
+
+
+def _uses(definition: dict) -> list[str]:
+    from engine.modules.definition import uses
+
+    return uses(definition)
 
 
 def save_json_atomic(data: Any, path: str | os.PathLike) -> None:

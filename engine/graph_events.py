@@ -59,6 +59,13 @@ class MetaChanged(GraphEvent):
 
 
 @dataclass(frozen=True)
+class ModuleChanged(GraphEvent):
+    """A module definition was added, changed or removed: every instance of it may differ."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Reset(GraphEvent):
     """The whole content was replaced (a file opened, a recovery restored)."""
 
@@ -72,5 +79,6 @@ STRUCTURE_EVENTS: tuple[type[GraphEvent], ...] = (
     ConfigChanged,
     EdgeAdded,
     EdgeRemoved,
+    ModuleChanged,
     Reset,
 )

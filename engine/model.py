@@ -54,6 +54,11 @@ class Model:
         training: bool = False,
     ):
         seed = check_seed(seed)
+        if graph.has_instances():  # modules run as their blocks, named "instance/inner"
+            from engine.modules.expand import flatten
+
+            a = analysis if analysis is not None else analyze(graph, batch_size, training=training)
+            graph, analysis = (flatten(graph).graph, a.flat) if a.ok else (graph, a)
         a = analysis if analysis is not None else analyze(graph, batch_size, training=training)
         if not a.ok:
             n = len(a.problems)

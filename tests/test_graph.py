@@ -135,7 +135,7 @@ def test_unsubscribe_and_copy_are_independent():
     [
         ([], "JSON object"),
         ({"format": "other", "version": 1}, "not a BlockProp graph"),
-        ({"format": "blockprop-graph", "version": 9}, "unsupported graph version"),
+        ({"format": "blockprop-graph", "version": 9}, "made by a newer BlockProp"),
         ({"format": "blockprop-graph", "version": 1, "extra": 1}, "unknown field"),
         (
             {"format": "blockprop-graph", "version": 1, "nodes": [{"id": "a", "type": "Nope"}]},

@@ -19,6 +19,7 @@ from engine.trainer import check_training
 
 if TYPE_CHECKING:
     from engine.graph import Graph
+    from engine.modules.expand import Flat
 
 # Export is about code, not this machine: a model too big to train here may train elsewhere.
 NO_MEMORY_LIMIT = 2**62
@@ -56,6 +57,10 @@ class Plan:
     input_id: str
     output_id: str
     training: dict  # check_training's normalised copy; "dataset" may be None
+    # A graph with module instances: the graph as drawn and its expansion (the blocks above
+    # are the expanded graph's, ids "instance/inner"); the PyTorch export writes a class each.
+    modular: Graph | None = None
+    flat: Flat | None = None
     by_id: dict[str, Block] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +83,12 @@ def make_plan(graph: Graph, reserved: tuple[str, ...] = ()) -> Plan:
             "fix them on the canvas first",
             block=a.problems[0].block if n == 1 else None,
         )
+    modular, flat = None, None
+    if a.flat is not None:  # modules: code is written from the expanded graph
+        from engine.modules.expand import flatten
+
+        modular, flat = graph, flatten(graph)
+        graph, a = flat.graph, a.flat
     try:
         training = check_training(copy.deepcopy(graph.training), need_dataset=False)
     except ConfigError as e:
@@ -105,4 +116,6 @@ def make_plan(graph: Graph, reserved: tuple[str, ...] = ()) -> Plan:
         input_id=a.input_id,
         output_id=a.output_id,
         training=training,
+        modular=modular,
+        flat=flat,
     )
