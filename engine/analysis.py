@@ -419,6 +419,15 @@ def analyze(
         )
         problems.extend(Problem(s, message) for s in sinks)
 
+    if a.output_id is not None and a.output_id == a.input_id:
+        problems.append(
+            Problem(
+                a.input_id,
+                "the Input alone is not a network: add blocks after it (drag them from the "
+                "palette, or double-click one there)",
+            )
+        )
+
     total = total_cost(costs, a.params)
     a.memory_fixed, a.memory_per_sample = total
     a.memory_bytes = total.at(a.batch_size)

@@ -307,6 +307,13 @@ class Controller(QObject):
                 fix["value"],
                 text=f"Fix: set {fix['key']} of {fix['block']} to {fix['value']!r}",
             )
+        if fix.get("kind") == "training":  # the data set's options or a training setting
+            from engine.data_fit import apply_training_fix, fix_words
+
+            base = self.live.training if self.live.training is not None else g.training
+            self.set_meta("training", apply_training_fix(base, fix))
+            self.message.emit(f"{fix_words(fix)}.", False)
+            return None
         if fix.get("kind") != "insert":
             return f"Unknown fix {fix!r}."
         s, t, type_name = fix["source"], fix["target"], fix["type"]

@@ -288,4 +288,8 @@ def fix_text(fix: dict) -> str:
         return f"Insert {fix['type']} between '{fix['source']}' and '{fix['target']}'"
     if fix.get("kind") == "set":
         return f"Set {fix['key']} of '{fix['block']}' to {fix['value']!r}"
+    if fix.get("kind") == "training":
+        from engine.data_fit import fix_words
+
+        return fix_words(fix)
     return "Apply the fix"

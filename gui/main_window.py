@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.update_title()
         self.training: TrainingController | None = None
         attach_training(self)
+        self.training.set_problems(self.live.analysis.problems)
         self.code_view: CodeView | None = None
         self.code_view_actions: dict = {}
         install_code_view(self)  # File > Export (export code)
@@ -168,6 +169,9 @@ class MainWindow(QMainWindow):
 
     def set_batch_size(self, batch_size: int | None) -> None:
         self.live.set_batch_size(batch_size)  # the Problems list follows on the next turn
+
+    def set_training(self, spec: dict | None, dataset: dict | None = None) -> None:
+        self.live.set_training(spec, dataset)
 
     @property
     def path(self) -> str | None:
@@ -279,6 +283,8 @@ class MainWindow(QMainWindow):
         self.canvas.set_empty(len(self.graph) == 0)
         self.problems.set_problems(a.problems)
         self.summary.set_analysis(a)
+        if getattr(self, "training", None) is not None:
+            self.training.set_problems(a.problems)
         n = len(a.problems)
         self.counts_label.setText(
             f"{len(self.graph)} blocks · {a.total_params:,} params · "

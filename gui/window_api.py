@@ -72,6 +72,11 @@ class TrainingWindow(Protocol):
         ``analysis`` and the Problems list from now on."""
         ...
 
+    def set_training(self, spec: dict | None, dataset: dict | None = None) -> None:
+        """Check the graph against these training settings (the dock's; ``dataset``: their
+        data set with its file paths resolved) in ``analysis`` and the Problems list."""
+        ...
+
     def set_locked(self, locked: bool) -> None:
         """Lock editing while a run trains (selection and inspection still work)."""
         ...

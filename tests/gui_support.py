@@ -31,8 +31,12 @@ def make_window(qtbot, gui_env):
 
     windows = []
 
-    def make(show: bool = True):
+    def make(show: bool = True, data_check: bool = False):
+        """``data_check``: the Problems list also checks the graph against the Training dock's
+        data set (off by default: most tests build graphs that fit no data set, and the data
+        set loads in a thread, so its problems would come and go with timing)."""
         w = MainWindow()
+        w.live.check_data = data_check
         w.errors = []
         w.files.show_error = lambda title, text: w.errors.append((title, text))
 

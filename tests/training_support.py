@@ -143,6 +143,9 @@ class FakeWindow(QMainWindow):
     def set_batch_size(self, batch_size: int | None) -> None:
         self.batch_size = batch_size
 
+    def set_training(self, spec: dict | None, dataset: dict | None = None) -> None:
+        pass  # no data check here: the trainer's own checks answer at Start
+
     def edit_meta(self, key: str, value) -> None:  # not undoable here: no undo stack
         self.graph.set_meta(key, value)
         self.setWindowModified(True)

@@ -211,6 +211,12 @@ class TrainingDock(QDockWidget):
         lr_row.addWidget(self.lr_now, 1)
         lr_row.addWidget(self.lr_button)
         rl.addLayout(lr_row)
+        self.blocked = ""  # why Start is off ("": it is not)
+        self.blocked_label = QLabel()
+        self.blocked_label.setWordWrap(True)
+        self.blocked_label.setStyleSheet("color: #8d4b00;")
+        self.blocked_label.hide()
+        rl.addWidget(self.blocked_label)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -343,11 +349,11 @@ class TrainingDock(QDockWidget):
         """idle | preparing | running | paused: which buttons and editors are usable."""
         self.state = state
         active = state != "idle"
-        self.start_button.setEnabled(not active)
+        self.start_button.setEnabled(not active and not self.blocked)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
         self.stop_button.setEnabled(active)
-        self.step_button.setEnabled(state in ("idle", "paused"))
+        self.step_button.setEnabled(state == "paused" or (state == "idle" and not self.blocked))
         self.lr_button.setEnabled(state in ("running", "paused"))
         for w in (
             self.dataset,
@@ -363,6 +369,14 @@ class TrainingDock(QDockWidget):
             self.augment_form,
         ):
             w.setEnabled(not active)
+
+    def set_blocked(self, reason: str) -> None:
+        """Start (and Step) stay off while ``reason`` stands; it is shown under the buttons."""
+        self.blocked = reason
+        self.blocked_label.setText(reason)
+        self.blocked_label.setVisible(bool(reason))
+        self.start_button.setToolTip(reason or "Train the graph with these settings (F5)")
+        self.set_state(self.state)
 
     def show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -138,12 +138,28 @@ class TrainingController(QObject):
         self._update_actions()
 
     def _update_actions(self) -> None:
-        state = self.dock.state
-        self.actions["Start"].setEnabled(state == "idle")
+        state, blocked = self.dock.state, self.dock.blocked
+        self.actions["Start"].setEnabled(state == "idle" and not blocked)
+        self.actions["Start"].setToolTip(blocked or "Train the graph with these settings (F5)")
         self.actions["Pause"].setEnabled(state == "running")
         self.actions["Resume"].setEnabled(state == "paused")
-        self.actions["Step one batch"].setEnabled(state in ("idle", "paused"))
+        self.actions["Step one batch"].setEnabled(
+            state == "paused" or (state == "idle" and not blocked)
+        )
         self.actions["Stop"].setEnabled(state != "idle")
+
+    def set_problems(self, problems: list) -> None:
+        """The window's analysis changed: Start is off, with the reason, while problems stand."""
+        reason = ""
+        if problems:
+            n = len(problems)
+            reason = (
+                f"Start is off until the graph's {n} problem{'s' * (n > 1)} "
+                f"{'are' if n > 1 else 'is'} fixed (Problems list): {problems[0]}"
+            )
+        if reason != self.dock.blocked:
+            self.dock.set_blocked(reason)
+            self._update_actions()
 
     def status(self, text: str, ms: int = 8000) -> None:
         """A message in the window's status bar."""
@@ -450,8 +466,12 @@ class TrainingController(QObject):
         self.runlist.graph_replaced()
 
     def _follow_batch(self) -> None:
-        """The window's analysis (the Problems list) checks memory at the dock's batch size."""
-        self.window.set_batch_size(self.dock.spec().get("batch_size"))
+        """The window's analysis (the Problems list) checks memory at the dock's batch size
+        and the graph against the dock's data set."""
+        spec = self.dock.spec()
+        self.window.set_batch_size(spec.get("batch_size"))
+        ds = self._data_from_graph_folder(spec).get("dataset")
+        self.window.set_training(spec, ds)
 
     def _on_selection(self, ids: list) -> None:
         if len(ids) == 1:
