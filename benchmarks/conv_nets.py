@@ -8,6 +8,9 @@ Cases (``--case``, repeatable; default all):
   softmax cross-entropy, backward, SGD update.
 - ``vgg_block``: one training step of a VGG-style block at batch 64: input 64x32x32, two 3x3
   convs 64->64 (padding 1) each with ReLU, 2x2 max pool, flatten, dense 10.
+- ``resnet20_1proc``, ``vgg_block_1proc``: the same in one process (``resnet20`` and
+  ``vgg_block`` run as engine.Trainer does by default: on two cores half the batch in a helper
+  process, engine/parallel.py).
 - ``resnet18_infer``: inference of a ResNet-18 (ImageNet layout: 7x7/2 conv 64, 3x3/2 max
   pool, stages of two basic blocks at 64/128/256/512, global average pool, dense 1000) on one
   3x224x224 image (the zoo's explain / Try it path).
@@ -163,8 +166,16 @@ def torch_module(graph: engine.Graph, model: engine.Model):
     return mod.build_model()
 
 
-def training_case(graph: engine.Graph, batch: int, classes: int) -> tuple[Step, Step]:
+def training_case(
+    graph: engine.Graph, batch: int, classes: int, processes: int | str = "auto"
+) -> tuple[Step, Step]:
+    """One training step each side; the engine's as engine.Trainer runs it with ``processes``
+    ("auto": on two cores these nets split the batch over two processes, engine/parallel.py;
+    BatchNorm blocks swap their sums between the halves)."""
     import torch
+
+    from engine.parallel import SplitStep, choose_processes
+    from engine.trainer import forward_backward
 
     rng = np.random.default_rng(SEED)
     model = engine.build_model(graph, seed=SEED)
@@ -176,10 +187,22 @@ def training_case(graph: engine.Graph, batch: int, classes: int) -> tuple[Step, 
     topt = torch.optim.SGD(net.parameters(), lr=LR)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     tloss = torch.nn.CrossEntropyLoss()
+    n_proc, why = choose_processes(model, batch, processes)
+    print(f"{graph.name}: engine in {n_proc} process{'es' * (n_proc > 1)} ({why})", flush=True)
+    idx = np.arange(batch)
+    split = (
+        SplitStep(model, lambda i: forward_backward(model, loss, x, y, True, i), batch)
+        if n_proc == 2
+        else None
+    )
+    if split is not None:
+        _CLOSE.append(split.close)
 
     def engine_step() -> float:
-        value = loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward(), input_grad=False)  # as torch: x needs no gradient
+        if split is not None:
+            value, _ = split.forward_backward(idx)
+        else:
+            value, _ = forward_backward(model, loss, x, y, True, idx)
         opt.step(model.params, model.grads)
         return value
 
@@ -220,9 +243,12 @@ def inference_case(graph: engine.Graph, batch: int) -> tuple[Step, Step]:
     return engine_step, torch_step
 
 
+_CLOSE: list[Callable[[], None]] = []  # helper processes to end after their case
 CASES: dict[str, Callable[[], tuple[Step, Step]]] = {
     "resnet20": lambda: training_case(resnet20_graph(), 64, 10),
+    "resnet20_1proc": lambda: training_case(resnet20_graph(), 64, 10, processes=1),
     "vgg_block": lambda: training_case(vgg_block_graph(), 64, 10),
+    "vgg_block_1proc": lambda: training_case(vgg_block_graph(), 64, 10, processes=1),
     "resnet18_infer": lambda: inference_case(resnet18_graph(), 1),
 }
 
@@ -344,6 +370,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.case or list(CASES):
         engine_step, torch_step = CASES[name]()
         results.append(bench(name, engine_step, torch_step, args.rounds, args.block))
+        while _CLOSE:
+            _CLOSE.pop()()
     return results
 
 

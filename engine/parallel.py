@@ -23,16 +23,17 @@ returns into the parent's code (``os._exit``). If it dies anyway (the OOM killer
 while the run is being stopped, ``forward_backward`` raises HelperLost saying how, and
 engine.Trainer goes on in one process (its end event's ``note`` says so).
 
-Which models split (``split_blocker``): all but those with BatchNorm (statistics over the
-whole batch). Recurrent blocks split: the per-time-step gradient RMS the app plots comes back
-from the helper and is combined into the whole batch's. Dropout splits: the helper's Dropout
-blocks draw from generators seeded from their forked state (``_reseed_dropout``; with the
-forked generators both halves would get the same masks), so a run stays reproducible but its
-masks are not those of a one-process run. Under ``processes="auto"`` also only where a step is
+Which models split (``split_blocker``): all with float32 parameters. BatchNorm splits: at each
+BatchNorm block, forward and backward, the two processes swap their halves' per-channel sums
+(engine.batch_sync: one small message each way), so both normalise with the whole batch's
+statistics, as one process does. Recurrent blocks split: the per-time-step gradient RMS the app
+plots comes back from the helper and is combined into the whole batch's. Dropout splits: the
+helper's Dropout blocks draw from generators seeded from their forked state (``_reseed_dropout``;
+with the forked generators both halves would get the same masks), so a run stays reproducible but
+its masks are not those of a one-process run. Under ``processes="auto"`` also only where a step is
 long enough to pay the hand-over (~0.1-0.2 ms): at least ``AUTO_MIN_MACS`` multiply-adds in a
-batch's forward pass, and only on Linux with two cores free. While a split runs, BLAS runs on
-one thread in both processes: OpenBLAS's idle worker threads spin on the core the other
-process needs.
+batch's forward pass, and only on Linux with two cores free. While a split runs, BLAS runs on one
+thread in both processes: OpenBLAS's idle worker threads spin on the core the other process needs.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.batch_sync import BatchSync, HelperGone
 from engine.errors import ConfigError
 
 # A batch's forward pass below this many multiply-adds stays in one process under "auto":
@@ -63,7 +65,7 @@ RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
 STOP_GRACE_S = 2.0  # how long a stopped run waits for a helper that does not answer
 
-_REQUEST = struct.Struct("<q")  # samples in the helper's half (the run's end: end-of-file)
+_REQUEST = struct.Struct("<qq")  # samples in the helper's half, in the batch (end: end-of-file)
 _REPLY = struct.Struct("<qdq")  # status (0 ok, 1 loss not finite, 2 error), loss, correct
 
 
@@ -242,25 +244,33 @@ class SplitStep:
             self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
             off += size
         self._limiter = None
+        # Blocks that need statistics over the whole batch (BatchNorm) swap them through a
+        # second pair of pipes (engine.batch_sync), made only for them.
+        self._synced = [layer for layer in model.layers.values() if layer.batch_statistics]
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
+        sums = (*os.pipe(), *os.pipe()) if self._synced else ()  # (to helper r, w, back r, w)
         pid = os.fork()
         if pid == 0:  # the helper
             code = 1
             try:
-                os.close(down_w)
-                os.close(up_r)
+                for fd in (down_w, up_r, *sums[1:3]):
+                    os.close(fd)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-                _close_other_files((down_r, up_w))
+                _close_other_files((down_r, up_w, *sums[::3]))
                 _reseed_dropout(model)
+                self._sync = BatchSync(sums[0], sums[3], first=False) if sums else None
                 self._serve(down_r, up_w)
                 code = 0
             finally:
                 os._exit(code)
-        os.close(down_r)
-        os.close(up_w)
+        for fd in (down_r, up_w, *sums[::3]):
+            os.close(fd)
+        self._sync = (
+            BatchSync(sums[2], sums[1], first=True, watch=up_r, abandon=abandon) if sums else None
+        )
         self.pid, self._w, self._r = pid, down_w, up_r
-        self._finalizer = weakref.finalize(self, _end_helper, pid, down_w, up_r)
+        self._finalizer = weakref.finalize(self, _end_helper, pid, down_w, up_r, *sums[1:3])
         self._limit_blas()
 
     # --- this process --------------------------------------------------------------------------
@@ -282,10 +292,13 @@ class SplitStep:
             np.copyto(shared, layer.params[k])
         self._idx[:n1] = idx[n0:]
         try:
-            os.write(self._w, _REQUEST.pack(n1))
+            os.write(self._w, _REQUEST.pack(n1, n))
         except OSError as e:
             raise HelperLost(self._how_lost(e)) from None
-        loss0, hits = self.step(idx[:n0])
+        try:
+            loss0, hits = self._synced_step(idx[:n0], n0, n1)
+        except HelperGone as e:
+            raise HelperLost(f"{e} (while exchanging BatchNorm statistics)") from None
         finite = math.isfinite(loss0)
         self._wait_for_reply()
         try:
@@ -315,6 +328,22 @@ class SplitStep:
                 g += g1
                 g *= w1
         return loss, hits
+
+    def _synced_step(self, idx: np.ndarray, n0: int, n1: int) -> tuple[float, int]:
+        """``step(idx)`` with the BatchNorm blocks exchanging their sums with the other half
+        (both processes run this, the parent on the first ``n0`` samples)."""
+        if self._sync is None:
+            return self.step(idx)
+        self._sync.begin_step(n0, n1)
+        for layer in self._synced:
+            layer.batch_sync = self._sync
+        try:
+            result = self.step(idx)
+            self._sync.end_step()
+            return result
+        finally:
+            for layer in self._synced:
+                layer.batch_sync = None
 
     def _wait_for_reply(self) -> None:
         """Return when the helper's answer (or end-of-file) is there. A helper that has not
@@ -376,12 +405,12 @@ class SplitStep:
             request = _read_exact(r, _REQUEST.size)
             if request is None:  # end-of-file: the run (or this process's parent) ended
                 return
-            (n1,) = _REQUEST.unpack(request)
+            n1, n = _REQUEST.unpack(request)
             try:
                 for (layer, k), shared in zip(self._names, self._p, strict=True):
                     np.copyto(layer.params[k], shared)
                 with np.errstate(all="ignore"):
-                    loss, hits = self.step(self._idx[:n1].copy())
+                    loss, hits = self._synced_step(self._idx[:n1].copy(), n - n1, n1)
                     status = 0 if math.isfinite(loss) else 1
                     if status == 0:
                         for (layer, k), shared in zip(self._names, self._g, strict=True):
@@ -392,6 +421,11 @@ class SplitStep:
                                 a[...] = v if v is not None else np.nan
             except Exception:  # noqa: BLE001 - reported to the parent, which falls back
                 status, loss, hits = 2, math.nan, 0
+                if self._sync is not None:  # the parent may wait for this half's sums
+                    try:
+                        self._sync.end_step()
+                    except HelperGone:
+                        return
             os.write(w, _REPLY.pack(status, loss, hits))
 
 
@@ -427,8 +461,8 @@ def _reap(pid: int, wait: float) -> int | None:
         time.sleep(0.002)
 
 
-def _end_helper(pid: int, w: int, r: int) -> None:
-    for fd in (w, r):
+def _end_helper(pid: int, *fds: int) -> None:
+    for fd in fds:
         try:
             os.close(fd)
         except OSError:

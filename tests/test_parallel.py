@@ -39,6 +39,30 @@ def conv_graph(extra: list[tuple[str, dict]] | None = None) -> engine.Graph:
     return g
 
 
+def bn_graph() -> engine.Graph:
+    """BatchNorm on images (after a convolution) and on vectors (after a Dense)."""
+    blocks = [
+        ("Input", {"shape": [1, 12, 12]}),
+        ("Conv2D", {"filters": 4, "kernel_size": 3, "bias": False}),
+        ("BatchNorm", {}),
+        ("Activation", {"fn": "relu"}),
+        ("MaxPool2D", {"kernel_size": 2}),
+        ("Flatten", {}),
+        ("Dense", {"units": 6}),
+        ("BatchNorm", {"momentum": 0.3}),
+        ("Activation", {"fn": "tanh"}),
+        ("Dense", {"units": 3}),
+    ]
+    g = engine.Graph(name="small conv with BatchNorm")
+    prev = None
+    for i, (kind, cfg) in enumerate(blocks):
+        n = g.add_node(kind, cfg, node_id=f"b{i}")
+        if prev:
+            g.add_edge(prev, n)
+        prev = n
+    return g
+
+
 def data(n: int = 90) -> Dataset:
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, 1, 12, 12)).astype(np.float32)
@@ -131,19 +155,21 @@ def test_a_killed_helper_leaves_the_run_going_in_one_process():
     assert len(steps) == 2 * 9 and all(np.isfinite(e["loss"]) for e in steps)
 
 
-def test_a_diverging_split_run_ends_as_diverged_with_good_weights():
-    t, events = train(2, 8, epochs=3, lr=1e30)
+@pytest.mark.parametrize("with_bn", [False, True])
+def test_a_diverging_split_run_ends_as_diverged_with_good_weights(with_bn):
+    # with BatchNorm: a half whose loss is not finite skips its backward pass, and the other
+    # half, waiting for its BatchNorm sums, must not hang (engine.batch_sync.end_step)
+    t, events = train(2, 8, epochs=3, lr=1e30, graph=bn_graph() if with_bn else None)
     assert events[-1]["reason"] == "diverged"
     assert all(np.isfinite(p).all() for p in t.model.params.values())
 
 
-def test_which_models_split():
-    bn = conv_graph([("BatchNorm", {})])
+def test_which_models_split(monkeypatch):
+    monkeypatch.setattr(parallel, "free_cores", lambda: 2)
     drop = conv_graph([("Dropout", {"rate": 0.5})])
-    model = engine.build_model(bn, seed=0)
-    assert parallel.choose_processes(model, 64, "auto")[0] == 1
-    with pytest.raises(ConfigError, match=r"processes=2: block 'b4' \(BatchNorm\)"):
-        parallel.choose_processes(model, 64, 2)
+    model = engine.build_model(bn_graph(), seed=0)  # BatchNorm swaps its sums (batch_sync)
+    assert parallel.split_blocker(model) is None
+    assert parallel.choose_processes(model, 64, 2)[0] == 2
     assert parallel.split_blocker(engine.build_model(drop, seed=0)) is None
     assert "float64" in parallel.split_blocker(engine.build_model(conv_graph()).astype(np.float64))
     small = engine.build_model(conv_graph(), seed=0)
@@ -278,3 +304,59 @@ def test_stop_does_not_wait_for_a_frozen_helper():
     end = events[-1]
     assert end["reason"] == "stopped" and "did not answer" in end["note"]
     assert gone(pid)
+
+
+@pytest.mark.parametrize("n", [8, 7, 3])  # even halves; 4 + 3; 2 + 1
+def test_a_batchnorm_split_step_equals_one_process_step_by_step(n):
+    """Every step's loss, every gradient and the running statistics: the two halves swap their
+    BatchNorm sums, so they normalise with the whole batch's statistics as one process does."""
+    from functools import partial
+
+    from engine.losses import get_loss
+    from engine.trainer import forward_backward
+
+    ds = data()
+    loss = get_loss("cross_entropy")
+    one, two = (engine.build_model(bn_graph(), seed=1) for _ in range(2))
+    split = parallel.SplitStep(two, partial(forward_backward, two, loss, ds.X, ds.y, True), n)
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(5):
+            idx = rng.choice(len(ds.X), n, replace=False)
+            loss1, hits1 = forward_backward(one, loss, ds.X, ds.y, True, idx)
+            loss2, hits2 = split.forward_backward(idx)
+            assert loss2 == pytest.approx(loss1, rel=1e-5) and hits2 == hits1
+            g1, g2 = one.grads, two.grads
+            assert set(g1) == set(g2)
+            for k, g in g1.items():
+                # float32 rounding of the gradient's size (a bias before a BatchNorm gets 0)
+                atol = max(1e-4 * float(np.abs(g).max()), 1e-6)
+                np.testing.assert_allclose(g2[k], g, rtol=1e-4, atol=atol, err_msg=k)
+            for k, b in one.buffers.items():
+                np.testing.assert_allclose(two.buffers[k], b, rtol=1e-4, atol=1e-6, err_msg=k)
+            for model in (one, two):  # the same update on both
+                for k, p in model.params.items():
+                    p -= 0.5 * model.grads[k]
+    finally:
+        split.close()
+    # not equal by accident: BatchNorm over a half alone gives other gradients
+    alone = engine.build_model(bn_graph(), seed=1)
+    alone.set_state(one.state())
+    forward_backward(one, loss, ds.X, ds.y, True, idx)
+    forward_backward(alone, loss, ds.X, ds.y, True, idx[: n - n // 2])
+    assert not np.allclose(alone.grads["b1.weight"], one.grads["b1.weight"], rtol=1e-2)
+
+
+def test_batchnorm_models_train_in_two_processes_as_in_one():
+    one, ev1 = train(1, 8, graph=bn_graph())
+    two, ev2 = train(2, 8, graph=bn_graph())
+    assert two.processes == 2 and ev2[-1]["processes"] == 2
+    steps = [(a, b) for a, b in zip(ev1, ev2, strict=True) if a["event"] == "step"]
+    assert len(steps) == 2 * 9
+    for a, b in steps:
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+        for block, rms in a["grad_rms"].items():
+            assert b["grad_rms"][block] == pytest.approx(rms, rel=1e-3, abs=1e-7)
+    state1, state2 = one.model.state(), two.model.state()
+    for k, v in state1.items():  # parameters and running statistics
+        np.testing.assert_allclose(state2[k], v, rtol=1e-3, atol=1e-5, err_msg=k)

@@ -20,10 +20,11 @@ A new block type is one class (tests/test_new_block_type.py makes one up): ``typ
 asks of it, each with a default that fits most layers: ``family`` and ``starter`` (palette),
 ``summary`` (canvas), ``input_problem``, ``grows_input`` and ``param_note`` (analysis and its
 Summary), ``links`` and ``bind`` (a setting naming another block whose state it reads:
-analysis checks the pair, the Model connects it, the canvas draws a dashed link), ``macs`` and
-``whole_batch`` (splitting a step over processes), ``recurrent`` and ``shows_filters`` (training
-panels), ``init_rule`` (engine and exported starts), ``to_torch`` (PyTorch export). A class in
-engine.layers registers as it is defined; one made elsewhere calls ``register(cls)``.
+analysis checks the pair, the Model connects it, the canvas draws a dashed link), ``macs``,
+``whole_batch`` and ``batch_statistics`` (splitting a step over processes), ``recurrent`` and
+``shows_filters`` (training panels), ``init_rule`` (engine and exported starts), ``to_torch``
+(PyTorch export). A class in engine.layers registers as it is defined; one made elsewhere
+calls ``register(cls)``.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class Layer:
     starter: ClassVar[dict[str, Any]] = {}  # settings of a new block from the palette
     recurrent: ClassVar[bool] = False  # scans a sequence (time gradients, BPTT panels)
     whole_batch: ClassVar[str] = ""  # why an output depends on the whole batch ("": it does not)
+    # True: training reads sums over the whole batch, which the halves of a split step swap
+    # through the layer's ``batch_sync`` (engine.batch_sync; BatchNorm)
+    batch_statistics: ClassVar[bool] = False
     shows_filters: ClassVar[bool] = False  # its weight (F, C, *kernel) is drawn as filters
     grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
     links: ClassVar[tuple[str, ...]] = ()  # settings naming a block whose state it reads

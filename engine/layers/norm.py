@@ -48,6 +48,11 @@ class BatchNorm(Layer):
         dx = 1 / (m sqrt(var + eps)) * (m dxhat - sum(dxhat) - xhat sum(dxhat xhat))
         dweight = sum(dout xhat),  dbias = sum(dout).
 
+    In a step split over two processes (engine.parallel) the sums over the batch are the two
+    halves' together (``batch_sync``, engine.batch_sync): each half sends its count-weighted
+    mean and sum of squared deviations (combined as Chan et al.'s parallel variance), and in
+    backward its sums of dout and dout * xhat.
+
     Reference: engine.reference.norm.batchnorm_forward / batchnorm_backward.
     Shapes: x (N, C, H, W) -> same, weight/bias/running_* (C,); x (N, F) -> same, (F,);
     x (N, T, F) -> same, (F,). Note a 2-D sample is read as (T, F): features on the last axis.
@@ -72,7 +77,8 @@ class BatchNorm(Layer):
             doc="added to the variance before the square root",
         ),
     }
-    whole_batch = "normalises with statistics over the whole batch"
+    batch_statistics = True
+    batch_sync: Any = None  # set by a split step (engine.parallel) while it runs
 
     @classmethod
     def summary(cls, cfg):
@@ -139,6 +145,9 @@ class BatchNorm(Layer):
         w = self.params["weight"].reshape(bshape)
         b = self.params["bias"].reshape(bshape)
         m = x.size // w.size
+        sync = self.batch_sync if training else None
+        if sync is not None:  # the other half's values are added: m of the whole batch
+            m = m // sync.n_local * sync.n
         if training:
             if m < 2:
                 raise ShapeError(
@@ -146,7 +155,10 @@ class BatchNorm(Layer):
                     f"{tuple(x.shape)}: use a batch size of 2 or more",
                     block=self.name,
                 )
-            if x.ndim == 4:
+            if sync is not None:
+                mu, var = self._split_moments(x, axes, bshape, sync)
+                xc = x - mu
+            elif x.ndim == 4:
                 # images: the sums per channel over samples first, then within each map
                 # (engine.functional.channel_sum; 3x faster than mean over axes (0, 2, 3)
                 # on a ResNet's maps, benchmarks/NOTES.md)
@@ -179,6 +191,27 @@ class BatchNorm(Layer):
         out += b
         return out
 
+    @staticmethod
+    def _sums(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """``a`` summed over ``axes`` (per channel), in float64."""
+        if a.ndim == 4:
+            return channel_sum(a).astype(np.float64)
+        return a.sum(axis=axes, dtype=np.float64)
+
+    def _split_moments(self, x, axes, bshape, sync):
+        """(mean, variance) over both halves of a split batch, shaped ``bshape``: each half's
+        sum and sum of squared deviations from its own mean, combined as
+        M2 = M2_a + M2_b + (mean_a - mean_b)^2 m_a m_b / m (Chan, Golub & LeVeque)."""
+        s = self._sums(x, axes)
+        per_sample = x.size // x.shape[0] // s.size
+        xc = x - (s / (x.size // s.size)).astype(x.dtype).reshape(bshape)
+        m2 = self._sums(np.square(xc, out=xc), axes)
+        (sa, m2a), (sb, m2b) = sync.exchange(np.stack([s, m2]))
+        ma, mb = per_sample * sync.n_first, per_sample * sync.n_second
+        m = ma + mb
+        var = (m2a + m2b + np.square(sa / ma - sb / mb) * (ma * mb / m)) / m
+        return ((sa + sb) / m).astype(x.dtype).reshape(bshape), var.astype(x.dtype).reshape(bshape)
+
     def _scratch(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A reusable temporary of ``shape`` (squares and products summed right away)."""
         buf = getattr(self, "_tmp", None)
@@ -189,6 +222,8 @@ class BatchNorm(Layer):
 
     def backward(self, dout):
         xhat, inv_std, axes, bshape, m, training = self._cache
+        if training and self.batch_sync is not None:
+            return self._backward_split(dout, xhat, inv_std, axes, bshape, m, self.batch_sync)
         if dout.ndim == 4 and training:
             return self._backward_images(dout, xhat, inv_std, bshape, m)
         self.grads["weight"] = np.sum(dout * xhat, axis=axes)
@@ -214,6 +249,23 @@ class BatchNorm(Layer):
         np.multiply(xhat, (k * dweight / m).reshape(bshape), out=prod)
         dx -= prod
         dx -= (k * dbias / m).reshape(bshape)
+        return dx
+
+    def _backward_split(self, dout, xhat, inv_std, axes, bshape, m, sync):
+        # As _backward_images with the sums over both halves. Each half's loss is the mean
+        # over its own n_p samples, so its dout is c = n / n_p times the whole batch's: the
+        # halves send their sums divided by c, and this half's dx is c times the whole
+        # batch's formula (engine.parallel combines the halves' gradients the same way).
+        dt = dout.dtype
+        dbias = self._sums(dout, axes)
+        dweight = self._sums(dout * xhat, axes)
+        self.grads["weight"], self.grads["bias"] = dweight.astype(dt), dbias.astype(dt)
+        c = sync.n / sync.n_local
+        (ba, wa), (bb, wb) = sync.exchange(np.stack([dbias, dweight]) / c)
+        k = self.params["weight"].astype(np.float64) * inv_std.reshape(-1)
+        dx = dout * k.astype(dt).reshape(bshape)
+        dx -= xhat * (c * k * (wa + wb) / m).astype(dt).reshape(bshape)
+        dx -= (c * k * (ba + bb) / m).astype(dt).reshape(bshape)
         return dx
 
 
