@@ -7,6 +7,7 @@ python app.py export GRAPH.json --to numpy|pytorch|onnx   export Python code or 
 python app.py import MODEL.onnx -o GRAPH.json        an ONNX model as a graph (+ --save-weights)
 python app.py presets                                list the presets
 python app.py explain GRAPH.json --weights W.npz --input X.png -o OUT   what the model looks at
+python app.py experiment GRAPH.json --vary lr=0.1,0.01 --out DIR  runs with settings varied
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import signal
 import sys
 
-COMMANDS = ("check", "train", "export", "import", "presets", "explain")
+COMMANDS = ("check", "train", "export", "import", "presets", "explain", "experiment")
 
 
 def main(argv: list[str] | None = None) -> int:

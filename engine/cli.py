@@ -7,6 +7,8 @@
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
     python app.py presets                            list the presets with one line each
+    python app.py experiment GRAPH.json --vary lr=0.1,0.01 [--vary BLOCK.KEY=V1,V2]
+                        [--random N] [--seed S] [--epochs N] --out DIR   (cli_experiment.py)
     python app.py explain GRAPH.json --weights W.npz --input X.png|X.npy
                         [--method cam|gradcam|saliency|smoothgrad|occlusion] [--class K]
                         [--block ID] -o OUT        OUT.png: the map over the input,
@@ -34,6 +36,7 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
+from engine import cli_experiment
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
@@ -133,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--block", metavar="ID", help="Grad-CAM's block (default: the last conv)")
     x.add_argument("-o", "--output", required=True, type=_file_name, metavar="OUT")
     x.set_defaults(func=cmd_explain)
+
+    cli_experiment.add_parser(sub, _file_name)
 
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)
