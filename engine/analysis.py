@@ -479,14 +479,26 @@ def _memory_problems(a: Analysis, costs: dict[str, Cost], total: Cost) -> list[P
 def summary_text(graph_or_analysis: Graph | Analysis) -> str:
     """A Keras-like table: block (type), output shape, params; then the totals."""
     a = graph_or_analysis if isinstance(graph_or_analysis, Analysis) else analyze(graph_or_analysis)
-    rows = [
-        (
-            f"{r.id} ({r.type})",
-            "?" if r.shape is None else _shape_text(r.shape),
-            "?" if r.params is None else f"{r.params:,}",
+    rows = []
+    for r in a.rows():
+        rows.append(
+            (
+                f"{r.id} ({r.type})",
+                "?" if r.shape is None else _shape_text(r.shape),
+                "?" if r.params is None else f"{r.params:,}",
+            )
         )
-        for r in a.rows()
-    ]
+        if a.flat is not None and r.id in a.members:  # a module's blocks, indented
+            inner = set(a.members[r.id])
+            rows += [
+                (
+                    f"  {f} ({t})",
+                    "?" if s is None else _shape_text(s),
+                    "?" if p is None else f"{p:,}",
+                )
+                for f, t, s, p in a.flat.rows()
+                if f in inner
+            ]
     head = ("Block (type)", "Output shape", "Params")
     w0 = max([len(head[0])] + [len(r[0]) for r in rows]) + 2
     w1 = max([len(head[1])] + [len(r[1]) for r in rows]) + 2

@@ -298,3 +298,56 @@ def test_restore_undoes_a_group_exactly_with_events():
     g.restore(after)
     assert g.to_dict() == after and g.type_of(inst) == MODULE_TYPE
     assert json.loads(json.dumps(after)) == after
+
+
+def test_pytorch_export_writes_a_class_per_definition_with_the_engines_numbers(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    g, a, b = two_instances()
+    edit.expose(g, "Res", "width", [["c0", "filters"]])
+    g.set_config(b, {MODULE_KEY: "Res", "width": 6})
+    stage = edit.group(g, [a, b], "Stage")
+    m = engine.build_model(g, seed=1)
+    rng = np.random.default_rng(0)
+    for v in m.params.values():
+        v[...] = rng.normal(0, 0.1, v.shape)
+    engine.save_weights(m, tmp_path / "w.npz")
+    code = export_code(g, "pytorch", weights=str(tmp_path / "w.npz"))
+    assert code.count("class ResModule(nn.Module):") == 1
+    assert code.count("class StageModule(nn.Module):") == 1
+    assert code.count("ResModule(") == 3  # the class and its two instances
+    path = tmp_path / "net_modules.py"
+    path.write_text(code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("net_modules", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    net = mod.build_model().eval()
+    assert sum(p.numel() for p in net.parameters()) == m.n_params == engine.analyze(g).total_params
+    assert f"{stage}.{b}.c0.weight" in net.state_dict()
+    x = rng.standard_normal((4, *m.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, m.forward(x), atol=1e-5, rtol=0)
+    state = mod.engine_state(net)
+    assert sorted(state) == sorted(m.state())
+
+
+@pytest.mark.parametrize("target", ["numpy", "pytorch"])
+def test_hostile_module_names_export_to_inert_code(target, tmp_path, monkeypatch):
+    if target == "pytorch":
+        pytest.importorskip("torch")
+    g = res_graph(blocks=1)
+    name = 'x"""); import os; os.system("touch pwned") #'
+    inst = edit.group(g, RES, name, node_id="i'); open('pwned', 'w') #")
+    with pytest.raises(GraphError, match="invisible"):
+        edit.group(g, ["fl"], "bad\u202ename")
+    code = export_code(g, target)
+    path = tmp_path / f"hostile_{target}.py"
+    path.write_text(code, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location(f"hostile_{target}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.build_model()
+    assert not (tmp_path / "pwned").exists()
+    assert engine.analyze(g).params[inst] > 0

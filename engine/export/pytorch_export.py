@@ -27,6 +27,10 @@ from engine.optim import RULES, TORCH_EQUIVALENT
 
 def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
     """(Net class lines, helper classes' sources by name, NAME_MAP, init_weights body lines)."""
+    if plan.modular is not None:  # a class per module definition
+        from engine.export.torch_scopes import modular_net
+
+        return modular_net(plan)
     init_lines = ["        super().__init__()"]
     fwd_lines = []
     helpers: dict[str, str] = {}

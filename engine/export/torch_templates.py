@@ -28,7 +28,7 @@ def torch_key(model, key):
     if block not in NAME_MAP:
         raise KeyError(key)
     attr = NAME_MAP[block]
-    names = getattr(getattr(model, attr), "ENGINE_NAMES", {})
+    names = getattr(model.get_submodule(attr), "ENGINE_NAMES", {})
     return f"{attr}.{names.get(name, name)}"
 
 
@@ -60,7 +60,7 @@ def engine_state(model):
     """The module's weights as BlockProp names them ('<block id>.<name>' -> float32 array)."""
     out = {}
     for block, attr in NAME_MAP.items():
-        module = getattr(model, attr)
+        module = model.get_submodule(attr)
         back = {v: k for k, v in getattr(module, "ENGINE_NAMES", {}).items()}
         for name, value in module.state_dict().items():
             if not name.endswith("num_batches_tracked"):
@@ -192,7 +192,7 @@ def split(X, y):
 def weight_params(model):
     """(block id, engine name, parameter) for every parameter."""
     for block, attr in NAME_MAP.items():
-        module = getattr(model, attr)
+        module = model.get_submodule(attr)
         back = {v: k for k, v in getattr(module, "ENGINE_NAMES", {}).items()}
         for name, p in module.named_parameters():
             yield block, back.get(name, name), p

@@ -36,6 +36,8 @@ class Flat:
     top: dict[str, str] = field(default_factory=dict)  # flat id -> top-level block
     members: dict[str, list[str]] = field(default_factory=dict)  # instance -> flat ids
     exits: dict[str, str] = field(default_factory=dict)  # instance -> flat output block
+    # every instance at any depth (flat path like "stage/res_1") -> its definition's name
+    instances: dict[str, str] = field(default_factory=dict)
 
 
 class _Scope:
@@ -47,7 +49,9 @@ class _Scope:
         self.exit: dict[str, str] = {}  # block -> the flat block its output comes from
 
 
-def _expand(flat: Graph, defs: dict, scope: _Scope, offset: tuple[float, float]) -> None:
+def _expand(
+    flat: Graph, defs: dict, scope: _Scope, offset: tuple[float, float], seen: dict[str, str]
+) -> None:
     """Add ``scope``'s blocks and wires to ``flat`` (recursing into instances)."""
     ox, oy = offset
     for nd in scope.nodes:
@@ -60,6 +64,7 @@ def _expand(flat: Graph, defs: dict, scope: _Scope, offset: tuple[float, float])
             scope.exit[nd["id"]] = fid
             continue
         d = defs[nd["config"][MODULE_KEY]]
+        seen[fid] = nd["config"][MODULE_KEY]
         values = {k: v for k, v in nd["config"].items() if k != MODULE_KEY}
         inner = _Scope(
             [{**n, "config": inner_config(d, n["id"], values)} for n in d["nodes"]],
@@ -68,7 +73,7 @@ def _expand(flat: Graph, defs: dict, scope: _Scope, offset: tuple[float, float])
         )
         ax = min(n["pos"][0] for n in d["nodes"])
         ay = min(n["pos"][1] for n in d["nodes"])
-        _expand(flat, defs, inner, (pos[0] - ax, pos[1] - ay))
+        _expand(flat, defs, inner, (pos[0] - ax, pos[1] - ay), seen)
         scope.exit[nd["id"]] = inner.exit[d["output"]]
         scope.entry[nd["id"]] = [
             [tp for t in port for tp in _targets(inner, t["block"], t["port"])]
@@ -104,7 +109,7 @@ def flatten(graph: Graph) -> Flat:
         nd = graph.node(n)
         scope = _Scope([{"id": n, **nd}], [], "")
         try:
-            _expand(flat, graph.modules, scope, (0.0, 0.0))
+            _expand(flat, graph.modules, scope, (0.0, 0.0), out.instances)
         except BlockPropError as e:
             where = f"in '{e.block}': " if e.block and e.block != n else ""
             raise type(e)(where + e.message, block=n) from None
