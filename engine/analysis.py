@@ -118,6 +118,11 @@ class Analysis:
         ]
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 block", "2 blocks", "1,200 blocks" (nouns with a plain -s plural)."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def named(ids: list[str], limit: int = MAX_NAMED) -> str:
     """Quoted block ids for a message, at most ``limit`` of them and a count of the rest, so a
     message stays short however many blocks it concerns: 'a', 'b', 'c' and 997 more."""

@@ -4,10 +4,11 @@ duplicate, delete, add from the palette, the canvas context menu)."""
 from __future__ import annotations
 
 import shiboken6
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle
 
+from engine.analysis import count
 from engine.errors import BlockPropError
 from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX
 from gui.clipboard import copy_fragment, read_fragment
@@ -60,6 +61,10 @@ class Actions:
         self.redo = _act(
             w, "&Redo", self._redo, [QKeySequence(K.Redo), "Ctrl+Y"], "", SP.SP_ArrowForward
         )
+        # The toolbar shows these words (the menu and tooltip name the edit): buttons whose
+        # text followed the edit would move the whole toolbar at every change.
+        self.undo.setIconText("Undo")
+        self.redo.setIconText("Redo")
         self.cut = _act(w, "Cu&t", self.cut_selection, K.Cut)
         self.copy = _act(w, "&Copy", self.copy_selection, K.Copy)
         self.paste = _act(w, "&Paste", self.paste_clipboard, K.Paste)
@@ -205,12 +210,27 @@ class Actions:
         self.redo.setEnabled(s.canRedo() and not locked)
 
     def _undo(self) -> None:
-        if not self.w.locked:
+        if not self.w.locked and self.w.undo_stack.canUndo():
+            text = self.w.undo_stack.undoText()
             self.w.undo_stack.undo()
+            self._say_state(f"Undone: {text}")
 
     def _redo(self) -> None:
-        if not self.w.locked:
+        if not self.w.locked and self.w.undo_stack.canRedo():
+            text = self.w.undo_stack.redoText()
             self.w.undo_stack.redo()
+            self._say_state(f"Redone: {text}")
+
+    def _say_state(self, what: str) -> None:
+        """The status bar after an undo or redo: what changed and where the graph now stands
+        (not the message of the edit that was undone)."""
+        problems = self.w.analysis.problems
+        state = (
+            "no problems"
+            if not problems
+            else f"{count(len(problems), 'problem')}, the first: {problems[0]}"
+        )
+        self.w.statusBar().showMessage(f"{what} · {state}", 8000)
 
     def set_locked(self, locked: bool) -> None:
         for a in self.editing:
@@ -251,10 +271,38 @@ class Actions:
         if fragment is None:
             self.w.statusBar().showMessage("The clipboard holds no BlockProp blocks.", 4000)
             return []
-        new = self.w.controller.paste(fragment, at=self._paste_anchor())
+        new = self.w.controller.paste(fragment, at=self._paste_spot(fragment))
         self.w.scene.select_ids(new)
         self.w.scene.update_scene_rect()
+        if new:
+            self.w.canvas.ensureVisible(self.w.scene.blocks[new[0]], 40, 40)
         return new
+
+    def _paste_spot(self, fragment) -> tuple[float, float] | None:
+        """Where the copy's top-left block goes: under the mouse or at the originals, moved
+        down until the whole copy overlaps no block (a copy on top of its original would
+        look like nothing happened)."""
+        nodes = fragment.get("nodes") if isinstance(fragment, dict) else None
+        pos = [
+            nd["pos"]
+            for nd in (nodes if isinstance(nodes, list) else [])
+            if isinstance(nd, dict)
+            and isinstance(nd.get("pos"), list)
+            and len(nd["pos"]) == 2
+            and all(isinstance(v, (int, float)) and abs(v) < 1e8 for v in nd["pos"])
+        ]
+        anchor = self._paste_anchor()
+        if not pos:
+            return anchor
+        x0, y0 = min(p[0] for p in pos), min(p[1] for p in pos)
+        w = max(p[0] for p in pos) - x0 + BLOCK_W
+        h = max(p[1] for p in pos) - y0 + BLOCK_H
+        x, y = anchor if anchor is not None else (x0, y0)
+        for k in range(200):
+            yy = y + k * (BLOCK_H + 40)
+            if self.w.scene.is_free(QRectF(x - 20, yy - 20, w + 40, h + 40)):
+                return (x, yy)
+        return (x, y)
 
     def duplicate_selection(self) -> list[str]:
         ids = self.w.scene.selected_ids()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.analysis import count
 from engine.graph_events import ConfigChanged, GraphEvent, MetaChanged, NodeRemoved, Reset
 from engine.layers import LAYER_TYPES
 from gui.canvas.style import count_text, family_colour, family_of, shape_text
@@ -248,8 +249,8 @@ class Inspector(QWidget):
         if self.block is None or self.block not in self.graph:
             if not self.ids:
                 self.info.setText(
-                    f"{len(self.graph)} blocks, {a.total_params:,} parameters"
-                    + ("" if a.ok else f", {len(a.problems)} problems")
+                    f"{count(len(self.graph), 'block')}, {count(a.total_params, 'parameter')}"
+                    + ("" if a.ok else f", {count(len(a.problems), 'problem')}")
                 )
             return
         n = self.block

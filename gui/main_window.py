@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.analysis import count
 from engine.graph import Graph
 from gui.actions import Actions
 from gui.canvas.scene import GraphScene
@@ -287,8 +288,8 @@ class MainWindow(QMainWindow):
             self.training.set_problems(a.problems)
         n = len(a.problems)
         self.counts_label.setText(
-            f"{len(self.graph)} blocks · {a.total_params:,} params · "
-            + ("✓ no problems" if not n else f"⚠ {n} problem{'s' * (n > 1)}")
+            f"{count(len(self.graph), 'block')} · {a.total_params:,} params · "
+            + ("✓ no problems" if not n else f"⚠ {count(n, 'problem')}")
         )
 
     def _on_selection(self) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.analysis import count
 from gui.canvas.style import shape_text
 
 
@@ -58,7 +59,9 @@ class SummaryPanel(QWidget):
                     item.setTextAlignment(right)
                 self.table.setItem(r, c, item)
         self.table.setUpdatesEnabled(True)
-        text = f"<b>Total: {a.total_params:,} trainable parameters</b> in {len(rows)} blocks"
+        text = (
+            f"<b>Total: {a.total_params:,} trainable parameters</b> in {count(len(rows), 'block')}"
+        )
         if a.total_buffers:
             text += f" (+{a.total_buffers:,} non-trainable)"
         if a.input_id and a.output_id:

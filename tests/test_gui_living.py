@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gui_helpers import build_chain, settle
 
-pytest_plugins = ["gui_support"]
+pytest_plugins = ["gui_support", "training_support"]
 
 LENET_BY_HAND = [
     ("in", "Input", {"shape": [1, 32, 32]}),
@@ -86,3 +86,84 @@ def test_an_input_alone_is_not_ready_to_train(qtbot, window):
     assert p.block == "in" and "alone" in p.message
     assert "ready to train" not in w.problems.header.text()
     assert not w.training.dock.start_button.isEnabled()
+
+
+def test_open_another_graph_clears_the_run_box(qtbot, window):
+    w = window
+    dock = w.training.dock
+    dock.set_progress(675, 675, "run 1 finished: 675 steps")
+    dock.show_result("run 1", "finished", "val acc 97.0%")
+    dock.show_error("something failed")
+    import engine
+
+    w.graph.replace_with(engine.Graph())
+    assert dock.rate.text() == "idle" and dock.progress.value() == 0
+    assert dock.result.isHidden() and dock.error.isHidden()
+
+
+def test_after_undo_the_status_bar_tells_the_state_now(qtbot, window):
+    w = window
+    build_chain(w, [("in", "Input", {"shape": [4]}), ("d", "Dense", {"units": 2})])
+    w.controller.set_option("d", "units", 3)
+    w.statusBar().showMessage("Connected, with a problem you can fix in one click", 5000)
+    w.actions.undo.trigger()
+    text = w.statusBar().currentMessage()
+    assert text.startswith("Undone: ") and "no problems" in text
+    w.actions.undo.trigger()  # the Dense's wire
+    w.actions.undo.trigger()  # the Dense
+    assert "1 problem, the first:" in w.statusBar().currentMessage()
+    assert "alone" in w.statusBar().currentMessage()
+
+
+def test_toolbar_does_not_move_as_the_undo_text_changes(qtbot, window):
+    w = window
+    button = w.toolbar.widgetForAction(w.actions.undo)
+    build_chain(w, [("in", "Input", {"shape": [4]})])
+    width = button.width()
+    build_chain(w, [("a_block_with_a_long_name", "Dense", {"units": 2})], x0=300)
+    assert "a_block_with_a_long_name" in w.actions.undo.text() or "Dense" in w.actions.undo.text()
+    assert button.text() == "Undo" and button.width() == width
+    assert "Undo " in button.toolTip()
+
+
+def test_paste_lands_clear_of_the_original_and_is_selected(qtbot, window):
+    from gui.canvas.style import BLOCK_H
+
+    w = window
+    build_chain(w, [("in", "Input", {"shape": [4]}), ("d", "Dense", {"units": 2})])
+    w.scene.select_ids(["d"])
+    assert w.actions.copy_selection()
+    assert w.statusBar().currentMessage() == "Copied 1 block"
+    (new,) = w.actions.paste_clipboard()
+    assert w.scene.selected_ids() == [new]
+    y0, y1 = w.graph.pos_of("d")[1], w.graph.pos_of(new)[1]
+    assert y1 - y0 >= BLOCK_H  # clear of it, not 4 px away
+    (again,) = w.actions.paste_clipboard()  # and the next one clear of both
+    assert w.graph.pos_of(again)[1] - y1 >= BLOCK_H
+
+
+def test_counts_say_1_block_not_1_blocks(qtbot, window):
+    w = window
+    build_chain(w, [("in", "Input", {"shape": [4]})])
+    assert w.counts_label.text().startswith("1 block ·") and "1 problem" in w.counts_label.text()
+
+
+def test_a_finished_run_shows_its_final_metrics_and_best_epoch(qtbot, train_window):
+    from training_support import mlp_xor, run_to_end
+
+    from gui.training.result import best_epoch
+
+    w = train_window(mlp_xor(epochs=4))
+    ctrl = w.training
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl)
+    run = ctrl.current
+    last, best = run.epochs[-1], best_epoch(run.epochs)
+    assert best["val_acc"] == max(e["val_acc"] for e in run.epochs)
+    text = ctrl.dock.result.text()
+    assert ctrl.dock.result.isVisibleTo(ctrl.dock)
+    assert f"val acc {100 * last['val_acc']:.1f}%" in text
+    assert f"val loss {last['val_loss']:.3g}" in text
+    assert f"best epoch {best['epoch']}" in text
+    status = w.statusBar().currentMessage()
+    assert status.startswith(f"{run.name}: ") and f"val acc {100 * last['val_acc']:.1f}%" in status

@@ -211,6 +211,11 @@ class TrainingDock(QDockWidget):
         lr_row.addWidget(self.lr_now, 1)
         lr_row.addWidget(self.lr_button)
         rl.addLayout(lr_row)
+        self.result = QLabel()  # the shown run's outcome: final metrics, best epoch
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.hide()
+        rl.addWidget(self.result)
         self.blocked = ""  # why Start is off ("": it is not)
         self.blocked_label = QLabel()
         self.blocked_label.setWordWrap(True)
@@ -377,6 +382,19 @@ class TrainingDock(QDockWidget):
         self.blocked_label.setVisible(bool(reason))
         self.start_button.setToolTip(reason or "Train the graph with these settings (F5)")
         self.set_state(self.state)
+
+    def show_result(self, name: str, status: str, text: str) -> None:
+        """The outcome of run ``name`` under the progress bar ("": none shown)."""
+        html = f"<b>{name} {status}</b>: {text}" if text else ""
+        if self.result.text() != html:
+            self.result.setText(html)
+            self.result.setVisible(bool(html))
+
+    def clear_run(self) -> None:
+        """No run shown (another graph was opened): progress, outcome and error are reset."""
+        self.set_progress(0, 1, "idle")
+        self.show_result("", "", "")
+        self.show_error("")
 
     def show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, Slot
 
+from gui.training.result import result_text
 from gui.training.run_data import RunData
 
 if TYPE_CHECKING:
@@ -167,7 +168,9 @@ class Redrawer:
         if run is not self.ctrl.active:
             if run.status != "preparing":
                 dock.set_progress(done, total or done, f"{run.name} {run.status}: {done} steps")
+                dock.show_result(run.name, run.status, result_text(run))
             return
+        dock.show_result("", "", "")
         if run.status == "preparing":
             return
         rate = self.steps_per_second()

@@ -37,6 +37,7 @@ from engine.parallel import free_cores
 from gui.training.controls import TrainingDock
 from gui.training.drawing import Redrawer
 from gui.training.panels import PANEL_TYPES
+from gui.training.result import result_text
 from gui.training.run_data import RunData
 from gui.training.runlist import RunList, RunSink
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
@@ -430,7 +431,8 @@ class TrainingController(QObject):
             msg = run.end.get("message") or f"Training {run.status}"
             if run.end.get("note"):  # the helper process was lost; the run went on
                 msg += f" ({run.end['note']})"
-            self.status(f"{run.name}: {msg}")
+            outcome = result_text(run)
+            self.status(f"{run.name}: {msg}" + (f" — {outcome}" if outcome else ""), 30000)
             if run.status == "diverged":  # say it where the user looks: next to Start
                 self.dock.show_error(msg)
         if self.active is run:
@@ -456,6 +458,8 @@ class TrainingController(QObject):
                 self.dock.set_spec(self.graph.training)
                 self._follow_batch()
         if isinstance(event, Reset):
+            if self.active is None:  # the last graph's run is not this graph's progress
+                self.dock.clear_run()
             self._graph_replaced = True
             QTimer.singleShot(0, self._show_runs_of_new_graph)
 
