@@ -110,3 +110,95 @@ def greedy_decode(
 ) -> Candidate:
     """The sequence made by taking the most likely next token at every step."""
     return beam_search(step, start, length, beam_width=1, end=end)[0]
+
+
+# --- sequence to sequence, teacher-forcing layout ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a teacher-forced seq2seq sample keeps the decoder's input (the data set's
+    ``meta["seq2seq"]``): steps ``target[0]`` .. ``target[1] - 1`` of the sample (of its flat
+    vector when ``flat``) hold "go" and the target shifted right, one-hot over ``vocab`` ids.
+    The model gives (N, L, V) logits, step t predicting target token t."""
+
+    start: int
+    steps: int
+    vocab: int
+    go: int
+    flat: bool = False
+
+    @classmethod
+    def of(cls, meta: dict, vocab: int) -> Layout:
+        s = meta.get("seq2seq")
+        if not isinstance(s, dict):
+            raise ConfigError(
+                "this data set does not hold a source and a shifted target (teacher forcing): "
+                "decoding needs one that does, e.g. reversal, sorting, dates or digit_strips"
+            )
+        a, b = s["target"]
+        steps = (b - a) // vocab if s.get("flat") else b - a
+        return cls(int(a), int(steps), int(vocab), int(s["go"]), bool(s.get("flat", False)))
+
+    def write(self, X: np.ndarray, t: int, tokens: np.ndarray) -> None:
+        """Put the one-hot of ``tokens`` (N,) at decoder step t of every sample of X."""
+        rows = np.arange(len(X))
+        if self.flat:
+            at = self.start + t * self.vocab
+            X[:, at : at + self.vocab] = 0
+            X[rows, at + tokens] = 1
+        else:
+            X[:, self.start + t] = 0
+            X[rows, self.start + t, tokens] = 1
+
+    def clear(self, X: np.ndarray) -> None:
+        """The decoder's input of every sample: "go", then nothing."""
+        if self.flat:
+            X[:, self.start : self.start + self.steps * self.vocab] = 0
+        else:
+            X[:, self.start : self.start + self.steps] = 0
+        self.write(X, 0, np.full(len(X), self.go))
+
+
+def _check_seq2seq_model(model, layout: Layout) -> None:
+    want = (layout.steps, layout.vocab)
+    if tuple(model.output_shape) != want:
+        raise ConfigError(
+            f"decoding needs a model giving next-token logits at every decoder step {want}, "
+            f"this one gives {tuple(model.output_shape)}"
+        )
+
+
+def seq2seq_step(model, x: np.ndarray, layout: Layout) -> Step:
+    """``step`` for a teacher-forced seq2seq Model and one sample ``x`` (its source part is
+    read, its decoder part is overwritten): the prefix is written behind "go" and the logits at
+    the prefix's length are the next token's. The decoder must be causal (a one-way RNN): steps
+    after the prefix are left empty, as they cannot change the step read."""
+    _check_seq2seq_model(model, layout)
+    template = np.array(x, dtype=np.float32)[None]
+    layout.clear(template)
+
+    def step(prefixes: list[list[int]]) -> np.ndarray:
+        X = np.repeat(template, len(prefixes), axis=0)
+        t = len(prefixes[0])
+        for k in range(t):
+            layout.write(X, k + 1, np.array([p[k] for p in prefixes]))
+        return log_softmax(model.forward(X, training=False)[:, t])
+
+    return step
+
+
+def greedy_seq2seq(model, X: np.ndarray, layout: Layout, batch: int = 256) -> np.ndarray:
+    """Greedy decoding of many samples at once, each step's choice fed back as the next step's
+    decoder input (no teacher forcing). Shapes: X (N, ...) -> (N, L) token ids."""
+    _check_seq2seq_model(model, layout)
+    out = np.zeros((len(X), layout.steps), np.int64)
+    for i in range(0, len(X), batch):
+        xb = np.array(X[i : i + batch], dtype=np.float32)
+        layout.clear(xb)
+        for t in range(layout.steps):
+            tok = model.forward(xb, training=False)[:, t].argmax(-1)
+            out[i : i + batch, t] = tok
+            if t + 1 < layout.steps:
+                layout.write(xb, t + 1, tok)
+    return out

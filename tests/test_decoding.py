@@ -106,3 +106,46 @@ def test_model_step_pads_and_cuts_to_the_window_and_refuses_other_models():
         beam_search(step, [1], 0)
     with pytest.raises(ConfigError, match="beam width must be a positive integer, got 0"):
         beam_search(step, [1], 3, beam_width=0)
+
+
+# --- sequence to sequence (teacher-forcing layout) ------------------------------------------------
+def test_seq2seq_decoding_feeds_each_choice_back_and_matches_the_beam():
+    """On an untrained reversal model: greedy_seq2seq's outputs equal beam search of width 1 on
+    seq2seq_step, each a free-running decode (not the teacher-forced argmax); a wide beam scores
+    at least as well, and its candidates' scores are the sums of the steps' log-probabilities."""
+    from engine.data import load_dataset
+    from engine.decoding import Layout, greedy_seq2seq, seq2seq_step
+
+    ds = load_dataset({"name": "reversal", "n": 6, "length": 4, "symbols": 3}, seed=0)
+    g = engine.Graph(name="rev")
+    g.add_node("Input", {"shape": [8, 5]}, node_id="in")
+    g.add_node("Slice", {"start": 0, "stop": 4}, node_id="src")
+    g.add_node("Slice", {"start": 4, "stop": 8}, node_id="tgt")
+    g.add_node("LSTM", {"hidden_size": 6, "return_state": True}, node_id="enc")
+    g.add_node("LSTM", {"hidden_size": 6, "return_sequences": True}, node_id="dec")
+    g.add_node("Dense", {"units": 5}, node_id="out")
+    for s, t, p in [("in", "src", 0), ("in", "tgt", 0), ("src", "enc", 0), ("tgt", "dec", 0)]:
+        g.add_edge(s, t, p)
+    g.add_edge("enc", "dec", 1)
+    g.add_edge("dec", "out")
+    m = engine.build_model(g, seed=3)
+    rng = np.random.default_rng(0)
+    for v in m.params.values():
+        v[...] = rng.normal(0, 1.5, v.shape)
+    m.astype(np.float64)
+    layout = Layout.of(ds.meta, ds.n_classes)
+    assert layout == Layout(4, 4, 5, 4)
+    greedy = greedy_seq2seq(m, ds.X, layout)
+    for x, row in zip(ds.X[:3], greedy[:3], strict=True):
+        step = seq2seq_step(m, x, layout)
+        g1 = greedy_decode(step, [], 4)
+        assert list(g1.tokens) == row.tolist()
+        every = all_sequences(step, [], 4, 5, None)
+        best = max(every.items(), key=lambda kv: (kv[1], [-t for t in kv[0]]))
+        wide = beam_search(step, [], 4, beam_width=125)
+        assert wide[0].tokens == best[0] and wide[0].score == pytest.approx(best[1], abs=1e-9)
+        assert wide[0].score >= g1.score - 1e-12
+    # free-running differs from the teacher-forced argmax somewhere (the choices are fed back)
+    assert (greedy != m.forward(ds.X.astype(np.float64)).argmax(-1)).any()
+    with pytest.raises(ConfigError, match="teacher forcing"):
+        Layout.of({}, 5)

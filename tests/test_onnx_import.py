@@ -53,6 +53,9 @@ NO_IMPORT = {
     # nor ONNX's Slice, nor a recurrent operator's initial_h/initial_c
     "seq2seq_reversal": "no block for these ONNX operators: LSTM",
     "seq2seq_reversal_attention": "no block for these ONNX operators: LSTM",
+    "attention_dates": "no block for these ONNX operators: LSTM",
+    "attention_dates_luong": "no block for these ONNX operators: LSTM",
+    "captioning_digits": "no block for these ONNX operators: Conv (on transposed or sliced",
 }
 
 
