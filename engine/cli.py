@@ -44,7 +44,7 @@ from engine.data.download import text_progress
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
 from engine.explain import METHODS
-from engine.graph import graph_files, load_graph
+from engine.graph import graph_files, load_graph, preset_files
 from engine.heap import keep_freed_memory
 from engine.trainer import Trainer, check_training
 from engine.weights import save_weights, write_atomic
@@ -527,12 +527,14 @@ def _vocab(model: Any, graph_path: str) -> list[str]:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     files = sorted(graph_files(PRESETS_DIR), key=lambda p: p.stem.lower())
+    files += preset_files(PRESETS_DIR)[len(files) :]  # then the zoo, as zoo/NAME
     if not files:
         print(f"no presets in {PRESETS_DIR}")
         return 0
-    width = max(len(f.stem) for f in files) + 2
+    names = [f.relative_to(PRESETS_DIR).with_suffix("").as_posix() for f in files]
+    width = max(len(n) for n in names) + 2
     status = 0
-    for f in files:
+    for f, stem in zip(files, names, strict=True):
         try:
             g = load_graph(f)
         except BlockPropError as e:
@@ -540,5 +542,5 @@ def cmd_presets(args: argparse.Namespace) -> int:
             status = EXIT_USER_ERROR
             continue
         first = g.description.strip().splitlines()[0] if g.description.strip() else ""
-        _out(f"{f.stem:<{width}}{g.name}" + (f": {first}" if first else ""))
+        _out(f"{stem:<{width}}{g.name}" + (f": {first}" if first else ""))
     return status

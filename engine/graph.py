@@ -661,6 +661,14 @@ def graph_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.json") if not p.name.endswith(".runs.json"))
 
 
+ZOO_FOLDER = "zoo"  # presets/zoo: the ImageNet-sized architectures (presets/make_zoo.py)
+
+
+def preset_files(folder: str | os.PathLike) -> list[Path]:
+    """The presets: the graph files in ``folder``, then those of its zoo sub-folder."""
+    return graph_files(folder) + graph_files(Path(folder) / ZOO_FOLDER)
+
+
 def load_graph(path: str | os.PathLike) -> Graph:
     """Read a graph file. Any problem raises a BlockPropError naming the file."""
     p = str(path)

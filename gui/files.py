@@ -16,11 +16,20 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.errors import BlockPropError
-from engine.graph import MAX_FILE_BYTES, Graph, load_graph, parse_json, save_json_atomic
+from engine.graph import (
+    MAX_FILE_BYTES,
+    ZOO_FOLDER,
+    Graph,
+    load_graph,
+    parse_json,
+    save_json_atomic,
+)
 from engine.safe_io import read_limited
 from gui import commands as cmd
 from gui.preset_dialog import PRESETS_DIR
 from gui.settings import app_settings, recovery_dir, settings_list
+
+ZOO_DIR = PRESETS_DIR / ZOO_FOLDER
 
 RECOVERY_FORMAT = "blockprop-recovery"
 AUTOSAVE_MS = 60_000
@@ -63,7 +72,7 @@ def find_recoveries(folder: Path | None = None) -> list[tuple[Path, dict]]:
 def is_shipped_preset(path: str | os.PathLike) -> bool:
     """Is ``path`` one of the presets that come with BlockProp (in its presets folder)?"""
     try:
-        return Path(path).resolve().parent == PRESETS_DIR.resolve()
+        return Path(path).resolve().parent in (PRESETS_DIR.resolve(), ZOO_DIR.resolve())
     except (OSError, RuntimeError):
         return False
 

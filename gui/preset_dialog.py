@@ -1,4 +1,5 @@
-"""The "Open Preset…" dialog: every graph in presets/ with its name and description."""
+"""The "Open Preset…" dialog: every graph in presets/ (then presets/zoo/) with its name and
+description."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import GraphError
-from engine.graph import MAX_FILE_BYTES, graph_files
+from engine.graph import MAX_FILE_BYTES, preset_files
 from engine.safe_io import read_limited
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -35,9 +36,10 @@ class PresetInfo:
 
 
 def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
-    """The presets in ``folder``, by name. Unreadable files are listed with their problem."""
+    """The presets in ``folder``, by name, then those of its zoo sub-folder (the ImageNet-sized
+    architectures), by name. Unreadable files are listed with their problem."""
     out = []
-    for p in graph_files(folder):
+    for p in preset_files(folder):
         try:
             d = json.loads(read_limited(p, MAX_FILE_BYTES, GraphError).decode("utf-8"))
             if not isinstance(d, dict) or d.get("format") != "blockprop-graph":
@@ -53,7 +55,7 @@ def list_presets(folder: Path = PRESETS_DIR) -> list[PresetInfo]:
             )
         except (GraphError, UnicodeDecodeError, ValueError, RecursionError) as e:
             out.append(PresetInfo(p, p.stem, "", 0, error=str(e)))
-    return sorted(out, key=lambda i: i.name.lower())
+    return sorted(out, key=lambda i: (i.path.parent != Path(folder), i.name.lower()))
 
 
 class PresetDialog(QDialog):

@@ -1,0 +1,133 @@
+"""The architecture zoo (presets/zoo/*.json, written by presets/make_zoo.py): torchvision's
+parameter counts (written here, and compared with torchvision itself where it is installed),
+the files equal to what the script writes, the PyTorch export of each building in torch with
+the same count, GoogLeNet's export computing the engine's outputs, check in under a second,
+listed by `app.py presets` and the app's preset dialog and opened from it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine
+from engine import cli
+from engine.export import export_code
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "presets" / "zoo"
+sys.path.insert(0, str(ROOT / "presets"))
+import make_zoo  # noqa: E402
+
+# torchvision's counts (torchvision.models.X(), aux_logits=False for GoogLeNet); the 2012
+# two-tower AlexNet is the paper's, which torchvision does not build.
+COUNTS = {
+    "alexnet": 61_100_840,
+    "alexnet_2012": 60_965_224,
+    "vgg16": 138_357_544,
+    "googlenet": 6_624_904,
+    "resnet18": 11_689_512,
+    "densenet121": 7_978_856,
+}
+TORCHVISION = {
+    "alexnet": "alexnet",
+    "vgg16": "vgg16",
+    "googlenet": "googlenet",
+    "resnet18": "resnet18",
+    "densenet121": "densenet121",
+}
+
+
+def test_the_zoo_is_the_script_and_holds_every_network():
+    assert sorted(p.stem for p in ZOO.glob("*.json")) == sorted(COUNTS) == sorted(make_zoo.ZOO)
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_parameter_count_is_torchvisions(name):
+    g = engine.load_graph(ZOO / f"{name}.json")
+    a = engine.analyze(g)
+    assert a.ok, a.problems[:3]
+    assert a.total_params == COUNTS[name]
+    assert f"{COUNTS[name]:,}" in g.description
+    # the file is what the script writes (layout included)
+    assert make_zoo.build(name).to_dict() == g.to_dict()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed"
+)
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_parameter_count_equals_torchvision_itself(name):
+    import torchvision
+
+    kw = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    net = getattr(torchvision.models, TORCHVISION[name])(weights=None, **kw)
+    assert sum(p.numel() for p in net.parameters()) == COUNTS[name]
+
+
+def _exported(g: engine.Graph, tmp_path: Path, weights: str | None = None):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    path = tmp_path / "net.py"
+    path.write_text(export_code(g, "pytorch", weights=weights), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("net", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_pytorch_export_builds_with_the_same_count(name, tmp_path):
+    g = engine.load_graph(ZOO / f"{name}.json")
+    net = _exported(g, tmp_path).build_model()
+    assert sum(p.numel() for p in net.parameters()) == COUNTS[name]
+
+
+def test_googlenet_export_computes_the_engines_outputs(tmp_path):
+    torch = pytest.importorskip("torch")
+    g = engine.load_graph(ZOO / "googlenet.json")
+    model = engine.build_model(g, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in model.layers.values():  # BatchNorm statistics away from 0 and 1
+        for k, v in layer.buffers.items():
+            v[...] = rng.uniform(0.5, 1.5, v.shape) if k == "running_var" else rng.normal(0, 0.1)
+    engine.save_weights(model, tmp_path / "w.npz")
+    net = _exported(g, tmp_path, weights=str(tmp_path / "w.npz")).build_model().eval()
+    x = rng.standard_normal((2, 3, 224, 224)).astype(np.float32)
+    want = model.forward(x, training=False)
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    assert want.shape == (2, 1000)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_the_two_tower_alexnet_has_towers_and_lrn():
+    g = engine.load_graph(ZOO / "alexnet_2012.json")
+    a = engine.analyze(g)
+    groups = {n: g.full_config(n)["groups"] for n in g.nodes() if g.type_of(n) == "Conv2D"}
+    assert groups == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+    assert a.params["conv2"] == 256 * 48 * 25 + 256
+    assert [n for n in g.nodes() if g.type_of(n) == "LocalResponseNorm"] == ["norm1", "norm2"]
+    assert a.shapes["relu1"] == (96, 55, 55) and a.shapes["pool5"] == (256, 6, 6)
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_check_takes_under_a_second_and_passes_the_memory_check(name, capsys):
+    path = ZOO / f"{name}.json"
+    t0 = time.perf_counter()
+    assert cli.main(["check", str(path)]) == 0
+    assert time.perf_counter() - t0 < 1.0
+    assert "no problems" in capsys.readouterr().out
+    a = engine.analyze(engine.load_graph(path))
+    assert a.batch_size == 2 and a.memory_bytes <= a.memory_limit
+
+
+def test_presets_command_lists_the_zoo(capsys):
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in COUNTS:
+        assert f"zoo/{name} " in out
