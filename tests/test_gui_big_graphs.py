@@ -3,6 +3,7 @@ together without wires through blocks, the minimap."""
 
 from __future__ import annotations
 
+import pytest
 from gui_helpers import build_chain, settle
 from PySide6.QtWidgets import QApplication
 
@@ -17,22 +18,96 @@ def paint_at(w, zoom: float) -> None:
 
 
 def test_blocks_and_wire_labels_switch_detail_at_the_readable_threshold(window):
-    from gui.canvas.block_item import BLOB, COMPACT, FULL, FULL_LOD, detail_mode
-    from gui.canvas.wire_item import LABEL_LOD
+    from gui.canvas.block_item import BLOB, COMPACT, FULL, detail_mode, full_lod
+    from gui.canvas.wire_item import label_lod
 
+    full, label = full_lod(), label_lod()
     w = window
     build_chain(w, [("in", "Input", {"shape": [8]}), ("d", "Dense", {"units": 4})])
     settle(w)
     block, wire = w.scene.blocks["d"], w.scene.wires[("in", "d")]
     assert wire.label  # the analysis gave it the shape it carries
     assert detail_mode(1.0) == FULL and detail_mode(0.3) == COMPACT and detail_mode(0.05) == BLOB
-    paint_at(w, FULL_LOD * 1.02)
-    assert block.mode == FULL and wire.label_shown == (FULL_LOD * 1.02 >= LABEL_LOD)
-    paint_at(w, FULL_LOD * 0.98)
+    paint_at(w, full * 1.02)
+    assert block.mode == FULL and wire.label_shown == (full * 1.02 >= label)
+    paint_at(w, full * 0.98)
     assert block.mode == COMPACT
-    paint_at(w, min(FULL_LOD, LABEL_LOD) * 0.98)
+    paint_at(w, min(full, label) * 0.98)
     assert not wire.label_shown
     paint_at(w, 1.0)
     assert block.mode == FULL and wire.label_shown
     paint_at(w, 0.08)
     assert block.mode == BLOB
+
+
+def laid_out(w, graph):
+    """``graph`` shown in ``w`` after Auto-layout (the window's own action), wires routed."""
+    w.graph.replace_with(graph)
+    w.undo_stack.clear()
+    settle(w)
+    w.actions.layout.trigger()
+    QApplication.processEvents()
+    settle(w)
+
+
+def wires_through_blocks(w) -> list[tuple[str, str, str]]:
+    """(source, target, block) for every wire that passes through a block it does not join:
+    points every 3 scene units along its path, inside a block's body shrunk by 1."""
+    from PySide6.QtCore import QRectF
+
+    bad = []
+    index = w.scene.block_index()
+    for (s, t), wire in w.scene.wires.items():
+        skip = (wire.source, wire.target)
+        for poly in wire.path.toSubpathPolygons():
+            pts = [poly.at(i) for i in range(poly.size())]
+            for a, b in zip(pts, pts[1:], strict=False):
+                near = index.bodies(QRectF(a, b).normalized().adjusted(-1, -1, 1, 1), skip)
+                n = max(1, int(max(abs(b.x() - a.x()), abs(b.y() - a.y())) / 3))
+                for r in near:
+                    inner = r.adjusted(1, 1, -1, -1)
+                    if any(inner.contains(a + (b - a) * (k / n)) for k in range(n + 1)):
+                        bad.append((s, t, next(i for q, i in index.items if q == r).block_id))
+    return sorted(set(bad))
+
+
+@pytest.mark.parametrize("name", ["googlenet", "densenet121"])
+def test_auto_layout_of_big_graphs_routes_no_wire_through_a_block(window, name):
+    import big_graphs
+
+    w = window
+    laid_out(w, getattr(big_graphs, name)())
+    assert w.undo_stack.undoText() == "Auto-layout"
+    assert wires_through_blocks(w) == []
+    rects = sorted(i.body_rect().getRect() for i in w.scene.blocks.values())
+    for (x, y, bw, bh), (x2, y2, _, _) in zip(rects, rects[1:], strict=False):
+        assert not (x2 < x + bw and y <= y2 < y + bh), "blocks overlap"
+    # the check can fail: a block put on a wire's path is found
+    wire = w.scene.wires[("input", "conv1" if name == "googlenet" else "conv0")]
+    mid = wire.path.pointAtPercent(0.5)
+    w.scene.blocks["fc"].setPos(mid.x() - 20, mid.y() - 20)
+    assert ("input", wire.target.block_id, "fc") in wires_through_blocks(w)
+
+
+def test_auto_layout_keeps_an_inception_module_together_with_its_branches_side_by_side(window):
+    import big_graphs
+
+    from gui.canvas.style import LAYOUT_DX
+    from gui.layout import layered_positions
+
+    w = window
+    g = big_graphs.googlenet()
+    laid_out(w, g)
+    pos = {n: w.graph.pos_of(n) for n in w.graph.nodes()}
+    for name, *_ in (r for r in big_graphs.INCEPTIONS if r[0] != "pool"):
+        p = f"i{name}"
+        cx, cy = pos[f"{p}_cat"]
+        starts = [pos[f"{p}_{b}"] for b in ("1x1", "3x3r", "5x5r", "pool")]
+        assert len({x for x, _ in starts}) == 1  # one column, four lanes: side by side
+        assert [y for _, y in starts] == sorted({y for _, y in starts})  # in port order
+        module = [xy for n, xy in pos.items() if n.startswith(p + "_")]
+        # the whole module in one row, left of its Concat, nothing wrapped away
+        assert all(cx - 5 * LAYOUT_DX <= x <= cx and abs(y - cy) < 400 for x, y in module)
+    # deterministic
+    again = layered_positions(w.graph, LAYOUT_DX, 110, 2.0)
+    assert again == layered_positions(w.graph, LAYOUT_DX, 110, 2.0)

@@ -24,11 +24,12 @@ from gui.canvas.style import (
     TEXT_COLOUR,
     badge_colour,
     badge_text,
+    block_height,
     family_colour,
     font,
+    input_slots,
 )
 
-SLOT_PITCH = 24.0
 F_TITLE, F_ID, F_SETTINGS, F_INFO = font(9.0, True), font(7.5), font(9.5, True), font(8.0)
 M_TITLE, M_ID, M_SETTINGS, M_INFO = (QFontMetricsF(f) for f in (F_TITLE, F_ID, F_SETTINGS, F_INFO))
 
@@ -50,13 +51,18 @@ HEADER_PATH = _header_path()
 # screen, then only its type and key setting in letters as big as the block allows (COMPACT),
 # then, when even those would be specks, only its colour (BLOB).
 FULL, COMPACT, BLOB = "full", "compact", "blob"
-FULL_LOD = READABLE_PX / M_INFO.height()
 BLOB_LOD = 0.12
+
+
+@lru_cache(maxsize=1)
+def full_lod() -> float:
+    """The lowest zoom at which a block shows all its lines (font metrics need the app)."""
+    return READABLE_PX / M_INFO.height()
 
 
 def detail_mode(lod: float) -> str:
     """What a block shows at zoom ``lod`` (QStyleOptionGraphicsItem.levelOfDetailFromTransform)."""
-    return FULL if lod >= FULL_LOD else COMPACT if lod >= BLOB_LOD else BLOB
+    return FULL if lod >= full_lod() else COMPACT if lod >= BLOB_LOD else BLOB
 
 
 @lru_cache(maxsize=4096)
@@ -117,7 +123,7 @@ class BlockItem(QGraphicsItem):
         self.out_port = PortItem(self, "out", 0)
         self.in_ports: list[PortItem] = []
         self.out_port.setPos(BLOCK_W, self.h / 2)
-        self.set_slots(0 if arity[1] == 0 else max(1, arity[0]))
+        self.set_slots(input_slots(arity, []))
 
     # --- ports ---------------------------------------------------------------------------------
     @property
@@ -136,7 +142,9 @@ class BlockItem(QGraphicsItem):
                 port.scene().removeItem(port)
         while len(self.in_ports) < n:
             self.in_ports.append(PortItem(self, "in", len(self.in_ports)))
-        self.h = max(BLOCK_H, n * SLOT_PITCH + 20.0)
+        self.h = block_height(n)
+        if self.scene() is not None and hasattr(self.scene(), "moved"):
+            self.scene().moved()
         for i, port in enumerate(self.in_ports):
             port.setPos(0.0, self.h * (i + 1) / (n + 1))
         self.out_port.setPos(BLOCK_W, self.h / 2)
@@ -186,6 +194,10 @@ class BlockItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return QRectF(-10.0, -24.0, BLOCK_W + 20.0, self.h + 34.0)
 
+    def body_rect(self) -> QRectF:
+        """The block itself (without its ports and badge) in scene coordinates."""
+        return QRectF(self.x(), self.y(), BLOCK_W, self.h)
+
     def shape(self) -> QPainterPath:
         p = QPainterPath()
         p.addRoundedRect(QRectF(0, 0, BLOCK_W, self.h), 6, 6)
@@ -196,8 +208,12 @@ class BlockItem(QGraphicsItem):
             change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
             and self.scene() is not None
         ):
-            for wire in (*self.wires, *self.links):
-                wire.update_path()
+            scene = self.scene()
+            busy = getattr(scene, "moved", None) is not None and scene.moved()
+            for wire in self.wires:
+                wire.update_path(around=not busy)
+            for link in self.links:
+                link.update_path()
         return super().itemChange(change, value)
 
     def paint(self, painter, option, widget=None) -> None:

@@ -6,7 +6,7 @@ and paints shapes, parameter counts and problems when the live analysis says so.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QPointF, QRectF, QTimer
 from PySide6.QtWidgets import QGraphicsScene
 
 from engine.analysis import Analysis
@@ -24,7 +24,8 @@ from engine.graph_events import (
 from engine.layers import LAYER_TYPES
 from gui.canvas.block_item import BlockItem
 from gui.canvas.link_item import LinkItem
-from gui.canvas.style import count_text, family_of, key_settings, shape_text
+from gui.canvas.routing import BlockIndex
+from gui.canvas.style import count_text, family_of, input_slots, key_settings, shape_text
 from gui.canvas.wire_item import WireItem
 
 SCENE_MARGIN = 1500.0
@@ -40,6 +41,8 @@ class GraphScene(QGraphicsScene):
         self.analysis: Analysis | None = None
         self.badges: dict[str, float] = {}
         self.locked = False
+        self._reroute_pending = False
+        self._index: BlockIndex | None = None
         # What each Graph event does to the items (MetaChanged shows nothing on the canvas).
         self._follow = {
             NodeAdded: lambda e: self._add_block(e.block),
@@ -65,7 +68,34 @@ class GraphScene(QGraphicsScene):
     def _move_block(self, e: NodeMoved) -> None:
         item = self.blocks[e.block]
         if (item.pos().x(), item.pos().y()) != tuple(e.pos):
+            self.reroute_soon()
             item.setPos(QPointF(*e.pos))
+
+    def reroute_soon(self) -> None:
+        """Route every wire again once this burst of changes is over: a wire goes around the
+        blocks in its way (gui.canvas.routing), and a block that moved or appeared may now be
+        in the way of wires that are not its own."""
+        self._index = None
+        if not self._reroute_pending:
+            self._reroute_pending = True
+            QTimer.singleShot(0, self, self.reroute)
+
+    def reroute(self) -> None:
+        self._reroute_pending = False
+        for wire in self.wires.values():
+            wire.update_path()
+
+    def block_index(self) -> BlockIndex:
+        """Where the blocks are, for routing wires (made again after any block moved)."""
+        if self._index is None:
+            self._index = BlockIndex(self.blocks.values())
+        return self._index
+
+    def moved(self) -> bool:
+        """A block moved or changed size: forget the routing index. True while a burst of
+        changes from the Graph is under way (the wires are routed once it is over)."""
+        self._index = None
+        return self._reroute_pending
 
     def rebuild(self) -> None:
         """Drop every item and make them again from the Graph (after a file was opened)."""
@@ -90,6 +120,7 @@ class GraphScene(QGraphicsScene):
         item.set_locked(self.locked)
         self.addItem(item)
         self.blocks[n] = item
+        self.reroute_soon()
         self._refresh_text(n)
         if n in self.badges:
             item.set_badge(self.badges[n])
@@ -106,6 +137,7 @@ class GraphScene(QGraphicsScene):
     def _remove_block(self, n: str) -> None:
         item = self.blocks.pop(n)
         self.removeItem(item)
+        self.reroute_soon()
         self._refresh_links()
 
     def _refresh_links(self) -> None:
@@ -133,10 +165,7 @@ class GraphScene(QGraphicsScene):
     def _slots_needed(self, item: BlockItem) -> int:
         if not item.multi_input:
             return len(item.in_ports)
-        used = [w.port for w in item.wires if w.target is item]
-        n = max(item.arity[0], (max(used) + 2) if used else 0)
-        hi = item.arity[1]  # a free slot more, but no more than the block takes (Attention: 3)
-        return n if hi is None else min(n, max(hi, (max(used) + 1) if used else 0))
+        return input_slots(item.arity, [w.port for w in item.wires if w.target is item])
 
     def _add_wire(self, s: str, t: str, port: int) -> None:
         src, tgt = self.blocks[s], self.blocks[t]
@@ -152,7 +181,7 @@ class GraphScene(QGraphicsScene):
         self._refresh_ports(tgt)
         self._refresh_ports(src)
         for w in tgt.wires:
-            w.update_path()
+            w.update_path(around=not self._reroute_pending)
 
     def _remove_wire(self, s: str, t: str) -> None:
         wire = self.wires.pop((s, t))
@@ -166,7 +195,7 @@ class GraphScene(QGraphicsScene):
                 tgt.set_slots(self._slots_needed(tgt))
             self._refresh_ports(tgt)
             for w in tgt.wires:
-                w.update_path()
+                w.update_path(around=not self._reroute_pending)
         if src is not None:
             self._refresh_ports(src)
 

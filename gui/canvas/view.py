@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsView
 from gui.canvas.block_item import BlockItem
 from gui.canvas.overlays import BadgeLegend, EmptyHint, FeedbackLabel, LockBanner
 from gui.canvas.port_item import BAD_COLOUR, OK_COLOUR, PortItem
+from gui.canvas.routing import wire_path
 from gui.canvas.scene import GraphScene
 from gui.canvas.style import (
     BLOCK_H,
@@ -23,7 +24,6 @@ from gui.canvas.style import (
     GRID_DOT,
     PORT_HIT_R,
 )
-from gui.canvas.wire_item import wire_path
 
 MIN_ZOOM, MAX_ZOOM = 0.06, 4.0
 SNAP_PX = 42.0  # a dragged wire snaps to a compatible port this close (screen pixels)

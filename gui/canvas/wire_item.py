@@ -3,36 +3,23 @@ the tensor it carries."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainterPath, QPainterPathStroker, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
+from gui.canvas.routing import Obstacles, route
 from gui.canvas.style import PORT_R, READABLE_PX, SELECT_COLOUR, WIRE_COLOUR, font
 
 F_LABEL = font(7.5)
 M_LABEL = QFontMetricsF(F_LABEL)
-LABEL_LOD = READABLE_PX / M_LABEL.height()
 
 
-def wire_path(p0: QPointF, p1: QPointF) -> QPainterPath:
-    """A horizontal-tangent cubic from ``p0`` to ``p1`` (loops round when going backwards)."""
-    dx = max(40.0, abs(p1.x() - p0.x()) * 0.5)
-    path = QPainterPath(p0)
-    path.cubicTo(QPointF(p0.x() + dx, p0.y()), QPointF(p1.x() - dx, p1.y()), p1)
-    return path
-
-
-def back_path(p0: QPointF, p1: QPointF, mid_y: float) -> QPainterPath:
-    """A wire going backwards (to a block left of its source, e.g. the next row of a wrapped
-    layout): out to the right, along ``mid_y`` between the blocks, in from the left."""
-    r = 28.0
-    path = QPainterPath(p0)
-    path.cubicTo(
-        QPointF(p0.x() + 2 * r, p0.y()), QPointF(p0.x() + 2 * r, mid_y), QPointF(p0.x(), mid_y)
-    )
-    path.lineTo(QPointF(p1.x(), mid_y))
-    path.cubicTo(QPointF(p1.x() - 2 * r, mid_y), QPointF(p1.x() - 2 * r, p1.y()), p1)
-    return path
+@lru_cache(maxsize=1)
+def label_lod() -> float:
+    """The lowest zoom at which a wire shows its shape label (font metrics need the app)."""
+    return READABLE_PX / M_LABEL.height()
 
 
 class WireItem(QGraphicsItem):
@@ -62,21 +49,24 @@ class WireItem(QGraphicsItem):
         p1 = port.scene_anchor() if port is not None else self.target.scenePos()
         return p0, p1
 
-    def update_path(self) -> None:
+    def update_path(self, around: bool = True) -> None:
+        """Route the wire again; with ``around`` False, as the plain curve (a burst of moves
+        is under way: the scene routes every wire once it is over)."""
         self.prepareGeometryChange()
         p0, p1 = self.end_points()
-        if p1.x() < p0.x() - 30:
-            s_top, s_bot = self.source.y(), self.source.y() + self.source.h
-            t_top, t_bot = self.target.y(), self.target.y() + self.target.h
-            if t_top > s_bot + 10:
-                mid = (s_bot + t_top) / 2
-            elif s_top > t_bot + 10:
-                mid = (t_bot + s_top) / 2
-            else:
-                mid = max(s_bot, t_bot) + 30
-            self.path = back_path(p0, p1, mid)
+        s_top, s_bot = self.source.y(), self.source.y() + self.source.h
+        t_top, t_bot = self.target.y(), self.target.y() + self.target.h
+        if t_top > s_bot + 10:  # where a backwards wire would run: between its blocks
+            back_y = (s_bot + t_top) / 2
+        elif s_top > t_bot + 10:
+            back_y = (t_bot + s_top) / 2
         else:
-            self.path = wire_path(p0, p1)
+            back_y = max(s_bot, t_bot) + 30
+        scene = self.scene()
+        obstacles = None
+        if around and scene is not None and hasattr(scene, "block_index"):
+            obstacles = Obstacles(scene.block_index(), (self.source, self.target))
+        self.path = route(p0, p1, obstacles, back_y)
         self._place_label()
         self._shape = None
         self.update()
@@ -114,10 +104,11 @@ class WireItem(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         colour = SELECT_COLOUR if self.isSelected() else WIRE_COLOUR
-        painter.setPen(QPen(colour, 3.0 if self.isSelected() else 2.0))
+        width = 3.0 if self.isSelected() else 2.0
+        painter.setPen(QPen(colour, max(width, width * 0.6 / max(lod, 0.01))))  # >= 1 px
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path)
-        self.label_shown = bool(self.label) and lod >= LABEL_LOD
+        self.label_shown = bool(self.label) and lod >= label_lod()
         if lod < 0.2:
             return  # too small for the arrow head
         # arrow head at the target (the direction data flows)
