@@ -97,7 +97,7 @@ class Actions:
         w.canvas.addAction(fit_f)
         self.reset_layout = _act(w, "Reset Panel Layout", w.reset_panels)
         self.about = _act(w, "&About BlockProp", w.show_about)
-        self.help_keys = _act(w, "&Keyboard and Mouse", w.show_shortcuts, K.HelpContents)
+        self.help_keys = _act(w, "&Keyboard and Mouse", w.show_shortcuts, "Shift+F1")
         self.quit = _act(w, "&Quit", w.quit_all, K.Quit)
         # These change the graph and are off while it trains (set_locked).
         self.editing = [

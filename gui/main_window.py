@@ -32,6 +32,7 @@ from gui.code_view import CodeView
 from gui.code_view import install as install_code_view
 from gui.edit_controller import Controller
 from gui.files import FileManager
+from gui.help import install_help
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
 from gui.live_analysis import LiveAnalysis
@@ -61,6 +62,8 @@ Ctrl+D duplicates</td></tr>
 <tr><td><b>Auto-layout</b></td><td>Ctrl+L</td></tr>
 <tr><td><b>Rename</b></td><td>F2 (edits the id in the inspector)</td></tr>
 <tr><td><b>Undo, redo</b></td><td>Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y</td></tr>
+<tr><td><b>Help</b></td><td>F1: the page of the block selected (palette or canvas) or of
+the panel in use (formula, shapes, reference code); or a panel's "?" button</td></tr>
 </table>"""
 
 
@@ -133,6 +136,7 @@ class MainWindow(QMainWindow):
         self.onnx_actions: dict = {}
         self.imported_weights: dict | None = None  # the last ONNX import's, for File > Export
         install_onnx_io(self)  # File > Import ONNX, File > Export > ONNX model
+        install_help(self)  # F1 and the docks' "?" (gui.help)
         self._restore_layout = restore_layout
         if restore_layout:
             geo = app_settings().value("window/geometry")

@@ -7,7 +7,9 @@ from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QLineEdit,
+    QMenu,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from engine.layers import LAYER_TYPES
 from gui.canvas.style import BLOCK_MIME, FAMILIES, family_colour, family_of
+from gui.help import help_button
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -68,9 +71,15 @@ class Palette(QWidget):
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIndentation(14)
         self.tree.setUniformRowHeights(True)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.help_button = help_button("Help on the selected block", self.show_help)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.search)
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.help_button)
+        lay.addLayout(top)
         lay.addWidget(self.tree)
         self.groups: dict[str, QTreeWidgetItem] = {}
         self.items: dict[str, QTreeWidgetItem] = {}
@@ -130,6 +139,33 @@ class Palette(QWidget):
             for t, item in self.items.items()
             if not item.isHidden() and not item.parent().isHidden()
         ]
+
+    def selected_type(self) -> str | None:
+        """The block type selected in the tree (None: a group or nothing)."""
+        item = self.tree.currentItem()
+        return item.data(0, TYPE_ROLE) if item is not None and item.isSelected() else None
+
+    def show_help(self) -> None:
+        """The "?": the selected block type's help page, else the palette's own."""
+        from gui.help import help_window
+        from gui.help_pages import help_for
+
+        chosen = self.selected_type()
+        if chosen:
+            help_window(self).show_block(chosen)
+        else:
+            help_window(self).show_panel(help_for(self))
+
+    def _context_menu(self, pos) -> None:
+        item = self.tree.itemAt(pos)
+        type_name = item.data(0, TYPE_ROLE) if item is not None else None
+        if not type_name:
+            return
+        self.tree.setCurrentItem(item)
+        menu = QMenu(self.tree)
+        menu.addAction("Add to the graph", lambda: self.addRequested.emit(type_name))
+        menu.addAction(f"Help on {type_name}\tF1", self.show_help)
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
 
     def _add_first_match(self) -> None:
         for group in self.groups.values():

@@ -36,6 +36,13 @@ class Activation(Layer):
     """
 
     type_name = "Activation"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = f(x)$, element-wise",
+        r"$\mathrm{relu}(x) = \max(0, x) \qquad \sigma(x) = \frac{1}{1 + e^{-x}}$",
+        r"$\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}$",
+        r"$\mathrm{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}}$",
+        r"$\sigma'(x) = \sigma(x)\,(1 - \sigma(x)) \qquad \tanh'(x) = 1 - \tanh^2(x)$",
+    )
     family = "Activation"
     options = {
         "fn": Opt("choice", default="relu", choices=FUNCTIONS, doc="the function"),

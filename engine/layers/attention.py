@@ -85,6 +85,12 @@ class Attention(Layer):
     """
 
     type_name = "Attention"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"dot: $e_{ts} = q_t^{\top} m_s$$\qquad$general: $e_{ts} = q_t^{\top} W_a m_s$",
+        r"concat: $e_{ts} = v_a^{\top} \tanh(W_a [q_t; m_s])$",
+        r"additive: $e_{ts} = v_a^{\top} \tanh(W_q q_t + W_m m_s)$",
+        r"$a_{ts} = \frac{\exp(e_{ts})}{\sum_{s'} \exp(e_{ts'})} \qquad c_t = \sum_s a_{ts}\, m_s$",
+    )
     family = "Recurrent"
     has_weights = True
     arity = (2, 3)

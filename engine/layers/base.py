@@ -156,6 +156,9 @@ class Layer:
     shows_filters: ClassVar[bool] = False  # its weight (F, C, *kernel) is drawn as filters
     grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
     links: ClassVar[tuple[str, ...]] = ()  # settings naming a block whose state it reads
+    # the lecture's formulas for it, TeX as matplotlib's mathtext reads it ("$...$" and text):
+    # its "?" help page renders them (engine.layers.docs gathers the rest from the docstring)
+    formulas: ClassVar[tuple[str, ...]] = ()
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
 

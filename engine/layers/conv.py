@@ -276,6 +276,11 @@ class Conv2D(_Conv):
     """
 
     type_name = "Conv2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[f, i, j] = b_f + \sum_{c} \sum_{u=0}^{k_h - 1} \sum_{v=0}^{k_w - 1} "
+        r"w[f, c, u, v]\; x[c, S i + u - P, S j + v - P]$",
+        r"$O_H = \left\lfloor \frac{H + 2P - k_h}{S} \right\rfloor + 1$",
+    )
     options = {
         "filters": Opt("int", min=1, max=100_000, doc="number of output maps (kernels)"),
         "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),
@@ -444,6 +449,10 @@ class Conv1D(_Conv):
     """
 
     type_name = "Conv1D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[f, i] = b_f + \sum_{c} \sum_{u=0}^{k - 1} w[f, c, u]\; x[c, S i + u - P]$",
+        r"$O_L = \left\lfloor \frac{L + 2P - k}{S} \right\rfloor + 1$",
+    )
     kernel_text = staticmethod(str)  # 5 -> '5'
     options = {
         "filters": Opt("int", min=1, max=100_000, doc="number of output channels (kernels)"),

@@ -25,6 +25,11 @@ class ConvTranspose2D(_Conv):
     """
 
     type_name = "ConvTranspose2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[f, y, z] = b_f + \sum_{c, i, j, u, v:\ S i + u - P = y,\ S j + v - P = "
+        r"z} w[c, f, u, v]\; x[c, i, j]$",
+        r"$H_o = (H - 1)\, S - 2P + k_h$",
+    )
     options = {
         "filters": Opt("int", min=1, max=100_000, doc="number of output maps"),
         "kernel_size": Opt("size", doc="kernel height and width: k or [kh, kw]"),

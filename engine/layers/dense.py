@@ -20,6 +20,11 @@ class Dense(Layer):
     """
 
     type_name = "Dense"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = x W^{\top} + b$",
+        r"$\frac{\partial L}{\partial W} = \delta^{\top} x \qquad \frac{\partial L}{\partial b} "
+        r"= \sum_n \delta_n \qquad \frac{\partial L}{\partial x} = \delta W$",
+    )
     family = "Dense"
     has_weights = True
     options = {

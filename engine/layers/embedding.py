@@ -22,6 +22,11 @@ class Embedding(Layer):
     """
 
     type_name = "Embedding"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[n, t] = W[\mathrm{id}_{n t}] = \mathrm{onehot}(\mathrm{id}_{n "
+        r"t})^{\top} W$",
+        r"$\frac{\partial L}{\partial W[j]} = \sum_{n, t:\ \mathrm{id}_{n t} = j} \delta_{n t}$",
+    )
     family = "Recurrent"
     has_weights = True
     options = {

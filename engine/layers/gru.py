@@ -35,6 +35,14 @@ class GRU(Recurrent):
     """
 
     type_name = "GRU"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$r_t = \sigma(W_{ir} x_t + W_{hr} h_{t-1} + b_r)$ (reset gate)",
+        r"$z_t = \sigma(W_{iz} x_t + W_{hz} h_{t-1} + b_z)$ (update gate)",
+        r"$n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))$",
+        r"$h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$",
+        r"lecture: $n_t = \tanh(W_{in} x_t + b_{in} + W_{hn} (r_t \odot h_{t-1}) + b_{hn})$",
+        r"lecture: $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot n_t$",
+    )
     n_gates = 3
     options = {
         **SEQ_OPTIONS,

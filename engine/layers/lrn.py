@@ -38,6 +38,11 @@ class LocalResponseNorm(Layer):
     """
 
     type_name = "LocalResponseNorm"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}_c = x_c \left/ \left(k + \frac{\alpha}{n} "
+        r"\sum_{c' = c - \lfloor n/2 \rfloor}^{c + \lfloor (n-1)/2 \rfloor} x_{c'}^2 "
+        r"\right)^{\beta} \right.$ ($n$ = size)",
+    )
     family = "Normalisation and regularisation"
     options = {
         "size": Opt("int", default=5, min=1, max=10_000, doc="number of neighbouring maps summed"),

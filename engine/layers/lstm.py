@@ -52,6 +52,13 @@ class LSTM(Recurrent):
     """
 
     type_name = "LSTM"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$i_t = \sigma(W_{ii} x_t + W_{hi} h_{t-1} + b_i)$ (input gate)",
+        r"$f_t = \sigma(W_{if} x_t + W_{hf} h_{t-1} + b_f)$ (forget gate)",
+        r"$g_t = \tanh(W_{ig} x_t + W_{hg} h_{t-1} + b_g)$ (candidate cell)",
+        r"$o_t = \sigma(W_{io} x_t + W_{ho} h_{t-1} + b_o)$ (output gate)",
+        r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t \qquad h_t = o_t \odot \tanh(c_t)$",
+    )
     n_gates = 4
     state_parts = 2
     options = {

@@ -17,6 +17,11 @@ class Add(Layer):
     """
 
     type_name = "Add"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = x_1 + x_2 + \ldots \qquad \frac{\partial L}{\partial x_k} = "
+        r"\frac{\partial L}{\partial \mathrm{out}}$",
+        r"$y = F(x) + x$ (a residual block)",
+    )
     family = "Merge"
     arity = (2, None)
 
@@ -62,6 +67,9 @@ class Concat(Layer):
     """
 
     type_name = "Concat"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = [x_1; x_2; \ldots]$ along the chosen axis",
+    )
     family = "Merge"
     arity = (2, None)
     options = {"axis": Opt("int", default=0, min=-4, max=3, doc="sample axis to join along")}

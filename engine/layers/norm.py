@@ -59,6 +59,11 @@ class BatchNorm(Layer):
     """
 
     type_name = "BatchNorm"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mu = \frac{1}{m} \sum_i x_i \qquad \sigma^2 = \frac{1}{m} \sum_i (x_i - \mu)^2$",
+        r"$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} \qquad y_i = \gamma "
+        r"\hat{x}_i + \beta$",
+    )
     family = "Normalisation and regularisation"
     has_weights = True
     options = {
@@ -284,6 +289,11 @@ class Dropout(Layer):
     """
 
     type_name = "Dropout"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = x \odot \frac{m}{1 - p}, \quad m_i \sim \mathrm{Bernoulli}(1 - p)$ "
+        r"(training)",
+        r"$\mathrm{out} = x$ (inference)",
+    )
     family = "Normalisation and regularisation"
     options = {
         "rate": Opt(
@@ -356,6 +366,10 @@ class GaussianNoise(Layer):
     """
 
     type_name = "GaussianNoise"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = x + \sigma z, \quad z \sim \mathcal{N}(0, 1)$ (training); "
+        r"$\mathrm{out} = x$ (inference)",
+    )
     family = "Normalisation and regularisation"
     options = {
         "std": Opt(

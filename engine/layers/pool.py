@@ -166,6 +166,10 @@ class MaxPool2D(_Pool):
     """
 
     type_name = "MaxPool2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c, i, j] = \max_{0 \leq u < k_h,\ 0 \leq v < k_w} x[c, S i + u, S j + v]$",
+        r"$O_H = \left\lfloor \frac{H + 2P - k}{S} \right\rfloor + 1$",
+    )
     torch_class = "nn.MaxPool2d"
 
     def forward(self, x, training=False):
@@ -207,6 +211,9 @@ class AvgPool2D(_Pool):
     """
 
     type_name = "AvgPool2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c, i, j] = \frac{1}{k_h k_w} \sum_{u, v} x[c, S i + u, S j + v]$",
+    )
     torch_class = "nn.AvgPool2d"
 
     def forward(self, x, training=False):
@@ -233,6 +240,9 @@ class GlobalAvgPool2D(Layer):
     """
 
     type_name = "GlobalAvgPool2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c] = \frac{1}{H W} \sum_{i, j} x[c, i, j]$",
+    )
     family = "Pooling"
     global_average = True  # Dense after it makes a class activation map (engine.explain.cam)
 
@@ -264,6 +274,9 @@ class Subsample2D(Layer):
     """
 
     type_name = "Subsample2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c, i, j] = w_c \sum_{u, v} x[c, k i + u, k j + v] + b_c$",
+    )
     family = "Pooling"
     has_weights = True
     options = {"kernel_size": Opt("size", default=2, doc="window height and width: k or [kh, kw]")}
@@ -331,6 +344,9 @@ class Upsample2D(Layer):
     """
 
     type_name = "Upsample2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c, i, j] = x[c, \lfloor i / s_h \rfloor, \lfloor j / s_w \rfloor]$",
+    )
     family = "Reshape"
     options = {"scale": Opt("size", default=2, doc="size factor: s or [sh, sw]")}
 
@@ -371,6 +387,10 @@ class MaxUnpool2D(Layer):
     """
 
     type_name = "MaxUnpool2D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c, \pi(q)] = x[c, q]$, $\pi(q)$: where the pool found window $q$'s max",
+        r"$\mathrm{out} = 0$ elsewhere",
+    )
     family = "Pooling"
     links = ("pool",)
     options = {
@@ -480,6 +500,9 @@ class GlobalAvgPool1D(Layer):
     """
 
     type_name = "GlobalAvgPool1D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c] = \frac{1}{L} \sum_{t} x[c, t]$",
+    )
     family = "Pooling"
     global_average = True
 
@@ -508,6 +531,9 @@ class GlobalMaxPool1D(Layer):
     """
 
     type_name = "GlobalMaxPool1D"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[c] = \max_{t} x[c, t]$",
+    )
     family = "Pooling"
 
     def to_torch(self, in_shape):

@@ -618,6 +618,11 @@ class RNN(Recurrent):
     """
 
     type_name = "RNN"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$h_t = \tanh(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})$",
+        r"$\frac{\partial L}{\partial h_{t-1}} = W_{hh}^{\top} \left( (1 - h_t^2) \odot "
+        r"\frac{\partial L}{\partial h_t} \right)$",
+    )
     n_gates = 1
     options = {
         "hidden_size": SEQ_OPTIONS["hidden_size"],

@@ -28,6 +28,9 @@ class Input(Layer):
     """
 
     type_name = "Input"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out} = x$",
+    )
     family = "Input"
     arity = (0, 0)
     options = {"shape": Opt("shape", doc="shape of one sample, without the batch axis")}
@@ -63,6 +66,9 @@ class Flatten(Layer):
     """
 
     type_name = "Flatten"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$(N, C, H, W) \rightarrow (N, C \cdot H \cdot W)$",
+    )
     family = "Reshape"
 
     def to_torch(self, in_shape):
@@ -88,6 +94,10 @@ class Reshape(Layer):
     """
 
     type_name = "Reshape"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$(N, s_1, \ldots, s_k) \rightarrow (N, \mathrm{shape})$, $\prod s = \prod "
+        r"\mathrm{shape}$",
+    )
     family = "Reshape"
     options = {"shape": Opt("shape", doc="target shape of one sample")}
 
@@ -128,6 +138,9 @@ class Transpose(Layer):
     """
 
     type_name = "Transpose"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[n, b, a] = x[n, a, b]$",
+    )
     family = "Reshape"
 
     @classmethod
@@ -164,6 +177,10 @@ class Slice(Layer):
     """
 
     type_name = "Slice"
+    formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
+        r"$\mathrm{out}[n, t] = x[n, \mathrm{start} + t], \quad 0 \leq t < \mathrm{stop} - "
+        r"\mathrm{start}$",
+    )
     family = "Reshape"
     options = {
         "start": Opt("int", default=0, min=0, max=1 << 30, doc="first step kept"),

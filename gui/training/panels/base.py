@@ -298,10 +298,20 @@ class Panel(QWidget):
         self.drawn_at = 0.0
 
     def finish_controls(self) -> None:
-        """Put the export buttons at the right end of the controls row."""
+        """Put the export buttons and the "?" (this panel's help page) at the right end of the
+        controls row."""
+        from gui.help import help_button, help_window
+        from gui.help_pages import help_for
+
         self.controls.addStretch(1)
         self.controls.addWidget(self.png_button)
         self.controls.addWidget(self.csv_button)
+        page = help_for(self)
+        if page is not None:
+            self.help_button = help_button(
+                f"Help on the {self.title} panel", lambda: help_window(self).show_panel(page)
+            )
+            self.controls.addWidget(self.help_button)
 
     # --- redraw bookkeeping --------------------------------------------------------------------
     def shown(self) -> bool:
