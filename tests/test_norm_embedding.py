@@ -31,6 +31,38 @@ def test_batchnorm_gradients(kind, training):
     check_layer(layer, x, training=training)
 
 
+@pytest.mark.parametrize("offset,path", [(0.5, "one pass"), (10.0, "two passes")])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batchnorm_on_images_both_ways_equal_the_textbook(offset, path, dtype):
+    """Training on images takes engine.norm_images's one-pass statistics and x-based backward
+    while the mean is small against the spread, the two-pass way otherwise; both equal the
+    readable reference (engine.reference.norm), and the two-pass way passes gradcheck too."""
+    from engine import norm_images
+    from engine.reference import norm as R
+
+    rng = np.random.default_rng(4)
+    x = (2 * rng.standard_normal((5, 3, 6, 7)) + offset).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    assert (norm_images.moments(x) is None) == (path == "two passes")
+    layer = bn((3, 6, 7), momentum=0.3)
+    layer.params = {k: v.astype(dtype) for k, v in layer.params.items()}
+    w, b = (layer.params[k].astype(np.float64) for k in ("weight", "bias"))
+    x64 = x.astype(np.float64)
+    ref, cache, mean, var = R.batchnorm_forward(x64, w, b, True, np.zeros(3), np.ones(3), 0.3)
+    rdx, rdw, rdb = R.batchnorm_backward(dout.astype(np.float64), cache)
+    out = layer.forward(x, training=True)
+    dx = layer.backward(dout)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    assert out.dtype == dx.dtype == dtype
+    for got, want in [(out, ref), (dx, rdx), (layer.grads["weight"], rdw),
+                      (layer.grads["bias"], rdb)]:  # fmt: skip
+        assert rel_error(got, want) < tol
+    for k, want in (("running_mean", mean), ("running_var", var)):  # kept in float32
+        assert rel_error(layer.buffers[k], want) < 1e-6
+    if dtype == np.float64:
+        check_layer(bn((3, 6, 7)), x64, training=True)
+
+
 @pytest.mark.parametrize("kind", list(SHAPES))
 def test_batchnorm_normalises_per_channel_and_updates_running_stats(kind):
     rng = np.random.default_rng(0)

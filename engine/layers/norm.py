@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import norm_images
 from engine.errors import ConfigError, ShapeError
 from engine.functional import channel_sum
 from engine.layers.base import Layer, TorchBlock, code
@@ -163,6 +164,9 @@ class BatchNorm(Layer):
             if sync is not None:
                 mu, var = self._split_moments(x, axes, bshape, sync)
                 xc = x - mu
+            elif x.ndim == 4 and (fast := norm_images.moments(x)) is not None:
+                # images: two reading passes and one affine map (engine.norm_images)
+                return self._forward_images(x, *fast, m)
             elif x.ndim == 4:
                 # images: the sums per channel over samples first, then within each map
                 # (engine.functional.channel_sum; 3x faster than mean over axes (0, 2, 3)
@@ -176,12 +180,7 @@ class BatchNorm(Layer):
                 xc = x - mu
                 var = np.mean(xc * xc, axis=axes, keepdims=True)
             inv_std = 1.0 / np.sqrt(var + self.config["eps"])
-            mom = self.config["momentum"]
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            rm *= 1 - mom
-            rm += (mom * mu.reshape(-1)).astype(rm.dtype)
-            rv *= 1 - mom
-            rv += (mom * m / (m - 1) * var.reshape(-1)).astype(rv.dtype)
+            self._update_running(mu, var, m)
         else:
             rm = self.buffers["running_mean"].reshape(bshape).astype(x.dtype, copy=False)
             rv = self.buffers["running_var"].reshape(bshape).astype(x.dtype, copy=False)
@@ -194,6 +193,23 @@ class BatchNorm(Layer):
         self._cache = (xhat, inv_std, axes, bshape, m, training)
         out = xhat * w
         out += b
+        return out
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
+        mom = self.config["momentum"]
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1 - mom
+        rm += (mom * mu.reshape(-1)).astype(rm.dtype)
+        rv *= 1 - mom
+        rv += (mom * m / (m - 1) * var.reshape(-1)).astype(rv.dtype)
+
+    def _forward_images(self, x, mu, var, m):
+        """Training on images with the statistics of engine.norm_images.moments (float64)."""
+        inv_std = 1.0 / np.sqrt(var + self.config["eps"])
+        self._update_running(mu, var, m)
+        scale = self.params["weight"].astype(np.float64) * inv_std
+        out = norm_images.affine(x, scale, self.params["bias"] - mu * scale)
+        self._cache = ("images", x, mu, inv_std)
         return out
 
     @staticmethod
@@ -226,6 +242,12 @@ class BatchNorm(Layer):
         return buf[:size].reshape(shape)
 
     def backward(self, dout):
+        if isinstance(self._cache[0], str):  # "images": engine.norm_images
+            _, x, mu, inv_std = self._cache
+            dx, self.grads["weight"], self.grads["bias"] = norm_images.backward(
+                dout, x, mu, inv_std, self.params["weight"], self._scratch(x.shape, x.dtype)
+            )
+            return dx
         xhat, inv_std, axes, bshape, m, training = self._cache
         if training and self.batch_sync is not None:
             return self._backward_split(dout, xhat, inv_std, axes, bshape, m, self.batch_sync)
