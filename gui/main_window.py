@@ -219,6 +219,24 @@ class MainWindow(QMainWindow):
         """Set the graph's name, description or training settings as one undoable edit."""
         self.controller.set_meta(key, value)
 
+    def edit_settings(self, configs: dict[str, dict], training: dict | None, text: str) -> str:
+        """Blocks' settings and the training settings as one undo step (see window_api)."""
+        reason = ""
+        self.undo_stack.beginMacro(text)
+        try:
+            for node_id, cfg in configs.items():
+                for key, value in cfg.items():
+                    reason = reason or self.controller.set_option(node_id, key, value) or ""
+                    if reason:
+                        reason = f"{node_id}: {reason}"
+            if training is not None and not reason:
+                self.controller.set_meta("training", training)
+        finally:
+            self.undo_stack.endMacro()
+        if reason:  # nothing half-done: the part already applied is taken back
+            self.undo_stack.undo()
+        return reason
+
     def set_locked(self, locked: bool) -> None:
         """No edits while training; selection, inspection and zoom still work."""
         self.locked = bool(locked)

@@ -89,6 +89,11 @@ class TrainingWindow(Protocol):
         """Set the graph's ``name``, ``description`` or ``training`` as one undoable edit."""
         ...
 
+    def edit_settings(self, configs: dict[str, dict], training: dict | None, text: str) -> str:
+        """Set some blocks' settings ({block: {key: value}}) and the training settings as one
+        undoable edit named ``text``; the reason it was refused ("" when done)."""
+        ...
+
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 (QMainWindow's)
 
     def installEventFilter(self, filter_obj: QObject) -> None: ...  # noqa: N802 (QObject's)

@@ -150,6 +150,14 @@ class FakeWindow(QMainWindow):
         self.graph.set_meta(key, value)
         self.setWindowModified(True)
 
+    def edit_settings(self, configs: dict, training: dict | None, text: str) -> str:
+        for node_id, cfg in configs.items():
+            self.graph.set_config(node_id, {**self.graph.config_of(node_id), **cfg})
+        if training is not None:
+            self.graph.set_meta("training", training)
+        self.setWindowModified(True)
+        return ""
+
     def set_locked(self, locked: bool) -> None:
         self.locks.append(bool(locked))
 

@@ -39,6 +39,7 @@ from gui.training.drawing import Redrawer
 from gui.training.panels import PANEL_TYPES
 from gui.training.result import result_text
 from gui.training.run_data import RunData
+from gui.training.run_queue import RunQueue
 from gui.training.runlist import RunList, RunSink
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 from gui.window_api import TrainingWindow
@@ -62,6 +63,7 @@ class TrainingController(QObject):
         self.thread: RunThread | None = None
         self.weights_version = 0
         self.runlist = RunList(self)
+        self.queue = RunQueue(self)  # runs one after another: a family, an experiment
         self._watch_sent: dict | None = None
         self._saving_meta = False
         self._graph_replaced = False  # the runs shown belong to a graph no longer in the window
@@ -129,6 +131,8 @@ class TrainingController(QObject):
             act.triggered.connect(slot)
             self.actions[name] = act
         menu.addSeparator()
+        self.queue.add_actions(menu)
+        menu.addSeparator()
         menu.addAction(self.dock.toggleViewAction())
         for dock in self.panel_docks.values():
             menu.addAction(dock.toggleViewAction())
@@ -148,6 +152,11 @@ class TrainingController(QObject):
             state == "paused" or (state == "idle" and not blocked)
         )
         self.actions["Stop"].setEnabled(state != "idle")
+        self.queue.update_actions(state == "idle")
+
+    def queue_changed(self) -> None:
+        """A queue of runs began or ended (run_queue.py)."""
+        self._update_actions()
 
     def set_problems(self, problems: list) -> None:
         """The window's analysis changed: Start is off, with the reason, while problems stand."""
@@ -222,18 +231,23 @@ class TrainingController(QObject):
         if self._download_first(spec, paused):
             return False  # the run starts once the data set is downloaded
         self._save_spec(spec)
+        self.launch(self.graph, spec, self._analysis, paused)
+        return True
+
+    def launch(self, graph, spec: dict, a, paused: bool, resolve: bool = True) -> RunData:
+        """Start a worker training ``graph`` (checked: ``a`` is its analysis) with ``spec``;
+        ``resolve``: its relative data paths are the window graph's (run_queue.py resolves its
+        own graphs')."""
         for r in self.runs:
             r.drop_heavy()
         run = self.runlist.new_run(spec)
         # The blocks are known from the analysis: the panels build their curves and legends
         # now, while the worker loads the data, not when the first steps arrive.
-        a = self._analysis
         run.set_blocks(
             [b for b in a.order if a.params.get(b)], {b: a.types.get(b, "") for b in a.order}
         )
-        worker = TrainingWorker(
-            self.graph, self._data_from_graph_folder(spec), start_paused=paused, host=self.process
-        )
+        data_spec = self._data_from_graph_folder(spec) if resolve else spec
+        worker = TrainingWorker(graph, data_spec, start_paused=paused, host=self.process)
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
         worker.steps.connect(sink.on_steps)
@@ -257,7 +271,7 @@ class TrainingController(QObject):
         self._bring_forward()
         self.watch_changed()
         self.drawing.run_started()
-        return True
+        return run
 
     def _download_first(self, spec: dict, paused: bool) -> bool:
         """A standard data set used for the first time is downloaded (a progress dialog with
@@ -444,6 +458,7 @@ class TrainingController(QObject):
         self.drawing.progress(run)  # the final line now: the 4 Hz text may have been written
         self.request_redraw()  # the timer keeps going until every visible panel is drawn
         self.runlist.save()
+        self.queue.run_ended(run)
 
     # --- the window's events -------------------------------------------------------------------
     def _on_graph_event(self, event: GraphEvent) -> None:
@@ -457,6 +472,8 @@ class TrainingController(QObject):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
                 self._follow_batch()
+        if isinstance(event, Reset) or (isinstance(event, MetaChanged) and event.key == "name"):
+            self._update_actions()  # the family action follows the graph
         if isinstance(event, Reset):
             if self.active is None:  # the last graph's run is not this graph's progress
                 self.dock.clear_run()
