@@ -19,7 +19,7 @@ pytest_plugins = ["gui_support", "training_support"]
 
 def _presets_untouched():
     """The presets folder as shipped: graph files only (no runs file) and their bytes."""
-    return {p.name: p.read_bytes() for p in sorted(PRESETS_DIR.iterdir())}
+    return {str(p): p.read_bytes() for p in sorted(PRESETS_DIR.rglob("*")) if p.is_file()}
 
 
 def _train(qtbot, w, epochs=2):
