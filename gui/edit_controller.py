@@ -17,7 +17,7 @@ from engine.errors import BlockPropError, ConfigError
 from engine.graph import Graph
 from engine.layers import LAYER_TYPES
 from gui import commands as cmd
-from gui.canvas.style import BLOCK_H, BLOCK_W, GRID, LAYOUT_DX, LAYOUT_DY, block_heights
+from gui.canvas.style import BLOCK_H, BLOCK_W, GRID, LAYOUT_DX, LAYOUT_DY
 from gui.clipboard import remap_fragment
 from gui.layout import layered_positions
 from gui.live_analysis import LiveAnalysis
@@ -290,9 +290,7 @@ class Controller(QObject):
         """Left to right, parallel branches side by side (gui.layout). Long networks wrap
         into rows when that shows them larger in a window of this ``aspect`` (width /
         height)."""
-        pos = layered_positions(
-            self.graph, LAYOUT_DX, LAYOUT_DY, aspect, BLOCK_H, heights=block_heights(self.graph)
-        )
+        pos = layered_positions(self.graph, LAYOUT_DX, LAYOUT_DY, aspect, BLOCK_H)
         self.move(pos, "Auto-layout")
 
     def apply_fix(self, fix: dict) -> str | None:

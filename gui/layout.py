@@ -16,8 +16,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.graph import Graph
+from engine.layers import LAYER_TYPES
 
 SKIP_LANE = 16.0  # height of the empty lane a skipping wire runs along
+SLOT_PITCH = 24.0  # gui/canvas/style.py's: a block's height grows by this per input port
+
+
+def input_slots(arity: tuple[int, int | None], used: list[int]) -> int:
+    """How many input ports a block shows: its layer's minimum, and multi-input blocks one
+    free slot more than they use (at most as many as they take: Attention's 3)."""
+    lo, hi = arity
+    if hi is not None and hi <= 1:
+        return 0 if hi == 0 else max(1, lo)
+    n = max(lo, (max(used) + 2) if used else 0)
+    return n if hi is None else min(n, max(hi, (max(used) + 1) if used else 0))
+
+
+def block_heights(graph: Graph, block_h: float = 68.0) -> dict[str, float]:
+    """Each block's height on the canvas (multi-input blocks grow with their wires; the
+    canvas's BlockItem.set_slots), for laying out a graph that is not shown."""
+    used: dict[str, list[int]] = {n: [] for n in graph.nodes()}
+    for _s, t, p in graph.edges():
+        used[t].append(p)
+    out = {}
+    for n in graph.nodes():
+        cls = LAYER_TYPES.get(graph.type_of(n))
+        slots = input_slots(cls.arity if cls is not None else (1, 1), used[n])
+        out[n] = max(block_h, slots * SLOT_PITCH + 20.0)
+    return out
 
 
 @dataclass
@@ -265,13 +291,15 @@ def layered_positions(
     """New top-left positions for every block (anchored at the graph's current top-left).
 
     ``dx`` is the column pitch, ``dy`` the row pitch of ordinary blocks (``block_h`` high;
-    ``heights`` gives other heights). With ``aspect`` (the window's width / height), a network
-    much longer than it is tall wraps into rows when that lets it be shown larger (LeNet-5's
-    fifteen blocks in a row would be unreadable when fitted to the window)."""
+    ``heights`` gives each block's, by default ``block_heights``). With ``aspect`` (the
+    window's width / height), a network much longer than it is tall wraps into rows when
+    that lets it be shown larger (LeNet-5's fifteen blocks in a row would be unreadable when
+    fitted to the window)."""
     g = graph.without_loops()
     if not len(g):
         return {}
-    h = {n: (heights or {}).get(n, block_h) for n in g.nodes()}
+    h = heights if heights is not None else block_heights(graph, block_h)
+    h = {n: h.get(n, block_h) for n in g.nodes()}
     lay = _Layout(g, h, max(dy - block_h, 16.0))
     main, detached = lay.units(set(g.nodes()))
     flows = [_glue(f) for f in [main] + [lay.units(c)[0] for c in detached]]
@@ -330,12 +358,11 @@ def tidy_if_cramped(
     block_w: float,
     block_h: float,
     aspect: float | None = None,
-    heights: dict[str, float] | None = None,
 ) -> bool:
     """Lay ``graph`` out again (in place, not undoable: call it before the graph is shown) when
     its blocks are too close for the canvas. Returns True if it moved them."""
     if not is_cramped(graph, block_w, block_h):
         return False
-    for n, p in layered_positions(graph, dx, dy, aspect, block_h, heights=heights).items():
+    for n, p in layered_positions(graph, dx, dy, aspect, block_h).items():
         graph.move_node(n, p)
     return True

@@ -26,7 +26,7 @@ from engine.analysis import count
 from engine.graph import Graph
 from gui.actions import Actions
 from gui.canvas.scene import GraphScene
-from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY, block_heights
+from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX, LAYOUT_DY
 from gui.canvas.view import CanvasView
 from gui.code_view import CodeView
 from gui.code_view import install as install_code_view
@@ -343,9 +343,7 @@ class MainWindow(QMainWindow):
         close together for this canvas's block size."""
         vp = self.canvas.viewport()
         aspect = vp.width() / max(vp.height(), 1)
-        return tidy_if_cramped(
-            g, LAYOUT_DX, LAYOUT_DY, BLOCK_W, BLOCK_H, aspect, heights=block_heights(g)
-        )
+        return tidy_if_cramped(g, LAYOUT_DX, LAYOUT_DY, BLOCK_W, BLOCK_H, aspect)
 
     def focus_rename(self) -> None:
         if len(self.scene.selected_ids()) == 1 and not self.locked:

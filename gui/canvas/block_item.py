@@ -27,8 +27,8 @@ from gui.canvas.style import (
     block_height,
     family_colour,
     font,
-    input_slots,
 )
+from gui.layout import input_slots
 
 F_TITLE, F_ID, F_SETTINGS, F_INFO = font(9.0, True), font(7.5), font(9.5, True), font(8.0)
 M_TITLE, M_ID, M_SETTINGS, M_INFO = (QFontMetricsF(f) for f in (F_TITLE, F_ID, F_SETTINGS, F_INFO))

@@ -25,8 +25,9 @@ from engine.layers import LAYER_TYPES
 from gui.canvas.block_item import BlockItem
 from gui.canvas.link_item import LinkItem
 from gui.canvas.routing import BlockIndex
-from gui.canvas.style import count_text, family_of, input_slots, key_settings, shape_text
+from gui.canvas.style import count_text, family_of, key_settings, shape_text
 from gui.canvas.wire_item import WireItem
+from gui.layout import input_slots
 
 SCENE_MARGIN = 1500.0
 

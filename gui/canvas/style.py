@@ -40,32 +40,9 @@ CANVAS_BG = QColor("#f4f6f8")
 GRID_DOT = QColor("#e1e6ea")  # grid lines
 
 
-def input_slots(arity: tuple[int, int | None], used: list[int]) -> int:
-    """How many input ports a block shows: its layer's minimum, and multi-input blocks one
-    free slot more than they use (at most as many as they take: Attention's 3)."""
-    lo, hi = arity
-    if hi is not None and hi <= 1:
-        return 0 if hi == 0 else max(1, lo)
-    n = max(lo, (max(used) + 2) if used else 0)
-    return n if hi is None else min(n, max(hi, (max(used) + 1) if used else 0))
-
-
 def block_height(slots: int) -> float:
+    """A block's height with ``slots`` input ports (gui.layout.block_heights: the same)."""
     return max(BLOCK_H, slots * SLOT_PITCH + 20.0)
-
-
-def block_heights(graph) -> dict[str, float]:
-    """Each block's height on the canvas (multi-input blocks grow with their wires), for the
-    auto-layout of a graph not shown yet."""
-    used: dict[str, list[int]] = {n: [] for n in graph.nodes()}
-    for _s, t, p in graph.edges():
-        used[t].append(p)
-    out = {}
-    for n in graph.nodes():
-        cls = LAYER_TYPES.get(graph.type_of(n))
-        arity = cls.arity if cls is not None else (1, 1)
-        out[n] = block_height(input_slots(arity, used[n]))
-    return out
 
 
 def family_of(cls: Any) -> str:
