@@ -30,6 +30,7 @@ SHOTS = [
     ("adding_rnn", 8, "gradients", "panel_bptt_rnn.png", False, None),
     ("adding_lstm", 8, "gradients", "panel_bptt_lstm.png", False, None),
     ("adding_lstm", 8, "activations", "panel_gates.png", False, "rnn"),
+    ("attention_dates", 6, "attention", "panel_attention.png", False, "att"),
     ("onnx:resnet", 8, "gradients", "onnx_import.png", True, None),
 ]
 
@@ -110,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
 
+    app = QApplication.instance() or QApplication([])  # before the GUI modules (fonts at import)
+
     import engine
     from gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([])
     w = MainWindow(restore_layout=False)
     w.resize(1600, 1000)
     w.show()

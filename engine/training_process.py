@@ -8,7 +8,8 @@ as saved), trains it and hands small messages to a ``send(kind, payload)`` calla
 - ``("steps", [step events + "t"])``: batched, at most ``FLUSH_HZ`` messages a second;
 - ``("time_grads", {block: (T,) array})``: the latest BPTT profile of each recurrent block;
 - ``("epoch", event [+ "confusion", "samples"])``;
-- ``("snapshot", {"step", "filters", "activations", "gates", "sample", "weights"})``: only what
+- ``("snapshot", {"step", "filters", "activations", "gates", "sample", "attention",
+  "weights"})``: only what
   the visible panels asked for (``set_watch``), at most ``SNAPSHOT_HZ`` times a second;
 - ``("finished", end event + "weights" [+ "confusion"])`` or ``("failed", message)``, last.
 
@@ -58,6 +59,27 @@ def predict_in_batches(model, loss, X: np.ndarray, batch: int = 256) -> np.ndarr
     return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 
 
+def attention_of(model, val: tuple, sample: int, step: int | None = None) -> dict:
+    """The alignments (N=1: (Tq, Tm) each) of every Attention-like block (one that keeps an
+    ``alignment``) for validation sample ``sample``: {"weights": {block: array}, "index", "x",
+    "y", "step"}, all copies (the Attention panel's snapshot)."""
+    X, y = val
+    i = int(min(max(0, sample), len(X) - 1))
+    model.forward(X[i : i + 1], training=False)
+    weights = {
+        b: np.array(layer.alignment[0], copy=True)
+        for b, layer in model.layers.items()
+        if layer.shows_alignment and getattr(layer, "alignment", None) is not None
+    }
+    return {
+        "weights": weights,
+        "index": i,
+        "x": np.array(X[i], copy=True),
+        "y": np.array(y[i], copy=True),
+        "step": step,
+    }
+
+
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     """Counts: row = true class, column = predicted class. Shapes: (N,) or (N, T) -> (n, n)."""
     t, p = np.ravel(true).astype(np.int64), np.ravel(pred).astype(np.int64)
@@ -86,6 +108,8 @@ class LiveRun:
             "weights": False,
             "confusion": False,
             "sample": 0,
+            "attention": False,
+            "attention_sample": 0,
         }
         self._snapshot_now = False
         self._pending: list[dict] = []
@@ -249,6 +273,9 @@ class LiveRun:
             "dataset": data.name,
             "normalisation": data.normalisation,
             "vocab": list(data.vocab) if data.vocab else None,
+            # a seq2seq sample's layout (engine.decoding.Layout): the Attention panel's token
+            # labels, Try it's decoding
+            "seq2seq": data.meta.get("seq2seq"),
             "meta": {
                 k: v
                 for k, v in data.meta.items()
@@ -278,7 +305,7 @@ class LiveRun:
         if self._paused or now - self._last_flush >= 1.0 / FLUSH_HZ:
             self._flush()
         w = self._watch
-        wants = w["filters"] or w["activations"] or w["weights"]
+        wants = w["filters"] or w["activations"] or w["weights"] or w["attention"]
         if wants and (
             self._paused or self._snapshot_now or now - self._last_snapshot >= 1.0 / SNAPSHOT_HZ
         ):
@@ -325,6 +352,8 @@ class LiveRun:
                 "x": np.array(x[0], copy=True),
                 "y": np.array(self._val[1][i], copy=True),
             }
+        if (w["attention"] or force_all) and self._val is not None and len(self._val[0]):
+            snap["attention"] = attention_of(model, self._val, w["attention_sample"], self._step)
         if w["weights"] and not force_all:
             snap["weights"] = {k: v.copy() for k, v in model.params.items()}
         self.send("snapshot", snap)

@@ -93,6 +93,7 @@ class Attention(Layer):
     )
     family = "Recurrent"
     has_weights = True
+    shows_alignment = True
     arity = (2, 3)
     options = {
         "score": Opt(

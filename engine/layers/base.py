@@ -21,10 +21,10 @@ asks of it, each with a default that fits most layers: ``family`` and ``starter`
 ``summary`` (canvas), ``input_problem``, ``grows_input`` and ``param_note`` (analysis and its
 Summary), ``links`` and ``bind`` (a setting naming another block whose state it reads:
 analysis checks the pair, the Model connects it, the canvas draws a dashed link), ``macs``,
-``whole_batch`` and ``batch_statistics`` (splitting a step over processes), ``recurrent`` and
-``shows_filters`` (training panels), ``init_rule`` (engine and exported starts), ``to_torch``
-(PyTorch export). A class in engine.layers registers as it is defined; one made elsewhere
-calls ``register(cls)``.
+``whole_batch`` and ``batch_statistics`` (splitting a step over processes), ``recurrent``,
+``shows_filters`` and ``shows_alignment`` (training panels), ``init_rule`` (engine and exported
+starts), ``to_torch`` (PyTorch export). A class in engine.layers registers as it is defined;
+one made elsewhere calls ``register(cls)``.
 """
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ class Layer:
     # through the layer's ``batch_sync`` (engine.batch_sync; BatchNorm)
     batch_statistics: ClassVar[bool] = False
     shows_filters: ClassVar[bool] = False  # its weight (F, C, *kernel) is drawn as filters
+    # it keeps ``alignment`` (N, Tq, Tm), attention weights, after each forward (Attention panel)
+    shows_alignment: ClassVar[bool] = False
     grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
     links: ClassVar[tuple[str, ...]] = ()  # settings naming a block whose state it reads
     # the lecture's formulas for it, TeX as matplotlib's mathtext reads it ("$...$" and text):

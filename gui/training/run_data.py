@@ -119,7 +119,8 @@ class RunData:
     ``grads``: column 0 the step, then one column per
     block in ``blocks`` (input to output; NaN when a block had no value at that step).
     ``epochs``: the log's epoch events. Latest-only snapshots: ``time_grads``, ``filters``,
-    ``activations``, ``gates``, ``confusion`` and ``samples`` (see ``worker.TrainingWorker``).
+    ``activations``, ``gates``, ``attention``, ``confusion`` and ``samples`` (see
+    ``worker.TrainingWorker``).
     """
 
     run_id: int
@@ -138,6 +139,7 @@ class RunData:
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     gates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     sample: dict = field(default_factory=dict)
+    attention: dict = field(default_factory=dict)  # engine.training_process.attention_of
     weights: dict[str, np.ndarray] = field(default_factory=dict)  # all params (Try it)
     confusion: np.ndarray | None = None
     samples: dict = field(default_factory=dict)

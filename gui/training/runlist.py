@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 
+from engine.training_process import attention_of
 from gui.training.history import RunHistory
 from gui.training.run_data import RunData
 from gui.training.runs_file import load_runs, runs_path, save_runs
@@ -93,6 +94,7 @@ class RunList:
         self.file: Path | None = None  # the runs file the shown runs came from or went to
         self._model: tuple[Any, Any] | None = None  # (run id + weights version, Model)
         self._activations: tuple[Any, dict] | None = None
+        self._attention: tuple[Any, dict] | None = None
         self.history = RunHistory()
         self.token = 0  # grows when another graph replaces the window's (see RunData)
 
@@ -180,6 +182,24 @@ class RunList:
             "sample": {"index": i, "x": X[i], "y": run.info["val_y"][i]},
         }
         self._activations = (key, data)
+        return data
+
+    def current_attention(self, run: RunData | None, sample: int) -> dict | None:
+        """The alignments of validation sample ``sample`` (engine.training_process.attention_of):
+        the worker's snapshot while training, computed here on a copy of the model afterwards."""
+        if run is None:
+            return None
+        if run is self.ctrl.active or "val_X" not in run.info:
+            return run.attention or None
+        key = (run.run_id, self.ctrl.weights_version, sample)
+        if self._attention is not None and self._attention[0] == key:
+            return self._attention[1]
+        model = self.model_for(run)
+        X = run.info["val_X"]
+        if model is None or not len(X):
+            return None
+        data = attention_of(model, (X, run.info["val_y"]), sample)
+        self._attention = (key, data)
         return data
 
     def show_run(self, run: RunData) -> None:

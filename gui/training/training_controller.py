@@ -330,6 +330,8 @@ class TrainingController(QObject):
             "weights": p["try_it"].shown() or p["why"].shown(),
             "confusion": p["confusion"].shown(),
             "sample": p["activations"].sample.value(),
+            "attention": p["attention"].shown(),
+            "attention_sample": p["attention"].sample.value(),
         }
         if want != self._watch_sent:
             self._watch_sent = want
@@ -421,6 +423,8 @@ class TrainingController(QObject):
             run.activations = snap["activations"]
             run.gates = snap.get("gates", {})
             run.sample = dict(snap.get("sample", {}), step=snap.get("step"))
+        if "attention" in snap:
+            run.attention = snap["attention"]
         if "weights" in snap:
             run.weights = snap["weights"]
             self.weights_version += 1

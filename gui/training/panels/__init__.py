@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from gui.training.panels.activations import ActivationsPanel
+from gui.training.panels.attention import AttentionPanel
 from gui.training.panels.confusion import ConfusionPanel
 from gui.training.panels.filters import FiltersPanel
 from gui.training.panels.gradients import GradientsPanel
@@ -19,6 +20,7 @@ PANEL_TYPES = {
     "gradients": GradientsPanel,
     "filters": FiltersPanel,
     "activations": ActivationsPanel,
+    "attention": AttentionPanel,
     "confusion": ConfusionPanel,
     "runs": RunsPanel,
     "try_it": TryItPanel,

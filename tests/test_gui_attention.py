@@ -1,0 +1,108 @@
+"""The Attention panel: a real run's alignment matrix, live (from the training process's
+snapshot) and after the run, equal to the engine's own array for the chosen validation sample;
+the axes carry the sample's source and target tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+from training_support import replay, run_to_end, show_all_panels
+
+import engine
+
+# fixtures: gui_env (settings files in tmp_path); train_window
+pytest_plugins = ["gui_support", "training_support"]
+
+
+def attention_graph(epochs: int = 2) -> engine.Graph:
+    L, K = 5, 4
+    g = engine.Graph(name="tiny attention")
+    g.add_node("Input", {"shape": [2 * L, K + 2]}, node_id="in")
+    g.add_node("Slice", {"start": 0, "stop": L}, node_id="source")
+    g.add_node("Slice", {"start": L, "stop": 2 * L}, node_id="shifted")
+    g.add_node("LSTM", {"hidden_size": 8, "return_sequences": True}, node_id="enc")
+    g.add_node("LSTM", {"hidden_size": 8, "return_sequences": True}, node_id="dec")
+    g.add_node("Attention", {"score": "general"}, node_id="att")
+    g.add_node("Concat", {"axis": -1}, node_id="cat")
+    g.add_node("Dense", {"units": K + 2}, node_id="out")
+    for s, t, p in [
+        ("in", "source", 0),
+        ("in", "shifted", 0),
+        ("source", "enc", 0),
+        ("shifted", "dec", 0),
+        ("dec", "att", 0),
+        ("enc", "att", 1),
+        ("dec", "cat", 0),
+        ("att", "cat", 1),
+        ("cat", "out", 0),
+    ]:
+        g.add_edge(s, t, p)
+    g.set_meta(
+        "training",
+        {
+            "dataset": {"name": "reversal", "n": 200, "length": L, "symbols": K},
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "batch_size": 20,
+            "epochs": epochs,
+            "seed": 0,
+            "val_split": 0.2,
+        },
+    )
+    return g
+
+
+def engine_alignment(model, run, i: int) -> np.ndarray:
+    model.forward(run.info["val_X"][i : i + 1], training=False)
+    return model.layers["att"].alignment[0]
+
+
+def test_attention_panel_shows_the_engines_alignment_live_and_after(qtbot, train_window):
+    w = train_window(attention_graph())
+    ctrl = w.training
+    show_all_panels(ctrl)
+    ctrl.panel_docks["attention"].raise_()
+    panel = ctrl.panels["attention"]
+    assert ctrl.start(paused=True)
+    qtbot.waitUntil(lambda: ctrl.current.status == "running", timeout=10_000)
+    qtbot.waitUntil(lambda: bool(ctrl.current.info.get("n_val")), timeout=10_000)
+    ctrl.redraw(force=True)  # the sample's range follows the run's validation set
+    panel.sample.setValue(3)
+    ctrl.step()
+    qtbot.waitUntil(
+        lambda: (
+            ctrl.current.attention.get("step") == 1 and ctrl.current.attention.get("index") == 3
+        ),
+        timeout=10_000,
+    )
+    ctrl.redraw(force=True)
+    assert panel.shown_block == "att" and panel.matrix.shape == (5, 5)
+    live = replay(ctrl.current, steps=1).model
+    np.testing.assert_allclose(panel.matrix, engine_alignment(live, ctrl.current, 3), atol=1e-6)
+    np.testing.assert_allclose(panel.matrix.sum(1), 1.0, atol=1e-5)
+    # the axes: the target (the source reversed) down, the source across
+    x, y = ctrl.current.info["val_X"][3], ctrl.current.info["val_y"][3]
+    vocab = ctrl.current.info["vocab"]
+    assert panel.cols == [vocab[i] for i in x[:5].argmax(-1)]
+    assert panel.rows == [vocab[i] for i in y] == panel.cols[::-1]
+    ctrl.resume()
+    run_to_end(qtbot, ctrl)
+    panel.sample.setValue(1)
+    ctrl.redraw(force=True)
+    final = replay(ctrl.current).model
+    np.testing.assert_allclose(panel.matrix, engine_alignment(final, ctrl.current, 1), atol=1e-6)
+    header, rows = panel.table()
+    assert len(rows) == 25 and rows[0][4] == panel.matrix[0, 0]
+
+
+def test_attention_panel_explains_a_network_without_attention(qtbot, train_window):
+    from training_support import mlp_xor
+
+    w = train_window(mlp_xor())
+    ctrl = w.training
+    show_all_panels(ctrl)
+    ctrl.panel_docks["attention"].raise_()
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl)
+    panel = ctrl.panels["attention"]
+    panel.refresh(ctrl.current, force=True)
+    assert panel.matrix is None and "no Attention block" in panel.message.text()
