@@ -365,6 +365,11 @@ class Actions:
             for a in (self.cut, self.copy, self.duplicate, self.delete, self.rename):
                 m.addAction(a)
             m.addSeparator()
+            modules = getattr(w, "modules", None)
+            if modules is not None:  # gui.modules_ui: Group, Ungroup, Make Unique...
+                for a in modules.actions:
+                    m.addAction(a)
+                m.addSeparator()
         if wires:
             a = m.addAction("Delete Wire" + "s" * (len(wires) > 1))
             a.setEnabled(not w.locked)

@@ -8,6 +8,7 @@ Clipboard data is untrusted: every block is checked like a graph file's.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from graphlib import CycleError, TopologicalSorter
@@ -19,6 +20,13 @@ from PySide6.QtGui import QGuiApplication
 from engine.errors import ConfigError, GraphError
 from engine.graph import Graph, parse_json, valid_id
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import (
+    MODULE_KEY,
+    MODULE_TYPE,
+    check_definitions,
+    check_instance,
+    dependency_order,
+)
 
 MIME = "application/x-blockprop-fragment+json"
 FORMAT = "blockprop-fragment"
@@ -60,7 +68,39 @@ def read_fragment(data: QMimeData | None = None) -> dict | None:
         return None  # some other text that is not JSON
     if not isinstance(d, dict) or d.get("format") not in (FORMAT, "blockprop-graph"):
         return None
-    return {"nodes": d.get("nodes", []), "edges": d.get("edges", [])}
+    out = {"nodes": d.get("nodes", []), "edges": d.get("edges", [])}
+    if d.get("modules"):  # the definitions its module instances use
+        out["modules"] = d["modules"]
+    return out
+
+
+def fragment_modules(graph: Graph, fragment: Any) -> tuple[dict[str, dict], dict[str, str]]:
+    """(the fragment's module definitions the graph lacks, in the order they can be added;
+    the names given to those that clash with a different definition of the graph: "Res" ->
+    "Res 2"). Checked like a graph file's (GraphError / ConfigError)."""
+    raw = fragment.get("modules") if isinstance(fragment, dict) else None
+    if not raw:
+        return {}, {}
+    defs = check_definitions(raw)
+    rename: dict[str, str] = {}
+    for name, d in defs.items():
+        if name in graph.modules and graph.modules[name] != d:
+            new, k = name, 2
+            while new in graph.modules or new in defs or new in rename.values():
+                new, k = f"{name[:90]} {k}", k + 1
+            rename[name] = new
+    out: dict[str, dict] = {}
+    for name in dependency_order(defs):
+        d = copy.deepcopy(defs[name])
+        for nd in d["nodes"]:
+            if nd["type"] == MODULE_TYPE:
+                nd["config"][MODULE_KEY] = rename.get(
+                    nd["config"][MODULE_KEY], nd["config"][MODULE_KEY]
+                )
+        new = rename.get(name, name)
+        if new not in graph.modules:
+            out[new] = d
+    return out, rename
 
 
 def _fresh_id(graph: Graph, wanted: Any, type_name: str, taken: set[str]) -> str:
@@ -85,14 +125,24 @@ def remap_fragment(
         raise GraphError("the clipboard's blocks are not in BlockProp's format")
     if len(nodes_in) > MAX_BLOCKS:
         raise GraphError(f"too many blocks on the clipboard ({len(nodes_in)})")
+    defs, rename = fragment_modules(graph, fragment)
+    known = {**graph.modules, **defs}
     checked = []
     for i, nd in enumerate(nodes_in):
-        if not isinstance(nd, dict) or nd.get("type") not in LAYER_TYPES:
+        is_module = isinstance(nd, dict) and nd.get("type") == MODULE_TYPE
+        if not isinstance(nd, dict) or (nd.get("type") not in LAYER_TYPES and not is_module):
             raise GraphError(f"block #{i + 1} on the clipboard has no known type")
         config = nd.get("config", {})
         if not isinstance(config, dict):
             raise ConfigError('"config" must be an object', block=str(nd.get("id")))
-        LAYER_TYPES[nd["type"]](name=str(nd.get("id")), **config)  # raises ConfigError
+        if is_module:
+            config = {
+                **config,
+                MODULE_KEY: rename.get(config.get(MODULE_KEY), config.get(MODULE_KEY)),
+            }
+            check_instance(config, known, str(nd.get("id")))
+        else:
+            LAYER_TYPES[nd["type"]](name=str(nd.get("id")), **config)  # raises ConfigError
         pos = nd.get("pos", [0, 0])
         if (
             not isinstance(pos, list)

@@ -226,3 +226,25 @@ class ReplaceGraph(GraphCommand):
 
     def undo(self) -> None:
         self.graph.replace_with(Graph.from_dict(self.old))
+
+
+class ModuleEdit(GraphCommand):
+    """A module edit (group, ungroup, make unique, a definition's change, definitions brought
+    in by a drop or a paste): the first redo runs ``change(graph)`` (its result is kept in
+    ``result``); undo, and each redo after, put the whole graph back as it was before, or
+    after, through ``Graph.restore``, which sends only the events of what differs."""
+
+    def __init__(self, graph: Graph, text: str, change) -> None:
+        super().__init__(graph, text)
+        self.change, self.result = change, None
+        self.before, self.after = graph.to_dict(), None
+
+    def redo(self) -> None:
+        if self.after is None:
+            self.result = self.change(self.graph)
+            self.after = self.graph.to_dict()
+        else:
+            self.graph.restore(self.after)
+
+    def undo(self) -> None:
+        self.graph.restore(self.before)

@@ -16,11 +16,13 @@ from engine.analysis import analyze
 from engine.errors import BlockPropError, ConfigError
 from engine.graph import Graph
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import MODULE_KEY, MODULE_TYPE, closure
 from gui import commands as cmd
 from gui.canvas.style import BLOCK_H, BLOCK_W, GRID, LAYOUT_DX, LAYOUT_DY
-from gui.clipboard import remap_fragment
+from gui.clipboard import fragment_modules, remap_fragment
 from gui.layout import layered_positions
 from gui.live_analysis import LiveAnalysis
+from gui.palette import MODULE_PREFIX
 
 KIND_STARTERS = {"int": 16, "float": 0.1, "bool": False, "size": 3, "shape": [1], "padding": 0}
 
@@ -75,6 +77,8 @@ class Controller(QObject):
         that can work. Returns the new id."""
         if self._refuse_locked():
             return None
+        if type_name.startswith(MODULE_PREFIX):
+            return self.add_instance(type_name[len(MODULE_PREFIX) :], pos)
         config = starter_config(type_name) if config is None else config
         node_id = self.graph.new_id(type_name)
         pos = (round(pos[0]), round(pos[1]))
@@ -89,6 +93,43 @@ class Controller(QObject):
             self.stack.push(cmd.Connect(self.graph, after, node_id, 0))
         self.stack.endMacro()
         return node_id
+
+    # --- modules -------------------------------------------------------------------------------
+    def module_edit(self, text: str, change) -> Any:
+        """Run ``change(graph)`` (a module edit of engine.modules.edit) as one undo step, after
+        trying it on a copy: a refusal is reported and changes nothing. Returns its result."""
+        if self._refuse_locked():
+            return None
+        try:
+            change(self.graph.copy())
+        except BlockPropError as e:
+            self.message.emit(f"{text}: {e}", True)
+            return None
+        command = cmd.ModuleEdit(self.graph, text, change)
+        self.stack.push(command)
+        return command.result
+
+    def add_instance(self, name: str, pos) -> str | None:
+        """An instance of module ``name``: this graph's, or the user library's (its definition,
+        and those it uses, are brought in with it, in the same undo step)."""
+        pos = (round(pos[0]), round(pos[1]))
+        wanted = {} if name in self.graph.modules else self.library_modules(name)
+        if name not in self.graph.modules and not wanted:
+            self.message.emit(f"There is no module '{name}'.", True)
+            return None
+
+        def change(g: Graph) -> str:
+            for m, d in wanted.items():
+                if m not in g.modules:
+                    g.set_module(m, d)
+            return g.add_node(MODULE_TYPE, {MODULE_KEY: name}, pos)
+
+        return self.module_edit(f"Add {name}", change)
+
+    def library_modules(self, name: str) -> dict:
+        """The definitions an instance of the library's module ``name`` needs (replaced by the
+        window: gui.module_library)."""
+        return {}
 
     def free_spot(self, scene, near: tuple[float, float], ignore=()) -> tuple[float, float]:
         """The first place at or below ``near`` where a block overlaps nothing."""
@@ -158,6 +199,13 @@ class Controller(QObject):
         """(old config, new config, reason it is refused or None)."""
         old = self.graph.config_of(node_id)
         new = dict(old)
+        if self.graph.type_of(node_id) == MODULE_TYPE:  # an instance's parameter
+            new[key] = value
+            try:
+                self.graph.copy().set_config(node_id, new)
+            except BlockPropError as e:
+                return old, new, str(e)
+            return old, new, None
         cls = LAYER_TYPES[self.graph.type_of(node_id)]
         opt = cls.all_options().get(key)
         if opt is None:
@@ -197,6 +245,8 @@ class Controller(QObject):
         refused = g.check_edge(source, target, port, strict=True)
         if refused is not None:
             return Verdict(False, refused.message[:1].upper() + refused.message[1:] + ".")
+        if g.type_of(target) == MODULE_TYPE:
+            return Verdict(True)  # the analysis says what does not fit inside it
         cls = LAYER_TYPES[g.type_of(target)]
         lo, hi = cls.arity
         port = g.free_port(target) if port is None else port
@@ -264,7 +314,11 @@ class Controller(QObject):
             for s, t, p in self.graph.edges()
             if s in inside and t in inside
         ]
-        return {"nodes": nodes, "edges": edges}
+        out = {"nodes": nodes, "edges": edges}
+        used = [nd["config"][MODULE_KEY] for nd in nodes if nd["type"] == MODULE_TYPE]
+        if used:  # an instance travels with its definition (and those it uses)
+            out["modules"] = closure(self.graph.modules, used)
+        return out
 
     def paste(self, fragment: dict, offset=(40.0, 40.0), at=None, text: str = "Paste") -> list[str]:
         """Add a copy of ``fragment`` with fresh ids (shifted by ``offset``, or with its
@@ -273,11 +327,24 @@ class Controller(QObject):
             return []
         try:
             nodes, edges = remap_fragment(self.graph, fragment, offset, at)
+            defs, _ = fragment_modules(self.graph, fragment)
         except BlockPropError as e:
             self.message.emit(f"Cannot paste: {e}", True)
             return []
         if not nodes:
             return []
+        if defs:  # definitions first, then the blocks: one undo step
+            label = f"{text} {len(nodes)} block" + "s" * (len(nodes) > 1)
+            add = cmd.AddBlocks(self.graph, nodes, edges, label)
+
+            def change(g: Graph) -> None:
+                for m, d in defs.items():
+                    g.set_module(m, d)
+                add.graph = g
+                add.redo()
+
+            self.module_edit(label, change)
+            return [nd["id"] for nd in nodes]
         self.stack.push(
             cmd.AddBlocks(
                 self.graph, nodes, edges, f"{text} {len(nodes)} block" + "s" * (len(nodes) > 1)

@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
 from engine.analysis import count
 from engine.graph_events import ConfigChanged, GraphEvent, MetaChanged, NodeRemoved, Reset
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import MODULE_TYPE
 from gui.canvas.style import count_text, family_colour, family_of, shape_text
 from gui.editors import make_editor
+from gui.module_inspector import build_instance_form
 
 
 def pretty(key: str) -> str:
@@ -49,6 +51,7 @@ class Inspector(QWidget):
         self.ids: list[str] = []
         self.editors: dict[str, object] = {}
         self.locked = False
+        self.module_actions = None  # gui.modules_ui.ModulesUI: the instance form's buttons
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.id_edit = QLineEdit()
@@ -147,6 +150,12 @@ class Inspector(QWidget):
 
     def _build_block_form(self, n: str) -> None:
         type_name = self.graph.type_of(n)
+        if type_name == MODULE_TYPE:
+            self.id_row.show()
+            with QSignalBlocker(self.id_edit):
+                self.id_edit.setText(n)
+            self.id_edit.setReadOnly(self.locked)
+            return build_instance_form(self, n)
         cls = LAYER_TYPES.get(type_name)
         fam = family_of(cls)
         colour = family_colour(fam).name()

@@ -36,6 +36,7 @@ from gui.help import install_help
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
 from gui.live_analysis import LiveAnalysis
+from gui.modules_ui import install as install_modules
 from gui.onnx_io import install as install_onnx_io
 from gui.palette import Palette
 from gui.preset_dialog import PRESETS_DIR, PresetDialog
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         self.imported_weights: dict | None = None  # the last ONNX import's, for File > Export
         install_onnx_io(self)  # File > Import ONNX, File > Export > ONNX model
         install_help(self)  # F1 and the docks' "?" (gui.help)
+        install_modules(self)  # Edit > Group into Module..., the palette's Modules
         self._restore_layout = restore_layout
         if restore_layout:
             geo = app_settings().value("window/geometry")

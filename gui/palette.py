@@ -21,6 +21,8 @@ from gui.canvas.style import BLOCK_MIME, FAMILIES, family_colour, family_of
 from gui.help import help_button
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
+MODULES_GROUP = "Modules"
+MODULE_PREFIX = "Module:"  # gui.edit_controller reads it back
 
 
 def _swatch(colour: QColor) -> QIcon:
@@ -126,12 +128,48 @@ class Palette(QWidget):
             for i in range(group.childCount()):
                 item = group.child(i)
                 type_name = item.data(0, TYPE_ROLE)
-                doc = _doc_line(LAYER_TYPES[type_name]).lower()
+                cls = LAYER_TYPES.get(type_name)
+                doc = (_doc_line(cls) if cls is not None else item.toolTip(0)).lower()
                 show = not text or text in type_name.lower() or text in fam.lower() or text in doc
                 item.setHidden(not show)
                 any_shown |= show
             group.setHidden(not any_shown)
             group.setExpanded(True)
+
+    def set_modules(self, graph_names: list[str], library_names: list[str]) -> None:
+        """The "Modules" group: this graph's module definitions, then the user's library's."""
+        group = self.groups.pop(MODULES_GROUP, None)
+        if group is not None:
+            for i in range(group.childCount()):
+                self.items.pop(group.child(i).data(0, TYPE_ROLE), None)
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(group))
+        if not graph_names and not library_names:
+            return
+        group = QTreeWidgetItem([MODULES_GROUP])
+        self.tree.insertTopLevelItem(0, group)
+        group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        f = group.font(0)
+        f.setBold(True)
+        group.setFont(0, f)
+        group.setIcon(0, _swatch(QColor("#5d4037")))
+        self.groups[MODULES_GROUP] = group
+        for name, where in [(n, "this graph") for n in graph_names] + [
+            (n, "your library") for n in library_names
+        ]:
+            item = QTreeWidgetItem(group, [name if where == "this graph" else f"{name} (library)"])
+            item.setData(0, TYPE_ROLE, MODULE_PREFIX + name)
+            item.setToolTip(
+                0, f"Module '{name}' from {where}: drag onto the canvas, or double-click"
+            )
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled
+                | Qt.ItemFlag.ItemIsSelectable
+                | Qt.ItemFlag.ItemIsDragEnabled
+            )
+            self.items[MODULE_PREFIX + name] = item
+        group.setExpanded(True)
+        if self.search.text():
+            self.filter(self.search.text())
 
     def visible_types(self) -> list[str]:
         return [

@@ -322,3 +322,16 @@ def check_inner(name: str, defs: dict[str, dict]) -> None:
 def parameters_of(defs: dict[str, dict], name: str) -> dict[str, Any]:
     """A definition's parameters and their defaults."""
     return {p: copy.deepcopy(s["default"]) for p, s in defs[name]["params"].items()}
+
+
+def closure(defs: dict[str, dict], names: list[str] | str) -> dict[str, dict]:
+    """Definitions ``names`` and every definition they use, directly or not (copies)."""
+    out: dict[str, dict] = {}
+    todo = [names] if isinstance(names, str) else list(names)
+    while todo:
+        n = todo.pop()
+        if n in out or n not in defs:
+            continue
+        out[n] = copy.deepcopy(defs[n])
+        todo += uses(defs[n])
+    return out

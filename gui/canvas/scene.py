@@ -16,14 +16,17 @@ from engine.graph_events import (
     EdgeAdded,
     EdgeRemoved,
     GraphEvent,
+    ModuleChanged,
     NodeAdded,
     NodeMoved,
     NodeRemoved,
     Reset,
 )
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import MODULE_KEY, MODULE_TYPE
 from gui.canvas.block_item import BlockItem
 from gui.canvas.link_item import LinkItem
+from gui.canvas.module_item import ModuleItem, instance_arity, instance_settings
 from gui.canvas.routing import BlockIndex
 from gui.canvas.style import count_text, family_of, key_settings, shape_text
 from gui.canvas.wire_item import WireItem
@@ -53,6 +56,7 @@ class GraphScene(QGraphicsScene):
             EdgeAdded: lambda e: self._add_wire(e.source, e.target, e.port),
             EdgeRemoved: lambda e: self._remove_wire(e.source, e.target),
             Reset: lambda e: self.rebuild(),
+            ModuleChanged: lambda e: self._refresh_instances(e.name),
         }
         graph.subscribe(self._on_graph_event)
         self.rebuild()
@@ -116,7 +120,11 @@ class GraphScene(QGraphicsScene):
     def _add_block(self, n: str) -> None:
         cls = LAYER_TYPES.get(self.graph.type_of(n))
         arity = cls.arity if cls is not None else (1, 1)
-        item = BlockItem(n, self.graph.type_of(n), family_of(cls), arity)
+        if self.graph.type_of(n) == MODULE_TYPE:
+            name = self.graph.config_of(n)[MODULE_KEY]
+            item = ModuleItem(n, name, instance_arity(self.graph, n))
+        else:
+            item = BlockItem(n, self.graph.type_of(n), family_of(cls), arity)
         item.setPos(QPointF(*self.graph.pos_of(n)))
         item.set_locked(self.locked)
         self.addItem(item)
@@ -127,13 +135,40 @@ class GraphScene(QGraphicsScene):
             item.set_badge(self.badges[n])
         self._refresh_links()
 
+    def _refresh_instances(self, name: str) -> None:
+        """A module's definition changed: redraw its instances (ports, title, settings)."""
+        for n in self.graph.instances_of(name):
+            if n in self.blocks:
+                wires = [(s, t, p) for s, t, p in self.graph.edges() if n in (s, t)]
+                for s, t, _p in wires:
+                    if (s, t) in self.wires:
+                        self._remove_wire(s, t)
+                selected = self.blocks[n].isSelected()
+                self._remove_block(n)
+                self._add_block(n)
+                for s, t, p in wires:
+                    self._add_wire(s, t, p)
+                self.blocks[n].setSelected(selected)
+        if self.analysis is not None:
+            self.apply_analysis(self.analysis)
+
     def _refresh_text(self, n: str) -> None:
         item = self.blocks[n]
+        if isinstance(item, ModuleItem):
+            name = self.graph.config_of(n)[MODULE_KEY]
+            if name != item.module_name:  # made unique: another definition
+                self._refresh_instances_of_block(n)
+                return
+            item.set_text(instance_settings(self.graph, n))
+            return
         try:
             cfg = self.graph.full_config(n)
         except Exception:  # a loaded file's config the layer refuses: show what was given
             cfg = self.graph.config_of(n)
         item.set_text(key_settings(item.type_name, cfg))
+
+    def _refresh_instances_of_block(self, n: str) -> None:
+        self._refresh_instances(self.graph.config_of(n)[MODULE_KEY])
 
     def _remove_block(self, n: str) -> None:
         item = self.blocks.pop(n)
