@@ -19,6 +19,15 @@ Transforms, in this order, each drawn per sample:
   U(1 - c, 1 + c);
 - cutout s: zero an s x s square at a random centre (clipped at the border);
 - noise sigma: add N(0, sigma^2) to every value.
+
+For token ids (N, T) of a sequence classifier, lecture 001's text augmentations that need no
+thesaurus (Wei and Zou's EDA: random swap and random deletion; synonym replacement and random
+insertion need a synonym list, which BlockProp does not ship), in this order:
+- token_swap n: swap the tokens at two random positions, n times;
+- token_delete p: drop each token with probability p (one always stays), close the gaps and
+  fill the end with id 0 (padding).
+They change where tokens are, so a data set whose targets are per step (a language model) is
+refused.
 """
 
 from __future__ import annotations
@@ -46,8 +55,15 @@ AUGMENT_OPTIONS: dict[str, Opt] = {
     ),
     "cutout": Opt("int", default=0, min=0, max=256, doc="zero a random square of this side"),
     "noise": Opt("float", default=0.0, min=0.0, max=10.0, doc="add Gaussian noise of this std"),
+    "token_swap": Opt(
+        "int", default=0, min=0, max=100, doc="token ids: swap two random tokens, this many times"
+    ),
+    "token_delete": Opt(
+        "float", default=0.0, min=0.0, max=0.9, doc="token ids: drop each token with this chance"
+    ),
 }
 SPATIAL = ("crop_padding", "hflip", "rotate", "shift", "scale", "cutout")
+TOKENS = ("token_swap", "token_delete")
 
 
 def check_augment(spec: Any) -> dict:
@@ -60,20 +76,58 @@ def active(cfg: dict | None) -> bool:
     return bool(cfg) and any(cfg[k] != AUGMENT_OPTIONS[k].default for k in cfg)
 
 
-def check_fits(cfg: dict, sample_shape: tuple, integer: bool) -> None:
-    """Refuse settings the samples cannot take: token ids, or image transforms on samples
-    that are not images (C, H, W)."""
+def check_fits(
+    cfg: dict, sample_shape: tuple, integer: bool, per_step_targets: bool = False
+) -> None:
+    """Refuse settings the samples cannot take: image transforms on samples that are not
+    images (C, H, W), value transforms on token ids, token transforms on anything else or on
+    a data set whose targets are per step."""
+    used = [k for k in AUGMENT_OPTIONS if cfg[k] != AUGMENT_OPTIONS[k].default]
     if integer:
+        other = [k for k in used if k not in TOKENS]
+        if other:
+            raise ConfigError(
+                f"training: augment {other[0]!r} works on real-valued samples; this data set "
+                "holds token ids (token_swap and token_delete fit them)"
+            )
+        if used and per_step_targets:
+            raise ConfigError(
+                f"training: augment {used[0]!r} moves tokens, but this data set's targets are "
+                "per step (a language model): it fits sequence classification only"
+            )
+        return
+    tokens = [k for k in used if k in TOKENS]
+    if tokens:
         raise ConfigError(
-            "training: augment works on real-valued samples; this data set holds token ids"
+            f"training: augment {tokens[0]!r} works on token ids; this data set holds "
+            "real-valued samples"
         )
-    used = [k for k in SPATIAL if cfg[k] != AUGMENT_OPTIONS[k].default]
-    if used and len(sample_shape) != 3:
+    spatial = [k for k in SPATIAL if k in used]
+    if spatial and len(sample_shape) != 3:
         raise ConfigError(
-            f"training: augment {used[0]!r} needs image samples (C, H, W), "
+            f"training: augment {spatial[0]!r} needs image samples (C, H, W), "
             f"got samples of shape {tuple(sample_shape)} (only brightness, contrast and "
             "noise work on any sample)"
         )
+
+
+def augment_tokens(x, rng, token_swap=0, token_delete=0.0):
+    """A randomly changed copy of the token ids x (N, T): ``token_swap`` random swaps, then
+    each token dropped with probability ``token_delete`` (the rest moved up, 0s after)."""
+    x = np.array(x, copy=True)
+    N, T = x.shape[:2]
+    rows = np.arange(N)
+    for _ in range(token_swap):
+        i = rng.integers(0, T, N)
+        j = rng.integers(0, T, N)
+        x[rows, i], x[rows, j] = x[rows, j], x[rows, i]
+    if token_delete:
+        keep = rng.random((N, T)) >= token_delete
+        keep[rows, rng.integers(0, T, N)] |= ~keep.any(axis=1)  # one token always stays
+        order = np.argsort(~keep, axis=1, kind="stable")  # kept tokens first, in order
+        x = np.take_along_axis(x, order, axis=1)
+        x[np.arange(T)[None, :] >= keep.sum(axis=1)[:, None]] = 0
+    return x
 
 
 def affine_batch(x, angle, scale, shift):
@@ -118,11 +172,16 @@ def augment_batch(
     contrast=0.0,
     cutout=0,
     noise=0.0,
+    token_swap=0,
+    token_delete=0.0,
 ):
     """A randomly changed float32 copy of the batch x (N, ...); see the module docstring.
+    Token ids (an integer x) go through ``augment_tokens`` and stay integers.
 
     Random numbers come from ``rng`` in a fixed order, only for the transforms that are on.
     """
+    if np.asarray(x).dtype.kind in "iu":
+        return augment_tokens(x, rng, token_swap, token_delete)
     x = np.array(x, dtype=np.float32, copy=True)
     N = len(x)
     if crop_padding:

@@ -327,7 +327,7 @@ class Trainer:
         aug = self.spec.get("augment")
         self._aug: Augmented | None = None
         if active(aug):  # training batches pass through engine.augment, with their own stream
-            check_fits(aug, tuple(X.shape[1:]), X.dtype.kind in "iu")
+            check_fits(aug, tuple(X.shape[1:]), X.dtype.kind in "iu", y.ndim > 1)
             self._aug = Augmented(
                 self.train_data[0], aug, np.random.default_rng([self.spec["seed"], 2])
             )

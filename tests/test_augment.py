@@ -266,3 +266,99 @@ def test_numpy_export_trains_with_the_same_augmentation():
     np.testing.assert_array_equal(
         first_training_input(t), first_training_input(engine.Trainer.from_graph(g))
     )
+
+
+def test_engine_script_trains_on_the_same_augmented_first_batch(tmp_path):
+    """The engine export trains through engine.Trainer with the graph's settings, augment
+    included: with the same seed, its first training batch is the app's, augmented."""
+    from engine.export import export_code
+
+    g = graph_with({"augment": AUG, "batch_size": 16, "epochs": 1})
+    path = tmp_path / "aug_engine_script.py"
+    path.write_text(export_code(g, "numpy"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("aug_engine_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.TRAINING["augment"]["rotate"] == AUG["rotate"]
+    theirs = first_training_input(mod.make_trainer())
+    ours = first_training_input(engine.Trainer.from_graph(g))
+    np.testing.assert_array_equal(theirs, ours)
+    plain = first_training_input(engine.Trainer.from_graph(graph_with({"batch_size": 16})))
+    assert not np.array_equal(theirs, plain)  # the augmentation did change the batch
+
+
+# ---------------------------------------------------------------------------- token ids (EDA)
+
+
+def test_token_swap_and_delete_keep_the_tokens_and_their_dtype():
+    from engine.augment import augment_tokens
+
+    x = np.arange(1, 1 + 50 * 12).reshape(50, 12)
+    swapped = augment_tokens(x, np.random.default_rng(0), token_swap=2)
+    assert swapped.dtype == x.dtype
+    np.testing.assert_array_equal(np.sort(swapped, axis=1), x)  # the same tokens, moved
+    moved = (swapped != x).sum(axis=1)
+    assert moved.max() <= 4 and (moved > 0).mean() > 0.8
+    dropped = augment_tokens(x, np.random.default_rng(0), token_delete=0.5)
+    for row, orig in zip(dropped, x, strict=True):
+        kept = row[row != 0]
+        assert len(kept) >= 1 and np.all(np.isin(kept, orig))
+        assert np.all(np.diff(np.searchsorted(orig, kept)) > 0)  # the order stays
+        assert np.all(row[len(kept) :] == 0)  # padding after the kept tokens
+    assert 0.35 < (dropped == 0).mean() < 0.65
+    one = augment_tokens(x, np.random.default_rng(0), token_delete=0.9)
+    assert np.all((one != 0).sum(axis=1) >= 1)
+    again = augment_batch(x, np.random.default_rng(0), token_swap=2, token_delete=0.3)
+    np.testing.assert_array_equal(
+        again, augment_batch(x, np.random.default_rng(0), token_swap=2, token_delete=0.3)
+    )
+
+
+def reviews_graph(augment: dict) -> engine.Graph:
+    g = json.loads((ROOT / "presets" / "text_cnn_cam.json").read_text())
+    g["training"] = {**g["training"], "augment": augment, "batch_size": 16, "epochs": 1}
+    return engine.Graph.from_dict(g)
+
+
+def test_token_settings_fit_token_ids_of_a_classifier_only():
+    t = engine.Trainer.from_graph(reviews_graph({"token_swap": 1, "token_delete": 0.1}))
+    got = first_training_input(t)
+    assert got.dtype.kind in "iu"
+    with pytest.raises(ConfigError) as e:  # image settings on words
+        engine.Trainer.from_graph(reviews_graph({"hflip": True}))
+    assert "hflip" in str(e.value) and "token ids" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # words settings on images
+        engine.Trainer.from_graph(graph_with({"augment": {"token_swap": 1}}))
+    assert "token_swap" in str(e.value) and "real-valued" in str(e.value)
+    g = json.loads((ROOT / "presets" / "char_lstm.json").read_text())
+    g["training"]["augment"] = {"token_delete": 0.1}  # targets per step: refused
+    with pytest.raises(ConfigError) as e:
+        engine.Trainer.from_graph(engine.Graph.from_dict(g))
+    assert "per step" in str(e.value)
+
+
+def test_pytorch_script_trains_on_the_same_augmented_token_batches(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from engine.export import export_code
+
+    g = reviews_graph({"token_swap": 2, "token_delete": 0.2})
+    path = tmp_path / "tok_script.py"
+    path.write_text(export_code(g, "pytorch"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("tok_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    seen = []
+    build = mod.build_model
+
+    def spy_build():
+        m = build()
+        m.register_forward_pre_hook(
+            lambda _m, args: seen.append(args[0].numpy().copy()) if _m.training else None
+        )
+        return m
+
+    mod.build_model = spy_build
+    mod.train(steps=1)
+    ours = first_training_input(engine.Trainer.from_graph(g))
+    np.testing.assert_array_equal(seen[0], ours)

@@ -55,7 +55,7 @@ windows chars_corpus bracket_tags make_reversal
 make_sorting side_by_side make_dates date_text MONTHS WEEKDAYS DATE_FORMS DATE_SOURCE DATE_TARGET
 DATE_CHARS make_digit_strips STRIP_SLOTS STRIP_VOCAB
 blockprop_data_dir data_file read_mnist_set read_mnist read_fashion_mnist read_cifar10
-read_shakespeare augment_batch affine_batch aug_rng GaussianNoise
+read_shakespeare augment_batch affine_batch augment_tokens aug_rng GaussianNoise
 sgd_rule momentum_rule nesterov_rule adagrad_rule adadelta_rule rmsprop_rule adam_rule
 """.split()
 )

@@ -296,6 +296,9 @@ def _augment(plan: Plan) -> list[str]:
         inspect.getsource(augment.affine_batch).rstrip(),
         "",
         "",
+        inspect.getsource(augment.augment_tokens).rstrip(),
+        "",
+        "",
         inspect.getsource(augment.augment_batch).rstrip(),
         "",
     ]

@@ -34,8 +34,10 @@ def preview_batch(spec: dict, n: int = N_SHOWN) -> tuple[np.ndarray, np.ndarray]
     cfg = check_augment(spec.get("augment"))
     seed = int(spec.get("seed", 0))
     ds = load_dataset(dict(ds_spec), seed=seed)
+    check_fits(cfg, tuple(ds.input_shape), ds.X.dtype.kind in "iu", np.ndim(ds.y) > 1)
+    if ds.X.dtype.kind in "iu":
+        raise BlockPropError("token ids: no picture to preview (the settings fit)")
     before = np.asarray(ds.X[: min(n, len(ds))], dtype=np.float32)
-    check_fits(cfg, tuple(ds.input_shape), ds.X.dtype.kind in "iu")
     if before.ndim != 4:
         raise BlockPropError(f"the samples are {tuple(ds.input_shape)}, not images (C, H, W)")
     after = augment_batch(before, np.random.default_rng([seed, 2]), **cfg)
