@@ -13,6 +13,7 @@ from engine.errors import BlockPropError
 from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX
 from gui.clipboard import copy_fragment, read_fragment
 from gui.inspector import fix_text
+from gui.settings import app_settings
 
 
 def _act(window, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
@@ -92,6 +93,16 @@ class Actions:
             "Ctrl+0",
             "Show the whole network (F on the canvas)",
         )
+        self.minimap = _act(
+            w,
+            "&Minimap",
+            self._toggle_minimap,
+            None,
+            "The whole graph in small when it does not fit the canvas; click it to go there",
+        )
+        self.minimap.setCheckable(True)
+        self.minimap.setChecked(app_settings().value("canvas/minimap", True, type=bool))
+        w.canvas.minimap.set_enabled(self.minimap.isChecked())
         fit_f = _act(w.canvas, "Fit", w.canvas.fit_all, "F")
         fit_f.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         w.canvas.addAction(fit_f)
@@ -156,7 +167,7 @@ class Actions:
         ):
             m.addSeparator() if a is None else m.addAction(a)
         m = w.menu("View")
-        for a in (self.zoom_in, self.zoom_out, self.fit):
+        for a in (self.zoom_in, self.zoom_out, self.fit, self.minimap):
             m.addAction(a)
         m.addSeparator()
         self.panels_menu = m.addMenu("&Panels")
@@ -182,6 +193,11 @@ class Actions:
             self.layout,
         ):
             tb.addSeparator() if a is None else tb.addAction(a)
+
+    def _toggle_minimap(self) -> None:
+        on = self.minimap.isChecked()
+        app_settings().setValue("canvas/minimap", on)
+        self.w.canvas.minimap.set_enabled(on)
 
     def _fill_recent(self) -> None:
         m = self.recent_menu

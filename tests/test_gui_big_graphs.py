@@ -111,3 +111,45 @@ def test_auto_layout_keeps_an_inception_module_together_with_its_branches_side_b
     # deterministic
     again = layered_positions(w.graph, LAYOUT_DX, 110, 2.0)
     assert again == layered_positions(w.graph, LAYOUT_DX, 110, 2.0)
+
+
+def test_minimap_shows_only_when_the_graph_exceeds_the_view_and_navigates_on_click(window):
+    import big_graphs
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    w = window
+    mm = w.canvas.minimap
+    build_chain(w, [("in", "Input", {"shape": [8]}), ("d", "Dense", {"units": 4})])
+    w.canvas.fit_all()
+    QApplication.processEvents()
+    assert not mm.isVisible()  # everything fits
+    laid_out(w, big_graphs.googlenet())
+    w.canvas.fit_all()
+    QApplication.processEvents()
+    assert not mm.isVisible()
+    w.canvas.zoom_by(1.0 / w.canvas.zoom())  # 100%: the graph is far larger than the view
+    w.canvas.centerOn(w.scene.blocks["input"].sceneBoundingRect().center())
+    QApplication.processEvents()
+    assert mm.isVisible() and mm.width() <= 240
+    # a click near the minimap's bottom-right corner brings the graph's last block into view
+    fc = w.scene.blocks["fc"].sceneBoundingRect().center()
+    at = mm.to_map(fc).toPoint()
+    QTest.mouseClick(mm, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    QApplication.processEvents()
+    shown = w.canvas.mapToScene(w.canvas.viewport().rect()).boundingRect()
+    assert shown.contains(fc)
+    assert not shown.contains(w.scene.blocks["input"].sceneBoundingRect().center())
+    # a drag moves it on: to the first block
+    start = mm.to_map(w.scene.blocks["input"].sceneBoundingRect().center()).toPoint()
+    QTest.mousePress(mm, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    QTest.mouseMove(mm, (at + start) / 2)
+    QTest.mouseMove(mm, start)
+    QTest.mouseRelease(mm, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    shown = w.canvas.mapToScene(w.canvas.viewport().rect()).boundingRect()
+    assert shown.contains(w.scene.blocks["input"].sceneBoundingRect().center())
+    # View > Minimap turns it off (and is remembered)
+    w.actions.minimap.trigger()
+    assert not mm.isVisible() and not w.actions.minimap.isChecked()
+    w.actions.minimap.trigger()
+    assert mm.isVisible()

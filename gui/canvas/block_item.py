@@ -318,14 +318,17 @@ class BlockItem(QGraphicsItem):
         """Zoomed out (COMPACT): the type on the coloured top half and the key settings below,
         each as big as the block allows, so a whole network stays readable when it is fitted
         to the window (semantic zoom). Settings too long to read at this zoom shrink to their
-        first part ("6@5x5")."""
+        first part ("6@5x5"), or go ("momentum 0.1": no part says enough alone)."""
         split = self.h * FAR_SPLIT
         line_h = BLOCK_H * FAR_SPLIT - 2
         settings = self.settings
-        if settings and " " in settings:
-            full, _ = _far_text(settings, round(lod, 2), BLOCK_W - 12, line_h)
-            if full != settings:
-                settings = settings.split(" ")[0]
+        for shorter in (settings.split(" ")[0], ""):
+            if (
+                not settings
+                or _far_text(settings, round(lod, 2), BLOCK_W - 12, line_h)[0] == settings
+            ):
+                break
+            settings = shorter  # too long to read whole: its first part, else nothing
         for text, rect, colour in (
             (self.type_name, QRectF(6, 1, BLOCK_W - 12, split - 2), QColor("white")),
             (settings, QRectF(6, split + 1, BLOCK_W - 12, self.h - split - 2), TEXT_COLOUR),

@@ -94,14 +94,11 @@ class Obstacles:
         lo, hi = min(y0, y1), max(y0, y1)
         return not self.bodies(QRectF(x0, lo - CLEAR, x1 - x0, hi - lo + 2 * CLEAR))
 
-    def free_y(self, x0: float, x1: float, want: float) -> float | None:
-        """The height nearest ``want`` (below on a tie) where a straight run from ``x0`` to
-        ``x1`` passes no block."""
-        if x1 <= x0:
-            return want
+    def _blocked(self, x0: float, x1: float, y0: float, y1: float) -> list[list[float]]:
+        """The heights (merged spans, with CLEAR) that blocks take between ``x0`` and ``x1``."""
         spans = sorted(
             (b.top() - CLEAR, b.bottom() + CLEAR)
-            for b in self.bodies(QRectF(x0, want - SEARCH, x1 - x0, 2 * SEARCH))
+            for b in self.bodies(QRectF(x0, y0, x1 - x0, y1 - y0))
         )
         merged: list[list[float]] = []
         for lo, hi in spans:
@@ -109,11 +106,28 @@ class Obstacles:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
-        for lo, hi in merged:
+        return merged
+
+    def free_y(self, x0: float, x1: float, want: float) -> float:
+        """The height nearest ``want`` (below on a tie) where a straight run from ``x0`` to
+        ``x1`` passes no block."""
+        if x1 <= x0:
+            return want
+        for lo, hi in self._blocked(x0, x1, want - SEARCH, want + SEARCH):
             if lo < want < hi:
                 up, down = lo - 0.5, hi + 0.5
                 return up if want - up < down - want else down
         return want
+
+    def widest_gap(self, x0: float, x1: float, y0: float, y1: float) -> float | None:
+        """The middle of the widest free gap between heights ``y0`` and ``y1`` for a run from
+        ``x0`` to ``x1`` (the gap between two rows of a wrapped layout); None if none."""
+        edge, best, at = y0, 0.0, None
+        for lo, hi in [*self._blocked(x0, x1, y0, y1), [y1, y1]]:
+            if lo - edge > best:
+                best, at = lo - edge, (edge + lo) / 2
+            edge = max(edge, hi)
+        return at
 
 
 def route(p0: QPointF, p1: QPointF, obstacles: Obstacles | None, back_y: float) -> QPainterPath:
@@ -122,8 +136,9 @@ def route(p0: QPointF, p1: QPointF, obstacles: Obstacles | None, back_y: float) 
     if p1.x() < p0.x() - 30:
         if obstacles is None:
             return back_path(p0, p1, back_y)
-        y = obstacles.free_y(p1.x() - 2 * LOOP, p0.x() + 2 * LOOP, back_y)
-        return back_path(p0, p1, back_y if y is None else y)
+        x0, x1 = p1.x() - 2 * LOOP, p0.x() + 2 * LOOP
+        y = obstacles.widest_gap(x0, x1, *sorted((p0.y(), p1.y())))
+        return back_path(p0, p1, obstacles.free_y(x0, x1, back_y) if y is None else y)
     plain = wire_path(p0, p1)
     if obstacles is None or p1.x() - p0.x() < 2 * BEND + 1:
         return plain
@@ -136,6 +151,6 @@ def route(p0: QPointF, p1: QPointF, obstacles: Obstacles | None, back_y: float) 
     if ob.clear(x0, x0 + BEND, y0, y1) and ob.clear(x0 + BEND, x1, y1, y1):
         return _runs(p0, p1, y1, True, False)
     y = ob.free_y(x0 + BEND, x1 - BEND, y0)
-    if y is not None and ob.clear(x0, x0 + BEND, y0, y) and ob.clear(x1 - BEND, x1, y, y1):
+    if ob.clear(x0, x0 + BEND, y0, y) and ob.clear(x1 - BEND, x1, y, y1):
         return _runs(p0, p1, y, True, True)
     return plain

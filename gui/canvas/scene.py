@@ -6,7 +6,7 @@ and paints shapes, parameter counts and problems when the live analysis says so.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, QTimer
+from PySide6.QtCore import QPointF, QRectF, QTimer, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
 from engine.analysis import Analysis
@@ -36,6 +36,8 @@ SCENE_MARGIN = 1500.0
 
 
 class GraphScene(QGraphicsScene):
+    contentChanged = Signal()  # blocks moved, came or went (once per burst; the minimap)
+
     def __init__(self, graph: Graph, parent=None) -> None:
         super().__init__(parent)
         self.graph = graph
@@ -89,6 +91,7 @@ class GraphScene(QGraphicsScene):
         self._reroute_pending = False
         for wire in self.wires.values():
             wire.update_path()
+        self.contentChanged.emit()
 
     def block_index(self) -> BlockIndex:
         """Where the blocks are, for routing wires (made again after any block moved)."""

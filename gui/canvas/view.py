@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsView
 
 from gui.canvas.block_item import BlockItem
+from gui.canvas.minimap import Minimap
 from gui.canvas.overlays import BadgeLegend, EmptyHint, FeedbackLabel, LockBanner
 from gui.canvas.port_item import BAD_COLOUR, OK_COLOUR, PortItem
 from gui.canvas.routing import wire_path
@@ -63,6 +64,7 @@ class CanvasView(QGraphicsView):
         self.banner = LockBanner(self)
         self.legend = BadgeLegend(self)
         self.hint = EmptyHint(self)
+        self.minimap = Minimap(self)
         self._wire: WireDrag | None = None
         self._pan_from: QPointF | None = None
         self._space = False
@@ -158,6 +160,7 @@ class CanvasView(QGraphicsView):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._place_overlays()
+        self.minimap.refresh()
 
     # --- background ----------------------------------------------------------------------------
     def drawBackground(self, painter, rect: QRectF) -> None:
