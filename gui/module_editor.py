@@ -108,6 +108,7 @@ class Level:
         w = editor.w
         self.name, self.prefix = name, prefix
         self.sub = definition_graph(w.graph, name)
+        w.tidy_layout(self.sub)  # blocks grouped from a cramped corner get room to be read
         self.stack = QUndoStack(editor)
         self.live = SubLive(w.live, self.sub, prefix, editor)
         self.controller = Controller(self.sub, self.stack, self.live)
@@ -218,6 +219,14 @@ class DefinitionEditor(QObject):
                 "graph); Make Unique first to change one only"
             )
             a.triggered.connect(lambda _c=False, d=k + 1: self.back(d))
+        d = self.w.graph.modules.get(self.levels[-1].name)
+        if d is not None:
+            ports = "; ".join(
+                f"input {k}: " + ", ".join(f"{t['block']}[{t['port']}]" for t in port)
+                for k, port in enumerate(d["inputs"])
+            )
+            self.bar.addSeparator()
+            self.bar.addWidget(_label(f"  {ports or 'no inputs'}; output: {d['output']}  "))
 
     # --- keeping the definition and the graph in step ------------------------------------------
     def sub_changed(self, level: Level) -> None:

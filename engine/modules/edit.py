@@ -235,7 +235,7 @@ def updated_definition(old: dict, sub: Graph) -> dict:
         "inputs": [port for port in inputs if port],
         "output": old["output"],
         "params": params,
-        "description": old["description"],
+        "description": sub.description,
     }
 
 
