@@ -8,6 +8,7 @@ python app.py import MODEL.onnx -o GRAPH.json        an ONNX model as a graph (+
 python app.py presets                                list the presets
 python app.py explain GRAPH.json --weights W.npz --input X.png -o OUT   what the model looks at
 python app.py experiment GRAPH.json --vary lr=0.1,0.01 --out DIR  runs with settings varied
+python app.py decode GRAPH.json --weights W.npz --source TEXT [--beam K]  greedy and beam search
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import signal
 import sys
 
-COMMANDS = ("check", "train", "export", "import", "presets", "explain", "experiment")
+COMMANDS = ("check", "train", "export", "import", "presets", "explain", "experiment", "decode")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@
                         [--method cam|gradcam|saliency|smoothgrad|occlusion] [--class K]
                         [--block ID] -o OUT        OUT.png: the map over the input,
                                                    OUT.npy: the map (float32, input H x W)
+    python app.py decode GRAPH.json --weights W.npz --source TEXT [--beam K]
+                        greedy and beam-search decoding of a seq2seq graph (cli_decode.py)
 
 A user's mistake (a bad file, a bad setting, a graph with problems) prints one line per problem
 on stderr, ``app.py: <message>``, and exits with status 2; never a traceback. A diverged run
@@ -36,7 +38,7 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from engine import cli_experiment
+from engine import cli_decode, cli_experiment
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_explain)
 
     cli_experiment.add_parser(sub, _file_name)
+    cli_decode.add_parser(sub, _file_name)
 
     s = sub.add_parser("presets", help="list the presets")
     s.set_defaults(func=cmd_presets)

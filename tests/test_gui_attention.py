@@ -106,3 +106,33 @@ def test_attention_panel_explains_a_network_without_attention(qtbot, train_windo
     panel = ctrl.panels["attention"]
     panel.refresh(ctrl.current, force=True)
     assert panel.matrix is None and "no Attention block" in panel.message.text()
+
+
+def test_try_it_decodes_a_typed_source_with_the_runs_model(qtbot, train_window):
+    from engine.seq2seq_decode import Seq2SeqTask, decode
+
+    w = train_window(attention_graph(epochs=1))
+    ctrl = w.training
+    show_all_panels(ctrl)
+    ctrl.panel_docks["try_it"].raise_()
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl)
+    panel = ctrl.panels["try_it"]
+    panel.refresh(ctrl.current, force=True)
+    assert panel.stack.currentWidget() is panel.decode_page
+    assert panel.source.text() == "s2 s1 s4 s3 s2"  # an example of the run's length
+    panel.source.setText("s1 s2 s3 s4 s1")
+    panel.beam_width.setValue(3)
+    panel.decode_button.click()
+    info = ctrl.current.info
+    task = Seq2SeqTask.of(info["dataset"], info["vocab"], info["seq2seq"], info["input_shape"])
+    greedy, beams = decode(replay(ctrl.current).model, task, "s1 s2 s3 s4 s1", 3)
+    assert [t for t, _ in panel.candidates] == [task.text(b.tokens) for b in beams]
+    np.testing.assert_allclose(
+        [s for _, s in panel.candidates], [b.score for b in beams], atol=1e-4
+    )
+    text = panel.decoded.toPlainText()
+    assert text.startswith(f"greedy:  {task.text(greedy.tokens)}") and "width 3" in text
+    panel.source.setText("s1 s9")
+    panel.decode_button.click()
+    assert "'s9' is not a symbol" in panel.decoded.toPlainText()

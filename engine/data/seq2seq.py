@@ -290,3 +290,20 @@ DATASETS_HERE: dict[str, DatasetSpec] = {
         load_digit_strips,
     ),
 }
+
+
+def strip_of(digits: list[int]) -> np.ndarray:
+    """The 8x32 strip of the given digits (1 to 4, left to right), each the first image of its
+    class in scikit-learn's set: a source for decoding a caption. Shapes: -> (256,) float32."""
+    from sklearn.datasets import load_digits
+
+    if not 1 <= len(digits) <= STRIP_SLOTS or any(not 0 <= d <= 9 for d in digits):
+        raise ConfigError(
+            f"a digit strip holds 1 to {STRIP_SLOTS} digits 0-9, got {' '.join(map(str, digits))}"
+        )
+    d = load_digits()
+    strip = np.zeros((8, 8 * STRIP_SLOTS), dtype=np.float32)
+    for k, digit in enumerate(digits):
+        first = int(np.flatnonzero(d.target == digit)[0])
+        strip[:, 8 * k : 8 * k + 8] = d.images[first] / 16.0
+    return strip.reshape(-1)

@@ -4,7 +4,9 @@ Image classifiers (digits, MNIST): draw a digit with the mouse; it is prepared e
 training images were (``gui.training.prep``), shown as the network sees it, and the class
 probabilities update as you draw (and as the network trains). Character models: type a prompt
 and generate text at a chosen temperature, a few characters per timer tick so the window stays
-responsive.
+responsive. Sequence-to-sequence models (a data set holding a source and a shifted target: dates,
+reversal, sorting, digit strips): type a source, see the greedy output and the beam's candidates
+with their log-probabilities (engine/seq2seq_decode.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.errors import BlockPropError
+from engine.seq2seq_decode import MAX_BEAM, Seq2SeqTask, decode
 from gui.training.panels.activations import GREY_LUT
 from gui.training.panels.base import Panel, add_plot, colour, image_view, set_title, style_plot
 from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
@@ -117,6 +121,9 @@ class TryItPanel(Panel):
         self.input: np.ndarray | None = None
         self._build_image_page()
         self._build_text_page()
+        self._build_decode_page()
+        self.candidates: list[tuple[str, float]] = []  # the beam's (text, log p), best first
+        self._example_for: str | None = None
         self._gen_timer = QTimer(self)
         self._gen_timer.setInterval(15)
         self._gen_timer.timeout.connect(self._generate_some)
@@ -188,6 +195,60 @@ class TryItPanel(Panel):
         self.text_page = page
         self.stack.addWidget(page)
 
+    def _build_decode_page(self) -> None:
+        page = QWidget()
+        col = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.source = QLineEdit("6 December 2026")
+        self.source.setPlaceholderText("a source sequence")
+        self.source.returnPressed.connect(self.decode)
+        self.beam_width = QSpinBox()
+        self.beam_width.setRange(1, MAX_BEAM)
+        self.beam_width.setValue(4)
+        self.beam_width.setPrefix("beam width ")
+        self.decode_button = QPushButton("Decode")
+        self.decode_button.clicked.connect(self.decode)
+        row.addWidget(QLabel("Source:"))
+        row.addWidget(self.source, 1)
+        row.addWidget(self.beam_width)
+        row.addWidget(self.decode_button)
+        col.addLayout(row)
+        self.decoded = QPlainTextEdit()
+        self.decoded.setReadOnly(True)
+        self.decoded.setStyleSheet("font-family: monospace; font-size: 12pt;")
+        col.addWidget(self.decoded, 1)
+        self.decode_page = page
+        self.stack.addWidget(page)
+
+    def decode(self) -> None:
+        """Greedy decoding and beam search of the typed source with the shown run's model."""
+        run = self.ctrl.current
+        model = self.ctrl.runlist.model_for(run) if run is not None else None
+        if model is None:
+            self.decoded.setPlainText("Train a sequence-to-sequence model first.")
+            return
+        info = run.info
+        try:
+            task = Seq2SeqTask.of(
+                info.get("dataset"), info.get("vocab"), info.get("seq2seq"), info["input_shape"]
+            )
+            greedy, beams = decode(model, task, self.source.text(), self.beam_width.value())
+        except BlockPropError as e:
+            self.candidates = []
+            self.decoded.setPlainText(str(e))
+            return
+        self.candidates = [(task.text(c.tokens), c.score) for c in beams]
+        lines = [
+            f"greedy:  {task.text(greedy.tokens)}   (log p {greedy.score:.3f})",
+            "",
+            f"beam search, width {self.beam_width.value()}:",
+        ]
+        lines += [
+            f"{k:>3}. {text}   (log p {score:.3f}, p {np.exp(score):.3g})"
+            for k, (text, score) in enumerate(self.candidates, 1)
+        ]
+        self.decoded.setPlainText("\n".join(lines))
+
     # --- drawing -------------------------------------------------------------------------------
     def redraw_key(self, run):
         info = run.info if run is not None else None
@@ -203,6 +264,15 @@ class TryItPanel(Panel):
                 "generate text (character models)."
             )
             self.stack.hide()
+            return
+        if info.get("seq2seq"):
+            if self._example_for != info.get("dataset"):  # an example source of this data set
+                self._example_for = info.get("dataset")
+                self.source.setText(example_source(info))
+            self.show_message("")
+            self.stack.show()
+            self.stack.setCurrentWidget(self.decode_page)
+            self.export_widget = self.decode_page
             return
         if info.get("vocab") and info.get("task") == "sequence_classification":
             self.show_message("")
@@ -291,9 +361,25 @@ class TryItPanel(Panel):
         self.output.insertPlainText(added)
 
     def table(self):
+        if self.stack.currentWidget() is self.decode_page and self.candidates:
+            return ["candidate", "log probability"], [[t, float(v)] for t, v in self.candidates]
         if self.probs is None:
             return ["class", "probability"], []
         names = (self.ctrl.current.info.get("class_names") if self.ctrl.current else None) or [
             str(i) for i in range(len(self.probs))
         ]
         return ["class", "probability"], [[names[i], float(p)] for i, p in enumerate(self.probs)]
+
+
+def example_source(info: dict) -> str:
+    """A source to start from: a date, digits, or symbols of the sequence's length."""
+    name = info.get("dataset")
+    if name == "dates":
+        return "6 December 2026"
+    if name == "digit_strips":
+        return "3 7 1"
+    a, b = info["seq2seq"]["source"]
+    vocab = list(info.get("vocab") or ())
+    k = max(1, len(vocab) - 2)
+    ids = [1 + (3 * i + 1) % k for i in range(b - a)]
+    return " ".join(vocab[i] if i < len(vocab) else str(i) for i in ids)
