@@ -76,7 +76,9 @@ class Net:
         return self.relu(f"{nid}_relu")
 
     def pool(self, nid, k, stride, padding=0, kind="MaxPool2D") -> str:
-        cfg = {"kernel_size": k, "stride": stride}
+        cfg = {"kernel_size": k}
+        if stride != k:  # empty stride: the kernel size (as an ONNX import writes it back)
+            cfg["stride"] = stride
         if padding:
             cfg["padding"] = padding
         return self.add(nid, kind, cfg)

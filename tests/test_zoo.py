@@ -42,6 +42,16 @@ TORCHVISION = {
 }
 
 
+def same_but_layout(a: engine.Graph, b: engine.Graph) -> bool:
+    """Equal files but for the block positions (the auto-layout may change; not_cramped
+    checks the files' own)."""
+    da, db = a.to_dict(), b.to_dict()
+    for d in (da, db):
+        for n in d["nodes"]:
+            n.pop("pos")
+    return da == db
+
+
 def test_the_zoo_is_the_script_and_holds_every_network():
     assert sorted(p.stem for p in ZOO.glob("*.json")) == sorted(COUNTS) == sorted(make_zoo.ZOO)
 
@@ -53,8 +63,16 @@ def test_parameter_count_is_torchvisions(name):
     assert a.ok, a.problems[:3]
     assert a.total_params == COUNTS[name]
     assert f"{COUNTS[name]:,}" in g.description
-    # the file is what the script writes (layout included)
-    assert make_zoo.build(name).to_dict() == g.to_dict()
+    assert same_but_layout(make_zoo.build(name), g)  # the file is what the script writes
+
+
+@pytest.mark.parametrize("path", sorted(ZOO.glob("*.json")), ids=lambda p: p.stem)
+def test_blocks_are_laid_out_without_overlaps(path):
+    from gui.layout import is_cramped
+
+    g = engine.load_graph(path)
+    assert len({g.pos_of(n) for n in g.nodes()}) == len(g)
+    assert not is_cramped(g, 176.0, 68.0)  # gui/canvas/style.py's block size
 
 
 @pytest.mark.skipif(
@@ -131,3 +149,45 @@ def test_presets_command_lists_the_zoo(capsys):
     out = capsys.readouterr().out
     for name in COUNTS:
         assert f"zoo/{name} " in out
+
+
+# --- the trainable cousins (presets/make_trainable.py) --------------------------------------------
+sys.path.insert(0, str(ROOT / "presets"))
+import make_trainable  # noqa: E402
+
+TRAINABLE = {"resnet20": 272_186, "vgg_small": 204_282, "densenet_small": 102_298}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINABLE))
+def test_trainable_preset_is_the_script_with_a_measured_outcome(name):
+    g = engine.load_graph(ROOT / "presets" / f"{name}.json")
+    assert same_but_layout(make_trainable.build(name), g)
+    assert engine.analyze(g).total_params == TRAINABLE[name]
+    assert "val acc" in g.description and "not yet measured" not in g.description
+
+
+def test_resnet20_is_the_papers_six_n_plus_two():
+    g = engine.load_graph(ROOT / "presets" / "resnet20.json")
+    weighted = [n for n in g.nodes() if g.type_of(n) in ("Conv2D", "Dense")]
+    assert len([n for n in weighted if not n.endswith("_down")]) == 20  # 6 * 3 + 2
+    a = engine.analyze(g)
+    assert a.shapes["s1_2_relu"] == (16, 32, 32) and a.shapes["s3_2_relu"] == (64, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "name,steps", [("resnet20", 20), ("vgg_small", 60), ("densenet_small", 20)]
+)
+def test_trainable_preset_loss_falls(name, steps):
+    """A short run at batch 16 (the preset trains at 64): the loss falls (the VGG, without
+    BatchNorm, starts slower)."""
+    g = engine.load_graph(ROOT / "presets" / f"{name}.json")
+    g.set_meta("training", {**g.training, "batch_size": 16})
+    trainer = engine.Trainer.from_graph(g)
+    losses = []
+    for ev in trainer.run():
+        if ev["event"] == "step":
+            losses.append(ev["loss"])
+            if len(losses) == steps:
+                trainer.stop()
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 1.5, losses
