@@ -10,6 +10,7 @@ from gui.problems import ProblemsPanel
 from gui.summary import SummaryPanel
 from gui.training.controls import TrainingDock
 from gui.training.panels.activations import ActivationsPanel
+from gui.training.panels.attention import AttentionPanel
 from gui.training.panels.confusion import ConfusionPanel
 from gui.training.panels.filters import FiltersPanel
 from gui.training.panels.gradients import GradientsPanel
@@ -107,6 +108,18 @@ PANEL_HELP: dict[type, PanelHelp] = {
         "Use the trained network: draw a digit and watch the class probabilities, or type a "
         "prompt and let a character model write on, at a chosen temperature.",
         (r"$p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}$ (sampling at temperature $T$)",),
+    ),
+    AttentionPanel: PanelHelp(
+        "Attention",
+        "Where an Attention block looks: for one validation sample, each row is an output "
+        "step (labelled with its target token), each column a source step, the colour the "
+        "weight the output step gives that source step (each row sums to 1). Live during "
+        "training; for date translation it becomes a near-diagonal with jumps.",
+        (
+            r"$a_{ts} = \frac{e^{\mathrm{score}(h_t, \bar h_s)}}{\sum_{s'} "
+            r"e^{\mathrm{score}(h_t, \bar h_{s'})}}$",
+            r"$c_t = \sum_s a_{ts}\, \bar h_s$",
+        ),
     ),
     WhyPanel: PanelHelp(
         "Why?",
