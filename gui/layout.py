@@ -19,6 +19,10 @@ from engine.graph import Graph
 from engine.layers import LAYER_TYPES
 
 SKIP_LANE = 16.0  # height of the empty lane a skipping wire runs along
+# From this many blocks a graph is mostly seen zoomed out (compact blocks, no wire labels),
+# where every gap costs readability: columns and lanes are packed closer.
+DENSE_FROM = 60
+DENSE_GAPS = (40.0, 24.0, 50.0)  # between columns, between lanes, between rows
 SLOT_PITCH = 24.0  # gui/canvas/style.py's: a block's height grows by this per input port
 
 
@@ -287,6 +291,7 @@ def layered_positions(
     block_h: float = 68.0,
     row_gap: float = 90.0,
     heights: dict[str, float] | None = None,
+    block_w: float = 176.0,
 ) -> dict[str, tuple[float, float]]:
     """New top-left positions for every block (anchored at the graph's current top-left).
 
@@ -294,13 +299,17 @@ def layered_positions(
     ``heights`` gives each block's, by default ``block_heights``). With ``aspect`` (the
     window's width / height), a network much longer than it is tall wraps into rows when
     that lets it be shown larger (LeNet-5's fifteen blocks in a row would be unreadable when
-    fitted to the window)."""
+    fitted to the window). From DENSE_FROM blocks, the gaps shrink to DENSE_GAPS."""
     g = graph.without_loops()
     if not len(g):
         return {}
     h = heights if heights is not None else block_heights(graph, block_h)
     h = {n: h.get(n, block_h) for n in g.nodes()}
-    lay = _Layout(g, h, max(dy - block_h, 16.0))
+    lane_gap = dy - block_h
+    if len(g) >= DENSE_FROM:
+        gx, gy, gr = DENSE_GAPS
+        dx, lane_gap, row_gap = min(dx, block_w + gx), min(lane_gap, gy), min(row_gap, gr)
+    lay = _Layout(g, h, max(lane_gap, 16.0))
     main, detached = lay.units(set(g.nodes()))
     flows = [_glue(f) for f in [main] + [lay.units(c)[0] for c in detached]]
     crosses = [_crossings(f, lay) for f in flows]

@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath
 
 CLEAR = 8.0  # room kept between a wire and a block it passes
-BEND = 64.0  # length of an S-bend
+BENDS = (64.0, 34.0)  # lengths of an S-bend: gentle where the gap between blocks allows
 LOOP = 28.0  # radius of a backwards wire's turns
 SEARCH = 3000.0  # how far up or down a free lane is looked for
 
@@ -48,11 +48,11 @@ def _bend(path: QPainterPath, a: QPointF, b: QPointF) -> None:
     path.cubicTo(QPointF(mx, a.y()), QPointF(mx, b.y()), b)
 
 
-def _runs(p0: QPointF, p1: QPointF, y: float, bend_at_start: bool, bend_at_end: bool):
-    """Runs at ``y`` between bends of length BEND after ``p0`` and before ``p1``."""
+def _runs(p0: QPointF, p1: QPointF, y: float, bend_at_start: bool, bend_at_end: bool, bend):
+    """Runs at ``y`` between bends ``bend`` long after ``p0`` and before ``p1``."""
     path = QPainterPath(p0)
-    a = QPointF(p0.x() + BEND, y) if bend_at_start else QPointF(p0.x(), y)
-    b = QPointF(p1.x() - BEND, y) if bend_at_end else QPointF(p1.x(), y)
+    a = QPointF(p0.x() + bend, y) if bend_at_start else QPointF(p0.x(), y)
+    b = QPointF(p1.x() - bend, y) if bend_at_end else QPointF(p1.x(), y)
     if bend_at_start:
         _bend(path, p0, a)
     path.lineTo(b)
@@ -140,17 +140,18 @@ def route(p0: QPointF, p1: QPointF, obstacles: Obstacles | None, back_y: float) 
         y = obstacles.widest_gap(x0, x1, *sorted((p0.y(), p1.y())))
         return back_path(p0, p1, obstacles.free_y(x0, x1, back_y) if y is None else y)
     plain = wire_path(p0, p1)
-    if obstacles is None or p1.x() - p0.x() < 2 * BEND + 1:
-        return plain
     ob = obstacles
     x0, x1, y0, y1 = p0.x(), p1.x(), p0.y(), p1.y()
-    if ob.clear(x0, x1, y0, y1):
+    if ob is None or ob.clear(x0, x1, y0, y1):
         return plain
-    if ob.clear(x0, x1 - BEND, y0, y0) and ob.clear(x1 - BEND, x1, y0, y1):
-        return _runs(p0, p1, y0, False, True)
-    if ob.clear(x0, x0 + BEND, y0, y1) and ob.clear(x0 + BEND, x1, y1, y1):
-        return _runs(p0, p1, y1, True, False)
-    y = ob.free_y(x0 + BEND, x1 - BEND, y0)
-    if ob.clear(x0, x0 + BEND, y0, y) and ob.clear(x1 - BEND, x1, y, y1):
-        return _runs(p0, p1, y, True, True)
+    for bend in BENDS:
+        if x1 - x0 < 2 * bend + 1:
+            continue
+        if ob.clear(x0, x1 - bend, y0, y0) and ob.clear(x1 - bend, x1, y0, y1):
+            return _runs(p0, p1, y0, False, True, bend)
+        if ob.clear(x0, x0 + bend, y0, y1) and ob.clear(x0 + bend, x1, y1, y1):
+            return _runs(p0, p1, y1, True, False, bend)
+        y = ob.free_y(x0 + bend, x1 - bend, y0)
+        if ob.clear(x0, x0 + bend, y0, y) and ob.clear(x1 - bend, x1, y, y1):
+            return _runs(p0, p1, y, True, True, bend)
     return plain

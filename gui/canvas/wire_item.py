@@ -37,6 +37,7 @@ class WireItem(QGraphicsItem):
         self.setZValue(0)
         self._shape: QPainterPath | None = None
         self.label_shown = False  # whether the last paint showed the shape label
+        self.label_fits = True
         self.update_path()
 
     @property
@@ -87,6 +88,10 @@ class WireItem(QGraphicsItem):
         w = M_LABEL.horizontalAdvance(self.label) + 8
         h = M_LABEL.height() + 2
         self.label_rect = QRectF(mid.x() - w / 2, mid.y() - h / 2, w, h)
+        # no room between the two blocks (a dense layout): the blocks show the shape anyway
+        self.label_fits = not any(
+            self.label_rect.intersects(b.body_rect()) for b in (self.source, self.target)
+        )
 
     def boundingRect(self) -> QRectF:
         return self.path.boundingRect().adjusted(-6, -6, 6, 6).united(self.label_rect)
@@ -108,7 +113,7 @@ class WireItem(QGraphicsItem):
         painter.setPen(QPen(colour, max(width, width * 0.6 / max(lod, 0.01))))  # >= 1 px
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path)
-        self.label_shown = bool(self.label) and lod >= label_lod()
+        self.label_shown = bool(self.label) and self.label_fits and lod >= label_lod()
         if lod < 0.2:
             return  # too small for the arrow head
         # arrow head at the target (the direction data flows)
