@@ -260,6 +260,9 @@ class LiveRun:
             "blocks": blocks,
             "all_blocks": list(model.layers),
             "block_types": {b: type(layer).type_name for b, layer in model.layers.items()},
+            "block_params": {
+                b: sum(v.size for v in model.layers[b].params.values()) for b in blocks
+            },
             "out_shapes": {b: tuple(layer.out_shape or ()) for b, layer in model.layers.items()},
             "in_channels": {
                 b: int(layer.params["weight"].shape[1])

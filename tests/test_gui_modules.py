@@ -198,3 +198,42 @@ def test_copy_paste_of_an_instance_across_windows_brings_its_definition(window, 
     assert other.undo_stack.count() == 1
     other.undo_stack.undo()
     assert "Res 2" not in other.graph.modules and not len(other.graph)
+
+
+def test_gradients_panel_shows_a_module_as_one_bar_expandable_to_its_blocks(qtbot):
+    import numpy as np
+    import pytest
+    from test_gui_panels import Ctrl, _run
+
+    from gui.training.panels.gradients import GradientsPanel
+
+    run = _run(3)
+    blocks = ["stem", "res_1/c0", "res_1/d0", "out"]
+    run.set_blocks(blocks, {b: "Conv2D" for b in blocks})
+    run.info["block_params"] = {"stem": 40, "res_1/c0": 100, "res_1/d0": 300, "out": 10}
+    rms = {"stem": 1e-3, "res_1/c0": 1e-2, "res_1/d0": 2e-2, "out": 0.1}
+    run.add_steps([{"step": 5, "epoch": 1, "loss": 0.1, "lr": 0.1, "grad_rms": rms}])
+    panel = GradientsPanel(Ctrl(run))
+    qtbot.addWidget(panel)
+    panel.resize(800, 500)
+    panel.show()
+    assert panel.refresh(run)
+    module = np.sqrt((100 * 1e-4 + 300 * 4e-4) / 400)  # the RMS over all its parameters
+    assert panel.values == pytest.approx({"stem": 1e-3, "res_1 ▸": module, "out": 0.1})
+    assert len(panel.lines) == 3
+    from PySide6.QtCore import QPointF
+
+    class Click:  # a click on the module's bar (the second), as the plot's scene reports it
+        def scenePos(self):
+            lo, hi = panel.p_bars.vb.viewRange()[1]
+            return panel.p_bars.vb.mapViewToScene(QPointF(1.0, (lo + hi) / 2))
+
+    panel._clicked(Click())
+    assert panel.values == pytest.approx(rms) and len(panel.lines) == 4
+    panel.expanded.clear()
+    panel.expand_all.setChecked(True)
+    assert panel.values == pytest.approx(rms)
+    from gui.training.panels.module_bars import module_values
+
+    badges = module_values(blocks, rms, run.info["block_params"])
+    assert badges == pytest.approx({"res_1": module})  # the instance's canvas badge

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, Slot
 
+from gui.training.panels.module_bars import module_values
 from gui.training.result import result_text
 from gui.training.run_data import RunData
 
@@ -153,7 +154,9 @@ class Redrawer:
             return
         self._badges_at = now
         values = run.last_grad_rms()
-        if values:
+        if values:  # a module instance's block shows its blocks' combined value
+            counts = run.info.get("block_params", {})
+            values = {**values, **module_values(list(run.blocks), values, counts)}
             canvas.set_block_badges(values)
             self._badges_drawn = key
 

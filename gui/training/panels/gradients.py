@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox
 
 from engine.layers import LAYER_TYPES
 from gui.training.panels.base import (
@@ -30,6 +31,7 @@ from gui.training.panels.base import (
     sticky_range,
     style_plot,
 )
+from gui.training.panels.module_bars import bar_values, entries
 from gui.training.run_data import RunData
 
 HISTORY_INTERVAL_S = 1.0
@@ -40,6 +42,13 @@ class GradientsPanel(Panel):
 
     def __init__(self, ctrl) -> None:
         super().__init__(ctrl)
+        # Modules: one bar per instance (RMS over its parameters) until expanded by a click on
+        # it, or all at once with this box (gui.training.panels.module_bars).
+        self.expand_all = QCheckBox("blocks inside modules")
+        self.expand_all.setToolTip("Show a bar for every block inside each module instance")
+        self.expand_all.toggled.connect(lambda _on: self._regroup())
+        self.expanded: set[str] = set()
+        self.controls.addWidget(self.expand_all)
         self.finish_controls()
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("w")
@@ -54,6 +63,7 @@ class GradientsPanel(Panel):
         self.p_bars.getAxis("left").setLogMode(True)
         self.p_bars.setMouseEnabled(x=False, y=False)
         self.p_bars.getAxis("bottom").setHeight(42)  # two-line labels: block id, type
+        self.p_bars.scene().sigMouseClicked.connect(self._clicked)
         # No legend: the lines take the colours of the bars above, which name their blocks (a
         # legend row sat over the newest steps, where the user looks).
         self.p_hist = line_plot(
@@ -81,6 +91,8 @@ class GradientsPanel(Panel):
         self.values: dict[str, float] = {}  # what the bars show: block -> grad RMS
         self.lines: dict[str, pg.PlotDataItem] = {}
         self._blocks: list[str] = []
+        self._bars: list[tuple[str, list[int]]] = []  # (label, indices into run.blocks)
+        self._weights = np.ones(0)  # each block's parameter count (module_bars.combine)
         self._shape = None  # (blocks, their types) the bars were built for
         self._run: RunData | None = None
         self._bptt_items: dict[str, pg.PlotDataItem] = {}
@@ -107,7 +119,12 @@ class GradientsPanel(Panel):
         if run is None or not run.blocks:
             self._clear()
             return
-        shape = (run.blocks, [run.block_types.get(b) for b in run.blocks])
+        shape = (
+            run.blocks,
+            [run.block_types.get(b) for b in run.blocks],
+            frozenset(self.expanded),
+            self.expand_all.isChecked(),
+        )
         if shape != self._shape:  # other blocks, or the same ids with other types
             self._rebuild(run)
             self._shape = shape
@@ -133,19 +150,48 @@ class GradientsPanel(Panel):
             self.p_hist.removeItem(line)
         self.lines = {}
         self._blocks = []
+        self._bars = []
         self._shape = None
         self.values = {}
         self._clear_bptt()
         self._bptt_names = []
         self._layout(False)
 
+    def _regroup(self) -> None:
+        if self._run is not None:
+            self.draw(self._run)
+
+    def _clicked(self, event) -> None:
+        """A click on a module's bar shows its blocks; on one of its blocks, folds them back."""
+        if not self._blocks or not self.p_bars.sceneBoundingRect().contains(event.scenePos()):
+            return
+        x = self.p_bars.vb.mapSceneToView(event.scenePos()).x()
+        i = int(round(x))
+        if not 0 <= i < len(self._blocks) or abs(x - i) > 0.4:
+            return
+        label = self._blocks[i]
+        top = label.split("/", 1)[0].removesuffix(" ▸")
+        if "/" not in label and not label.endswith(" ▸"):
+            return
+        self.expanded ^= {top}
+        self._regroup()
+
     def _rebuild(self, run: RunData) -> None:
         self._clear()
-        self._blocks = list(run.blocks)
+        self._bars = entries(list(run.blocks), self.expanded, self.expand_all.isChecked())
+        self._blocks = [label for label, _ in self._bars]
+        counts = run.info.get("block_params", {}) if isinstance(run.info, dict) else {}
+        self._weights = np.array([float(counts.get(b, 1)) for b in run.blocks])
         n = len(self._blocks)
         self._brushes = [pg.mkBrush(colour(i, n)) for i in range(n)]
         self._bar_pen = pg.mkPen(60, 60, 60)
-        ticks = [(i, f"{b}\n{run.block_types.get(b, '')}") for i, b in enumerate(self._blocks)]
+        types = [
+            run.block_types.get(run.blocks[cols[0]], "")
+            if len(cols) == 1
+            else f"{len(cols)} blocks"
+            for _, cols in self._bars
+        ]
+        ticks = [(i, f"{b}\n{types[i]}") for i, b in enumerate(self._blocks)]
         self.p_bars.getAxis("bottom").setTicks([ticks, []])
         self.p_bars.setXRange(-0.6, n - 0.4, padding=0)
         # Until the first step the bars are empty: a fixed 1e-4..1 frame, not an auto-range
@@ -154,7 +200,7 @@ class GradientsPanel(Panel):
         self.p_bars.setYRange(*self._yrange, padding=0)
         self._history_at = time.perf_counter()
         # The BPTT plot's column now, not at the first step (a layout change is costly).
-        kinds = [LAYER_TYPES.get(run.block_types.get(b, "")) for b in self._blocks]
+        kinds = [LAYER_TYPES.get(run.block_types.get(b, "")) for b in run.blocks]
         self._layout(any(cls is not None and cls.recurrent for cls in kinds))
         for i, b in enumerate(self._blocks):
             self.lines[b] = self.p_hist.plot(
@@ -177,8 +223,12 @@ class GradientsPanel(Panel):
             self.bar_labels.append(t)
 
     def _draw_bars(self, run: RunData) -> None:
-        self.values = run.last_grad_rms()
-        vals = np.array([self.values.get(b, np.nan) for b in self._blocks])
+        last = run.last_grad_rms()
+        per_block = np.array([last.get(b, np.nan) for b in run.blocks])
+        vals = bar_values(per_block, self._bars, self._weights)
+        self.values = {
+            b: float(v) for b, v in zip(self._blocks, vals, strict=True) if np.isfinite(v)
+        }
         pos = vals[np.isfinite(vals) & (vals > 0)]
         if not len(pos):
             return
@@ -212,6 +262,8 @@ class GradientsPanel(Panel):
     def _draw_history(self, run: RunData) -> None:
         self._history_at = time.perf_counter()
         g = run.grads.data() if run.grads is not None else np.zeros((0, 1))
+        if g.shape[1] == len(run.blocks) + 1 and self._bars:
+            g = np.concatenate([g[:, :1], bar_values(g[:, 1:], self._bars, self._weights)], axis=1)
         for i, b in enumerate(self._blocks):
             y = g[:, i + 1]
             ok = np.isfinite(y) & (y > 0)
