@@ -385,6 +385,8 @@ CASES = [
     (Conv2D(filters=5, kernel_size=5, stride=3, padding=2), (3, 2, 9, 9), False),
     (Conv2D(filters=3, kernel_size=1), (2, 4, 1, 1), False),
     (Conv2D(filters=3, kernel_size=3, padding=1), (2, 1, 12, 29), False),  # long rows
+    # wide enough to fold, but one sample: the weight's copy outweighs (not folded)
+    (Conv2D(filters=12, kernel_size=3, padding=1), (1, 12, 3, 3), False),
     (Conv2D(filters=4, kernel_size=3, connections=C3_SMALL), (2, 3, 5, 5), False),
     (Conv2D(filters=4, kernel_size=3, groups=2), (2, 4, 5, 6), False),
     (Conv2D(filters=6, kernel_size=3, stride=2, padding=1, groups=3), (2, 3, 7, 7), False),
@@ -698,3 +700,14 @@ def test_conv_cases_cover_every_fast_path():
             else:
                 seen.add("strided")
     assert seen == {"folded", "wide, long rows", "wide, short rows", "strided"}
+
+
+def test_folding_counts_the_copy_of_the_weight():
+    """The folded layout copies the weight each call: for a wide layer on one sample (ResNet-18
+    inference, 512 maps at 7x7) that costs more than its smaller columns save."""
+    same = (1, 1), (1, 1, 1, 1)
+    assert not conv_plan.Conv2dPlan((1, 512, 7, 7), (512, 512, 3, 3), *same).folded
+    assert not conv_plan.Conv2dPlan((1, 12, 3, 3), (12, 12, 3, 3), *same).folded
+    assert conv_plan.Conv2dPlan((4, 12, 3, 3), (12, 12, 3, 3), *same).folded
+    assert conv_plan.Conv2dPlan((64, 64, 8, 8), (64, 64, 3, 3), *same).folded  # ResNet-20
+    assert conv_plan.Conv2dPlan((1, 64, 56, 56), (64, 64, 3, 3), *same).folded  # ResNet-18

@@ -184,8 +184,12 @@ class BatchNorm(Layer):
         else:
             rm = self.buffers["running_mean"].reshape(bshape).astype(x.dtype, copy=False)
             rv = self.buffers["running_var"].reshape(bshape).astype(x.dtype, copy=False)
-            xc = x - rm
             inv_std = 1.0 / np.sqrt(rv + self.config["eps"])
+            if x.ndim == 4:  # one affine map (as PyTorch infers); xhat only if backward asks
+                scale = w.reshape(-1) * inv_std.reshape(-1)
+                self._cache = ("inference", x, rm, inv_std, axes, bshape, m)
+                return norm_images.affine(x, scale, b.reshape(-1) - rm.reshape(-1) * scale)
+            xc = x - rm
         if training and x.ndim == 4:  # xc is this call's own array: scaled where it is
             xhat = np.multiply(xc, inv_std.astype(xc.dtype, copy=False), out=xc)
         else:
@@ -242,6 +246,9 @@ class BatchNorm(Layer):
         return buf[:size].reshape(shape)
 
     def backward(self, dout):
+        if isinstance(self._cache[0], str) and self._cache[0] == "inference":
+            _, x, rm, inv_std, axes, bshape, m = self._cache  # (engine.explain's gradients)
+            self._cache = ((x - rm) * inv_std, inv_std, axes, bshape, m, False)
         if isinstance(self._cache[0], str):  # "images": engine.norm_images
             _, x, mu, inv_std = self._cache
             dx, self.grads["weight"], self.grads["bias"] = norm_images.backward(
