@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(
             self._docks["problems"], self._docks["summary"], Qt.Orientation.Horizontal
         )
+        self._had_problems: bool | None = None  # the Problems list shown follows changes of it
         self._status()
         self._connect()
         self._on_analysis(self.live.analysis)
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
             first.raise_()
         self._pending_tabs.clear()
         self._arrange_docks()
+        self._docks["problems"].setVisible(bool(self._had_problems))
         self._default_state = self.saveState()
         if self._restore_layout:
             state = app_settings().value("window/state")
@@ -263,10 +265,15 @@ class MainWindow(QMainWindow):
         self.actions.panels_menu.addAction(dock.toggleViewAction())
 
     def _arrange_docks(self) -> None:
+        """The first layout: the canvas gets most of the window; the panels below it a third of
+        the height (at least 190 px, room for a plot); the palette and the inspector what
+        their contents need."""
         d = self._docks
-        self.resizeDocks([d["palette"], d["inspector"]], [200, 330], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["problems"]], [170], Qt.Orientation.Vertical)
-        self.resizeDocks([d["problems"], d["summary"]], [420, 700], Qt.Orientation.Horizontal)
+        w, h = self.width(), self.height()
+        side = [min(200, max(150, w // 8)), min(340, max(300, w // 5))]
+        self.resizeDocks([d["palette"], d["inspector"]], side, Qt.Orientation.Horizontal)
+        self.resizeDocks([d["summary"]], [max(190, h * 3 // 10)], Qt.Orientation.Vertical)
+        self.resizeDocks([d["problems"], d["summary"]], [w * 3 // 10, w], Qt.Orientation.Horizontal)
 
     def _status(self) -> None:
         bar = self.statusBar()
@@ -276,6 +283,8 @@ class MainWindow(QMainWindow):
         )
         self.lock_label.hide()
         self.counts_label = QLabel()
+        self.counts_label.setToolTip("Click the problems to list them")
+        self.counts_label.linkActivated.connect(lambda _link: self.show_problems())
         self.zoom_label = QLabel("100%")
         self.zoom_label.setMinimumWidth(48)
         for w in (self.lock_label, self.counts_label, self.zoom_label):
@@ -313,8 +322,24 @@ class MainWindow(QMainWindow):
         n = len(a.problems)
         self.counts_label.setText(
             f"{count(len(self.graph), 'block')} · {a.total_params:,} params · "
-            + ("✓ no problems" if not n else f"⚠ {count(n, 'problem')}")
+            + ("✓ no problems" if not n else f"<a href='problems'>⚠ {count(n, 'problem')}</a>")
         )
+        self._follow_problems(bool(n))
+
+    def _follow_problems(self, any_problems: bool) -> None:
+        """An empty Problems list gives its room to the canvas and the panels (the status bar
+        says "no problems"); it comes back when problems do. Only a change of that state shows
+        or hides it: the user's View > Panels choice holds meanwhile."""
+        if any_problems == self._had_problems:
+            return
+        self._had_problems = any_problems
+        if self._shown:
+            self._docks["problems"].setVisible(any_problems)
+
+    def show_problems(self) -> None:
+        dock = self._docks["problems"]
+        dock.show()
+        dock.raise_()
 
     def _on_selection(self) -> None:
         ids = self.scene.selected_ids()
@@ -395,6 +420,7 @@ class MainWindow(QMainWindow):
 
     def reset_panels(self) -> None:
         self.restoreState(self._default_state)
+        self._docks["problems"].setVisible(bool(self._had_problems))
         for dock in self.findChildren(QDockWidget):
             if dock.objectName() not in {d.objectName() for d in self._docks.values()}:
                 dock.show()

@@ -4,6 +4,7 @@ metrics; the room the canvas gets; small things (paste, Save As names, presets l
 
 from __future__ import annotations
 
+import pytest
 from gui_helpers import build_chain, settle
 
 pytest_plugins = ["gui_support", "training_support"]
@@ -148,12 +149,14 @@ def test_counts_say_1_block_not_1_blocks(qtbot, window):
     assert w.counts_label.text().startswith("1 block ·") and "1 problem" in w.counts_label.text()
 
 
-def test_a_finished_run_shows_its_final_metrics_and_best_epoch(qtbot, train_window):
+def test_a_finished_run_shows_its_final_metrics_and_best_epoch(qtbot, main_window):
     from training_support import mlp_xor, run_to_end
 
     from gui.training.result import best_epoch
 
-    w = train_window(mlp_xor(epochs=4))
+    w = main_window
+    w.graph.replace_with(mlp_xor(epochs=4))
+    w.show()
     ctrl = w.training
     assert ctrl.start()
     run_to_end(qtbot, ctrl)
@@ -167,3 +170,36 @@ def test_a_finished_run_shows_its_final_metrics_and_best_epoch(qtbot, train_wind
     assert f"best epoch {best['epoch']}" in text
     status = w.statusBar().currentMessage()
     assert status.startswith(f"{run.name}: ") and f"val acc {100 * last['val_acc']:.1f}%" in status
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1366, 768)])
+def test_small_screens_give_the_canvas_its_share(qtbot, make_window, tmp_path, size):
+    """1280x720 and 1366x768 are first-class: the canvas gets about half the height and most
+    of the width, the empty Problems list makes room, the window can go narrower."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window(show=False)
+    w.resize(*size)
+    w.show()
+    qtbot.waitExposed(w)
+    preset = Path(__file__).parent.parent / "presets" / "lenet5.json"
+    assert w.files.load(str(preset), as_preset=True)
+    for _ in range(5):
+        QApplication.processEvents()
+    shot = tmp_path / f"window_{size[0]}x{size[1]}.png"
+    assert w.grab().save(str(shot))  # looked at while writing this test
+    assert w.size().toTuple() == size
+    assert not w._docks["problems"].isVisible()  # "no problems" is in the status bar
+    c = w.canvas
+    assert c.height() >= 0.45 * size[1] and c.width() >= 0.55 * size[0]
+    assert w.minimumSizeHint().width() <= 1024
+    # a problem brings the list back; the status bar's count links to it
+    w.controller.set_option("c1", "kernel_size", 40)
+    settle(w)
+    assert w._docks["problems"].isVisible()
+    assert "href" in w.counts_label.text()
+    w.undo_stack.undo()
+    settle(w)
+    assert not w._docks["problems"].isVisible()

@@ -440,7 +440,7 @@ class TrainingController(QObject):
             thread.thread.wait(500)  # it ends right after this signal (quit is direct)
         if error:
             self.dock.show_error(error)
-            self.status("Training failed: " + error.splitlines()[0])
+            said, ms = "Training failed: " + error.splitlines()[0], 8000
             if len(run.steps) == 0:  # it never started: not a run to keep
                 self.runs.remove(run)
                 if self.current is run:
@@ -450,13 +450,14 @@ class TrainingController(QObject):
             if run.end.get("note"):  # the helper process was lost; the run went on
                 msg += f" ({run.end['note']})"
             outcome = result_text(run)
-            self.status(f"{run.name}: {msg}" + (f" — {outcome}" if outcome else ""), 30000)
+            said, ms = f"{run.name}: {msg}" + (f" — {outcome}" if outcome else ""), 30000
             if run.status == "diverged":  # say it where the user looks: next to Start
                 self.dock.show_error(msg)
         if self.active is run:
             self.active = None
         self.runs_version += 1
         self.window.set_locked(False)
+        self.status(said, ms)  # after "Editing unlocked.": the outcome is what stays
         self.dock.set_state("idle")
         self._update_actions()
         self.drawing.progress(run)  # the final line now: the 4 Hz text may have been written

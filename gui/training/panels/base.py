@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
+    QFrame,
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -261,6 +264,36 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "panel"
 
 
+class ControlsRow(QScrollArea):
+    """A panel's row of controls that never makes its dock wider: narrower than the row, it
+    scrolls sideways (a thin scroll bar appears under it), so a window of 1280 px still fits
+    the panels tabbed beside the Problems list."""
+
+    def __init__(self, bar: QWidget) -> None:
+        super().__init__()
+        self.setWidget(bar)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.horizontalScrollBar().rangeChanged.connect(lambda *_: self.fit_height())
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        sb = self.horizontalScrollBar()
+        extra = sb.sizeHint().height() if sb.maximum() > 0 else 0
+        h = self.widget().sizeHint().height() + extra
+        if self.height() != h or self.minimumHeight() != h:
+            self.setFixedHeight(h)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(60, self.height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(self.widget().sizeHint().width(), self.height())
+
+
 class Panel(QWidget):
     """A dockable panel. Subclasses fill ``self.controls`` (a row above) and ``self.body``,
     and implement ``draw(run)`` and ``table()``.
@@ -278,9 +311,12 @@ class Panel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.setSpacing(4)
-        self.controls = QHBoxLayout()
+        bar = QWidget()
+        self.controls = QHBoxLayout(bar)
+        self.controls.setContentsMargins(0, 0, 0, 0)
         self.controls.setSpacing(6)
-        outer.addLayout(self.controls)
+        self.controls_area = ControlsRow(bar)
+        outer.addWidget(self.controls_area)
         self.body = QVBoxLayout()
         outer.addLayout(self.body, 1)
         self.message = QLabel("")
@@ -312,6 +348,7 @@ class Panel(QWidget):
                 f"Help on the {self.title} panel", lambda: help_window(self).show_panel(page)
             )
             self.controls.addWidget(self.help_button)
+        self.controls_area.fit_height()
 
     # --- redraw bookkeeping --------------------------------------------------------------------
     def shown(self) -> bool:

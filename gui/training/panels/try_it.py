@@ -37,7 +37,8 @@ from gui.training.panels.base import Panel, add_plot, colour, image_view, set_ti
 from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
 from gui.training.run_data import RunData
 
-PAD = 224
+PAD = 224  # the strokes' coordinates: a 224-unit square, whatever size the pad is shown at
+VIEW = 168  # the pad on screen, px (small enough for the panels of a 720 px high window)
 
 
 class DrawPad(QWidget):
@@ -47,7 +48,7 @@ class DrawPad(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.setFixedSize(PAD, PAD)
+        self.setFixedSize(VIEW, VIEW)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.strokes: list[list[tuple[float, float]]] = []
         self.version = 0
@@ -69,17 +70,19 @@ class DrawPad(QWidget):
     def arrays(self) -> list[np.ndarray]:
         return [np.array(s, dtype=np.float64) for s in self.strokes if s]
 
+    def _at(self, e) -> tuple[float, float]:
+        p = e.position() * (PAD / VIEW)
+        return (p.x(), p.y())
+
     def mousePressEvent(self, e) -> None:  # noqa: N802
-        p = e.position()
-        self.strokes.append([(p.x(), p.y())])
+        self.strokes.append([self._at(e)])
         self.version += 1
         self.update()
         self.changed.emit()
 
     def mouseMoveEvent(self, e) -> None:  # noqa: N802
         if self.strokes and e.buttons() & Qt.MouseButton.LeftButton:
-            p = e.position()
-            self.strokes[-1].append((p.x(), p.y()))
+            self.strokes[-1].append(self._at(e))
             self.version += 1
             self.update()
             self.changed.emit()
@@ -90,6 +93,7 @@ class DrawPad(QWidget):
         qp.setPen(QPen(QColor(200, 200, 200), 1))
         qp.drawRect(self.rect().adjusted(0, 0, -1, -1))
         qp.setRenderHint(QPainter.RenderHint.Antialiasing)
+        qp.scale(VIEW / PAD, VIEW / PAD)
         pen = QPen(
             QColor(20, 20, 20),
             PAD / 14,
@@ -114,6 +118,12 @@ class TryItPanel(Panel):
 
     def __init__(self, ctrl) -> None:
         super().__init__(ctrl)
+        self.pad = DrawPad()
+        self.pad_label = QLabel("Draw a digit on the square, or")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.pad.clear)
+        self.controls.addWidget(self.pad_label)
+        self.controls.addWidget(self.clear_button)
         self.finish_controls()
         self.stack = QStackedWidget()
         self.body.addWidget(self.stack)
@@ -136,13 +146,8 @@ class TryItPanel(Panel):
         page = QWidget()
         row = QHBoxLayout(page)
         left = QVBoxLayout()
-        self.pad = DrawPad()
         self.pad.changed.connect(self.ctrl.request_redraw)
-        clear = QPushButton("Clear")
-        clear.clicked.connect(self.pad.clear)
-        left.addWidget(QLabel("Draw a digit:"))
         left.addWidget(self.pad)
-        left.addWidget(clear)
         left.addStretch(1)
         row.addLayout(left)
         self.view = pg.GraphicsLayoutWidget()
@@ -258,6 +263,10 @@ class TryItPanel(Panel):
         info = run.info if run is not None else {}
         ds = (run.settings.get("dataset") or {}) if run is not None else {}
         name = ds.get("name") if isinstance(ds, dict) else ds
+        drawing = run is not None and bool(info) and not info.get("vocab")
+        drawing = drawing and name in TRY_DATASETS and info.get("task") == "classification"
+        self.pad_label.setVisible(drawing)  # the pad's words only with the pad
+        self.clear_button.setVisible(drawing)
         if run is None or not info:
             self.show_message(
                 "Train a model first: then draw a digit here (digits, MNIST) or "
