@@ -172,9 +172,11 @@ def conv_transpose2d(
 
 # --- pooling -------------------------------------------------------------------------------
 def pool_geometry(
-    h: int, w: int, kernel: Any, stride: Any, padding: Any
+    h: int, w: int, kernel: Any, stride: Any, padding: Any, ceil_mode: bool = False
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
-    """(kernel, stride, padding, OH, OW) as pairs; stride None means the kernel size."""
+    """(kernel, stride, padding, OH, OW) as pairs; stride None means the kernel size.
+    ``ceil_mode`` (PyTorch's): OH = ceil((H + 2P - k) / S) + 1, a last window that runs past
+    the padded input included, unless it would start in the padding after the input."""
     kh, kw = pair(kernel)
     sh, sw = pair(kernel if stride is None else stride)
     ph, pw = pair(padding)
@@ -183,7 +185,28 @@ def pool_geometry(
             f"pooling window {kh}x{kw} is larger than the padded input "
             f"{h + 2 * ph}x{w + 2 * pw}: use padding or a smaller kernel"
         )
-    return (kh, kw), (sh, sw), (ph, pw), (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    return (
+        (kh, kw),
+        (sh, sw),
+        (ph, pw),
+        *(
+            _pooled_size(size, k, s, p, ceil_mode)
+            for size, k, s, p in ((h, kh, sh, ph), (w, kw, sw, pw))
+        ),
+    )
+
+
+def _pooled_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    if not ceil_mode:
+        return (size + 2 * p - k) // s + 1
+    out = -(-(size + 2 * p - k) // s) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
+
+
+def overhang(size: int, k: int, s: int, p: int, out: int) -> int:
+    """Rows (or columns) the last of ``out`` windows reaches past the padded input (ceil_mode's
+    partial window; 0 without one): padded with the fill value at the end only."""
+    return max(0, (out - 1) * s + k - (size + 2 * p))
 
 
 def channel_sum(a: np.ndarray) -> np.ndarray:
@@ -193,12 +216,13 @@ def channel_sum(a: np.ndarray) -> np.ndarray:
     return a.sum(axis=0).reshape(a.shape[1], -1).sum(axis=1)
 
 
-def padded(x: np.ndarray, ph: int, pw: int, fill: float) -> np.ndarray:
-    """x with ph rows and pw columns of ``fill`` on each side (x itself when there are none)."""
-    if ph == 0 and pw == 0:
+def padded(x: np.ndarray, ph: int, pw: int, fill: float, eh: int = 0, ew: int = 0) -> np.ndarray:
+    """x with ph rows and pw columns of ``fill`` on each side, and eh rows / ew columns more at
+    the bottom / right (x itself when there are none)."""
+    if ph == 0 and pw == 0 and eh == 0 and ew == 0:
         return x
     n, c, h, w = x.shape
-    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), fill, x.dtype)
+    xp = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), fill, x.dtype)
     xp[:, :, ph : ph + h, pw : pw + w] = x
     return xp
 
@@ -239,8 +263,10 @@ def max_pool2d(
     stride: Any = None,
     padding: Any = 0,
     return_choices: bool = False,
+    ceil_mode: bool = False,
 ) -> Any:
-    """Max over each window; padding counts as -inf (PyTorch's max_pool2d).
+    """Max over each window; padding (and ``ceil_mode``'s overhang) counts as -inf (PyTorch's
+    max_pool2d).
 
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW)
     Windows are reduced in two passes, along their columns (every row) and then along their
@@ -251,10 +277,12 @@ def max_pool2d(
     routes gradients (ties are common after ReLU: the gradient goes to one input only).
     """
     _check_4d(x, "max_pool2d")
+    h, w = x.shape[2:]
     (kh, kw), (sh, sw), (ph, pw), oh, ow = pool_geometry(
-        x.shape[2], x.shape[3], kernel_size, stride, padding
+        h, w, kernel_size, stride, padding, ceil_mode
     )
-    xp = padded(x, ph, pw, -np.inf)
+    eh, ew = overhang(h, kh, sh, ph, oh), overhang(w, kw, sw, pw, ow)
+    xp = padded(x, ph, pw, -np.inf, eh, ew)
     if not return_choices:
         return max_views(row_views(max_views(column_views(xp, kw, sw, ow)), kh, sh, oh))
     cols, col_pick = first_max(column_views(xp, kw, sw, ow))

@@ -75,12 +75,14 @@ class Net:
         self.add(f"{nid}_bn", "BatchNorm", {} if eps == 1e-5 else {"eps": eps})
         return self.relu(f"{nid}_relu")
 
-    def pool(self, nid, k, stride, padding=0, kind="MaxPool2D") -> str:
+    def pool(self, nid, k, stride, padding=0, kind="MaxPool2D", ceil=False) -> str:
         cfg = {"kernel_size": k}
         if stride != k:  # empty stride: the kernel size (as an ONNX import writes it back)
             cfg["stride"] = stride
         if padding:
             cfg["padding"] = padding
+        if ceil:
+            cfg["ceil_mode"] = True
         return self.add(nid, kind, cfg)
 
     def classifier(self, sizes: list[int], dropout_first: bool) -> str:
@@ -172,7 +174,7 @@ def inception(n: Net, name: str, c1, c3r, c3, c5r, c5, pp) -> str:
     n.conv_bn_relu(f"i{name}_5x5red", c5r, 1, eps=eps, src=src)
     b3 = n.conv_bn_relu(f"i{name}_5x5", c5, 3, padding=1, eps=eps)
     n.last = src
-    n.pool(f"i{name}_pool", 3, 1, 1)
+    n.pool(f"i{name}_pool", 3, 1, 1, ceil=True)
     b4 = n.conv_bn_relu(f"i{name}_poolproj", pp, 1, eps=eps)
     return n.add(f"i{name}", "Concat", {}, [b1, b2, b3, b4])
 
@@ -182,16 +184,16 @@ def googlenet() -> Graph:
     n = Net("GoogLeNet (torchvision)", [3, 224, 224])
     eps = GOOGLENET_EPS
     n.conv_bn_relu("conv1", 64, 7, 2, 3, eps=eps)
-    n.pool("pool1", 3, 2, 1)
+    n.pool("pool1", 3, 2, ceil=True)  # torchvision's max pools round up (ceil_mode)
     n.conv_bn_relu("conv2", 64, 1, eps=eps)
     n.conv_bn_relu("conv3", 192, 3, padding=1, eps=eps)
-    n.pool("pool2", 3, 2, 1)
+    n.pool("pool2", 3, 2, ceil=True)
     for spec in INCEPTIONS:
         inception(n, *spec)
         if spec[0] == "3b":
-            n.pool("pool3", 3, 2, 1)
+            n.pool("pool3", 3, 2, ceil=True)
         if spec[0] == "4e":
-            n.pool("pool4", 2, 2)
+            n.pool("pool4", 2, 2, ceil=True)
     n.add("avgpool", "GlobalAvgPool2D")
     n.add("dropout", "Dropout", {"rate": 0.2})
     n.add("fc", "Dense", {"units": 1000})
@@ -270,37 +272,45 @@ def _sum(params: dict[str, int], prefix: str) -> int:
     return sum(v for k, v in params.items() if k.startswith(prefix))
 
 
+# The lectures' GoogLeNet table (lecture 001 and 004): params of each inception module, in K
+TABLE_K = {"3a": 159, "3b": 380, "4a": 364, "4b": 437, "4c": 463, "4d": 580, "4e": 840}
+TABLE_K |= {"5a": 1072, "5b": 1388}
+
+
+def paper_weights() -> dict[str, int]:
+    """Each module's weights as the table's own columns give them (a real 5x5, no biases)."""
+    out, c_in = {}, 192
+    for name, c1, c3r, c3, c5r, c5, pp in INCEPTIONS:
+        out[name] = c_in * (c1 + c3r + c5r + pp) + c3r * 9 * c3 + c5r * 25 * c5
+        c_in = c1 + c3 + c5 + pp
+    return out
+
+
 def describe_googlenet(g: Graph) -> str:
     p = _params(g)
-    rows = {
-        "3a": 159,
-        "3b": 380,
-        "4a": 364,
-        "4b": 437,
-        "4c": 463,
-        "4d": 580,
-        "4e": 840,
-        "5a": 1072,
-        "5b": 1388,
-    }
-    table = ", ".join(f"{m} {t}K / {_sum(p, f'i{m}_') / 1000:.0f}K" for m, t in rows.items())
+    own = paper_weights()
+    table = ", ".join(
+        f"{m} {t}K / {own[m] / 1000:.0f}K / {_sum(p, f'i{m}_') / 1000:.0f}K"
+        for m, t in TABLE_K.items()
+    )
     return (
         "GoogLeNet (Szegedy et al. 2015) as torchvision builds it without its auxiliary heads: "
-        f"{sum(p.values()):,} parameters, torchvision's count. Lecture 001's and 004's table, "
-        "row by row, and here (table / preset, weights and BatchNorm): conv1 2.7K / "
-        f"{_sum(p, 'conv1') / 1000:.1f}K, conv2+conv3 112K / "
-        f"{(_sum(p, 'conv2') + _sum(p, 'conv3')) / 1000:.0f}K, {table}, linear 1000K / "
-        f"{p['fc'] / 1000:.0f}K. Where they part: the table's 2.7K for conv1 is a slip (7x7x3x64 "
-        "= 9,408 weights); every 'inception' here has a 3x3 where the table says 5x5 "
-        "(torchvision's known slip, pytorch/vision issue 906, kept for its count), which is "
-        "most of the lower counts; torchvision puts BatchNorm (eps 0.001) after every "
-        "convolution, drops out 20% (the table 40%) and pools 2x2 before 5a (the table 3x3/2). "
-        "torchvision's max pools round up (ceil_mode); here padding 1 gives the same sizes "
-        "(112 -> 56 -> 28 -> 14). Look at: the Summary (the 1x1 'reduce' convolutions keep "
-        "each module small: compare 4e's 5x5 branch with the lecture's 5x5 from 480 channels), "
-        "the four branches of each module meeting at its Concat, the output shapes the table "
-        "lists. For inspecting, exporting and running at batch 1-2 (no data set: choose "
-        "image_folder with size [224, 224] for your own images)."
+        f"{sum(p.values()):,} parameters, torchvision's count. Lecture 001's and 004's table "
+        "against its own columns (a 5x5, weights only) and this preset (weights and "
+        f"BatchNorm): conv1 2.7K / 9.4K / {_sum(p, 'conv1') / 1000:.1f}K, conv2+conv3 112K / "
+        f"115K / {(_sum(p, 'conv2') + _sum(p, 'conv3')) / 1000:.0f}K, {table}, linear "
+        f"1000K / 1024K / {p['fc'] / 1000:.0f}K. The table slips at conv1 (7x7x3x64 is 9,408 "
+        "weights, not 2.7K) and at 4c (its own columns give 509K, not 463K); the other rows "
+        "are within 5% of their columns. The preset is lower in most rows because each "
+        "'5x5' here is a 3x3 (torchvision's known slip, pytorch/vision issue 906, kept for "
+        "its count); torchvision also puts BatchNorm (eps 0.001) after every convolution, "
+        "drops out 20% (the table 40%) and pools 2x2 before 5a (the table 3x3/2). The max "
+        "pools round up as torchvision's do (ceil_mode: 112 -> 56 -> 28 -> 14, where "
+        "rounding down gives 55, 27, 13). Look at: the Summary (the 1x1 'reduce' "
+        "convolutions keep each module small: compare 4e's 5x5 branch with the lecture's "
+        "5x5 from 480 channels), the four branches of each module meeting at its Concat, "
+        "the output shapes the table lists. For inspecting, exporting and running at batch "
+        "1-2 (no data set: choose image_folder with size [224, 224] for your own images)."
     )
 
 

@@ -182,3 +182,28 @@ def test_onnx_export_refuses_an_even_lrn_naming_the_block():
     with pytest.raises(GraphError, match="odd size") as e:
         export_onnx(g)
     assert "norm" in str(e.value)
+
+
+# --- MaxPool2D's ceil_mode (GoogLeNet's pools) ----------------------------------------------------
+@pytest.mark.parametrize(
+    "k,s,p,h,w",
+    [(3, 2, 0, 112, 112), (3, 2, 0, 9, 10), (2, 2, 0, 7, 7), (3, 2, 1, 8, 6), (5, 3, 2, 9, 9)],
+)
+def test_max_pool_ceil_mode_against_torch(k, s, p, h, w):
+    torch = pytest.importorskip("torch")
+    from engine.layers import MaxPool2D
+
+    layer = MaxPool2D(kernel_size=k, stride=s, padding=p, ceil_mode=True).build((3, h, w))
+    tmod = torch.nn.MaxPool2d(k, stride=s, padding=p, ceil_mode=True)
+    assert layer.out_shape == tuple(tmod(torch.zeros(1, 3, h, w)).shape[1:])
+    _grads_vs_torch(layer, tmod, rng(10).standard_normal((2, 3, h, w)).astype(np.float32))
+
+
+def test_max_pool_ceil_mode_gradients_and_summary():
+    from engine.layers import MaxPool2D
+
+    layer = MaxPool2D(kernel_size=3, stride=2, ceil_mode=True).build((2, 6, 7))
+    assert layer.out_shape == (2, 3, 3)  # floor: (2, 2, 3)
+    x = rng(11).permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) / 10.0  # no ties
+    check_layer(layer, x)
+    assert MaxPool2D.summary(layer.config) == "3x3 s2 ceil"

@@ -135,6 +135,13 @@ CASES = {
         ],
         (3, 9, 8),
     ),
+    "max_pool_ceil_mode": (
+        [
+            ("MaxPool2D", {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+            ("MaxPool2D", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+        ],
+        (2, 12, 11),
+    ),
     "conv1d_same": ([("Conv1D", {"filters": 3, "kernel_size": 4, "padding": "same"})], (2, 9)),
     "conv1d_stride": ([("Conv1D", {"filters": 2, "kernel_size": 3, "stride": 2})], (2, 11)),
     "conv_transpose": (

@@ -124,7 +124,8 @@ def ref_pool(forward, backward):
     def ref(layer, x, training):
         cfg = layer.config
         stride = None if cfg["stride"] is None else pair(cfg["stride"])
-        out, cache = forward(x, pair(cfg["kernel_size"]), stride, pair(cfg["padding"]))
+        ceil = {"ceil_mode": True} if cfg.get("ceil_mode") else {}
+        out, cache = forward(x, pair(cfg["kernel_size"]), stride, pair(cfg["padding"]), **ceil)
         return out, lambda dout: (backward(dout, cache), {}, {}), {}
 
     return ref
@@ -405,6 +406,11 @@ CASES = [
     (ConvTranspose2D(filters=1, kernel_size=2, stride=3, bias=False), (2, 2, 3, 3), False),
     *[(MaxPool2D(**cfg), (2, 3, 7, 8), False) for cfg in POOL_SETTINGS],
     *[(AvgPool2D(**cfg), (2, 3, 7, 8), False) for cfg in POOL_SETTINGS],
+    # ceil_mode (GoogLeNet's pools): a last window running past the map, or none to add
+    (MaxPool2D(kernel_size=3, stride=2, ceil_mode=True), (2, 3, 7, 8), False),
+    (MaxPool2D(kernel_size=2, ceil_mode=True), (2, 2, 7, 7), False),
+    (MaxPool2D(kernel_size=3, stride=2, padding=1, ceil_mode=True), (1, 2, 8, 6), False),
+    (MaxPool2D(kernel_size=[3, 2], stride=[2, 3], ceil_mode=True), (1, 2, 6, 8), False),
     # the pool it undoes: UNPOOL_POOLS[its 'pool'] on the unpool's output shape (see build)
     *[(MaxUnpool2D(pool=p), (2, 3, *shape), False) for p, (_, shape, _) in UNPOOL_POOLS.items()],
     (GlobalAvgPool2D(), (3, 2, 5, 4), False),

@@ -74,7 +74,8 @@ class _Pool(Layer):
         s = cfg.get("stride")
         text = size_text(cfg.get("kernel_size")) + (f" {stride_text(s)}" if s is not None else "")
         pad = cfg.get("padding", 0)
-        return text + (f" {pad_text(pad)}" if pad not in (0, None) else "")
+        text += f" {pad_text(pad)}" if pad not in (0, None) else ""
+        return text + (" ceil" if cfg.get("ceil_mode") is True else "")
 
     def to_torch(self, in_shape):
         # MaxPool2d pads with -inf, AvgPool2d counts padded zeros (count_include_pad): the
@@ -85,6 +86,8 @@ class _Pool(Layer):
             args += f", stride={torch_size(cfg['stride'])}"
         if F.pair(cfg["padding"]) != (0, 0):
             args += f", padding={torch_size(cfg['padding'])}"
+        if cfg.get("ceil_mode"):
+            args += ", ceil_mode=True"
         return TorchBlock(f"{self.torch_class}({args})", "{m}({0})")
 
     def check_settings(self) -> None:
@@ -104,7 +107,8 @@ class _Pool(Layer):
 
     def _geometry(self, h: int, w: int):
         cfg = self.config
-        return F.pool_geometry(h, w, cfg["kernel_size"], cfg["stride"], cfg["padding"])
+        ceil = cfg.get("ceil_mode", False)
+        return F.pool_geometry(h, w, cfg["kernel_size"], cfg["stride"], cfg["padding"], ceil)
 
     def output_shape(self, in_shape):
         c, h, w = _image(self, in_shape)
@@ -122,13 +126,14 @@ class _Pool(Layer):
         pooling): which row / column of each window had the max, for the 2-wide shortcut."""
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
+        eh, ew = F.overhang(h, kh, sh, ph, oh), F.overhang(w, kw, sw, pw, ow)  # ceil_mode's
         # the row stage is scratch, reused between calls (a fresh 1 MB array costs page faults)
-        shape = (n, c, h + 2 * ph, ow)
+        shape = (n, c, h + 2 * ph + eh, ow)
         rows = self._rows
         if rows is None or rows.shape != shape or rows.dtype != dout.dtype:
             rows = self._rows = np.empty(shape, dout.dtype)
         g = _spread(dout, rows, 2, kh, sh, oh, row_part, None if picks is None else picks["rows"])
-        dxp = np.empty((n, c, h + 2 * ph, w + 2 * pw), dout.dtype)
+        dxp = np.empty((n, c, h + 2 * ph + eh, w + 2 * pw + ew), dout.dtype)
         _spread(g, dxp, 3, kw, sw, ow, col_part, None if picks is None else picks["cols"])
         return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
@@ -161,6 +166,7 @@ class MaxPool2D(_Pool):
 
     Reference: engine.reference.pool.max_pool2d_forward / max_pool2d_backward.
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW), OH = floor((H + 2P - k) / S) + 1
+    (``ceil_mode``: rounded up, the last window running past the input, as PyTorch's).
     The gradient of each window goes to its maximum only, and to the FIRST one in row-major
     order when several are equal (as PyTorch; zero-background images tie all the time).
     """
@@ -171,12 +177,20 @@ class MaxPool2D(_Pool):
         r"$O_H = \left\lfloor \frac{H + 2P - k}{S} \right\rfloor + 1$",
     )
     torch_class = "nn.MaxPool2d"
+    options = {
+        **_Pool.options,
+        "ceil_mode": Opt(
+            "bool",
+            default=False,
+            doc="round the output size up: a last, partial window (GoogLeNet's pools)",
+        ),
+    }
 
     def forward(self, x, training=False):
         self.check_input(x)
         cfg = self.config
         out, picks = F.max_pool2d(
-            x, cfg["kernel_size"], cfg["stride"], cfg["padding"], return_choices=True
+            x, cfg["kernel_size"], cfg["stride"], cfg["padding"], True, cfg["ceil_mode"]
         )
         self._cache = (x.shape, picks)
         return out

@@ -13,6 +13,7 @@ window's inputs, added up where windows overlap:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,25 @@ import numpy as np
 from engine.reference.conv import zero_pad
 
 
-def _windows(h: int, w: int, kernel, stride, padding):
-    """(kh, kw), (sh, sw), (ph, pw), OH, OW for an H x W map; stride None: the kernel size."""
+def _windows(h: int, w: int, kernel, stride, padding, ceil_mode: bool = False):
+    """(kh, kw), (sh, sw), (ph, pw), OH, OW for an H x W map; stride None: the kernel size.
+    ``ceil_mode`` (PyTorch's): the sizes rounded up, OH = ceil((H + 2P - kh) / S) + 1, but no
+    window may start in the padding after the input."""
     kh, kw = kernel
     sh, sw = kernel if stride is None else stride
     ph, pw = padding
-    return (kh, kw), (sh, sw), (ph, pw), (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if not ceil_mode:
+        return (
+            (kh, kw),
+            (sh, sw),
+            (ph, pw),
+            (h + 2 * ph - kh) // sh + 1,
+            (w + 2 * pw - kw) // sw + 1,
+        )
+    oh, ow = math.ceil((h + 2 * ph - kh) / sh) + 1, math.ceil((w + 2 * pw - kw) / sw) + 1
+    oh -= (oh - 1) * sh >= h + ph
+    ow -= (ow - 1) * sw >= w + pw
+    return (kh, kw), (sh, sw), (ph, pw), oh, ow
 
 
 # --- MaxPool2D ---------------------------------------------------------------------------------
@@ -34,16 +48,24 @@ def max_pool2d_forward(
     kernel: tuple[int, int],
     stride: tuple[int, int] | None = None,
     padding: tuple[int, int] = (0, 0),
+    ceil_mode: bool = False,
 ) -> tuple[np.ndarray, tuple]:
     """out[n, c, y, x] = max of the window at (y*S_h, x*S_w) of the map padded with -inf
-    (padding never wins).
+    (padding never wins; with ``ceil_mode`` the last window may run past the padded map, the
+    part past it -inf too).
 
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW). The cache remembers where each maximum was:
     the FIRST one in row-major order when several are equal (``np.argmax``; PyTorch chooses
     the same, and after a ReLU whole windows of zeros tie).
     """
-    (kh, kw), (sh, sw), (ph, pw), oh, ow = _windows(*x.shape[2:], kernel, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw), oh, ow = _windows(
+        *x.shape[2:], kernel, stride, padding, ceil_mode
+    )
     xpad = zero_pad(x, (ph, ph, pw, pw), value=-np.inf)
+    # ceil_mode: the rows and columns the last window reaches past the padded map
+    extra_h = max(0, (oh - 1) * sh + kh - xpad.shape[2])
+    extra_w = max(0, (ow - 1) * sw + kw - xpad.shape[3])
+    xpad = zero_pad(xpad, (0, extra_h, 0, extra_w), value=-np.inf)
     n_samples, n_maps = x.shape[:2]
     out = np.zeros((n_samples, n_maps, oh, ow))
     where = np.zeros((n_samples, n_maps, oh, ow, 2), dtype=int)  # (row, column) in xpad
@@ -62,7 +84,7 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx: each dout[n, c, y, x] goes to the one input that was its window's maximum."""
     x_shape, (ph, pw), where = cache
     n_samples, n_maps, h, w = x_shape
-    dxpad = np.zeros((n_samples, n_maps, h + 2 * ph, w + 2 * pw))
+    dxpad = np.zeros((n_samples, n_maps, h + 2 * ph, w + 2 * pw))  # a max is never padding
     for n, c, y, x_ in np.ndindex(dout.shape):
         row, col = where[n, c, y, x_]
         dxpad[n, c, row, col] += dout[n, c, y, x_]

@@ -161,6 +161,8 @@ def _pool(ctx, layer, ins, out):
     ph, pw = F.pair(cfg["padding"])
     attrs = {"kernel_shape": k, "strides": s, "pads": [ph, pw, ph, pw]}
     if isinstance(layer, MaxPool2D):
+        if cfg["ceil_mode"]:
+            attrs["ceil_mode"] = 1
         ctx.node("MaxPool", ins, [out], **attrs)
     else:  # the engine counts padded zeros in the mean, as PyTorch does by default
         ctx.node("AveragePool", ins, [out], count_include_pad=1, **attrs)

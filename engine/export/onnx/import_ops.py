@@ -231,11 +231,14 @@ def _pool(imp, node, ins, outs, a):
     pad = _pads(imp, node, a, kernel, strides, False)
     src = imp.plain(node, x)
     ph, pw = F.pair(pad)
-    if a.get("ceil_mode", 0):
+    ceil = False
+    if a.get("ceil_mode", 0):  # matters only where the windows do not fit exactly
         _, h, w = imp.shapes[src]
         for size, k, s, p in ((h, kernel[0], strides[0], ph), (w, kernel[1], strides[1], pw)):
             if (size + 2 * p - k) % s:
-                raise Unsupported(f"{op} (ceil_mode)")
+                if op != "MaxPool":
+                    raise Unsupported(f"{op} (ceil_mode)")
+                ceil = True
     if op == "AveragePool" and (ph or pw) and not a.get("count_include_pad", 0):
         raise Unsupported("AveragePool (padding left out of the mean)")
     cfg: dict[str, Any] = {"kernel_size": _pair_or_int(kernel)}
@@ -243,6 +246,8 @@ def _pool(imp, node, ins, outs, a):
         cfg["stride"] = _pair_or_int(strides)
     if pad != 0:
         cfg["padding"] = pad
+    if ceil:
+        cfg["ceil_mode"] = True
     typ = "MaxPool2D" if op == "MaxPool" else "AvgPool2D"
     if indices:  # for a MaxUnpool (_max_unpool); BlockProp's own exports use only these
         imp.pool_indices[outs[1]] = (src, cfg, node.name or outs[1])
