@@ -3,7 +3,7 @@
     python app.py check GRAPH.json [--batch-size B]  validate; print the summary table
     python app.py train GRAPH.json [--epochs N] [--dataset NAME] [--seed S]
                         [--log run.jsonl] [--save weights.npz] [--batch-size B] [--lr LR]
-                        [--processes auto|1|2]
+                        [--processes auto|1|2] [--test-split F] [--test] [--kfold K]
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
     python app.py presets                            list the presets with one line each
@@ -38,7 +38,7 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from engine import cli_decode, cli_experiment
+from engine import cli_decode, cli_experiment, cli_splits
 from engine.analysis import Problem, analyze, summary_text
 from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--save", metavar="weights.npz", type=_file_name, help="save the trained weights"
     )
+    cli_splits.add_train_arguments(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a graph as Python code or an ONNX model")
@@ -261,10 +262,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_output(args.save, "save the weights", args.graph)
     if args.log:
         _check_output(args.log, "write the log", args.graph, args.save, beside=False)
+    overrides.update(cli_splits.overrides(args))
     spec = overrides.get("dataset", ds)
     if spec is not None and needs_download(spec):  # first use: a progress bar on stderr
         prepare(spec, progress=text_progress(sys.stderr))
+    if args.kfold is not None:
+        return cli_splits.kfold(graph, overrides, args, _out)
     trainer = Trainer.from_graph(graph, **overrides)
+    if args.test and not trainer.test_size:  # refused before training, not after
+        raise ConfigError("--test needs a test set: pass --test-split F or set test_split")
     if trainer.processes == 2:
         print(f"training in 2 processes ({trainer.processes_reason})", flush=True)
     log = open(args.log, "w", encoding="utf-8") if args.log else None
@@ -298,6 +304,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"finished: {end['epoch']} epochs, {end['step']} steps in {end['seconds']:.1f}s")
         status = 0
+        if args.test:
+            cli_splits.report_test(trainer, args.log, _out)
     if ctrl_c.during_save and status != EXIT_INTERRUPTED:
         _err("interrupted while the weights were saved; the save was finished first")
         status = EXIT_INTERRUPTED

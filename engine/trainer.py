@@ -44,6 +44,7 @@ from engine.parallel import (
 )
 from engine.schedules import check_schedule_spec, make_schedule
 from engine.settings import Opt, check_spec
+from engine.splits import check_cross_validation, split_three
 
 if TYPE_CHECKING:
     from engine.graph import Graph
@@ -63,6 +64,14 @@ TRAINING_OPTIONS: dict[str, Opt] = {
     "val_split": Opt(
         "float", default=0.2, min=0.0, max=0.9, doc="fraction of the data held out for validation"
     ),
+    "test_split": Opt(
+        "float",
+        default=0.0,
+        min=0.0,
+        max=0.9,
+        doc="fraction held out as a test set: never trained on nor validated with, reported "
+        "once by a final evaluation (engine/splits.py)",
+    ),
     "l1": Opt("float", default=0.0, min=0.0, doc="L1 penalty l1 * sum|w|"),
     "l2": Opt("float", default=0.0, min=0.0, doc="L2 penalty l2/2 * sum w^2"),
     "clip_norm": Opt(
@@ -74,7 +83,15 @@ TRAINING_OPTIONS: dict[str, Opt] = {
         doc="clip the joint gradient norm to this (empty: no clipping)",
     ),
 }
-TRAINING_KEYS = ("dataset", "loss", "optimizer", "schedule", *TRAINING_OPTIONS, "augment")
+TRAINING_KEYS = (
+    "dataset",
+    "loss",
+    "optimizer",
+    "schedule",
+    *TRAINING_OPTIONS,
+    "augment",
+    "cross_validation",
+)
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 
@@ -95,7 +112,10 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     if not isinstance(spec, dict):
         raise ConfigError(f"training settings must be an object, got {spec!r}")
     settings = check_spec(
-        "training", spec, TRAINING_OPTIONS, checked_elsewhere=(*TRAINING_KEYS[:4], "augment")
+        "training",
+        spec,
+        TRAINING_OPTIONS,
+        checked_elsewhere=(*TRAINING_KEYS[:4], "augment", "cross_validation"),
     )
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
@@ -130,6 +150,8 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     out.update(settings)
     if spec.get("augment") is not None:  # engine.augment: training batches only
         out["augment"] = check_augment(spec["augment"])
+    if spec.get("cross_validation") is not None:  # engine.splits: one fold of a k-fold run
+        out["cross_validation"] = check_cross_validation(spec["cross_validation"])
     return out
 
 
@@ -190,10 +212,14 @@ class Trainer:
         clip_norm: float | None = None,
         processes: int | str | None = None,
         augment: dict | None = None,
+        test_split: float = 0.0,
+        cross_validation: dict | None = None,
     ) -> None:
         self.spec = check_training(
             {
                 **({"augment": augment} if augment is not None else {}),
+                **({"cross_validation": cross_validation} if cross_validation else {}),
+                "test_split": test_split,
                 "loss": loss,
                 "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
                 "batch_size": batch_size,
@@ -320,9 +346,16 @@ class Trainer:
         else:
             y = y.astype(np.float32, copy=False)
         # The data engineer's seeded split (stratified for classes); shuffling has its own stream.
-        tr, va = data_sets.split_indices(ds, self.spec["val_split"], self.spec["seed"])
+        tr, va, te = split_three(
+            ds,
+            self.spec["val_split"],
+            self.spec["seed"],
+            self.spec["test_split"],
+            self.spec.get("cross_validation"),
+        )
         self.train_data = (data_sets.rows(X, tr), y[tr])
         self.val_data = (data_sets.rows(X, va), y[va])
+        self._test_data = (data_sets.rows(X, te), y[te])  # only evaluate_test reads it
         self._rng = np.random.default_rng([self.spec["seed"], 1])
         aug = self.spec.get("augment")
         self._aug: Augmented | None = None
@@ -433,6 +466,22 @@ class Trainer:
         if self.spec["l1"] or self.spec["l2"]:
             loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
         return loss, (correct / count if self.classifier else None)
+
+    @property
+    def test_size(self) -> int:
+        """Samples held out as the test set (0: none)."""
+        return int(len(self._test_data[0]))
+
+    def evaluate_test(self) -> dict:
+        """The final evaluation on the held-out test set (``test_split``): {"event": "test",
+        "test_loss", "test_acc", "n_test"}; ConfigError when the settings hold none out."""
+        X, y = self._test_data
+        if not len(X):
+            raise ConfigError(
+                "no test set: set the training setting test_split (e.g. 0.2) and train again"
+            )
+        loss, acc = self.evaluate(X, y)
+        return {"event": "test", "test_loss": loss, "test_acc": acc, "n_test": int(len(X))}
 
     # --- training ------------------------------------------------------------------------------
     def _snapshot(self) -> dict[str, np.ndarray] | None:

@@ -329,6 +329,8 @@ def test_script_loads_the_data_and_splits_it_as_the_trainer(tmp_path):
         ("seq2", {}),
         ("mlp", {"val_split": 0.0}),
         ("seq", {"val_split": 0.35, "seed": 4}),
+        ("mlp", {"test_split": 0.2}),  # engine.splits: the test share held out first
+        ("seq", {"test_split": 0.3, "val_split": 0.1, "seed": 2}),
         ("autoencoder", {}),
     ):
         g = autoencoder() if name == "autoencoder" else graph(name, **extra)

@@ -394,6 +394,7 @@ def test_settings_dock_round_trip_and_import(qtbot, tmp_path):
         "epochs": 7,
         "seed": 2,
         "val_split": 0.25,
+        "test_split": 0.0,
         "l1": 0.0,
         "l2": 1e-4,
         "clip_norm": 5.0,

@@ -172,19 +172,26 @@ def split_indices(
         raise DataError(
             f"val_split {val_split} of {N} samples leaves none to train on; lower val_split"
         )
-    if dataset.task != "classification" or n_val == 0:
-        perm = rng.permutation(N)
-        return perm[n_val:], perm[:n_val]
-    y = dataset.y
+    return stratified_pick(dataset.y if dataset.task == "classification" else None, N, n_val, rng)
+
+
+def stratified_pick(
+    y: np.ndarray | None, n: int, n_pick: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the rest, ``n_pick`` picked) of ``range(n)``, both shuffled; with class ids ``y`` each
+    class gives its share of the pick (largest remainders decide the rounding)."""
+    if y is None or n_pick == 0:
+        perm = rng.permutation(n)
+        return perm[n_pick:], perm[:n_pick]
     classes, counts = np.unique(y, return_counts=True)
-    quota = counts * n_val / N
+    quota = counts * n_pick / n
     take = np.floor(quota).astype(np.int64)
-    extra = np.argsort(-(quota - take), kind="stable")[: n_val - take.sum()]
+    extra = np.argsort(-(quota - take), kind="stable")[: n_pick - take.sum()]
     take[extra] += 1
     val = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take, strict=True)]
     )
-    train = np.setdiff1d(np.arange(N), val)
+    train = np.setdiff1d(np.arange(n), val)
     return rng.permutation(train), rng.permutation(val)
 
 

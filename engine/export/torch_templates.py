@@ -165,27 +165,38 @@ def targets(y):
     return y.astype(np.float32)
 
 
+def holdout(y, n, k, rng):
+    """(the rest, k picked) of range(n), shuffled, stratified by class when y holds class
+    ids: engine.data.stratified_pick (each class gives its share; largest remainders)."""
+    if y is None or k == 0:
+        perm = rng.permutation(n)
+        return perm[k:], perm[:k]
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * k / n
+    take = np.floor(quota).astype(np.int64)
+    extra = np.argsort(-(quota - take), kind="stable")[: k - take.sum()]
+    take[extra] += 1
+    val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:m]
+                          for c, m in zip(classes, take, strict=True)])
+    return rng.permutation(np.setdiff1d(np.arange(n), val)), rng.permutation(val)
+
+
 def split(X, y):
-    """BlockProp's split (engine.data.split_indices): a round(N * val_split) share held out,
-    drawn from default_rng(SEED), stratified by class for classification data. Returns (train,
-    validation, rng); the rng then shuffles every epoch, as engine.Trainer does, so one process
-    sees the engine's batches."""
-    rng = np.random.default_rng(SEED)
+    """BlockProp's split (engine.splits.split_three): a round(N * test_split) test share held
+    out first (from default_rng([SEED, 3]); never trained on here), then a round(N * val_split)
+    validation share drawn from default_rng(SEED), stratified by class for classification
+    data. Returns (train, validation, rng); the rng then shuffles every epoch, as
+    engine.Trainer does, so one process sees the engine's batches."""
     N = len(X)
+    classes = y if y.ndim == 1 and y.dtype.kind in "iu" else None
     n_val = int(round(N * TRAINING["val_split"]))
-    if y.ndim != 1 or y.dtype.kind not in "iu" or n_val == 0:
-        perm = rng.permutation(N)
-        tr, va = perm[n_val:], perm[:n_val]
-    else:  # each class gives its share of the validation set (largest remainders round up)
-        classes, counts = np.unique(y, return_counts=True)
-        quota = counts * n_val / N
-        take = np.floor(quota).astype(np.int64)
-        extra = np.argsort(-(quota - take), kind="stable")[: n_val - take.sum()]
-        take[extra] += 1
-        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k]
-                              for c, k in zip(classes, take, strict=True)])
-        tr = rng.permutation(np.setdiff1d(np.arange(N), val))
-        va = rng.permutation(val)
+    n_test = int(round(N * TRAINING.get("test_split", 0.0)))
+    rest = np.arange(N)
+    if n_test:
+        rest, _test = holdout(classes, N, n_test, np.random.default_rng([SEED, 3]))
+        classes = None if classes is None else classes[rest]
+    tr, va = holdout(classes, len(rest), n_val, np.random.default_rng(SEED))
+    tr, va = rest[tr], rest[va]
     return (X[tr], y[tr]), (X[va], y[va]), np.random.default_rng([SEED, 1])
 
 

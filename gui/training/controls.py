@@ -46,6 +46,8 @@ from gui.editors import guard_wheel
 from gui.training.augment_preview import AugmentPreview
 from gui.training.forms import OptForm, SciSpinBox
 
+SPLIT_KEYS = ("val_split", "test_split")  # the Data box's; engine/splits.py
+
 IMPORT_KINDS = {  # menu text -> (data set name, file dialog filter or None for a folder)
     "CSV file...": ("csv", "CSV files (*.csv *.tsv *.txt);;All files (*)"),
     "NumPy .npz archive...": ("npz", "NumPy archives (*.npz);;All files (*)"),
@@ -122,7 +124,7 @@ class TrainingDock(QDockWidget):
         self.dataset_form = OptForm()
         self.dataset_form.changed.connect(self.edited)
         form.addWidget(self.dataset_form)
-        self.split_form = OptForm({"val_split": TRAINING_OPTIONS["val_split"]})
+        self.split_form = OptForm({k: TRAINING_OPTIONS[k] for k in SPLIT_KEYS})
         self.split_form.changed.connect(self.edited)
         form.addWidget(self.split_form)
         col.addWidget(data)
@@ -153,7 +155,9 @@ class TrainingDock(QDockWidget):
         # --- the rest of the training settings ----------------------------------------------
         train_box = QGroupBox("Training")
         tl = QVBoxLayout(train_box)
-        self.train_form = OptForm({k: o for k, o in TRAINING_OPTIONS.items() if k != "val_split"})
+        self.train_form = OptForm(
+            {k: o for k, o in TRAINING_OPTIONS.items() if k not in SPLIT_KEYS}
+        )
         self.train_form.changed.connect(self.edited)
         tl.addWidget(self.train_form)
         col.addWidget(train_box)

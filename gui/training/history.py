@@ -222,18 +222,30 @@ class RunHistory:
         self._unlink(key)
         self._write_index()
 
+    def set_test(self, key: str, test: dict) -> None:
+        """Keep a run's final evaluation on its test set (index and run file)."""
+        entry = self.find(key)
+        if entry is None:
+            return
+        entry["final"] = {**entry["final"], **{k: test.get(k) for k in ("test_loss", "test_acc")}}
+        self._edit_run(key, lambda run: run.setdefault("end", {}).update(test=test))
+        self._write_index()
+
+    def _edit_run(self, key: str, change) -> None:
+        p = self.folder / f"{key}.json"
+        try:
+            doc = json.loads(read_limited(p, MAX_RUN_BYTES, what="run").decode("utf-8"))
+            if isinstance(doc, dict) and isinstance(doc.get("run"), dict):
+                change(doc["run"])
+                save_json_atomic(doc, p)
+        except (BlockPropError, OSError, ValueError, RecursionError, AttributeError):
+            pass  # the index keeps it; the run file is read with the index's values
+
     def rename(self, key: str, name: str) -> None:
         """The index's name (what the table shows) and the run file's, both."""
         entry = self.find(key)
         if entry is None:
             return
         entry["name"] = name[:200]
-        p = self.folder / f"{key}.json"
-        try:
-            doc = json.loads(read_limited(p, MAX_RUN_BYTES, what="run").decode("utf-8"))
-            if isinstance(doc, dict) and isinstance(doc.get("run"), dict):
-                doc["run"]["name"] = name[:200]
-                save_json_atomic(doc, p)
-        except (BlockPropError, OSError, ValueError, RecursionError):
-            pass  # the index keeps the name; the run file is read with the index's name
+        self._edit_run(key, lambda run: run.update(name=name[:200]))
         self._write_index()

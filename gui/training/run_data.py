@@ -243,6 +243,9 @@ class RunData:
             for k in ("epoch", "train_loss", "val_loss", "train_acc", "val_acc"):
                 if e.get(k) is not None:
                     out[k] = e[k]
+        test = self.end.get("test")  # the final evaluation on the test set (test_eval.py)
+        if isinstance(test, dict):
+            out.update({k: test[k] for k in ("test_loss", "test_acc") if k in test})
         return out
 
 

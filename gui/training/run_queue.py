@@ -57,6 +57,7 @@ class RunQueue(QObject):
         self.ctrl = ctrl
         self.queue: Queue | None = None
         self.last: Queue | None = None  # the finished one ("Apply best settings" reads it)
+        self.last_cv: dict | None = None  # its mean and spread, when it cross-validated
 
     @property
     def busy(self) -> bool:
@@ -69,6 +70,7 @@ class RunQueue(QObject):
             ("family", "Train the family and compare", self._family_clicked),
             ("experiment", "Experiment (vary settings)...", self._experiment_clicked),
             ("apply_best", "Apply best settings", self._apply_clicked),
+            ("kfold", "Cross-validate (k-fold)...", self._kfold_clicked),
         ):
             act = menu.addAction(text)
             act.triggered.connect(slot)
@@ -85,6 +87,7 @@ class RunQueue(QObject):
             f"Train the family '{fam}' and compare" if fam else "Train the family and compare"
         )
         self.actions["experiment"].setEnabled(idle and not self.busy)
+        self.actions["kfold"].setEnabled(idle and not self.busy)
         self.actions["apply_best"].setEnabled(idle and not self.busy and self.best() is not None)
 
     def _say(self, reason: str) -> None:
@@ -97,6 +100,15 @@ class RunQueue(QObject):
 
     def _apply_clicked(self) -> None:
         self._say(self.apply_best())
+
+    def _kfold_clicked(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        k, ok = QInputDialog.getInt(
+            self.ctrl.window, "Cross-validate", "Folds (K runs, each validating on one):", 5, 2, 20
+        )
+        if ok:
+            self._say(self.cross_validate(k))
 
     def _experiment_clicked(self) -> None:
         from gui.training.experiment_dialog import ExperimentDialog
@@ -199,6 +211,12 @@ class RunQueue(QObject):
         top = self.best()
         if top is not None:
             text += f"; best: {top.label} (Train > Apply best settings)"
+        self.last_cv = self.cv_summary(q)
+        if self.last_cv is not None:
+            for m in ("val_acc", "val_loss"):
+                if m in self.last_cv["mean"]:
+                    mean, std = self.last_cv["mean"][m], self.last_cv["std"][m]
+                    text += f"; {m} mean {mean:.4f}, std {std:.4f}"
         self.ctrl.status(text, 0)
         self.ctrl.queue_changed()
 
@@ -247,6 +265,43 @@ class RunQueue(QObject):
             for t in trials
         ]
         return self.start(f"Experiment ({len(items)} runs)", items)
+
+    # --- k-fold cross-validation -------------------------------------------------------------
+    def cross_validate(self, k: int, epochs: int | None = None) -> str:
+        """K runs of the window's graph with the dock's settings, fold i validating each
+        (engine/splits.py); the mean and spread are said when the last ends."""
+        from engine.graph import Graph
+        from engine.splits import check_cross_validation
+
+        try:
+            check_cross_validation({"k": k, "fold": 0})
+        except BlockPropError as e:
+            return str(e)
+        spec = self.ctrl.dock.spec()
+        if epochs is not None:
+            spec["epochs"] = int(epochs)
+        path = self.ctrl.graph_path()
+        snapshot = self.ctrl.graph.to_dict()
+        items = [
+            Item(
+                Graph.from_dict(snapshot),
+                {**spec, "cross_validation": {"k": k, "fold": i}},
+                f"{self.ctrl.graph.name or 'graph'}: fold {i + 1}/{k}",
+                base_dir=path.parent if path is not None else None,
+            )
+            for i in range(k)
+        ]
+        return self.start(f"{k}-fold cross-validation", items)
+
+    def cv_summary(self, q: Queue) -> dict | None:
+        """Mean and spread of the folds' final metrics, for a cross-validation queue."""
+        from engine.splits import summarise
+
+        runs = [i.run for i in q.done if i.run is not None and "cross_validation" in i.spec]
+        if not runs or len(runs) != len(q.done):
+            return None
+        folds = [{"fold": i, "status": r.status, **r.final_metrics()} for i, r in enumerate(runs)]
+        return summarise(folds)
 
     def best(self) -> ex.Trial | None:
         q = self.last

@@ -106,7 +106,7 @@ def run_to_dict(run: RunData) -> dict:
         "info": _jsonable({k: run.info[k] for k in INFO_KEYS if k in run.info}),
         "final": _jsonable(run.final_metrics()),
         "end": _jsonable(
-            {k: run.end.get(k) for k in ("reason", "message", "seconds") if k in run.end}
+            {k: run.end.get(k) for k in ("reason", "message", "seconds", "test") if k in run.end}
         ),
         "epochs": [_jsonable({k: e.get(k) for k in EPOCH_KEYS if k in e}) for e in run.epochs],
         "curve": {

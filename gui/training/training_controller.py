@@ -41,6 +41,7 @@ from gui.training.result import result_text
 from gui.training.run_data import RunData
 from gui.training.run_queue import RunQueue
 from gui.training.runlist import RunList, RunSink
+from gui.training.test_eval import TestEvaluation
 from gui.training.worker import RunThread, TrainingProcess, TrainingWorker
 from gui.window_api import TrainingWindow
 
@@ -64,6 +65,7 @@ class TrainingController(QObject):
         self.weights_version = 0
         self.runlist = RunList(self)
         self.queue = RunQueue(self)  # runs one after another: a family, an experiment
+        self.test_eval = TestEvaluation(self)  # Train > Evaluate on the test set
         self._watch_sent: dict | None = None
         self._saving_meta = False
         self._graph_replaced = False  # the runs shown belong to a graph no longer in the window
@@ -132,6 +134,7 @@ class TrainingController(QObject):
             self.actions[name] = act
         menu.addSeparator()
         self.queue.add_actions(menu)
+        self.test_eval.add_action(menu)
         menu.addSeparator()
         menu.addAction(self.dock.toggleViewAction())
         for dock in self.panel_docks.values():
@@ -246,7 +249,7 @@ class TrainingController(QObject):
         run.set_blocks(
             [b for b in a.order if a.params.get(b)], {b: a.types.get(b, "") for b in a.order}
         )
-        data_spec = self._data_from_graph_folder(spec) if resolve else spec
+        data_spec = self.data_from_graph_folder(spec) if resolve else spec
         worker = TrainingWorker(graph, data_spec, start_paused=paused, host=self.process)
         sink = RunSink(self, run)
         worker.prepared.connect(sink.on_prepared)
@@ -289,7 +292,7 @@ class TrainingController(QObject):
         self.status(f"Downloading the data set {ds.get('name')}...")
         return True
 
-    def _data_from_graph_folder(self, spec: dict) -> dict:
+    def data_from_graph_folder(self, spec: dict) -> dict:
         """``spec`` with the data set's relative file paths taken from the graph file's folder,
         as the command line takes them (the graph keeps them relative)."""
         from engine.data import resolve_paths
@@ -496,7 +499,7 @@ class TrainingController(QObject):
         and the graph against the dock's data set."""
         spec = self.dock.spec()
         self.window.set_batch_size(spec.get("batch_size"))
-        ds = self._data_from_graph_folder(spec).get("dataset")
+        ds = self.data_from_graph_folder(spec).get("dataset")
         self.window.set_training(spec, ds)
 
     def _on_selection(self, ids: list) -> None:

@@ -56,6 +56,7 @@ COLUMNS = [
     "val acc",
     "val loss",
     "last loss",
+    "test acc",
 ]
 
 
@@ -66,7 +67,13 @@ def _compact(v) -> str:
 
 
 NUMERIC = {"batch": "batch_size", "epochs": "epochs"}
-FINAL = {"steps": "steps", "val acc": "val_acc", "val loss": "val_loss", "last loss": "last_loss"}
+FINAL = {
+    "steps": "steps",
+    "val acc": "val_acc",
+    "val loss": "val_loss",
+    "last loss": "last_loss",
+    "test acc": "test_acc",
+}
 
 
 def sort_key(run: RunData, column: str):
@@ -128,6 +135,7 @@ def describe(run: RunData) -> list[str]:
         fmt(f.get("val_acc"), pct=True),
         fmt(f.get("val_loss")),
         fmt(f.get("last_loss")),
+        fmt(f.get("test_acc"), pct=True),
     ]
 
 
