@@ -44,6 +44,11 @@ class SummaryPanel(QWidget):
     def set_analysis(self, a) -> None:
         rows = a.rows()
         self.table.setUpdatesEnabled(False)
+        # sized to the contents once, not after every cell (which made filling quadratic:
+        # seconds for DenseNet-121's 427 rows)
+        h = self.table.horizontalHeader()
+        for i in range(3):
+            h.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
         self.table.setRowCount(len(rows))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         for r, row in enumerate(rows):
@@ -58,6 +63,8 @@ class SummaryPanel(QWidget):
                 if c == 3:
                     item.setTextAlignment(right)
                 self.table.setItem(r, c, item)
+        for i in range(3):
+            h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setUpdatesEnabled(True)
         text = (
             f"<b>Total: {a.total_params:,} trainable parameters</b> in {count(len(rows), 'block')}"

@@ -48,6 +48,7 @@ class GraphScene(QGraphicsScene):
         self.badges: dict[str, float] = {}
         self.locked = False
         self._reroute_pending = False
+        self._rebuilding = False
         self._index: BlockIndex | None = None
         # What each Graph event does to the items (MetaChanged shows nothing on the canvas).
         self._follow = {
@@ -111,8 +112,12 @@ class GraphScene(QGraphicsScene):
         self.blocks.clear()
         self.wires.clear()
         self.links.clear()
-        for n in self.graph.nodes():
-            self._add_block(n)
+        self._rebuilding = True  # links once at the end, not after every block (quadratic)
+        try:
+            for n in self.graph.nodes():
+                self._add_block(n)
+        finally:
+            self._rebuilding = False
         for s, t, p in self.graph.edges():
             self._add_wire(s, t, p)
         self._refresh_links()
@@ -136,7 +141,8 @@ class GraphScene(QGraphicsScene):
         self._refresh_text(n)
         if n in self.badges:
             item.set_badge(self.badges[n])
-        self._refresh_links()
+        if not self._rebuilding:
+            self._refresh_links()
 
     def _refresh_instances(self, name: str) -> None:
         """A module's definition changed: redraw its instances (ports, title, settings)."""
