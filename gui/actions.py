@@ -351,7 +351,7 @@ class Actions:
         sel = w.scene.selected_ids()
         after = sel[0] if len(sel) == 1 else None
         if after is not None:
-            x, y = w.graph.pos_of(after)
+            x, y = w.scene.graph.pos_of(after)  # (an open module: its graph)
             near = (x + LAYOUT_DX, y)
         else:
             c = w.canvas.mapToScene(w.canvas.viewport().rect().center())

@@ -274,10 +274,12 @@ def help_for_focus(window) -> None:
     palette = window.palette_panel
     chosen = palette.selected_type()
     in_palette = focus is not None and palette.isAncestorOf(focus)
-    if in_palette and chosen:
+    if in_palette and chosen in LAYER_TYPES:  # (a module has no block page)
         help_window(window).show_block(chosen)
         return
-    types = [window.graph.type_of(b) for b in window.selected_blocks()]
+    graph = window.scene.graph  # the open module definition's, when one is open
+    types = [graph.type_of(b) for b in window.selected_blocks() if b in graph]
+    types = [t for t in types if t in LAYER_TYPES]
     canvas = window.canvas
     on_canvas = focus is None or focus is canvas or canvas.isAncestorOf(focus)
     if on_canvas and types:

@@ -189,7 +189,7 @@ class Palette(QWidget):
         from gui.help_pages import help_for
 
         chosen = self.selected_type()
-        if chosen:
+        if chosen in LAYER_TYPES:  # (a module has no block page)
             help_window(self).show_block(chosen)
         else:
             help_window(self).show_panel(help_for(self))
@@ -202,7 +202,8 @@ class Palette(QWidget):
         self.tree.setCurrentItem(item)
         menu = QMenu(self.tree)
         menu.addAction("Add to the graph", lambda: self.addRequested.emit(type_name))
-        menu.addAction(f"Help on {type_name}\tF1", self.show_help)
+        if type_name in LAYER_TYPES:
+            menu.addAction(f"Help on {type_name}\tF1", self.show_help)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
 
     def _add_first_match(self) -> None:

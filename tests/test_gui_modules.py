@@ -237,3 +237,23 @@ def test_gradients_panel_shows_a_module_as_one_bar_expandable_to_its_blocks(qtbo
 
     badges = module_values(blocks, rms, run.info["block_params"])
     assert badges == pytest.approx({"res_1": module})  # the instance's canvas badge
+
+
+def test_inside_a_definition_the_palette_and_help_act_on_its_blocks(window):
+    from gui.help import help_for_focus
+
+    w = window
+    g = res_graph()
+    a = edit.group(g, RES, "Res")
+    load(w, g)
+    assert w.modules.editor.open(a)
+    w.scene.select_ids(["r0"])
+    new = w.actions.add_block("Dropout")  # the palette's double-click: after r0, inside
+    settle(w)
+    assert new in w.scene.graph and new not in w.graph
+    assert any(nd["id"] == new for nd in w.graph.modules["Res"]["nodes"])
+    w.scene.select_ids(["c0"])
+    help_for_focus(w)  # F1 names the inner block's type, not a block of the graph
+    w.modules.editor.back(0)
+    w.scene.select_ids([a])
+    help_for_focus(w)  # a module instance has no block page: no error

@@ -351,3 +351,18 @@ def test_hostile_module_names_export_to_inert_code(target, tmp_path, monkeypatch
     mod.build_model()
     assert not (tmp_path / "pwned").exists()
     assert engine.analyze(g).params[inst] > 0
+
+
+def test_onnx_export_of_modules_computes_the_engines_outputs(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from engine.export.onnx.exporter import export_model
+
+    g, a, b = two_instances()
+    m = engine.build_model(g, seed=2)
+    proto = export_model(g, arrays=m.state())
+    assert f"{a}/c0" in {nd.name for nd in proto.graph.node}
+    s = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, *m.input_shape)).astype(np.float32)
+    got = s.run(None, {s.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, m.forward(x), rtol=1e-4, atol=1e-4)

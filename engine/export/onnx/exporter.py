@@ -127,6 +127,8 @@ def export_model(
     ``arrays``, or without either the graph's initial weights at its seed). A graph with
     problems raises GraphError; a block with no ONNX builder GraphError naming it."""
     plan = make_plan(graph)
+    if plan.flat is not None:  # modules: ONNX holds their blocks ("instance/inner")
+        graph = plan.flat.graph
     model = build_model(graph, seed=plan.seed)
     if weights is not None:
         load_weights(model, weights)
