@@ -4,75 +4,22 @@ text), with the pinned checksums replaced by the generated files' for the test."
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import socket
-import struct
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from standard_files import cifar_like, mnist_like
 
 from engine.data import ByteImages, download, load_dataset, needs_download, prepare, standard
 from engine.data.download import DownloadCancelled, Remote, Source
 from engine.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-# ---------------------------------------------------------------------------- generated files
-
-
-def idx_gz(a: np.ndarray) -> bytes:
-    head = struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
-    return gzip.compress(head + a.astype(np.uint8).tobytes(), mtime=0)
-
-
-def mnist_like(n_train: int = 200, n_test: int = 50, seed: int = 0) -> tuple[dict, dict]:
-    """IDX files of random digits-sized images; returns (files by name, arrays)."""
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_y": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_y": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    files = {
-        "train-images-idx3-ubyte.gz": idx_gz(arrays["train_x"]),
-        "train-labels-idx1-ubyte.gz": idx_gz(arrays["train_y"]),
-        "t10k-images-idx3-ubyte.gz": idx_gz(arrays["test_x"]),
-        "t10k-labels-idx1-ubyte.gz": idx_gz(arrays["test_y"]),
-    }
-    return files, arrays
-
-
-def cifar_like(per_file: int, seed: int = 0, evil: bool = False) -> tuple[bytes, dict]:
-    """A cifar-10-binary.tar.gz with six batches of ``per_file`` records each."""
-    rng = np.random.default_rng(seed)
-    buf, arrays = io.BytesIO(), {}
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
-        members = [(f"cifar-10-batches-bin/{n}", n) for n in names]
-        if evil:  # a path out of the folder: must never be written anywhere
-            members.append(("../evil.bin", "evil"))
-        for path, key in members:
-            y = rng.integers(0, 10, per_file, dtype=np.uint8)
-            x = rng.integers(0, 256, (per_file, 3, 32, 32), dtype=np.uint8)
-            arrays[key] = (x, y)
-            data = np.concatenate([y[:, None], x.reshape(per_file, -1)], axis=1).tobytes()
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        meta = b"airplane\nautomobile\n"
-        info = tarfile.TarInfo("cifar-10-batches-bin/batches.meta.txt")
-        info.size = len(meta)
-        tar.addfile(info, io.BytesIO(meta))
-    return buf.getvalue(), arrays
 
 
 # ---------------------------------------------------------------------------- loopback server

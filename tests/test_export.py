@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from standard_files import place_for
 
 import engine
 from engine.errors import BlockPropError, ConfigError, GraphError
@@ -344,8 +345,9 @@ def test_export_is_deterministic():
 
 # --- presets (the list grows as presets are added) ------------------------------------------------
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
-def test_every_preset_exports_and_the_engine_script_trains_a_step(path, tmp_path):
+def test_every_preset_exports_and_the_engine_script_trains_a_step(path, tmp_path, monkeypatch):
     g = engine.load_graph(path)
+    place_for(g, monkeypatch, tmp_path / "cache")  # the standard sets: generated files
     for target in ("numpy", "pytorch"):
         compile(export_code(g, target), f"{path.stem}.{target}.py", "exec")
     mod = load_module(write(tmp_path, export_code(g, "numpy")), f"preset_{path.stem}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from standard_files import place_for
 
 import engine
 from engine.data import DATASET_OPTIONS, load_dataset
@@ -548,10 +549,12 @@ def test_every_preset_exports_to_an_equal_pytorch_module(path, tmp_path):
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
-def test_every_preset_trains_its_first_steps_like_the_engine(path, tmp_path):
+def test_every_preset_trains_its_first_steps_like_the_engine(path, tmp_path, monkeypatch):
     """Same initial weights, data, batches, loss and optimizer: the same first losses (Dropout
-    and GaussianNoise draw from another generator, so those presets are compared without)."""
+    and GaussianNoise draw from another generator, so those presets are compared without; the
+    standard data sets are generated files in their real formats)."""
     g = engine.load_graph(path)
+    place_for(g, monkeypatch, tmp_path / "cache")
     for n in g.nodes():
         if g.type_of(n) == "Dropout":
             g.set_config(n, {"rate": 0.0})
