@@ -22,8 +22,8 @@ steps with a pause between blocks (idle BLAS/OpenMP threads stop spinning), the 
 block is a warm-up. Reported per side: the median step and the fastest; ratio = engine median /
 torch median. On a shared machine the load average printed first says how far to trust them.
 
-``--profile``: the engine's forward and backward time per block of the ResNet-20 step
-(median over steps), grouped by stage.
+``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
+(median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block.
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
                                               [--torch-threads 1]
@@ -281,9 +281,11 @@ def bench(name: str, engine_step: Step, torch_step: Step, rounds: int, block: in
 
 
 # --- per-block profile -------------------------------------------------------------------------
-def profile(steps: int = 8) -> dict[str, tuple[float, float]]:
-    """Median forward and backward ms per block of the ResNet-20 training step, printed grouped
-    by stage (stem, s1.., head) and by block type."""
+def profile(steps: int = 8, blocks: bool = False) -> dict[str, tuple[float, float]]:
+    """Median forward and backward ms per block of the ResNet-20 training step (CPU time of
+    this thread: one process, BLAS on one thread inside the convolutions; on a shared machine
+    the wall clock adds whatever the other jobs take), printed grouped by stage (stem, s1..,
+    head) and by block type."""
     graph = resnet20_graph()
     model = engine.build_model(graph, seed=SEED)
     rng = np.random.default_rng(SEED)
@@ -295,24 +297,24 @@ def profile(steps: int = 8) -> dict[str, tuple[float, float]]:
         fwd, bwd = layer.forward, layer.backward
 
         def timed_f(*a, _f=fwd, _id=layer_id, **k):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = _f(*a, **k)
-            times[_id][0].append(time.perf_counter() - t0)
+            times[_id][0].append(time.thread_time() - t0)
             return out
 
         def timed_b(*a, _b=bwd, _id=layer_id, **k):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = _b(*a, **k)
-            times[_id][1].append(time.perf_counter() - t0)
+            times[_id][1].append(time.thread_time() - t0)
             return out
 
         layer.forward, layer.backward = timed_f, timed_b
     totals = []
     for _ in range(steps + 1):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         loss.forward(model.forward(x, training=True), y)
         model.backward(loss.backward(), input_grad=False)
-        totals.append(time.perf_counter() - t0)
+        totals.append(time.thread_time() - t0)
     med = {
         k: (1e3 * statistics.median(f[1:]), 1e3 * statistics.median(b[1:]) if b[1:] else 0.0)
         for k, (f, b) in times.items()
@@ -328,10 +330,13 @@ def profile(steps: int = 8) -> dict[str, tuple[float, float]]:
             d[0] += f
             d[1] += b
     print(
-        f"ResNet-20 batch 64, forward+backward {1e3 * statistics.median(totals[1:]):.1f} ms "
+        f"ResNet-20 batch 64, forward+backward {1e3 * statistics.median(totals[1:]):.1f} ms CPU "
         f"(median of {steps}; load {os.getloadavg()[0]:.1f})"
     )
-    for title, table in (("stage", by_stage), ("block type", by_type)):
+    tables = [("stage", by_stage), ("block type", by_type)]
+    if blocks:
+        tables.append(("block", {k: v for k, v in med.items() if sum(v) >= 0.05}))
+    for title, table in tables:
         print(f"| {title} | forward ms | backward ms |\n|---|---:|---:|")
         for k, (f, b) in table.items():
             print(f"| {k} | {f:.1f} | {b:.1f} |")
@@ -344,6 +349,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=5, help="blocks per side")
     parser.add_argument("--block", type=int, default=3, help="timed steps per block")
     parser.add_argument("--profile", action="store_true", help="the ResNet-20 per-block profile")
+    parser.add_argument("--blocks", action="store_true", help="--profile: every block too")
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -364,7 +370,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         flush=True,
     )
     if args.profile:
-        profile()
+        profile(blocks=args.blocks)
         return []
     results = []
     for name in args.case or list(CASES):
