@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from engine.graph import Graph
 from engine.layers import LAYER_TYPES
+from engine.modules.definition import MODULE_KEY, MODULE_TYPE
 
 SKIP_LANE = 16.0  # height of the empty lane a skipping wire runs along
 # From this many blocks a graph is mostly seen zoomed out (compact blocks, no wire labels),
@@ -45,7 +46,11 @@ def block_heights(graph: Graph, block_h: float = 68.0) -> dict[str, float]:
     out = {}
     for n in graph.nodes():
         cls = LAYER_TYPES.get(graph.type_of(n))
-        slots = input_slots(cls.arity if cls is not None else (1, 1), used[n])
+        arity = cls.arity if cls is not None else (1, 1)
+        if graph.type_of(n) == MODULE_TYPE:  # as many ports as its definition has inputs
+            k = len(graph.modules.get(graph.config_of(n).get(MODULE_KEY), {}).get("inputs", []))
+            arity = (k, k)
+        slots = input_slots(arity, used[n])
         out[n] = max(block_h, slots * SLOT_PITCH + 20.0)
     return out
 

@@ -169,3 +169,32 @@ def test_minimap_shows_only_when_the_graph_exceeds_the_view_and_navigates_on_cli
     assert not mm.isVisible() and not w.actions.minimap.isChecked()
     w.actions.minimap.trigger()
     assert mm.isVisible()
+
+
+def test_module_instances_are_laid_out_and_drawn_compact_like_blocks(window):
+    """GoogLeNet with each inception module grouped into an instance (drawn as one block: the
+    issue's "modules collapse"): laid out without overlaps or wires through blocks, and zoomed
+    out an instance shows its module's name in big letters like any block."""
+    import big_graphs
+
+    from engine.modules.edit import group
+    from gui.canvas.block_item import COMPACT
+    from gui.canvas.module_item import ModuleItem
+
+    g = big_graphs.googlenet()
+    for name, *_ in (r for r in big_graphs.INCEPTIONS if r[0] != "pool"):
+        ids = [n for n in g.nodes() if n.startswith(f"i{name}_")]
+        group(g, ids, f"Inception{name}", node_id=f"m{name}")
+    w = window
+    laid_out(w, g)
+    inst = w.scene.blocks["m3a"]
+    assert isinstance(inst, ModuleItem) and len(inst.in_ports) == 1 and len(w.graph) == 140 - 9 * 13
+    assert wires_through_blocks(w) == []
+    rects = sorted(i.body_rect().getRect() for i in w.scene.blocks.values())
+    for (x, y, bw, bh), (x2, y2, _, _) in zip(rects, rects[1:], strict=False):
+        assert not (x2 < x + bw and y <= y2 < y + bh), "blocks overlap"
+    w.canvas.fit_all()
+    w.canvas.zoom_by(0.3 / w.canvas.zoom())
+    w.canvas.viewport().repaint()
+    QApplication.processEvents()
+    assert inst.mode == COMPACT
