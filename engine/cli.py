@@ -6,7 +6,7 @@
                         [--processes auto|1|2] [--test-split F] [--test] [--kfold K]
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
-    python app.py presets                            list the presets with one line each
+    python app.py presets [--long]                   list the presets, one line each (--long: described)
     python app.py experiment GRAPH.json --vary lr=0.1,0.01 [--vary BLOCK.KEY=V1,V2]
                         [--random N] [--seed S] [--epochs N] --out DIR   (cli_experiment.py)
     python app.py explain GRAPH.json --weights W.npz --input X.png|X.npy
@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -143,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_experiment.add_parser(sub, _file_name)
     cli_decode.add_parser(sub, _file_name)
 
-    s = sub.add_parser("presets", help="list the presets")
+    s = sub.add_parser("presets", help="list the presets, one short line each")
+    s.add_argument("--long", action="store_true", help="each preset's whole description, wrapped")
     s.set_defaults(func=cmd_presets)
     return p
 
@@ -552,6 +555,25 @@ def cmd_presets(args: argparse.Namespace) -> int:
             _err(str(e))
             status = EXIT_USER_ERROR
             continue
-        first = g.description.strip().splitlines()[0] if g.description.strip() else ""
-        _out(f"{stem:<{width}}{g.name}" + (f": {first}" if first else ""))
+        if getattr(args, "long", False):
+            _out(f"{stem}: {g.name}")
+            for para in g.description.strip().splitlines():
+                _out(textwrap.fill(para, LINE, initial_indent="    ", subsequent_indent="    "))
+            _out("")
+            continue
+        line = f"{stem:<{width}}{g.name}"
+        gist = first_sentence(g.description)
+        if gist:
+            line += ": " + gist
+        _out(line if len(line) <= LINE else line[: LINE - 1].rstrip() + "…")
     return status
+
+
+LINE = 100  # the presets listing's line width
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a description's first line ("" if none)."""
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    m = re.match(r"(.+?[.!?:])(\s|$)", first)
+    return (m.group(1) if m else first).rstrip(":")

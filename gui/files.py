@@ -7,12 +7,15 @@ The prompts are methods (``ask_save_changes``, ``ask_open_path``, ``ask_save_pat
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.errors import BlockPropError
@@ -47,6 +50,42 @@ def _pid_alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def file_stem(name: object) -> str:
+    """A file name (without .json) proposed for a graph called ``name``: lower case, words
+    joined by "_", nothing a file system or shell trips over ("Optimizers: Adam" ->
+    "optimizers_adam"); "graph" when nothing is left."""
+    text = unicodedata.normalize("NFKD", name if isinstance(name, str) else "")
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    stem = re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:60].strip("_")
+    return stem or "graph"
+
+
+def recovery_text(data: dict) -> str:
+    """What the recovery question says about a recovery file's graph: its name, file (or
+    preset), size and when it was saved. The file is untrusted: every part is checked."""
+    saved = data.get("saved_at")
+    saved = saved if isinstance(saved, (int, float)) and math.isfinite(saved) else 0
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved))
+    graph = data.get("graph") if isinstance(data.get("graph"), dict) else {}
+    name = graph.get("name") if isinstance(graph.get("name"), str) else ""
+    name = " ".join(name.split())[:80] or "untitled"
+    nodes = graph.get("nodes")
+    size = f", {len(nodes)} block{'s' * (len(nodes) != 1)}" if isinstance(nodes, list) else ""
+    path = data.get("path") if isinstance(data.get("path"), str) else None
+    preset = data.get("preset") if isinstance(data.get("preset"), str) else None
+    where = (
+        f"file {Path(path).name}"
+        if path
+        else f"from the preset {Path(preset).stem}"
+        if preset
+        else "never saved"
+    )
+    return (
+        f'BlockProp did not close properly. A copy of the graph "{name}" ({where}{size}) '
+        f"from {when} was saved automatically."
+    )
 
 
 def find_recoveries(folder: Path | None = None) -> list[tuple[Path, dict]]:
@@ -125,22 +164,18 @@ class FileManager(QObject):
         return path or None
 
     def ask_save_path(self) -> str | None:
-        start = self.path or str(Path(self._start_dir()) / f"{self.graph.name or 'graph'}.json")
+        start = self.path or str(Path(self._start_dir()) / f"{file_stem(self.graph.name)}.json")
         path, _ = QFileDialog.getSaveFileName(
             self.window, "Save graph as", start, "BlockProp graphs (*.json)"
         )
         return path or None
 
     def ask_restore(self, data: dict) -> bool:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data.get("saved_at", 0)))
-        where = data.get("path") or "an unsaved graph"
         box = QMessageBox(self.window)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Recover unsaved work?")
-        box.setText(
-            f"BlockProp did not close properly. A copy of {where} from {when} was "
-            "saved automatically."
-        )
+        box.setTextFormat(Qt.TextFormat.PlainText)  # names from the file are text, never HTML
+        box.setText(recovery_text(data))
         box.setInformativeText("Restore it? Discard deletes the copy.")
         restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)

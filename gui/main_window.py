@@ -14,6 +14,7 @@ from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMenu,
@@ -33,6 +34,7 @@ from gui.code_view import install as install_code_view
 from gui.edit_controller import Controller
 from gui.files import FileManager
 from gui.help import install_help
+from gui.icons import padlock
 from gui.inspector import Inspector
 from gui.layout import tidy_if_cramped
 from gui.live_analysis import LiveAnalysis
@@ -270,17 +272,26 @@ class MainWindow(QMainWindow):
         their contents need."""
         d = self._docks
         w, h = self.width(), self.height()
-        side = [min(200, max(150, w // 8)), min(340, max(300, w // 5))]
+        side = [200, min(340, max(300, w // 5))]  # the palette: its longest names
         self.resizeDocks([d["palette"], d["inspector"]], side, Qt.Orientation.Horizontal)
         self.resizeDocks([d["summary"]], [max(190, h * 3 // 10)], Qt.Orientation.Vertical)
         self.resizeDocks([d["problems"], d["summary"]], [w * 3 // 10, w], Qt.Orientation.Horizontal)
 
     def _status(self) -> None:
         bar = self.statusBar()
-        self.lock_label = QLabel(" 🔒 Training: editing locked ")
+        self.lock_label = QWidget()  # a padlock drawn by gui.icons (an emoji may be a box)
+        self.lock_label.setObjectName("lock_label")
         self.lock_label.setStyleSheet(
-            "background:#ffca28; color:#3e2723; font-weight:bold;border-radius:3px;"
+            "#lock_label { background:#ffca28; border-radius:3px; }"
+            "QLabel { color:#3e2723; font-weight:bold; }"
         )
+        row = QHBoxLayout(self.lock_label)
+        row.setContentsMargins(5, 1, 6, 1)
+        row.setSpacing(4)
+        self.lock_icon = QLabel()
+        self.lock_icon.setPixmap(padlock(14, ratio=self.devicePixelRatioF()))
+        row.addWidget(self.lock_icon)
+        row.addWidget(QLabel("Training: editing locked"))
         self.lock_label.hide()
         self.counts_label = QLabel()
         self.counts_label.setToolTip("Click the problems to list them")

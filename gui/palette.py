@@ -3,6 +3,8 @@ the canvas, or double-click it (or press Enter) to add it after the selected blo
 
 from __future__ import annotations
 
+import textwrap
+
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
@@ -58,6 +60,9 @@ class PaletteTree(QTreeWidget):
         return block_mime(types[0]) if types else QMimeData()
 
 
+GROUP_CHARS = 16  # a group name longer than this wraps
+
+
 class Palette(QWidget):
     addRequested = Signal(str)  # a block type to add at a sensible free spot
 
@@ -72,7 +77,7 @@ class Palette(QWidget):
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIndentation(14)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setUniformRowHeights(False)  # a wrapped group name takes two rows
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.help_button = help_button("Help on the selected block", self.show_help)
@@ -98,7 +103,10 @@ class Palette(QWidget):
             f for f in by_family if f not in FAMILIES
         )
         for fam in order:
-            group = QTreeWidgetItem(self.tree, [fam])
+            # A long family name wraps (the palette is narrow on a small screen) instead of
+            # ending in "..."
+            group = QTreeWidgetItem(self.tree, [textwrap.fill(fam, GROUP_CHARS)])
+            group.setToolTip(0, fam)
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
             f = group.font(0)
             f.setBold(True)

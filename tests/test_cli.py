@@ -474,3 +474,19 @@ def test_a_graph_file_with_a_utf8_bom_is_read(tmp_path, capsys):
     assert cli.main(["check", str(path)]) == 0
     assert "no problems" in capsys.readouterr().out
     assert engine.load_graph(path).name == "moons mlp"
+
+
+def test_presets_lines_are_short_and_long_gives_the_descriptions(tmp_path, monkeypatch, capsys):
+    a = moons_graph()
+    a.name = "Wordy net"
+    a.description = "A first sentence that goes on " + "and on " * 30 + ". Then more."
+    a.save(tmp_path / "wordy.json")
+    monkeypatch.setattr(cli, "PRESETS_DIR", tmp_path)
+    assert cli.main(["presets"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert len(line) <= cli.LINE and line.startswith("wordy  Wordy net: A first") and "…" in line
+    assert cli.main(["presets", "--long"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "wordy: Wordy net" and out[-1] == ""
+    assert all(len(x) <= cli.LINE and x.startswith("    ") for x in out[1:-1])
+    assert "Then more." in out[-2]

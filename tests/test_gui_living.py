@@ -203,3 +203,60 @@ def test_small_screens_give_the_canvas_its_share(qtbot, make_window, tmp_path, s
     w.undo_stack.undo()
     settle(w)
     assert not w._docks["problems"].isVisible()
+
+
+def test_save_as_proposes_a_clean_file_name_and_recovery_names_the_graph():
+    from gui.files import file_stem, recovery_text
+
+    assert file_stem("Optimizers: Adam") == "optimizers_adam"
+    assert file_stem("LeNet-5 (1998)") == "lenet_5_1998"
+    assert file_stem("Déjà vu / ../etc") == "deja_vu_etc"
+    assert file_stem("") == file_stem(None) == file_stem("???") == "graph"
+    text = recovery_text(
+        {
+            "saved_at": 0,
+            "path": "/home/s/nets/my net.json",
+            "graph": {"name": "My <b>net</b>\nsecond line", "nodes": [{}, {}]},
+        }
+    )
+    assert 'the graph "My <b>net</b> second line" (file my net.json, 2 blocks)' in text
+    hostile = recovery_text({"saved_at": "x", "path": 3, "graph": {"name": ["x"], "nodes": 5}})
+    assert '"untitled" (never saved)' in hostile
+    preset = recovery_text({"preset": "/p/presets/optimizers_adam.json", "graph": {"name": "A"}})
+    assert "(from the preset optimizers_adam)" in preset
+
+
+def test_padlock_is_drawn_and_palette_group_names_fit(qtbot, window):
+    from PySide6.QtGui import QFontMetrics
+
+    w = window
+    img = w.lock_icon.pixmap().toImage()
+    assert not img.isNull() and img.width() >= 14
+    inked = sum(img.pixelColor(x, y).alpha() > 0 for x in range(img.width()) for y in range(14))
+    assert inked > 40  # a drawn glyph, not an empty box
+    tree = w.palette_panel.tree
+    for fam, group in w.palette_panel.groups.items():
+        assert group.toolTip(0) == fam
+        fm = QFontMetrics(group.font(0))
+        room = tree.viewport().width() - tree.indentation() - 2 * tree.iconSize().width()
+        assert all(fm.horizontalAdvance(line) <= room for line in group.text(0).splitlines())
+
+
+def test_gradient_legend_goes_where_no_block_is(qtbot, window):
+    from PySide6.QtCore import QRect
+
+    w = window
+    w.resize(1200, 800)
+    # a diagonal: the blocks fill the bottom-right and top-left corners of the fitted view
+    build_chain(w, [(f"b{i}", "Dense", {"units": 2}) for i in range(4)], dx=250)
+    for i in range(4):
+        w.graph.move_node(f"b{i}", (i * 250, i * 160))
+    settle(w)
+    w.canvas.fit_all()
+    w.canvas.set_block_badges({"b0": 1e-3, "b3": 1e-2})
+    legend = w.canvas.legend
+    assert legend.isVisible()
+    area = w.canvas.viewport().geometry()
+    seen = QRect(legend.x() - area.left(), legend.y() - area.top(), legend.width(), legend.height())
+    assert w.scene.is_free(w.canvas.mapToScene(seen).boundingRect())
+    assert legend.x() > area.center().x() and legend.y() < area.center().y()  # top right

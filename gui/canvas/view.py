@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsView
 
@@ -152,10 +152,33 @@ class CanvasView(QGraphicsView):
         self.banner.place()
         if self.hint.isVisible():
             self.hint.place()
-        area = self.viewport().geometry()  # bottom right: left-to-right graphs end higher up
-        self.legend.move(
-            area.right() - self.legend.width() - 10, area.bottom() - self.legend.height() - 10
-        )
+        self._place_legend()
+
+    def _place_legend(self) -> None:
+        """The gradient legend goes to the first corner where it covers no block: bottom right
+        (left-to-right graphs end higher up), top right, top left, bottom left (unless the
+        minimap is there); bottom right when every corner has one."""
+        if not self.legend.isVisible():
+            return
+        area = self.viewport().geometry()
+        w, h, m = self.legend.width(), self.legend.height(), 10
+        corners = [
+            (area.right() - w - m, area.bottom() - h - m),
+            (area.right() - w - m, area.top() + m),
+            (area.left() + m, area.top() + m),
+        ]
+        if not self.minimap.isVisible():
+            corners.append((area.left() + m, area.bottom() - h - m))
+        for x, y in corners:
+            seen = QRect(x - area.left(), y - area.top(), w, h)
+            if self.gscene.is_free(self.mapToScene(seen).boundingRect()):
+                self.legend.move(x, y)
+                return
+        self.legend.move(*corners[0])
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802 (Qt override)
+        super().scrollContentsBy(dx, dy)
+        self._place_legend()  # panning or zooming may have moved a block under it
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
