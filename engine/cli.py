@@ -6,7 +6,7 @@
                         [--processes auto|1|2] [--test-split F] [--test] [--kfold K]
     python app.py export GRAPH.json --to numpy|pytorch|onnx [--weights w.npz] [-o out.py|out.onnx]
     python app.py import MODEL.onnx -o GRAPH.json [--save-weights W.npz]
-    python app.py presets [--long]                   list the presets, one line each (--long: described)
+    python app.py presets [--long]                   the presets, one line each (--long: described)
     python app.py experiment GRAPH.json --vary lr=0.1,0.01 [--vary BLOCK.KEY=V1,V2]
                         [--random N] [--seed S] [--epochs N] --out DIR   (cli_experiment.py)
     python app.py explain GRAPH.json --weights W.npz --input X.png|X.npy
