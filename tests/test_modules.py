@@ -366,3 +366,16 @@ def test_onnx_export_of_modules_computes_the_engines_outputs(tmp_path):
     x = np.random.default_rng(0).standard_normal((3, *m.input_shape)).astype(np.float32)
     got = s.run(None, {s.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, m.forward(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_parameters_setting_edited_in_the_definition_is_its_new_default():
+    g, a, b = two_instances()
+    edit.expose(g, "Res", "width", [["c0", "filters"]])
+    g.set_config(b, {MODULE_KEY: "Res", "width": 6})
+    sub = edit.definition_graph(g, "Res")
+    assert sub.config_of("c0")["filters"] == 4  # the default, as an instance sees it
+    sub.set_config("c0", {**sub.config_of("c0"), "filters": 5})
+    g.set_module("Res", edit.updated_definition(g.modules["Res"], sub))
+    assert g.modules["Res"]["params"]["width"]["default"] == 5
+    flat = engine.analyze(g).flat
+    assert flat.shapes[f"{a}/c0"] == (5, 8, 8) and flat.shapes[f"{b}/c0"] == (6, 8, 8)

@@ -195,14 +195,15 @@ def make_unique(graph: Graph, inst: str, name: str | None = None) -> str:
 
 def definition_graph(graph: Graph, name: str) -> Graph:
     """Definition ``name`` as a Graph of its own (its blocks and inner wires; the graph's other
-    definitions available to its instances), for editing."""
+    definitions available to its instances), for editing. A setting a parameter sets shows
+    the parameter's default (what an instance that sets nothing gets)."""
     from engine.graph import Graph
 
     d = graph.modules[name]
     sub = Graph(name=name, description=d["description"])
     sub.modules = {k: v for k, v in graph.modules.items() if k != name}
     for nd in d["nodes"]:
-        sub.add_node(nd["type"], nd["config"], nd["pos"], node_id=nd["id"])
+        sub.add_node(nd["type"], inner_config(d, nd["id"], {}), nd["pos"], node_id=nd["id"])
     for e in d["edges"]:
         sub.add_edge(e["source"], e["target"], e["target_port"])
     return sub
@@ -211,7 +212,8 @@ def definition_graph(graph: Graph, name: str) -> Graph:
 def updated_definition(old: dict, sub: Graph) -> dict:
     """Definition ``old`` with the blocks and wires of ``sub`` (an edited ``definition_graph``):
     input ports and parameters keep the targets whose blocks remain (a port or parameter left
-    with none is dropped); GraphError when its output block is gone."""
+    with none is dropped); a setting a parameter sets, changed in ``sub``, becomes the
+    parameter's new default; GraphError when its output block is gone."""
     nodes = [{"id": n, **sub.node(n)} for n in sub.nodes()]
     for nd in nodes:
         nd["pos"] = list(nd["pos"])
@@ -227,8 +229,15 @@ def updated_definition(old: dict, sub: Graph) -> dict:
     params = {}
     for pname, spec in old["params"].items():
         targets = [t for t in spec["targets"] if t[0] in sub]
-        if targets:
-            params[pname] = {"default": copy.deepcopy(spec["default"]), "targets": targets}
+        if not targets:
+            continue
+        default = spec["default"]
+        for block, key in targets:  # the setting edited inside the definition
+            shown = sub.config_of(block).get(key, default)
+            if shown != default:
+                default = shown
+                break
+        params[pname] = {"default": copy.deepcopy(default), "targets": targets}
     return {
         "nodes": nodes,
         "edges": [{"source": s, "target": t, "target_port": p} for s, t, p in sub.edges()],
