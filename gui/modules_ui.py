@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QInputDialog
 
 from engine.errors import BlockPropError
 from engine.graph_events import ModuleChanged, Reset
+from engine.layers import LAYER_TYPES
 from engine.modules import edit
 from engine.modules.definition import MODULE_KEY, MODULE_TYPE
 from gui.actions import _act
@@ -33,12 +34,24 @@ class ModulesUI(QObject):
         self.unique = _act(w, "Make Module &Unique", self.make_unique)
         self.open = _act(w, "&Open Module Definition", self.open_selection)
         self.to_library = _act(w, "Add Module to &Library", self.add_to_library)
-        self.actions = [self.group, self.ungroup, self.unique, self.open, self.to_library]
+        self.expose = _act(w, "&Expose Setting as Module Parameter…", self.expose_setting)
+        self.expose.setToolTip(
+            "Inside an open module: make a setting of the selected blocks a parameter each "
+            "instance sets for itself"
+        )
+        self.actions = [
+            self.group,
+            self.ungroup,
+            self.unique,
+            self.open,
+            self.to_library,
+            self.expose,
+        ]
         menu = w.menu("Edit")
         menu.addSeparator()
         for a in self.actions:
             menu.addAction(a)
-        w.actions.editing += [self.group, self.ungroup, self.unique, self.to_library]
+        w.actions.editing += [self.group, self.ungroup, self.unique, self.to_library, self.expose]
         w.inspector.module_actions = self
         w.canvas.viewport().installEventFilter(self)
         w.graph.subscribe(self._on_graph_event)
@@ -51,6 +64,16 @@ class ModulesUI(QObject):
             self.w, "Group into module", "Module name:", text=suggestion
         )
         return text.strip() if ok and text.strip() else None
+
+    def ask_setting(self, choices: list[str]) -> tuple[str, str] | None:
+        """(the setting to expose, the parameter's name) (tests replace this)."""
+        key, ok = QInputDialog.getItem(
+            self.w, "Expose a setting", "Setting of the selected blocks:", choices, 0, False
+        )
+        if not ok:
+            return None
+        name, ok = QInputDialog.getText(self.w, "Expose a setting", "Parameter name:", text=key)
+        return (key, name.strip()) if ok and name.strip() else None
 
     def _instance(self) -> str | None:
         ids = self.w.scene.selected_ids()
@@ -97,6 +120,45 @@ class ModulesUI(QObject):
     def open_selection(self) -> bool:
         inst = self._instance()
         return inst is not None and self.editor.open(inst)
+
+    def expose_setting(self) -> bool:
+        """In an open definition: a setting every selected block has becomes a parameter of
+        the module (one undo step; its default is the first block's value)."""
+        if not self.editor.active:
+            self.w._message("Open a module first (double-click an instance).", True)
+            return False
+        level = self.editor.levels[-1]
+        sub = level.sub
+        ids = self.w.scene.selected_ids()
+        if not ids:
+            self.w._message("Select the blocks whose setting the parameter sets.", True)
+            return False
+        keys = None
+        for n in ids:
+            if sub.type_of(n) == MODULE_TYPE:
+                have = list(sub.modules[sub.config_of(n)[MODULE_KEY]]["params"])
+            else:
+                have = list(LAYER_TYPES[sub.type_of(n)].all_options())
+            keys = have if keys is None else [k for k in keys if k in have]
+        if not keys:
+            self.w._message("The selected blocks share no setting.", True)
+            return False
+        chosen = self.ask_setting(keys)
+        if chosen is None:
+            return False
+        key, param = chosen
+        targets = [[n, key] for n in ids]
+        stack = self.w.undo_stack
+        before = (stack.index(), stack.count())
+        self.main_controller().module_edit(
+            f"Expose {key} of {level.name} as {param}",
+            lambda g: edit.expose(g, level.name, param, targets),
+        )
+        return (stack.index(), stack.count()) != before
+
+    def main_controller(self):
+        """The window's own controller (the open definition's is the canvas's)."""
+        return self.editor.main[1]
 
     def add_to_library(self) -> None:
         inst = self._instance()

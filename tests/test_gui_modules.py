@@ -257,3 +257,39 @@ def test_inside_a_definition_the_palette_and_help_act_on_its_blocks(window):
     w.modules.editor.back(0)
     w.scene.select_ids([a])
     help_for_focus(w)  # a module instance has no block page: no error
+
+
+def test_exposing_a_setting_inside_a_definition_gives_each_instance_its_own(window):
+    w = window
+    g = res_graph()
+    a = edit.group(g, RES, "Res")
+    b = edit.group(g, ["c1", "r1", "d1", "add1"], "Tmp")
+    g.set_config(b, {MODULE_KEY: "Res"})
+    g.set_module("Tmp", None)
+    load(w, g)
+    assert not w.modules.expose_setting()  # only inside a module
+    w.modules.editor.open(a)
+    w.scene.select_ids(["c0", "r0"])  # a Conv2D and an Activation share no setting
+    offered = []
+    w.modules.ask_setting = lambda keys: offered.append(keys) or ("init", "start")
+    assert not w.modules.expose_setting() and not offered
+    w.scene.select_ids(["c0", "d0"])
+    assert w.modules.expose_setting() and "init" in offered[0] and "fn" not in offered[0]
+    assert w.graph.modules["Res"]["params"]["start"]["targets"] == [["c0", "init"], ["d0", "init"]]
+    w.undo_stack.undo()
+    assert "start" not in w.graph.modules["Res"]["params"]
+    w.scene.select_ids(["c0", "d0"])
+    w.modules.ask_setting = lambda keys: ("filters", "width")
+    assert w.modules.expose_setting() and w.undo_stack.count() == 1
+    assert w.graph.modules["Res"]["params"]["width"] == {
+        "default": 4,
+        "targets": [["c0", "filters"], ["d0", "filters"]],
+    }
+    w.modules.editor.back(0)
+    w.scene.select_ids([b])
+    settle(w)
+    w.inspector._edited("width", 2)  # only b: its convolutions give 2 maps, and its Add fails
+    settle(w)
+    a_ = w.live.flush()
+    assert a_.flat.shapes[f"{b}/d0"] == (2, 8, 8) and a_.flat.shapes[f"{a}/d0"] == (4, 8, 8)
+    assert a_.problems_of(b) and not a_.problems_of(a)
