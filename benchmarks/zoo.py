@@ -76,11 +76,13 @@ def main() -> int:
 
         def open_it(p=path):
             w.files.load(str(p))
-            app.processEvents()  # the live analysis runs here
+            app.processEvents()
+            w.live.flush()  # the live analysis (if its timer has not fired yet)
             w.canvas.viewport().repaint()
 
         t_open = best_of(open_it)
-        assert len(w.scene.blocks) == len(engine.load_graph(path)) and w.analysis.ok
+        assert len(w.scene.blocks) == len(engine.load_graph(path)), (len(w.scene.blocks), path)
+        assert w.analysis.ok, w.analysis.problems[:2]
         line = f"{path.stem:14s} {len(w.scene.blocks):6d} {t_check * 1000:6.0f}ms "
         line += f"{t_cli * 1000:11.0f}ms {t_open * 1000:6.0f}ms"
         if not args.no_forward:

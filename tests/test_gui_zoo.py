@@ -26,3 +26,17 @@ def test_preset_dialog_lists_the_zoo_and_opens_googlenet(window):
     assert len(w.scene.blocks) == len(w.graph) == 197
     assert w.live.flush().ok
     assert w.windowTitle().startswith("GoogLeNet (torchvision) (preset)")
+
+
+def test_a_zoo_preset_is_not_checked_against_the_docks_default_data(window, qtbot):
+    """The zoo names no data set (ImageNet-sized: for your own pictures); the dock shows its
+    default, the digits, which the Problems list does not hold the graph to until chosen."""
+    w = window
+    assert w.files.load(str(PRESETS_DIR / "zoo" / "alexnet.json"))
+    qtbot.waitUntil(lambda: w.live.training is None)
+    qtbot.wait(300)  # the data probe would have answered by now
+    assert w.live.flush().ok, w.live.analysis.problems
+    w.training.dock.edited.emit()  # the user chose the digits after all: now checked
+    assert w.live.training is not None
+    assert w.files.load(str(PRESETS_DIR / "lenet5.json"))  # names its data set: checked
+    qtbot.waitUntil(lambda: w.live.training is not None)

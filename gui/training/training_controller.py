@@ -74,7 +74,8 @@ class TrainingController(QObject):
 
         self.dock = TrainingDock(window)
         self.dock.set_spec(self.graph.training)
-        self.dock.edited.connect(self._follow_batch)
+        self._dock_edited = False  # by the user since the graph's settings were shown
+        self.dock.edited.connect(self._on_dock_edited)
         self._follow_batch()
         self.dock.start.connect(self.start)
         self.dock.pause.connect(self.pause)
@@ -479,6 +480,7 @@ class TrainingController(QObject):
         ):
             if self.active is None:
                 self.dock.set_spec(self.graph.training)
+                self._dock_edited = False
                 self._follow_batch()
         if isinstance(event, Reset) or (isinstance(event, MetaChanged) and event.key == "name"):
             self._update_actions()  # the family action follows the graph
@@ -494,11 +496,20 @@ class TrainingController(QObject):
         self._graph_replaced = False
         self.runlist.graph_replaced()
 
+    def _on_dock_edited(self) -> None:
+        self._dock_edited = True
+        self._follow_batch()
+
     def _follow_batch(self) -> None:
         """The window's analysis (the Problems list) checks memory at the dock's batch size
-        and the graph against the dock's data set."""
+        and the graph against the dock's data set, unless the graph's settings name no data
+        set on purpose (the zoo's ImageNet-sized presets) and the dock shows its default."""
         spec = self.dock.spec()
         self.window.set_batch_size(spec.get("batch_size"))
+        training = self.graph.training
+        if training and "dataset" not in training and not self._dock_edited:
+            self.window.set_training(None)  # nothing to fit until a data set is chosen
+            return
         ds = self.data_from_graph_folder(spec).get("dataset")
         self.window.set_training(spec, ds)
 
