@@ -292,9 +292,15 @@ def test_event_loop_stays_responsive_while_lenet5_trains(qtbot, train_window):
     # The goal is 50 ms. With training in its own process, benchmarks/gui_training_overhead.py
     # (the app's own event loop, these three panels) measured a largest gap of 31-36 ms on a
     # quiet 2-core machine and 50-110 ms while other work shared it; under pytest, with other
-    # work on the machine, 70-135 ms. The bound leaves room for such noise and still fails a
-    # GUI that waits for training or a redraw of several hundred milliseconds.
-    assert max(gaps) <= 400
+    # work on the machine, 70-135 ms; with eight processes on the two cores, one gap of 427 ms
+    # (the OS scheduling the test elsewhere, not the app). So the bounds are on the typical gap
+    # and on how often the loop stalls: a GUI that waited for training (every step is ~20 ms
+    # of work in the other process) or redrew for several hundred milliseconds at 25 Hz would
+    # stall on most ticks, and one that waited for an epoch would show a gap of seconds.
+    gaps_sorted = sorted(gaps)
+    assert gaps_sorted[len(gaps) // 2] <= 60, f"median gap {gaps_sorted[len(gaps) // 2]} ms"
+    assert sum(g > 250 for g in gaps) <= max(2, len(gaps) // 20), gaps
+    assert max(gaps) <= 1500
 
 
 def test_real_main_window_trains_and_undoes_the_settings(qtbot, main_window):
