@@ -6,7 +6,8 @@ Each shot opens a preset in a real MainWindow (1600x1000), trains it with the pr
 settings through the app's Training controller (for the epochs given below), brings one panel
 forward and saves the whole window, or only the panel, as PNG. With PyTorch and onnx installed,
 one more shot (onnx_import.png) is of a small ResNet exported by torch.onnx.export, imported
-with engine.export.onnx and trained on the digits.
+with engine.export.onnx and trained on the digits. The canvas shots (CANVAS_SHOTS) open a big
+preset and save the window at Fit to Window, untrained.
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ SHOTS = [
     ("attention_dates", 6, "attention", "panel_attention.png", False, "att"),
     ("onnx:resnet", 8, "gradients", "onnx_import.png", True, None),
 ]
+
+
+# (preset, file): the whole window at Fit to Window (a big graph's compact blocks)
+CANVAS_SHOTS = [("zoo/googlenet", "canvas_googlenet.png")]
+
+
+def canvas_shot(w, app, preset: str, target: Path) -> bool:
+    """Open ``preset`` as File > Open Preset does, fit it to the window, save the window."""
+    if not w.files.load(str(ROOT / "presets" / f"{preset}.json"), as_preset=True):
+        return False
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.02)
+    w.canvas.fit_all()
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.02)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok = w.grab().save(str(target))
+    print(f"{target}: {preset} at {w.canvas.zoom():.0%}")
+    return ok
 
 
 def imported_resnet():
@@ -119,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     w = MainWindow(restore_layout=False)
     w.resize(1600, 1000)
     w.show()
+    w.files.ask_save_changes = lambda: "discard"
+    for preset, name in CANVAS_SHOTS:
+        if args.only and name != args.only:
+            continue
+        if not canvas_shot(w, app, preset, Path(args.out) / name):
+            print(f"cannot make {name}")
+            return 1
     trained: str | None = None
     for preset, epochs, panel, name, whole, block in SHOTS:
         if args.only and name != args.only:

@@ -27,7 +27,7 @@ from gui.layout import layered_positions  # noqa: E402
 
 OUT = ROOT / "presets" / "zoo"
 LAYOUT_DX, LAYOUT_DY, BLOCK_H = 250.0, 110.0, 68.0  # gui/canvas/style.py's (no Qt here)
-ASPECT = 1.96  # the canvas of a 1600x1000 window with the default docks: 1042x532 px
+ASPECT = 1.75  # the canvas of a 1600x1000 window with the default docks: 1048x598 px
 # What running one of these needs (inference or a step at batch 2); no data set: the
 # ImageNet-sized ones are for looking at, exporting and running on your own images.
 TRAINING = {
