@@ -293,3 +293,47 @@ def test_exposing_a_setting_inside_a_definition_gives_each_instance_its_own(wind
     a_ = w.live.flush()
     assert a_.flat.shapes[f"{b}/d0"] == (2, 8, 8) and a_.flat.shapes[f"{a}/d0"] == (4, 8, 8)
     assert a_.problems_of(b) and not a_.problems_of(a)
+
+
+def test_nested_modules_open_level_by_level_and_edit_the_inner_definition(window):
+    w = window
+    g = res_graph()
+    a = edit.group(g, RES, "Res")
+    b = edit.group(g, ["c1", "r1", "d1", "add1"], "Tmp")
+    g.set_config(b, {MODULE_KEY: "Res"})
+    g.set_module("Tmp", None)
+    stage = edit.group(g, [a, b], "Stage")
+    load(w, g)
+    assert w.modules.editor.open(stage) and set(w.scene.blocks) == {a, b}
+    assert w.scene.blocks[b].shape_text == "4×8×8"
+    assert w.modules.editor.open(b) and set(w.scene.blocks) == set(RES)
+    assert w.scene.blocks["c0"].params_text == "148 params"
+    w.controller.set_option("r0", "fn", "tanh")
+    settle(w)
+    model_layers = w.live.flush().flat.types
+    assert model_layers[f"{stage}/{a}/r0"] == "Activation"
+    assert w.graph.modules["Res"]["nodes"][1]["config"]["fn"] == "tanh"
+    w.modules.editor.back(1)
+    assert set(w.scene.blocks) == {a, b}
+    w.modules.editor.back(0)
+    assert stage in w.scene.blocks
+
+
+def test_a_hostile_library_file_is_left_alone(window, gui_env):
+    from gui.module_library import ModuleLibrary, library_path
+
+    path = library_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bomb = {
+        "A": {"nodes": [{"id": "x", "type": "Module", "config": {"module": "A"}}], "output": "x"}
+    }
+    path.write_text(json.dumps({"format": "blockprop-modules", "version": 1, "modules": bomb}))
+    lib = ModuleLibrary()
+    assert lib.names() == [] and "contains itself" in lib.error
+    path.write_text("[" * 100_000)
+    lib = ModuleLibrary()
+    assert lib.names() == [] and "nested" in lib.error
+    w = window
+    w.modules.library = lib
+    w.modules.refresh_palette()
+    assert not any(k.startswith("Module:") for k in w.palette_panel.items)
