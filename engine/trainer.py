@@ -42,6 +42,7 @@ from engine.parallel import (
     choose_processes,
     requested_processes,
 )
+from engine.scheduled_sampling import ScheduledSampling
 from engine.schedules import check_schedule_spec, make_schedule
 from engine.settings import Opt, check_spec
 from engine.splits import check_cross_validation, split_three
@@ -81,6 +82,14 @@ TRAINING_OPTIONS: dict[str, Opt] = {
         min_exclusive=True,
         nullable=True,
         doc="clip the joint gradient norm to this (empty: no clipping)",
+    ),
+    "scheduled_sampling": Opt(
+        "float",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        doc="seq2seq: share of the decoder's input tokens replaced by its own predictions "
+        "(0: teacher forcing)",
     ),
 }
 TRAINING_KEYS = (
@@ -147,6 +156,8 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             out[key] = check(value)
         except ConfigError as e:
             raise ConfigError(f"training: {key}: {e.message}") from None
+    if not settings.get("scheduled_sampling"):  # 0: teacher forcing, written only when set
+        settings.pop("scheduled_sampling", None)
     out.update(settings)
     if spec.get("augment") is not None:  # engine.augment: training batches only
         out["augment"] = check_augment(spec["augment"])
@@ -214,12 +225,14 @@ class Trainer:
         augment: dict | None = None,
         test_split: float = 0.0,
         cross_validation: dict | None = None,
+        scheduled_sampling: float = 0.0,
     ) -> None:
         self.spec = check_training(
             {
                 **({"augment": augment} if augment is not None else {}),
                 **({"cross_validation": cross_validation} if cross_validation else {}),
                 "test_split": test_split,
+                "scheduled_sampling": scheduled_sampling,
                 "loss": loss,
                 "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
                 "batch_size": batch_size,
@@ -257,6 +270,19 @@ class Trainer:
         if self._aug is not None and self.processes == 2:
             self.processes = 1
             self.processes_reason = "augmentation draws its random numbers in one process"
+        self._sampled: ScheduledSampling | None = None
+        if self.spec.get("scheduled_sampling"):
+            self._sampled = ScheduledSampling(
+                self._aug if self._aug is not None else self.train_data[0],
+                model,
+                getattr(dataset, "meta", {}) or {},
+                self._n_classes or 0,
+                self.spec["scheduled_sampling"],
+                np.random.default_rng([self.spec["seed"], 3]),
+            )
+            if self.processes == 2:
+                self.processes = 1
+                self.processes_reason = "scheduled sampling predicts each batch in one process"
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
@@ -647,6 +673,8 @@ class Trainer:
                 self._split, self.processes = None, 1
         X, y = self.train_data
         X = X if self._aug is None else self._aug  # X[idx]: the batch, augmented
+        if self._sampled is not None:  # X[idx]: with some decoder inputs the model's own
+            X = self._sampled
         return forward_backward(self.model, self.loss_fn, X, y, self.classifier, idx)
 
     def _train_step(

@@ -108,6 +108,11 @@ def _data(plan: Plan) -> list[str]:
             'settings in BlockProp and export again")',
         ]
     name = spec["name"]
+    if plan.training.get("scheduled_sampling"):
+        raise ConfigError(
+            "cannot export: the PyTorch script trains with teacher forcing only; set "
+            "'scheduled_sampling' to 0, or export to numpy (engine code)"
+        )
     if name not in standalone_data.MAKERS:
         raise ConfigError(
             f"cannot export: the data set {name!r} has no standalone loader; "

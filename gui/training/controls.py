@@ -312,6 +312,8 @@ class TrainingDock(QDockWidget):
         out.update(self.train_form.values(all_values=True))
         if out.get("clip_norm") is None:
             out.pop("clip_norm", None)
+        if not out.get("scheduled_sampling"):  # 0: teacher forcing, the default
+            out.pop("scheduled_sampling", None)
         augment = self.augment_form.values()  # only the settings changed from "off"
         if augment:
             out["augment"] = augment
