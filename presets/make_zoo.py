@@ -327,7 +327,8 @@ def describe(name: str, g: Graph) -> str:
             "stride 4 first: 'large filter sizes with wide strides in the lower layers', 3x3 "
             "at the top) and three Dense layers with dropout. torchvision follows Krizhevsky's "
             "later one-tower version (64-192-384-256-256 maps, no response normalisation); "
-            "'AlexNet 2012' is the paper's two towers. Look at: the Summary, where fc6 alone "
+            "'AlexNet 2012' is the paper's two towers. torchvision's AdaptiveAvgPool2d((6, 6)) "
+            "is the identity at 224x224 and is left out. Look at: the Summary, where fc6 alone "
             "holds 37.8 million of the parameters (9,216 x 4,096) and the five convolutions "
             "2.5 million; the shapes shrinking 224 -> 55 -> 27 -> 13 -> 6." + run.format(224)
         ),
@@ -349,7 +350,8 @@ def describe(name: str, g: Graph) -> str:
             "1 with padding 1 and 2x2 max pools, 64 -> 512 maps in five stages. Look at: "
             "the Summary, where fc6 holds 102.8 million of the parameters (25,088 x 4,096) "
             "and the 13 convolutions 14.7 million, while nearly all the computation is in the "
-            "convolutions; the memory line (inference at batch 2 fits, training a batch of 64 "
+            "convolutions (torchvision's AdaptiveAvgPool2d((7, 7)), the identity at 224x224, is "
+            "left out); the memory line (inference at batch 2 fits, training a batch of 64 "
             "would not on most machines)." + run.format(224)
         ),
         "resnet18": (

@@ -191,3 +191,25 @@ def test_trainable_preset_loss_falls(name, steps):
                 trainer.stop()
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 1.5, losses
+
+
+def test_googlenet_through_onnx_and_back(tmp_path):
+    """ceil_mode pools, BatchNorm and four-way Concats: onnxruntime computes the engine's
+    outputs, and the importer gives the same blocks and count back."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from engine.export.onnx import export_onnx
+    from engine.export.onnx.importer import import_model
+
+    g = engine.load_graph(ZOO / "googlenet.json")
+    model = engine.build_model(g, seed=0)
+    data = export_onnx(g, arrays=model.state())
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    s = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = s.run(None, {s.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, model.forward(x), atol=1e-5, rtol=1e-5)
+    back, _ = import_model(onnx.load_from_string(data), "googlenet.onnx")
+    a = engine.analyze(back)
+    assert a.ok and a.total_params == COUNTS["googlenet"] and len(back) == len(g)
+    pools = [n for n in back.nodes() if back.type_of(n) == "MaxPool2D"]
+    assert sum(bool(back.full_config(n)["ceil_mode"]) for n in pools) == 3  # 112, 56, 28
