@@ -190,6 +190,8 @@ class Controller(QObject):
             return "A block id must be 1 to 200 characters."
         if new_id in self.graph:
             return f"There is already a block '{new_id}'."
+        if self.graph.type_of(node_id) == MODULE_TYPE and "/" in new_id:
+            return "A module instance's id cannot hold '/' (it separates its blocks' paths)."
         self.stack.push(cmd.Rename(self.graph, node_id, new_id))
         self.selectRequested.emit([new_id])
         return None

@@ -20,7 +20,7 @@ from engine.analysis import Analysis, Problem
 from engine.errors import BlockPropError
 from engine.graph import Graph
 from engine.graph_events import ModuleChanged, Reset
-from engine.modules.definition import MODULE_KEY, MODULE_TYPE
+from engine.modules.definition import MODULE_KEY, MODULE_TYPE, dependency_order
 from engine.modules.edit import definition_graph, updated_definition
 from gui import commands as cmd
 from gui.canvas.scene import GraphScene
@@ -237,12 +237,20 @@ class DefinitionEditor(QObject):
         old = g.modules.get(level.name)
         if old is None:
             return
+        # modules made inside this one (Group into Module here) join the graph's
+        made = {m: d for m, d in level.sub.modules.items() if m not in g.modules}
+
+        def change(gr: Graph) -> None:
+            for m in dependency_order({**gr.modules, **made}):
+                if m in made:
+                    gr.set_module(m, made[m])
+            gr.set_module(level.name, new)
+
         try:
             new = updated_definition(old, level.sub)
-            if new == old:
+            if new == old and not made:
                 return
-            trial = g.copy()
-            trial.set_module(level.name, new)
+            change(g.copy())
         except BlockPropError as e:
             self.w._message(f"Not applied to module '{level.name}': {e}", True)
             self._syncing = True
@@ -254,11 +262,7 @@ class DefinitionEditor(QObject):
         text = level.stack.undoText() or "Edit"
         self._syncing = True
         try:
-            self.w.undo_stack.push(
-                cmd.ModuleEdit(
-                    g, f"{text} in {level.name}", lambda gr: gr.set_module(level.name, new)
-                )
-            )
+            self.w.undo_stack.push(cmd.ModuleEdit(g, f"{text} in {level.name}", change))
         finally:
             self._syncing = False
 

@@ -90,6 +90,16 @@ class ModulesUI(QObject):
             self.w._message("Select the blocks to group first.", True)
             return None
         g = self.w.scene.graph
+        if self.editor.active:  # inside a module: its input ports are no wires to carry along
+            d = self.w.graph.modules[self.editor.levels[-1].name]
+            fed = [t["block"] for port in d["inputs"] for t in port if t["block"] in ids]
+            if fed:
+                self.w._message(
+                    f"'{fed[0]}' is fed by the module's input: group it from the graph "
+                    "(or leave it out of the selection)",
+                    True,
+                )
+                return None
         name = self.ask_name(edit.fresh_name(g, "Module"))
         if name is None:
             return None

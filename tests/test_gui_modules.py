@@ -337,3 +337,28 @@ def test_a_hostile_library_file_is_left_alone(window, gui_env):
     w.modules.library = lib
     w.modules.refresh_palette()
     assert not any(k.startswith("Module:") for k in w.palette_panel.items)
+
+
+def test_grouping_inside_an_open_definition_nests_a_new_module(window):
+    w = window
+    g = res_graph()
+    a = edit.group(g, RES, "Res")
+    load(w, g)
+    w.modules.editor.open(a)
+    w.modules.ask_name = lambda suggestion: "Nope"
+    w.scene.select_ids(["c0", "r0"])  # c0 is fed by the module's input port
+    assert w.modules.group_selection() is None and w.undo_stack.count() == 0
+    inner = group_in_window(w, ["r0", "d0"], "ConvRelu")
+    assert w.undo_stack.count() == 1
+    assert "ConvRelu" in w.graph.modules
+    assert [nd["type"] for nd in w.graph.modules["Res"]["nodes"]].count(MODULE_TYPE) == 1
+    flat = w.live.flush()
+    assert flat.ok, flat.problems
+    assert flat.flat.shapes[f"{a}/{inner}/d0"] == (4, 8, 8)
+    w.undo_stack.undo()
+    settle(w)
+    assert "ConvRelu" not in w.graph.modules and "c0" in w.scene.graph
+    w.modules.editor.back(0)
+    w.scene.select_ids([a])
+    assert w.inspector.id_edit.text() == a
+    assert w.controller.rename(a, "x/y") and a in w.graph  # refused: '/' splits paths
