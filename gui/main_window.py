@@ -268,13 +268,13 @@ class MainWindow(QMainWindow):
 
     def _arrange_docks(self) -> None:
         """The first layout: the canvas gets most of the window; the panels below it a third of
-        the height (at least 190 px, room for a plot); the palette and the inspector what
+        the height (36%, at least 190 px: room for a plot); the palette and the inspector what
         their contents need."""
         d = self._docks
         w, h = self.width(), self.height()
         side = [200, min(340, max(300, w // 5))]  # the palette: its longest names
         self.resizeDocks([d["palette"], d["inspector"]], side, Qt.Orientation.Horizontal)
-        self.resizeDocks([d["summary"]], [max(190, h * 3 // 10)], Qt.Orientation.Vertical)
+        self.resizeDocks([d["summary"]], [max(190, h * 36 // 100)], Qt.Orientation.Vertical)
         self.resizeDocks([d["problems"], d["summary"]], [w * 3 // 10, w], Qt.Orientation.Horizontal)
 
     def _status(self) -> None:

@@ -260,3 +260,41 @@ def test_gradient_legend_goes_where_no_block_is(qtbot, window):
     seen = QRect(legend.x() - area.left(), legend.y() - area.top(), legend.width(), legend.height())
     assert w.scene.is_free(w.canvas.mapToScene(seen).boundingRect())
     assert legend.x() > area.center().x() and legend.y() < area.center().y()  # top right
+
+
+def test_plot_ticks_stay_readable_in_short_plots_and_at_the_first_step(qtbot):
+    import numpy as np
+    import pyqtgraph as pg
+
+    from gui.training.panels.base import MIN_LABEL_PX, LogAxis, sticky_range
+
+    axis = LogAxis("left")
+    for size in (40, 80, 300):  # pixels
+        for spacing, _ in axis.tickSpacing(0.0, 1.0, size):
+            assert spacing * size >= MIN_LABEL_PX
+    axis.setLogMode(False, True)
+    assert all(s * 60 / 4 >= MIN_LABEL_PX for s, _ in axis.tickSpacing(-4.0, 0.0, 60))
+    # the loss plot after one step: a frame of 10% of the value, ticks like 2.3 not 2.3254700
+    plot = pg.PlotItem()
+    sticky_range(plot, np.array([1.0]), np.array([2.3254700899]))
+    lo, hi = plot._bp_y
+    assert hi - lo >= 0.1 * 2.3
+    ticks = LogAxis("left").tickValues(lo, hi, 200)
+    labels = LogAxis("left").tickStrings(ticks[0][1], 1.0, ticks[0][0])
+    assert all(len(t) <= 5 for t in labels), labels
+
+
+def test_empty_runs_plot_says_what_to_do(qtbot, train_window):
+    from training_support import mlp_xor
+
+    w = train_window(mlp_xor())
+    ctrl = w.training
+    panel = ctrl.panels["runs"]
+    ctrl.panel_docks["runs"].show()
+    ctrl.panel_docks["runs"].raise_()
+    ctrl.runs.clear()
+    ctrl.runs_version += 1
+    ctrl.redraw(force=True)
+    panel.draw(None)
+    assert "No runs yet" in panel.plot.titleLabel.text
+    assert not panel.plot.getAxis("left").isVisible() and not panel.legend.isVisible()

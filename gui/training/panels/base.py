@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ def colour(i: int, n: int = 10) -> QColor:
     return pg.intColor(i, hues=max(n, 11))
 
 
+MIN_LABEL_PX = 18  # the least distance between two labels of a vertical axis
+
+
 class LogAxis(pg.AxisItem):
     """An axis whose log mode labels read as numbers: decades as 0.001 ... 100 (1e-05 beyond),
     plus 2 and 5 when less than two decades show; no SI-prefix rescaling (no "x0.001")."""
@@ -63,6 +67,25 @@ class LogAxis(pg.AxisItem):
     def __init__(self, orientation: str = "left", **kw: Any) -> None:
         super().__init__(orientation, **kw)
         self.enableAutoSIPrefix(False)
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph override)
+        """pyqtgraph's tick levels, less those whose labels would be closer than
+        ``MIN_LABEL_PX`` on a vertical axis (a short plot wrote 1.0 0.8 ... 0 on top of each
+        other); at least one level, made coarse enough."""
+        levels = super().tickSpacing(minVal, maxVal, size)
+        span = maxVal - minVal
+        if self.orientation not in ("left", "right") or span <= 0 or size <= 0 or not levels:
+            return levels
+        px = size / span  # pixels per unit (a decade in log mode)
+        kept = [(s, o) for s, o in levels if s * px >= MIN_LABEL_PX]
+        if kept:
+            return kept
+        need = MIN_LABEL_PX / px
+        if self.logMode:
+            return [(float(max(1, math.ceil(need))), 0)]
+        step = 10 ** math.floor(math.log10(need))
+        nice = next(m * step for m in (1, 2, 5, 10) if m * step >= need)
+        return [(nice, 0)]
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
         lo, hi = sorted(self.range)
@@ -205,7 +228,13 @@ def sticky_range(
             and (hi - lo) >= 0.5 * (cur[1] - cur[0])
         ):
             return
-        pad = max(hi - lo, 0.3 if log_y else 1e-9) * 0.08
+        # A single point (the first steps) still gets a readable frame: at least 10% of its
+        # size (ticks 2.2 2.3 2.4, not 2.32547008995 and its neighbours).
+        least = 0.3 if log_y else max(0.1 * max(abs(lo), abs(hi)), 1e-6)
+        if hi - lo < least:
+            mid = (hi + lo) / 2
+            lo, hi = mid - least / 2, mid + least / 2
+        pad = (hi - lo) * 0.08
         plot._bp_y = (lo - pad, hi + pad)
         vb.setYRange(*plot._bp_y, padding=0)
 

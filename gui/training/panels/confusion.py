@@ -101,7 +101,7 @@ class ConfusionPanel(Panel):
         v.clear()
         self._mosaic_of = None
         self.title_label = v.addLabel("", row=0, col=0, colspan=2, color="#222", size="10pt")
-        self.plot = v.addPlot(row=1, col=0)
+        self.plot = v.addPlot(row=1, col=0, rowspan=2)
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -119,7 +119,18 @@ class ConfusionPanel(Panel):
         self.plot.addItem(self.counts)
         self.samples_vb = self.samples_img = None
         if with_samples:
-            self.samples_vb, self.samples_img = image_view(v, row=1, col=1)
+            self.samples_label = v.addLabel(
+                f"the first {N_SAMPLES_SHOWN} validation samples: the class predicted "
+                f"(<span style='color:{WRONG_COLOUR}'>red: wrong</span>, with the true class)",
+                row=1,
+                col=1,
+                color="#444",
+                size="9pt",
+            )
+            self.samples_label.setMaximumHeight(22)
+            self.samples_vb, self.samples_img = image_view(v, row=2, col=1)
+            v.ci.layout.setRowStretchFactor(1, 0)  # the label's row: one line, not half
+            v.ci.layout.setRowStretchFactor(2, 1)
             self.sample_marks = TextMarks()
             self.samples_vb.addItem(self.sample_marks)
         v.ci.layout.setColumnStretchFactor(0, 3)

@@ -37,6 +37,10 @@ from gui.training.run_data import RunData
 HISTORY_INTERVAL_S = 1.0
 
 
+LABEL_PX = 18  # a bar's value label, pixels high
+LABEL_MIN_GAP_PX = 46  # bars closer than this: no value labels (they would overlap)
+
+
 class GradientsPanel(Panel):
     title = "Gradients"
 
@@ -234,11 +238,20 @@ class GradientsPanel(Panel):
             return
         lo = math.floor(np.log10(pos.min())) - 0.5
         top = float(np.log10(pos.max()))
-        # room for the value above the highest bar: a share of the range (the text is a fixed
-        # number of pixels, the plot short)
-        hi = max(math.ceil(top), top + 0.3 * (top - lo) + 0.3)
-        logs = np.where(np.isfinite(vals) & (vals > 0), np.log10(np.maximum(vals, 1e-300)), lo)
+        # room for the value above the highest bar: the text is LABEL_PX high whatever the
+        # plot's height, so the share of the range it needs grows as the plot shrinks
+        height = self.p_bars.getViewBox().height()
+        share = LABEL_PX / height if height > 0 else 0.3
+        labelled = share < 0.6
+        hi = max(math.ceil(top), top + 0.3)
+        if labelled:
+            hi = max(hi, (top - share * lo) / (1 - share))
         n = len(self._blocks)
+        width = self.p_bars.getViewBox().width()
+        labelled = (
+            labelled and width / max(n, 1) >= LABEL_MIN_GAP_PX
+        )  # no labels on top of each other
+        logs = np.where(np.isfinite(vals) & (vals > 0), np.log10(np.maximum(vals, 1e-300)), lo)
         opts = {
             "x": np.arange(n),
             "y0": np.full(n, lo),
@@ -253,7 +266,7 @@ class GradientsPanel(Panel):
             self.p_bars.setYRange(lo, hi, padding=0)
         for i, t in enumerate(self.bar_labels):
             v = vals[i] if i < n else float("nan")
-            text = f"{v:.2g}" if math.isfinite(v) else ""
+            text = f"{v:.2g}" if math.isfinite(v) and labelled else ""
             if t.toPlainText() != text:
                 t.setText(text)
             t.setPos(i, logs[i] if i < n else lo)

@@ -356,8 +356,15 @@ class RunsPanel(Panel):
                 self.plot,
                 f"Compare runs: {metric}{across}"
                 if chosen
-                else "Compare runs: tick runs in the list (or select them, Compare)",
+                else "Compare runs: tick runs in the list (or select them, Compare)"
+                if self.ctrl.runs
+                else "No runs yet: train a graph (F5); its runs are listed here, to overlay",
             )
+            # Nothing to draw: no axes of 0.1 ... 0.9 and no empty legend box, the title says
+            # what to do
+            for name in ("left", "bottom"):
+                self.plot.showAxis(name, bool(series))
+            self.legend.setVisible(bool(series))
             for key, name, k, style, _x, _y in series:
                 kw = (
                     {}
