@@ -50,6 +50,7 @@ def test_train_the_family_runs_every_sibling_and_overlays_them(qtbot, main_windo
     runs = ctrl.runs[-3:]
     assert all(r.status == "finished" and len(r.epochs) == 1 for r in runs)
     assert all(r.graph_name == r.name for r in runs)  # each linked to its own graph
+    assert all(r.graph_token is None for r in runs)  # not the window graph's (no badges)
     panel = ctrl.panels["runs"]
     assert panel.checked == {r.run_id for r in runs}
     panel.refresh(ctrl.current, force=True)
@@ -92,8 +93,14 @@ def test_experiment_in_the_app_trains_the_variants_and_applies_the_best(
     top = ctrl.queue.best()
     accs = [r.final_metrics()["val_acc"] for r in runs]
     assert top.result["val_acc"] == max(accs)
-    # The variants live in the history, not in this graph's runs file.
-    assert all(r.history_key and r.graph_token is None for r in runs)
+    # The variants are this graph's runs: in the history and in its runs file.
+    assert all(r.history_key and r.graph_token == ctrl.runlist.token for r in runs)
+    import json
+
+    from gui.training.runs_file import runs_path
+
+    saved = json.loads(runs_path(path).read_text())["runs"]
+    assert [r["name"] for r in saved][-4:] == [r.name for r in runs]
     assert ctrl.queue.actions["apply_best"].isEnabled()
     before = w.graph.to_dict()
     assert ctrl.queue.apply_best() == ""

@@ -144,6 +144,8 @@ class Redrawer:
     def _badges(self, run: RunData | None) -> None:
         if run is None or run.grads is None:
             return
+        if run.graph_token != self.ctrl.runlist.token:  # another graph's run (a family's)
+            return
         canvas = self.ctrl.window.canvas
         active = self.ctrl.active
         key = (run.run_id, run.steps.total)

@@ -36,6 +36,7 @@ class Item:
     spec: dict
     name: str
     base_dir: Path | None = None
+    own: bool = False  # the window's graph (varied, or a fold): its runs file keeps it
     trial: ex.Trial | None = None
     run: RunData | None = None
     problem: str = ""
@@ -130,7 +131,9 @@ class RunQueue(QObject):
         self._next()
         return ""
 
-    def start_graph(self, graph, spec: dict, name: str = "", base_dir: Path | None = None) -> str:
+    def start_graph(
+        self, graph, spec: dict, name: str = "", base_dir: Path | None = None, own: bool = False
+    ) -> str:
         """Train ``graph`` (not the window's: a sibling preset, an experiment's variant) with
         ``spec``; the reason it cannot start ("" when it started). ``base_dir``: where its
         relative data paths are read from (default: the window graph's folder)."""
@@ -151,7 +154,7 @@ class RunQueue(QObject):
         run = self.ctrl.launch(graph, spec, analysis, False, resolve=base_dir is None)
         if name:
             run.name = name[:200]
-        if graph is not self.ctrl.graph:  # kept in the history, not in this graph's runs file
+        if graph is not self.ctrl.graph and not own:  # in the history, not this graph's file
             run.graph_name, run.graph_path = graph.name or run.graph_name, None
             run.graph_token = None
         return ""
@@ -165,7 +168,7 @@ class RunQueue(QObject):
             return
         item = q.items.pop(0)
         q.done.append(item)
-        reason = self.start_graph(item.graph, item.spec, item.name, item.base_dir)
+        reason = self.start_graph(item.graph, item.spec, item.name, item.base_dir, item.own)
         n = len(q.done) + len(q.items)
         if reason:
             item.problem = reason
@@ -261,7 +264,7 @@ class RunQueue(QObject):
         path = self.ctrl.graph_path()
         base = path.parent if path is not None else None
         items = [
-            Item(Graph.from_dict(t.graph), t.spec, f"{t.label}", base_dir=base, trial=t)
+            Item(Graph.from_dict(t.graph), t.spec, t.label, base_dir=base, own=True, trial=t)
             for t in trials
         ]
         return self.start(f"Experiment ({len(items)} runs)", items)
@@ -288,6 +291,7 @@ class RunQueue(QObject):
                 {**spec, "cross_validation": {"k": k, "fold": i}},
                 f"{self.ctrl.graph.name or 'graph'}: fold {i + 1}/{k}",
                 base_dir=path.parent if path is not None else None,
+                own=True,
             )
             for i in range(k)
         ]

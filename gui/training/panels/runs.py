@@ -379,6 +379,11 @@ class RunsPanel(Panel):
                 pen = pg.mkPen(colour(k), width=2, style=style)
                 self._lines[key] = self.plot.plot(pen=pen, name=name, **kw)
             self.plot.enableAutoRange()  # one frame for all the lines
+            # Rising curves (accuracy, BPTT profiles) leave the lower right free.
+            rising = col in ("bptt", "val_acc", "train_acc")
+            self.legend.anchor(
+                (1, 1 if rising else 0), (1, 1 if rising else 0), offset=(-8, -8 if rising else 8)
+            )
         axis = self.plot.getAxis("bottom")
         if (per_step or col == "bptt") and getattr(axis, "_bp_spacing", None) is not None:
             axis._bp_spacing = None
