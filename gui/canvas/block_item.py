@@ -52,6 +52,7 @@ HEADER_PATH = _header_path()
 # then, when even those would be specks, only its colour (BLOB).
 FULL, COMPACT, BLOB = "full", "compact", "blob"
 BLOB_LOD = 0.12
+PORT_LOD = 0.3  # ports drawn from here (2 px wide; smaller, the wires' ends say enough)
 
 
 @lru_cache(maxsize=1)
@@ -248,7 +249,7 @@ class BlockItem(QGraphicsItem):
             self._paint_near(painter)
         elif mode == COMPACT:
             self._paint_far(painter, lod)
-        if mode != BLOB:
+        if lod >= PORT_LOD:
             for port in (*self.in_ports, self.out_port):
                 paint_port(painter, port)
         if self.problems:
