@@ -177,7 +177,9 @@ class CanvasView(QGraphicsView):
         self.legend.move(*corners[0])
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802 (Qt override)
-        super().scrollContentsBy(dx, dy)
+        super().scrollContentsBy(dx, dy)  # moves the viewport's children (the minimap) too
+        if self.minimap.isVisible():
+            self.minimap.place()
         self._place_legend()  # panning or zooming may have moved a block under it
 
     def resizeEvent(self, event) -> None:
