@@ -379,3 +379,66 @@ def test_a_parameters_setting_edited_in_the_definition_is_its_new_default():
     assert g.modules["Res"]["params"]["width"]["default"] == 5
     flat = engine.analyze(g).flat
     assert flat.shapes[f"{a}/c0"] == (5, 8, 8) and flat.shapes[f"{b}/c0"] == (6, 8, 8)
+
+
+# --- a hostile v2 file, mutated at random: a Graph or a one-line BlockPropError, nothing else
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 70),
+    st.text(max_size=6),
+    st.sampled_from(["Res", "c0", "add0", "Module", "module", "filters", "x/y"]),
+    st.lists(st.sampled_from(["c0", "filters", 0, 1]), max_size=3),
+    st.dictionaries(st.sampled_from(["block", "port", "default", "targets"]), st.integers(0, 2)),
+)
+
+
+def _mutation_paths(d, path=()):
+    """Every (container, key) inside the "modules" part."""
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else ()
+    for k, v in items:
+        yield path + (k,)
+        yield from _mutation_paths(v, path + (k,))
+
+
+def _modular_file() -> dict:
+    g, a, b = two_instances()
+    edit.expose(g, "Res", "width", [["c0", "filters"]])
+    edit.group(g, [a, b], "Stage")
+    return g.to_dict()
+
+
+_BASE_V2 = _modular_file()
+_PATHS = [("modules", *p) for p in _mutation_paths(_BASE_V2["modules"])] + [
+    ("nodes", i, *p)
+    for i, nd in enumerate(_BASE_V2["nodes"])
+    if nd["type"] == MODULE_TYPE
+    for p in _mutation_paths(nd)
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), _VALUES, st.booleans()), min_size=1, max_size=3))
+def test_mutated_module_definitions_load_or_fail_in_one_line(mutations):
+    d = copy.deepcopy(_BASE_V2)
+    for path, value, delete in mutations:
+        node = d
+        try:
+            for k in path[:-1]:
+                node = node[k]
+            if delete and isinstance(node, dict):
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        g = Graph.from_dict(d)
+    except BlockPropError as e:
+        assert "\n" not in str(e)
+        return
+    a = engine.analyze(g)  # whatever loaded can be analysed (problems, never an exception)
+    assert a.order

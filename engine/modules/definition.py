@@ -87,6 +87,8 @@ def _shallow(name: str, d: Any) -> dict:
         ids.add(nid)
         if not isinstance(nd.get("type"), str) or not isinstance(nd.get("config", {}), dict):
             raise _err(name, f"inner block {nid!r} needs a type name and a config object")
+        if nd["type"] == MODULE_TYPE and not isinstance(nd.get("config", {}).get(MODULE_KEY), str):
+            raise _err(name, f"inner block {nid!r} is a module instance: 'module' names one")
         nodes.append(
             {
                 "id": nid,
@@ -101,6 +103,9 @@ def _shallow(name: str, d: Any) -> dict:
     for i, e in enumerate(_list(d.get("edges", []), "edges", MAX_INNER_EDGES, name)):
         if not isinstance(e, dict) or set(e) != {"source", "target", "target_port"}:
             raise _err(name, f"edge #{i + 1} must be an object with source, target, target_port")
+        p = e["target_port"]
+        if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p < 64:
+            raise _err(name, f"edge #{i + 1}: target_port is an integer 0-63, got {p!r}")
         edges.append(dict(e))
     inputs = []
     for k, port in enumerate(_list(d.get("inputs", []), "inputs", MAX_PORTS, name)):
@@ -111,7 +116,7 @@ def _shallow(name: str, d: Any) -> dict:
         for t in targets:
             if not isinstance(t, dict) or set(t) != {"block", "port"}:
                 raise _err(name, f"input port {k}: each target is {{'block': id, 'port': n}}")
-            if t["block"] not in ids:
+            if not isinstance(t["block"], str) or t["block"] not in ids:
                 raise _err(name, f"input port {k} feeds {t['block']!r}, which it does not hold")
             p = t["port"]
             if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p < 64:
@@ -119,7 +124,7 @@ def _shallow(name: str, d: Any) -> dict:
             norm.append({"block": t["block"], "port": p})
         inputs.append(norm)
     output = d.get("output")
-    if output not in ids:
+    if not isinstance(output, str) or output not in ids:
         raise _err(name, f'"output" must name one of its blocks, got {output!r}')
     params = {}
     raw_params = d.get("params", {})
@@ -138,6 +143,7 @@ def _shallow(name: str, d: Any) -> dict:
             if (
                 not isinstance(t, list)
                 or len(t) != 2
+                or not isinstance(t[0], str)
                 or t[0] not in ids
                 or not isinstance(t[1], str)
                 or t[1] == MODULE_KEY
