@@ -20,8 +20,10 @@ from io import BytesIO
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QImage, QKeySequence, QTextDocument
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QDialog,
     QDialogButtonBox,
+    QStyle,
     QTextBrowser,
     QToolButton,
     QVBoxLayout,
@@ -220,9 +222,15 @@ class _Corner(QObject):
         self.place()
 
     def place(self) -> None:
-        b = self.button
+        b, w = self.button, self.widget
         b.adjustSize()
-        b.move(max(0, self.widget.width() - b.width() - 2), 2)
+        right = w.width() - 2
+        extent = w.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        for area in w.findChildren(QAbstractScrollArea):  # clear of its (future) scroll bar
+            edge = area.mapTo(w, area.rect().topRight()).x()
+            if area.isVisible() and edge >= w.width() - 6:
+                right = min(right, edge - extent - 1)
+        b.move(max(0, right - b.width()), 2)
         b.raise_()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
