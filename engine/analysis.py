@@ -22,6 +22,7 @@ import networkx as nx
 
 from engine.errors import BlockPropError
 from engine.escaping import escape
+from engine.heads import split_heads
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
 from engine.memory import (
@@ -78,6 +79,7 @@ class Analysis:
     problems: list[Problem] = field(default_factory=list)
     input_id: str | None = None
     output_id: str | None = None
+    heads: dict[str, float] = field(default_factory=dict)  # extra outputs: block -> weight
     name: str = ""
     memory_bytes: int = 0  # the estimate at batch_size: memory_fixed + batch * memory_per_sample
     memory_fixed: int = 0
@@ -414,6 +416,8 @@ def analyze(
         a.buffers[n] = 0
 
     sinks = [n for n in order if n in reached and g.out_degree(n) == 0 and n not in inputs[1:]]
+    a.heads, head_problems, sinks = split_heads(graph, sinks)  # engine.heads: extra outputs
+    problems.extend(head_problems)
     if len(sinks) == 1 and not in_cycle_or_after & reached:
         a.output_id = sinks[0]
     elif len(sinks) > 1:

@@ -232,11 +232,17 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _progress(ev: dict, epochs: int) -> str:
-    return (
+    line = (
         f"epoch {ev['epoch']}/{epochs}  train_loss {_fmt(ev['train_loss'])}  "
         f"val_loss {_fmt(ev['val_loss'])}  train_acc {_fmt(ev['train_acc'], 3)}  "
         f"val_acc {_fmt(ev['val_acc'], 3)}  {ev['seconds']:.1f}s"
     )
+    if ev.get("train_heads"):  # engine.heads: each output's own loss (train / val)
+        val = ev.get("val_heads") or {}
+        line += "  heads " + " ".join(
+            f"{printable(h)} {_fmt(v)}/{_fmt(val.get(h))}" for h, v in ev["train_heads"].items()
+        )
+    return line
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -76,6 +76,9 @@ class Model:
         self.output_id: str = a.output_id
         self.input_shape: tuple = a.shapes[a.input_id]
         self.output_shape: tuple = a.shapes[a.output_id]
+        # Extra outputs (engine.heads): block -> loss weight; their outputs of the last forward.
+        self.heads: dict[str, float] = dict(a.heads)
+        self.head_outputs: dict[str, np.ndarray] = {}
         self.layers: dict[str, Layer] = {}
         self.inputs: dict[str, list[str]] = {}
         for n in a.order:
@@ -164,9 +167,10 @@ class Model:
         self, x: np.ndarray, training: bool, keep_all: bool, keep: tuple[str, ...] = ()
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         self.kept = {}
+        self.head_outputs = {}
         outs: dict[str, np.ndarray] = {}
         left = dict(self._readers)
-        out = x
+        out = main = x
         for n, layer in self.layers.items():
             preds = self.inputs[n]
             if not preds:
@@ -183,18 +187,28 @@ class Model:
                 self.kept[n] = out
             if left[n] or keep_all:
                 outs[n] = out
-        return out, outs
+            if n == self.output_id:
+                main = out
+            elif n in self.heads:
+                self.head_outputs[n] = out
+        return main, outs
 
     def backward(
-        self, dout: np.ndarray, input_grad: bool = True, keep: tuple[str, ...] = ()
+        self,
+        dout: np.ndarray,
+        input_grad: bool = True,
+        keep: tuple[str, ...] = (),
+        heads: dict[str, np.ndarray] | None = None,
     ) -> Any:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's
         grads and returns the gradient w.r.t. the Input's data, or None with
         ``input_grad=False`` (training needs no gradient for the data, and the first
         convolution then skips computing it, as PyTorch does). The gradients with respect to
-        the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM)."""
+        the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM).
+        ``heads`` gives the gradients w.r.t. the extra outputs (engine.heads), weighted:
+        backward starts from every one of them."""
         self.kept_grads = {}
-        douts: dict[str, np.ndarray] = {self.output_id: dout}
+        douts: dict[str, np.ndarray] = {self.output_id: dout, **(heads or {})}
         dx = None
         for n in reversed(self.layers):
             d = douts.pop(n, None)

@@ -4,6 +4,9 @@
     {"event": "step", "epoch": e, "step": k, "loss": ..., "lr": ..., "grad_rms": {block: ...}}
     {"event": "epoch", "epoch": e, "train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
     {"event": "end", "reason": "finished" | "stopped" | "diverged", ...}
+A graph with extra heads (engine.heads) trains on the weighted total loss: "loss",
+"train_loss" and "val_loss" are that total, and step events add "heads" {block: its own loss},
+epoch events "train_heads" and "val_heads"; accuracy is the main output's.
 ``epoch`` counts from 1, ``step`` counts every step of the run from 1. Each step: forward
 (training), loss (+ L1/L2 penalty), backward, gradient RMS per block, clipping, optimizer step.
 
@@ -33,6 +36,7 @@ import numpy as np
 from engine import data as data_sets
 from engine.augment import Augmented, active, check_augment, check_fits
 from engine.errors import BlockPropError, ConfigError, DataError
+from engine.heads import HeadLosses, check_heads
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
 from engine.optim import check_optimizer_spec, clip_grad_norm, make_optimizer, regularize
@@ -100,6 +104,7 @@ TRAINING_KEYS = (
     *TRAINING_OPTIONS,
     "augment",
     "cross_validation",
+    "heads",
 )
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
@@ -124,7 +129,7 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         "training",
         spec,
         TRAINING_OPTIONS,
-        checked_elsewhere=(*TRAINING_KEYS[:4], "augment", "cross_validation"),
+        checked_elsewhere=(*TRAINING_KEYS[:4], "augment", "cross_validation", "heads"),
     )
     out: dict[str, Any] = {}
     ds = spec.get("dataset")
@@ -163,6 +168,8 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
         out["augment"] = check_augment(spec["augment"])
     if spec.get("cross_validation") is not None:  # engine.splits: one fold of a k-fold run
         out["cross_validation"] = check_cross_validation(spec["cross_validation"])
+    if spec.get("heads"):  # engine.heads: extra outputs, each with its loss weight
+        out["heads"] = check_heads(spec["heads"])
     return out
 
 
@@ -283,6 +290,13 @@ class Trainer:
             if self.processes == 2:
                 self.processes = 1
                 self.processes_reason = "scheduled sampling predicts each batch in one process"
+        # Extra outputs (engine.heads): their losses, weighted; the run stays in one process.
+        self._heads = HeadLosses(model, self.spec["loss"]) if model.heads else None
+        self.last_head_losses: dict[str, float] = {}
+        self.last_eval_heads: dict[str, float] = {}
+        if self._heads is not None and self.processes == 2:
+            self.processes = 1
+            self.processes_reason = "a graph with several outputs trains in one process"
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
@@ -339,8 +353,9 @@ class Trainer:
             )
         if dataset is None:
             dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
+        skip = ("dataset", "heads")  # the model carries its heads, from the same graph
         return cls(
-            model, dataset, processes=processes, **{k: v for k, v in spec.items() if k != "dataset"}
+            model, dataset, processes=processes, **{k: v for k, v in spec.items() if k not in skip}
         )
 
     # --- data ----------------------------------------------------------------------------------
@@ -394,8 +409,22 @@ class Trainer:
         self._data_name = name
 
     def _check_fit(self) -> None:
-        """The output block must give what the loss needs for these targets."""
-        out_id, out = self.model.output_id, tuple(self.model.output_shape)
+        """The output block (and every extra head) must give what the loss needs for these
+        targets."""
+        heads = self.model.heads
+        for out_id in [self.model.output_id, *heads]:
+            shape = self.model.output_shape if out_id not in heads else None
+            self._check_output(out_id, shape or self.model.analysis.shapes[out_id])
+        X, y = self.train_data
+        try:  # one tiny batch catches what shapes cannot (class ids out of range, ...)
+            self.loss_fn.forward(self.model.forward(X[:2], training=False), y[:2])
+            for h in heads:
+                self.loss_fn.forward(self.model.head_outputs[h], y[:2])
+        except BlockPropError as e:
+            raise type(e)(e.message, block=e.block or self.model.output_id, file=e.file) from None
+
+    def _check_output(self, out_id: str, out_shape: tuple) -> None:
+        out = tuple(out_shape)
         X, y = self.train_data
         loss = self.spec["loss"]
         if loss == "cross_entropy":
@@ -420,10 +449,6 @@ class Trainer:
                 f"block output {tuple(y.shape[1:])}",
                 block=out_id,
             )
-        try:  # one tiny batch catches what shapes cannot (class ids out of range, ...)
-            self.loss_fn.forward(self.model.forward(X[:2], training=False), y[:2])
-        except BlockPropError as e:
-            raise type(e)(e.message, block=e.block or out_id, file=e.file) from None
 
     # --- controls (any thread) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -479,16 +504,24 @@ class Trainer:
             return None, None
         bs = max(self.batch_size, EVAL_BATCH)
         total, correct, count = 0.0, 0, 0
+        head_sums: dict[str, float] = {}
         for i in range(0, n, bs):
             if self._stop.is_set():
                 return None, None
             xb, yb = X[i : i + bs], y[i : i + bs]
             out = self.model.forward(xb, training=False)
-            total += self.loss_fn.forward(out, yb) * len(xb)
+            if self._heads is not None:  # the weighted total; each head's loss kept
+                per_head = self._heads.batch_losses(out, yb)
+                for h, v in per_head.items():
+                    head_sums[h] = head_sums.get(h, 0.0) + v * len(xb)
+                total += self._heads.total(per_head) * len(xb)
+            else:
+                total += self.loss_fn.forward(out, yb) * len(xb)
             if self.classifier:
                 correct += int(np.count_nonzero(self.loss_fn.predict(out) == yb))
                 count += yb.size
         loss = total / n
+        self.last_eval_heads = {h: v / n for h, v in head_sums.items()}
         if self.spec["l1"] or self.spec["l2"]:
             loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
         return loss, (correct / count if self.classifier else None)
@@ -587,6 +620,7 @@ class Trainer:
             lr_epoch = self.schedule.lr(self.lr0, epoch)
             perm = self._rng.permutation(n)
             loss_sum, correct, count = 0.0, 0, 0
+            head_sums: dict[str, float] = {}
             for i in range(n_steps):
                 if self._paused:
                     self._wait_while_paused()
@@ -620,7 +654,7 @@ class Trainer:
                     if tgr is not None:
                         self.last_time_grads_reverse[rid] = np.array(tgr, copy=True)
                 self.last_grad_rms = rms
-                yield {
+                ev = {
                     "event": "step",
                     "epoch": epoch + 1,
                     "step": step,
@@ -628,6 +662,11 @@ class Trainer:
                     "lr": lr,
                     "grad_rms": rms,
                 }
+                if self._heads is not None:  # each output's own loss (unweighted)
+                    ev["heads"] = dict(self.last_head_losses)
+                    for h, v in self.last_head_losses.items():
+                        head_sums[h] = head_sums.get(h, 0.0) + v
+                yield ev
             train_loss = loss_sum / n_steps
             with np.errstate(all="ignore"):
                 val_loss, val_acc = self.evaluate(*self.val_data)
@@ -644,6 +683,9 @@ class Trainer:
                 "val_acc": val_acc,
                 "seconds": time.perf_counter() - t0,
             }
+            if self._heads is not None:
+                ev["train_heads"] = {h: v / n_steps for h, v in head_sums.items()}
+                ev["val_heads"] = dict(self.last_eval_heads) if val_loss is not None else None
             self.history.append(ev)
             yield ev
             if val_loss is not None and not _sane(val_loss, limit):
@@ -675,6 +717,11 @@ class Trainer:
         X = X if self._aug is None else self._aug  # X[idx]: the batch, augmented
         if self._sampled is not None:  # X[idx]: with some decoder inputs the model's own
             X = self._sampled
+        if self._heads is not None:
+            loss, hits, self.last_head_losses = self._heads.forward_backward(
+                X, y, self.classifier, idx
+            )
+            return loss, hits
         return forward_backward(self.model, self.loss_fn, X, y, self.classifier, idx)
 
     def _train_step(

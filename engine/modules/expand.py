@@ -117,6 +117,14 @@ def flatten(graph: Graph) -> Flat:
         out.top |= dict.fromkeys(added, n)
         if nd["type"] == MODULE_TYPE:
             out.exits[n], out.members[n], entries[n] = scope.exit[n], added, scope.entry[n]
+    heads = graph.training.get("heads")  # a head naming an instance: its output block
+    if isinstance(heads, list):
+        flat.training["heads"] = [
+            {**h, "block": out.exits.get(h["block"], h["block"])}
+            if isinstance(h, dict) and isinstance(h.get("block"), str)
+            else h
+            for h in heads
+        ]
     for s, t, p in graph.edges():
         targets = [(t, p)]
         if t in entries:
@@ -175,6 +183,7 @@ def analyze_modular(
                 a.notes[n] = fa.notes[n]
     a.input_id = flat.top.get(fa.input_id) if fa.input_id else None
     a.output_id = flat.top.get(fa.output_id) if fa.output_id else None
+    a.heads = {flat.top.get(h, h): w for h, w in fa.heads.items()}
     for p in fa.problems:
         top = flat.top.get(p.block, p.block) if p.block is not None else None
         if top == p.block:

@@ -1,0 +1,197 @@
+"""Several outputs (engine.heads): extra heads with their loss weights, from the graph file to the
+trainer's events and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.analysis import analyze
+from engine.errors import ConfigError
+from engine.graph import Graph
+from engine.heads import HeadLosses, check_heads
+from engine.model import build_model
+from engine.trainer import Trainer, check_training
+from tests.gradcheck import numeric_grad, rel_error
+
+
+def two_heads(weight: float = 0.3, epochs: int = 1) -> Graph:
+    """Input -> Flatten -> Dense 16 -> tanh -> Dense 10 (main), with Dense 10 'aux' on the
+    trunk's Dense."""
+    g = Graph(
+        "two heads",
+        training={
+            "dataset": {"name": "digits"},
+            "epochs": epochs,
+            "batch_size": 64,
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "heads": [{"block": "aux", "weight": weight}],
+        },
+    )
+    g.add_node("Input", {"shape": [1, 8, 8]}, node_id="in")
+    g.add_node("Flatten", {}, node_id="flat")
+    g.add_node("Dense", {"units": 16}, node_id="trunk")
+    g.add_node("Activation", {"fn": "tanh"}, node_id="act")
+    g.add_node("Dense", {"units": 10}, node_id="out")
+    g.add_node("Dense", {"units": 10}, node_id="aux")
+    for s, t in [("in", "flat"), ("flat", "trunk"), ("trunk", "act"), ("act", "out")]:
+        g.add_edge(s, t)
+    g.add_edge("trunk", "aux")
+    return g
+
+
+def test_analysis_takes_listed_ends_as_heads():
+    a = analyze(two_heads())
+    assert a.ok, a.problems
+    assert a.output_id == "out" and a.heads == {"aux": 0.3}
+    g = two_heads()
+    g.set_meta("training", {k: v for k, v in g.training.items() if k != "heads"})
+    a = analyze(g)  # without "heads" two ends are still a problem
+    assert not a.ok and "has 2 ends" in str(a.problems[0])
+
+
+@pytest.mark.parametrize(
+    "heads, said",
+    [
+        ("aux", "'heads' must be a list"),
+        ([{"block": "aux", "weight": -1}], "block 'aux': training: head: 'weight' must be >= 0"),
+        ([{"block": "aux", "weight": float("nan")}], "'weight' must be a number"),
+        ([{"block": "aux", "weight": 1e300}], "'weight' must be >= 0 and <= 1e+06"),
+        ([{"block": "aux", "weight": True}], "'weight' must be a number"),
+        ([{"block": "aux", "code": "rm -rf"}], "'code' is no setting of a head"),
+        ([{"block": "aux"}, {"block": "aux"}], "listed twice"),
+        ([{"block": ["x"]}], "item 0: 'block' must be the id of a block"),
+        ([{"block": "a\x1b[2J"}], "item 0: 'block' must be the id of a block"),
+        ([7], "item 0 must be an object"),
+        ([{"block": "aux"}] * 65, "at most 64"),
+    ],
+)
+def test_hostile_heads_refused_in_one_line(heads, said):
+    with pytest.raises(ConfigError) as e:
+        check_heads(heads)
+    assert said in str(e.value) and "\n" not in str(e.value)
+    g = two_heads()
+    g.set_meta("training", {**g.training, "heads": heads})
+    a = analyze(g)  # the canvas lists it as a problem, no traceback
+    assert not a.ok and any(said in str(p) for p in a.problems)
+    with pytest.raises(ConfigError):
+        check_training({**g.training})
+
+
+def test_heads_must_be_ends_of_the_graph():
+    g = two_heads()
+    g.set_meta("training", {**g.training, "heads": [{"block": "trunk"}]})
+    msgs = [str(p) for p in analyze(g).problems]
+    assert any("block 'trunk': listed as an output head" in m and "no successor" in m for m in msgs)
+    g.set_meta("training", {**g.training, "heads": [{"block": "nope"}]})
+    assert any(
+        "names block 'nope', which is not in the graph" in str(p) for p in analyze(g).problems
+    )
+    g.set_meta("training", {**g.training, "heads": [{"block": "aux"}, {"block": "out"}]})
+    assert any("one end must stay the main output" in str(p) for p in analyze(g).problems)
+
+
+def test_check_training_keeps_heads_and_defaults_the_weight():
+    spec = check_training({"dataset": "digits", "heads": [{"block": "aux"}]})
+    assert spec["heads"] == [{"block": "aux", "weight": 1.0}]
+    assert "heads" not in check_training({"dataset": "digits"})
+
+
+def test_gradient_of_the_weighted_total_wrt_the_trunk():
+    """d(L_main + 0.3 L_aux)/d(trunk weights) by backward from both heads = central
+    differences (float64); the trunk gets both heads' gradients summed."""
+    model = build_model(two_heads(0.3), seed=1).astype(np.float64)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 1, 8, 8))
+    y = rng.integers(0, 10, 5)
+    hl = HeadLosses(model, "cross_entropy")
+
+    def total() -> float:
+        return hl.total(hl.batch_losses(model.forward(x, training=True), y))
+
+    loss, _, per_head = hl.forward_backward(x, y, True, np.arange(5))
+    assert loss == pytest.approx(per_head["out"] + 0.3 * per_head["aux"])
+    for name in ("trunk.weight", "trunk.bias", "aux.weight", "out.weight"):
+        analytic = model.grads[name].copy()
+        numeric = numeric_grad(total, model.params[name])
+        assert rel_error(analytic, numeric) < 1e-6, name
+    # and the aux head really reaches the trunk: its gradient differs from the main one alone
+    hl.losses["out"].forward(model.forward(x, training=True), y)
+    model.backward(hl.losses["out"].backward())
+    main_only = model.grads["trunk.weight"].copy()
+    hl.forward_backward(x, y, True, np.arange(5))
+    assert not np.allclose(main_only, model.grads["trunk.weight"])
+
+
+def test_model_forward_returns_the_main_output_and_keeps_the_heads():
+    model = build_model(two_heads())
+    x = np.zeros((3, 1, 8, 8), np.float32)
+    out = model.forward(x)
+    assert out.shape == (3, 10)
+    np.testing.assert_array_equal(out, model.block_outputs(x)["out"])
+    assert set(model.head_outputs) == {"aux"}
+    np.testing.assert_array_equal(model.head_outputs["aux"], model.block_outputs(x)["aux"])
+
+
+def test_training_reports_each_heads_loss_and_they_fall():
+    t = Trainer.from_graph(two_heads(epochs=3), processes="auto")
+    assert t.processes == 1
+    events = list(t.run())
+    steps = [e for e in events if e["event"] == "step"]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert set(steps[0]["heads"]) == {"out", "aux"}
+    s = steps[0]
+    assert s["loss"] == pytest.approx(s["heads"]["out"] + 0.3 * s["heads"]["aux"], rel=1e-6)
+    for h in ("out", "aux"):
+        assert epochs[-1]["train_heads"][h] < 0.5 * epochs[0]["train_heads"][h]
+        assert epochs[-1]["val_heads"][h] < epochs[0]["val_heads"][h]
+    v = epochs[-1]
+    assert v["val_loss"] == pytest.approx(v["val_heads"]["out"] + 0.3 * v["val_heads"]["aux"])
+    assert v["val_acc"] > 0.8
+    assert events[-1]["reason"] == "finished"
+
+
+def test_a_head_that_does_not_fit_the_targets_is_named():
+    g = two_heads()
+    g.set_config("aux", {"units": 7})
+    with pytest.raises(Exception) as e:
+        Trainer.from_graph(g)
+    assert "block 'aux'" in str(e.value) and "10 classes" in str(e.value)
+
+
+def test_single_output_events_unchanged():
+    g = two_heads()
+    g.remove_node("aux")
+    g.set_meta("training", {k: v for k, v in g.training.items() if k != "heads"})
+    events = list(Trainer.from_graph(g).run())
+    assert "heads" not in events[0] and "train_heads" not in events[-2]
+
+
+def test_cli_train_prints_each_head(tmp_path, capsys):
+    from engine.cli import main
+
+    path = tmp_path / "g.json"
+    two_heads().save(path)
+    log = tmp_path / "log.jsonl"
+    assert main(["train", str(path), "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "heads out " in out and " aux " in out
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert any("heads" in e for e in lines if e.get("event") == "step")
+
+
+def test_a_head_may_be_a_module_instance():
+    from engine.modules import edit
+
+    g = two_heads()
+    inst = edit.group(g, ["aux"], "AuxHead", node_id="auxm")
+    g.set_meta("training", {**g.training, "heads": [{"block": inst, "weight": 0.3}]})
+    a = analyze(g)
+    assert a.ok, a.problems
+    assert a.heads == {inst: 0.3}
+    t = Trainer.from_graph(g)
+    step = next(iter(t.run()))
+    (flat_id,) = set(step["heads"]) - {"out"}
+    assert flat_id.startswith(f"{inst}/")
