@@ -68,6 +68,10 @@ class WireItem(QGraphicsItem):
         if around and scene is not None and hasattr(scene, "block_index"):
             obstacles = Obstacles(scene.block_index(), (self.source, self.target))
         self.path = route(p0, p1, obstacles, back_y)
+        x = p1.x() - PORT_R - 1  # the arrow head (the direction data flows) stops at the port
+        self.tip = QPolygonF(
+            [QPointF(x, p1.y()), QPointF(x - 9, p1.y() - 5), QPointF(x - 9, p1.y() + 5)]
+        )
         self._place_label()
         self._shape = None
         self.update()
@@ -114,14 +118,9 @@ class WireItem(QGraphicsItem):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path)
         self.label_shown = bool(self.label) and self.label_fits and lod >= label_lod()
-        if lod < 0.2:
-            return  # too small for the arrow head
-        # arrow head at the target (the direction data flows)
-        end = self.path.pointAtPercent(1.0)
-        x = end.x() - PORT_R - 1  # the tip stops at the port's rim
-        tip = QPolygonF(
-            [QPointF(x, end.y()), QPointF(x - 9, end.y() - 5), QPointF(x - 9, end.y() + 5)]
-        )
+        if lod < 0.3:
+            return  # too small for the arrow head (2-3 px)
+        tip = self.tip
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawPolygon(tip)
