@@ -285,6 +285,15 @@ def run_experiment(
     (e.g. the data do not fit) is a line with status ``failed`` and its message."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    path = out / "summary.csv"
+    try:
+        _run_all(trials, out, base_dir, on_line, **trainer_kw)
+    finally:  # Ctrl+C too: the runs done so far are summed up
+        write_summary([t for t in trials if t.result], path)
+    return path
+
+
+def _run_all(trials, out: Path, base_dir, on_line, **trainer_kw: Any) -> None:
     width = max(3, len(str(len(trials))))
     for t in trials:
         log_path = out / f"run_{t.index:0{width}d}.jsonl"
@@ -310,9 +319,6 @@ def run_experiment(
         if message:
             t.result["message"] = message
         on_line(f"run {t.index}/{len(trials)} {t.label}: {_result_text(t.result)}")
-    path = out / "summary.csv"
-    write_summary(trials, path)
-    return path
 
 
 def _result_text(r: dict) -> str:

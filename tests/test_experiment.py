@@ -108,3 +108,15 @@ def test_best_prefers_accuracy_and_the_lowest_loss():
     assert ex.best(ts).index == 2
     with pytest.raises(ConfigError, match="--random"):
         ex.combinations([ex.parse_vary("lr=1,2")], random=0)
+
+
+def test_a_run_that_cannot_train_is_a_failed_line_and_the_others_go_on(graph_file, tmp_path):
+    out = tmp_path / "exp"
+    # An Input of 3 features cannot take the 2-feature XOR data: that run fails, with why.
+    argv = ["experiment", str(graph_file), "--vary", "in.shape=[2],[3]", "--out", str(out)]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [r["status"] for r in rows] == ["finished", "failed"]
+    assert "expects (3,)" in rows[1]["message"] or "shape" in rows[1]["message"]
+    last = json.loads((out / rows[1]["log"]).read_text().splitlines()[-1])
+    assert last["event"] == "end" and last["reason"] == "failed"

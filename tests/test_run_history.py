@@ -226,7 +226,10 @@ def test_a_new_session_lists_the_history_and_reads_curves_when_compared(qtbot, t
     panel.refresh(None, force=True)
     assert all(r.loaded for r in old) and len(panel.curves) == 2
     assert np.allclose(panel.curves["sgd: d1"][1], [1e-6, 1e-3, 1.0])
+    panel._items[old[1].run_id].setText(0, "adam, renamed")  # edited in the table
+    assert old[1].name == "adam, renamed"
+    assert [e["name"] for e in hist.RunHistory().entries()] == ["sgd", "adam, renamed"]
     panel._items[old[0].run_id].setSelected(True)
     panel.tree.setCurrentItem(panel._items[old[0].run_id])
     panel.delete_button.click()
-    assert [e["name"] for e in hist.RunHistory().entries()] == ["adam"]
+    assert [e["name"] for e in hist.RunHistory().entries()] == ["adam, renamed"]
