@@ -10,8 +10,10 @@ from PySide6.QtWidgets import QMenu, QStyle
 
 from engine.analysis import count
 from engine.errors import BlockPropError
+from engine.layers import LAYER_TYPES
 from gui.canvas.style import BLOCK_H, BLOCK_W, LAYOUT_DX
 from gui.clipboard import copy_fragment, read_fragment
+from gui.help import help_window
 from gui.inspector import fix_text
 from gui.settings import app_settings
 
@@ -386,6 +388,12 @@ class Actions:
                 for a in modules.actions:
                     m.addAction(a)
                 m.addSeparator()
+        graph = w.scene.graph  # the open module definition's, when one is open
+        kinds = [graph.type_of(i) for i in ids if i in graph]
+        if kinds and kinds[0] in LAYER_TYPES:  # its "?" page (gui.help)
+            a = m.addAction(f"Help on {kinds[0]}\tF1")
+            a.triggered.connect(lambda _c=False, t=kinds[0]: help_window(w).show_block(t))
+            m.addSeparator()
         if wires:
             a = m.addAction("Delete Wire" + "s" * (len(wires) > 1))
             a.setEnabled(not w.locked)

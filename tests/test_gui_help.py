@@ -115,3 +115,18 @@ def test_f1_on_the_canvas_opens_the_selected_blocks_page(qtbot, window):
     help_for_focus(window)
     win = window.findChild(HelpWindow, "help_window")
     assert win.page == ("block", "Conv2D")
+
+
+def test_the_canvas_context_menu_offers_the_selected_blocks_page(qtbot, window):
+    from PySide6.QtCore import QPoint, QPointF
+
+    from gui.help import HelpWindow
+
+    bid = window.graph.add_node("GRU", {"hidden_size": 4})
+    window.scene.blocks[bid].setSelected(True)
+    menu = window.actions.context_menu(QPoint(10, 10), QPointF(0, 0))
+    help_actions = [a for a in menu.actions() if a.text().startswith("Help on GRU")]
+    assert len(help_actions) == 1
+    help_actions[0].trigger()
+    menu.close()
+    assert window.findChild(HelpWindow, "help_window").page == ("block", "GRU")
