@@ -12,6 +12,7 @@ definition cannot take (deleting its output block) is taken back and said why.
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QToolBar
@@ -119,14 +120,19 @@ class Level:
         self.inspector.module_actions = getattr(w.inspector, "module_actions", None)
         self.live.changed.connect(self.scene.apply_analysis)
         self.scene.apply_analysis(self.live.analysis)
-        self.scene.selectionChanged.connect(
-            lambda: self.inspector.show_selection(self.scene.selected_ids())
-        )
+        self.scene.selectionChanged.connect(self._selection_changed)
         self.controller.message.connect(w._message)
         self.controller.selectRequested.connect(self.scene.select_ids)
         self.stack.indexChanged.connect(lambda _i: editor.sub_changed(self))
 
+    def _selection_changed(self) -> None:
+        # A scene being destroyed (its window closing) still emits selectionChanged as its
+        # items go, after the Python side of it is gone.
+        if shiboken6.isValid(self.scene) and shiboken6.isValid(self.inspector):
+            self.inspector.show_selection(self.scene.selected_ids())
+
     def close(self) -> None:
+        self.scene.selectionChanged.disconnect(self._selection_changed)
         self.scene.detach()
         self.inspector.detach()
         self.live.detach()
