@@ -30,7 +30,12 @@ _DONE = -1
 
 
 class HelperGone(RuntimeError):
-    """The other process ended (end-of-file) or answered on its other pipe mid-step."""
+    """The other process ended (``how`` "ended": end-of-file, a broken pipe), answered on its
+    other pipe mid-step ("failed"), or did not answer after the run was stopped ("stopped")."""
+
+    def __init__(self, message: str, how: str = "failed") -> None:
+        super().__init__(message)
+        self.how = how
 
 
 class BatchSync:
@@ -100,7 +105,7 @@ class BatchSync:
             while view:
                 view = view[os.write(self.w, view) :]
         except (BrokenPipeError, OSError) as e:
-            raise HelperGone(f"the other process is gone ({e})") from None
+            raise HelperGone(f"the other process is gone ({e})", how="ended") from None
 
     def _receive(self, shape: tuple[int, ...] | None) -> np.ndarray:
         (count,) = struct.unpack("<q", self._read(_HEADER.size))
@@ -120,7 +125,7 @@ class BatchSync:
             self._wait()
             chunk = os.read(self.r, n - len(data))
             if not chunk:
-                raise HelperGone("the other process ended in the middle of a step")
+                raise HelperGone("the other process ended in the middle of a step", how="ended")
             data += chunk
         return data
 
@@ -140,5 +145,6 @@ class BatchSync:
                 if waited_since_stop >= self.grace:
                     raise HelperGone(
                         f"the helper process training half of each batch did not answer "
-                        f"within {self.grace:g} s of Stop"
+                        f"within {self.grace:g} s of Stop and was ended",
+                        how="stopped",
                     )

@@ -297,8 +297,13 @@ class SplitStep:
             raise HelperLost(self._how_lost(e)) from None
         try:
             loss0, hits = self._synced_step(idx[:n0], n0, n1)
-        except HelperGone as e:
-            raise HelperLost(f"{e} (while exchanging BatchNorm statistics)") from None
+        except HelperGone as e:  # while exchanging BatchNorm sums
+            if e.how == "ended":
+                raise HelperLost(self._how_lost(None)) from None
+            if e.how == "stopped":  # as _wait_for_reply: Stop never waits on it
+                _reap(self.pid, wait=0.0)
+                self._finalizer.detach()
+            raise HelperLost(str(e)) from None
         finite = math.isfinite(loss0)
         self._wait_for_reply()
         try:

@@ -123,9 +123,9 @@ def test_the_split_differs_from_one_process_only_by_rounding():
     assert any(not np.allclose(half.model.params[n], two.model.params[n], atol=1e-4) for n in moved)
 
 
-def started_split_run(epochs: int):
+def started_split_run(epochs: int, graph: engine.Graph | None = None):
     """A split run after its first event: (trainer, the run, the helper's pid)."""
-    model = engine.build_model(conv_graph(), seed=1)
+    model = engine.build_model(graph or conv_graph(), seed=1)
     t = Trainer(model, data(), batch_size=8, epochs=epochs, processes=2)
     run = t.run()
     next(run)
@@ -140,8 +140,9 @@ def test_helper_ends_with_the_run_and_holds_no_other_files():
     assert t._split is None and gone(pid)
 
 
-def test_a_killed_helper_leaves_the_run_going_in_one_process():
-    model = engine.build_model(conv_graph(), seed=1)
+@pytest.mark.parametrize("with_bn", [False, True])  # BatchNorm: killed between exchanges
+def test_a_killed_helper_leaves_the_run_going_in_one_process(with_bn):
+    model = engine.build_model(bn_graph() if with_bn else conv_graph(), seed=1)
     t = Trainer(model, data(), batch_size=8, epochs=2, processes=2)
     events = []
     for ev in t.run():
@@ -287,11 +288,12 @@ def test_recurrent_blocks_split_under_auto_only_when_a_time_step_pays(monkeypatc
     assert parallel.choose_processes(big, 32, "auto")[0] == 2
 
 
-def test_stop_does_not_wait_for_a_frozen_helper():
+@pytest.mark.parametrize("with_bn", [False, True])  # BatchNorm: frozen between exchanges
+def test_stop_does_not_wait_for_a_frozen_helper(with_bn):
     import threading
     import time
 
-    t, run, pid = started_split_run(epochs=10_000)
+    t, run, pid = started_split_run(epochs=10_000, graph=bn_graph() if with_bn else None)
     os.kill(pid, signal.SIGSTOP)  # it can no longer answer
     try:
         threading.Timer(0.3, t.stop).start()
