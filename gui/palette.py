@@ -60,7 +60,7 @@ class PaletteTree(QTreeWidget):
         return block_mime(types[0]) if types else QMimeData()
 
 
-GROUP_CHARS = 16  # a group name longer than this wraps
+GROUP_CHARS = 18  # a group name longer than this wraps
 
 
 class Palette(QWidget):
