@@ -91,6 +91,7 @@ class Analysis:
     # graph (shapes and parameters per inner block ``instance/inner``), each instance's blocks.
     flat: Analysis | None = None
     members: dict[str, list[str]] = field(default_factory=dict)
+    module_of: dict[str, str] = field(default_factory=dict)  # instance -> definition's name
 
     @property
     def ok(self) -> bool:
@@ -112,7 +113,7 @@ class Analysis:
         return [
             SummaryRow(
                 n,
-                self.types[n],
+                f"module {self.module_of[n]}" if n in self.module_of else self.types[n],
                 self.shapes.get(n),
                 self.params.get(n) if self.shapes.get(n) is not None else None,
             )

@@ -277,6 +277,7 @@ class Graph:
         hold: each loop loses the last wire ``networkx.find_cycle`` reports for it."""
         h = Graph(self.name, self.description, self.training)
         h.nx = self.nx.copy()
+        h.modules = copy.deepcopy(self.modules)
         while True:
             try:
                 s, t = nx.find_cycle(h.nx)[-1][:2]
@@ -569,6 +570,10 @@ class Graph:
             for n, a in self.nx.nodes(data=True)
             if a["type"] == MODULE_TYPE and a["config"].get(MODULE_KEY) == name
         ]
+
+    def instances_of_any(self) -> list[str]:
+        """Every module instance block of this graph."""
+        return [n for n, a in self.nx.nodes(data=True) if a["type"] == MODULE_TYPE]
 
     def has_instances(self) -> bool:
         return any(a["type"] == MODULE_TYPE for _, a in self.nx.nodes(data=True))

@@ -133,11 +133,12 @@ class Level:
 
     def close(self) -> None:
         self.scene.selectionChanged.disconnect(self._selection_changed)
+        self.stack.indexChanged.disconnect()
         self.scene.detach()
         self.inspector.detach()
         self.live.detach()
-        self.inspector.deleteLater()
-        self.scene.deleteLater()
+        for obj in (self.inspector, self.scene, self.controller, self.stack, self.live):
+            obj.deleteLater()
 
 
 class DefinitionEditor(QObject):

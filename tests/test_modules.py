@@ -73,6 +73,8 @@ def test_group_then_ungroup_gives_back_the_graph_exactly():
     assert a.ok and a.total_params == params and a.shapes[inst] == (4, 8, 8)
     assert a.params[inst] == 2 * (4 * 4 * 9 + 4)
     assert a.flat.params[f"{inst}/c0"] == 4 * 4 * 9 + 4 and a.members[inst][0] == f"{inst}/c0"
+    text = engine.summary_text(a)  # app.py check: the instance, then its blocks indented
+    assert f"{inst} (module Res)" in text and f"  {inst}/d0 (Conv2D)" in text
     edit.ungroup(g, inst)
     assert g.to_dict() == before
     assert before["version"] == 1 and "modules" not in before

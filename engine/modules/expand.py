@@ -153,6 +153,7 @@ def analyze_modular(
     a = Analysis(name=graph.name, training=training)
     a.batch_size = run_batch_size(graph.training, batch_size)
     a.types = {n: graph.type_of(n) for n in graph.nodes()}
+    a.module_of = {n: graph.config_of(n)[MODULE_KEY] for n in graph.instances_of_any()}
     order, stuck = graph.topological_order()
     a.order = order + stuck
     try:
