@@ -178,6 +178,10 @@ class RunQueue(QObject):
         item.run = self.ctrl.active
         self.ctrl.status(f"{q.title}: run {len(q.done)} of {n}, {item.name}", 0)
 
+    def cancel(self) -> None:
+        """Forget the runs not started yet (the window closes)."""
+        self.queue = None
+
     def run_ended(self, run: RunData) -> None:
         """The controller's run ended: the next one starts (a stopped run ends the queue)."""
         q = self.queue

@@ -570,6 +570,7 @@ class TrainingController(QObject):
 
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Stop a run and wait for its thread (bounded). True when no thread is left running."""
+        self.queue.cancel()  # no queued run starts after this one
         self.drawing.timer.stop()
         th = self.thread
         ok = True
