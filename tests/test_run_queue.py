@@ -139,7 +139,7 @@ def test_stop_ends_the_queue_and_closing_starts_no_queued_run(qtbot, train_windo
     qtbot.waitUntil(lambda: not ctrl.queue.busy and ctrl.active is None, timeout=30_000)
     assert [r.status for r in ctrl.runs] == ["stopped"]  # the other two never started
     assert ctrl.queue.cross_validate(3) == ""
-    qtbot.waitUntil(lambda: ctrl.active is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: ctrl.active is not None and len(ctrl.active.steps) > 0, timeout=30_000)
     assert ctrl.shutdown(3000)
     qtbot.wait(200)
     assert ctrl.active is None and not ctrl.queue.busy and len(ctrl.runs) == 2
