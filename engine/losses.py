@@ -49,6 +49,14 @@ class Loss:
         """What the network predicts from ``out``: class ids, or the values themselves."""
         return out
 
+    def counted(self, y: np.ndarray) -> int:
+        """How many targets of ``y`` the loss and the accuracy count (all but padding)."""
+        return int(np.asarray(y).size)
+
+    def hits(self, out: np.ndarray, y: np.ndarray) -> int:
+        """Correct predictions among the counted targets."""
+        return int(np.count_nonzero(self.predict(out) == y))
+
     def _need_cache(self) -> Any:
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
@@ -116,10 +124,33 @@ class CrossEntropy(Loss):
     m = max_c z_c, so no exp ever overflows (logits of 1e4 are fine).
     dL/dz_i = (softmax(z_i) - onehot(y_i)) / M, M = number of rows averaged (N, or N*T).
 
+    ``ignore_index`` k (the training setting ``mask_padding``: k = 0, padding): targets equal to
+    k count in neither the loss nor its gradient (PyTorch's ``ignore_index``); M is then the
+    number of the other targets (the loss is 0 when there are none).
+
     Shapes: out (N, C) logits with y (N,) int class ids, or out (N, T, C) with y (N, T) -> scalar
     """
 
     name = "cross_entropy"
+
+    def __init__(self, ignore_index: int | None = None) -> None:
+        super().__init__()
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+        ):
+            raise ConfigError(f"cross_entropy: 'ignore_index' must be an id, got {ignore_index!r}")
+        self.ignore_index = ignore_index
+
+    def counted(self, y):
+        if self.ignore_index is None:
+            return int(np.asarray(y).size)
+        return int(np.count_nonzero(np.asarray(y) != self.ignore_index))
+
+    def hits(self, out, y):
+        right = self.predict(out) == y
+        if self.ignore_index is not None:
+            right &= np.asarray(y) != self.ignore_index
+        return int(np.count_nonzero(right))
 
     def forward(self, out, y):
         y = np.asarray(y)
@@ -133,14 +164,20 @@ class CrossEntropy(Loss):
         sum_e = e.sum(axis=1)
         # -log softmax(z)[y] = log sum exp(shifted) - shifted[y]
         loss = np.log(sum_e) - shifted[rows, labels]
-        self._cache = (e, sum_e, rows, labels, out.shape)
-        return float(loss.mean())
+        keep = None if self.ignore_index is None else labels != self.ignore_index
+        self._cache = (e, sum_e, rows, labels, out.shape, keep)
+        if keep is None:
+            return float(loss.mean())
+        return float(loss[keep].sum() / max(1, int(keep.sum())))
 
     def backward(self):
-        e, sum_e, rows, labels, shape = self._need_cache()
+        e, sum_e, rows, labels, shape, keep = self._need_cache()
         dz = e / sum_e[:, None]  # softmax
         dz[rows, labels] -= 1
-        dz /= dz.shape[0]
+        if keep is None:
+            dz /= dz.shape[0]
+        else:
+            dz *= (keep / max(1, int(keep.sum()))).astype(dz.dtype)[:, None]
         return dz.reshape(shape)
 
     def predict(self, out):
@@ -233,6 +270,8 @@ def get_loss(name: str, **options: Any) -> Loss:
     if name not in _CLASSES:
         valid = ", ".join([*LOSSES, *LOSS_ALIASES])
         raise ConfigError(f"unknown loss {name!r}; choose one of {valid}")
+    if name == "cross_entropy" and set(options) <= {"ignore_index"}:
+        return _CLASSES[name](**options)
     if options and name != "mse":
         raise ConfigError(f"{name} loss takes no settings, got {', '.join(options)}")
     if name == "mse" and set(options) - {"half"}:

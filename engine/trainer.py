@@ -87,6 +87,11 @@ TRAINING_OPTIONS: dict[str, Opt] = {
         nullable=True,
         doc="clip the joint gradient norm to this (empty: no clipping)",
     ),
+    "mask_padding": Opt(
+        "bool",
+        default=False,
+        doc="sequence targets: padding (class id 0) counts in neither the loss nor the accuracy",
+    ),
     "scheduled_sampling": Opt(
         "float",
         default=0.0,
@@ -163,6 +168,13 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
             raise ConfigError(f"training: {key}: {e.message}") from None
     if not settings.get("scheduled_sampling"):  # 0: teacher forcing, written only when set
         settings.pop("scheduled_sampling", None)
+    if not settings.get("mask_padding"):  # off: every target counts, written only when set
+        settings.pop("mask_padding", None)
+    elif out["loss"] != "cross_entropy":
+        raise ConfigError(
+            "training: 'mask_padding' ignores the padding class (id 0) of class targets: it "
+            f"needs the loss cross_entropy, not {out['loss']}"
+        )
     out.update(settings)
     if spec.get("augment") is not None:  # engine.augment: training batches only
         out["augment"] = check_augment(spec["augment"])
@@ -187,7 +199,7 @@ def forward_backward(
     yb = y[idx]
     out = model.forward(X[idx], training=True)
     loss = loss_fn.forward(out, yb)
-    hits = int(np.count_nonzero(loss_fn.predict(out) == yb)) if classifier else 0
+    hits = loss_fn.hits(out, yb) if classifier else 0
     if math.isfinite(loss):
         model.backward(loss_fn.backward(), input_grad=False)
     return loss, hits
@@ -233,6 +245,7 @@ class Trainer:
         test_split: float = 0.0,
         cross_validation: dict | None = None,
         scheduled_sampling: float = 0.0,
+        mask_padding: bool = False,
     ) -> None:
         self.spec = check_training(
             {
@@ -240,6 +253,7 @@ class Trainer:
                 **({"cross_validation": cross_validation} if cross_validation else {}),
                 "test_split": test_split,
                 "scheduled_sampling": scheduled_sampling,
+                "mask_padding": mask_padding,
                 "loss": loss,
                 "optimizer": DEFAULT_OPTIMIZER if optimizer is None else optimizer,
                 "batch_size": batch_size,
@@ -258,7 +272,10 @@ class Trainer:
         self.processes_requested = requested_processes(processes)
         self.model = model
         self.dataset = dataset
-        self.loss_fn = get_loss(self.spec["loss"])
+        # mask_padding: targets of class 0 (padding) are not counted (PyTorch's ignore_index)
+        self.loss_fn = get_loss(
+            self.spec["loss"], **({"ignore_index": 0} if self.spec.get("mask_padding") else {})
+        )
         self.optimizer = make_optimizer(self.spec["optimizer"])
         self.schedule = make_schedule(self.spec["schedule"])
         self.lr0 = float(self.spec["optimizer"]["lr"])
@@ -277,6 +294,9 @@ class Trainer:
         if self._aug is not None and self.processes == 2:
             self.processes = 1
             self.processes_reason = "augmentation draws its random numbers in one process"
+        if self.spec.get("mask_padding") and self.processes == 2:
+            self.processes = 1  # each half would average over its own unmasked targets
+            self.processes_reason = "masked padding averages the loss in one process"
         self._sampled: ScheduledSampling | None = None
         if self.spec.get("scheduled_sampling"):
             self._sampled = ScheduledSampling(
@@ -503,8 +523,9 @@ class Trainer:
         if n == 0:
             return None, None
         bs = max(self.batch_size, EVAL_BATCH)
-        total, correct, count = 0.0, 0, 0
+        total, correct, count, weight = 0.0, 0, 0, 0
         head_sums: dict[str, float] = {}
+        masked = bool(self.spec.get("mask_padding"))
         for i in range(0, n, bs):
             if self._stop.is_set():
                 return None, None
@@ -515,12 +536,16 @@ class Trainer:
                 for h, v in per_head.items():
                     head_sums[h] = head_sums.get(h, 0.0) + v * len(xb)
                 total += self._heads.total(per_head) * len(xb)
+                weight += len(xb)
             else:
-                total += self.loss_fn.forward(out, yb) * len(xb)
+                # each batch weighs by its samples, or with masked padding by its counted targets
+                w = self.loss_fn.counted(yb) if masked else len(xb)
+                total += self.loss_fn.forward(out, yb) * w
+                weight += w
             if self.classifier:
-                correct += int(np.count_nonzero(self.loss_fn.predict(out) == yb))
-                count += yb.size
-        loss = total / n
+                correct += self.loss_fn.hits(out, yb)
+                count += self.loss_fn.counted(yb)
+        loss = total / max(weight, 1)
         self.last_eval_heads = {h: v / n for h, v in head_sums.items()}
         if self.spec["l1"] or self.spec["l2"]:
             loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
@@ -643,7 +668,7 @@ class Trainer:
                     limit = LOSS_EXPLODES * max(loss, 1 / LOSS_EXPLODES)
                 if self.classifier:
                     correct += hits
-                    count += yb.size
+                    count += self.loss_fn.counted(yb)
                 step += 1
                 loss_sum += loss
                 for rid, layer in self._recurrent:

@@ -113,6 +113,11 @@ def _data(plan: Plan) -> list[str]:
             "cannot export: the PyTorch script trains with teacher forcing only; set "
             "'scheduled_sampling' to 0, or export to numpy (engine code)"
         )
+    if plan.training.get("mask_padding"):
+        raise ConfigError(
+            "cannot export: the PyTorch script counts every target; set 'mask_padding' off, "
+            "or export to numpy (engine code)"
+        )
     if name not in standalone_data.MAKERS:
         raise ConfigError(
             f"cannot export: the data set {name!r} has no standalone loader; "

@@ -314,6 +314,8 @@ class TrainingDock(QDockWidget):
             out.pop("clip_norm", None)
         if not out.get("scheduled_sampling"):  # 0: teacher forcing, the default
             out.pop("scheduled_sampling", None)
+        if not out.get("mask_padding"):
+            out.pop("mask_padding", None)
         augment = self.augment_form.values()  # only the settings changed from "off"
         if augment:
             out["augment"] = augment

@@ -1,0 +1,80 @@
+"""mask_padding: sequence targets of class 0 (padding) count in neither the loss, its gradient,
+nor the accuracy; the same numbers as PyTorch's ignore_index=0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from engine.errors import ConfigError
+from engine.export import export_code
+from engine.losses import get_loss
+from engine.trainer import check_training
+
+
+def test_masked_cross_entropy_is_the_mean_over_the_other_targets_and_its_gradient():
+    rng = np.random.default_rng(0)
+    out = rng.normal(size=(3, 5, 4))
+    y = rng.integers(0, 4, (3, 5))
+    y[0, 3:] = 0
+    ce, masked = get_loss("cross_entropy"), get_loss("cross_entropy", ignore_index=0)
+    keep = y != 0
+    full = np.log(np.exp(out).sum(-1)) - np.take_along_axis(out, y[..., None], -1)[..., 0]
+    assert masked.forward(out, y) == pytest.approx(full[keep].mean())
+    assert ce.forward(out, y) == pytest.approx(full.mean())
+    g = masked.backward()
+    assert np.all(g[~keep] == 0)
+    eps, k = 1e-6, (1, 2, 3)
+    for idx in [(0, 1, 2), (2, 4, 1), k]:
+        d = np.zeros_like(out)
+        d[idx] = eps
+        num = (masked.forward(out + d, y) - masked.forward(out - d, y)) / (2 * eps)
+        assert g[idx] == pytest.approx(num, abs=1e-7)
+    assert masked.counted(y) == keep.sum() and masked.hits(out, y) == np.sum(
+        (out.argmax(-1) == y) & keep
+    )
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.cross_entropy(
+        torch.from_numpy(out).reshape(-1, 4), torch.from_numpy(y).reshape(-1), ignore_index=0
+    )
+    assert float(t) == pytest.approx(masked.forward(out, y), rel=1e-10)
+
+
+def caption_graph(mask: bool) -> engine.Graph:
+    g = engine.load_graph("presets/captioning_digits.json")
+    g.set_meta(
+        "training",
+        {
+            **g.training,
+            "dataset": {"name": "digit_strips", "n": 200},
+            "epochs": 1,
+            **({"mask_padding": True} if mask else {}),
+        },
+    )
+    return g
+
+
+def test_a_masked_run_counts_only_the_words_before_padding():
+    trainer = engine.Trainer.from_graph(caption_graph(True))
+    assert trainer.processes == 1 and trainer.spec["mask_padding"] is True
+    events = list(trainer.run())
+    assert events[-1]["reason"] == "finished"
+    Xv, yv = trainer.val_data
+    out = trainer.model.forward(Xv, training=False)
+    keep = yv != 0
+    right = (out.argmax(-1) == yv) & keep
+    loss, acc = trainer.evaluate(Xv, yv)
+    assert acc == pytest.approx(right.sum() / keep.sum())
+    assert loss == pytest.approx(
+        get_loss("cross_entropy", ignore_index=0).forward(out, yv), rel=1e-5
+    )
+    assert "mask_padding" not in engine.Trainer.from_graph(caption_graph(False)).spec
+
+
+def test_mask_padding_is_refused_where_it_cannot_apply():
+    with pytest.raises(ConfigError, match="needs the loss cross_entropy"):
+        check_training({"dataset": "sine", "loss": "mse", "mask_padding": True})
+    with pytest.raises(ConfigError, match="counts every target"):
+        export_code(caption_graph(True), "pytorch")
+    assert "mask_padding" in export_code(caption_graph(True), "numpy")
