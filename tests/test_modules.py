@@ -444,3 +444,18 @@ def test_mutated_module_definitions_load_or_fail_in_one_line(mutations):
         return
     a = engine.analyze(g)  # whatever loaded can be analysed (problems, never an exception)
     assert a.order
+
+
+def test_a_module_instance_can_be_an_extra_head():
+    g = res_graph(blocks=1)
+    g.add_node("GlobalAvgPool2D", {}, (500, 300), node_id="gap")
+    g.add_node("Dense", {"units": 10}, (600, 300), node_id="aux")
+    g.add_edge("stem", "gap")
+    g.add_edge("gap", "aux")
+    head = edit.group(g, ["gap", "aux"], "AuxHead")
+    g.set_meta("training", {**g.training, "heads": [{"block": head, "weight": 0.3}]})
+    a = engine.analyze(g)
+    assert a.ok, a.problems
+    assert a.heads == {head: 0.3} and a.output_id == "out"
+    m = engine.build_model(g)
+    assert m.heads == {f"{head}/aux": 0.3}

@@ -125,6 +125,19 @@ def flatten(graph: Graph) -> Flat:
             else h
             for h in heads
         ]
+    heads = flat.training.get("heads") if isinstance(flat.training, dict) else None
+    if isinstance(heads, list):  # engine.heads: an instance as a head is its output block
+        flat.training = {
+            **flat.training,
+            "heads": [
+                {**h, "block": out.exits[h["block"]]}
+                if isinstance(h, dict)
+                and isinstance(h.get("block"), str)
+                and h["block"] in out.exits
+                else h
+                for h in heads
+            ],
+        }
     for s, t, p in graph.edges():
         targets = [(t, p)]
         if t in entries:
@@ -182,6 +195,7 @@ def analyze_modular(
             a.params[n], a.buffers[n] = fa.params.get(n, 0), fa.buffers.get(n, 0)
             if n in fa.notes:
                 a.notes[n] = fa.notes[n]
+    a.heads = {flat.top.get(b, b): w for b, w in fa.heads.items()}
     a.input_id = flat.top.get(fa.input_id) if fa.input_id else None
     a.output_id = flat.top.get(fa.output_id) if fa.output_id else None
     a.heads = {flat.top.get(h, h): w for h, w in fa.heads.items()}
