@@ -123,14 +123,27 @@ def split_heads(
     return found, problems, rest
 
 
+def same_heads(heads: list[dict], model_heads: dict[str, float]) -> bool:
+    """Do the checked "heads" entries name a model's extra outputs with their weights? (A head
+    naming a module instance is its output block "instance/inner" in the model.)"""
+
+    def weight_of(block: str) -> float | None:
+        hits = (w for k, w in model_heads.items() if k == block or k.startswith(block + "/"))
+        return next(hits, None)
+
+    return len(heads) == len(model_heads) and all(
+        weight_of(h["block"]) == h["weight"] for h in heads
+    )
+
+
 class HeadLosses:
     """The losses of a model with extra heads: one Loss object per output (each keeps what its
     own backward needs), the weights, and the per-head losses of the last batch."""
 
-    def __init__(self, model: Any, loss: str) -> None:
+    def __init__(self, model: Any, loss: str, **options: Any) -> None:
         self.model = model
         self.weights: dict[str, float] = dict(model.heads)
-        self.losses = {n: get_loss(loss) for n in [model.output_id, *self.weights]}
+        self.losses = {n: get_loss(loss, **options) for n in [model.output_id, *self.weights]}
 
     def total(self, per_head: dict[str, float]) -> float:
         """L_main + sum weight_h * L_h."""
@@ -152,7 +165,7 @@ class HeadLosses:
         out = model.forward(X[idx], training=True)
         per_head = self.batch_losses(out, yb)
         main = self.losses[model.output_id]
-        hits = int(np.count_nonzero(main.predict(out) == yb)) if classifier else 0
+        hits = main.hits(out, yb) if classifier else 0
         loss = self.total(per_head)
         if math.isfinite(loss):
             dheads = {n: self.losses[n].backward() * w for n, w in self.weights.items()}

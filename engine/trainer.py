@@ -36,7 +36,7 @@ import numpy as np
 from engine import data as data_sets
 from engine.augment import Augmented, active, check_augment, check_fits
 from engine.errors import BlockPropError, ConfigError, DataError
-from engine.heads import HeadLosses, check_heads
+from engine.heads import HeadLosses, check_heads, same_heads
 from engine.losses import LOSSES, get_loss
 from engine.model import Model, build_model
 from engine.optim import check_optimizer_spec, clip_grad_norm, make_optimizer, regularize
@@ -246,9 +246,11 @@ class Trainer:
         cross_validation: dict | None = None,
         scheduled_sampling: float = 0.0,
         mask_padding: bool = False,
+        heads: list | None = None,
     ) -> None:
         self.spec = check_training(
             {
+                **({"heads": heads} if heads else {}),
                 **({"augment": augment} if augment is not None else {}),
                 **({"cross_validation": cross_validation} if cross_validation else {}),
                 "test_split": test_split,
@@ -311,7 +313,21 @@ class Trainer:
                 self.processes = 1
                 self.processes_reason = "scheduled sampling predicts each batch in one process"
         # Extra outputs (engine.heads): their losses, weighted; the run stays in one process.
-        self._heads = HeadLosses(model, self.spec["loss"]) if model.heads else None
+        # The model carries its heads and weights (from its graph); ``heads`` must agree.
+        if heads is not None and not same_heads(self.spec.get("heads", []), model.heads):
+            raise ConfigError(
+                "training: 'heads' differ from the model's extra outputs "
+                f"({', '.join(model.heads) or 'none'}): build the model from the same graph"
+            )
+        self._heads = (
+            HeadLosses(
+                model,
+                self.spec["loss"],
+                **({"ignore_index": 0} if self.spec.get("mask_padding") else {}),
+            )
+            if model.heads
+            else None
+        )
         self.last_head_losses: dict[str, float] = {}
         self.last_eval_heads: dict[str, float] = {}
         if self._heads is not None and self.processes == 2:
@@ -373,9 +389,8 @@ class Trainer:
             )
         if dataset is None:
             dataset = data_sets.load_dataset(spec["dataset"], seed=spec["seed"])
-        skip = ("dataset", "heads")  # the model carries its heads, from the same graph
         return cls(
-            model, dataset, processes=processes, **{k: v for k, v in spec.items() if k not in skip}
+            model, dataset, processes=processes, **{k: v for k, v in spec.items() if k != "dataset"}
         )
 
     # --- data ----------------------------------------------------------------------------------
@@ -531,22 +546,21 @@ class Trainer:
                 return None, None
             xb, yb = X[i : i + bs], y[i : i + bs]
             out = self.model.forward(xb, training=False)
+            # each batch weighs by its samples, or with masked padding by its counted targets
+            w = self.loss_fn.counted(yb) if masked else len(xb)
             if self._heads is not None:  # the weighted total; each head's loss kept
                 per_head = self._heads.batch_losses(out, yb)
                 for h, v in per_head.items():
-                    head_sums[h] = head_sums.get(h, 0.0) + v * len(xb)
-                total += self._heads.total(per_head) * len(xb)
-                weight += len(xb)
+                    head_sums[h] = head_sums.get(h, 0.0) + v * w
+                total += self._heads.total(per_head) * w
             else:
-                # each batch weighs by its samples, or with masked padding by its counted targets
-                w = self.loss_fn.counted(yb) if masked else len(xb)
                 total += self.loss_fn.forward(out, yb) * w
-                weight += w
+            weight += w
             if self.classifier:
                 correct += self.loss_fn.hits(out, yb)
                 count += self.loss_fn.counted(yb)
         loss = total / max(weight, 1)
-        self.last_eval_heads = {h: v / n for h, v in head_sums.items()}
+        self.last_eval_heads = {h: v / max(weight, 1) for h, v in head_sums.items()}
         if self.spec["l1"] or self.spec["l2"]:
             loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
         return loss, (correct / count if self.classifier else None)

@@ -179,9 +179,33 @@ def inception(n: Net, name: str, c1, c3r, c3, c5r, c5, pp) -> str:
     return n.add(f"i{name}", "Concat", {}, [b1, b2, b3, b4])
 
 
-def googlenet() -> Graph:
-    """torchvision's googlenet without the auxiliary heads (aux_logits=False)."""
-    n = Net("GoogLeNet (torchvision)", [3, 224, 224])
+def inception_aux(n: Net, name: str) -> str:
+    """torchvision's InceptionAux on the 14x14 maps of ``n.last``: average pool to 4x4 (the
+    paper's 5x5 window, stride 3), a 1x1 convolution to 128 maps with BatchNorm and ReLU,
+    Flatten (2,048), Dense 1,024 with ReLU, dropout 0.7, Dense 1,000. Leaves ``n.last``."""
+    src = n.last
+    n.pool(f"{name}_pool", 5, 3, kind="AvgPool2D")
+    n.conv_bn_relu(f"{name}_conv", 128, 1, eps=GOOGLENET_EPS)
+    n.add(f"{name}_flatten", "Flatten")
+    n.add(f"{name}_fc1", "Dense", {"units": 1024})
+    n.relu(f"{name}_fc1_relu")
+    n.add(f"{name}_drop", "Dropout", {"rate": 0.7})
+    head = n.add(f"{name}_fc2", "Dense", {"units": 1000})
+    n.last = src
+    return head
+
+
+AUX_HEADS = [{"block": "aux1_fc2", "weight": 0.3}, {"block": "aux2_fc2", "weight": 0.3}]
+
+
+def googlenet_aux() -> Graph:
+    """torchvision's googlenet with its two auxiliary heads (aux_logits=True), on 4a and 4d."""
+    return googlenet(aux=True)
+
+
+def googlenet(aux: bool = False) -> Graph:
+    """torchvision's googlenet without the auxiliary heads (aux_logits=False), or with them."""
+    n = Net("GoogLeNet with auxiliary heads" if aux else "GoogLeNet (torchvision)", [3, 224, 224])
     eps = GOOGLENET_EPS
     n.conv_bn_relu("conv1", 64, 7, 2, 3, eps=eps)
     n.pool("pool1", 3, 2, ceil=True)  # torchvision's max pools round up (ceil_mode)
@@ -190,6 +214,8 @@ def googlenet() -> Graph:
     n.pool("pool2", 3, 2, ceil=True)
     for spec in INCEPTIONS:
         inception(n, *spec)
+        if aux and spec[0] in ("4a", "4d"):
+            inception_aux(n, "aux1" if spec[0] == "4a" else "aux2")
         if spec[0] == "3b":
             n.pool("pool3", 3, 2, ceil=True)
         if spec[0] == "4e":
@@ -314,6 +340,29 @@ def describe_googlenet(g: Graph) -> str:
     )
 
 
+def describe_googlenet_aux(g: Graph) -> str:
+    p = _params(g)
+    aux = [_sum(p, "aux1_"), _sum(p, "aux2_")]
+    return (
+        "GoogLeNet (Szegedy et al. 2015) with its two auxiliary classifiers, as torchvision "
+        f"builds it with aux_logits=True: {sum(p.values()):,} parameters, torchvision's "
+        f"count ({sum(p.values()) - sum(aux):,} in the main network, {aux[0]:,} and "
+        f"{aux[1]:,} in the heads on inception 4a and 4d). The graph has three outputs: "
+        "fc is the main one, aux1_fc2 and aux2_fc2 are listed in the training settings as "
+        "heads of weight 0.3 each (the paper's discount weight; lecture 004's 'Auxiliary "
+        "Classifier at Sublevels'), so training minimises fc's loss + 0.3 x each head's and "
+        "reports each head's loss. Each head: a 4x4 average pool, a "
+        "1x1 convolution to 128 maps with BatchNorm, Dense 2,048 -> 1,024 with ReLU, dropout "
+        "0.7, Dense 1,024 -> 1,000. The pool is the paper's 5x5 window at stride 3 (14 -> 4); "
+        "torchvision's adaptive pool to 4x4 takes 4x4 windows at 0, 3, 7, 10 instead, so the "
+        "heads' outputs differ from torchvision's though the weights are the same. Look at: "
+        "how much the heads weigh (fc1 alone 2.1M each: together nearly as many parameters as "
+        "the main network), and the extra gradient they bring to the middle of the network "
+        "(the gradient panel). For inspecting and exporting; at inference only fc matters "
+        "(torchvision skips the heads in eval mode)."
+    )
+
+
 def describe(name: str, g: Graph) -> str:
     total = sum(_params(g).values())
     run = (
@@ -385,6 +434,7 @@ ZOO: dict[str, Callable[[], Graph]] = {
     "alexnet_2012": alexnet_2012,
     "vgg16": vgg16,
     "googlenet": googlenet,
+    "googlenet_aux": googlenet_aux,
     "resnet18": resnet18,
     "densenet121": densenet121,
 }
@@ -393,8 +443,11 @@ ZOO: dict[str, Callable[[], Graph]] = {
 def build(name: str) -> Graph:
     """The preset ``name`` with its description, training settings and layout."""
     g = ZOO[name]()
-    g.description = describe_googlenet(g) if name == "googlenet" else describe(name, g)
-    g.set_meta("training", dict(TRAINING))
+    special = {"googlenet": describe_googlenet, "googlenet_aux": describe_googlenet_aux}
+    g.description = special[name](g) if name in special else describe(name, g)
+    g.set_meta(
+        "training", {**TRAINING, **({"heads": AUX_HEADS} if name == "googlenet_aux" else {})}
+    )
     for node, pos in layered_positions(g, LAYOUT_DX, LAYOUT_DY, ASPECT, BLOCK_H).items():
         g.move_node(node, pos)
     return g

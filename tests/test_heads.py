@@ -195,3 +195,71 @@ def test_a_head_may_be_a_module_instance():
     step = next(iter(t.run()))
     (flat_id,) = set(step["heads"]) - {"out"}
     assert flat_id.startswith(f"{inst}/")
+
+
+def _exported(g: Graph, tmp_path, weights=None):
+    import importlib.util
+
+    from engine.export import export_code
+
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    path = tmp_path / "net.py"
+    path.write_text(export_code(g, "pytorch", weights=weights), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("net_heads", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return torch, mod
+
+
+@pytest.mark.parametrize("modular", [False, True])
+def test_pytorch_export_weights_the_heads_as_the_engine(tmp_path, modular):
+    """Same weights, same batch: the exported total_loss (main + 0.3 x aux, heads returned by
+    forward while training) equals the engine's within 1e-5; in eval mode only the main."""
+    from engine.modules import edit
+    from engine.weights import save_weights
+
+    g = two_heads()
+    if modular:  # the head as a module instance
+        inst = edit.group(g, ["aux"], "AuxHead", node_id="auxm")
+        g.set_meta("training", {**g.training, "heads": [{"block": inst, "weight": 0.3}]})
+    model = build_model(g, seed=3)
+    wpath = tmp_path / "w.npz"
+    save_weights(model, wpath)
+    torch, mod = _exported(g, tmp_path, weights=str(wpath))
+    net = mod.build_model()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 6)
+    hl = HeadLosses(model, "cross_entropy")
+    ours = hl.total(hl.batch_losses(model.forward(x, training=True), y))
+    net.train()
+    out, extra = net(torch.from_numpy(x))
+    assert set(extra) == set(model.heads)
+    theirs = mod.total_loss(out, extra, torch.from_numpy(y)).item()
+    assert theirs == pytest.approx(ours, rel=1e-5, abs=1e-5)
+    net.eval()
+    main = net(torch.from_numpy(x))
+    np.testing.assert_allclose(main.detach().numpy(), model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_gives_the_main_output_then_the_heads_and_imports_them_back():
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    from engine.export.onnx import export_onnx
+    from engine.export.onnx.importer import import_model
+
+    g = two_heads(0.25)
+    model = build_model(g, seed=2)
+    data = export_onnx(g, arrays=model.state())
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["out", "aux"]
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    main, aux = sess.run(None, {sess.get_inputs()[0].name: x})
+    np.testing.assert_allclose(main, model.forward(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(aux, model.head_outputs["aux"], rtol=1e-5, atol=1e-5)
+    back, _ = import_model(onnx.load_from_string(data), "two.onnx")
+    assert back.training["heads"] == [{"block": "aux", "weight": 0.25}]
+    assert analyze(back).heads == {"aux": 0.25}

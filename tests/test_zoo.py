@@ -30,6 +30,7 @@ COUNTS = {
     "alexnet_2012": 60_965_224,
     "vgg16": 138_357_544,
     "googlenet": 6_624_904,
+    "googlenet_aux": 13_004_888,  # with torchvision's two InceptionAux heads
     "resnet18": 11_689_512,
     "densenet121": 7_978_856,
 }
@@ -37,6 +38,7 @@ TORCHVISION = {
     "alexnet": "alexnet",
     "vgg16": "vgg16",
     "googlenet": "googlenet",
+    "googlenet_aux": "googlenet",
     "resnet18": "resnet18",
     "densenet121": "densenet121",
 }
@@ -83,6 +85,8 @@ def test_parameter_count_equals_torchvision_itself(name):
     import torchvision
 
     kw = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    if name == "googlenet_aux":
+        kw = {"aux_logits": True, "init_weights": False}
     net = getattr(torchvision.models, TORCHVISION[name])(weights=None, **kw)
     assert sum(p.numel() for p in net.parameters()) == COUNTS[name]
 

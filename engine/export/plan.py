@@ -61,6 +61,7 @@ class Plan:
     # are the expanded graph's, ids "instance/inner"); the PyTorch export writes a class each.
     modular: Graph | None = None
     flat: Flat | None = None
+    heads: dict[str, float] = field(default_factory=dict)  # extra outputs (engine.heads)
     by_id: dict[str, Block] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,4 +119,5 @@ def make_plan(graph: Graph, reserved: tuple[str, ...] = ()) -> Plan:
         training=training,
         modular=modular,
         flat=flat,
+        heads=dict(a.heads),
     )

@@ -12,6 +12,7 @@ a custom one runs the engine's own rule (``engine.optim.RULES``).
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from engine import augment
 from engine.data import DATASET_OPTIONS
@@ -70,7 +71,7 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
                 f"    ({literal(b.ident + '.' + tname)}, {literal(method)}, {literal(settings)}),"
             )
         after += [line.format(m=f"model.{b.ident}") for line in tb.init_after]
-    fwd_lines.append(f"        return {var[plan.output_id]}")
+    fwd_lines += returns(plan, var.__getitem__)
     net = [
         "class Net(nn.Module):",
         '    """The graph as a module: one submodule per block (NAME_MAP: block id -> attribute),',
@@ -79,7 +80,7 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
         "    def __init__(self):",
         *init_lines,
         "",
-        "    def forward(self, x):",
+        forward_line(plan),
         *fwd_lines,
     ]
     init = [
@@ -221,6 +222,62 @@ def _schedule(plan: Plan) -> list[str]:
     ]
 
 
+def forward_line(plan: Plan) -> str:
+    return "    def forward(self, x, heads=None):" if plan.heads else "    def forward(self, x):"
+
+
+def returns(plan: Plan, var_of: Any) -> list[str]:
+    """Net.forward's return: the main output; with extra heads (engine.heads) also a dict of
+    theirs, while training (as torchvision's GoogLeNet) or when called with heads=True."""
+    main = f"        return {var_of(plan.output_id)}"
+    if not plan.heads:
+        return [main]
+    extra = ", ".join(f"{literal(h)}: {var_of(h)}" for h in plan.heads)
+    return [
+        "        if self.training if heads is None else heads:",
+        f"            return {var_of(plan.output_id)}, {{{extra}}}",
+        main,
+    ]
+
+
+HEADS_LOSS = """
+
+# The training setting "heads": each extra output (block id) and the weight of its loss.
+HEADS = {heads}
+
+
+def total_loss(out, extra, y):
+    \"\"\"The main output's loss + each head's, weighted (BlockProp's engine/heads.py).\"\"\"
+    return loss_fn(out, y) + sum(w * loss_fn(extra[h], y) for h, w in HEADS.items())
+"""
+
+
+def _heads_template(plan: Plan, text: str) -> str:
+    """The training loop and evaluation of a graph with extra heads: the weighted total loss."""
+    if not plan.heads:
+        return text
+    pairs = [
+        (
+            "\n\ndef predict(out):",
+            HEADS_LOSS.format(heads=pretty(plan.heads)) + "\n\ndef predict(out):",
+        ),
+        (
+            "        out = model(xb)\n        total += float(loss_fn(out, yb))",
+            "        out, extra = model(xb, heads=True)\n"
+            "        total += float(total_loss(out, extra, yb))",
+        ),
+        (
+            "            out = model(xb)\n            loss = loss_fn(out, yb)",
+            "            out, extra = model(xb, heads=True)\n"
+            "            loss = total_loss(out, extra, yb)",
+        ),
+    ]
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
 def export_pytorch(plan: Plan, weights: str | None = None) -> str:
     """The standalone PyTorch script for ``plan`` (see the module docstring)."""
     net, helpers, name_map, init = _net(plan)
@@ -289,7 +346,7 @@ def export_pytorch(plan: Plan, weights: str | None = None) -> str:
         *_schedule(plan),
         "",
         *_augment(plan),
-        _train_template(plan).rstrip(),
+        _heads_template(plan, _train_template(plan)).rstrip(),
         "",
     ]
     return "\n".join(out)

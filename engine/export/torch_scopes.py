@@ -13,6 +13,7 @@ function exposed as a parameter) get a class of their own, named after the defin
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from engine.errors import GraphError
 from engine.export.naming import call, comment, identifiers, literal, pretty
@@ -182,6 +183,8 @@ def _ident(name: str) -> str:
 
 def modular_net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
     """What ``pytorch_export._net`` gives, for a graph with module instances."""
+    from engine.export.pytorch_export import forward_line, returns
+
     w = _Writer(plan)
     members, fwd = w.scope("", "", 8)
     init_lines = ["        super().__init__()"]
@@ -196,9 +199,9 @@ def modular_net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], 
         "    def __init__(self):",
         *init_lines,
         "",
-        "    def forward(self, x):",
+        forward_line(plan),
         *[f"        {line}" for line in fwd],
-        f"        return {_top_var(w, plan)}",
+        *returns(plan, partial(_top_var, w, plan)),
     ]
     init = [
         "# How BlockProp initialises each parameter: (parameter, initialiser, its settings).",
@@ -217,7 +220,9 @@ def modular_net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], 
     return net, w.helpers, w.name_map, init
 
 
-def _top_var(w: _Writer, plan: Plan) -> str:
-    top = plan.flat.top[plan.output_id]
+def _top_var(w: _Writer, plan: Plan, block: str) -> str:
+    """The forward's variable holding flat block ``block``'s output (an instance's exit: the
+    instance's)."""
+    top = plan.flat.top[block]
     order = plan.modular.topological_order()[0]
     return identifiers(order, reserved=PORTS)[top]

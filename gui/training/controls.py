@@ -8,6 +8,7 @@ shown here in red when a run cannot start.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -82,6 +83,7 @@ class TrainingDock(QDockWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Training", parent)
         self.setObjectName("training_dock")
+        self._heads: list | None = None  # the graph's extra outputs (engine.heads), kept
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(6, 6, 6, 6)
@@ -319,6 +321,8 @@ class TrainingDock(QDockWidget):
         augment = self.augment_form.values()  # only the settings changed from "off"
         if augment:
             out["augment"] = augment
+        if self._heads is not None:  # engine.heads: kept as the graph gives them (no editor)
+            out["heads"] = self._heads
         return out
 
     def set_spec(self, spec: dict | None) -> None:
@@ -354,6 +358,7 @@ class TrainingDock(QDockWidget):
         self.train_form.set_values(spec)
         aug = spec.get("augment")
         self.augment_form.set_values(aug if isinstance(aug, dict) else {})
+        self._heads = copy.deepcopy(spec["heads"]) if spec.get("heads") else None
         self.lr_now.setValue(float(self.optimizer_form.values(all_values=True).get("lr", 1e-3)))
         del blockers
 

@@ -165,7 +165,13 @@ def export_model(
         ctx.nodes,
         safe_text(graph.name or "blockprop", 400),
         [helper.make_tensor_value_info(in_name, dtype, ["N", *model.input_shape])],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *model.output_shape])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *model.output_shape])]
+        + [  # extra heads (engine.heads): named outputs after the main one
+            helper.make_tensor_value_info(
+                names[h], TensorProto.FLOAT, ["N", *model.analysis.shapes[h]]
+            )
+            for h in model.heads
+        ],
         initializer=ctx.inits,
         doc_string=safe_text(graph.description),
     )

@@ -414,25 +414,32 @@ class Importer:
         self.reshapes.setdefault((r.block, sample), bid)
         return self.out_ref(bid)
 
-    def finish(self) -> tuple[Graph, dict[str, np.ndarray]]:
-        g = self.m.graph
-        if len(g.output) != 1:
-            raise self.bad(None, f"the model has {len(g.output)} outputs; a graph here has one")
-        name = g.output[0].name
+    def _output(self, name: str, k: int) -> str:
+        """The block giving the model's output ``name`` (the ``k``-th)."""
+        what = "the output" if k == 0 else f"output {k + 1}"
         if name not in self.refs:
-            raise self.bad(None, f"the output {name!r} does not depend on the input")
+            raise self.bad(None, f"{what} {name!r} does not depend on the input")
         try:
-            out = self.plain(None, self.refs[name], "output")
+            out = self.plain(None, self.refs[name], "output" if k == 0 else f"output{k + 1}")
         except Unsupported:
             raise OnnxFileError(
-                "cannot import: the model's output is a transposed or sliced part of a block's "
-                "output, which no block gives; nothing was imported",
+                f"cannot import: {what} of the model is a transposed or sliced part of a "
+                "block's output, which no block gives; nothing was imported",
                 file=self.file,
             ) from None
         if out == self.input_id:
-            raise self.bad(None, "the output is the input itself: nothing to import")
-        # keep the blocks the output depends on (dead branches of the ONNX graph are dropped)
-        keep, todo = set(), [out]
+            raise self.bad(None, f"{what} is the input itself: nothing to import")
+        return out
+
+    def finish(self) -> tuple[Graph, dict[str, np.ndarray]]:
+        g = self.m.graph
+        if not g.output:
+            raise self.bad(None, "the model has no output")
+        outs = [self._output(o.name, k) for k, o in enumerate(g.output)]
+        out = outs[0]  # the main output; any others become extra heads (engine.heads)
+        self.extra_outputs = [b for b in dict.fromkeys(outs[1:]) if b != out]
+        # keep the blocks the outputs depend on (dead branches of the ONNX graph are dropped)
+        keep, todo = set(), list(outs)
         while todo:
             b = todo.pop()
             if b not in keep:
@@ -454,6 +461,16 @@ class Importer:
                 {"source": p, "target": b, "target_port": k} for k, p in enumerate(spec["inputs"])
             ]
         name, training = self.graph_meta()
+        given = training.pop("heads", None)
+        if self.extra_outputs:  # the weights the exported graph gave them, else 1
+            known = {
+                h["block"]: h.get("weight", 1.0)
+                for h in (given if isinstance(given, list) else [])
+                if isinstance(h, dict) and isinstance(h.get("block"), str)
+            }
+            training["heads"] = [
+                {"block": b, "weight": known.get(b, 1.0)} for b in self.extra_outputs
+            ]
         d = {
             "format": "blockprop-graph",
             "version": 1,
