@@ -131,6 +131,11 @@ class RunData:
     steps: RingBuffer = field(default_factory=lambda: RingBuffer(STEP_CAPACITY, 5))
     loss_ema: Ema = field(default_factory=Ema)
     grads: RingBuffer | None = None
+    # A graph with extra outputs (engine.heads): each output's loss per step, EMA-smoothed
+    # (column 0 the step, then one column per name in ``heads``, the main output first).
+    heads: list[str] = field(default_factory=list)
+    head_loss: RingBuffer | None = None
+    head_ema: dict[str, Ema] = field(default_factory=dict)
     epochs: list[dict] = field(default_factory=list)
     time_grads: dict[str, np.ndarray] = field(default_factory=dict)
     time_grads_avg: dict[str, np.ndarray] = field(default_factory=dict)
@@ -191,7 +196,25 @@ class RunData:
                     if b in col:
                         g[r, col[b]] = _num(v)
             self.grads.extend(g)
+        self._add_head_losses(events)
         self.version += 1
+
+    def _add_head_losses(self, events: list[dict]) -> None:
+        first = next((e["heads"] for e in events if isinstance(e.get("heads"), dict)), None)
+        if first is None:
+            return
+        if self.head_loss is None:
+            self.heads = [str(h) for h in first]
+            self.head_loss = RingBuffer(STEP_CAPACITY, 1 + len(self.heads))
+            self.head_ema = {h: Ema() for h in self.heads}
+        rows = np.full((len(events), 1 + len(self.heads)), np.nan)
+        for r, e in enumerate(events):
+            rows[r, 0] = _num(e.get("step"))
+            losses = e.get("heads") if isinstance(e.get("heads"), dict) else {}
+            for i, h in enumerate(self.heads, start=1):
+                if h in losses:
+                    rows[r, i] = self.head_ema[h].update(_num(losses[h]))
+        self.head_loss.extend(rows)
 
     def add_epoch(self, event: dict) -> None:
         e = dict(event)

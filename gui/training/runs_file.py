@@ -20,7 +20,7 @@ import numpy as np
 from engine.errors import BlockPropError
 from engine.graph import save_json_atomic
 from engine.safe_io import read_limited
-from gui.training.run_data import RunData
+from gui.training.run_data import STEP_CAPACITY, RingBuffer, RunData
 
 FORMAT = "blockprop-runs"
 VERSION = 1
@@ -28,6 +28,8 @@ MAX_POINTS = 4000
 MAX_GRAD_POINTS = 1000  # per-block gradient RMS history (the Runs panel's overlay)
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EPOCH_KEYS = ("epoch", "step", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
+HEAD_KEYS = ("train_heads", "val_heads")  # engine.heads: each output's loss, {block: loss}
+MAX_HEADS = 64
 INFO_KEYS = (
     "dataset",
     "task",
@@ -76,6 +78,46 @@ def _grad_curve(run: RunData) -> dict:
     }
 
 
+def _head_curve(run: RunData) -> dict:
+    """Each output's smoothed loss over the steps, thinned, for a graph with extra heads:
+    {"head_curve": {"step": [...], "heads": {block: [...]}}} (nothing for one output)."""
+    if run.head_loss is None or not len(run.head_loss):
+        return {}
+    h = run.head_loss.data()
+    h = h[_thin(len(h))]
+    return {
+        "head_curve": {
+            "step": [int(x) for x in h[:, 0]],
+            "heads": {b: [_num(x) for x in h[:, i + 1]] for i, b in enumerate(run.heads)},
+        }
+    }
+
+
+def _read_head_curve(run: RunData, hc: Any) -> None:
+    if hc is None:
+        return
+    heads = hc.get("heads") if isinstance(hc, dict) else None
+    if not isinstance(heads, dict) or not 0 < len(heads) <= MAX_HEADS:
+        raise ValueError('"head_curve" must be an object with "heads"')
+    steps = _floats(hc.get("step", []), "head_curve.step")
+    cols = [steps] + [_floats(v, "head_curve") for v in heads.values()]
+    if any(len(c) != len(steps) for c in cols):
+        raise ValueError("the head curve's columns differ in length")
+    run.heads = [str(b)[:200] for b in heads]
+    run.head_loss = RingBuffer(STEP_CAPACITY, len(cols))
+    if len(steps):
+        run.head_loss.extend(np.stack(cols, axis=1))
+
+
+def _head_losses(v: Any) -> dict | None:
+    """An epoch's {block: loss} from a runs file, or None when it is not one."""
+    if not isinstance(v, dict) or len(v) > MAX_HEADS:
+        return None
+    if not all(isinstance(x, (int, float)) or x is None for x in v.values()):
+        return None
+    return {str(k)[:200]: x for k, x in v.items()}
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
@@ -108,7 +150,10 @@ def run_to_dict(run: RunData) -> dict:
         "end": _jsonable(
             {k: run.end.get(k) for k in ("reason", "message", "seconds", "test") if k in run.end}
         ),
-        "epochs": [_jsonable({k: e.get(k) for k in EPOCH_KEYS if k in e}) for e in run.epochs],
+        "epochs": [
+            _jsonable({k: e.get(k) for k in (*EPOCH_KEYS, *HEAD_KEYS) if k in e})
+            for e in run.epochs
+        ],
         "curve": {
             "step": [int(x) for x in d[:, 0]],
             "epoch": [int(x) for x in d[:, 1]],
@@ -118,6 +163,7 @@ def run_to_dict(run: RunData) -> dict:
         },
         "time_grads": {b: [_num(x) for x in v] for b, v in run.time_grads_avg.items()},
         "grad_curve": _grad_curve(run),
+        **_head_curve(run),
         "confusion": None if run.confusion is None else np.asarray(run.confusion).tolist(),
     }
 
@@ -158,6 +204,7 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
         raise ValueError('"epochs" must be a list of objects')
     run.epochs = [
         {k: e[k] for k in EPOCH_KEYS if k in e and (e[k] is None or isinstance(e[k], (int, float)))}
+        | {k: h for k in HEAD_KEYS if (h := _head_losses(e.get(k))) is not None}
         for e in epochs
     ]
     c = d.get("curve", {})
@@ -173,6 +220,7 @@ def run_from_dict(d: Any, run_id: int) -> RunData:
     if n:
         run.steps.extend(np.stack(cols, axis=1))
     _read_grad_curve(run, d.get("grad_curve"))
+    _read_head_curve(run, d.get("head_curve"))
     tg = d.get("time_grads", {})
     if isinstance(tg, dict):
         run.time_grads_avg = {str(b): _floats(v, "time_grads") for b, v in tg.items()}

@@ -106,6 +106,44 @@ class LossPanel(Panel):
         self._framed_run = None
         self._epochs_drawn = None
         self._run: RunData | None = None
+        # A graph with extra outputs (engine.heads): a curve per output, step and epoch plots.
+        self.head_curves: dict[str, pg.PlotDataItem] = {}
+        self.head_val_curves: dict[str, pg.PlotDataItem] = {}
+
+    def _draw_heads(self, run: RunData | None) -> None:
+        """Each output's own loss (EMA per step; validation per epoch, dashed), for a graph
+        with extra heads; nothing otherwise."""
+        heads = run.heads if run is not None and run.head_loss is not None else []
+        if list(self.head_curves) != heads:
+            for item in (*self.head_curves.values(), *self.head_val_curves.values()):
+                for plot in (self.p_step, self.p_epoch):
+                    if item in plot.listDataItems():
+                        plot.removeItem(item)
+                        plot.legend.removeItem(item)
+            self.head_curves, self.head_val_curves = {}, {}
+            for i, h in enumerate(heads, start=2):
+                c = colour(i)
+                self.head_curves[h] = self.p_step.plot(
+                    pen=pg.mkPen(c, width=1.5), name=f"{h} (EMA)"
+                )
+                self.head_val_curves[h] = self.p_epoch.plot(
+                    pen=pg.mkPen(c, width=1.5, style=Qt.PenStyle.DashLine),
+                    name=f"val {h}",
+                    symbol="o",
+                    symbolSize=5,
+                    symbolBrush=c,
+                    symbolPen=None,
+                    connect="finite",
+                )
+        if not heads:
+            return
+        d = run.head_loss.data()
+        for i, h in enumerate(heads, start=1):
+            self.head_curves[h].setData(d[:, 0], d[:, i])
+            ep = np.array([_f(e.get("epoch")) for e in run.epochs])
+            val = np.array([_f((e.get("val_heads") or {}).get(h)) for e in run.epochs])
+            ok = np.isfinite(val)
+            self.head_val_curves[h].setData(ep[ok], val[ok])
 
     def _show_accuracy(self, show: bool) -> None:
         """The accuracy plot only for classifiers (regression has none)."""
@@ -145,6 +183,7 @@ class LossPanel(Panel):
                 item.setData([], [])
             self.baseline.hide()
             self._show_accuracy(True)
+            self._draw_heads(None)
             set_title(self.p_step, "Training loss per step (no run yet)")
             return
         d = run.steps.data()
@@ -161,7 +200,8 @@ class LossPanel(Panel):
             x_unit=run.info.get("steps_per_epoch", 0),
             x_max=step_axis_end(run, self.ctrl),
         )
-        set_title(self.p_step, f"{run.name}: training loss per step")
+        set_title(self.p_step, f"{run.name}: training loss per step{_total_text(run)}")
+        self._draw_heads(run)
         base = run.info.get("meta", {}).get("baseline_mse")
         if base is None:
             base = run.info.get("meta", {}).get("baseline_cross_entropy")
@@ -221,6 +261,23 @@ class LossPanel(Panel):
                 ]
             )
         return header, rows
+
+
+def _total_text(run: RunData) -> str:
+    """ " (total: out + 0.3 x aux)" for a graph with extra heads (engine.heads), else ""."""
+    if not run.heads:
+        return ""
+    given = run.settings.get("heads") if isinstance(run.settings, dict) else None
+    weights = {
+        h.get("block"): h.get("weight", 1.0)
+        for h in (given if isinstance(given, list) else [])
+        if isinstance(h, dict) and isinstance(h.get("block"), str)
+    }
+    terms = [run.heads[0]]
+    for h in run.heads[1:]:
+        w = weights.get(h, weights.get(h.split("/")[0]))
+        terms.append(f"{w:g} x {h}" if isinstance(w, (int, float)) else h)
+    return f" (total: {' + '.join(terms)})"
 
 
 def _f(v) -> float:

@@ -1,0 +1,56 @@
+"""The Loss panel of a graph with extra outputs (engine.heads): a real short run through the
+training process draws one curve per output with the trainer's own losses, and the runs file
+keeps them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_heads import two_heads
+from training_support import replay, run_to_end
+
+import engine
+
+pytest_plugins = ["gui_support", "training_support"]
+
+
+def test_loss_panel_draws_a_curve_per_head_and_the_runs_file_keeps_them(
+    qtbot, train_window, tmp_path
+):
+    path = tmp_path / "heads.json"
+    g = two_heads(epochs=2)
+    g.save(path)
+    w = train_window(g, str(path))
+    ctrl = w.training
+    assert ctrl.start()
+    run_to_end(qtbot, ctrl)
+    run = ctrl.current
+    assert run.status == "finished" and run.heads == ["out", "aux"]
+    ctrl.redraw(force=True)
+    panel = ctrl.panels["loss"]
+    assert set(panel.head_curves) == {"out", "aux"}
+    x, _ = panel.raw.getData()
+    for h in ("out", "aux"):
+        hx, hy = panel.head_curves[h].getData()
+        assert list(hx) == list(x) and np.isfinite(hy).all()
+        assert hy[-1] < 0.5 * hy[0]  # each head's loss falls
+        ex, ey = panel.head_val_curves[h].getData()
+        assert list(ex) == [1, 2]
+    # the trainer's numbers: the same run replayed in this process
+    trainer = replay(run).trainer
+    last = trainer.history[-1]["val_heads"]
+    _, ey = panel.head_val_curves["aux"].getData()
+    assert ey[-1] == pytest.approx(last["aux"], rel=1e-6)
+    assert "(total: out + 0.3 x aux)" in panel.p_step.titleLabel.text
+    names = [item.text for _, item in panel.p_step.legend.items]
+    assert "aux (EMA)" in names and "out (EMA)" in names
+    # saved next to the graph and reopened with the curves
+    w2 = train_window(engine.load_graph(path), str(path))
+    back = w2.training.runs[0]
+    assert back.heads == ["out", "aux"]
+    assert back.epochs[-1]["val_heads"]["aux"] == pytest.approx(last["aux"])
+    np.testing.assert_allclose(back.head_loss.data(), run.head_loss.data())
+    reopened = w2.training.panels["loss"]
+    reopened.draw(back)
+    hx, hy = reopened.head_curves["aux"].getData()
+    assert len(hx) == len(back.head_loss) and np.isfinite(hy).all()
