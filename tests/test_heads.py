@@ -263,3 +263,19 @@ def test_onnx_gives_the_main_output_then_the_heads_and_imports_them_back():
     back, _ = import_model(onnx.load_from_string(data), "two.onnx")
     assert back.training["heads"] == [{"block": "aux", "weight": 0.25}]
     assert analyze(back).heads == {"aux": 0.25}
+
+
+def test_explanations_read_the_main_output_only():
+    """Saliency of a two-head graph = that of the same graph without the head (each block's
+    initial weights depend only on its id and the seed)."""
+    from engine.explain import saliency
+
+    g = two_heads()
+    single = two_heads()
+    single.remove_node("aux")
+    single.set_meta("training", {k: v for k, v in single.training.items() if k != "heads"})
+    x = np.random.default_rng(4).standard_normal((1, 8, 8)).astype(np.float32)
+    a = saliency(build_model(g, seed=5), x, cls=3)
+    b = saliency(build_model(single, seed=5), x, cls=3)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_allclose(a.map, b.map, rtol=1e-6, atol=1e-9)

@@ -132,6 +132,14 @@ CLAIMS = {
     ],
 }
 # the other two deep MLPs quote the same figures as deep_relu_mlp
+# engine.heads: each output's own validation loss, first and last epoch
+CLAIMS["aux_heads"] = [
+    (rf"val acc {NUM}%", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 1.0)),
+    (rf"validation loss of fc {NUM} ->", lambda r: epoch(r, 1)["val_heads"]["fc"], ("rel", 0.05)),
+    (rf"of fc [0-9.]+ -> {NUM}", lambda r: r["epochs"][-1]["val_heads"]["fc"], ("rel", 0.05)),
+    (rf"of aux_fc {NUM} ->", lambda r: epoch(r, 1)["val_heads"]["aux_fc"], ("rel", 0.05)),
+    (rf"aux_fc [0-9.]+ -> {NUM}", lambda r: r["epochs"][-1]["val_heads"]["aux_fc"], ("rel", 0.05)),
+]
 CLAIMS["deep_sigmoid_mlp"] = CLAIMS["deep_sigmoid_batchnorm"] = CLAIMS["deep_relu_mlp"]
 
 
