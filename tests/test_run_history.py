@@ -233,3 +233,30 @@ def test_a_new_session_lists_the_history_and_reads_curves_when_compared(qtbot, t
     panel.tree.setCurrentItem(panel._items[old[0].run_id])
     panel.delete_button.click()
     assert [e["name"] for e in hist.RunHistory().entries()] == ["adam, renamed"]
+
+
+def test_another_graphs_runs_overlay_in_gradients_only_when_compared(qtbot, main_window, tmp_path):
+    """Issue 19: after opening graph B, B's Gradients panel draws none of graph A's BPTT
+    profiles (A's run was ticked on starting, not chosen) until A's run is compared."""
+    from training_support import mlp_xor
+
+    w = main_window
+    w.show()
+    ctrl = w.training
+    a = _train_preset(qtbot, w, "hello_rnn")
+    assert a.time_grads_avg, "the RNN run has BPTT profiles"
+    g = tmp_path / "b.json"
+    mlp_xor().save(g)
+    assert w.files.open(str(g))
+    qtbot.wait(50)
+    ctrl.dock.set_spec({**ctrl.dock.spec(), "epochs": 1})
+    assert ctrl.start(), ctrl.dock.error.text()
+    run_to_end(qtbot, ctrl, timeout=60_000)
+    b = ctrl.runs[-1]
+    assert b is not a and a.run_id in ctrl.panels["runs"].checked  # still ticked in Runs
+    grads = ctrl.panels["gradients"]
+    assert a not in ctrl.runlist.overlay_runs()
+    assert not [n for n, _v, _o in grads._bptt_series(b) if a.name in n]
+    ctrl.panels["runs"].compare_selected([a.run_id, b.run_id])  # chosen: now it overlays
+    assert a in ctrl.runlist.overlay_runs()
+    assert [n for n, _v, _o in grads._bptt_series(b) if a.name in n]

@@ -115,6 +115,16 @@ class RunList:
         ids = panels["runs"].checked if "runs" in panels else set()
         return [r for r in self.ctrl.runs if r.run_id in ids and self.ensure_loaded(r)]
 
+    def overlay_runs(self) -> list[RunData]:
+        """The ticked runs the other panels overlay: those of the window's graph, and runs of
+        other graphs only when the user chose them (a tick or Compare), not the ones ticked
+        on their own when they started."""
+        panel = self.ctrl.panels.get("runs")
+        chosen = panel.chosen if panel is not None else set()
+        return [
+            r for r in self.compared_runs() if r.graph_token == self.token or r.run_id in chosen
+        ]
+
     def run_by_id(self, run_id) -> RunData | None:
         return next((r for r in self.ctrl.runs if r.run_id == run_id), None)
 

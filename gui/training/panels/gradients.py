@@ -5,7 +5,8 @@
 - History: the same numbers over the steps, one line per block, log y.
 - BPTT profile (recurrent blocks): RMS of dL/dh_t for every time step t of the last batch
   (``trainer.last_time_grads``). A plain RNN's falls off by decades towards t = 1; an LSTM's
-  stays flat. Profiles of the runs ticked in the Runs panel are drawn dashed, for comparison.
+  stays flat. Profiles of the runs ticked in the Runs panel are drawn dashed, for comparison
+  (another graph's runs only when chosen there, see ``RunList.overlay_runs``).
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ class GradientsPanel(Panel):
                     )
                 )
             k += 1
-        for r in self.ctrl.runlist.compared_runs():
+        for r in self.ctrl.runlist.overlay_runs():
             if r is run:
                 continue
             for b, v in r.time_grads_avg.items():

@@ -190,6 +190,7 @@ class RunsPanel(Panel):
         split.setSizes([460, 640])
         self.body.addWidget(split)
         self.checked: set[int] = set()
+        self.chosen: set[int] = set()  # ticked by the user (or Compare), not on starting
         self.curves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._items: dict[int, QTreeWidgetItem] = {}
         self._filling = False
@@ -209,6 +210,7 @@ class RunsPanel(Panel):
         if not ids:
             self.ctrl.status("Select the runs to compare in the table first")
             return
+        self.chosen = set(ids)
         for rid in set(self.checked) | ids:
             self.check(rid, rid in ids)
 
@@ -237,10 +239,9 @@ class RunsPanel(Panel):
         if run is None:
             return
         if column == 0:
-            if item.checkState(0) == Qt.CheckState.Checked:
-                self.checked.add(rid)
-            else:
-                self.checked.discard(rid)
+            on = item.checkState(0) == Qt.CheckState.Checked
+            (self.checked.add if on else self.checked.discard)(rid)
+            (self.chosen.add if on else self.chosen.discard)(rid)
             name = item.text(0).strip()
             if name and name != run.name:
                 run.name = name[:200]
@@ -269,6 +270,7 @@ class RunsPanel(Panel):
             if rid not in ids:
                 self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(self._items.pop(rid)))
         self.checked &= ids
+        self.chosen &= ids
         for r in runs:
             item = self._items.get(r.run_id)
             if item is None:
