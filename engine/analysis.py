@@ -22,7 +22,7 @@ import networkx as nx
 
 from engine.errors import BlockPropError
 from engine.escaping import escape
-from engine.heads import split_heads
+from engine.heads import head_fix, split_heads
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
 from engine.memory import (
@@ -425,9 +425,11 @@ def analyze(
         names = named(sinks)  # one short text shared by every problem: linear, not quadratic
         message = (
             f"the graph has {len(sinks):,} ends ({names}), blocks with no successor; a graph "
-            "has one output: wire this block into the rest, or delete it"
+            "has one output (and any extra heads): wire this block into the rest, delete it, "
+            "or make it an extra output (the training setting 'heads')"
         )
-        problems.extend(Problem(s, message) for s in sinks)
+        fix = head_fix(graph, a.heads, len(sinks))
+        problems.extend(Problem(s, message, fix and fix(s)) for s in sinks)
 
     if a.output_id is not None and a.output_id == a.input_id:
         problems.append(

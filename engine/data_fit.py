@@ -204,6 +204,8 @@ def _words(options: dict) -> str:
 
 def fix_words(fix: dict) -> str:
     """What a training fix does, for its button's tooltip and the status bar."""
+    if isinstance(fix.get("words"), str):  # a fix that says itself (engine.heads)
+        return fix["words"]
     parts = [_words(fix["dataset"])] if fix.get("dataset") else []
     parts += [f"set {k} to {v}" for k, v in (fix.get("set") or {}).items()]
     text = "; ".join(parts) or "change the training settings"

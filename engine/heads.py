@@ -136,6 +136,28 @@ def same_heads(heads: list[dict], model_heads: dict[str, float]) -> bool:
     )
 
 
+def head_fix(graph: Graph, heads: dict[str, float], n_ends: int) -> Any:
+    """For a graph with several ends: block -> the fix that lists it under "heads" with
+    GoogLeNet's weight 0.3 (a training fix, one undoable step in the app), or None when the
+    graph's "heads" are broken or full, or there are too many ends to offer it."""
+    training = graph.training if isinstance(graph.training, dict) else {}
+    raw = training.get("heads", [])
+    if n_ends > MAX_HEADS or len(heads) != len(raw if isinstance(raw, list) else [None]):
+        return None
+    listed = [{"block": b, "weight": w} for b, w in heads.items()]
+    if len(listed) >= MAX_HEADS or any("/" in b for b in heads):  # "/": inside a module
+        return None
+
+    def fix(block: str) -> dict:
+        return {
+            "kind": "training",
+            "set": {"heads": [*listed, {"block": block, "weight": 0.3}]},
+            "words": f"Make '{block}' an extra output (loss weight 0.3)",
+        }
+
+    return fix
+
+
 class HeadLosses:
     """The losses of a model with extra heads: one Loss object per output (each keeps what its
     own backward needs), the weights, and the per-head losses of the last batch."""

@@ -54,3 +54,19 @@ def test_loss_panel_draws_a_curve_per_head_and_the_runs_file_keeps_them(
     reopened.draw(back)
     hx, hy = reopened.head_curves["aux"].getData()
     assert len(hx) == len(back.head_loss) and np.isfinite(hy).all()
+
+
+def test_the_problems_fix_makes_an_end_an_extra_output_in_one_undo_step(qtbot, window):
+    g = two_heads()
+    g.set_meta("training", {k: v for k, v in g.training.items() if k != "heads"})
+    window.graph.replace_with(g)
+    qtbot.waitUntil(
+        lambda: any(p.fix for p in window.analysis.problems if p.block == "aux"), timeout=5000
+    )
+    fix = next(p.fix for p in window.analysis.problems if p.block == "aux")
+    assert window.controller.apply_fix(fix) is None
+    assert window.graph.training["heads"] == [{"block": "aux", "weight": 0.3}]
+    qtbot.waitUntil(lambda: window.analysis.ok, timeout=5000)
+    assert window.analysis.heads == {"aux": 0.3}
+    window.controller.stack.undo()
+    assert "heads" not in window.graph.training

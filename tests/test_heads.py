@@ -279,3 +279,24 @@ def test_explanations_read_the_main_output_only():
     b = saliency(build_model(single, seed=5), x, cls=3)
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_allclose(a.map, b.map, rtol=1e-6, atol=1e-9)
+
+
+def test_a_second_end_offers_to_become_an_extra_output():
+    from engine.data_fit import apply_training_fix, fix_words
+
+    g = two_heads()
+    g.set_meta("training", {k: v for k, v in g.training.items() if k != "heads"})
+    problems = analyze(g).problems
+    assert {p.block for p in problems} == {"out", "aux"}
+    assert "make it an extra output (the training setting 'heads')" in str(problems[0])
+    fix = next(p.fix for p in problems if p.block == "aux")
+    assert fix_words(fix) == "Make 'aux' an extra output (loss weight 0.3)"
+    g.set_meta("training", apply_training_fix(g.training, fix))
+    a = analyze(g)
+    assert a.ok and a.heads == {"aux": 0.3} and a.output_id == "out"
+    # a third end: the fix keeps the heads already listed
+    g.add_node("Dense", {"units": 10}, node_id="aux2")
+    g.add_edge("act", "aux2")
+    fix = next(p.fix for p in analyze(g).problems if p.block == "aux2")
+    g.set_meta("training", apply_training_fix(g.training, fix))
+    assert analyze(g).heads == {"aux": 0.3, "aux2": 0.3}
