@@ -219,7 +219,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             if ds is not None:  # the data set's own options, as train checks them
                 check_options(ds["name"], ds, dataset_options(ds["name"]))
         except ConfigError as e:
-            problems.append(Problem(None, e.message))
+            if not any(p.message == e.message for p in problems):  # "heads": analysis said it
+                problems.append(Problem(None, e.message))
     if problems:
         print(f"{len(problems)} problem{'s' * (len(problems) != 1)}")
         return _report(args.graph, problems)

@@ -300,3 +300,16 @@ def test_a_second_end_offers_to_become_an_extra_output():
     fix = next(p.fix for p in analyze(g).problems if p.block == "aux2")
     g.set_meta("training", apply_training_fix(g.training, fix))
     assert analyze(g).heads == {"aux": 0.3, "aux2": 0.3}
+
+
+def test_cli_check_names_a_bad_head_once(tmp_path, capsys):
+    from engine.cli import main
+
+    g = two_heads()
+    g.set_meta("training", {**g.training, "heads": [{"block": "aux", "weight": "x"}]})
+    path = tmp_path / "bad.json"
+    g.save(path)
+    assert main(["check", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    said = [x for x in lines if "training: head: 'weight' must be a number" in x]
+    assert len(said) == 1 and "block 'aux'" in said[0]
