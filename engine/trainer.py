@@ -185,6 +185,17 @@ def check_training(spec: Any, need_dataset: bool = True) -> dict:
     return out
 
 
+def check_mask_padding(spec: dict, out_shape: tuple) -> None:
+    """ConfigError when ``mask_padding`` is on but the output gives one class per sample (no
+    sequence of targets to pad): class 0 is then a real class, which would silently not count."""
+    if spec.get("mask_padding") and len(tuple(out_shape)) < 2:
+        raise ConfigError(
+            "training: 'mask_padding' leaves out the padding (class 0) of sequence targets, but "
+            f"this graph's output {tuple(out_shape)} gives one class per sample (class 0 is a "
+            "real class): turn 'mask_padding' off"
+        )
+
+
 def _sane(loss: float, limit: float) -> bool:
     """A finite loss no larger than ``limit`` (NaN is not)."""
     return math.isfinite(loss) and loss <= limit
@@ -286,6 +297,7 @@ class Trainer:
         self.classifier = self.spec["loss"] != "mse"
         self._prepare_data(dataset)
         self._check_fit()
+        check_mask_padding(self.spec, model.output_shape)
         self.last_grad_rms: dict[str, float] = {}
         self.last_time_grads: dict[str, np.ndarray] = {}
         self.last_time_grads_reverse: dict[str, np.ndarray] = {}

@@ -380,8 +380,9 @@ class LiveRun:
             return {}
         pred = predict_in_batches(self.model, self.loss, Xv)
         self._confusion_step = self._step
-        return {
-            "confusion": confusion_matrix(yv, pred, n),
+        keep = np.asarray(yv) != 0 if self.trainer.spec.get("mask_padding") else slice(None)
+        return {  # with mask_padding, padding positions (class 0) are not counted
+            "confusion": confusion_matrix(np.asarray(yv)[keep], np.asarray(pred)[keep], n),
             "samples": {"pred": np.array(pred[:N_SAMPLES], copy=True)},
         }
 

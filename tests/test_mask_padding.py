@@ -75,6 +75,48 @@ def test_a_masked_run_counts_only_the_words_before_padding():
 def test_mask_padding_is_refused_where_it_cannot_apply():
     with pytest.raises(ConfigError, match="needs the loss cross_entropy"):
         check_training({"dataset": "sine", "loss": "mse", "mask_padding": True})
-    with pytest.raises(ConfigError, match="counts every target"):
-        export_code(caption_graph(True), "pytorch")
     assert "mask_padding" in export_code(caption_graph(True), "numpy")
+    # one class per sample (digits): class 0 is a real class, not padding
+    g = engine.load_graph("tests/golden/graphs/mlp.json")
+    g.set_meta("training", {**g.training, "mask_padding": True})
+    for attempt in (lambda: engine.Trainer.from_graph(g), lambda: export_code(g, "pytorch")):
+        with pytest.raises(ConfigError, match="one class per sample") as e:
+            attempt()
+        assert "\n" not in e.value.message
+
+
+def test_the_confusion_matrix_leaves_padding_out():
+    from engine.training_process import LiveRun
+
+    got = []
+    g = caption_graph(True)
+    live = LiveRun(g.to_dict(), g.training, lambda kind, payload: got.append((kind, payload)))
+    live.run()
+    last = [p for k, p in got if k == "epoch"][-1]
+    _, yv = live.trainer.val_data
+    assert int(last["confusion"].sum()) == int(np.count_nonzero(yv)) < yv.size
+    assert last["confusion"][0].sum() == 0  # no row for the padding class
+
+
+def test_the_pytorch_script_masks_padding_as_the_engine(tmp_path):
+    """Same weights and batches on the padded digit strips: the script's first losses, its
+    evaluation (loss and accuracy) equal the engine's within 1e-5."""
+    torch = pytest.importorskip("torch")
+    from test_export_torch import engine_losses, exported, torch_losses
+
+    g = caption_graph(True)
+    trainer = engine.Trainer.from_graph(g)
+    _, yv = trainer.val_data
+    assert np.any(yv == 0)  # padded targets present
+    ours = torch_losses(g, 3, tmp_path)
+    ref = engine_losses(g, 3)
+    np.testing.assert_allclose([e["loss"] for e in ours], ref, rtol=1e-5)
+    unmasked = engine_losses(caption_graph(False), 1)
+    assert abs(unmasked[0] - ref[0]) > 1e-3  # the mask changes the number compared
+    mod = exported(g, tmp_path, weights=str(tmp_path / "w0.npz"), name="eval_script")
+    Xv, yv = trainer.val_data
+    loss, acc = mod.evaluate(
+        mod.build_model(), torch.from_numpy(Xv), torch.from_numpy(yv), torch.device("cpu")
+    )
+    want_loss, want_acc = trainer.evaluate(Xv, yv)
+    assert loss == pytest.approx(want_loss, rel=1e-5) and acc == pytest.approx(want_acc)

@@ -24,6 +24,7 @@ from engine.export.numpy_export import header
 from engine.export.plan import Plan
 from engine.export.torch_modules import init_methods, torch_block
 from engine.optim import RULES, TORCH_EQUIVALENT
+from engine.trainer import check_mask_padding
 
 
 def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
@@ -114,11 +115,10 @@ def _data(plan: Plan) -> list[str]:
             "cannot export: the PyTorch script trains with teacher forcing only; set "
             "'scheduled_sampling' to 0, or export to numpy (engine code)"
         )
-    if plan.training.get("mask_padding"):
-        raise ConfigError(
-            "cannot export: the PyTorch script counts every target; set 'mask_padding' off, "
-            "or export to numpy (engine code)"
-        )
+    try:  # mask_padding: the script's loss_fn, counted and hits leave out class 0
+        check_mask_padding(plan.training, plan.by_id[plan.output_id].out_shape)
+    except ConfigError as e:
+        raise ConfigError(f"cannot export: {e.message}") from None
     if name not in standalone_data.MAKERS:
         raise ConfigError(
             f"cannot export: the data set {name!r} has no standalone loader; "

@@ -146,7 +146,13 @@ def loss_fn(out, y):
     """TRAINING["loss"], mean over the batch (and time steps), as BlockProp computes it."""
     name = TRAINING["loss"]
     if name == "cross_entropy":
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        z, t = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        if not TRAINING.get("mask_padding"):
+            return F.cross_entropy(z, t)
+        # mask_padding: targets of class 0 (padding) count in neither the loss nor its gradient
+        # (ignore_index=0); the mean over the others, 0 for a batch of padding only
+        total = F.cross_entropy(z, t, ignore_index=0, reduction="sum")
+        return total / max(1, int((t != 0).sum()))
     if name == "bce_with_logits":
         return F.binary_cross_entropy_with_logits(out, y)
     return F.mse_loss(out, y)
@@ -154,6 +160,18 @@ def loss_fn(out, y):
 
 def predict(out):
     return (out > 0).long() if TRAINING["loss"] == "bce_with_logits" else out.argmax(-1)
+
+
+def counted(y):
+    """How many targets count (for the accuracy and to weigh a batch): with mask_padding, those
+    not of class 0 (padding); else all."""
+    return int((y != 0).sum()) if TRAINING.get("mask_padding") else y.numel()
+
+
+def hits(out, y):
+    """How many counted targets the predictions get right."""
+    right = predict(out) == y
+    return int((right & (y != 0)).sum()) if TRAINING.get("mask_padding") else int(right.sum())
 
 
 def targets(y):
@@ -245,15 +263,18 @@ def evaluate(model, X, y, device):
         return None, None
     model.eval()
     bs = max(TRAINING["batch_size"], 512)
-    total, correct, count = 0.0, 0, 0
+    total, correct, count, weight = 0.0, 0, 0, 0
     for i in range(0, len(X), bs):
         xb, yb = X[i:i + bs].to(device), y[i:i + bs].to(device)
+        # each batch weighs by its samples, with mask_padding by its counted targets
+        w = counted(yb) if TRAINING.get("mask_padding") else len(xb)
         out = model(xb)
-        total += float(loss_fn(out, yb)) * len(xb)
+        total += float(loss_fn(out, yb)) * w
+        weight += w
         if TRAINING["loss"] != "mse":
-            correct += int((predict(out) == yb).sum())
-            count += yb.numel()
-    loss = total / len(X)
+            correct += hits(out, yb)
+            count += counted(yb)
+    loss = total / max(weight, 1)
     l1, l2 = TRAINING["l1"], TRAINING["l2"]
     if l1 or l2:
         loss += sum(l1 * float(w.abs().sum()) + 0.5 * l2 * float((w * w).sum())
@@ -316,8 +337,8 @@ def train(epochs=None, steps=None, save=None, log=None):
             loss.backward()
             value = loss.item() + regularize(net, l1, l2)
             if TRAINING["loss"] != "mse":
-                correct += int((predict(out) == yb).sum())
-                count += yb.numel()
+                correct += hits(out, yb)
+                count += counted(yb)
             rms = grad_rms(net)
             if not (math.isfinite(value) and all(math.isfinite(v) for v in rms.values())):
                 reason = "diverged"
