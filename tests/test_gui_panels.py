@@ -264,6 +264,9 @@ class Ctrl:
     def compared_runs(self):
         return []
 
+    def overlay_runs(self):
+        return []
+
     def run_by_id(self, rid):
         return next((r for r in self.runs if r.run_id == rid), None)
 
