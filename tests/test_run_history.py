@@ -260,3 +260,36 @@ def test_another_graphs_runs_overlay_in_gradients_only_when_compared(qtbot, main
     ctrl.panels["runs"].compare_selected([a.run_id, b.run_id])  # chosen: now it overlays
     assert a in ctrl.runlist.overlay_runs()
     assert [n for n, _v, _o in grads._bptt_series(b) if a.name in n]
+
+
+def test_opening_another_graph_reframes_the_runs_plot(qtbot, main_window, tmp_path):
+    """Issue 19 item 6: the Runs plot's axis ranges do not stay where they were zoomed for the
+    previous graph; opening another graph autoranges it to what is shown."""
+    from training_support import mlp_xor
+
+    w = main_window
+    w.show()
+    ctrl = w.training
+    run = _run("sgd", started=1.0, steps=30)
+    run.run_id = 1000
+    ctrl.runs.append(run)
+    ctrl.runs_version += 1
+    ctrl.panel_docks["runs"].show()
+    ctrl.panel_docks["runs"].raise_()
+    panel = ctrl.panels["runs"]
+    panel.compare_selected([run.run_id])
+    panel.metric_box.setCurrentText("loss per step (smoothed)")
+    panel.refresh(None, force=True)
+    x, _y = next(iter(panel.curves.values()))
+    vb = panel.plot.getViewBox()
+    vb.setXRange(1000, 2000, padding=0)  # zoomed far away: autorange is off
+    assert not vb.autoRangeEnabled()[0]
+    g = tmp_path / "other.json"
+    mlp_xor().save(g)
+    assert w.files.open(str(g))
+    qtbot.wait(50)
+    panel.refresh(None, force=True)
+    vb.updateAutoRange()
+    assert all(vb.autoRangeEnabled())
+    (x0, x1), _ = vb.viewRange()
+    assert x0 <= float(x.min()) and float(x.max()) <= x1 < 1000

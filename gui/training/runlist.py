@@ -322,6 +322,8 @@ class RunList:
         self.token += 1
         if self.ctrl.active is None:
             self.ctrl.current = None
+        if "runs" in self.ctrl.panels:
+            self.ctrl.panels["runs"].graph_replaced()
         self.load(force=True)
 
     def load(self, force: bool = False) -> None:

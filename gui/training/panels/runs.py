@@ -199,6 +199,13 @@ class RunsPanel(Panel):
         self._lines: dict[int, pg.PlotDataItem] = {}
         self._drawn_counts: dict[int, int] = {}
 
+    def graph_replaced(self) -> None:
+        """Another graph is open: the plot is framed afresh (autorange to what is shown), not
+        left where the user zoomed or panned it for the old graph."""
+        self._plot_key = None
+        self.plot.enableAutoRange()
+        self.ctrl.request_redraw()
+
     def _log(self, on: bool) -> None:
         self.ctrl.request_redraw()
 
