@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,12 +125,24 @@ def imported_resnet():
     return graph
 
 
+def private_history() -> tempfile.TemporaryDirectory | None:
+    """The shots' runs go to a run history of their own (a temporary folder, removed when the
+    returned object is), never into the user's (gui/training/history.py), unless
+    BLOCKPROP_HISTORY_DIR is set already."""
+    if os.environ.get("BLOCKPROP_HISTORY_DIR"):
+        return None
+    folder = tempfile.TemporaryDirectory(prefix="blockprop-shots-history-")
+    os.environ["BLOCKPROP_HISTORY_DIR"] = folder.name
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs"))
     p.add_argument("--only", metavar="FILE", help="make only this shot (e.g. onnx_import.png)")
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    history = private_history()  # noqa: F841 (kept until the shots are made)
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
 

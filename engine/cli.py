@@ -58,6 +58,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # as a tool killed by SIGPIPE (128 + 13)
 MAX_REPORTED = 50  # problem lines printed; the rest are counted
 
 
@@ -176,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:  # the reader left (`app.py presets | head`): end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the flush at exit must not fail again
+        return EXIT_BROKEN_PIPE
     except BlockPropError as e:
         _err(str(e))
     except OSError as e:

@@ -490,3 +490,17 @@ def test_presets_lines_are_short_and_long_gives_the_descriptions(tmp_path, monke
     assert out[0] == "wordy: Wordy net" and out[-1] == ""
     assert all(len(x) <= cli.LINE and x.startswith("    ") for x in out[1:-1])
     assert "Then more." in out[-2]
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`app.py presets | head`: the reader leaves early; no "Broken pipe" message or traceback."""
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(app), "presets", "--long"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    _out, err = proc.communicate(timeout=60)
+    assert err.decode() == ""
+    assert proc.returncode == 141
