@@ -120,3 +120,21 @@ def test_the_pytorch_script_masks_padding_as_the_engine(tmp_path):
     )
     want_loss, want_acc = trainer.evaluate(Xv, yv)
     assert loss == pytest.approx(want_loss, rel=1e-5) and acc == pytest.approx(want_acc)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+def test_the_pytorch_script_samples_its_decoder_inputs_as_the_engine(ratio, tmp_path):
+    """scheduled_sampling in the PyTorch script: the engine's procedure and random stream, so
+    the first losses agree within 1e-5 (ratio 0: teacher forcing; 1: every input predicted)."""
+    pytest.importorskip("torch")
+    from test_export_torch import engine_losses, torch_losses
+
+    g = caption_graph(True)
+    g.set_meta("training", {**g.training, "scheduled_sampling": ratio})
+    ref = engine_losses(g, 3)
+    np.testing.assert_allclose([e["loss"] for e in torch_losses(g, 3, tmp_path)], ref, rtol=1e-5)
+    forced = engine_losses(caption_graph(True), 3)
+    if ratio == 0.0:
+        assert ref == forced
+    else:  # the model's own inputs change the second step's loss
+        assert abs(ref[1] - forced[1]) > 1e-6

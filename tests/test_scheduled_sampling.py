@@ -75,7 +75,10 @@ def test_scheduled_sampling_is_refused_where_it_cannot_apply():
     meta = {"seq2seq": {"source": [0, 5], "target": [5, 12], "go": 5}}
     with pytest.raises(ConfigError, match="logits per decoder step"):
         ScheduledSampling(X, model, meta, 6, 0.5, np.random.default_rng(0))
-    with pytest.raises(ConfigError, match="teacher forcing only"):
-        export_code(reversal_graph(0.5), "pytorch")
+    assert "scheduled_sampling(net, xb" in export_code(reversal_graph(0.5), "pytorch")
+    g = reversal_graph(0.5)
+    g.set_meta("training", {**g.training, "dataset": {"name": "copy"}})
+    with pytest.raises(ConfigError, match="shifted target side by side"):
+        export_code(g, "pytorch")
     assert "scheduled_sampling" in export_code(reversal_graph(0.5), "numpy")
     assert "scheduled_sampling" not in export_code(reversal_graph(0.0), "numpy")

@@ -101,6 +101,10 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
     return net, helpers, name_map, init
 
 
+# The data sets whose samples end with the decoder's input (meta["seq2seq"]: engine.decoding)
+SEQ2SEQ_SETS = ("reversal", "sorting", "dates", "digit_strips")
+
+
 def _data(plan: Plan) -> list[str]:
     spec = plan.training.get("dataset")
     if spec is None:
@@ -110,10 +114,10 @@ def _data(plan: Plan) -> list[str]:
             'settings in BlockProp and export again")',
         ]
     name = spec["name"]
-    if plan.training.get("scheduled_sampling"):
+    if plan.training.get("scheduled_sampling") and name not in SEQ2SEQ_SETS:
         raise ConfigError(
-            "cannot export: the PyTorch script trains with teacher forcing only; set "
-            "'scheduled_sampling' to 0, or export to numpy (engine code)"
+            "cannot export: 'scheduled_sampling' needs a data set holding the source and the "
+            f"shifted target side by side ({', '.join(SEQ2SEQ_SETS)}), not {name!r}"
         )
     try:  # mask_padding: the script's loss_fn, counted and hits leave out class 0
         check_mask_padding(plan.training, plan.by_id[plan.output_id].out_shape)
@@ -374,10 +378,24 @@ def _augment(plan: Plan) -> list[str]:
 def _train_template(plan: Plan) -> str:
     """The training loop; with augmentation each batch passes through augment_batch with the
     engine's stream, default_rng([SEED, 2]): one process trains on the engine's batches."""
+    text = torch_templates.TRAIN
+    if plan.training.get("scheduled_sampling"):  # the engine's stream, default_rng([SEED, 3])
+        text = text.replace(
+            '    step, reason = 0, "finished"\n',
+            '    step, reason = 0, "finished"\n'
+            "    sampling_rng = np.random.default_rng([SEED, 3])  # scheduled sampling's draws\n",
+            1,
+        ).replace(
+            "            optimizer.zero_grad(set_to_none=False)\n",
+            "            xb = scheduled_sampling(net, xb, sampling_rng)\n"
+            "            optimizer.zero_grad(set_to_none=False)\n",
+            1,
+        )
+        text = torch_templates.SCHEDULED_SAMPLING + text
     if not augment.active(plan.training.get("augment")):
-        return torch_templates.TRAIN
-    assert BATCH_LINE in torch_templates.TRAIN
-    return torch_templates.TRAIN.replace(
+        return text
+    assert BATCH_LINE in text
+    return text.replace(
         '    step, reason = 0, "finished"\n',
         '    step, reason = 0, "finished"\n'
         "    aug_rng = np.random.default_rng([SEED, 2])  # the engine's augmentation stream\n",

@@ -404,3 +404,33 @@ if __name__ == "__main__":
     args = parser.parse_args()
     train(args.epochs, args.steps, args.save, args.log)
 '''
+
+SCHEDULED_SAMPLING = '''
+
+def scheduled_sampling(net, xb, rng):
+    """BlockProp's scheduled sampling (engine/scheduled_sampling.py): each decoder input token
+    after "go" is, with probability TRAINING["scheduled_sampling"], replaced by the model's own
+    prediction of it, the argmax of a teacher-forced pass of the batch in inference mode. The
+    decoder's input ends the sample: steps (N, L, V) one-hot, or flat L * V values."""
+    steps, vocab = OUT_SHAPE
+    ratio = TRAINING["scheduled_sampling"]
+    if steps < 2 or ratio <= 0:
+        return xb
+    net.eval()
+    with torch.no_grad():
+        pred = net(xb).argmax(-1)  # (N, L): y_0 .. y_(L-1)
+    net.train()
+    swap = rng.random((len(xb), steps - 1)) < ratio
+    x = xb.clone()
+    flat = x.dim() == 2
+    start = x.shape[1] - steps * (vocab if flat else 1)
+    for t in range(1, steps):  # decoder input t holds y_(t-1)
+        rows = torch.from_numpy(np.flatnonzero(swap[:, t - 1])).to(x.device)
+        if len(rows):
+            onehot = F.one_hot(pred[rows, t - 1], vocab).to(x.dtype)
+            if flat:
+                x[rows, start + t * vocab:start + (t + 1) * vocab] = onehot
+            else:
+                x[rows, start + t] = onehot
+    return x
+'''
