@@ -82,3 +82,13 @@ def test_scheduled_sampling_is_refused_where_it_cannot_apply():
         export_code(g, "pytorch")
     assert "scheduled_sampling" in export_code(reversal_graph(0.5), "numpy")
     assert "scheduled_sampling" not in export_code(reversal_graph(0.0), "numpy")
+
+
+def test_the_pytorch_script_samples_one_hot_steps_as_the_engine(tmp_path):
+    """The (N, L, V) layout (reversal): the script's first losses equal the engine's."""
+    pytest.importorskip("torch")
+    from test_export_torch import engine_losses, torch_losses
+
+    g = reversal_graph(0.5)
+    ours = [e["loss"] for e in torch_losses(g, 4, tmp_path)]
+    np.testing.assert_allclose(ours, engine_losses(g, 4), rtol=1e-5)
