@@ -46,6 +46,7 @@ add build_graph build_model load_data make_trainer train fmt weights_path load_d
 Net Reshape SequenceBatchNorm Recurrent MaskedConv2d Subsample2D LectureOptimizer
 torch_key load_engine_weights engine_state engine_init init_weights loss_fn predict targets
 holdout split weight_params regularize grad_rms evaluate setup make_optimizer lr_factor
+counted hits scheduled_sampling
 to_one_hot shuffled bilinear_matrix make_digits make_xor make_moons make_circles make_spiral
 make_adding make_copy make_sine make_reviews REVIEW_FILLER REVIEW_SENTIMENT WORDS PAIRS pick
 noun_phrase verb_phrase grammar_sentence
