@@ -35,6 +35,46 @@ def _clear_clipboard_at_exit():
         app.clipboard().clear()
 
 
+MODAL_PATIENCE_MS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def _no_forgotten_modal_dialog(request):
+    """A modal dialog nobody answers (offscreen, no user) would wait forever, inside Qt's own
+    event loop where pytest-timeout's signal cannot reach. One left open for 20 s is closed and
+    fails its test, naming the dialog."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+    state = {"widget": None, "clock": QElapsedTimer()}
+
+    def check():
+        w = QApplication.activeModalWidget()
+        if w is None or w is not state["widget"]:
+            state["widget"] = w
+            state["clock"].start()
+            return
+        if state["clock"].elapsed() >= MODAL_PATIENCE_MS:
+            text = w.text() if isinstance(w, QMessageBox) else ""
+            seen.append(f"{w.windowTitle()!r}: {text}")
+            w.reject()
+            state["widget"] = None
+
+    timer = QTimer()
+    timer.setInterval(500)
+    timer.timeout.connect(check)
+    timer.start()
+    yield
+    timer.stop()
+    if seen:
+        pytest.fail("a modal dialog waited for an answer nobody gave: " + "; ".join(seen))
+
+
 def pytest_collection_modifyitems(config, items):
     """The fuzz tests of hostile files run in tests/test_fuzz_capped.py's memory-capped child
     (so a blow-up fails a test, not the machine); set BLOCKPROP_FUZZ_CHILD=1 to run them here."""
