@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.data.base import Dataset, DatasetSpec, check_elements, to_one_hot
+from engine.data.sequences import symbol_seq2seq
 from engine.errors import ConfigError
 from engine.settings import Opt
 
@@ -66,22 +67,7 @@ def load_sorting(cfg: dict, rng: np.random.Generator) -> Dataset:
     N, L, K = cfg["n"], cfg["length"], cfg["symbols"]
     check_elements(N * 2 * L * (K + 2), "the sorting task's one-hot X")
     X, y = make_sorting(rng, **cfg)
-    vocab = ["_"] + [f"s{i}" for i in range(1, K + 1)] + ["go"]
-    return Dataset(
-        X,
-        y,
-        "sequence_classification",
-        n_classes=K + 2,
-        name="sorting",
-        description=DATASETS_HERE["sorting"].description,
-        class_names=vocab,
-        vocab=vocab,
-        meta={
-            "baseline_accuracy": 1.0 / K,
-            "baseline": "uniform guesses: accuracy 1/K",
-            "seq2seq": {"source": [0, L], "target": [L, 2 * L], "go": K + 1},
-        },
-    )
+    return symbol_seq2seq(X, y, "sorting", DATASETS_HERE["sorting"].description, K, L)
 
 
 # ------------------------------------------------------------------------------------- dates

@@ -151,14 +151,20 @@ def load_reversal(cfg: dict, rng: np.random.Generator) -> Dataset:
     N, L, K = cfg["n"], cfg["length"], cfg["symbols"]
     check_elements(N * 2 * L * (K + 2), "the reversal task's one-hot X")
     X, y = make_reversal(rng, **cfg)
+    return symbol_seq2seq(X, y, "reversal", DATASETS_HERE["reversal"].description, K, L)
+
+
+def symbol_seq2seq(X, y, name: str, description: str, K: int, L: int) -> Dataset:
+    """A seq2seq task over symbols 1..K (0 unused, K+1 "go"): source steps 0..L-1, the
+    decoder's input steps L..2L-1 (engine.decoding reads meta["seq2seq"]); chance is 1/K."""
     vocab = ["_"] + [f"s{i}" for i in range(1, K + 1)] + ["go"]
     return Dataset(
         X,
         y,
         "sequence_classification",
         n_classes=K + 2,
-        name="reversal",
-        description=DATASETS_HERE["reversal"].description,
+        name=name,
+        description=description,
         class_names=vocab,
         vocab=vocab,
         meta={

@@ -84,6 +84,12 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
         forward_line(plan),
         *fwd_lines,
     ]
+    return net, helpers, name_map, init_section(init_table, after)
+
+
+def init_section(init_table: list[str], after: list[str]) -> list[str]:
+    """INIT and init_weights: how BlockProp initialises each parameter, then the statements
+    that set values in place (``after``, under no_grad)."""
     init = [
         "# How BlockProp initialises each parameter: (parameter, initialiser, its settings).",
         "INIT = [",
@@ -98,7 +104,7 @@ def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[st
     ]
     if after:
         init += ["    with torch.no_grad():", *[f"        {line}" for line in after]]
-    return net, helpers, name_map, init
+    return init
 
 
 # The data sets whose samples end with the decoder's input (meta["seq2seq"]: engine.decoding)

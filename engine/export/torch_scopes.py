@@ -203,21 +203,9 @@ def modular_net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], 
         *[f"        {line}" for line in fwd],
         *returns(plan, partial(_top_var, w, plan)),
     ]
-    init = [
-        "# How BlockProp initialises each parameter: (parameter, initialiser, its settings).",
-        "INIT = [",
-        *w.init_table,
-        "]",
-        "",
-        "",
-        "def init_weights(model):",
-        '    """Initialise like BlockProp: same distributions (torch draws the numbers)."""',
-        "    for name, method, settings in INIT:",
-        "        engine_init(model.get_parameter(name), method, **settings)",
-    ]
-    if w.after:
-        init += ["    with torch.no_grad():", *[f"        {line}" for line in w.after]]
-    return net, w.helpers, w.name_map, init
+    from engine.export.pytorch_export import init_section  # imports this module lazily
+
+    return net, w.helpers, w.name_map, init_section(w.init_table, w.after)
 
 
 def _top_var(w: _Writer, plan: Plan, block: str) -> str:
