@@ -221,11 +221,13 @@ class ActivationsPanel(Panel):
         fit_view(self.items["in_vb"], pic.shape)
 
     def _gru_convention(self, b: str) -> str | None:
-        """The GRU convention of block ``b`` in the graph (None: not a GRU, or not there)."""
+        """The gate convention of block ``b`` in the graph (None: its type has no
+        ``convention`` setting, or it is not there)."""
         graph = getattr(self.ctrl, "graph", None)
-        if graph is None or b not in graph or graph.type_of(b) != "GRU":
+        cls = LAYER_TYPES.get(graph.type_of(b)) if graph is not None and b in graph else None
+        if cls is None or "convention" not in cls.options:
             return None
-        return graph.full_config(b).get("convention", "pytorch")
+        return graph.full_config(b).get("convention", cls.options["convention"].default)
 
     def _build(self, kind: str, gates: list[str], convention: str | None = None) -> None:
         """Title; input and output side by side; for LSTM/GRU the gates below, three to a
