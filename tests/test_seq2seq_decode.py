@@ -92,7 +92,8 @@ def test_decoding_reverses_a_typed_sequence_and_the_cli_prints_the_beam(tmp_path
     task = Seq2SeqTask.of_dataset(load_dataset(g.training["dataset"]))
     greedy, beams = decode(model, task, "s1 s2 s3 s4", beam_width=3)
     assert task.text(greedy.tokens) == "s4 s3 s2 s1"
-    assert len(beams) == 3 and beams[0].score >= greedy.score - 1e-9
+    # the beam and greedy paths sum the same float32 log-probabilities in different orders
+    assert len(beams) == 3 and beams[0].score >= greedy.score - 1e-6
     assert [b.score for b in beams] == sorted((b.score for b in beams), reverse=True)
     # the batched greedy decoder agrees with beam width 1 on the data set's own samples
     ds = load_dataset({**g.training["dataset"], "n": 20}, seed=9)
