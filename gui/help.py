@@ -226,8 +226,11 @@ class _Corner(QObject):
         b.adjustSize()
         right = w.width() - 2
         extent = w.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        for area in w.findChildren(QAbstractScrollArea):  # clear of its (future) scroll bar
-            edge = area.mapTo(w, area.rect().topRight()).x()
+        areas = w.findChildren(QAbstractScrollArea)
+        if isinstance(w, QAbstractScrollArea):  # a dock whose content scrolls as a whole
+            areas.insert(0, w)
+        for area in areas:  # clear of its (future) scroll bar
+            edge = w.width() if area is w else area.mapTo(w, area.rect().topRight()).x()
             if area.isVisible() and edge >= w.width() - 6:
                 right = min(right, edge - extent - 1)
         b.move(max(0, right - b.width()), 2)

@@ -1,5 +1,7 @@
 """The summary panel: each block's output shape and parameter count in topological order, and
-the totals (a Keras-style summary that updates as you edit)."""
+the totals (a Keras-style summary that updates as you edit). A block whose count differs from
+the lectures' formula says why in the Note column (``Layer.param_note``, e.g. PyTorch's second
+recurrent bias)."""
 
 from __future__ import annotations
 
@@ -17,22 +19,26 @@ from PySide6.QtWidgets import (
 from engine.analysis import count
 from gui.canvas.style import shape_text
 
+COLUMNS = ("Block", "Type", "Output shape", "Params", "Note")
+PARAMS, NOTE = COLUMNS.index("Params"), COLUMNS.index("Note")
+SIZED = NOTE  # the columns before the note are sized to their contents
+
 
 class SummaryPanel(QWidget):
     blockClicked = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Block", "Type", "Output shape", "Params"])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
         h = self.table.horizontalHeader()
-        for i in range(3):
+        for i in range(SIZED):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        h.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        h.setSectionResizeMode(SIZED, QHeaderView.ResizeMode.Stretch)  # the note takes the rest
         self.table.cellClicked.connect(self._clicked)
         self.totals = QLabel()
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -47,7 +53,7 @@ class SummaryPanel(QWidget):
         # sized to the contents once, not after every cell (which made filling quadratic:
         # seconds for DenseNet-121's 427 rows)
         h = self.table.horizontalHeader()
-        for i in range(3):
+        for i in range(SIZED):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
         self.table.setRowCount(len(rows))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -57,13 +63,16 @@ class SummaryPanel(QWidget):
                 row.type,
                 shape_text(row.shape),
                 "?" if row.params is None else f"{row.params:,}",
+                a.notes.get(row.id, ""),
             )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if c == 3:
+                if c == PARAMS:
                     item.setTextAlignment(right)
+                if c == NOTE and text:
+                    item.setToolTip(text)  # a long note is cut at the panel's edge
                 self.table.setItem(r, c, item)
-        for i in range(3):
+        for i in range(SIZED):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setUpdatesEnabled(True)
         text = (

@@ -44,6 +44,12 @@ def test_loss_panel_draws_a_curve_per_head_and_the_runs_file_keeps_them(
     assert "(total: out + 0.3 x aux)" in panel.p_step.titleLabel.text
     names = [item.text for _, item in panel.p_step.legend.items]
     assert "aux (EMA)" in names and "out (EMA)" in names
+    # the short epoch plot's title is its key, each name after a dot in its curve's colour
+    title = panel.p_epoch.titleLabel.text
+    for h in ("out", "aux"):
+        colour = panel.head_val_curves[h].opts["pen"].color().name()
+        assert f"color:{colour}'>&#9679;</span>&nbsp;val {h}" in title
+    assert panel.p_epoch.legend is None
     # saved next to the graph and reopened with the curves
     w2 = train_window(engine.load_graph(path), str(path))
     back = w2.training.runs[0]

@@ -6,9 +6,9 @@ open them."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QRect, Qt, QUrl
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QDockWidget, QToolButton
+from PySide6.QtWidgets import QDockWidget, QScrollBar, QToolButton
 
 from engine.layers import LAYER_TYPES
 from engine.layers.docs import block_help
@@ -75,6 +75,11 @@ def test_every_dock_has_a_help_button_that_opens_its_page(qtbot, window):
         assert len(buttons) == 1, dock.windowTitle()
         if not dock.isVisible():
             dock.show()
+        b = buttons[0]
+        for bar in dock.widget().findChildren(QScrollBar):  # never under a scroll bar
+            if bar.isVisible() and bar.orientation() == Qt.Orientation.Vertical:
+                top_left = bar.mapTo(dock.widget(), bar.rect().topLeft())
+                assert not b.geometry().intersects(QRect(top_left, bar.size())), dock.windowTitle()
         buttons[0].click()
         win = window.findChild(HelpWindow, "help_window")
         assert win is not None and win.isVisible()

@@ -172,7 +172,9 @@ def test_pause_step_resume_stop(qtbot, train_window):
     assert w.locks[-1] is False and ctrl.dock.state == "idle"
     assert not ctrl.thread.running()
     n = ctrl.current.steps.total
-    assert ctrl.dock.rate.text() == f"run 1 stopped: {n} steps"  # not the last rate, stale
+    # the end is said once, in the result line (not the last rate, stale, nor a repeat)
+    assert ctrl.dock.progress.value() == n and not ctrl.dock.rate.isVisibleTo(ctrl.dock)
+    assert ctrl.dock.result.text().startswith("<b>run 1 stopped</b>: val acc ")
 
 
 def test_step_when_idle_starts_a_paused_run(qtbot, train_window):

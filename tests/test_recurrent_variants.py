@@ -189,6 +189,22 @@ def test_the_summary_explains_pytorchs_second_bias():
     assert "Trainable params: 17,217" in text and "Note:" not in text
 
 
+def test_the_summary_panel_shows_the_note_beside_the_block(qtbot):
+    from gui.summary import NOTE, PARAMS, SummaryPanel
+
+    g = engine.load_graph(ROOT / "presets" / "adding_lstm.json")
+    [lstm] = [n for n in g.nodes() if g.type_of(n) == "LSTM"]
+    panel = SummaryPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(engine.analyze(g))
+    rows = {panel.table.item(r, 0).text(): r for r in range(panel.table.rowCount())}
+    note = panel.table.item(rows[lstm], NOTE)
+    assert note.text().startswith("256 of its 17,408 params are PyTorch's second bias b_hh")
+    assert note.toolTip() == note.text()
+    assert panel.table.item(rows[lstm], PARAMS).text() == "17,408"
+    assert all(panel.table.item(r, NOTE).text() == "" for n, r in rows.items() if n != lstm)
+
+
 def test_onnx_export_runs_the_variants_like_the_engine(tmp_path):
     """Peepholes are ONNX LSTM's P input; the lecture's GRU is ONNX's linear_before_reset=0
     GRU with the z rows negated (z' = 1 - z); one bias: Rb = 0."""

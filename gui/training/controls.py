@@ -421,3 +421,4 @@ class TrainingDock(QDockWidget):
             self.progress.setValue(min(done, total))
         if self.rate.text() != text:
             self.rate.setText(text)
+            self.rate.setVisible(bool(text))

@@ -172,8 +172,10 @@ class Redrawer:
         done = int(last[0]) if last is not None else 0
         if run is not self.ctrl.active:
             if run.status != "preparing":
-                dock.set_progress(done, total or done, f"{run.name} {run.status}: {done} steps")
-                dock.show_result(run.name, run.status, result_text(run))
+                result = result_text(run)  # the result line says the run's end; no repeat
+                line = "" if result else f"{run.name} {run.status}: {done} steps"
+                dock.set_progress(done, total or done, line)
+                dock.show_result(run.name, run.status, result)
             return
         dock.show_result("", "", "")
         if run.status == "preparing":

@@ -259,6 +259,15 @@ def set_title(plot: pg.PlotItem, text: str, color: str = "#222") -> None:
         plot.setTitle(text, color=color, size="10pt")
 
 
+def keyed_title(plot: pg.PlotItem, title: str, keys: list[tuple[str, QColor]]) -> None:
+    """A title that is also the legend: "Loss per epoch  ● train  ● validation", each dot
+    in its curve's colour. For short plots, where a legend box would cover the last points."""
+    dots = "".join(
+        f"&nbsp;&nbsp;<span style='color:{c.name()}'>&#9679;</span>&nbsp;{name}" for name, c in keys
+    )
+    set_title(plot, f"{title}{dots}")
+
+
 def set_label(label: pg.LabelItem, text: str, **kw: Any) -> None:
     """LabelItem.setText only when the text changes (it re-renders HTML and re-lays out)."""
     key = (text, tuple(sorted(kw.items())))

@@ -15,6 +15,7 @@ from gui.training.panels.base import (
     add_plot,
     colour,
     integer_ticks,
+    keyed_title,
     line_plot,
     make_legend,
     reset_sticky,
@@ -49,17 +50,16 @@ class LossPanel(Panel):
                 "loss",
             )
         )
-        self.p_epoch = style_plot(
-            add_plot(self.view.ci, row=0, col=1), "Loss per epoch", "epoch", "loss"
-        )
-        self.p_acc = style_plot(
-            add_plot(self.view.ci, row=1, col=1), "Accuracy per epoch", "epoch", "accuracy"
-        )
+        self.p_epoch = style_plot(add_plot(self.view.ci, row=0, col=1), y="loss")
+        self.p_acc = style_plot(add_plot(self.view.ci, row=1, col=1), x="epoch", y="accuracy")
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         make_legend(self.p_step)
-        for legend in (make_legend(self.p_epoch), make_legend(self.p_acc, bottom=True)):
-            legend.setColumnCount(2)  # one row: these plots are short
+        # the epoch plots are short: their titles carry the key (a legend box covered the
+        # last epochs' points)
+        self._epoch_keys = [("train", colour(0)), ("validation", colour(1))]
+        keyed_title(self.p_epoch, "Loss per epoch", self._epoch_keys)
+        keyed_title(self.p_acc, "Accuracy per epoch", self._epoch_keys)
         self.raw = self.p_step.plot(pen=pg.mkPen(160, 190, 230, 255, width=1), name="loss")
         self.smooth = self.p_step.plot(pen=pg.mkPen(colour(0), width=2.5), name="EMA (alpha 0.1)")
         dash = pg.mkPen("#888", width=1.5, style=Qt.PenStyle.DashLine)
@@ -116,10 +116,11 @@ class LossPanel(Panel):
         heads = run.heads if run is not None and run.head_loss is not None else []
         if list(self.head_curves) != heads:
             for item in (*self.head_curves.values(), *self.head_val_curves.values()):
-                for plot in (self.p_step, self.p_epoch):
-                    if item in plot.listDataItems():
-                        plot.removeItem(item)
-                        plot.legend.removeItem(item)
+                if item in self.p_step.listDataItems():
+                    self.p_step.removeItem(item)
+                    self.p_step.legend.removeItem(item)
+                elif item in self.p_epoch.listDataItems():
+                    self.p_epoch.removeItem(item)
             self.head_curves, self.head_val_curves = {}, {}
             for i, h in enumerate(heads, start=2):
                 c = colour(i)
@@ -135,6 +136,8 @@ class LossPanel(Panel):
                     symbolPen=None,
                     connect="finite",
                 )
+            val_keys = [(f"val {h}", colour(i)) for i, h in enumerate(heads, start=2)]
+            keyed_title(self.p_epoch, "Loss per epoch", self._epoch_keys + val_keys)
         if not heads:
             return
         d = run.head_loss.data()
@@ -150,6 +153,8 @@ class LossPanel(Panel):
         if show == self._acc_shown:
             return
         self._acc_shown = show
+        # the accuracy plot below says "epoch" for both (room for the short loss plot)
+        self.p_epoch.setLabel("bottom", "" if show else "epoch", color="#222")
         if show:
             self.view.ci.removeItem(self.p_epoch)
             self.view.ci.addItem(self.p_epoch, row=0, col=1)
