@@ -195,6 +195,10 @@ class TryItPanel(Panel):
         col.addLayout(row)
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
+        self.output.setPlaceholderText(
+            "Type a prompt above and press Generate: the model continues it one character at "
+            "a time, sampled at the temperature chosen (0: always the likeliest)."
+        )
         self.output.setStyleSheet("font-family: monospace; font-size: 12pt;")
         col.addWidget(self.output, 1)
         self.text_page = page
@@ -220,6 +224,10 @@ class TryItPanel(Panel):
         col.addLayout(row)
         self.decoded = QPlainTextEdit()
         self.decoded.setReadOnly(True)
+        self.decoded.setPlaceholderText(
+            "Type a source above and press Enter or Decode: the greedy output and the beam's "
+            "candidates appear here, each with its log-probability."
+        )
         self.decoded.setStyleSheet("font-family: monospace; font-size: 12pt;")
         col.addWidget(self.decoded, 1)
         self.decode_page = page
