@@ -50,7 +50,8 @@ from engine.escaping import printable
 from engine.explain import METHODS
 from engine.graph import graph_files, load_graph, preset_files
 from engine.heap import keep_freed_memory
-from engine.trainer import Trainer, check_training
+from engine.trainer import Trainer
+from engine.training_spec import check_training
 from engine.weights import save_weights, write_atomic
 
 PROG = "app.py"

@@ -28,7 +28,7 @@ import numpy as np
 
 from engine.errors import BlockPropError, ConfigError
 from engine.layers import LAYER_TYPES, Dropout
-from engine.trainer import TRAINING_OPTIONS, check_training
+from engine.training_spec import TRAINING_OPTIONS, check_training
 
 TRAINING_VARIES = ("lr", "optimizer", *TRAINING_OPTIONS)
 GROUPS = ("init", "dropout")  # one setting of many blocks

@@ -70,7 +70,7 @@ def fmt_bytes(n: float) -> str:
 def run_batch_size(training: Any, batch_size: int | None = None) -> int:
     """The batch a run will use: ``batch_size`` if given, else the graph's ``training``
     settings' one, else the Trainer's default (a bad setting is check_training's to report)."""
-    from engine.trainer import TRAINING_OPTIONS
+    from engine.training_spec import TRAINING_OPTIONS
 
     opt = TRAINING_OPTIONS["batch_size"]
     if batch_size is None and isinstance(training, dict):

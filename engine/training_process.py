@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.errors import BlockPropError, ConfigError
 from engine.heap import keep_freed_memory
-from engine.trainer import check_lr
+from engine.training_spec import check_lr
 
 FLUSH_HZ = 10.0
 SNAPSHOT_HZ = 5.0

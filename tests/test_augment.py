@@ -13,7 +13,7 @@ import pytest
 import engine
 from engine.augment import AUGMENT_OPTIONS, affine_batch, augment_batch, check_augment
 from engine.errors import ConfigError
-from engine.trainer import check_training
+from engine.training_spec import check_training
 
 ROOT = Path(__file__).resolve().parent.parent
 

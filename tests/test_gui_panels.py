@@ -408,7 +408,7 @@ def test_settings_dock_round_trip_and_import(qtbot, tmp_path):
     dock.set_spec(chars)
     assert dock.spec()["dataset"] == {"name": "chars", "T": 40}
     dock.set_spec(spec)
-    from engine.trainer import check_training
+    from engine.training_spec import check_training
 
     check_training(dock.spec())  # the engine accepts what the dock writes
     dock.train_form.editors["clip_norm"].setValue(0.0)  # "off"

@@ -13,7 +13,8 @@ from engine.errors import ConfigError
 from engine.graph import Graph
 from engine.heads import HeadLosses, check_heads
 from engine.model import build_model
-from engine.trainer import Trainer, check_training
+from engine.trainer import Trainer
+from engine.training_spec import check_training
 from tests.gradcheck import numeric_grad, rel_error
 
 

@@ -30,7 +30,7 @@ from engine.layers import LAYER_TYPES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
 from engine.settings import INT_LIMIT, SIZE_LIMIT, check_value
-from engine.trainer import TRAINING_OPTIONS
+from engine.training_spec import TRAINING_OPTIONS
 
 pytest_plugins = ["gui_support"]  # fixtures: gui_env, make_window, window
 

@@ -150,7 +150,7 @@ def test_stop_before_the_data_is_loaded_ends_the_run_at_once():
 
 def test_check_lr_refuses_what_is_not_a_positive_number():
     from engine.errors import ConfigError
-    from engine.trainer import check_lr
+    from engine.training_spec import check_lr
 
     assert check_lr(0.5) == 0.5
     for bad in (0, -1.0, float("nan"), "fast", True):

@@ -10,7 +10,7 @@ import engine
 from engine.errors import ConfigError
 from engine.export import export_code
 from engine.losses import get_loss
-from engine.trainer import check_training
+from engine.training_spec import check_training
 
 
 def test_masked_cross_entropy_is_the_mean_over_the_other_targets_and_its_gradient():

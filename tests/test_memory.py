@@ -12,7 +12,7 @@ import engine.analysis as analysis
 import engine.cli as cli
 from engine.errors import GraphError
 from engine.memory import DEFAULT_BATCH_SIZE, fmt_bytes, run_batch_size
-from engine.trainer import TRAINING_OPTIONS
+from engine.training_spec import TRAINING_OPTIONS
 
 pytest_plugins = ["gui_support", "training_support"]  # main_window
 

@@ -10,7 +10,7 @@ import engine
 from engine.errors import ConfigError
 from engine.export import export_code
 from engine.scheduled_sampling import ScheduledSampling
-from engine.trainer import check_training
+from engine.training_spec import check_training
 
 
 def reversal_graph(ratio: float) -> engine.Graph:

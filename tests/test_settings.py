@@ -12,7 +12,7 @@ from engine.layers import LAYER_TYPES
 from engine.optim import check_optimizer_spec
 from engine.schedules import check_schedule_spec
 from engine.settings import Opt, check_spec
-from engine.trainer import check_training
+from engine.training_spec import check_training
 
 OPTIONS = {
     "units": Opt("int", min=1, doc="outputs"),

@@ -14,7 +14,8 @@ import engine.trainer as trainer_mod
 from engine.data.base import Dataset
 from engine.errors import ConfigError, DataError
 from engine.model import build_model
-from engine.trainer import Trainer, check_training
+from engine.trainer import Trainer
+from engine.training_spec import check_training
 
 
 def blobs(n=300, seed=0, classes=3, features=4) -> Dataset:

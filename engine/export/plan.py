@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from engine.analysis import analyze
 from engine.errors import ConfigError, GraphError
 from engine.export.naming import comment, identifiers
-from engine.trainer import check_training
+from engine.training_spec import check_training
 
 if TYPE_CHECKING:
     from engine.graph import Graph

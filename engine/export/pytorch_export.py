@@ -24,7 +24,7 @@ from engine.export.numpy_export import header
 from engine.export.plan import Plan
 from engine.export.torch_modules import init_methods, torch_block
 from engine.optim import RULES, TORCH_EQUIVALENT
-from engine.trainer import check_mask_padding
+from engine.training_spec import check_mask_padding
 
 
 def _net(plan: Plan) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:

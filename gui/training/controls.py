@@ -2,7 +2,7 @@
 progress, and the learning rate to use from now on.
 
 It edits a training spec, the graph file's ``training`` part (``spec()`` / ``set_spec()``);
-checking stays in the engine (``engine.trainer.check_training``), whose ConfigError text is
+checking stays in the engine (``engine.training_spec.check_training``), whose ConfigError text is
 shown here in red when a run cannot start.
 """
 
@@ -42,7 +42,7 @@ from engine.data import (
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
-from engine.trainer import TRAINING_OPTIONS
+from engine.training_spec import TRAINING_OPTIONS
 from gui.editors import guard_wheel
 from gui.training.augment_preview import AugmentPreview
 from gui.training.forms import OptForm, SciSpinBox

@@ -138,7 +138,7 @@ class RunQueue(QObject):
         ``spec``; the reason it cannot start ("" when it started). ``base_dir``: where its
         relative data paths are read from (default: the window graph's folder)."""
         from engine.data import resolve_paths
-        from engine.trainer import check_training
+        from engine.training_spec import check_training
 
         if self.ctrl.thread is not None and self.ctrl.thread.running():
             return "a run is training"

@@ -189,7 +189,7 @@ class TrainingController(QObject):
         """The reason a run cannot start with ``spec`` (None: it can)."""
         from engine.data import dataset_options
         from engine.data.base import check_options
-        from engine.trainer import check_training
+        from engine.training_spec import check_training
 
         try:
             checked = check_training(spec)
@@ -594,7 +594,7 @@ def same_settings(a: dict | None, b: dict | None) -> bool:
     data set's own defaults filled in) and compared; False if either is not valid."""
     from engine.data import dataset_options
     from engine.data.base import check_options
-    from engine.trainer import check_training
+    from engine.training_spec import check_training
 
     def complete(spec):
         out = check_training(spec)

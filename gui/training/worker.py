@@ -27,8 +27,8 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 import engine
-from engine.trainer import check_lr
 from engine.training_process import child_main, confusion_matrix
+from engine.training_spec import check_lr
 
 __all__ = ["RunThread", "TrainingProcess", "TrainingWorker", "confusion_matrix"]
 
