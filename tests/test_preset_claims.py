@@ -3,8 +3,11 @@
 Each preset is trained here with its own settings (nothing cached) and every figure its
 description quotes is recomputed: each claim is a pattern that must match the description (so
 the text cannot change without the test) and the measurement it must agree with, within the
-tolerance given (the runs are seeded; the tolerance allows for another machine's arithmetic).
-Wall-clock times in the descriptions are not checked (they depend on the machine's load).
+tolerance given. A figure is one number or a range "a-b" (or "a to b"): a range is the spread
+over training seeds (benchmarks/preset_seeds.py, benchmarks/NOTES.md) and the preset's own
+seed must land in it, widened by the tolerance. The runs are seeded, but where training is
+chaotic another machine's BLAS rounding moves a run as far as another seed would: such
+figures are quoted as ranges. Wall-clock times in the descriptions are not checked.
 """
 
 from __future__ import annotations
@@ -20,20 +23,24 @@ import engine
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM = r"([0-9.]+(?:e-?[0-9]+)?)"
+# one figure or a range over seeds, "0.33-0.60" or "3.3e-11 to 3.9e-11": two groups, the second
+# None for one figure
+FIG = rf"{NUM}(?:(?:-| to ){NUM})?"
 
 
-def train(name: str) -> dict:
-    """Train preset ``name`` with its settings; its epoch events and, per step, the ratio of
-    the first Dense block's gradient RMS to the last's and each recurrent block's BPTT
-    first-step / last-step ratio."""
+def train(name: str, seed: int | None = None) -> dict:
+    """Train preset ``name`` with its settings (``seed`` replaces its training seed); its epoch
+    events and, per step, the ratio of the first Dense block's gradient RMS to the last's and
+    each recurrent block's BPTT first-step / last-step ratio."""
     g = engine.load_graph(ROOT / "presets" / f"{name}.json")
-    trainer = engine.Trainer.from_graph(g, processes=1)
+    extra = {} if seed is None else {"seed": seed}
+    trainer = engine.Trainer.from_graph(g, processes=1, **extra)
     dense = [n for n in trainer.model.layers if g.type_of(n) == "Dense"]
     out: dict = {"epochs": [], "grad": [], "bptt": []}
     for ev in trainer.run():
         if ev["event"] == "step":
-            rms = ev["grad_rms"]
-            out["grad"].append((ev["epoch"], rms[dense[0]] / rms[dense[-1]]))
+            first, last = ev["grad_rms"][dense[0]], ev["grad_rms"][dense[-1]]
+            out["grad"].append((ev["epoch"], first / last if last else math.nan))
             for tg in trainer.last_time_grads.values():
                 out["bptt"].append((ev["epoch"], float(tg[0] / tg[-1])))
         elif ev["event"] == "epoch":
@@ -70,15 +77,17 @@ def pct(x: float) -> float:
 # (pattern with one number, measurement, tolerance): "abs" in the quoted units, "rel" a
 # relative error, "factor" a ratio either way (for figures spread over decades)
 CLAIMS = {
+    # ranges over seeds 0-9; a run 2 points below the worst seed fails (a net that stops
+    # learning scores 10%), so does a gradient ratio off the range by 1.3x (sigmoid's is 1e-11)
     "deep_relu_mlp": [
-        (rf"val acc {NUM}%", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 1.0)),
+        (rf"val acc {FIG}%", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 2.0)),
         (
-            rf"\(fc1\) is {NUM} of the last's \(out\) in the first 5 steps",
+            rf"\(fc1\) is {FIG} of the last's \(out\) in the first 5 steps",
             lambda r: float(np.mean([v for _, v in r["grad"][:5]])),
             ("factor", 1.3),
         ),
         (
-            rf"and {NUM} over the last epoch's steps",
+            rf"and {FIG} over the last epoch's steps",
             lambda r: float(last_epoch_steps(r, "grad").mean()),
             ("factor", 1.3),
         ),
@@ -103,8 +112,9 @@ CLAIMS = {
     ],
     "lenet5_1998": [
         (rf"val acc {NUM}% after 15", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 1.0)),
-        (rf"val acc {NUM}% and", lambda r: pct(epoch(r, 1)["val_acc"]), ("abs", 3.0)),
-        (rf"and {NUM}% after epochs 1 and 2", lambda r: pct(epoch(r, 2)["val_acc"]), ("abs", 5.0)),
+        # ranges over seeds 0-4: still at chance after epoch 1, under halfway after epoch 2
+        (rf"val acc {FIG}% and", lambda r: pct(epoch(r, 1)["val_acc"]), ("abs", 3.0)),
+        (rf"and {FIG}% after epochs 1 and 2", lambda r: pct(epoch(r, 2)["val_acc"]), ("abs", 5.0)),
     ],
     "adding_rnn": [
         (
@@ -133,23 +143,32 @@ CLAIMS = {
 }
 # the other two deep MLPs quote the same figures as deep_relu_mlp
 # engine.heads: each output's own validation loss, first and last epoch
+# ranges over seeds 0-9: a run 2 points below the worst seed fails, so does a head whose loss
+# ends 15% above the range (both heads start near 1-2 and end under 0.25)
 CLAIMS["aux_heads"] = [
-    (rf"val acc {NUM}%", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 1.0)),
-    (rf"validation loss of fc {NUM} ->", lambda r: epoch(r, 1)["val_heads"]["fc"], ("rel", 0.05)),
-    (rf"of fc [0-9.]+ -> {NUM}", lambda r: r["epochs"][-1]["val_heads"]["fc"], ("rel", 0.05)),
-    (rf"of aux_fc {NUM} ->", lambda r: epoch(r, 1)["val_heads"]["aux_fc"], ("rel", 0.05)),
-    (rf"aux_fc [0-9.]+ -> {NUM}", lambda r: r["epochs"][-1]["val_heads"]["aux_fc"], ("rel", 0.05)),
+    (rf"val acc {FIG}%", lambda r: pct(r["epochs"][-1]["val_acc"]), ("abs", 2.0)),
+    (rf"validation loss of fc {FIG} ->", lambda r: epoch(r, 1)["val_heads"]["fc"], ("rel", 0.15)),
+    (rf"of fc [0-9.-]+ -> {FIG}", lambda r: r["epochs"][-1]["val_heads"]["fc"], ("rel", 0.15)),
+    (rf"of aux_fc {FIG} ->", lambda r: epoch(r, 1)["val_heads"]["aux_fc"], ("rel", 0.15)),
+    (rf"aux_fc [0-9.-]+ -> {FIG}", lambda r: r["epochs"][-1]["val_heads"]["aux_fc"], ("rel", 0.15)),
 ]
 CLAIMS["deep_sigmoid_mlp"] = CLAIMS["deep_sigmoid_batchnorm"] = CLAIMS["deep_relu_mlp"]
 
 
-def agrees(quoted: float, measured: float, tolerance: tuple[str, float]) -> bool:
+def agrees(lo: float, hi: float, measured: float, tolerance: tuple[str, float]) -> bool:
+    """Whether ``measured`` lies in the quoted [lo, hi] (lo == hi for one figure) widened by
+    the tolerance."""
     kind, tol = tolerance
     if kind == "abs":
-        return abs(quoted - measured) <= tol
+        return lo - tol <= measured <= hi + tol
     if kind == "rel":
-        return abs(quoted - measured) <= tol * abs(quoted)
-    return quoted > 0 and measured > 0 and abs(math.log(measured / quoted)) <= math.log(tol)
+        return lo * (1 - tol) <= measured <= hi * (1 + tol)
+    return lo > 0 and lo / tol <= measured <= hi * tol
+
+
+def quoted_figure(m: re.Match) -> tuple[float, float]:
+    given = [float(g) for g in m.groups() if g is not None]
+    return given[0], given[-1]
 
 
 @pytest.mark.slow
@@ -161,5 +180,5 @@ def test_description_numbers_are_measured(name):
     assert not missing, f"{name}: the description no longer quotes {missing}"
     run = train(name)
     for m, measure, tol, pattern in found:
-        quoted, measured = float(m.group(1)), float(measure(run))
-        assert agrees(quoted, measured, tol), (name, pattern, quoted, measured)
+        quoted, measured = quoted_figure(m), float(measure(run))
+        assert agrees(*quoted, measured, tol), (name, pattern, quoted, measured, tol)
