@@ -1,0 +1,252 @@
+"""WinogradPlan: 3x3 stride-1 convolutions with Winograd's minimal filtering F(2x2, 3x3)
+(Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks"). It computes what
+engine.conv_plan.Conv2dPlan computes (and engine/reference/conv.py spells out) with 16
+multiplies per 2x2 block of outputs per (filter, input map) instead of im2col's 36.
+
+In one dimension, two outputs of a 3-tap correlation y[k] = sum_i g[i] d[k + i] from four inputs
+d[0..3] take four multiplies, y = A^T [(G g) * (B^T d)], with
+
+    B^T = [[1,  0, -1,  0],     G = [[  1,    0,    0],     A^T = [[1, 1,  1,  0],
+           [0,  1,  1,  0],          [1/2,  1/2,  1/2],            [0, 1, -1, -1]]
+           [0, -1,  1,  0],          [1/2, -1/2,  1/2],
+           [0,  1,  0, -1]]          [  0,    0,    1]]
+
+Nested in two dimensions, a 2x2 block of outputs Y from a 4x4 tile d of one input map is
+Y = A^T [U * V] A, U = G g G^T (4x4, from the 3x3 kernel), V = B^T d B (4x4). Summed over input
+maps the elementwise products become, for each of the 16 positions (a, b) of a tile, one matrix
+product over channels:
+
+    M[a, b] (F, T) = U[a, b] (F, C) @ V[a, b] (C, T)      T = tiles (samples x tile rows x cols)
+
+so a convolution is: the input transform (additions only), 16 products, the output transform
+(additions only). Tiles start every 2 pixels and overlap by 2; an odd output height or width
+gets one more tile row / column, read from extra zero padding, and its extra outputs are dropped.
+
+The input gradient of a stride-1 3x3 convolution is itself one (dx = dout, padded by 2 - p,
+correlated with the weight flipped in both axes and with filters and maps swapped), so the same
+plan type serves forward and backward (the weight gradient stays with Conv2dPlan).
+
+Choices (the transforms are passes over memory, which cost more than the products here;
+numbers in benchmarks/NOTES.md, "Winograd"):
+- The padded input is stored split by row and column parity ("polyphase"), so B's shifts by
+  one tile column are shifts of one flat array by one element, and B^T's rows are whole rows.
+- One tile column more than needed is computed ("wide rows", as Conv2dPlan's): every pass is
+  then over long contiguous runs; the junk column is dropped when the outputs are written.
+- The output transform is one (4, 16) @ (16, F * tiles) product, then four interleaving copies.
+- Used only where it measured faster than im2col (``pays``: wide layers with enough tiles; not
+  ResNet-20's 16- and 32-map layers, nor one image of ResNet-18's late stages).
+- Chunks of samples whose transformed tiles fit in a core's L2 cache; BLAS on one thread.
+Rounding: the transforms round in float32 too; results agree with im2col's to ~1e-6 of the
+output's scale (tests/test_winograd.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine.conv_plan import Pad4, one_blas_thread
+
+# G above: the kernel transform U = G g G^T.
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+# A^T above, and A^T (x) A^T (Kronecker): the output transform of a whole tile, (4, 16).
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
+AA = np.kron(AT, AT)
+# Size of one chunk's transformed tiles (16 per tile per map): about a core's L2 cache
+# (0.5-2 MiB ran alike; NOTES.md, "Winograd").
+CHUNK_BYTES = 1 << 20
+
+
+def applies(w_shape: tuple[int, ...], stride: tuple[int, int], pad: Pad4) -> bool:
+    """Whether a (non-grouped) convolution is one this plan computes: a 3x3 kernel at stride 1
+    with at most 2 zeros of padding on each side (so its input gradient is one too)."""
+    return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pad) <= 2
+
+
+def pays(c: int, f: int, tiles: int) -> bool:
+    """Whether Winograd ran faster than im2col (CPU time, forward and backward of a Conv2D;
+    benchmarks/NOTES.md "Winograd") for C input maps, F filters and ``tiles`` 2x2 output tiles
+    in the batch: wide layers only (with 16 or 32 maps the transforms' passes over memory cost
+    more than the multiplies they save) and enough tiles to amortise the kernel transform
+    (one image of ResNet-18's 28x28 and smaller stages lost 2-20x)."""
+    return min(c, f) >= 64 and tiles >= 512
+
+
+def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradConv | None:
+    """A layer's Winograd convolution for input x and weight w where it applies and pays, one
+    per input shape kept in the layer's ``cache``; else None (the layer's im2col plan)."""
+    if not applies(w.shape, stride, pad):
+        return None
+    n, c, h, wd = x.shape
+    tiles = n * -(-(h + pad[0] + pad[1] - 2) // 2) * -(-(wd + pad[2] + pad[3] - 2) // 2)
+    if not pays(c, w.shape[0], tiles):
+        return None
+    key = (x.shape, x.dtype)
+    if key not in cache:
+        if len(cache) >= 4:  # a few batch sizes, as the layer's plans
+            cache.clear()
+        cache[key] = WinogradConv(x.shape, w.shape[0], pad, x.dtype)
+    return cache[key]
+
+
+def kernel_transform(w: np.ndarray) -> np.ndarray:
+    """U = G g G^T for every (filter, map): w (F, C, 3, 3) -> (16, F, C), row a*4 + b."""
+    f, c = w.shape[:2]
+    # two plain matrix products (not F*C tiny ones): t[(f, c, i), b] = (g G^T)[f, c, i, b], then
+    # u[a, (f, c, b)] = sum_i G[a, i] t[f, c, i, b]
+    t = np.ascontiguousarray(w).reshape(f * c * 3, 3) @ G.T
+    u = G @ t.reshape(f * c, 3, 4).transpose(1, 0, 2).reshape(3, f * c * 4)
+    return np.ascontiguousarray(u.reshape(4, f, c, 4).transpose(0, 3, 1, 2)).reshape(16, f, c)
+
+
+class WinogradPlan:
+    """Geometry and reusable scratch arrays of one 3x3 stride-1 cross-correlation, F(2x2, 3x3).
+
+    Shapes: x (N, C, H, W) * weight (F, C, 3, 3) -> out (N, F, H + pt + pb - 2, W + pl + pr - 2).
+    """
+
+    def __init__(self, x_shape: tuple[int, ...], f: int, pad: Pad4, dtype: Any = np.float32):
+        self.N, self.C, self.H, self.W = (int(d) for d in x_shape)
+        self.F = int(f)
+        self.pt, self.pb, self.pl, self.pr = pad
+        self.OH = self.H + self.pt + self.pb - 2
+        self.OW = self.W + self.pl + self.pr - 2
+        self.TH, self.TW = -(-self.OH // 2), -(-self.OW // 2)  # tile rows and columns
+        # the padded input the tiles are read from: 2 * tiles + 2 rows and columns
+        self.Hq, self.Wq = 2 * self.TH + 2, 2 * self.TW + 2
+        # tile columns computed: one more than needed, whose values are dropped ("wide rows", as
+        # in Conv2dPlan), so every elementwise pass runs over whole contiguous arrays
+        self.TX = self.TW + 1
+        self.dtype = np.dtype(dtype)
+        per_sample = 16 * max(self.C, self.F) * self.TH * self.TX * self.dtype.itemsize
+        size = max(1, min(self.N, CHUNK_BYTES // per_sample))
+        self.chunks = [(n0, min(self.N, n0 + size)) for n0 in range(0, self.N, size)]
+        self._xpad: np.ndarray | None = None
+        self._scratch: dict[str, np.ndarray] = {}
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return self.N, self.F, self.OH, self.OW
+
+    def _scratch_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._scratch.get(name)
+        if buf is None or buf.size < size:
+            buf = self._scratch[name] = np.empty(size, self.dtype)
+        return buf[:size].reshape(shape)
+
+    def load_input(self, x: np.ndarray) -> None:
+        """x into the zero-padded scratch array, split by row and column parity ("polyphase"):
+        xd[p, n, c, q, t, k] = xpad[n, c, 2t + q, 2k + p], (2, N, C, 2, TH + 1, TW + 1). A tile's
+        columns are then shifts of one contiguous array by whole elements, its rows by whole
+        rows, not every other value (NOTES.md, "Winograd")."""
+        m = x.shape[0]  # a chunk of samples, copied just before its transform (in cache)
+        if self._xpad is None:
+            size = self.chunks[0][1]
+            self._xpad = np.zeros((2, size, self.C, 2, self.TH + 1, self.TX), self.dtype)
+        for q in range(2):
+            h0 = (q - self.pt) % 2  # first input row landing in row phase q
+            t0 = (self.pt + h0) // 2
+            nh = len(range(h0, self.H, 2))
+            for p in range(2):
+                w0 = (p - self.pl) % 2
+                k0 = (self.pl + w0) // 2
+                nw = len(range(w0, self.W, 2))
+                np.copyto(
+                    self._xpad[p, :m, :, q, t0 : t0 + nh, k0 : k0 + nw], x[:, :, h0::2, w0::2]
+                )
+
+    def input_transform(self, m: int) -> np.ndarray:
+        """V = B^T d B of every tile of the m loaded samples: (16, C, m * TH * TX)."""
+        th, tx = self.TH, self.TX
+        # B on the columns: tile column j of tile u is padded column 2u + j, phase j % 2 at
+        # u + j // 2: the phase's array shifted by j // 2 (the last column of each row is junk)
+        size = m * self.C * 2 * (th + 1) * tx
+        x = self._xpad[:, :m].reshape(2, size)
+        c = self._scratch_array("cols", (4, size))
+        c[:, -1] = 0
+        col = [x[j % 2, j // 2 : size - 1 + j // 2] for j in range(4)]
+        np.subtract(col[0], col[2], out=c[0, :-1])
+        np.add(col[1], col[2], out=c[1, :-1])
+        np.subtract(col[2], col[1], out=c[2, :-1])
+        np.subtract(col[1], col[3], out=c[3, :-1])
+        # B^T on the rows (row i: phase i % 2, shifted by i // 2 rows), written straight into
+        # the (a, b, C, m, TH, TX) layout of the products
+        c6 = c.reshape(4, m, self.C, 2, th + 1, tx)
+        v = self._scratch_array("v", (16, self.C, m, th, tx))
+        va = v.reshape(4, 4, self.C, m, th, tx).transpose(0, 1, 3, 2, 4, 5)  # (a, b, m, C, ..)
+        row = [c6[:, :, :, i % 2, i // 2 : i // 2 + th] for i in range(4)]
+        np.subtract(row[0], row[2], out=va[0])
+        np.add(row[1], row[2], out=va[1])
+        np.subtract(row[2], row[1], out=va[2])
+        np.subtract(row[1], row[3], out=va[3])
+        return v.reshape(16, self.C, m * th * tx)
+
+    def output_transform(self, mm: np.ndarray, out: np.ndarray) -> None:
+        """out (m, F, 2 TH, 2 TW) = A^T M A of every tile; mm (16, F, m * TH * TX)."""
+        m = out.shape[0]
+        # all 4 outputs of a tile at once: y[(i, j)] = sum_(a, b) A^T[i, a] A^T[j, b] M[(a, b)],
+        # one (4, 16) @ (16, F m TH TX) product (fewer passes over M than additions)
+        y = self._scratch_array("y", (4, self.F * m * self.TH * self.TX))
+        np.matmul(AA, mm.reshape(16, -1), out=y)
+        # interleaved: out[n, f, 2t + i, 2u + j] = y[(i, j), f, n, t, u], the junk column dropped;
+        # four copies, one per (i, j), ran 3x faster than one 6-axis copy
+        y6 = y.reshape(2, 2, self.F, m, self.TH, self.TX)
+        o6 = out.reshape(m, self.F, self.TH, 2, self.TW, 2)
+        for i in range(2):
+            for j in range(2):
+                np.copyto(o6[:, :, :, i, :, j].transpose(1, 0, 2, 3), y6[i, j, ..., : self.TW])
+
+    @one_blas_thread
+    def forward(self, x: np.ndarray, u: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """The convolution of x with the transformed kernel u (``kernel_transform``), plus b."""
+        out = np.empty(self.out_shape, self.dtype)
+        even = self.OH == 2 * self.TH and self.OW == 2 * self.TW
+        for n0, n1 in self.chunks:
+            m = n1 - n0
+            self.load_input(x[n0:n1])
+            v = self.input_transform(m)
+            mm = self._scratch_array("m", (16, self.F, v.shape[2]))
+            np.matmul(u, v, out=mm)  # the 16 products over channels
+            if even:
+                self.output_transform(mm, out[n0:n1])
+            else:  # the extra tile row / column's outputs are dropped
+                full = self._scratch_array("full", (m, self.F, 2 * self.TH, 2 * self.TW))
+                self.output_transform(mm, full)
+                np.copyto(out[n0:n1], full[:, :, : self.OH, : self.OW])
+            if b is not None:
+                out[n0:n1] += b.reshape(1, -1, 1, 1)
+        return out
+
+
+class WinogradConv:
+    """A layer's Winograd convolution: the forward plan, and the input gradient's plan made on
+    first use (the same convolution run on dout with ``flipped`` weights).
+
+    Shapes: as WinogradPlan; input_grad: dout (N, F, OH, OW) -> dx (N, C, H, W).
+    """
+
+    def __init__(self, x_shape: tuple[int, ...], f: int, pad: Pad4, dtype: Any = np.float32):
+        self.plan = WinogradPlan(x_shape, f, pad, dtype)
+        self._grad_plan: WinogradPlan | None = None
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        # the kernel transform is cheap (16 F C values): made each call, so an in-place
+        # weight update is always seen
+        return self.plan.forward(x, kernel_transform(w), b)
+
+    def input_grad(self, dout: np.ndarray, w: np.ndarray) -> np.ndarray:
+        p = self.plan
+        if self._grad_plan is None:
+            pt, pb, pl, pr = p.pt, p.pb, p.pl, p.pr
+            self._grad_plan = WinogradPlan(
+                (p.N, p.F, p.OH, p.OW), p.C, (2 - pt, 2 - pb, 2 - pl, 2 - pr), p.dtype
+            )
+        return self._grad_plan.forward(dout, kernel_transform(flipped(w)))
+
+
+def flipped(w: np.ndarray) -> np.ndarray:
+    """w (F, C, 3, 3) turned 180 degrees with filters and maps swapped: (C, F, 3, 3)."""
+    return w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)

@@ -1,0 +1,99 @@
+"""Winograd F(2x2, 3x3) (engine/winograd.py) computes what engine.reference's loops compute:
+forward, the input gradient through the same routine, and Conv2D's gradients on that path;
+the layer takes it only where ``winograd.pays`` says so."""
+
+import numpy as np
+import pytest
+from gradcheck import check_layer
+
+from engine import winograd
+from engine.layers import Conv2D
+from engine.reference import conv as ref_conv
+
+# (N, C, F, H, W, pad (top, bottom, left, right)): odd and even outputs, 0-2 zeros per side
+CASES = [
+    (2, 5, 7, 9, 8, (1, 1, 1, 1)),
+    (3, 4, 6, 7, 11, (0, 2, 1, 0)),
+    (1, 3, 5, 5, 5, (2, 2, 2, 2)),
+    (2, 6, 3, 6, 4, (0, 0, 0, 0)),
+    (4, 2, 2, 3, 3, (1, 0, 0, 1)),
+]
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_forward_and_input_gradient_match_the_reference_loops(n, c, f, h, w, pad):
+    r = rng(1)
+    x = r.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = r.standard_normal((f, c, 3, 3)).astype(np.float32)
+    b = r.standard_normal(f).astype(np.float32)
+    want, cache = ref_conv.conv2d_forward(x, wt, b, (1, 1), pad)
+    conv = winograd.WinogradConv(x.shape, f, pad, np.float32)
+    out = conv.forward(x, wt, b)
+    assert out.shape == want.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    dout = r.standard_normal(want.shape).astype(np.float32)
+    dx_want, _, _ = ref_conv.conv2d_backward(dout, cache)
+    dx = conv.input_grad(dout, wt)
+    assert dx.shape == x.shape
+    np.testing.assert_allclose(dx, dx_want, rtol=0, atol=1e-5 * np.abs(dx_want).max())
+
+
+def test_resnet_sized_layer_stays_within_float32_rounding_of_im2col(monkeypatch):
+    r = rng(2)
+    x = r.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    layer = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 8, 8), r)
+    want_params = layer.params
+    dout = r.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    monkeypatch.setattr(winograd, "pays", lambda *a: False)
+    want, dx_want = layer.forward(x, training=True), layer.backward(dout).copy()
+    dw_want = layer.grads["weight"].copy()
+    monkeypatch.setattr(winograd, "pays", lambda *a: True)
+    layer = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 8, 8))
+    layer.params = want_params  # a fresh layer: nothing loaded by the im2col run
+    out, dx = layer.forward(x, training=True), layer.backward(dout)
+    assert layer._cache[2] is not None  # the Winograd path ran
+    for got, ref in ((out, want), (dx, dx_want), (layer.grads["weight"], dw_want)):
+        assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("padding", [1, 0, [2, 1]])
+def test_conv2d_gradients_on_the_winograd_path(monkeypatch, padding):
+    monkeypatch.setattr(winograd, "pays", lambda *a: True)
+    layer = Conv2D(filters=3, kernel_size=3, padding=padding).build((2, 5, 6), rng(3))
+    check_layer(layer, rng(4).standard_normal((2, 2, 5, 6)))
+    assert layer._cache[2] is not None
+
+
+def test_chunks_give_the_same_numbers(monkeypatch):
+    monkeypatch.setattr(winograd, "pays", lambda *a: True)
+    r = rng(5)
+    x = r.standard_normal((5, 3, 7, 7)).astype(np.float32)
+    layer = Conv2D(filters=4, kernel_size=3, padding=1).build((3, 7, 7), r)
+    out = layer.forward(x)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    chunked = Conv2D(filters=4, kernel_size=3, padding=1).build((3, 7, 7))
+    chunked.params = layer.params
+    out2 = chunked.forward(x)
+    assert len(chunked._cache[2].plan.chunks) == 5
+    np.testing.assert_allclose(out2, out, rtol=1e-6, atol=1e-6)
+
+
+def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
+    r = rng(6)
+    cases = [  # (in_shape, settings, batch, Winograd?)
+        ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1}, 32, True),
+        ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1}, 2, False),  # few tiles
+        ((16, 32, 32), {"filters": 16, "kernel_size": 3, "padding": 1}, 8, False),  # thin
+        ((64, 8, 8), {"filters": 64, "kernel_size": 3, "stride": 2, "padding": 1}, 32, False),
+        ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 3}, 32, False),
+        ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1, "groups": 2}, 32, False),
+        ((64, 8, 8), {"filters": 64, "kernel_size": 1}, 32, False),
+    ]
+    for in_shape, cfg, n, wino in cases:
+        layer = Conv2D(**cfg).build(in_shape, r)
+        layer.forward(np.zeros((n, *in_shape), np.float32))
+        assert (layer._cache[2] is not None) == wino, (cfg, n)
