@@ -138,3 +138,57 @@ def test_the_pytorch_script_samples_its_decoder_inputs_as_the_engine(ratio, tmp_
         assert ref == forced
     else:  # the model's own inputs change the second step's loss
         assert abs(ref[1] - forced[1]) > 1e-6
+
+
+def test_under_torchrun_the_masked_loss_is_the_mean_over_both_processes_targets(tmp_path):
+    """Two processes, one SGD step: the weights equal one process's step on the two halves'
+    batches together, the loss a mean over all their counted targets (the halves count
+    different numbers of padded targets, so a plain average of the two means would differ)."""
+    torch = pytest.importorskip("torch")
+    import os
+    import subprocess
+    import sys
+
+    from test_export_torch import exported, free_port
+
+    g = caption_graph(True)
+    sgd = {"name": "sgd", "lr": 0.5}
+    g.set_meta("training", {**g.training, "optimizer": sgd, "batch_size": 6})
+    script = tmp_path / "ddp.py"
+    script.write_text(export_code(g, "pytorch"), encoding="utf-8")
+    env = dict(os.environ, BLOCKPROP_SAVE_FINAL=str(tmp_path / "final"), OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += [f"--master_port={free_port()}", str(script), "--steps", "1"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = np.load(tmp_path / "final.rank0.npz")
+    # the same step in this process: each rank's first batch from its DistributedSampler
+    mod = exported(g, tmp_path, name="one")
+    X, y = mod.load_data()
+    (Xtr, ytr), _, _ = mod.split(X, y)
+    Xtr, ytr = torch.from_numpy(np.ascontiguousarray(Xtr)), torch.from_numpy(mod.targets(ytr))
+    idx = []
+    for rank in (0, 1):
+        sampler = torch.utils.data.DistributedSampler(
+            torch.utils.data.TensorDataset(Xtr), num_replicas=2, rank=rank, seed=mod.SEED
+        )
+        sampler.set_epoch(0)
+        idx.append(list(sampler)[:6])
+    counts = [int((ytr[i] != 0).sum()) for i in idx]
+    assert counts[0] != counts[1]  # the halves weigh differently
+
+    def one_step(halves):
+        net = mod.build_model()
+        loss = sum(mod.loss_fn(net(Xtr[h]), ytr[h]) for h in halves) / len(halves)
+        loss.backward()
+        torch.optim.SGD(net.parameters(), lr=0.5).step()
+        return mod.engine_state(net)
+
+    want = one_step([torch.tensor(idx[0] + idx[1])])
+    assert sorted(want) == sorted(got.files)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], atol=1e-6, rtol=1e-5, err_msg=k)
+    # what plain DDP gives (the average of the two halves' means) is measurably not that
+    plain = one_step([torch.tensor(i) for i in idx])
+    assert max(float(np.abs(plain[k] - want[k]).max()) for k in want) > 1e-4

@@ -385,11 +385,21 @@ def _train_template(plan: Plan) -> str:
     """The training loop; with augmentation each batch passes through augment_batch with the
     engine's stream, default_rng([SEED, 2]): one process trains on the engine's batches."""
     text = torch_templates.TRAIN
+    if plan.training.get("mask_padding") and not plan.heads:
+        text = torch_templates.MASKED_SHARE + text.replace(
+            "            loss.backward()\n",
+            "            if world > 1:  # the mean over every process's counted targets\n"
+            "                (loss * masked_share(yb, world)).backward()\n"
+            "            else:\n"
+            "                loss.backward()\n",
+            1,
+        )
     if plan.training.get("scheduled_sampling"):  # the engine's stream, default_rng([SEED, 3])
         text = text.replace(
             '    step, reason = 0, "finished"\n',
             '    step, reason = 0, "finished"\n'
-            "    sampling_rng = np.random.default_rng([SEED, 3])  # scheduled sampling's draws\n",
+            "    # scheduled sampling's draws; under torchrun each process draws its own\n"
+            "    sampling_rng = np.random.default_rng([SEED, 3] + ([rank] if world > 1 else []))\n",
             1,
         ).replace(
             "            optimizer.zero_grad(set_to_none=False)\n",
@@ -404,7 +414,8 @@ def _train_template(plan: Plan) -> str:
     return text.replace(
         '    step, reason = 0, "finished"\n',
         '    step, reason = 0, "finished"\n'
-        "    aug_rng = np.random.default_rng([SEED, 2])  # the engine's augmentation stream\n",
+        "    # the engine's augmentation stream; under torchrun each process draws its own\n"
+        "    aug_rng = np.random.default_rng([SEED, 2] + ([rank] if world > 1 else []))\n",
         1,
     ).replace(
         BATCH_LINE,

@@ -405,6 +405,18 @@ if __name__ == "__main__":
     train(args.epochs, args.steps, args.save, args.log)
 '''
 
+MASKED_SHARE = '''
+def masked_share(y, world):
+    """mask_padding under torchrun: each process's loss is the mean over its own counted
+    targets, and DDP averages the processes' gradients; times this factor (its count x world /
+    every process's count) the average is the mean over all counted targets, as one process
+    computes it on the whole batch."""
+    n = torch.tensor([float(counted(y))], dtype=torch.float64)
+    dist.all_reduce(n)
+    return counted(y) * world / max(1.0, float(n))
+
+'''
+
 SCHEDULED_SAMPLING = '''
 
 def scheduled_sampling(net, xb, rng):
