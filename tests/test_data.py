@@ -45,6 +45,7 @@ def test_registry_lists_every_data_set_with_one_line_and_options():
         "adding",
         "copy",
         "sine",
+        "timed_spikes",
         "reviews",
         "reversal",
         "sorting",

@@ -207,6 +207,7 @@ BUILTIN_CASES = [
     ("adding", {"T": 10, "n": 100}),
     ("copy", {"n": 50}),
     ("sine", {"n": 40}),
+    ("timed_spikes", {"n": 30, "cues": 2, "min_interval": 3, "max_interval": 9, "T": 30}),
     ("reversal", {"n": 30, "length": 5}),
     ("sorting", {"n": 30, "length": 30}),
     ("dates", {"n": 40}),

@@ -28,6 +28,7 @@ from engine.data import (
     sequences,
     standard,
     text,
+    timing,
 )
 from engine.data.base import ByteImages, Dataset, DatasetSpec, rows
 from engine.data.standard import needs_download, prepare
@@ -37,6 +38,7 @@ from engine.settings import Opt
 _REGISTRY: dict[str, DatasetSpec] = {
     **builtin.DATASETS_HERE,
     **sequences.DATASETS_HERE,
+    **timing.DATASETS_HERE,
     **seq2seq.DATASETS_HERE,
     **reviews.DATASETS_HERE,
     "chars": text.DATASETS_HERE["chars"],

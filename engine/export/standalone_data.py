@@ -59,6 +59,7 @@ from engine.data.text import (
     verb_phrase,
     windows,
 )
+from engine.data.timing import make_timed_spikes
 
 __all__ = [
     "REVIEW_FILLER",
@@ -85,6 +86,7 @@ __all__ = [
     "make_sorting",
     "side_by_side",
     "make_sine",
+    "make_timed_spikes",
     "make_spiral",
     "make_tagging",
     "make_xor",
@@ -385,6 +387,7 @@ MAKERS: dict[str, tuple[str, bool, list[str]]] = {
     "adding": ("make_adding", True, []),
     "copy": ("make_copy", True, ["to_one_hot"]),
     "sine": ("make_sine", True, []),
+    "timed_spikes": ("make_timed_spikes", True, []),
     "reviews": ("make_reviews", True, ["REVIEW_FILLER", "REVIEW_SENTIMENT"]),
     "reversal": ("make_reversal", True, ["to_one_hot"]),
     "sorting": ("make_sorting", True, ["to_one_hot", "side_by_side"]),
