@@ -25,23 +25,23 @@ Choices (measured on LeNet-5 with benchmarks/engine_vs_torch.py; numbers in benc
   kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.
 - The batch is cut into chunks whose columns stay in cache while their product runs; the
   backward pass rebuilds them chunk by chunk.
-- No threads: sharing the chunks with a helper thread was slower (GIL hand-overs); the
-  parallelism is two processes (engine/parallel.py). BLAS too runs on one thread inside a
-  convolution (``one_blas_thread``): the per-sample products of wider layers (a ResNet's 64
-  channels) are big enough for OpenBLAS to split over its threads, and on a busy machine its
-  threads then wait for each other: a ResNet-20 step took 15x longer (benchmarks/NOTES.md).
+- No threads of our own: sharing the chunks with a helper thread was slower (GIL hand-overs);
+  the parallelism is two processes (engine/parallel.py). BLAS's threads inside a convolution
+  (``plan_threads``) follow engine.blas_threads: one thread for products under 8 M
+  multiply-adds, during a two-process split, and on a busy machine (there OpenBLAS's threads
+  wait for each other: a ResNet-20 step took 15x longer, benchmarks/NOTES.md); one per free
+  core for the large products of one-process runs (ResNet-18 inference at batch 1).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from engine import blas_threads
 from engine.errors import ShapeError
 
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -55,53 +55,11 @@ CHUNK_BYTES = 1 << 20
 WIDE_FORWARD_BELOW = 24
 
 
-class _OneBlasThread:
-    """Context manager: NumPy's BLAS on one thread inside, its setting restored after.
-
-    Set through threadpoolctl's controller of NumPy's own BLAS library (found once), about
-    2 us a use; other libraries' BLAS (PyTorch's) are left alone. Without threadpoolctl, or
-    when NumPy's BLAS is not one it knows, nothing is changed."""
-
-    _libs: list | None = None
-
-    @classmethod
-    def _numpy_blas(cls) -> list:
-        if cls._libs is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-
-                ctl = ThreadpoolController()
-            except Exception:  # not installed, or a library it cannot read: leave BLAS as is
-                cls._libs = []
-                return cls._libs
-            blas = [c for c in ctl.lib_controllers if c.user_api == "blas"]
-            here = os.path.dirname(np.__file__)  # .../numpy; its bundled BLAS is in numpy.libs
-            own = [c for c in blas if str(c.filepath).startswith(here)]
-            cls._libs = own or blas[:1]
-        return cls._libs
-
-    def __enter__(self) -> None:
-        libs = self._numpy_blas()
-        self._saved = [lib.get_num_threads() for lib in libs]
-        for lib, n in zip(libs, self._saved, strict=True):
-            if n != 1:
-                lib.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        for lib, n in zip(self._numpy_blas(), self._saved, strict=True):
-            if n != 1:
-                lib.set_num_threads(n)
-
-
-def one_blas_thread(func):
-    """Decorator: ``func`` runs with NumPy's BLAS on one thread (module docstring)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        with _OneBlasThread():
-            return func(*args, **kwargs)
-
-    return wrapper
+def plan_threads(func):
+    """Decorator: ``func(obj, ...)`` runs with NumPy's BLAS on the threads engine.blas_threads
+    gives ``obj.product_macs`` (a plan's per-sample product, or a layer's of its last forward
+    pass; module docstring)."""
+    return blas_threads.by_size(lambda plan, *_: plan.product_macs)(func)
 
 
 class Conv2dPlan:
@@ -111,8 +69,10 @@ class Conv2dPlan:
     per input shape, so scratch arrays are allocated once; the arrays it hands out are always fresh.
     Everything is sample-major (N first), so each product is one batched ``np.matmul``: numpy
     runs the (F, C*kh*kw) @ (C*kh*kw, positions) product of every sample of a chunk in C.
-    Per-sample products are small enough that BLAS runs each on one thread: steady on a busy
-    machine (one product per chunk can wait for a core) and a core left for the GUI.
+    Per-sample products of a training batch are small enough that BLAS runs each on one thread:
+    steady on a busy machine (one product per chunk can wait for a core) and a core left for
+    the GUI; a large one (one image through a wide layer) may use the free cores
+    (engine.blas_threads).
     """
 
     def __init__(
@@ -204,6 +164,11 @@ class Conv2dPlan:
         return out
 
     @property
+    def product_macs(self) -> int:
+        """Multiply-adds of one sample's product (F, C*kh*kw) @ (C*kh*kw, P)."""
+        return self.F * self.K * self.P
+
+    @property
     def out_shape(self) -> tuple[int, int, int, int]:
         return self.N, self.F, self.OH, self.OW
 
@@ -240,7 +205,7 @@ class Conv2dPlan:
             a, b, out=self._scratch_array("product", (b.shape[0], a.shape[-2], b.shape[-1]))
         )
 
-    @one_blas_thread
+    @plan_threads
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         self.load_input(x)
         out = np.empty(self.out_shape, self.dtype)

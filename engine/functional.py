@@ -16,7 +16,7 @@ from engine.conv_plan import (  # noqa: F401  (public here too)
     CHUNK_BYTES,
     Conv2dPlan,
     Pad4,
-    one_blas_thread,
+    plan_threads,
 )
 from engine.errors import ConfigError, ShapeError
 
@@ -141,7 +141,7 @@ def conv_transpose2d_plan(
     return Conv2dPlan((n, int(w_shape[1]), ho, wo), w_shape, (sh, sw), (ph, ph, pw, pw), dtype)
 
 
-@one_blas_thread
+@plan_threads
 def conv_transpose_forward(
     plan: Conv2dPlan, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
 ) -> np.ndarray:

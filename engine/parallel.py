@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import blas_threads
 from engine.batch_sync import BatchSync, HelperGone
 from engine.errors import ConfigError
 
@@ -244,6 +245,7 @@ class SplitStep:
             self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
             off += size
         self._limiter = None
+        self._pinned = False
         # Blocks that need statistics over the whole batch (BatchNorm) swap them through a
         # second pair of pipes (engine.batch_sync), made only for them.
         self._synced = [layer for layer in model.layers.values() if layer.batch_statistics]
@@ -275,6 +277,8 @@ class SplitStep:
 
     # --- this process --------------------------------------------------------------------------
     def _limit_blas(self) -> None:
+        blas_threads.pin_one_thread(True)  # the convolutions' products too
+        self._pinned = True
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # without it the split still computes the same, only slower
@@ -393,6 +397,9 @@ class SplitStep:
 
     def close(self) -> None:
         """End the helper (it exits on end-of-file) and give BLAS its threads back."""
+        if self._pinned:
+            blas_threads.pin_one_thread(False)
+            self._pinned = False
         if self._limiter is not None:
             self._limiter.restore_original_limits()
             self._limiter = None
@@ -400,6 +407,7 @@ class SplitStep:
 
     # --- the helper ----------------------------------------------------------------------------
     def _serve(self, r: int, w: int) -> None:
+        blas_threads.pin_one_thread(True)  # one core each: the convolutions too
         try:
             from threadpoolctl import threadpool_limits
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_conv_pool import CONV_CASES, rng
 
-from engine import conv_plan
+from engine import blas_threads, conv_plan
 from engine import functional as F
 from engine.layers import (
     AvgPool2D,
@@ -161,7 +161,7 @@ def test_convolution_products_run_blas_on_one_thread_and_restore_it(monkeypatch)
     # On a busy machine OpenBLAS's threads wait for each other on the per-sample products of
     # wide layers (benchmarks/NOTES.md): every product of a convolution runs on one thread, and
     # the setting is given back afterwards.
-    libs = conv_plan._OneBlasThread._numpy_blas()
+    libs = blas_threads.numpy_blas()
     if not libs:
         pytest.skip("threadpoolctl does not see NumPy's BLAS here")
     lib = libs[0]

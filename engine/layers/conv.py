@@ -180,7 +180,15 @@ class _Conv(Layer):
             out[:, f] = F.conv2d(x4[:, g * cg : (g + 1) * cg], w4[f], bg, plan=plan)
         return out
 
-    @conv_plan.one_blas_thread
+    @property
+    def product_macs(self) -> int:
+        """Multiply-adds of the largest per-sample product of the last forward pass (BLAS's
+        threads follow it: engine.blas_threads)."""
+        cache = self._cache
+        plans = [cache] if isinstance(cache, F.Conv2dPlan) else cache[0]
+        return max(plan.product_macs for plan in plans)
+
+    @conv_plan.plan_threads
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient. Grouped: each group's
         sums over its own filters and input maps, put side by side."""

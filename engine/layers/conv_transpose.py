@@ -91,7 +91,7 @@ class ConvTranspose2D(_Conv):
         self._cache = plan
         return F.conv_transpose_forward(plan, x, w, self.params.get("bias"))
 
-    @conv_plan.one_blas_thread
+    @conv_plan.plan_threads
     def backward(self, dout):
         # The plan's convolution maps this layer's output space back to its input space, so
         # dx = conv2d(dout, W), and dW = sum over samples of x (that convolution's output

@@ -1,0 +1,101 @@
+"""engine.blas_threads: the policy for NumPy's BLAS threads (its decisions, not timings)."""
+
+import numpy as np
+import pytest
+
+from engine import blas_threads
+from engine.blas_threads import BIG_PRODUCT_MACS, choose_threads
+from engine.layers import Conv2D
+
+BIG = 10 * BIG_PRODUCT_MACS
+
+
+@pytest.mark.parametrize(
+    ("cores", "others", "macs", "pinned", "want"),
+    [
+        (2, 0.0, BIG, False, 2),  # an idle 2-core desktop: both cores
+        (2, 0.25, BIG, False, 2),  # a little background use still leaves a core
+        (2, 0.45, BIG, False, 1),  # another job on half a core: one thread
+        (2, 2.0, BIG, False, 1),  # a `yes` pair: one thread
+        (2, 7.0, BIG, False, 1),  # more than the machine (rounding of the counters)
+        (2, 0.0, BIG_PRODUCT_MACS - 1, False, 1),  # a small product never
+        (2, 0.0, BIG, True, 1),  # the two-process split: one thread each
+        (1, 0.0, BIG, False, 1),
+        (8, 2.2, BIG, False, 6),  # 5.8 cores free: 6 threads
+        (8, 2.4, BIG, False, 5),
+        (8, 0.0, BIG, False, 8),
+        (8, -0.3, BIG, False, 8),  # a negative estimate counts as none
+    ],
+)
+def test_choose_threads(cores, others, macs, pinned, want):
+    assert choose_threads(cores, others, macs, pinned) == want
+
+
+def test_other_processes_cpu_is_the_machines_minus_this_processs(monkeypatch):
+    clock, busy, own = [100.0], [50.0], [10.0]
+    monkeypatch.setattr(blas_threads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(blas_threads, "_busy_seconds", lambda: busy[0])
+    monkeypatch.setattr(blas_threads, "_own_seconds", lambda: own[0])
+    m = blas_threads._Machine()
+    assert m.others_busy() == m.cores  # no window yet: counted busy (one thread)
+    # 2 s later: the machine was busy 2.2 s, this process 2.0 of them (its own BLAS threads
+    # spinning count as its own): the others used 0.1 of a core
+    clock[0], busy[0], own[0] = 102.0, 52.2, 12.0
+    assert m.others_busy() == pytest.approx(0.1)
+    # looked at most once a second: a `yes` pair starting is seen at the next look
+    clock[0], busy[0], own[0] = 102.5, 53.2, 12.1
+    assert m.others_busy() == pytest.approx(0.1)
+    clock[0], busy[0], own[0] = 103.0, 54.2, 12.2
+    assert m.others_busy() == pytest.approx(1.8)
+
+
+def test_without_proc_stat_the_load_average_minus_this_process_is_used(monkeypatch):
+    monkeypatch.setattr(blas_threads, "_busy_seconds", lambda: None)
+    monkeypatch.setattr(blas_threads.os, "getloadavg", lambda: (2.5, 1.0, 1.0))
+    assert blas_threads._Machine().others_busy() == pytest.approx(1.5)
+
+
+def test_pinning_counts_nested_calls(monkeypatch):
+    monkeypatch.setattr(blas_threads._machine, "others_busy", lambda: 0.0)
+    monkeypatch.setattr(blas_threads._machine, "cores", 2)
+    assert blas_threads.threads_for(BIG) == 2
+    blas_threads.pin_one_thread(True)
+    blas_threads.pin_one_thread(True)
+    blas_threads.pin_one_thread(False)
+    try:
+        assert blas_threads.threads_for(BIG) == 1
+    finally:
+        blas_threads.pin_one_thread(False)
+    assert blas_threads.threads_for(BIG) == 2
+
+
+def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkeypatch):
+    libs = blas_threads.numpy_blas()
+    if not libs:
+        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
+    lib = libs[0]
+    before = lib.get_num_threads()
+    monkeypatch.setattr(blas_threads._machine, "cores", 2)
+    seen = []
+    real = np.matmul
+
+    def spy(*args, **kwargs):
+        seen.append(lib.get_num_threads())
+        return real(*args, **kwargs)
+
+    r = np.random.default_rng(0)
+    big = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 32, 32), r)
+    x = r.standard_normal((1, 64, 32, 32)).astype(np.float32)
+    lib.set_num_threads(1)
+    try:
+        monkeypatch.setattr(np, "matmul", spy)
+        for others, want in ((0.0, 2), (1.5, 1)):
+            monkeypatch.setattr(blas_threads._machine, "others_busy", lambda o=others: o)
+            seen.clear()
+            out = big.forward(x)
+            big.backward(np.ones_like(out))
+            assert seen and set(seen) == {want}, (others, seen)
+            assert lib.get_num_threads() == 1  # given back
+    finally:
+        monkeypatch.setattr(np, "matmul", real)
+        lib.set_num_threads(before)
