@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.conv_plan import Pad4, one_blas_thread
+from engine.conv_plan import Pad4, plan_threads
 
 # G above: the kernel transform U = G g G^T.
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
@@ -199,7 +199,13 @@ class WinogradPlan:
             for j in range(2):
                 np.copyto(o6[:, :, :, i, :, j].transpose(1, 0, 2, 3), y6[i, j, ..., : self.TW])
 
-    @one_blas_thread
+    @property
+    def product_macs(self) -> int:
+        """Multiply-adds of one of the 16 products of a chunk (BLAS's threads follow it)."""
+        n0, n1 = self.chunks[0]
+        return self.F * self.C * (n1 - n0) * self.TH * self.TX
+
+    @plan_threads
     def forward(self, x: np.ndarray, u: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """The convolution of x with the transformed kernel u (``kernel_transform``), plus b."""
         out = np.empty(self.out_shape, self.dtype)
