@@ -19,9 +19,10 @@ MAX_FOLD = 1 << 24  # elements of one evaluated constant or index array
 class Unsupported(Exception):
     """An operator (or a use of one) with no block: counted, reported together."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, named: bool = False):
         super().__init__(label)
         self.label = label
+        self.named = named  # the label names the node(s) concerned itself
 
 
 class NeedSequences(Exception):
@@ -37,6 +38,15 @@ class Ref:
     block: str
     shape: tuple[int, ...]  # the ONNX tensor's shape (batch included)
     idx: np.ndarray | None = None  # None: the block's output in plain order
+    # the nodes that moved the data since the block's plain output ("Slice 'source'"), named
+    # when a block cannot read it
+    moves: tuple[str, ...] = ()
+
+    def after(self) -> str:
+        """Where the data comes from, for a message: "block 'in''s output after Slice 'a'"."""
+        how = f" after {', '.join(self.moves[-4:])}" if self.moves else ""
+        more = f" (and {len(self.moves) - 4} more)" if len(self.moves) > 4 else ""
+        return f"block {self.block!r}'s output{how}{more}"
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:

@@ -474,9 +474,11 @@ def _recurrent(imp, node, ins, outs, a):
     h = int(a.get("hidden_size", R.shape[-1]))
     if len(ins) > 4 and ins[4]:
         raise Unsupported(f"{op} (sequence_lens)")
-    state_inputs = (5, 6, 7) if op == "LSTM" else (5,)
-    if not all(_zero_or_absent(imp, node, ins, k) for k in state_inputs):
-        raise Unsupported(f"{op} (initial state or peepholes)")
+    for k in (5, 6, 7) if op == "LSTM" else (5,):
+        if not _zero_or_absent(imp, node, ins, k):
+            what = ("initial_h", "initial_c", "peepholes P")[k - 5]
+            how = "a constant not zero" if ins[k] in imp.consts else "computed from the data"
+            raise Unsupported(f"{op} ({what} {ins[k]!r} {how}: blocks start from zero state)")
     if "clip" in a or a.get("input_forget", 0):
         raise Unsupported(f"{op} (clip or coupled gates)")
     given = [s.lower() for s in a.get("activations", [])]
@@ -495,10 +497,10 @@ def _recurrent(imp, node, ins, outs, a):
     xi = imp.idx(x)
     if xi.ndim != 3:
         raise Unsupported(f"{op} (input not a sequence)")
-    seq = imp.make_ref(x.block, xi.transpose(1, 0, 2) if layout == 0 else xi)
+    seq = imp.make_ref(x.block, xi.transpose(1, 0, 2) if layout == 0 else xi, x.moves)
     if seq.idx is not None and (seq.idx < 0).any():
         raise NeedSequences(imp.rnn_node[seq.block])
-    src = imp.plain(node, seq, f"{op} (input not a (time, batch, features) sequence)")
+    src = imp.plain(node, seq, "as its (time, batch, features) sequence")
     B = np.zeros((d, 2 * gates * h), np.float32)
     if len(ins) > 3 and ins[3]:
         B = imp.const(node, ins[3], "bias")

@@ -14,7 +14,8 @@ A recurrent node starts with ``return_sequences`` off; its ``Y`` then holds the 
 only (every other element -1). If anything reads a -1, the import restarts with that node
 returning sequences. So ``fc(out[:, -1])`` and ``fc(h_n[-1])`` both give one LSTM block.
 
-Unsupported operators are all collected and reported in one message (op type and count);
+Unsupported operators are all collected and reported in one message (op type, why, count and
+the nodes' names; data a block cannot read names the nodes that sliced or transposed it);
 nothing is returned then.
 """
 
@@ -109,6 +110,13 @@ def readable_name(node) -> str:
     return name or (node.output[0] if node.output else "")
 
 
+def _node_names(names: list[str], most: int = 3) -> str:
+    """ "node 'a'" or "nodes 'a', 'b' and 2 more", for a one-line message."""
+    shown = ", ".join(repr(n) for n in names[:most])
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"node{'s' if len(names) > 1 else ''} {shown}{more}"
+
+
 def _literal_list(text: str) -> list:
     """A Python list literal of strings (PyTorch writes name scopes so), read without eval."""
     if not text.startswith("[") or len(text) > 10_000:
@@ -137,6 +145,7 @@ class Importer:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.weights: dict[str, np.ndarray] = {}
         self.unsupported: Counter[str] = Counter()
+        self.refused_nodes: dict[str, list[str]] = {}  # label -> the refused nodes' names
         self.poisoned: set[str] = set()
         self.pending_bias: dict[str, str] = {}
         self.reshapes: dict[tuple, str] = {}
@@ -186,8 +195,17 @@ class Importer:
         _check_size(r.shape, "a tensor")
         return np.arange(_size(r.shape), dtype=np.int64).reshape(r.shape)
 
-    def make_ref(self, block: str, idx: np.ndarray) -> Ref:
-        """A Ref for ``idx``, dropping the array when it is the plain order."""
+    def refuse(self, node: onnx.NodeProto, label: str, named: bool = False) -> None:
+        """Count ``node`` as having no block (``label``: op type and why; ``named``: the label
+        names the nodes itself)."""
+        self.unsupported[label] += 1
+        names = self.refused_nodes.setdefault(label, [])
+        if not named:
+            names.append(node.name or (node.output[0] if node.output else node.op_type))
+
+    def make_ref(self, block: str, idx: np.ndarray, moves: tuple[str, ...] = ()) -> Ref:
+        """A Ref for ``idx``, dropping the array when it is the plain order; ``moves``: the
+        nodes that moved the data there (forgotten once it is plain again)."""
         shape = tuple(int(d) for d in idx.shape)
         plain = (
             shape
@@ -195,10 +213,11 @@ class Importer:
             and idx.size == self.B * _size(self.shapes[block])
             and np.array_equal(idx.ravel(), np.arange(idx.size))
         )
-        return Ref(block, shape, None if plain else idx)
+        return Ref(block, shape, None if plain else idx, () if plain else moves)
 
-    def plain(self, node, r: Ref, what: str | None = None) -> str:
-        """The block whose output (reshaped if needed) is the tensor ``r``."""
+    def plain(self, node, r: Ref, as_what: str = "") -> str:
+        """The block whose output (reshaped if needed) is the tensor ``r``; ``as_what``: how
+        ``node`` reads it, for the message ("as its (time, batch, features) sequence")."""
         if r.idx is not None:
             if (r.idx < 0).any():
                 raise NeedSequences(self.rnn_node[r.block])
@@ -211,7 +230,16 @@ class Importer:
                     base = self.transposes.get((r.block, r.shape), f"{r.block}_transpose")
                     self.reshapes[key] = self.add_block(None, "Transpose", {}, [r.block], base=base)
                 return self.reshapes[key]
-            raise Unsupported(what or f"{node.op_type} (on transposed or sliced data)")
+            if node is None:
+                raise Unsupported("output")
+            reader = f"{node.op_type} node {node.name or node.op_type!r}"
+            if r.moves:  # name the node that moved the data first: usually the real culprit
+                raise Unsupported(
+                    f"{r.moves[0]} ({r.after()} is no block's output: {reader} cannot read it"
+                    f"{' ' + as_what if as_what else ''})",
+                    named=True,
+                )
+            raise Unsupported(f"{node.op_type} (reads {r.after()} transposed or sliced)")
         sample = r.shape[1:]
         if sample == self.shapes[r.block]:
             return r.block
@@ -292,7 +320,7 @@ class Importer:
             try:
                 self.visit(node)
             except Unsupported as e:
-                self.unsupported[e.label] += 1
+                self.refuse(node, e.label, e.named)
                 self.poisoned.update(o for o in node.output if o)
             except (ValueError, IndexError, TypeError, KeyError, np.exceptions.AxisError) as e:
                 raise self.bad(node, f"cannot evaluate: {e}") from None
@@ -303,7 +331,15 @@ class Importer:
                         self.refs.pop(name, None)
                         self.consts.pop(name, None)
         if self.unsupported:
-            listed = ", ".join(f"{op} x{n}" for op, n in sorted(self.unsupported.items()))
+            listed = "; ".join(
+                f"{label} x{n}"
+                + (
+                    f" ({_node_names(self.refused_nodes[label])})"
+                    if self.refused_nodes[label]
+                    else ""
+                )
+                for label, n in sorted(self.unsupported.items())
+            )
             raise OnnxFileError(
                 f"cannot import: no block for these ONNX operators: {listed}; nothing was imported",
                 file=self.file,
@@ -344,7 +380,7 @@ class Importer:
         if any(i in self.poisoned for i in ins if i):  # downstream of an unsupported node:
             self.poisoned.update(o for o in outs if o)  # still list its type if it has no block
             if op not in MAPPERS and op not in FOLDS and op != "Constant":
-                self.unsupported[op] += 1
+                self.refuse(node, op)
             return
         if node.domain not in ("", "ai.onnx"):
             raise Unsupported(f"{node.domain}.{op}")
@@ -383,8 +419,9 @@ class Importer:
                 shape = (r.shape[0], r.shape[2], r.shape[1])
                 self.transposes.setdefault((r.block, shape), node.name or outs[0])
             args = [self.consts[i] if i else None for i in ins[1:]]
+            moves = (*r.moves, f"{op} {node.name or outs[0]!r}")
             for o, v in zip(outs, _move(op, a, self.idx(r), args, len(outs)), strict=False):
-                nr = self.make_ref(r.block, v)
+                nr = self.make_ref(r.block, v, moves)
                 if (
                     op in ("Reshape", "Flatten")
                     and nr.idx is None
@@ -419,12 +456,13 @@ class Importer:
         what = "the output" if k == 0 else f"output {k + 1}"
         if name not in self.refs:
             raise self.bad(None, f"{what} {name!r} does not depend on the input")
+        r = self.refs[name]
         try:
-            out = self.plain(None, self.refs[name], "output" if k == 0 else f"output{k + 1}")
+            out = self.plain(None, r)
         except Unsupported:
             raise OnnxFileError(
-                f"cannot import: {what} of the model is a transposed or sliced part of a "
-                "block's output, which no block gives; nothing was imported",
+                f"cannot import: {what} of the model is a transposed or sliced part of "
+                f"{r.after()}, which no block gives; nothing was imported",
                 file=self.file,
             ) from None
         if out == self.input_id:
