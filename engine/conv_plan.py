@@ -19,7 +19,8 @@ Choices (measured on LeNet-5 with benchmarks/engine_vs_torch.py; numbers in benc
   output; their output gradient is zero, so they add nothing going back. For long rows
   (OW >= WIDE_FORWARD_BELOW) the unfolded forward pass and the weight gradient without an
   input gradient (the first layer) use the valid positions only: no copy to drop or pad
-  columns, and runs of OW are long enough (LeNet-5's C1).
+  columns, and runs of OW are long enough (LeNet-5's C1). The unfolded forward pass does so
+  for many filters too (F >= WIDE_FORWARD_FILTERS: each extra column costs F products).
 - Stride 1, "folded" (when it means fewer columns): shifts by kernel rows are made on the
   input and shifts by kernel columns on the other side of the product, so the columns are
   kh*kw / (kh + F*kw/C) times smaller and col2im needs kh additions instead of kh*kw.
@@ -53,6 +54,9 @@ CHUNK_BYTES = 1 << 20
 # The forward pass of an unfolded stride-1 convolution uses wide rows only below this output
 # width (see Conv2dPlan.forward).
 WIDE_FORWARD_BELOW = 24
+# ... and for fewer filters than this: the extra columns cost F products each, the copy of short
+# runs does not grow with F (ResNet-18's 512 maps at 7x7, batch 1: 3.6 vs 2.6 ms; NOTES.md)
+WIDE_FORWARD_FILTERS = 64
 
 
 def plan_threads(func):
@@ -215,7 +219,7 @@ class Conv2dPlan:
         # Wide rows pay in the forward pass only for short rows: with the columns of the valid
         # positions, the product writes straight into out (no copy without the extra columns)
         # but the columns are copied in runs of OW, slow when OW is short.
-        wide = self.wide and self.OW < WIDE_FORWARD_BELOW
+        wide = self.wide and self.OW < WIDE_FORWARD_BELOW and self.F < WIDE_FORWARD_FILTERS
         for n0, n1 in self.fold_chunks if self.folded else self.chunks:
             m = n1 - n0
             if self.folded or wide:  # computed with Wp - OW extra columns per row: dropped below
