@@ -20,6 +20,7 @@ from engine.layers import (
     LSTM,
     RNN,
     Activation,
+    AdaptiveAvgPool2D,
     Add,
     Attention,
     AvgPool2D,
@@ -157,6 +158,11 @@ def ref_global_1d(forward, backward):
 def ref_global_avg(layer, x, training):
     out, cache = R.pool.global_avg_pool2d_forward(x)
     return out, lambda dout: (R.pool.global_avg_pool2d_backward(dout, cache), {}, {}), {}
+
+
+def ref_adaptive_avg(layer, x, training):
+    out, cache = R.adaptive.adaptive_avg_pool2d_forward(x, pair(layer.config["output_size"]))
+    return out, lambda dout: (R.adaptive.adaptive_avg_pool2d_backward(dout, cache), {}, {}), {}
 
 
 def ref_subsample(layer, x, training):
@@ -318,6 +324,7 @@ REFERENCES = {
     "MaxPool2D": ref_pool(R.pool.max_pool2d_forward, R.pool.max_pool2d_backward),
     "AvgPool2D": ref_pool(R.pool.avg_pool2d_forward, R.pool.avg_pool2d_backward),
     "GlobalAvgPool2D": ref_global_avg,
+    "AdaptiveAvgPool2D": ref_adaptive_avg,
     "MaxUnpool2D": ref_unpool,
     "GlobalAvgPool1D": ref_global_1d(
         R.pool.global_avg_pool1d_forward, R.pool.global_avg_pool1d_backward
@@ -414,6 +421,11 @@ CASES = [
     # the pool it undoes: UNPOOL_POOLS[its 'pool'] on the unpool's output shape (see build)
     *[(MaxUnpool2D(pool=p), (2, 3, *shape), False) for p, (_, shape, _) in UNPOOL_POOLS.items()],
     (GlobalAvgPool2D(), (3, 2, 5, 4), False),
+    # overlapping windows (14 -> 4, 7 -> 3), tiling, growing (3 -> 5), one window
+    (AdaptiveAvgPool2D(output_size=4), (2, 2, 14, 14), False),
+    (AdaptiveAvgPool2D(output_size=[3, 2]), (2, 3, 7, 8), False),
+    (AdaptiveAvgPool2D(output_size=5), (1, 2, 3, 3), False),
+    (AdaptiveAvgPool2D(output_size=1), (2, 2, 5, 4), False),
     (GlobalAvgPool1D(), (3, 4, 7), False),
     (GlobalMaxPool1D(), (3, 4, 7), False),
     (Transpose(), (2, 5, 3), False),

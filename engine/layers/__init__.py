@@ -5,6 +5,7 @@ module is imported here, so ``LAYER_TYPES`` holds them all.
 """
 
 from engine.layers.activation import Activation
+from engine.layers.adaptive import AdaptiveAvgPool2D
 from engine.layers.attention import Attention
 from engine.layers.base import Layer, register
 from engine.layers.conv import Conv1D, Conv2D
@@ -38,6 +39,7 @@ __all__ = [
     "Opt",
     "register",
     "Activation",
+    "AdaptiveAvgPool2D",
     "Add",
     "Attention",
     "AvgPool2D",

@@ -19,12 +19,14 @@ layer class's docstring names its reference function ("Reference: engine.referen
 
 Modules, one per family (as engine/layers): dense (Dense), activation (Activation),
 conv (Conv2D, Conv1D, ConvTranspose2D), pool (MaxPool2D, AvgPool2D, GlobalAvgPool2D,
-Subsample2D, Upsample2D), shape (Flatten, Reshape), norm (BatchNorm, Dropout, LocalResponseNorm),
-embedding (Embedding), recurrent (RNN, LSTM, GRU), merge (Add, Concat), attention (Attention).
+Subsample2D, Upsample2D), adaptive (AdaptiveAvgPool2D), shape (Flatten, Reshape),
+norm (BatchNorm, Dropout, LocalResponseNorm), embedding (Embedding), recurrent (RNN, LSTM,
+GRU), merge (Add, Concat), attention (Attention).
 """
 
 from engine.reference import (
     activation,
+    adaptive,
     attention,
     conv,
     dense,
@@ -38,6 +40,7 @@ from engine.reference import (
 
 __all__ = [
     "activation",
+    "adaptive",
     "attention",
     "conv",
     "dense",

@@ -28,6 +28,7 @@ from engine.layers import (
     LSTM,
     RNN,
     Activation,
+    AdaptiveAvgPool2D,
     Add,
     Attention,
     AvgPool2D,
@@ -172,6 +173,24 @@ def _pool(ctx, layer, ins, out):
 def _global_avg_pool(ctx, layer, ins, out):
     g = ctx.node("GlobalAveragePool", ins, [ctx.name(f"{layer.name}/pool")])[0]
     ctx.node("Flatten", [g], [out], axis=1)  # (N, C, 1, 1) -> (N, C)
+
+
+@onnx_builder(AdaptiveAvgPool2D)
+def _adaptive_avg_pool(ctx, layer, ins, out):
+    # ONNX has no adaptive pool: its windows are plain ones only when they tile the map
+    (_, h, w), (oh, ow) = layer.in_shape, F.pair(layer.config["output_size"])
+    if (oh, ow) == (1, 1):
+        ctx.node("GlobalAveragePool", ins, [out])
+        return
+    if h % oh or w % ow:
+        raise GraphError(
+            f"AdaptiveAvgPool2D to {oh}x{ow} of a {h}x{w} map has no ONNX form (ONNX has no "
+            "adaptive pool; its windows overlap unless the output size divides the input "
+            "size): choose an output size that divides the input to export to ONNX",
+            block=layer.name,
+        )
+    k = [h // oh, w // ow]
+    ctx.node("AveragePool", ins, [out], kernel_shape=k, strides=k)
 
 
 @onnx_builder(Subsample2D)
