@@ -180,11 +180,12 @@ def inception(n: Net, name: str, c1, c3r, c3, c5r, c5, pp) -> str:
 
 
 def inception_aux(n: Net, name: str) -> str:
-    """torchvision's InceptionAux on the 14x14 maps of ``n.last``: average pool to 4x4 (the
-    paper's 5x5 window, stride 3), a 1x1 convolution to 128 maps with BatchNorm and ReLU,
-    Flatten (2,048), Dense 1,024 with ReLU, dropout 0.7, Dense 1,000. Leaves ``n.last``."""
+    """torchvision's InceptionAux on the 14x14 maps of ``n.last``: adaptive average pool to 4x4
+    (torchvision's windows; the paper's 5x5 window at stride 3 also gives 4x4, from other
+    windows), a 1x1 convolution to 128 maps with BatchNorm and ReLU, Flatten (2,048), Dense
+    1,024 with ReLU, dropout 0.7, Dense 1,000. Leaves ``n.last``."""
     src = n.last
-    n.pool(f"{name}_pool", 5, 3, kind="AvgPool2D")
+    n.add(f"{name}_pool", "AdaptiveAvgPool2D", {"output_size": 4})
     n.conv_bn_relu(f"{name}_conv", 128, 1, eps=GOOGLENET_EPS)
     n.add(f"{name}_flatten", "Flatten")
     n.add(f"{name}_fc1", "Dense", {"units": 1024})
@@ -351,11 +352,13 @@ def describe_googlenet_aux(g: Graph) -> str:
         "fc is the main one, aux1_fc2 and aux2_fc2 are listed in the training settings as "
         "heads of weight 0.3 each (the paper's discount weight; lecture 004's 'Auxiliary "
         "Classifier at Sublevels'), so training minimises fc's loss + 0.3 x each head's and "
-        "reports each head's loss. Each head: a 4x4 average pool, a "
+        "reports each head's loss. Each head: an average pool to 4x4, a "
         "1x1 convolution to 128 maps with BatchNorm, Dense 2,048 -> 1,024 with ReLU, dropout "
-        "0.7, Dense 1,024 -> 1,000. The pool is the paper's 5x5 window at stride 3 (14 -> 4); "
-        "torchvision's adaptive pool to 4x4 takes 4x4 windows at 0, 3, 7, 10 instead, so the "
-        "heads' outputs differ from torchvision's though the weights are the same. Look at: "
+        "0.7, Dense 1,024 -> 1,000. The pool is torchvision's adaptive one "
+        "(AdaptiveAvgPool2D, 14 -> 4: 4x4 windows at 0, 3, 7, 10, neighbours sharing a row), "
+        "so with torchvision's weights the heads compute torchvision's outputs; the paper's "
+        "5x5 window at stride 3 would also give 4x4, from other windows. ONNX has no adaptive "
+        "pool, so the ONNX export refuses the heads (googlenet, without them, exports). Look at: "
         "how much the heads weigh (fc1 alone 2.1M each: together nearly as many parameters as "
         "the main network), and the extra gradient they bring to the middle of the network "
         "(the gradient panel). For inspecting and exporting; at inference only fc matters "

@@ -217,3 +217,63 @@ def test_googlenet_through_onnx_and_back(tmp_path):
     assert a.ok and a.total_params == COUNTS["googlenet"] and len(back) == len(g)
     pools = [n for n in back.nodes() if back.type_of(n) == "MaxPool2D"]
     assert sum(bool(back.full_config(n)["ceil_mode"]) for n in pools) == 3  # 112, 56, 28
+
+
+def test_googlenet_aux_head_computes_torchvisions_inception_aux():
+    """A head of googlenet_aux, with the same weights as torchvision's InceptionAux written
+    out here (adaptive_avg_pool2d to 4x4, BasicConv2d 1x1 to 128, fc1, ReLU, dropout, fc2),
+    gives its outputs: the overlapping 14 -> 4 windows, not the paper's 5x5/3 pool."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    zoo = engine.load_graph(ZOO / "googlenet_aux.json")
+    head = ["aux1_pool", "aux1_conv", "aux1_conv_bn", "aux1_conv_relu", "aux1_flatten"]
+    head += ["aux1_fc1", "aux1_fc1_relu", "aux1_drop", "aux1_fc2"]
+    assert zoo.type_of("aux1_pool") == zoo.type_of("aux2_pool") == "AdaptiveAvgPool2D"
+    assert zoo.full_config("aux1_pool")["output_size"] == 4
+    g = engine.Graph(name="aux1")
+    g.add_node("Input", {"shape": [512, 14, 14]}, node_id="in")  # inception 4a's maps
+    for src, nid in zip(["in", *head], head, strict=False):
+        assert zoo.inputs_of(nid) == [src] or src == "in"
+        g.add_node(zoo.type_of(nid), zoo.config_of(nid), node_id=nid)
+        g.add_edge(src, nid)
+    model = engine.build_model(g, seed=0)
+    rng = np.random.default_rng(3)
+    state = model.state()
+    for k, v in state.items():  # biases and BatchNorm away from their start values
+        if not k.endswith("conv.weight") and not k.endswith("fc1.weight"):
+            lo = 0.5 if k.endswith(("running_var", "bn.weight")) else -0.5
+            state[k] = rng.uniform(lo, 1.5, v.shape).astype(v.dtype)
+    model.set_state(state)
+    tv = nn.Sequential(
+        nn.AdaptiveAvgPool2d((4, 4)),
+        nn.Conv2d(512, 128, 1, bias=False),
+        nn.BatchNorm2d(128, eps=0.001),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2048, 1024),
+        nn.ReLU(),
+        nn.Dropout(0.7),
+        nn.Linear(1024, 1000),
+    ).eval()
+    names = {
+        "1.weight": "aux1_conv.weight",
+        "2.weight": "aux1_conv_bn.weight",
+        "2.bias": "aux1_conv_bn.bias",
+        "2.running_mean": "aux1_conv_bn.running_mean",
+        "2.running_var": "aux1_conv_bn.running_var",
+        "5.weight": "aux1_fc1.weight",
+        "5.bias": "aux1_fc1.bias",
+        "8.weight": "aux1_fc2.weight",
+        "8.bias": "aux1_fc2.bias",
+    }
+    sd = {t: torch.from_numpy(np.ascontiguousarray(state[e])) for t, e in names.items()}
+    tv.load_state_dict({**tv.state_dict(), **sd})
+    x = rng.standard_normal((2, 512, 14, 14)).astype(np.float32)
+    with torch.no_grad():
+        want = tv(torch.from_numpy(x)).numpy()
+        paper = nn.functional.avg_pool2d(torch.from_numpy(x), 5, 3).numpy()
+    got = model.forward(x, training=False)
+    assert got.shape == (2, 1000)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    pooled = model.layers["aux1_pool"].forward(x)
+    assert np.abs(pooled - paper).max() > 0.1  # the paper's windows would not match
