@@ -54,7 +54,7 @@ bracket_expression char_windows make_chars make_tagging labels_to_targets as_tas
 read_npz read_idx_file read_idx read_text read_image_folder resize_bilinear pad_center encode
 windows chars_corpus bracket_tags make_reversal
 make_sorting side_by_side make_dates date_text MONTHS WEEKDAYS DATE_FORMS DATE_SOURCE DATE_TARGET
-DATE_CHARS make_digit_strips STRIP_SLOTS STRIP_VOCAB
+DATE_CHARS make_digit_strips STRIP_SLOTS STRIP_VOCAB make_timed_spikes masked_share
 blockprop_data_dir data_file read_mnist_set read_mnist read_fashion_mnist read_cifar10
 read_shakespeare augment_batch affine_batch augment_tokens aug_rng GaussianNoise
 sgd_rule momentum_rule nesterov_rule adagrad_rule adadelta_rule rmsprop_rule adam_rule
