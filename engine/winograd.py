@@ -24,7 +24,17 @@ gets one more tile row / column, read from extra zero padding, and its extra out
 
 The input gradient of a stride-1 3x3 convolution is itself one (dx = dout, padded by 2 - p,
 correlated with the weight flipped in both axes and with filters and maps swapped), so the same
-plan type serves forward and backward (the weight gradient stays with Conv2dPlan).
+plan type serves forward and backward.
+
+Weight gradient: dW[f, c] = sum over tiles of the 3x3 correlation of the 4x4 input tile d with
+the tile's 2x2 output gradient Y, which is F(3x3, 2x2). Swapping the roles of output and
+kernel in y = A^T [(G g) * (B^T d)] (the transposition principle: sum_k y'_k y_k is symmetric
+in y' and g) gives z = G^T [(A y') * (B^T d)], so with the same V = B^T d B as forward:
+
+    S[a, b] (F, C) = (A Y A^T)[a, b] (F, T) @ V[a, b]^T (T, C)      dW = G^T S G
+
+16 products summed over tiles (long, BLAS-friendly sums) instead of im2col's 9 over positions,
+on (16 / 4) / 9 of the multiply-adds per output position.
 
 Choices (the transforms are passes over memory, which cost more than the products here;
 numbers in benchmarks/NOTES.md, "Winograd"):
@@ -54,6 +64,9 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float
 # A^T above, and A^T (x) A^T (Kronecker): the output transform of a whole tile, (4, 16).
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
 AA = np.kron(AT, AT)
+# The weight gradient's transforms (F(3x3, 2x2), "Weight gradient" in the module docstring):
+# the 2x2 output-gradient tile's, A (x) A = AA^T (16, 4), and G^T (x) G^T (9, 16) back to 3x3.
+GG = np.kron(G.T, G.T)
 # Size of one chunk's transformed tiles (16 per tile per map): about a core's L2 cache
 # (0.5-2 MiB ran alike; NOTES.md, "Winograd").
 CHUNK_BYTES = 1 << 20
@@ -199,6 +212,37 @@ class WinogradPlan:
             for j in range(2):
                 np.copyto(o6[:, :, :, i, :, j].transpose(1, 0, 2, 3), y6[i, j, ..., : self.TW])
 
+    def output_grad_transform(self, dout: np.ndarray) -> np.ndarray:
+        """A Y A^T of every 2x2 tile Y of dout (m, F, OH, OW): (16, F, m * TH * TX), tiles in
+        input_transform's order; zero for the junk tile column and the rows / columns past an
+        odd output size, so those tiles add nothing to the sums."""
+        m = dout.shape[0]
+        th, tx = self.TH, self.TX
+        gq = self._scratch_array("gq", (2, 2, self.F, m, th, tx))
+        for i in range(2):
+            nt = len(range(i, self.OH, 2))
+            for j in range(2):
+                nu = len(range(j, self.OW, 2))
+                g = gq[i, j]
+                np.copyto(g[:, :, :nt, :nu].transpose(1, 0, 2, 3), dout[:, :, i::2, j::2])
+                g[:, :, nt:] = 0
+                g[:, :, :nt, nu:] = 0
+        ug = self._scratch_array("ug", (16, self.F * m * th * tx))
+        np.matmul(AA.T, gq.reshape(4, -1), out=ug)
+        return ug.reshape(16, self.F, m * th * tx)
+
+    @plan_threads
+    def weight_grad(self, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
+        """dW (F, C, 3, 3) of the convolution of x (N, C, H, W) giving dout (N, F, OH, OW)."""
+        s = np.zeros((16, self.F, self.C), self.dtype)
+        for n0, n1 in self.chunks:
+            self.load_input(x[n0:n1])
+            v = self.input_transform(n1 - n0)
+            ug = self.output_grad_transform(dout[n0:n1])
+            s += np.matmul(ug, v.transpose(0, 2, 1), out=self._scratch_array("s", s.shape))
+        dw = np.matmul(GG, s.reshape(16, -1)).reshape(3, 3, self.F, self.C)
+        return np.ascontiguousarray(dw.transpose(2, 3, 0, 1))
+
     @property
     def product_macs(self) -> int:
         """Multiply-adds of one of the 16 products of a chunk (BLAS's threads follow it)."""
@@ -228,10 +272,12 @@ class WinogradPlan:
 
 
 class WinogradConv:
-    """A layer's Winograd convolution: the forward plan, and the input gradient's plan made on
-    first use (the same convolution run on dout with ``flipped`` weights).
+    """A layer's Winograd convolution: the forward plan (which also gives the weight gradient),
+    and the input gradient's plan made on first use (the same convolution run on dout with
+    ``flipped`` weights).
 
-    Shapes: as WinogradPlan; input_grad: dout (N, F, OH, OW) -> dx (N, C, H, W).
+    Shapes: as WinogradPlan; input_grad: dout (N, F, OH, OW) -> dx (N, C, H, W); weight_grad:
+    x, dout -> dW (F, C, 3, 3).
     """
 
     def __init__(self, x_shape: tuple[int, ...], f: int, pad: Pad4, dtype: Any = np.float32):
@@ -251,6 +297,10 @@ class WinogradConv:
                 (p.N, p.F, p.OH, p.OW), p.C, (2 - pt, 2 - pb, 2 - pl, 2 - pr), p.dtype
             )
         return self._grad_plan.forward(dout, kernel_transform(flipped(w)))
+
+    def weight_grad(self, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
+        """dW (F, C, 3, 3) from the layer's input x and dout (WinogradPlan.weight_grad)."""
+        return self.plan.weight_grad(x, dout)
 
 
 def flipped(w: np.ndarray) -> np.ndarray:

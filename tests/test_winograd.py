@@ -1,5 +1,6 @@
 """Winograd F(2x2, 3x3) (engine/winograd.py) computes what engine.reference's loops compute:
-forward, the input gradient through the same routine, and Conv2D's gradients on that path;
+forward, the input gradient through the same routine, the weight gradient by F(3x3, 2x2), and
+Conv2D's gradients on that path;
 the layer takes it only where ``winograd.pays`` says so."""
 
 import numpy as np
@@ -40,6 +41,29 @@ def test_forward_and_input_gradient_match_the_reference_loops(n, c, f, h, w, pad
     dx = conv.input_grad(dout, wt)
     assert dx.shape == x.shape
     np.testing.assert_allclose(dx, dx_want, rtol=0, atol=1e-5 * np.abs(dx_want).max())
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_weight_gradient_matches_the_reference_loops(n, c, f, h, w, pad, monkeypatch):
+    r = rng(7)
+    x = r.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = r.standard_normal((f, c, 3, 3)).astype(np.float32)
+    want, cache = ref_conv.conv2d_forward(x, wt, None, (1, 1), pad)
+    dout = r.standard_normal(want.shape).astype(np.float32)
+    _, dw_want, _ = ref_conv.conv2d_backward(dout, cache)
+    conv = winograd.WinogradConv(x.shape, f, pad, np.float32)
+    dw = conv.weight_grad(x, dout)
+    assert dw.shape == wt.shape and dw.dtype == np.float32
+    np.testing.assert_allclose(dw, dw_want, rtol=0, atol=1e-5 * np.abs(dw_want).max())
+    # two samples per chunk: the sums over chunks add up to the same, and the junk tiles stay
+    # zero when a smaller last chunk reuses the scratch arrays
+    p = conv.plan
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 2 * 16 * max(c, f) * p.TH * p.TX * 4)
+    chunked = winograd.WinogradConv(x.shape, f, pad, np.float32)
+    assert [b - a for a, b in chunked.plan.chunks] == [2] * (n // 2) + [1] * (n % 2)
+    np.testing.assert_allclose(
+        chunked.weight_grad(x, dout), dw_want, rtol=0, atol=1e-5 * np.abs(dw_want).max()
+    )
 
 
 def test_resnet_sized_layer_stays_within_float32_rounding_of_im2col(monkeypatch):

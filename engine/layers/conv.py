@@ -13,8 +13,9 @@ the backward passes below use the same columns:
 
 At stride 1 the same sums can run "folded" (engine.conv_plan.Conv2dPlan): smaller columns,
 and kh additions instead of col2im's kh*kw; that is chosen when it means less data to move.
-Wide 3x3 stride-1 layers run forward and dx by Winograd F(2x2, 3x3) (engine/winograd.py: 16
-multiplies per 2x2 outputs instead of 36) where that measured faster; dW stays with the plan.
+Wide 3x3 stride-1 layers run by Winograd (engine/winograd.py) where that measured faster:
+forward and dx by F(2x2, 3x3) (16 multiplies per 2x2 outputs instead of 36), dW by F(3x3, 2x2)
+on the same input transform.
 
 Weights use PyTorch's layouts and Keras's default start (Glorot/Xavier uniform weights, zero
 bias), the same rule as Dense, so a user comparing initialisers sees one default everywhere.
@@ -167,9 +168,9 @@ class _Conv(Layer):
         )
         b = self.params.get("bias")
         wino = winograd.choose(self._winos, x4, w4, stride, pad) if groups == 1 else None
-        self._cache = (plans, w4, wino)
+        # the Winograd weight gradient reads x again (as BatchNorm keeps its input)
+        self._cache = (plans, w4, wino, x4 if wino is not None else None)
         if wino is not None:
-            plans[0].load_input(x4)  # the weight gradient's im2col reads it
             return wino.forward(x4, w4, b)
         if groups == 1:
             return F.conv2d(x4, w4, b, plan=plans[0])
@@ -192,9 +193,10 @@ class _Conv(Layer):
     def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(dW in the 4-D layout, dx or None); sets the bias gradient. Grouped: each group's
         sums over its own filters and input maps, put side by side."""
-        plans, w4, wino = self._cache
-        if wino is not None:  # dx by Winograd, dW (and db) by the plan
-            dw, db, _ = self._group_backward(plans[0], w4, dout4, input_grad=False)
+        plans, w4, wino, x4 = self._cache
+        if wino is not None:
+            dw = wino.weight_grad(x4, dout4)
+            db = F.channel_sum(dout4) if "bias" in self.params else None
             dx = wino.input_grad(dout4, w4) if self.needs_input_grad else None
         elif len(plans) == 1:
             dw, db, dx = self._group_backward(plans[0], w4, dout4)
