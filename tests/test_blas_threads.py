@@ -5,7 +5,7 @@ import pytest
 
 from engine import blas_threads
 from engine.blas_threads import BIG_PRODUCT_MACS, choose_threads
-from engine.layers import Conv2D
+from engine.layers import LSTM, Conv2D
 
 BIG = 10 * BIG_PRODUCT_MACS
 
@@ -96,6 +96,39 @@ def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkey
             big.backward(np.ones_like(out))
             assert seen and set(seen) == {want}, (others, seen)
             assert lib.get_num_threads() == 1  # given back
+    finally:
+        monkeypatch.setattr(np, "matmul", real)
+        lib.set_num_threads(before)
+
+
+def test_a_recurrent_step_product_is_one_call_on_the_threads_its_size_earns(monkeypatch):
+    libs = blas_threads.numpy_blas()
+    if not libs:
+        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
+    lib = libs[0]
+    before = lib.get_num_threads()
+    monkeypatch.setattr(blas_threads._machine, "cores", 2)
+    monkeypatch.setattr(blas_threads._machine, "others_busy", lambda: 0.0)
+    t, f, h = 6, 16, 128
+    r = np.random.default_rng(0)
+    lstm = LSTM(hidden_size=h).build((t, f), r)
+    seen = []
+    real = np.matmul
+
+    def spy(a, *args, **kwargs):
+        if np.shape(a) == (4 * h, h):  # W_hh @ h_{t-1}: the step product
+            seen.append(lib.get_num_threads())
+        return real(a, *args, **kwargs)
+
+    lib.set_num_threads(2)
+    try:
+        monkeypatch.setattr(np, "matmul", spy)
+        # (512, 128) @ (128, n): 2 M multiply-adds at batch 32 (one thread), 17 M at 256 (two)
+        for n, want in ((32, 1), (256, 2)):
+            seen.clear()
+            lstm.forward(r.standard_normal((n, t, f)).astype(np.float32))
+            assert seen == [want] * t, (n, seen)
+            assert lib.get_num_threads() == 2  # given back
     finally:
         monkeypatch.setattr(np, "matmul", real)
         lib.set_num_threads(before)

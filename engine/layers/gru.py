@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.layers.lstm import sigmoid_
-from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
+from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, _start_dh
 from engine.settings import Opt
 
 
@@ -97,10 +97,10 @@ class GRU(Recurrent):
         hh = self._buf(tag + "hh", (t, gh, n), dt)  # W_hh h_{t-1} (+ b_hn in the n block)
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         hs[0] = fw.get("h0", 0)
-        whh, b_hn = StepProduct(fw["hh"], n), fw["b_hn"]
+        whh, b_hn = fw["hh"], fw["b_hn"]
         for k in range(t):
             hk, a = hh[k], acts[k]
-            whh(hs[k], out=hk)
+            np.matmul(whh, hs[k], out=hk)
             hn = hk[2 * h :]
             hn += b_hn
             rz = a[: 2 * h]
@@ -126,15 +126,15 @@ class GRU(Recurrent):
         rh = self._buf(tag + "rh", (t, h, n), dt)  # r * h_{t-1}, what W_hn reads
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         hs[0] = fw.get("h0", 0)
-        w_rz, w_n = StepProduct(fw["hh"], n), StepProduct(fw["hn"], n)
+        w_rz, w_n = fw["hh"], fw["hn"]
         for k in range(t):
             a = acts[k]
-            w_rz(hs[k], out=a[: 2 * h])
+            np.matmul(w_rz, hs[k], out=a[: 2 * h])
             a[: 2 * h] += xp[k, : 2 * h]
             sigmoid_(a[: 2 * h])
             np.multiply(a[:h], hs[k], out=rh[k])  # reset before the product
             cand = a[2 * h :]
-            w_n(rh[k], out=cand)
+            np.matmul(w_n, rh[k], out=cand)
             cand += xp[k, 2 * h :]
             np.tanh(cand, out=cand)
             # h = (1 - z) h_{t-1} + z n = h_{t-1} + z (n - h_{t-1})
@@ -148,8 +148,8 @@ class GRU(Recurrent):
         t, gh, n = acts.shape
         h = gh // 3
         dt = acts.dtype
-        w_rz_t = StepProduct(np.ascontiguousarray(w["weight_hh"][: 2 * h].T), n)
-        w_n_t = StepProduct(np.ascontiguousarray(w["weight_hh"][2 * h :].T), n)
+        w_rz_t = np.ascontiguousarray(w["weight_hh"][: 2 * h].T)
+        w_n_t = np.ascontiguousarray(w["weight_hh"][2 * h :].T)
         dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
         dpre = self._buf("b_dpre", (t, gh, n), dt)
         d_rh = np.empty((h, n), dt)
@@ -160,14 +160,14 @@ class GRU(Recurrent):
             # dn = dh z, dz = dh (n - h_{t-1}), dh_{t-1} = dh (1 - z) + ...
             np.multiply(dh[k] * z, 1 - cand * cand, out=d_n)
             np.multiply(dh[k] * (cand - hs[k]), z * (1 - z), out=d_z)
-            w_n_t(d_n, out=d_rh)  # dL/d(r * h_{t-1})
+            np.matmul(w_n_t, d_n, out=d_rh)  # dL/d(r * h_{t-1})
             np.multiply(d_rh * hs[k], r * (1 - r), out=d_r)
             if k == 0:  # dL/dh_0, for an initial state given on port 1
                 sc["dh0"] = (
                     dh[0] * (1 - z) + d_rh * r + w["weight_hh"][: 2 * h].T @ dpre[0, : 2 * h]
                 )
             if k:
-                w_rz_t(dpre[k, : 2 * h], out=back)
+                np.matmul(w_rz_t, dpre[k, : 2 * h], out=back)
                 dh[k - 1] = dh[k] * (1 - z) + d_rh * r + back
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
@@ -220,12 +220,12 @@ class GRU(Recurrent):
         p3, q3 = p.reshape(t, 3, h, n), q.reshape(t, 3, h, n)
         dxp3, dhh3 = dxp.reshape(t, 3, h, n), dhh.reshape(t, 3, h, n)
         through_z = self._buf("b_tz", (h, n), dt)
-        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
+        whh_t = np.ascontiguousarray(w["weight_hh"].T)
         for k in range(t - 1, -1, -1):
             np.multiply(p3[k], dh[k], out=dxp3[k])
             np.multiply(q3[k], dh[k], out=dhh3[k])
             if k:
-                whh_t(dhh[k], out=dh[k - 1])
+                np.matmul(whh_t, dhh[k], out=dh[k - 1])
                 np.multiply(dh[k], z[k], out=through_z)
                 dh[k - 1] += through_z
                 if dhs is not None:

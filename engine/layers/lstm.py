@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, StepProduct, _start_dh
+from engine.layers.recurrent import SEQ_OPTIONS, Recurrent, _start_dh
 from engine.settings import Opt
 
 
@@ -142,10 +142,10 @@ class LSTM(Recurrent):
         hs[0] = fw.get("h0", 0)
         c[0] = fw.get("c0", 0)
         ig = self._buf("ig", (h, n), dt)
-        whh = StepProduct(fw["hh"], n)
+        whh = fw["hh"]
         for k in range(t):
             a = acts[k]
-            whh(hs[k], out=a)  # the four gates' recurrent terms
+            np.matmul(whh, hs[k], out=a)  # the four gates' recurrent terms
             a += xp[k]
             np.tanh(a, out=a)
             sig = a[: 3 * h]
@@ -168,10 +168,10 @@ class LSTM(Recurrent):
         tc = self._buf(tag + "tc", (t, h, n), dt)
         hs[0] = fw.get("h0", 0)
         c[0] = fw.get("c0", 0)
-        whh = StepProduct(fw["hh"], n)
+        whh = fw["hh"]
         for k in range(t):
             a = acts[k]
-            whh(hs[k], out=a)
+            np.matmul(whh, hs[k], out=a)
             a += xp[k]
             a[h : 2 * h] += fw["weight_ci"] * c[k]  # i and f see c_{t-1}
             a[2 * h : 3 * h] += fw["weight_cf"] * c[k]
@@ -195,7 +195,7 @@ class LSTM(Recurrent):
         dc_next = np.zeros((h, n), dt)  # dL/dc_t through step t+1 (return_state: dL/dc_T)
         if sc.get("dc_last") is not None:
             dc_next += sc["dc_last"]
-        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
+        whh_t = np.ascontiguousarray(w["weight_hh"].T)
         for k in range(t - 1, -1, -1):
             o, i, f, g = (acts[k, j * h : (j + 1) * h] for j in range(4))
             d_o, d_i, d_f, d_g = (dpre[k, j * h : (j + 1) * h] for j in range(4))
@@ -206,7 +206,7 @@ class LSTM(Recurrent):
             np.multiply(dc * i, 1 - g * g, out=d_g)
             dc_next = dc * f + wci * d_i + wcf * d_f  # i and f saw c_{t-1}
             if k:
-                whh_t(dpre[k], out=dh[k - 1])
+                np.matmul(whh_t, dpre[k], out=dh[k - 1])
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         sc["grads"] = {
@@ -250,7 +250,7 @@ class LSTM(Recurrent):
         dc = self._buf("b_dc", (h, n), dt)
         dc_next = self._buf("b_dc_next", (h, n), dt)  # dL/dc_t from step t+1: dc_{t+1} f_{t+1}
         dc_next[...] = 0 if sc.get("dc_last") is None else sc["dc_last"]
-        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
+        whh_t = np.ascontiguousarray(w["weight_hh"].T)
         for k in range(t - 1, -1, -1):
             np.multiply(dh[k], od[k], out=dc)
             dc += dc_next
@@ -258,7 +258,7 @@ class LSTM(Recurrent):
             np.multiply(p3[k], dc, out=dpre3[k])  # i, f, g all receive dc
             if k:
                 np.multiply(dc, f[k], out=dc_next)
-                whh_t(dpre[k], out=dh[k - 1])
+                np.matmul(whh_t, dpre[k], out=dh[k - 1])
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         sc["dc0"] = dc * f[0]  # dL/dc_0 (the initial cell state)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import blas_threads
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock, code
 from engine.settings import Opt
@@ -169,30 +170,6 @@ class RecurrentLoop(nn.Module):
             return torch.cat(finals + cells, dim=1)
         return torch.cat(seqs, dim=2) if self.return_sequences else torch.cat(finals, dim=1)
 '''
-
-
-# Largest rows * k * n of a per-step product that OpenBLAS computes on one thread (measured on
-# the OpenBLAS that numpy ships; above it the product is split over threads).
-SINGLE_THREAD_MNK = 1 << 19
-
-
-class StepProduct:
-    """out = w @ x for the small products inside the time loop, computed in blocks of rows.
-
-    A step's product is small (e.g. (512, 128) @ (128, 32)). Above ~2^19 multiply-adds OpenBLAS
-    splits it over threads, which gains little at this size and, when another program uses a
-    core, makes the threads wait for each other (benchmarks/NOTES.md: a step 100 times slower).
-    Blocks of rows below the threshold run on one thread each and keep a step's time steady.
-    """
-
-    def __init__(self, w: np.ndarray, n: int):
-        rows, k = w.shape
-        c = max(1, SINGLE_THREAD_MNK // max(1, k * n))
-        self.blocks = [(w[j : j + c], slice(j, j + c)) for j in range(0, rows, c)]
-
-    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
-        for wb, rows in self.blocks:
-            np.matmul(wb, x, out=out[rows])
 
 
 def sequence_shape_error(layer: Layer, in_shape: tuple) -> ShapeError:
@@ -497,8 +474,10 @@ class Recurrent(Layer):
             xin[:, f] = 1
             w_aug = np.concatenate([fw["ih"], fw["b"][:, None]], axis=1)
             xp = self._buf(f"xp{d}", (t, gh, n), dtype)
-            np.matmul(w_aug, xin, out=xp)
-            sc = self._scan(xp, fw, str(d))
+            with blas_threads.limited(gh * (f + 1) * n):  # one (gh, F+1) @ (F+1, N) per step
+                np.matmul(w_aug, xin, out=xp)
+            with blas_threads.limited(self._step_macs(gh, h, n)):
+                sc = self._scan(xp, fw, str(d))
             hs = sc["hs"]
             finals.append(hs[t].T)
             if "c" in sc:
@@ -541,12 +520,13 @@ class Recurrent(Layer):
                 if self.config.get("return_state")
                 else None
             )
-            dxp, dhh, dh = self._scan_back(dhs, dlast, sc, w)
+            gh = w["weight_hh"].shape[0]
+            with blas_threads.limited(self._step_macs(gh, h, n)):
+                dxp, dhh, dh = self._scan_back(dhs, dlast, sc, w)
             if has_state:  # dL/dh_0 (and dL/dc_0), this direction's block of the state
                 dstate[:, cols] = self._dh0(dhh, dh, sc, w).T
                 if self.state_parts == 2:
                     dstate[:, (n_dir + d) * h : (n_dir + d + 1) * h] = sc["dc0"].T
-            gh = dxp.shape[1]
             # The sums over steps and samples below are single matmuls over T * N columns:
             #   dW_ih = sum_k dxp_k x_k,  dW_hh = sum_k dhh_k h_{k-1}^T,  dx_k = dxp_k^T W_ih.
             dxp2 = self._buf("b_dxp2", (gh, t, n), dt)
@@ -563,13 +543,14 @@ class Recurrent(Layer):
             xrows = self._buf("b_xrows", (t, n, f), dt)  # x_k as rows, this direction's order
             xrows[...] = xin[:, :f].transpose(0, 2, 1)
             xrows = xrows.reshape(t * n, f)
-            dw_ih = dxp2 @ xrows
-            ones = np.ones(t * n, dt)
-            db_ih = dxp2 @ ones  # sums over steps and samples, as a BLAS matrix-vector product
-            # (the lecture's GRU reads r * h_{t-1} in its candidate: its _scan_back gives dW_hh)
-            dw_hh = sc["dw_hh"] if "dw_hh" in sc else dhh2 @ hprev.reshape(h, t * n).T
-            db_hh = db_ih.copy() if dhh is dxp else dhh2 @ ones
-            dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f)
+            with blas_threads.limited(gh * t * n * max(f, h)):
+                dw_ih = dxp2 @ xrows
+                ones = np.ones(t * n, dt)
+                db_ih = dxp2 @ ones  # sums over steps and samples: a matrix-vector product
+                # (the lecture's GRU reads r * h_{t-1} in its candidate: _scan_back gives dW_hh)
+                dw_hh = sc["dw_hh"] if "dw_hh" in sc else dhh2 @ hprev.reshape(h, t * n).T
+                db_hh = db_ih.copy() if dhh is dxp else dhh2 @ ones
+                dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f)
             if d:
                 dx += dx_k[::-1]
             else:
@@ -592,6 +573,14 @@ class Recurrent(Layer):
                 self.time_grad_reverse = rms[::-1].copy()
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return [dx, dstate] if has_state else dx
+
+    @staticmethod
+    def _step_macs(gh: int, h: int, n: int) -> int:
+        """Multiply-adds of the largest product inside the time loop, (G*H, H) @ (H, N) (or
+        its transpose in backward): each is ONE BLAS call, on the threads engine.blas_threads
+        gives its size (one below 8 M: a (512, 128) @ (128, 32) step product split over two
+        threads on a busy machine took 12 ms instead of 35 us, benchmarks/NOTES.md)."""
+        return gh * h * n
 
     def _dh0(self, dhh, dh, sc, w) -> np.ndarray:
         """dL/dh_0 (H, N): h_0 reaches the loss only through step 0's recurrent product."""
@@ -642,11 +631,11 @@ class RNN(Recurrent):
         t, h, n = xp.shape
         hs = self._buf(tag + "hs", (t + 1, h, n), xp.dtype)
         hs[0] = fw.get("h0", 0)
-        whh = StepProduct(fw["hh"], n)
+        whh = fw["hh"]
         relu = self.config["nonlinearity"] == "relu"
         for k in range(t):
             a = hs[k + 1]
-            whh(hs[k], out=a)
+            np.matmul(whh, hs[k], out=a)
             a += xp[k]
             if relu:
                 np.maximum(a, 0, out=a)
@@ -667,11 +656,11 @@ class RNN(Recurrent):
             np.subtract(1, fprime, out=fprime)
         dh = _start_dh(self, dhs, dlast, (t, h, n), dt)
         da = self._buf("b_dpre", (t, h, n), dt)
-        whh_t = StepProduct(np.ascontiguousarray(w["weight_hh"].T), n)
+        whh_t = np.ascontiguousarray(w["weight_hh"].T)
         for k in range(t - 1, -1, -1):
             np.multiply(dh[k], fprime[k], out=da[k])
             if k:
-                whh_t(da[k], out=dh[k - 1])  # dL/dh_{k-1} = W_hh^T da_k (+ output)
+                np.matmul(whh_t, da[k], out=dh[k - 1])  # dL/dh_{k-1} = W_hh^T da_k (+ output)
                 if dhs is not None:
                     dh[k - 1] += dhs[k - 1]
         return da, da, dh
