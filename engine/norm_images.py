@@ -17,6 +17,10 @@ and backward needs x itself, not xhat (xhat = (x - mu) / std):
 Sums are added in float64. ``sum(x^2) / m - mu^2`` loses digits when the mean is large
 against the spread; ``moments`` then returns None and the layer takes the two-pass way
 (min of 30, 64x16x32x32: forward 2.6 -> 1.1 ms, backward 2.7 -> 2.0; benchmarks/NOTES.md).
+
+A split step (engine.parallel, engine.batch_sync) takes the same way: the halves swap
+``sums`` (forward) and ``grad_sums`` (backward) and each applies the whole batch's totals
+(``moments_from_sums``, ``input_grad``).
 """
 
 from __future__ import annotations
@@ -35,17 +39,28 @@ def _per_channel(v: np.ndarray, dtype) -> np.ndarray:
     return v.astype(dtype).reshape(1, -1, 1, 1)
 
 
-def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(mean, variance) per channel of x (N, C, H, W), float64 (C,); None where the one-pass
-    variance would lose digits (the caller computes it from x - mean)."""
+def sums(x: np.ndarray) -> np.ndarray:
+    """sum(x) and sum(x^2) per channel of x (N, C, H, W): (2, C) float64."""
     n, c = x.shape[:2]
-    m = x.size // c
     x3 = x.reshape(n, c, -1)
-    mu = channel_sum(x).astype(np.float64) / m
-    var = np.vecdot(x3, x3).sum(axis=0, dtype=np.float64) / m - mu * mu
+    squares = np.vecdot(x3, x3).sum(axis=0, dtype=np.float64)
+    return np.stack([channel_sum(x).astype(np.float64), squares])
+
+
+def moments_from_sums(s: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, variance) per channel from ``sums`` over m values per channel, float64 (C,);
+    None where the one-pass variance would lose digits (the caller computes it from x - mean)."""
+    mu = s[0] / m
+    var = s[1] / m - mu * mu
     if not np.all(mu * mu <= MEAN_TO_SPREAD * var):  # also catches var <= 0 and NaN
         return None
     return mu, var
+
+
+def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, variance) per channel of x (N, C, H, W), float64 (C,); None where the one-pass
+    variance would lose digits (the caller computes it from x - mean)."""
+    return moments_from_sums(sums(x), x.size // x.shape[1])
 
 
 def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -53,6 +68,43 @@ def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     out = np.multiply(x, _per_channel(scale, x.dtype))
     out += _per_channel(shift, x.dtype)
     return out
+
+
+def grad_sums(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """sum(dout) and sum(dout * x) per channel: (2, C) float64."""
+    n, c = x.shape[:2]
+    dxs = np.vecdot(dout.reshape(n, c, -1), x.reshape(n, c, -1)).sum(axis=0, dtype=np.float64)
+    return np.stack([channel_sum(dout).astype(np.float64), dxs])
+
+
+def weight_grad(g: np.ndarray, mu: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
+    """dweight = (sum(dout * x) - mu * dbias) / std from ``grad_sums`` g, float64 (C,)."""
+    return inv_std * (g[1] - mu * g[0])
+
+
+def input_grad(
+    dout: np.ndarray,
+    x: np.ndarray,
+    mu: np.ndarray,
+    inv_std: np.ndarray,
+    weight: np.ndarray,
+    g: np.ndarray,
+    m: int,
+    scratch: np.ndarray,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """dx = k dout + scale (a x + c) (module docstring) from the batch's ``grad_sums`` g over
+    m values per channel; ``scale``: a split step's n / n_local (its dout is that many times
+    the whole batch's, and g the whole batch's sums: engine.layers.norm)."""
+    dbias = g[0]
+    dweight = weight_grad(g, mu, inv_std)
+    k = weight.astype(np.float64) * inv_std
+    a = -scale * k * dweight * inv_std / m
+    shift = scale * k * (dweight * inv_std * mu - dbias) / m
+    dx = np.multiply(dout, _per_channel(k, dout.dtype))
+    dx += np.multiply(x, _per_channel(a, x.dtype), out=scratch)
+    dx += _per_channel(shift, dx.dtype)
+    return dx
 
 
 def backward(
@@ -65,15 +117,6 @@ def backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dweight, dbias) of out = weight * (x - mu) * inv_std + bias over the batch's
     statistics (module docstring); ``scratch``: a reusable array of x's shape."""
-    n, c = x.shape[:2]
-    m = x.size // c
-    dbias = channel_sum(dout).astype(np.float64)
-    dxs = np.vecdot(dout.reshape(n, c, -1), x.reshape(n, c, -1)).sum(axis=0, dtype=np.float64)
-    dweight = inv_std * (dxs - mu * dbias)
-    k = weight.astype(np.float64) * inv_std
-    a = -k * dweight * inv_std / m
-    shift = k * (dweight * inv_std * mu - dbias) / m
-    dx = np.multiply(dout, _per_channel(k, dout.dtype))
-    dx += np.multiply(x, _per_channel(a, x.dtype), out=scratch)
-    dx += _per_channel(shift, dx.dtype)
-    return dx, dweight.astype(dout.dtype), dbias.astype(dout.dtype)
+    g = grad_sums(dout, x)
+    dx = input_grad(dout, x, mu, inv_std, weight, g, x.size // x.shape[1], scratch)
+    return dx, weight_grad(g, mu, inv_std).astype(dout.dtype), g[0].astype(dout.dtype)

@@ -63,6 +63,51 @@ def test_batchnorm_on_images_both_ways_equal_the_textbook(offset, path, dtype):
         check_layer(bn((3, 6, 7)), x64, training=True)
 
 
+class MirrorSync:
+    """A split step's engine.batch_sync.BatchSync whose other half holds the same samples: the
+    whole batch is this half twice."""
+
+    first = True
+
+    def __init__(self, n):
+        self.n_first = self.n_second = n
+        self.exchanges = 0
+
+    n = property(lambda self: self.n_first + self.n_second)
+    n_local = property(lambda self: self.n_first)
+
+    def exchange(self, mine):
+        self.exchanges += 1
+        mine = np.array(mine, np.float64)
+        return mine, mine.copy()
+
+
+@pytest.mark.parametrize("offset,exchanges", [(0.5, 1), (10.0, 2)])
+def test_batchnorm_on_images_in_a_split_step_uses_the_whole_batchs_sums(offset, exchanges):
+    """One exchange a pass on the one-pass way, a second in forward where the mean is large
+    against the spread; the half computes what one process computes on the whole batch."""
+    rng = np.random.default_rng(5)
+    x = (2 * rng.standard_normal((4, 3, 6, 7)) + offset).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    whole, half = bn((3, 6, 7), momentum=0.3), bn((3, 6, 7), momentum=0.3)
+    half.batch_sync = sync = MirrorSync(4)
+    out = half.forward(x, training=True)
+    assert sync.exchanges == exchanges
+    want = whole.forward(np.concatenate([x, x]), training=True)[:4]
+    np.testing.assert_allclose(out, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    for k, b in whole.buffers.items():
+        np.testing.assert_allclose(half.buffers[k], b, rtol=1e-6, err_msg=k)
+    # the half's loss is the mean over its own samples, so its dout is n / n_local = 2 times
+    # the whole batch's: dx is the whole batch's for dout twice over (BatchNorm is linear in
+    # dout), the half's own gradients half the whole batch's
+    dx = half.backward(dout)
+    assert sync.exchanges == exchanges + 1
+    dx_want = whole.backward(np.concatenate([dout, dout]))[:4]
+    np.testing.assert_allclose(dx, dx_want, rtol=0, atol=2e-5 * np.abs(dx_want).max())
+    for k, g in whole.grads.items():
+        np.testing.assert_allclose(half.grads[k], g / 2, rtol=2e-5, atol=1e-6, err_msg=k)
+
+
 @pytest.mark.parametrize("kind", list(SHAPES))
 def test_batchnorm_normalises_per_channel_and_updates_running_stats(kind):
     rng = np.random.default_rng(0)

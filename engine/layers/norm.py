@@ -161,6 +161,8 @@ class BatchNorm(Layer):
                     f"{tuple(x.shape)}: use a batch size of 2 or more",
                     block=self.name,
                 )
+            if sync is not None and x.ndim == 4:
+                return self._forward_images_split(x, sync, m)
             if sync is not None:
                 mu, var = self._split_moments(x, axes, bshape, sync)
                 xc = x - mu
@@ -207,14 +209,33 @@ class BatchNorm(Layer):
         rv *= 1 - mom
         rv += (mom * m / (m - 1) * var.reshape(-1)).astype(rv.dtype)
 
-    def _forward_images(self, x, mu, var, m):
-        """Training on images with the statistics of engine.norm_images.moments (float64)."""
+    def _forward_images(self, x, mu, var, m, sync=None):
+        """Training on images with the statistics of engine.norm_images.moments (float64);
+        ``sync``: a split step's, whose backward swaps its sums too."""
         inv_std = 1.0 / np.sqrt(var + self.config["eps"])
         self._update_running(mu, var, m)
         scale = self.params["weight"].astype(np.float64) * inv_std
         out = norm_images.affine(x, scale, self.params["bias"] - mu * scale)
-        self._cache = ("images", x, mu, inv_std)
+        self._cache = ("images", x, mu, inv_std, sync, m)
         return out
+
+    def _forward_images_split(self, x, sync, m):
+        """Training on images in a split step: engine.norm_images's one-pass way with both
+        halves' sums (one exchange). Where that would lose digits, the squared deviations
+        from the whole batch's mean are swapped too: both halves hold the same totals, so
+        both take that second exchange."""
+        a, b = sync.exchange(norm_images.sums(x))
+        total = a + b
+        moments = norm_images.moments_from_sums(total, m)
+        if moments is None:
+            mu = total[0] / m
+            xc = np.subtract(
+                x, mu.astype(x.dtype).reshape(1, -1, 1, 1), out=self._scratch(x.shape, x.dtype)
+            )
+            m2 = channel_sum(np.square(xc, out=xc)).astype(np.float64)
+            a, b = sync.exchange(m2)
+            moments = mu, (a + b) / m
+        return self._forward_images(x, *moments, m, sync)
 
     @staticmethod
     def _sums(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -250,11 +271,21 @@ class BatchNorm(Layer):
             _, x, rm, inv_std, axes, bshape, m = self._cache  # (engine.explain's gradients)
             self._cache = ((x - rm) * inv_std, inv_std, axes, bshape, m, False)
         if isinstance(self._cache[0], str):  # "images": engine.norm_images
-            _, x, mu, inv_std = self._cache
-            dx, self.grads["weight"], self.grads["bias"] = norm_images.backward(
-                dout, x, mu, inv_std, self.params["weight"], self._scratch(x.shape, x.dtype)
-            )
-            return dx
+            _, x, mu, inv_std, sync, m = self._cache
+            scratch, weight = self._scratch(x.shape, x.dtype), self.params["weight"]
+            if sync is None:
+                dx, self.grads["weight"], self.grads["bias"] = norm_images.backward(
+                    dout, x, mu, inv_std, weight, scratch
+                )
+                return dx
+            # split step: this half's gradients, and dx from both halves' sums (as in
+            # _backward_split)
+            g = norm_images.grad_sums(dout, x)
+            self.grads["weight"] = norm_images.weight_grad(g, mu, inv_std).astype(dout.dtype)
+            self.grads["bias"] = g[0].astype(dout.dtype)
+            c = sync.n / sync.n_local
+            a, b = sync.exchange(g / c)
+            return norm_images.input_grad(dout, x, mu, inv_std, weight, a + b, m, scratch, c)
         xhat, inv_std, axes, bshape, m, training = self._cache
         if training and self.batch_sync is not None:
             return self._backward_split(dout, xhat, inv_std, axes, bshape, m, self.batch_sync)
