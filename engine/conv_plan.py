@@ -149,21 +149,26 @@ class Conv2dPlan:
         n1: int,
         shape: tuple[int, ...],
         strides: tuple[int, ...],
+        samples_inside: bool = False,
     ) -> np.ndarray:
         """ONE copy of the overlapping windows ``as_strided(src[n0:n1], (m, *shape), strides)``
-        (strides in elements) into the scratch array ``name`` (chunk-sized: it stays in cache)."""
+        (strides in elements) into the scratch array ``name`` (chunk-sized: it stays in cache).
+        ``samples_inside``: laid out (*shape[:-1], m, shape[-1]) instead, so that the chunk's
+        samples are one long run of columns (the folded backward's single products)."""
         m = n1 - n0
-        out = self._scratch_array(name, (m, *shape))
         # src is one of the plan's own scratch arrays, made once: so is the window view of a chunk
         # (as_strided is slow to call)
-        key = (id(src), n0, n1, shape, strides)
+        key = (id(src), n0, n1, shape, strides, samples_inside)
         view = self._views.get(key)
         if view is None:
             e = src.itemsize
             view = as_strided(
                 src[n0:n1], (m, *shape), tuple(st * e for st in strides), writeable=False
             )
+            if samples_inside:
+                view = np.moveaxis(view, 0, -2)
             self._views[key] = view
+        out = self._scratch_array(name, view.shape)
         np.copyto(out, view)
         return out
 
@@ -317,21 +322,34 @@ class Conv2dPlan:
         )
         return x.reshape(n1 - n0, self.C * self.kh, self.V)
 
-    def shifted_inputs_t(self, n0: int, n1: int) -> np.ndarray:
-        """X above as (m, V, C*kh), contiguous: ``G @ X^T`` runs faster with a contiguous
-        right operand than with a transposed view."""
-        x = self.shifted_inputs(n0, n1)
-        xt = self._scratch_array("rows_t", (n1 - n0, self.V, self.C * self.kh))
-        np.copyto(xt, x.transpose(0, 2, 1))
-        return xt
+    def shifted_inputs_cm(self, n0: int, n1: int) -> np.ndarray:
+        """X above for samples n0..n1 as (C*kh, m*V): each row the chunk's samples one after
+        another, so ``G @ X^T`` is one product over all of them (BLAS reads X^T as it is)."""
+        x = self._windows(
+            "rows_cm",
+            self._xpad,
+            n0,
+            n1,
+            (self.C, self.kh, self.V),
+            (self.C * self.R, self.R, self.Wp, 1),
+            samples_inside=True,
+        )
+        return x.reshape(self.C * self.kh, (n1 - n0) * self.V)
 
     def shifted_grads(self, n0: int, n1: int) -> np.ndarray:
-        """G above for samples n0..n1, as (m, F*kw, V)."""
+        """G above for samples n0..n1, as (F*kw, m*V) (samples side by side, as
+        ``shifted_inputs_cm``)."""
         width = self._gpad.shape[2]
         g = self._windows(
-            "gcols", self._gpad, n0, n1, (self.F, self.kw, self.V), (self.F * width, width, 1, 1)
+            "gcols",
+            self._gpad,
+            n0,
+            n1,
+            (self.F, self.kw, self.V),
+            (self.F * width, width, 1, 1),
+            samples_inside=True,
         )
-        return g.reshape(n1 - n0, self.F * self.kw, self.V)
+        return g.reshape(self.F * self.kw, (n1 - n0) * self.V)
 
     def fold_weight(self, w: np.ndarray) -> np.ndarray:
         """W' (kh*C, F*kw) above."""
@@ -343,8 +361,14 @@ class Conv2dPlan:
         d = dwt.reshape(self.F, self.kw, self.C, self.kh)[:, ::-1]
         return np.ascontiguousarray(d.transpose(0, 2, 3, 1))
 
+    def input_grad_rows(self, wf: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """W' @ G for a chunk's G (``shifted_grads``) into a scratch array: (kh*C, m*V)."""
+        y = self._scratch_array("product", (wf.shape[0], g.shape[1]))
+        return np.matmul(wf, g, out=y)
+
     def add_row_shifted(self, y: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """dxpad[n, c, i*Wp + v] += y[n, (i, c), v]: the kh row shifts of W' @ G."""
+        """dxpad[n, c, i*Wp + v] += y[(i, c), (n, v)]: the kh row shifts of W' @ G."""
+        y4 = y.reshape(self.kh, self.C, n1 - n0, self.V)
         for i in range(self.kh):
             target = dxpad[n0:n1, :, i * self.Wp : i * self.Wp + self.V]
-            target += y[:, i * self.C : (i + 1) * self.C]
+            target += y4[i].transpose(1, 0, 2)

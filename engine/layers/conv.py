@@ -269,13 +269,15 @@ class _Conv(Layer):
         # The same sums, regrouped (engine.conv_plan.Conv2dPlan, "stride 1, folded"): the input
         # shifted by kernel rows X, the output gradient shifted by kernel columns G, then
         # dW = sum over samples of G @ X^T, and dx = W' @ G added at each kernel row's offset.
+        # A chunk's samples lie side by side in G and X, so each is one product (the sum over
+        # samples inside it, X^T read transposed by BLAS: no transposed copy).
         wf = plan.fold_weight(w4)
         dwt = np.zeros((plan.F * plan.kw, plan.C * plan.kh), w4.dtype)
         for n0, n1 in plan.fold_chunks:
             g = plan.shifted_grads(n0, n1)
-            dwt += np.matmul(g, plan.shifted_inputs_t(n0, n1)).sum(axis=0)
+            dwt += g @ plan.shifted_inputs_cm(n0, n1).T
             if dxpad is not None:
-                plan.add_row_shifted(plan.product(wf, g), n0, n1, dxpad)
+                plan.add_row_shifted(plan.input_grad_rows(wf, g), n0, n1, dxpad)
         return plan.unfold_weight_grad(dwt)
 
 
