@@ -351,3 +351,28 @@ def test_workspace_reuse_never_leaks_into_results(cell, return_sequences):
         np.testing.assert_allclose(layer.grads[k], grads1[k], atol=1e-6)
     for k in gates1:
         np.testing.assert_allclose(layer.gates[k], gates1[k], atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+def test_training_skips_the_input_gradient_of_a_block_fed_by_the_data(cell):
+    import engine
+
+    g = engine.Graph()
+    g.add_node("Input", {"shape": [5, 3]}, node_id="in")
+    g.add_node(cell, {"hidden_size": 4, "bidirectional": True}, node_id="r")
+    g.add_node("Dense", {"units": 2}, node_id="d")
+    g.add_edge("in", "r")
+    g.add_edge("r", "d")
+    m = engine.build_model(g, seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 5, 3)).astype(np.float32)
+    dy = np.ones((3, 2), np.float32)
+    m.forward(x, training=True)
+    dx = m.backward(dy)
+    full = {k: v.copy() for k, v in m.grads.items()}
+    assert dx is not None and dx.shape == x.shape
+    m.forward(x, training=True)
+    assert m.backward(dy, input_grad=False) is None
+    for k, v in m.grads.items():
+        np.testing.assert_allclose(v, full[k], rtol=1e-6, atol=1e-7)
+    m.forward(x, training=True)
+    np.testing.assert_allclose(m.backward(dy), dx, rtol=1e-6)  # asked again, given again

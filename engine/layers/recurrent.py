@@ -221,6 +221,9 @@ class Recurrent(Layer):
     options = SEQ_OPTIONS
     starter = {"hidden_size": 32}
     recurrent = True
+    # False skips dx (backward then returns None): engine.Model sets it for a block fed
+    # straight by the data in training, which needs no input gradient (as Conv2D's).
+    needs_input_grad = True
 
     @classmethod
     def summary(cls, cfg):
@@ -506,7 +509,9 @@ class Recurrent(Layer):
         inv = None if rows is None else np.argsort(rows)
         seq = self.config["return_sequences"]
         dt = self._dtype
-        dx = self._buf("dx", (t, n, f), dt)
+        # (with an initial state on port 1 the block is not fed by the data alone: dx is kept)
+        want_dx = self.needs_input_grad or has_state
+        dx = self._buf("dx", (t, n, f), dt) if want_dx else None
         for d, sfx in enumerate(self.suffixes):
             w, xin, sc = caches[d]
             cols = slice(d * h, (d + 1) * h)
@@ -550,8 +555,10 @@ class Recurrent(Layer):
                 # (the lecture's GRU reads r * h_{t-1} in its candidate: _scan_back gives dW_hh)
                 dw_hh = sc["dw_hh"] if "dw_hh" in sc else dhh2 @ hprev.reshape(h, t * n).T
                 db_hh = db_ih.copy() if dhh is dxp else dhh2 @ ones
-                dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f)
-            if d:
+                dx_k = (dxp2.T @ w["weight_ih"]).reshape(t, n, f) if want_dx else None
+            if dx_k is None:
+                pass
+            elif d:
                 dx += dx_k[::-1]
             else:
                 dx[...] = dx_k
@@ -571,6 +578,8 @@ class Recurrent(Layer):
                 self.time_grad = rms
             else:
                 self.time_grad_reverse = rms[::-1].copy()
+        if dx is None:
+            return None
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return [dx, dstate] if has_state else dx
 
