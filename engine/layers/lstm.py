@@ -135,13 +135,16 @@ class LSTM(Recurrent):
         t, gh, n = xp.shape
         h = gh // 4
         dt = xp.dtype
-        acts = self._buf(tag + "acts", (t, gh, n), dt)  # o, i, f, g after their non-linearities
+        # Step k's block holds o, i, f, g after their non-linearities, then c_{t-1}: [i; f] and
+        # [g; c_{t-1}] are side by side, so ONE multiply gives both terms of the new cell,
+        # i * g and f * c_{t-1} (then one add). c_t lives in the next step's block.
+        blocks = self._buf(tag + "gates_c", (t + 1, gh + h, n), dt)
+        acts, c = blocks[:t, :gh], blocks[:, gh:]
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
-        c = self._buf(tag + "c", (t + 1, h, n), dt)
         tc = self._buf(tag + "tc", (t, h, n), dt)  # tanh(c_t)
         hs[0] = fw.get("h0", 0)
         c[0] = fw.get("c0", 0)
-        ig = self._buf("ig", (h, n), dt)
+        terms = self._buf("terms", (2 * h, n), dt)
         whh = fw["hh"]
         for k in range(t):
             a = acts[k]
@@ -151,9 +154,9 @@ class LSTM(Recurrent):
             sig = a[: 3 * h]
             sig *= 0.5
             sig += 0.5
-            np.multiply(a[2 * h : 3 * h], c[k], out=c[k + 1])  # f * c_{t-1}
-            np.multiply(a[h : 2 * h], a[3 * h :], out=ig)  # + i * g
-            c[k + 1] += ig
+            b = blocks[k]
+            np.multiply(b[h : 3 * h], b[3 * h :], out=terms)  # [i * g; f * c_{t-1}]
+            np.add(terms[:h], terms[h:], out=c[k + 1])
             np.tanh(c[k + 1], out=tc[k])
             np.multiply(a[:h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
         return {"hs": hs, "acts": acts, "c": c, "tc": tc}
