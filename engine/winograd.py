@@ -67,6 +67,8 @@ AA = np.kron(AT, AT)
 # The weight gradient's transforms (F(3x3, 2x2), "Weight gradient" in the module docstring):
 # the 2x2 output-gradient tile's, A (x) A = AA^T (16, 4), and G^T (x) G^T (9, 16) back to 3x3.
 GG = np.kron(G.T, G.T)
+# G (x) G (16, 9): the kernel transform U = G g G^T of a whole 3x3 kernel at once.
+GG_KERNEL = np.kron(G, G)
 # Size of one chunk's transformed tiles (16 per tile per map): about a core's L2 cache
 # (0.5-2 MiB ran alike; NOTES.md, "Winograd").
 CHUNK_BYTES = 1 << 20
@@ -104,14 +106,16 @@ def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradCon
     return cache[key]
 
 
-def kernel_transform(w: np.ndarray) -> np.ndarray:
-    """U = G g G^T for every (filter, map): w (F, C, 3, 3) -> (16, F, C), row a*4 + b."""
+def kernel_transform(w: np.ndarray, flip: bool = False) -> np.ndarray:
+    """U = G g G^T for every (filter, map): w (F, C, 3, 3) -> (16, F, C), row a*4 + b.
+    ``flip``: U of ``flipped(w)`` instead, (16, C, F) (the input gradient's kernel)."""
     f, c = w.shape[:2]
-    # two plain matrix products (not F*C tiny ones): t[(f, c, i), b] = (g G^T)[f, c, i, b], then
-    # u[a, (f, c, b)] = sum_i G[a, i] t[f, c, i, b]
-    t = np.ascontiguousarray(w).reshape(f * c * 3, 3) @ G.T
-    u = G @ t.reshape(f * c, 3, 4).transpose(1, 0, 2).reshape(3, f * c * 4)
-    return np.ascontiguousarray(u.reshape(4, f, c, 4).transpose(0, 3, 1, 2)).reshape(16, f, c)
+    # U[a*4 + b] = sum_(i, j) G[a, i] G[b, j] g[i, j]: one (16, 9) @ (9, F*C) product (the
+    # weights read transposed by BLAS, no copy). g turned 180 degrees is g's 9 values in
+    # reverse order, so the flipped kernel's U takes the product's columns reversed.
+    gg = GG_KERNEL[:, ::-1] if flip else GG_KERNEL
+    u = np.matmul(gg, np.ascontiguousarray(w).reshape(f * c, 9).T).reshape(16, f, c)
+    return np.ascontiguousarray(u.transpose(0, 2, 1)) if flip else u
 
 
 class WinogradPlan:
@@ -296,7 +300,7 @@ class WinogradConv:
             self._grad_plan = WinogradPlan(
                 (p.N, p.F, p.OH, p.OW), p.C, (2 - pt, 2 - pb, 2 - pl, 2 - pr), p.dtype
             )
-        return self._grad_plan.forward(dout, kernel_transform(flipped(w)))
+        return self._grad_plan.forward(dout, kernel_transform(w, flip=True))
 
     def weight_grad(self, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
         """dW (F, C, 3, 3) from the layer's input x and dout (WinogradPlan.weight_grad)."""

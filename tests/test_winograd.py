@@ -66,6 +66,17 @@ def test_weight_gradient_matches_the_reference_loops(n, c, f, h, w, pad, monkeyp
     )
 
 
+def test_kernel_transform_is_g_g_gt_and_its_flip_that_of_the_flipped_kernel():
+    r = rng(8)
+    w = r.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    u = winograd.kernel_transform(w)
+    want = np.einsum("ai,fcij,bj->abfc", winograd.G, w, winograd.G).reshape(16, 4, 3)
+    np.testing.assert_allclose(u, want, rtol=1e-6, atol=1e-6)
+    flip = winograd.kernel_transform(w, flip=True)
+    assert flip.shape == (16, 3, 4) and flip.flags.c_contiguous
+    np.testing.assert_allclose(flip, winograd.kernel_transform(winograd.flipped(w)), atol=1e-6)
+
+
 def test_resnet_sized_layer_stays_within_float32_rounding_of_im2col(monkeypatch):
     r = rng(2)
     x = r.standard_normal((3, 64, 8, 8)).astype(np.float32)
