@@ -191,6 +191,21 @@ def test_max_pool_tie_goes_to_the_first_max_in_row_major_order():
     np.testing.assert_array_equal(dx, [[[[0.0, 2.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
 
 
+def test_max_pool_inference_finds_its_choices_only_when_asked():
+    # training keeps where each maximum came from; inference keeps x and finds them for a
+    # backward pass (engine.explain) or MaxUnpool2D: both give the same routes and indices
+    x = np.random.default_rng(3).integers(0, 4, (2, 3, 7, 7)).astype(np.float32)  # ties
+    dout = np.random.default_rng(4).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    results = []
+    for training in (True, False):
+        layer = MaxPool2D(kernel_size=3, stride=2, padding=1).build((3, 7, 7))
+        out = layer.forward(x, training=training)
+        assert isinstance(layer._cache[1], dict) == training
+        results.append((out, layer.argmax_indices(), layer.backward(dout)))
+    for got, want in zip(results[1], results[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_max_pool_padding_is_minus_infinity_and_avg_counts_padded_zeros():
     x = -np.ones((1, 1, 2, 2))
     assert F.max_pool2d(x, 2, 2, 1).max() == -1.0  # padding never wins

@@ -189,14 +189,33 @@ class MaxPool2D(_Pool):
     def forward(self, x, training=False):
         self.check_input(x)
         cfg = self.config
+        if not training:
+            # inference: the maxima alone (a sixth of the time, ResNet-18's stem pool); where
+            # they came from is found from x only if asked (engine.explain's gradients,
+            # MaxUnpool2D), as BatchNorm's inference cache does
+            self._cache = (x.shape, x)
+            return F.max_pool2d(
+                x, cfg["kernel_size"], cfg["stride"], cfg["padding"], False, cfg["ceil_mode"]
+            )
         out, picks = F.max_pool2d(
             x, cfg["kernel_size"], cfg["stride"], cfg["padding"], True, cfg["ceil_mode"]
         )
         self._cache = (x.shape, picks)
         return out
 
-    def backward(self, dout):
+    def _picks(self) -> dict:
+        """Where the last forward's maxima came from (F.max_pool2d's choices)."""
         x_shape, picks = self._cache
+        if isinstance(picks, np.ndarray):  # an inference forward kept x: find them now
+            cfg = self.config
+            _, picks = F.max_pool2d(
+                picks, cfg["kernel_size"], cfg["stride"], cfg["padding"], True, cfg["ceil_mode"]
+            )
+            self._cache = (x_shape, picks)
+        return picks
+
+    def backward(self, dout):
+        x_shape, picks = self._cache[0], self._picks()
 
         def chosen(which):  # g where the max came from that row/column, else 0
             return lambda g, i, out: np.multiply(g, picks[which] == i, out=out)
@@ -208,7 +227,8 @@ class MaxPool2D(_Pool):
         flattened H x W of its input (PyTorch's ``return_indices``; MaxUnpool2D reads them)."""
         if self._cache is None:
             raise ShapeError("has not run forward yet: no maxima to unpool", block=self.name)
-        (n, c, h, w), picks = self._cache
+        h, w = self._cache[0][2:]
+        picks = self._picks()
         (kh, kw), (sh, sw), (ph, pw), oh, ow = self._geometry(h, w)
         rows = np.arange(oh)[:, None] * sh + picks["rows"].astype(np.int64)  # padded row
         cols = np.take_along_axis(picks["cols"], rows, axis=2).astype(np.int64)
