@@ -14,6 +14,9 @@ count. The gradients are combined as the mean loss is, weighted by the halves' s
 which is the full batch's gradient (every loss here is a mean over samples), up to float32
 rounding. L1/L2, the gradient RMS, clipping and the update then run once, here, on the combined
 gradients: the optimizer state lives in this process only.
+The validation pass at an epoch's end splits the same way (``SplitStep.evaluate``): each
+process evaluates half of the validation rows with the current parameters and the helper sends
+back its sums (loss x samples, samples, correct, counted), added here.
 
 The helper is a ``fork`` of this process made when a run starts (it shares the training data
 and the built model copy-on-write: no pickling, no import, a few ms), and it ends with the run:
@@ -66,8 +69,14 @@ RECURRENT_MIN_STEP_MACS = 300_000
 PROCESSES = ("auto", 1, 2)
 STOP_GRACE_S = 2.0  # how long a stopped run waits for a helper that does not answer
 
-_REQUEST = struct.Struct("<qq")  # samples in the helper's half, in the batch (end: end-of-file)
+# kind, then for _STEP: samples in the helper's half, in the batch; for _EVALUATE: the rows
+# [start, stop) of the validation data the helper evaluates (end of the run: end-of-file)
+_REQUEST = struct.Struct("<qqq")
+_STEP, _EVALUATE = 0, 1
 _REPLY = struct.Struct("<qdq")  # status (0 ok, 1 loss not finite, 2 error), loss, correct
+# status (0 ok, 2 error), then the sums of engine.trainer.Trainer._eval_sums: loss x weight,
+# weight, correct, counted
+_EVAL_REPLY = struct.Struct("<qddqq")
 
 
 def check_processes(value: Any) -> int | str:
@@ -199,7 +208,9 @@ class SplitStep:
     optimizer steps need nothing else); ``step(idx)`` the one-process step of the batch
     ``idx`` (engine.trainer.forward_backward: loss and correct count, the model's layers then
     hold its gradients), run on each half, in the helper on its forked copy of ``model``;
-    ``abandon``: see ``_wait_for_reply``. Make it while this process runs one thread: the
+    ``abandon``: see ``_wait_for_reply``. ``evaluate(start, stop)``, if given, returns the
+    validation pass's sums over the rows [start, stop) (engine.trainer.Trainer._eval_sums):
+    ``evaluate(n)`` then splits that pass too. Make it while this process runs one thread: the
     helper is a fork, and a fork copies only the calling thread (a lock another thread holds
     stays locked in the helper for ever).
     """
@@ -210,8 +221,9 @@ class SplitStep:
         step: Callable[[np.ndarray], tuple[float, int]],
         batch_size: int,
         abandon: Callable[[], bool] | None = None,
+        evaluate: Callable[[int, int], tuple[float, float, int, int] | None] | None = None,
     ) -> None:
-        self.model, self.step = model, step
+        self.model, self.step, self.evaluate_rows = model, step, evaluate
         # Returns True once the run is stopping (the Trainer's stop flag): see _wait_for_reply.
         self.abandon = abandon
         self._names = [(layer, k) for layer in model.layers.values() for k in layer.params]
@@ -292,13 +304,8 @@ class SplitStep:
         n = len(idx)
         n1 = n // 2
         n0 = n - n1
-        for (layer, k), shared in zip(self._names, self._p, strict=True):
-            np.copyto(shared, layer.params[k])
         self._idx[:n1] = idx[n0:]
-        try:
-            os.write(self._w, _REQUEST.pack(n1, n))
-        except OSError as e:
-            raise HelperLost(self._how_lost(e)) from None
+        self._request(_STEP, n1, n)
         try:
             loss0, hits = self._synced_step(idx[:n0], n0, n1)
         except HelperGone as e:  # while exchanging BatchNorm sums
@@ -337,6 +344,40 @@ class SplitStep:
                 g += g1
                 g *= w1
         return loss, hits
+
+    def evaluate(self, n: int) -> tuple[float, float, int, int] | None:
+        """The validation pass over its ``n`` rows, the first half here and the second in the
+        helper (with the current parameters): the two halves' sums added (``evaluate``'s, see
+        the class), None if this process's half was stopped. Raises HelperLost as
+        ``forward_backward`` does."""
+        if self.evaluate_rows is None:
+            raise TypeError("this SplitStep was made without an evaluate function")
+        n0 = n - n // 2
+        self._request(_EVALUATE, n0, n)
+        mine = self.evaluate_rows(0, n0)
+        self._wait_for_reply()  # read the helper's answer even when stopped: the next is ours
+        try:
+            reply = _read_exact(self._r, _EVAL_REPLY.size)
+        except OSError as e:
+            raise HelperLost(self._how_lost(e)) from None
+        if reply is None:
+            raise HelperLost(self._how_lost(None))
+        status, *theirs = _EVAL_REPLY.unpack(reply)
+        if status == 2:
+            raise HelperLost("the helper process failed on its half of the validation data")
+        if mine is None:
+            return None
+        total, weight, correct, count = (a + b for a, b in zip(mine, theirs, strict=True))
+        return total, weight, int(correct), int(count)
+
+    def _request(self, kind: int, a: int, b: int) -> None:
+        """Send the current parameters and one request to the helper."""
+        for (layer, k), shared in zip(self._names, self._p, strict=True):
+            np.copyto(shared, layer.params[k])
+        try:
+            os.write(self._w, _REQUEST.pack(kind, a, b))
+        except OSError as e:
+            raise HelperLost(self._how_lost(e)) from None
 
     def _synced_step(self, idx: np.ndarray, n0: int, n1: int) -> tuple[float, int]:
         """``step(idx)`` with the BatchNorm blocks exchanging their sums with the other half
@@ -406,6 +447,20 @@ class SplitStep:
         self._finalizer()
 
     # --- the helper ----------------------------------------------------------------------------
+    def _receive_params(self) -> None:
+        for (layer, k), shared in zip(self._names, self._p, strict=True):
+            np.copyto(layer.params[k], shared)
+
+    def _serve_evaluate(self, start: int, stop: int) -> bytes:
+        """The reply to an _EVALUATE request: the sums over validation rows [start, stop)."""
+        try:
+            self._receive_params()
+            with np.errstate(all="ignore"):
+                sums = self.evaluate_rows(start, stop) if self.evaluate_rows else None
+        except Exception:  # noqa: BLE001 - reported to the parent, which falls back
+            return _no_sums()
+        return _no_sums() if sums is None else _EVAL_REPLY.pack(0, *sums)
+
     def _serve(self, r: int, w: int) -> None:
         blas_threads.pin_one_thread(True)  # one core each: the convolutions too
         try:
@@ -418,10 +473,12 @@ class SplitStep:
             request = _read_exact(r, _REQUEST.size)
             if request is None:  # end-of-file: the run (or this process's parent) ended
                 return
-            n1, n = _REQUEST.unpack(request)
+            kind, n1, n = _REQUEST.unpack(request)
+            if kind == _EVALUATE:
+                os.write(w, self._serve_evaluate(n1, n))
+                continue
             try:
-                for (layer, k), shared in zip(self._names, self._p, strict=True):
-                    np.copyto(layer.params[k], shared)
+                self._receive_params()
                 with np.errstate(all="ignore"):
                     loss, hits = self._synced_step(self._idx[:n1].copy(), n - n1, n1)
                     status = 0 if math.isfinite(loss) else 1
@@ -440,6 +497,10 @@ class SplitStep:
                     except HelperGone:
                         return
             os.write(w, _REPLY.pack(status, loss, hits))
+
+
+def _no_sums() -> bytes:
+    return _EVAL_REPLY.pack(2, math.nan, 0.0, 0, 0)
 
 
 def _reseed_dropout(model: Any) -> None:

@@ -226,6 +226,7 @@ class Trainer:
             if layer.params
         ]
         self._recurrent = [(n, layer) for n, layer in model.layers.items() if layer.recurrent]
+        self._has_buffers = any(layer.buffers for layer in model.layers.values())
         # Thread-safe controls.
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -413,24 +414,48 @@ class Trainer:
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
         """(loss, accuracy) over (X, y) in batches, without training; accuracy is None for
         regression, both are None for no data (or when stopped meanwhile)."""
-        n = len(X)
-        if n == 0:
+        if len(X) == 0:
             return None, None
+        head_sums: dict[str, float] = {}
+        return self._eval_result(self._eval_sums(X, y, 0, len(X), head_sums), head_sums)
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        """``evaluate`` of the validation data; in a two-process run half of it in the helper
+        (engine.parallel: the sums differ from one process's by float rounding only). Models
+        with buffers (BatchNorm's running statistics) evaluate here: the helper receives the
+        parameters, not those."""
+        X, y = self.val_data
+        if self._split is None or len(X) < 2 or self._has_buffers:
+            return self.evaluate(X, y)
+        try:
+            return self._eval_result(self._split.evaluate(len(X)), {})
+        except HelperLost as e:  # as in _forward_backward: go on in one process
+            self.split_lost = f"{e}; training went on in one process"
+            self._split.close()
+            self._split, self.processes = None, 1
+            return (None, None) if self._stop.is_set() else self.evaluate(X, y)
+
+    def _eval_sums(
+        self, X: np.ndarray, y: np.ndarray, start: int, stop: int, head_sums: dict | None = None
+    ) -> tuple[float, float, int, int] | None:
+        """(loss x weight summed over batches, weight, correct, counted) over the rows [start,
+        stop) in batches, None when stopped meanwhile. ``head_sums`` collects the extra
+        outputs' weighted losses (engine.heads)."""
         bs = max(self.batch_size, EVAL_BATCH)
         total, correct, count, weight = 0.0, 0, 0, 0
-        head_sums: dict[str, float] = {}
         masked = bool(self.spec.get("mask_padding"))
-        for i in range(0, n, bs):
+        for i in range(start, stop, bs):
             if self._stop.is_set():
-                return None, None
-            xb, yb = X[i : i + bs], y[i : i + bs]
+                return None
+            xb, yb = X[i : min(i + bs, stop)], y[i : min(i + bs, stop)]
             out = self.model.forward(xb, training=False)
             # each batch weighs by its samples, or with masked padding by its counted targets
             w = self.loss_fn.counted(yb) if masked else len(xb)
             if self._heads is not None:  # the weighted total; each head's loss kept
                 per_head = self._heads.batch_losses(out, yb)
                 for h, v in per_head.items():
-                    head_sums[h] = head_sums.get(h, 0.0) + v * w
+                    if head_sums is not None:
+                        head_sums[h] = head_sums.get(h, 0.0) + v * w
                 total += self._heads.total(per_head) * w
             else:
                 total += self.loss_fn.forward(out, yb) * w
@@ -438,6 +463,15 @@ class Trainer:
             if self.classifier:
                 correct += self.loss_fn.hits(out, yb)
                 count += self.loss_fn.counted(yb)
+        return total, weight, correct, count
+
+    def _eval_result(
+        self, sums: tuple[float, float, int, int] | None, head_sums: dict[str, float]
+    ) -> tuple[float | None, float | None]:
+        """(loss, accuracy) from ``_eval_sums``'s sums (None, None when stopped)."""
+        if sums is None:
+            return None, None
+        total, weight, correct, count = sums
         loss = total / max(weight, 1)
         self.last_eval_heads = {h: v / max(weight, 1) for h, v in head_sums.items()}
         if self.spec["l1"] or self.spec["l2"]:
@@ -494,6 +528,7 @@ class Trainer:
                 ),
                 self.batch_size,
                 abandon=self._stop.is_set,  # Stop never waits on it
+                evaluate=partial(self._eval_sums, *self.val_data),
             )
 
     def run(self) -> Iterator[dict]:
@@ -587,7 +622,7 @@ class Trainer:
                 yield ev
             train_loss = loss_sum / n_steps
             with np.errstate(all="ignore"):
-                val_loss, val_acc = self.evaluate(*self.val_data)
+                val_loss, val_acc = self._validate()
             if self._stop.is_set():
                 yield end("stopped")
                 return

@@ -362,3 +362,61 @@ def test_batchnorm_models_train_in_two_processes_as_in_one():
     state1, state2 = one.model.state(), two.model.state()
     for k, v in state1.items():  # parameters and running statistics
         np.testing.assert_allclose(state2[k], v, rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_the_validation_pass_splits_its_rows_with_the_helper():
+    """The helper evaluates the second half of the rows with the parameters of the moment;
+    the halves' sums add up to one process's."""
+    from functools import partial
+
+    from engine.losses import get_loss
+    from engine.trainer import forward_backward
+
+    ds = data(41)
+    loss = get_loss("cross_entropy")
+    model = engine.build_model(conv_graph(), seed=1)
+    t = Trainer(model, ds, batch_size=8, epochs=1, processes=1)
+    calls = []
+
+    def rows(start, stop):  # the parent's own half is recorded here, the helper's in the helper
+        calls.append((start, stop))
+        return t._eval_sums(ds.X, ds.y, start, stop)
+
+    split = parallel.SplitStep(
+        model, partial(forward_backward, model, loss, ds.X, ds.y, True), 8, evaluate=rows
+    )
+    try:
+        for _ in range(2):
+            whole = t._eval_sums(ds.X, ds.y, 0, 41)
+            total, weight, correct, count = split.evaluate(41)
+            assert (weight, correct, count) == (41, whole[2], whole[3])
+            assert total == pytest.approx(whole[0], rel=1e-6)
+            for p in model.params.values():  # the helper must see the new parameters
+                p *= 0.5
+    finally:
+        split.close()
+    assert calls == [(0, 21), (0, 21)]
+    assert whole[0] != pytest.approx(t._eval_sums(ds.X, ds.y, 0, 41)[0], rel=1e-3)
+
+
+def test_a_helper_killed_before_the_validation_pass_leaves_it_to_this_process():
+    _, ev1 = train(1, 8, epochs=1)
+    model = engine.build_model(conv_graph(), seed=1)
+    t = Trainer(
+        model,
+        data(),
+        batch_size=8,
+        epochs=1,
+        seed=2,
+        optimizer={"name": "momentum", "lr": 0.05},
+        processes=2,
+    )
+    events = []
+    for ev in t.run():
+        events.append(ev)
+        if ev["event"] == "step" and ev["step"] == 9:  # the epoch's last: validation next
+            os.kill(t._split.pid, signal.SIGKILL)
+    epoch, end = events[-2], events[-1]
+    assert end["reason"] == "finished" and end["processes"] == 1
+    assert "ended unexpectedly" in end["note"]
+    assert epoch["val_loss"] == pytest.approx(ev1[-2]["val_loss"], rel=1e-4)
