@@ -129,27 +129,30 @@ class LSTM(Recurrent):
             "hh": w["weight_hh"] * s[:, None],
         }
 
+    def _fuses_input(self):
+        return not self.config.get("peepholes")
+
     def _scan(self, xp, fw, tag):
         if self.config.get("peepholes"):
             return self._scan_peepholes(xp, fw, tag)
-        t, gh, n = xp.shape
+        z, whz = fw["z"], fw["hz"]  # z_k = [h_k; x_k; 1]: see Recurrent._fuses_input
+        t, n = z.shape[0] - 1, z.shape[2]
+        gh = whz.shape[0]
         h = gh // 4
-        dt = xp.dtype
+        dt = z.dtype
         # Step k's block holds o, i, f, g after their non-linearities, then c_{t-1}: [i; f] and
         # [g; c_{t-1}] are side by side, so ONE multiply gives both terms of the new cell,
         # i * g and f * c_{t-1} (then one add). c_t lives in the next step's block.
         blocks = self._buf(tag + "gates_c", (t + 1, gh + h, n), dt)
         acts, c = blocks[:t, :gh], blocks[:, gh:]
-        hs = self._buf(tag + "hs", (t + 1, h, n), dt)
+        hs = z[:, :h]
         tc = self._buf(tag + "tc", (t, h, n), dt)  # tanh(c_t)
         hs[0] = fw.get("h0", 0)
         c[0] = fw.get("c0", 0)
         terms = self._buf("terms", (2 * h, n), dt)
-        whh = fw["hh"]
         for k in range(t):
             a = acts[k]
-            np.matmul(whh, hs[k], out=a)  # the four gates' recurrent terms
-            a += xp[k]
+            np.matmul(whz, z[k], out=a)  # the four gates' pre-activations
             np.tanh(a, out=a)
             sig = a[: 3 * h]
             sig *= 0.5

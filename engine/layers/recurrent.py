@@ -6,7 +6,9 @@ same cells one step at a time, with the lectures' equations: engine/reference/re
 How a recurrent block runs (lecture 001/004, backpropagation through time):
 - The input projection of every time step is computed before the loop in one stacked matmul,
   ``xp_t = weight_ih @ x_t^T + bias`` for all t at once, so the loop only does the recurrent
-  part ``weight_hh @ h_{t-1}`` and the gate non-linearities.
+  part ``weight_hh @ h_{t-1}`` and the gate non-linearities. The LSTM (without peepholes)
+  stacks ``[h_{t-1}; x_t; 1]`` instead, one product per step (``_fuses_input``): more columns
+  in the step's product cost less than the projection and one addition a step (measured).
 - Arrays inside are time-major and feature-major: ``(T, features, N)``. Each step then reads
   and writes contiguous ``(features, N)`` blocks, every gate is a contiguous block of rows, and
   the per-step matmuls have the shapes BLAS runs fastest (measured: benchmarks/). The backward
@@ -405,9 +407,15 @@ class Recurrent(Layer):
         ``_scan`` needs. ``w`` holds weight_ih/hh, bias_ih/hh in the engine's gate order."""
         raise TypeError(f"{type(self).__name__} does not define _step_weights ")
 
+    def _fuses_input(self) -> bool:
+        """True: ``_scan`` gets ``xp`` None, and ``fw["z"]`` (T+1, H+F+1, N) holding
+        [h_k; x_k; 1] per step, whose first H rows it fills as its ``hs``, and ``fw["hz"]`` =
+        [W_hh | W_ih | b] (G*H, H+F+1): one product a step gives every pre-activation."""
+        return False
+
     def _scan(self, xp: np.ndarray, fw: dict[str, np.ndarray], tag: str) -> dict[str, Any]:
-        """Run the recurrence over xp (T, G*H, N); return a cache holding ``hs`` (T+1, H, N).
-        ``tag`` names this direction's workspace arrays."""
+        """Run the recurrence over xp (T, G*H, N) (see ``_fuses_input``); return a cache
+        holding ``hs`` (T+1, H, N). ``tag`` names this direction's workspace arrays."""
         raise TypeError(f"{type(self).__name__} does not define _scan ")
 
     def _scan_back(self, dhs, dlast, sc, w):
@@ -470,16 +478,31 @@ class Recurrent(Layer):
                     at = (j * n_dir + d) * h
                     fw[key] = np.ascontiguousarray(state[:, at : at + h].T, dtype=dtype)
             gh = fw["ih"].shape[0]
-            # x as (T, F + 1, N) with a row of ones, so the bias rides along in the matmul:
-            # xp_t = [W_ih | b] @ [x_t^T; 1] for every time step in one (stacked) matmul call
-            xin = self._buf(f"x{d}", (t, f + 1, n), dtype)
-            xin[:, :f] = (x[:, ::-1] if d else x).transpose(1, 2, 0)
-            xin[:, f] = 1
-            w_aug = np.concatenate([fw["ih"], fw["b"][:, None]], axis=1)
-            xp = self._buf(f"xp{d}", (t, gh, n), dtype)
-            with blas_threads.limited(gh * (f + 1) * n):  # one (gh, F+1) @ (F+1, N) per step
-                np.matmul(w_aug, xin, out=xp)
-            with blas_threads.limited(self._step_macs(gh, h, n)):
+            x_steps = (x[:, ::-1] if d else x).transpose(1, 2, 0)  # (T, F, N)
+            if self._fuses_input():
+                # z_k = [h_k; x_k; 1] per step (its first H rows are the scan's hs): step k's
+                # pre-activations are ONE product [W_hh | W_ih | b] @ z_k, and no projection
+                # runs before the loop
+                z = self._buf(f"z{d}", (t + 1, h + f + 1, n), dtype)
+                z[:t, h : h + f] = x_steps
+                z[:t, h + f] = 1
+                z[t, h:] = 0
+                xin, xp = z[:t, h:], None
+                fw["z"] = z
+                fw["hz"] = np.concatenate([fw["hh"], fw["ih"], fw["b"][:, None]], axis=1)
+                step_macs = self._step_macs(gh, h + f + 1, n)
+            else:
+                # x as (T, F + 1, N) with a row of ones, so the bias rides along in the matmul:
+                # xp_t = [W_ih | b] @ [x_t^T; 1] for every time step in one (stacked) matmul
+                xin = self._buf(f"x{d}", (t, f + 1, n), dtype)
+                xin[:, :f] = x_steps
+                xin[:, f] = 1
+                w_aug = np.concatenate([fw["ih"], fw["b"][:, None]], axis=1)
+                xp = self._buf(f"xp{d}", (t, gh, n), dtype)
+                with blas_threads.limited(gh * (f + 1) * n):  # one (gh, F+1) @ (F+1, N) a step
+                    np.matmul(w_aug, xin, out=xp)
+                step_macs = self._step_macs(gh, h, n)
+            with blas_threads.limited(step_macs):
                 sc = self._scan(xp, fw, str(d))
             hs = sc["hs"]
             finals.append(hs[t].T)
