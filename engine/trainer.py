@@ -322,6 +322,9 @@ class Trainer:
             )
         self._n_classes = getattr(ds, "n_classes", None)
         self._data_name = name
+        # a regression data set's own accuracy (engine.data.SCORES), for validation and test
+        score = (getattr(ds, "meta", None) or {}).get("score")
+        self._score = None if self.classifier else data_sets.SCORES.get(score)
 
     def _check_fit(self) -> None:
         """The output block (and every extra head) must give what the loss needs for these
@@ -413,7 +416,8 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
         """(loss, accuracy) over (X, y) in batches, without training; accuracy is None for
-        regression, both are None for no data (or when stopped meanwhile)."""
+        regression (unless the data set names its own score: the share of samples it counts
+        right), both are None for no data (or when stopped meanwhile)."""
         if len(X) == 0:
             return None, None
         head_sums: dict[str, float] = {}
@@ -463,6 +467,9 @@ class Trainer:
             if self.classifier:
                 correct += self.loss_fn.hits(out, yb)
                 count += self.loss_fn.counted(yb)
+            elif self._score is not None:
+                correct += int(np.count_nonzero(self._score(yb, out)))
+                count += len(yb)
         return total, weight, correct, count
 
     def _eval_result(
@@ -476,7 +483,7 @@ class Trainer:
         self.last_eval_heads = {h: v / max(weight, 1) for h, v in head_sums.items()}
         if self.spec["l1"] or self.spec["l2"]:
             loss += _penalty(self.model.params, self.spec["l1"], self.spec["l2"])
-        return loss, (correct / count if self.classifier else None)
+        return loss, (correct / count if count else None)
 
     @property
     def test_size(self) -> int:

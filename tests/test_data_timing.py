@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import engine
 from engine.data import load_dataset
 from engine.data.timing import spikes_right
 from engine.errors import ConfigError
@@ -69,3 +70,45 @@ def test_spikes_right_counts_misses_extras_and_tolerance():
     # row 3: silent, a miss
     np.testing.assert_array_equal(spikes_right(y, pred), [True, False, False, False])
     np.testing.assert_array_equal(spikes_right(y, pred, 1), [True, True, False, False])
+
+
+def test_a_runs_accuracy_is_the_share_of_sequences_with_every_spike_on_time():
+    graph = engine.Graph.from_dict(
+        {
+            "format": "blockprop-graph",
+            "version": 1,
+            "nodes": [
+                {"id": "in", "type": "Input", "config": {"shape": [24, 1]}},
+                {
+                    "id": "lstm",
+                    "type": "LSTM",
+                    "config": {"hidden_size": 2, "return_sequences": True},
+                },
+                {"id": "out", "type": "Dense", "config": {"units": 1}},
+            ],
+            "edges": [
+                {"source": "in", "target": "lstm", "target_port": 0},
+                {"source": "lstm", "target": "out", "target_port": 0},
+            ],
+            "training": {
+                "dataset": {
+                    "name": "timed_spikes",
+                    "n": 200,
+                    "T": 24,
+                    "min_interval": 6,
+                    "max_interval": 6,
+                },
+                "loss": "mse",
+                "optimizer": {"name": "adam", "lr": 0.05},
+                "epochs": 3,
+                "val_split": 0.5,
+            },
+        }
+    )
+    trainer = engine.Trainer.from_graph(graph)
+    last = [ev for ev in trainer.run() if ev["event"] == "epoch"][-1]
+    X, y = trainer.val_data
+    right = spikes_right(y, trainer.model.forward(X))
+    assert last["val_acc"] == pytest.approx(right.mean())
+    assert trainer.evaluate(X, y)[1] == pytest.approx(right.mean())
+    assert spikes_right(y, y).all()  # the targets themselves are every sequence right

@@ -51,6 +51,11 @@ _REGISTRY: dict[str, DatasetSpec] = {
 }
 
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _REGISTRY.items()}
+
+# A regression data set's own accuracy, named in its ``meta["score"]``: (targets, outputs) ->
+# one bool per sample, averaged by engine.Trainer into "val_acc" (the loss alone cannot say
+# whether a timed-spikes sequence is right).
+SCORES = {"spikes_right": timing.spikes_right}
 DATASET_OPTIONS: dict[str, dict[str, Opt]] = {n: s.options for n, s in _REGISTRY.items()}
 USER_FILE_DATASETS = ("csv", "npz", "idx", "image_folder", "text")
 DOWNLOADED_DATASETS = tuple(standard.DATASETS_HERE)

@@ -69,7 +69,8 @@ def load_timed_spikes(cfg: dict, rng: np.random.Generator) -> Dataset:
     Target: the interval continued, 1 at t0 + cues * d, t0 + (cues + 1) * d, ... up to the end
     of the sequence, 0 elsewhere. A network must count d steps and fire exactly then.
     Shapes: X (N, T, 1), y (N, T, 1) float32. Answering the mean everywhere scores the MSE
-    given in meta and gets no sequence right: read ``spikes_right``.
+    given in meta and gets no sequence right; a run's accuracy (val_acc) is the share of
+    sequences ``spikes_right`` counts right (meta["score"]).
     """
     lo, hi, T, cues = cfg["min_interval"], cfg["max_interval"], cfg["T"], cfg["cues"]
     if lo > hi:
@@ -98,6 +99,7 @@ def load_timed_spikes(cfg: dict, rng: np.random.Generator) -> Dataset:
         meta={
             "baseline_mse": float(y.var()),
             "baseline": "answering the fraction of target steps everywhere (no sequence right)",
+            "score": "spikes_right",  # the runs' accuracy: sequences with every spike on time
         },
     )
 
