@@ -188,6 +188,20 @@ CASES = {
         [("LSTM", {"hidden_size": 5, "bidirectional": True})],
         (7, 3),
     ),
+    "lstm_peepholes_bidirectional_sequences": (
+        [
+            (
+                "LSTM",
+                {
+                    "hidden_size": 3,
+                    "peepholes": True,
+                    "bidirectional": True,
+                    "return_sequences": True,
+                },
+            )
+        ],
+        (6, 2),
+    ),
     "gru_bidirectional_sequences": (
         [("GRU", {"hidden_size": 4, "bidirectional": True, "return_sequences": True})],
         (5, 3),

@@ -474,9 +474,9 @@ def _recurrent(imp, node, ins, outs, a):
     h = int(a.get("hidden_size", R.shape[-1]))
     if len(ins) > 4 and ins[4]:
         raise Unsupported(f"{op} (sequence_lens)")
-    for k in (5, 6, 7) if op == "LSTM" else (5,):
+    for k in (5, 6) if op == "LSTM" else (5,):
         if not _zero_or_absent(imp, node, ins, k):
-            what = ("initial_h", "initial_c", "peepholes P")[k - 5]
+            what = ("initial_h", "initial_c")[k - 5]
             how = "a constant not zero" if ins[k] in imp.consts else "computed from the data"
             raise Unsupported(f"{op} ({what} {ins[k]!r} {how}: blocks start from zero state)")
     if "clip" in a or a.get("input_forget", 0):
@@ -518,6 +518,16 @@ def _recurrent(imp, node, ins, outs, a):
         weights["weight_hh" + sfx] = torch_rows(R[k])
         weights["bias_ih" + sfx] = torch_rows(B[k, : gates * h])
         weights["bias_hh" + sfx] = torch_rows(B[k, gates * h :])
+    if op == "LSTM" and len(ins) > 7 and ins[7]:  # peepholes P (D, 3H), ONNX's order i, o, f
+        if ins[7] not in imp.consts:
+            raise Unsupported(f"LSTM (peepholes P {ins[7]!r} computed from the data)")
+        P = imp.consts[ins[7]]
+        if P.shape != (d, 3 * h):
+            raise imp.bad(node, f"peepholes P{P.shape} do not fit hidden_size {h}")
+        cfg["peepholes"] = True
+        for k, sfx in enumerate(("", "_reverse")[:d]):
+            for j, g in enumerate("iof"):
+                weights[f"weight_c{g}{sfx}"] = P[k, j * h : (j + 1) * h]
     if d == 2:
         cfg["bidirectional"] = True
     sequences = imp.node_index in imp.seq_nodes
