@@ -74,6 +74,11 @@ class LSTM(Recurrent):
         ),
     }
 
+    @classmethod
+    def summary(cls, cfg):
+        text = super().summary(cfg)
+        return text + " peepholes" if cfg.get("peepholes") else text
+
     def check_settings(self):
         if self.config["return_state"] and self.config["return_sequences"]:
             raise ConfigError(

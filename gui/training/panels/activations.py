@@ -3,7 +3,10 @@
 The chosen block's output for the chosen sample: feature maps as a grid (each map min-max
 scaled), sequences as a heat map (units x time), vectors as bars. For LSTM and GRU blocks the
 gate activations over time (``layer.gates``: LSTM i, f, g, o; GRU r, z, n) as heat maps, so a
-forget gate that stays open (near 1) over the whole sequence is visible.
+forget gate that stays open (near 1) over the whole sequence is visible. A recurrent block of
+at most ``FEW_UNITS`` units (one-row heat maps say little) gets one plot instead: its output h
+and every gate over time, a curve each (the peephole_lstm preset's single unit: its output gate
+opening when the cell has counted far enough).
 
 During a run the worker computes these on its own model between steps, at most 5 times a
 second and only while this panel is on screen; after a run, the GUI computes them on a copy.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
 from engine.layers import LAYER_TYPES
@@ -53,6 +57,8 @@ GRU_Z = {
 SIGMOID_GATES = ("i", "f", "o", "r", "z", "a")  # in (0, 1)
 AXES = {"a": "memory steps x output steps"}  # Attention's alignment; the gates: units x time
 TANH_GATES = ("g", "n")  # in (-1, 1)
+FEW_UNITS = 2  # recurrent blocks this narrow: output and gates as curves in one plot
+LINE_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine)  # unit 0, unit 1
 
 
 class ActivationsPanel(Panel):
@@ -149,9 +155,18 @@ class ActivationsPanel(Panel):
         gates = data.get("gates", {}).get(b, {})
         sample = data.get("sample", {})
         kind = "maps" if out.ndim == 3 else "seq" if out.ndim == 2 else "vec"
-        key = (b, kind, tuple(gates), out.shape, self._gru_convention(b))
+        few = (  # a recurrent block's gates: each (time, units) as its output
+            kind == "seq"
+            and out.shape[-1] <= FEW_UNITS
+            and bool(gates)
+            and all(np.shape(a) == out.shape for a in gates.values())
+        )
+        key = (b, kind, tuple(gates), out.shape, few, self._gru_convention(b))
         if key != self._key:
-            self._build(kind, list(gates), key[-1])
+            if few:
+                self._build_curves(list(gates), out.shape[-1], key[-1])
+            else:
+                self._build(kind, list(gates), key[-1])
             self._key = key
         self.output, self.gates, self.shown_block = out, dict(gates), b
         btype = run.block_types.get(b, "") if run is not None else ""
@@ -161,6 +176,12 @@ class ActivationsPanel(Panel):
             f"{sample.get('index', '?')}" + (f" (step {data['step']})" if "step" in data else ""),
         )
         self._draw_input(run, sample)
+        if few:
+            for name, a in {"h": out, **gates}.items():
+                steps = np.arange(len(a))
+                for u, curve in enumerate(self.items["curves"][name]):
+                    curve.setData(steps, np.asarray(a, dtype=np.float64)[:, u])
+            return
         if kind == "maps":
             grid, _ = map_grid(out)
             self.items["out"].setImage(grid, autoLevels=False, levels=(0, 1))
@@ -269,6 +290,44 @@ class ActivationsPanel(Panel):
             img.setLookupTable(SEQUENTIAL_LUT if g in SIGMOID_GATES else DIVERGING_LUT)
             lay.setRowStretchFactor(r + 1, 3)
             self.items[f"gate_vb_{g}"], self.items[f"gate_{g}"] = vb, img
+
+    def _build_curves(self, gates: list[str], units: int, convention: str | None) -> None:
+        """Title; the input beside one plot of the output h and every gate over time (a
+        colour each; unit 1 dashed)."""
+        v = self.view
+        v.clear()
+        self.items = {"curves": {}}
+        self.items["title"] = v.addLabel("", row=0, col=0, colspan=2, color="#222", size="10pt")
+        self.items["in_label"] = v.addLabel("input", row=1, col=0, color="#222", size="9pt")
+        self.items["in_vb"], self.items["in"] = image_view(v.ci, row=2, col=0)
+        v.addLabel(
+            "output h and gates over time (sigmoid gates in 0..1, g and c around 0)",
+            row=1,
+            col=1,
+            color="#222",
+            size="9pt",
+        )
+        p = style_plot(add_plot(v.ci, row=2, col=1), "", "step", "")
+        p.setMouseEnabled(x=False, y=False)
+        p.setMenuEnabled(False)
+        p.hideButtons()
+        legend = p.addLegend(offset=(-10, 5), labelTextColor="#222", brush=(255, 255, 255, 200))
+        legend.setColumnCount(3)
+        for k, g in enumerate(["h", *gates]):
+            name = "output h" if g == "h" else GATE_NAMES.get(g, g)
+            if g == "z" and convention:
+                name = GRU_Z[convention]
+            self.items["curves"][g] = [
+                p.plot(
+                    pen=pg.mkPen(colour(k), width=3 if g == "h" else 2, style=LINE_STYLES[u]),
+                    name=name + (f" (unit {u})" if units > 1 else ""),
+                )
+                for u in range(units)
+            ]
+        lay = v.ci.layout
+        lay.setColumnStretchFactor(0, 1)
+        lay.setColumnStretchFactor(1, 3)
+        lay.setRowStretchFactor(2, 3)
 
     def table(self):
         header = ["series", "index", "value"]
