@@ -155,19 +155,27 @@ class LSTM(Recurrent):
         hs[0] = fw.get("h0", 0)
         c[0] = fw.get("c0", 0)
         terms = self._buf("terms", (2 * h, n), dt)
-        for k in range(t):
-            a = acts[k]
-            np.matmul(whz, z[k], out=a)  # the four gates' pre-activations
-            np.tanh(a, out=a)
-            sig = a[: 3 * h]
-            sig *= 0.5
-            sig += 0.5
-            b = blocks[k]
-            np.multiply(b[h : 3 * h], b[3 * h :], out=terms)  # [i * g; f * c_{t-1}]
-            np.add(terms[:h], terms[h:], out=c[k + 1])
-            np.tanh(c[k + 1], out=tc[k])
-            np.multiply(a[:h], tc[k], out=hs[k + 1])  # h = o * tanh(c)
-        return {"hs": hs, "acts": acts, "c": c, "tc": tc}
+        ig, fc = terms[:h], terms[h:]
+        steps = self._step_views(
+            tag + "views",
+            (blocks, z, tc, terms),
+            lambda: [
+                (acts[k], z[k], acts[k, : 3 * h], blocks[k, h : 3 * h], blocks[k, 3 * h :])
+                + (c[k + 1], tc[k], acts[k, :h], hs[k + 1])
+                for k in range(t)
+            ],
+        )
+        mul, add, tanh, matmul = np.multiply, np.add, np.tanh, np.matmul
+        for a, zk, sig, i_f, g_c, c_new, tc_new, o, h_new in steps:
+            matmul(whz, zk, out=a)  # the four gates' pre-activations
+            tanh(a, out=a)
+            mul(sig, 0.5, out=sig)
+            add(sig, 0.5, out=sig)
+            mul(i_f, g_c, out=terms)  # [i * g; f * c_{t-1}]
+            add(ig, fc, out=c_new)
+            tanh(c_new, out=tc_new)
+            mul(o, tc_new, out=h_new)  # h = o * tanh(c)
+        return {"hs": hs, "acts": acts, "c": c, "tc": tc, "blocks": blocks}
 
     def _scan_peepholes(self, xp, fw, tag):
         t, gh, n = xp.shape
@@ -262,16 +270,27 @@ class LSTM(Recurrent):
         dc_next = self._buf("b_dc_next", (h, n), dt)  # dL/dc_t from step t+1: dc_{t+1} f_{t+1}
         dc_next[...] = 0 if sc.get("dc_last") is None else sc["dc_last"]
         whh_t = np.ascontiguousarray(w["weight_hh"].T)
-        for k in range(t - 1, -1, -1):
-            np.multiply(dh[k], od[k], out=dc)
-            dc += dc_next
-            np.multiply(p[k, :h], dh[k], out=dpre[k, :h])
-            np.multiply(p3[k], dc, out=dpre3[k])  # i, f, g all receive dc
-            if k:
-                np.multiply(dc, f[k], out=dc_next)
-                np.matmul(whh_t, dpre[k], out=dh[k - 1])
-                if dhs is not None:
-                    dh[k - 1] += dhs[k - 1]
+        steps = self._step_views(
+            "b_views",
+            (dh, od, p, dpre, sc["blocks"], dhs),
+            lambda: [
+                (dh[k], od[k], p[k, :h], dpre[k, :h], p3[k], dpre3[k])
+                + ((f[k], dpre[k], dh[k - 1], None if dhs is None else dhs[k - 1]) if k else ())
+                for k in range(t - 1, -1, -1)
+            ],
+        )
+        mul, add, matmul = np.multiply, np.add, np.matmul
+        for dh_k, od_k, p_o, dpre_o, p_ifg, dpre_ifg, *back in steps:
+            mul(dh_k, od_k, out=dc)
+            add(dc, dc_next, out=dc)
+            mul(p_o, dh_k, out=dpre_o)
+            mul(p_ifg, dc, out=dpre_ifg)  # i, f, g all receive dc
+            if back:  # not step 0: dL/dc_{t-1} and dL/dh_{t-1}
+                f_k, dpre_k, dh_prev, dhs_prev = back
+                mul(dc, f_k, out=dc_next)
+                matmul(whh_t, dpre_k, out=dh_prev)
+                if dhs_prev is not None:
+                    add(dh_prev, dhs_prev, out=dh_prev)
         sc["dc0"] = dc * f[0]  # dL/dc_0 (the initial cell state)
         return dpre, dpre, dh
 

@@ -29,6 +29,7 @@ direction's gate activations as ``(N, T, H)`` arrays. They are views of the laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -437,6 +438,21 @@ class Recurrent(Layer):
         if a is None or a.shape != shape or a.dtype != dtype:
             a = ws[key] = np.empty(shape, dtype)
         return a
+
+    def _step_views(self, key: str, arrays: tuple, make: Callable[[], list]) -> list:
+        """``make()``'s per-step views of the workspace ``arrays``, made again only when one of
+        them is a new array: slicing a step's blocks afresh on every call cost up to a sixth of
+        a small step (benchmarks/NOTES.md). The arrays are held here, so ``is`` cannot match
+        another array that got the id of a freed one."""
+        ws = self.__dict__.setdefault("_workspace", {})
+        kept = ws.get(key)
+        if kept is None or len(kept[0]) != len(arrays):
+            kept = None
+        elif not all(a is b for a, b in zip(kept[0], arrays, strict=True)):
+            kept = None
+        if kept is None:
+            kept = ws[key] = (arrays, make())
+        return kept[1]
 
     # --- forward and backward --------------------------------------------------------------------
     def _time_major(self, key: str, a: np.ndarray, reverse: bool, axes: tuple) -> np.ndarray:
