@@ -1,6 +1,6 @@
 """How many threads NumPy's BLAS may use for a product: the one place the engine decides it
-(the convolutions of engine/conv_plan.py and engine/layers/conv.py; engine/parallel.py pins
-one thread while it splits a batch).
+(the convolutions of engine/conv_plan.py and engine/layers/conv.py, Dense, the recurrent
+blocks' steps; engine/parallel.py pins one thread while it splits a batch).
 
 OpenBLAS splits a large product over one thread per core. On a busy machine that is a trap:
 its threads wait (spinning) for each other on every product, and a ResNet-20 step took 15x
@@ -118,11 +118,25 @@ _machine = _Machine()
 _pinned = 0  # > 0: one thread (engine/parallel.py's split is running)
 
 
+_saved_threads: list[int] = []  # NumPy's BLAS threads before the first pin
+
+
 def pin_one_thread(on: bool) -> None:
     """One BLAS thread for every product from now on (``on``), until as many calls with
-    ``on=False``: engine/parallel.py while it splits a batch over two processes."""
-    global _pinned
+    ``on=False``: engine/parallel.py while it splits a batch over two processes. Products
+    outside ``limited`` (reductions, the optimizers, small layers) are held to one thread
+    too: NumPy's BLAS is set to one thread at the first pin and given back at the last unpin."""
+    global _pinned, _saved_threads
+    was = _pinned
     _pinned = max(0, _pinned + (1 if on else -1))
+    libs = numpy_blas()
+    if not was and _pinned:
+        _saved_threads = [lib.get_num_threads() for lib in libs]
+        for lib in libs:
+            lib.set_num_threads(1)
+    elif was and not _pinned:
+        for lib, n in zip(libs, _saved_threads, strict=False):
+            lib.set_num_threads(n)
 
 
 def threads_for(macs: int) -> int:

@@ -256,7 +256,6 @@ class SplitStep:
             self._p.append(floats[off : off + size].reshape(shape))
             self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
             off += size
-        self._limiter = None
         self._pinned = False
         # Blocks that need statistics over the whole batch (BatchNorm) swap them through a
         # second pair of pipes (engine.batch_sync), made only for them.
@@ -289,13 +288,8 @@ class SplitStep:
 
     # --- this process --------------------------------------------------------------------------
     def _limit_blas(self) -> None:
-        blas_threads.pin_one_thread(True)  # the convolutions' products too
+        blas_threads.pin_one_thread(True)  # every product of this process on one thread
         self._pinned = True
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # without it the split still computes the same, only slower
-            return
-        self._limiter = threadpool_limits(limits=1, user_api="blas")
 
     def forward_backward(self, idx: np.ndarray) -> tuple[float, int]:
         """Loss and correct count of the batch ``X[idx]``; the model's layers hold the
@@ -441,9 +435,6 @@ class SplitStep:
         if self._pinned:
             blas_threads.pin_one_thread(False)
             self._pinned = False
-        if self._limiter is not None:
-            self._limiter.restore_original_limits()
-            self._limiter = None
         self._finalizer()
 
     # --- the helper ----------------------------------------------------------------------------
@@ -462,13 +453,7 @@ class SplitStep:
         return _no_sums() if sums is None else _EVAL_REPLY.pack(0, *sums)
 
     def _serve(self, r: int, w: int) -> None:
-        blas_threads.pin_one_thread(True)  # one core each: the convolutions too
-        try:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=1, user_api="blas")
-        except ImportError:
-            pass
+        blas_threads.pin_one_thread(True)  # one core each: every product of the helper
         while True:
             request = _read_exact(r, _REQUEST.size)
             if request is None:  # end-of-file: the run (or this process's parent) ended

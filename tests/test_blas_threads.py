@@ -69,6 +69,27 @@ def test_pinning_counts_nested_calls(monkeypatch):
     assert blas_threads.threads_for(BIG) == 2
 
 
+def test_pinning_holds_every_numpy_product_to_one_thread_until_the_last_unpin():
+    """engine/parallel.py's split pins: products outside ``limited`` (reductions, optimizers)
+    must not start BLAS threads on the other process's core either."""
+    libs = blas_threads.numpy_blas()
+    if not libs:
+        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
+    lib = libs[0]
+    before = lib.get_num_threads()
+    lib.set_num_threads(2)
+    try:
+        blas_threads.pin_one_thread(True)
+        blas_threads.pin_one_thread(True)
+        assert lib.get_num_threads() == 1
+        blas_threads.pin_one_thread(False)
+        assert lib.get_num_threads() == 1  # still pinned once
+        blas_threads.pin_one_thread(False)
+        assert lib.get_num_threads() == 2  # given back
+    finally:
+        lib.set_num_threads(before)
+
+
 def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkeypatch):
     libs = blas_threads.numpy_blas()
     if not libs:
