@@ -460,3 +460,32 @@ def test_clip_grad_norm_matches_torch(max_norm):
 def test_clip_grad_norm_refuses_bad_max_norm():
     with pytest.raises(ConfigError, match="clip_norm"):
         clip_grad_norm({"w": np.ones(2)}, 0)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_small_models_flat_step_gives_the_per_parameter_numbers(name, monkeypatch):
+    """Below FLAT_MAX_VALUES the parameters are updated as one flat array: the same element-wise
+    rule, so the same numbers, bit for bit, also after the parameters change (a step without
+    one of them goes on per parameter from the same state)."""
+    from engine import optim
+
+    r = np.random.default_rng(5)
+    shapes = {"a.weight": (6, 5), "a.bias": (6,), "b.weight": (2, 6, 3)}
+    start = {k: r.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    grads = [
+        {k: r.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for _ in range(4)
+    ]
+    runs = {}
+    for cap in (optim.FLAT_MAX_VALUES, 0):
+        monkeypatch.setattr(optim, "FLAT_MAX_VALUES", cap)
+        params = {k: v.copy() for k, v in start.items()}
+        opt = make_optimizer({"name": name, "lr": 0.05})
+        for g in grads[:3]:
+            opt.step(params, g)
+        assert (opt.__dict__.get("_flat") is not None) == (cap > 0)
+        opt.step({k: params[k] for k in ("a.weight", "b.weight")}, grads[3])
+        assert all(st["t"] == (4 if k != "a.bias" else 3) for k, st in opt.state.items())
+        runs[cap] = params
+    for k, v in runs[0].items():
+        np.testing.assert_array_equal(runs[optim.FLAT_MAX_VALUES][k], v, err_msg=k)
+        assert not np.array_equal(v, start[k])
