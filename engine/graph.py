@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import copy
 import heapq
-import json
 import os
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from engine.atomic import write_atomic
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.escaping import escape
 from engine.graph_events import (
@@ -40,6 +37,7 @@ from engine.graph_events import (
     NodeRemoved,
     Reset,
 )
+from engine.graph_json import check_id, check_pos, parse_json, save_json_atomic
 from engine.layers import LAYER_TYPES
 from engine.modules.definition import MODULE_KEY, MODULE_TYPE, check_instance
 from engine.safe_io import read_limited
@@ -48,109 +46,6 @@ from engine.settings import check_spec
 FORMAT = "blockprop-graph"
 VERSION = 2  # the newest this build reads; a graph without modules is still saved as 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
-# What a graph file's JSON may hold. The deepest real graph nests 5 levels (a connections table);
-# Python's own limits are 4,300 digits per int (a ValueError) and ~1,000 levels (RecursionError),
-# and deep lists crash copy and repr long before that.
-MAX_DEPTH = 32
-MAX_INT_DIGITS = 30
-# Characters a block id must not hold: control characters (NUL cuts weights-file member names,
-# ESC and newlines reach terminals), format characters (bidi overrides, zero-width joiners),
-# lone surrogates (cannot be written as UTF-8), line and paragraph separators.
-_BAD_ID_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 200:
-        raise GraphError(
-            f"{what} must be a non-empty string of at most 200 characters, got {value!r}"
-        )
-    bad = next((ch for ch in value if unicodedata.category(ch) in _BAD_ID_CATEGORIES), None)
-    if bad is not None:
-        raise GraphError(
-            f"{what} must not hold control or invisible characters; {value!r} holds '{escape(bad)}'"
-        )
-    return value
-
-
-def valid_id(value: Any) -> bool:
-    """Whether ``value`` can be a block id (what ``add_node`` accepts)."""
-    try:
-        _check_id(value, "id")
-    except GraphError:
-        return False
-    return True
-
-
-def _parse_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise GraphError(
-            f"the file holds a number with {digits:,} digits; numbers in a graph file have "
-            f"at most {MAX_INT_DIGITS}"
-        )
-    return int(text)
-
-
-def _where(path: tuple) -> str:
-    """('nodes', (3, ('config', ()))) -> 'nodes[3].config' for messages."""
-    parts = []
-    while path:
-        key, path = path
-        parts.append(f"[{key}]" if isinstance(key, int) else f".{escape(key)}")
-    return "".join(reversed(parts)).lstrip(".") or "the top level"
-
-
-def parse_json(text: str | bytes) -> Any:
-    """JSON from an untrusted graph file or clipboard, or GraphError saying in one line what is
-    wrong: not JSON, a number of more than MAX_INT_DIGITS digits, nesting deeper than
-    MAX_DEPTH, or a lone surrogate (an escape such as \\ud800 that is no character) in any
-    string, which could then be neither printed nor saved."""
-    try:
-        data = json.loads(text, parse_int=_parse_int)
-    except json.JSONDecodeError as e:
-        raise GraphError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    except RecursionError:
-        raise GraphError(
-            f"JSON nested too deeply (a graph file nests at most {MAX_DEPTH})"
-        ) from None
-    stack: list[tuple[Any, int, tuple]] = [(data, 0, ())]
-    while stack:
-        value, depth, path = stack.pop()
-        if isinstance(value, str):
-            m = _SURROGATE.search(value)
-            if m:
-                raise GraphError(
-                    f"{_where(path)} holds the lone surrogate '{escape(m.group())}', which is "
-                    "not a character; fix the text in the graph file"
-                )
-        elif isinstance(value, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise GraphError(
-                    f"{_where(path)} is nested more than {MAX_DEPTH} levels deep; "
-                    "nothing in a graph file nests that deep"
-                )
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            children = []
-            for k, v in items:
-                if isinstance(k, str):
-                    children.append((k, depth + 1, (k, path)))
-                children.append((v, depth + 1, (k, path)))
-            stack.extend(reversed(children))  # the first problem in the file is reported
-    return data
-
-
-def _check_pos(value: Any, block: str) -> tuple[float, float]:
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9 and v == v
-            for v in value
-        )
-    ):
-        raise GraphError(f"'pos' must be [x, y] numbers, got {value!r}", block=block)
-    return (value[0], value[1])
 
 
 class Graph:
@@ -309,14 +204,14 @@ class Graph:
         if type_name not in LAYER_TYPES:
             known = ", ".join(sorted(LAYER_TYPES))
             raise GraphError(f"unknown block type {type_name!r} (known: {known})", block=node_id)
-        node_id = self.new_id(type_name) if node_id is None else _check_id(node_id, "a block id")
+        node_id = self.new_id(type_name) if node_id is None else check_id(node_id, "a block id")
         if node_id in self.nx:
             raise GraphError("a block with this id already exists", block=node_id)
         config = copy.deepcopy(config or {})
         cls = LAYER_TYPES[type_name]
         check_spec(type_name, config, cls.all_options(), block=node_id)
         cls(name=node_id, **config)  # cross-field checks (e.g. kernel vs. connections)
-        self.nx.add_node(node_id, type=type_name, config=config, pos=_check_pos(pos, node_id))
+        self.nx.add_node(node_id, type=type_name, config=config, pos=check_pos(pos, node_id))
         self._emit(NodeAdded(node_id))
         return node_id
 
@@ -324,13 +219,13 @@ class Graph:
         name = config.get(MODULE_KEY) if isinstance(config, dict) else None
         if node_id is None:
             node_id = self.new_id(name if isinstance(name, str) else "module")
-        node_id = _check_id(node_id, "a block id")
+        node_id = check_id(node_id, "a block id")
         if "/" in node_id:
             raise GraphError("a module instance's id must not hold '/'", block=node_id)
         if node_id in self.nx:
             raise GraphError("a block with this id already exists", block=node_id)
         config = check_instance(config, self.modules, node_id)
-        self.nx.add_node(node_id, type=MODULE_TYPE, config=config, pos=_check_pos(pos, node_id))
+        self.nx.add_node(node_id, type=MODULE_TYPE, config=config, pos=check_pos(pos, node_id))
         self._emit(NodeAdded(node_id))
         return node_id
 
@@ -344,7 +239,7 @@ class Graph:
         self._emit(NodeRemoved(node_id))
 
     def move_node(self, node_id: str, pos) -> None:
-        self.nx.nodes[node_id]["pos"] = _check_pos(pos, node_id)
+        self.nx.nodes[node_id]["pos"] = check_pos(pos, node_id)
         self._emit(NodeMoved(node_id, self.nx.nodes[node_id]["pos"]))
 
     def set_config(self, node_id: str, config: dict) -> None:
@@ -528,7 +423,7 @@ class Graph:
         for i, nd in enumerate(nodes):
             if not isinstance(nd, dict):
                 raise GraphError(f"node #{i + 1} must be an object")
-            nid = _check_id(nd.get("id"), f'node #{i + 1}\'s "id"')
+            nid = check_id(nd.get("id"), f'node #{i + 1}\'s "id"')
             extra = sorted(set(nd) - {"id", "type", "config", "pos"}, key=str)
             if extra:
                 raise GraphError(f"unknown field {extra[0]!r}", block=nid)
@@ -544,8 +439,8 @@ class Graph:
                     f"edge #{i + 1} must be an object with source, target, target_port"
                 )
             g.add_edge(
-                _check_id(e.get("source"), f"edge #{i + 1}'s source"),
-                _check_id(e.get("target"), f"edge #{i + 1}'s target"),
+                check_id(e.get("source"), f"edge #{i + 1}'s source"),
+                check_id(e.get("target"), f"edge #{i + 1}'s target"),
                 e.get("target_port"),
             )
         return g
@@ -650,14 +545,6 @@ def _uses(definition: dict) -> list[str]:
     from engine.modules.definition import uses
 
     return uses(definition)
-
-
-def save_json_atomic(data: Any, path: str | os.PathLike) -> None:
-    """Write ``data`` as indented UTF-8 JSON, atomically (engine.atomic.write_atomic)."""
-    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    # A lone surrogate (which no file should hold, but code can put in a name) cannot be
-    # encoded: it is written as JSON's \\ud800-style escape instead, so the save never fails.
-    write_atomic(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
 
 
 def graph_files(folder: str | os.PathLike) -> list[Path]:

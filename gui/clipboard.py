@@ -18,7 +18,8 @@ from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QGuiApplication
 
 from engine.errors import ConfigError, GraphError
-from engine.graph import Graph, parse_json, valid_id
+from engine.graph import Graph
+from engine.graph_json import parse_json, valid_id
 from engine.layers import LAYER_TYPES
 from engine.modules.definition import (
     MODULE_KEY,

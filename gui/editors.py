@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import GraphError
-from engine.graph import parse_json
+from engine.graph_json import parse_json
 from engine.settings import Opt
 
 INT_LO, INT_HI = -(2**31) + 1, 2**31 - 1

@@ -24,9 +24,8 @@ from engine.graph import (
     ZOO_FOLDER,
     Graph,
     load_graph,
-    parse_json,
-    save_json_atomic,
 )
+from engine.graph_json import parse_json, save_json_atomic
 from engine.safe_io import read_limited
 from gui import commands as cmd
 from gui.preset_dialog import PRESETS_DIR

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import BlockPropError, GraphError
-from engine.graph import parse_json, save_json_atomic
+from engine.graph_json import parse_json, save_json_atomic
 from engine.modules.definition import check_definitions, closure
 from engine.safe_io import read_limited
 from gui.settings import app_settings

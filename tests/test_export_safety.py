@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
+from engine import graph_json
 from engine.cli import main as cli_main
 from engine.escaping import escape, printable
 from engine.export import export_code, naming
@@ -116,7 +117,7 @@ def test_no_name_or_description_makes_an_encoding_declaration(plan, name, descri
 
 
 @settings(max_examples=40, deadline=None)
-@given(block_id=TEXT.filter(engine.graph.valid_id), path=TEXT.filter(bool), label=TEXT)
+@given(block_id=TEXT.filter(graph_json.valid_id), path=TEXT.filter(bool), label=TEXT)
 def test_ids_and_data_paths_reach_code_only_as_literals(block_id, path, label):
     """Block ids, data-set paths and column names from a graph, through both targets."""
     d = copy.deepcopy(XOR)

@@ -22,10 +22,10 @@ import pytest
 from PySide6.QtCore import QMimeData
 
 import engine
-from engine import cli
+from engine import cli, graph_json
 from engine.data import DATASET_OPTIONS
 from engine.errors import BlockPropError, ConfigError, GraphError
-from engine.graph import MAX_DEPTH, parse_json
+from engine.graph_json import MAX_DEPTH, parse_json
 from engine.layers import LAYER_TYPES
 from engine.optim import OPTIMIZER_OPTIONS
 from engine.schedules import SCHEDULE_OPTIONS
@@ -411,7 +411,7 @@ def test_app_paste_refuses_with_a_message(window):
         if key == "nul_id":  # it parses; on paste the bad id is replaced by a fresh one
             nodes, _ = clipboard.remap_fragment(window.graph, clipboard.read_fragment(mime))
             assert len(nodes) == len(XOR["nodes"]) and all(
-                engine.graph.valid_id(nd["id"]) for nd in nodes
+                graph_json.valid_id(nd["id"]) for nd in nodes
             )
             continue
         with pytest.raises(GraphError, match="the clipboard's blocks cannot be read"):
@@ -508,7 +508,7 @@ def test_onnx_import_of_hostile_names_and_metadata_gives_a_loadable_graph(tmp_pa
         status, _, err = run_cli(["import", str(hostile), "-o", str(out)], capsys)
         assert status == 0, (key, err)
         g = engine.load_graph(out)  # what was written reads back
-        assert len(g) == len(XOR["nodes"]) and all(engine.graph.valid_id(n) for n in g.nodes())
+        assert len(g) == len(XOR["nodes"]) and all(graph_json.valid_id(n) for n in g.nodes())
 
 
 def test_inspector_text_with_deep_lists_or_huge_numbers_is_a_hint_not_a_crash():

@@ -27,6 +27,7 @@ from typing import Any
 
 from engine.errors import BlockPropError, ConfigError, GraphError
 from engine.escaping import escape
+from engine.graph_json import check_id, check_pos
 
 MODULE_TYPE = "Module"  # the "type" of an instance block
 MODULE_KEY = "module"  # the config key naming an instance's definition
@@ -49,9 +50,7 @@ def _err(name: str, message: str) -> GraphError:
 
 def check_name(name: Any) -> str:
     """A definition's name: an id-like string without '/' (flat paths use it)."""
-    from engine.graph import _check_id
-
-    name = _check_id(name, "a module's name")
+    name = check_id(name, "a module's name")
     if len(name) > 100 or "/" in name:
         raise GraphError(f"a module's name has at most 100 characters and no '/', got {name!r}")
     return name
@@ -67,8 +66,6 @@ def _list(value: Any, what: str, cap: int, name: str) -> list:
 
 def _shallow(name: str, d: Any) -> dict:
     """Check the structure of one definition (types, sizes, ids); returns a normalised copy."""
-    from engine.graph import _check_id, _check_pos
-
     if not isinstance(d, dict):
         raise _err(name, "a definition must be an object")
     extra = sorted(set(d) - set(DEF_FIELDS), key=str)
@@ -79,7 +76,7 @@ def _shallow(name: str, d: Any) -> dict:
     for i, nd in enumerate(_list(d.get("nodes", []), "nodes", MAX_INNER_BLOCKS, name)):
         if not isinstance(nd, dict) or set(nd) - {"id", "type", "config", "pos"}:
             raise _err(name, f"node #{i + 1} must be an object with id, type, config, pos")
-        nid = _check_id(nd.get("id"), f"module '{name}' node #{i + 1}'s id")
+        nid = check_id(nd.get("id"), f"module '{name}' node #{i + 1}'s id")
         if "/" in nid:
             raise _err(name, f"inner block id {nid!r} must not hold '/' (it separates paths)")
         if nid in ids:
@@ -94,7 +91,7 @@ def _shallow(name: str, d: Any) -> dict:
                 "id": nid,
                 "type": nd["type"],
                 "config": copy.deepcopy(nd.get("config", {})),
-                "pos": list(_check_pos(nd.get("pos", [0, 0]), nid)),
+                "pos": list(check_pos(nd.get("pos", [0, 0]), nid)),
             }
         )
     if not nodes:

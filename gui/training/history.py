@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BlockPropError
-from engine.graph import save_json_atomic
+from engine.graph_json import save_json_atomic
 from engine.safe_io import read_limited
 from gui.training.run_data import RunData
 from gui.training.runs_file import run_from_dict, run_to_dict

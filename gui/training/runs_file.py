@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import BlockPropError
-from engine.graph import save_json_atomic
+from engine.graph_json import save_json_atomic
 from engine.safe_io import read_limited
 from gui.training.run_data import STEP_CAPACITY, RingBuffer, RunData
 

@@ -77,7 +77,7 @@ def _check_size(shape: Any, what: str) -> None:
 
 def _clean_id(text: str) -> str:
     """``text`` as a block id: control, format and separator characters become "_"."""
-    bad = ("Zl", "Zp")  # with every C* category: what graph.valid_id refuses and more
+    bad = ("Zl", "Zp")  # with every C* category: what graph_json.valid_id refuses and more
     s = "".join(
         "_" if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in bad else c
         for c in text

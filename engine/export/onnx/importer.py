@@ -55,7 +55,8 @@ from engine.export.onnx.files import (
     read_regular,
 )
 from engine.export.onnx.import_ops import MAPPERS, _set_outputs
-from engine.graph import Graph, parse_json
+from engine.graph import Graph
+from engine.graph_json import parse_json
 from engine.layers import LAYER_TYPES
 from engine.model import build_model
 
