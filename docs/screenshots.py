@@ -32,6 +32,7 @@ SHOTS = [
     ("adding_rnn", 8, "gradients", "panel_bptt_rnn.png", False, None),
     ("adding_lstm", 8, "gradients", "panel_bptt_lstm.png", False, None),
     ("adding_lstm", 8, "activations", "panel_gates.png", False, "rnn"),
+    ("peephole_lstm", 150, "activations", "panel_peephole.png", False, "lstm"),
     ("attention_dates", 6, "attention", "panel_attention.png", False, "att"),
     ("onnx:resnet", 8, "gradients", "onnx_import.png", True, None),
 ]

@@ -297,7 +297,7 @@ class ActivationsPanel(Panel):
         v = self.view
         v.clear()
         self.items = {"curves": {}}
-        self.items["title"] = v.addLabel("", row=0, col=0, colspan=2, color="#222", size="10pt")
+        self.items["title"] = v.addLabel("", row=0, col=0, colspan=3, color="#222", size="10pt")
         self.items["in_label"] = v.addLabel("input", row=1, col=0, color="#222", size="9pt")
         self.items["in_vb"], self.items["in"] = image_view(v.ci, row=2, col=0)
         v.addLabel(
@@ -311,19 +311,19 @@ class ActivationsPanel(Panel):
         p.setMouseEnabled(x=False, y=False)
         p.setMenuEnabled(False)
         p.hideButtons()
-        legend = p.addLegend(offset=(-10, 5), labelTextColor="#222", brush=(255, 255, 255, 200))
-        legend.setColumnCount(3)
+        legend = pg.LegendItem(labelTextColor="#222")  # beside the plot: never over a curve
+        legend.setColumnCount(units)
+        v.ci.addItem(legend, row=2, col=2)
         for k, g in enumerate(["h", *gates]):
             name = "output h" if g == "h" else GATE_NAMES.get(g, g)
             if g == "z" and convention:
                 name = GRU_Z[convention]
-            self.items["curves"][g] = [
-                p.plot(
-                    pen=pg.mkPen(colour(k), width=3 if g == "h" else 2, style=LINE_STYLES[u]),
-                    name=name + (f" (unit {u})" if units > 1 else ""),
-                )
-                for u in range(units)
-            ]
+            self.items["curves"][g] = []
+            for u in range(units):
+                pen = pg.mkPen(colour(k), width=3 if g == "h" else 2, style=LINE_STYLES[u])
+                curve = p.plot(pen=pen)
+                legend.addItem(curve, name + (f" (unit {u})" if units > 1 else ""))
+                self.items["curves"][g].append(curve)
         lay = v.ci.layout
         lay.setColumnStretchFactor(0, 1)
         lay.setColumnStretchFactor(1, 3)
