@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_conv_pool import CONV_CASES, rng
 
-from engine import blas_threads, conv_plan
+from engine import blas_threads, conv_plan, winograd
 from engine import functional as F
 from engine.layers import (
     AvgPool2D,
@@ -178,7 +178,10 @@ def test_convolution_products_run_blas_on_one_thread_and_restore_it(monkeypatch)
         (Conv2D(filters=8, kernel_size=3, padding=1), (4, 8, 8)),
         (Conv2D(filters=8, kernel_size=3, stride=2), (4, 9, 9)),
         (ConvTranspose2D(filters=3, kernel_size=2, stride=2), (4, 5, 5)),
+        (Conv2D(filters=6, kernel_size=3, padding=1), (5, 6, 6)),  # Winograd (below)
     ]
+    # the 5-map layer on the Winograd path: its kernel transforms are products too
+    monkeypatch.setattr(winograd, "pays", lambda c, f, tiles: c == 5)
     lib.set_num_threads(2)
     try:
         monkeypatch.setattr(np, "matmul", spy)
@@ -187,6 +190,7 @@ def test_convolution_products_run_blas_on_one_thread_and_restore_it(monkeypatch)
             out = layer.forward(r.standard_normal((2, *shape)).astype(np.float32), training=True)
             layer.backward(np.ones_like(out))
         monkeypatch.setattr(np, "matmul", real)
+        assert layers[-1][0]._cache[2] is not None
         assert seen and set(seen) == {1}
         assert lib.get_num_threads() == 2
     finally:
