@@ -136,3 +136,47 @@ def test_try_it_decodes_a_typed_source_with_the_runs_model(qtbot, train_window):
     panel.source.setText("s1 s9")
     panel.decode_button.click()
     assert "'s9' is not a symbol" in panel.decoded.toPlainText()
+
+
+def test_attention_panel_hatches_the_masked_source_steps(qtbot):
+    """Padding the mask leaves out gets weight exactly 0, which viridis draws as dark as "not
+    looked at": the panel hatches those steps and says how many, and the CSV marks them."""
+    from test_attention import built
+
+    from gui.training.panels.attention import AttentionPanel
+    from gui.training.run_data import RunData
+
+    layer, xs = built("general", masked=True)  # sample 0: its last two source steps padded
+    layer.forward(xs)
+    a = layer.alignment[0]
+    run = RunData(1, "masked", {})
+    run.set_blocks(["att"], {"att": "Attention"})
+    run.info.update({"n_val": 4, "n_val_shown": 4, "all_blocks": ["att"]})
+
+    class Ctrl:
+        weights_version = 0
+
+        def __init__(self):
+            self.runlist = self
+
+        def request_redraw(self):
+            pass
+
+        def watch_changed(self):
+            pass
+
+        def current_attention(self, run, sample):
+            return {"weights": {"att": a}, "index": 0, "step": 7}
+
+    panel = AttentionPanel(Ctrl())
+    qtbot.addWidget(panel)
+    panel.draw(run)
+    assert panel.masked.tolist() == [3, 4]
+    assert len(panel.mask_items) == 2 and all(i.scene() is not None for i in panel.mask_items)
+    assert "2 masked: hatched" in panel.title_label.text
+    header, rows = panel.table()
+    assert header[-1] == "masked" and [r[2] for r in rows if r[-1]] == [3, 4] * 3
+    # a sample without padding: nothing hatched, the old marks removed
+    a = layer.alignment[2]
+    panel.draw(run)
+    assert panel.masked.size == 0 and not panel.mask_items

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QCheckBox, QComboBox, QGraphicsRectItem, QLabel, QSpinBox
 
 from engine.layers import LAYER_TYPES
 from gui.training.panels.base import AXIS_ORDER, Panel, set_label
@@ -101,6 +102,8 @@ class AttentionPanel(Panel):
         self.rows: list[str] = []
         self.cols: list[str] = []
         self.shown_block: str | None = None
+        self.mask_items: list[QGraphicsRectItem] = []
+        self.masked = np.zeros(0, np.int64)  # the source steps hatched as masked
 
     def follow(self, block: str) -> None:
         i = self.block.findText(block)
@@ -193,19 +196,37 @@ class AttentionPanel(Panel):
                 for j in range(nm)
             ]
         self.marks.set_marks(marks, QRectF(0, 0, nm, nq))
+        self._shade_masked(a)
         step = f" at step {data['step']}" if data.get("step") is not None else ""
+        masked = f"; {len(self.masked)} masked: hatched" if len(self.masked) else ""
         set_label(
             self.title_label,
             f"{b}: alignment of validation sample {data.get('index', '?')}{step} "
-            f"({nq} output steps x {nm} source steps; each row sums to 1)",
+            f"({nq} output steps x {nm} source steps; each row sums to 1{masked})",
         )
 
+    def _shade_masked(self, a: np.ndarray) -> None:
+        """Hatch the source steps the mask left out: a softmax weight is exactly 0 only there
+        (no other weight underflows at these sizes), which the colour alone shows as "not
+        looked at", the same as a weight near 0."""
+        for item in self.mask_items:
+            self.plot.removeItem(item)
+        self.mask_items = []
+        self.masked = np.flatnonzero(np.all(a == 0, axis=0))
+        for j in self.masked:
+            rect = QGraphicsRectItem(QRectF(float(j), 0.0, 1.0, float(a.shape[0])))
+            rect.setPen(pg.mkPen(None))
+            rect.setBrush(QBrush(QColor(200, 200, 200), Qt.BrushStyle.BDiagPattern))
+            self.plot.addItem(rect)
+            self.mask_items.append(rect)
+
     def table(self):
-        header = ["output step", "output token", "source step", "source token", "weight"]
+        header = ["output step", "output token", "source step", "source token", "weight", "masked"]
         if self.matrix is None:
             return header, []
+        masked = set(self.masked.tolist())
         return header, [
-            [i, self.rows[i], j, self.cols[j], float(v)]
+            [i, self.rows[i], j, self.cols[j], float(v), j in masked]
             for (i, j), v in np.ndenumerate(self.matrix)
         ]
 
