@@ -23,7 +23,8 @@ block is a warm-up. Reported per side: the median step and the fastest; ratio = 
 torch median. On a shared machine the load average printed first says how far to trust them.
 
 ``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
-(median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block.
+(median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block;
+``--profile --split`` of the step split over two processes (this process's half).
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
                                               [--torch-threads 1]
@@ -281,11 +282,18 @@ def bench(name: str, engine_step: Step, torch_step: Step, rounds: int, block: in
 
 
 # --- per-block profile -------------------------------------------------------------------------
-def profile(steps: int = 8, blocks: bool = False) -> dict[str, tuple[float, float]]:
+def profile(
+    steps: int = 8, blocks: bool = False, split: bool = False
+) -> dict[str, tuple[float, float]]:
     """Median forward and backward ms per block of the ResNet-20 training step (CPU time of
     this thread: one process, BLAS on one thread inside the convolutions; on a shared machine
     the wall clock adds whatever the other jobs take), printed grouped by stage (stem, s1..,
-    head) and by block type."""
+    head) and by block type. ``split``: the step as the ``resnet20`` case runs it, half the
+    batch in a helper process (engine/parallel.py); the times are this process's half, and
+    BatchNorm's include its exchanges with the helper (engine/batch_sync.py)."""
+    from engine.parallel import SplitStep
+    from engine.trainer import forward_backward
+
     graph = resnet20_graph()
     model = engine.build_model(graph, seed=SEED)
     rng = np.random.default_rng(SEED)
@@ -309,12 +317,26 @@ def profile(steps: int = 8, blocks: bool = False) -> dict[str, tuple[float, floa
             return out
 
         layer.forward, layer.backward = timed_f, timed_b
-    totals = []
-    for _ in range(steps + 1):
-        t0 = time.thread_time()
-        loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward(), input_grad=False)
-        totals.append(time.thread_time() - t0)
+    idx = np.arange(64)
+    halves = (
+        SplitStep(model, lambda i: forward_backward(model, loss, x, y, True, i), 64)
+        if split
+        else None
+    )
+    totals, walls = [], []
+    try:
+        for _ in range(steps + 1):
+            t0, w0 = time.thread_time(), time.perf_counter()
+            if halves is not None:
+                halves.forward_backward(idx)
+            else:
+                loss.forward(model.forward(x, training=True), y)
+                model.backward(loss.backward(), input_grad=False)
+            totals.append(time.thread_time() - t0)
+            walls.append(time.perf_counter() - w0)
+    finally:
+        if halves is not None:
+            halves.close()
     med = {
         k: (1e3 * statistics.median(f[1:]), 1e3 * statistics.median(b[1:]) if b[1:] else 0.0)
         for k, (f, b) in times.items()
@@ -329,9 +351,11 @@ def profile(steps: int = 8, blocks: bool = False) -> dict[str, tuple[float, floa
         for d in (by_stage[stage], by_type[kind]):
             d[0] += f
             d[1] += b
+    how = "split over two processes, this half's" if split else "one process,"
     print(
-        f"ResNet-20 batch 64, forward+backward {1e3 * statistics.median(totals[1:]):.1f} ms CPU "
-        f"(median of {steps}; load {os.getloadavg()[0]:.1f})"
+        f"ResNet-20 batch 64, {how} forward+backward {1e3 * statistics.median(totals[1:]):.1f} "
+        f"ms CPU, {1e3 * statistics.median(walls[1:]):.1f} ms wall (median of {steps}; "
+        f"load {os.getloadavg()[0]:.1f})"
     )
     tables = [("stage", by_stage), ("block type", by_type)]
     if blocks:
@@ -350,6 +374,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--block", type=int, default=3, help="timed steps per block")
     parser.add_argument("--profile", action="store_true", help="the ResNet-20 per-block profile")
     parser.add_argument("--blocks", action="store_true", help="--profile: every block too")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="--profile: the step split over two processes (the resnet20 case), this half",
+    )
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -370,7 +399,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         flush=True,
     )
     if args.profile:
-        profile(blocks=args.blocks)
+        profile(blocks=args.blocks, split=args.split)
         return []
     results = []
     for name in args.case or list(CASES):
