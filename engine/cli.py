@@ -501,6 +501,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from engine import explain as ex
+    from engine import explain_files
     from engine.model import build_model
     from engine.weights import load_weights
 
@@ -511,11 +512,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot write {printable(path)}: there is no folder {folder}")
     model = build_model(load_graph(args.graph))
     load_weights(model, args.weights)
-    x = ex.read_input(args.input, model.input_shape)
+    x = explain_files.read_input(args.input, model.input_shape)
     t0 = time.perf_counter()
     e = ex.explain(model, x, args.method, cls=args.cls, block=args.block)
     took = time.perf_counter() - t0
-    picture = ex.overlay(x, e.map, 0.5)
+    picture = explain_files.overlay(x, e.map, 0.5)
     if picture.shape[0] == 1:  # a sequence: a strip, each position a 24-pixel-high cell
         picture = picture.repeat(24, axis=0).repeat(max(1, 512 // picture.shape[1]), axis=1)
     else:

@@ -26,7 +26,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox
 
 from engine.errors import BlockPropError
-from engine.explain import Explanation, conv_blocks, explain, methods_for, normalized, top_classes
+from engine.explain import Explanation, conv_blocks, explain, methods_for, top_classes
+from engine.explain_files import normalized
 from gui.training.panels.activations import GREY_LUT, SEQUENTIAL
 from gui.training.panels.base import AXIS_ORDER, Panel, fit_view, image_view, set_label
 from gui.training.prep import softmax
