@@ -371,7 +371,7 @@ def test_bad_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
     good = tmp_path / "m.onnx"
     good.write_bytes(export_onnx(engine.load_graph(ROOT / "presets" / "lenet5.json")))
     monkeypatch.setattr(onnx_files, "MAX_MODEL_BYTES", 1000)
-    monkeypatch.setattr("engine.export.onnx.importer.MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr("engine.export.onnx.files.MAX_MODEL_BYTES", 1000)
     _one_line_exit_2(capsys, ["import", str(good), "-o", out], "at most")
     assert not Path(out).exists()
 

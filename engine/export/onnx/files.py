@@ -1,10 +1,12 @@
 """Reading an ONNX file and its external-data files as untrusted input.
 
-Regular files only (a FIFO or device is refused without blocking: opened with O_NONBLOCK, then
-checked with fstat), at most ``limit`` bytes read (a bigger file is refused before any byte is
-parsed), and external data only from files inside the model's own folder (no absolute paths,
-no "..", no symbolic link leading out). Every problem raises ``OnnxFileError`` naming the file.
-(A local helper: engine had no shared safe-read function when this was written.)
+``read_model`` parses the model (onnx's checker, local functions inlined) and fills its
+external tensors. Regular files only (a FIFO or device is refused without blocking: opened
+with O_NONBLOCK, then checked with fstat), at most ``limit`` bytes read (a bigger file is
+refused before any byte is parsed), and external data only from files inside the model's own
+folder (no absolute paths, no "..", no symbolic link leading out). Every problem raises
+``OnnxFileError`` naming the file. (A local helper: engine had no shared safe-read function
+when this was written.)
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+
+import onnx
+from onnx import TensorProto
 
 from engine.errors import BlockPropError
 
@@ -87,3 +92,51 @@ def data_file(folder: Path, location: str, model_file: str) -> Path:
     if target == base or base not in target.parents:
         raise bad
     return target
+
+
+def _load_external(model: onnx.ModelProto, path: Path, budget: int) -> None:
+    """Fill tensors stored in external files (inside the model's folder only)."""
+    tensors = list(model.graph.initializer) + [
+        a.t for nd in model.graph.node for a in nd.attribute if a.HasField("t")
+    ]
+    for t in tensors:
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        target = data_file(path.parent, info.get("location", ""), str(path))
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+        except ValueError:
+            raise OnnxFileError(
+                f"tensor {t.name!r}: bad offset or length", file=str(path)
+            ) from None
+        data = read_regular(target, budget, offset, length)
+        budget -= len(data)
+        t.raw_data = data
+        del t.external_data[:]
+        t.data_location = TensorProto.DEFAULT
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    """Parse the ONNX file ``path`` with the limits of ``files`` and onnx's checker."""
+    p = Path(path)
+    data = read_regular(p, MAX_MODEL_BYTES)
+    m = onnx.ModelProto()
+    try:
+        m.ParseFromString(data)
+    except Exception:  # protobuf's DecodeError and friends: not an ONNX file
+        raise OnnxFileError("not an ONNX model (cannot parse it)", file=str(p)) from None
+    if not m.HasField("graph"):
+        raise OnnxFileError("not an ONNX model (no graph in it)", file=str(p))
+    _load_external(m, p, MAX_TOTAL_BYTES - len(data))
+    if m.functions:
+        try:
+            m = onnx.inliner.inline_local_functions(m)
+        except Exception as e:
+            raise OnnxFileError(f"cannot inline its functions: {e}", file=str(p)) from None
+    try:
+        onnx.checker.check_model(m)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
+        raise OnnxFileError(f"not a valid ONNX model: {first[:300]}", file=str(p)) from None
+    return m

@@ -47,13 +47,7 @@ from engine.export.onnx.evaluate import (
     _size,
 )
 from engine.export.onnx.exporter import EXTRA_KEY, INIT_KEYS
-from engine.export.onnx.files import (
-    MAX_MODEL_BYTES,
-    MAX_TOTAL_BYTES,
-    OnnxFileError,
-    data_file,
-    read_regular,
-)
+from engine.export.onnx.files import OnnxFileError, read_model
 from engine.export.onnx.import_ops import MAPPERS, _set_outputs
 from engine.graph import Graph
 from engine.graph_json import parse_json
@@ -550,55 +544,6 @@ class Importer:
                 elif key.endswith("training") and isinstance(v, dict):
                     training = v
         return name[:400], training
-
-
-# --- reading the file ----------------------------------------------------------------------------
-def _load_external(model: onnx.ModelProto, path: Path, budget: int) -> None:
-    """Fill tensors stored in external files (inside the model's folder only)."""
-    tensors = list(model.graph.initializer) + [
-        a.t for nd in model.graph.node for a in nd.attribute if a.HasField("t")
-    ]
-    for t in tensors:
-        if t.data_location != TensorProto.EXTERNAL:
-            continue
-        info = {e.key: e.value for e in t.external_data}
-        target = data_file(path.parent, info.get("location", ""), str(path))
-        try:
-            offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
-        except ValueError:
-            raise OnnxFileError(
-                f"tensor {t.name!r}: bad offset or length", file=str(path)
-            ) from None
-        data = read_regular(target, budget, offset, length)
-        budget -= len(data)
-        t.raw_data = data
-        del t.external_data[:]
-        t.data_location = TensorProto.DEFAULT
-
-
-def read_model(path: str | Path) -> onnx.ModelProto:
-    """Parse the ONNX file ``path`` with the limits of ``files`` and onnx's checker."""
-    p = Path(path)
-    data = read_regular(p, MAX_MODEL_BYTES)
-    m = onnx.ModelProto()
-    try:
-        m.ParseFromString(data)
-    except Exception:  # protobuf's DecodeError and friends: not an ONNX file
-        raise OnnxFileError("not an ONNX model (cannot parse it)", file=str(p)) from None
-    if not m.HasField("graph"):
-        raise OnnxFileError("not an ONNX model (no graph in it)", file=str(p))
-    _load_external(m, p, MAX_TOTAL_BYTES - len(data))
-    if m.functions:
-        try:
-            m = onnx.inliner.inline_local_functions(m)
-        except Exception as e:
-            raise OnnxFileError(f"cannot inline its functions: {e}", file=str(p)) from None
-    try:
-        onnx.checker.check_model(m)
-    except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
-        raise OnnxFileError(f"not a valid ONNX model: {first[:300]}", file=str(p)) from None
-    return m
 
 
 def import_model(m: onnx.ModelProto, file: str) -> tuple[Graph, dict[str, np.ndarray]]:
