@@ -82,11 +82,15 @@ def applies(w_shape: tuple[int, ...], stride: tuple[int, int], pad: Pad4) -> boo
 
 def pays(c: int, f: int, tiles: int) -> bool:
     """Whether Winograd ran faster than im2col (CPU time, forward and backward of a Conv2D;
-    benchmarks/NOTES.md "Winograd") for C input maps, F filters and ``tiles`` 2x2 output tiles
-    in the batch: wide layers only (with 16 or 32 maps the transforms' passes over memory cost
-    more than the multiplies they save) and enough tiles to amortise the kernel transform
-    (one image of ResNet-18's 28x28 and smaller stages lost 2-20x)."""
-    return min(c, f) >= 64 and tiles >= 512
+    benchmarks/NOTES.md "Winograd" and "Issue 20, evening") for C input maps, F filters and
+    ``tiles`` 2x2 output tiles in the batch: wide layers only (with 16 or 32 maps the
+    transforms' passes over memory cost more than the multiplies they save), and enough tiles
+    for the transformed kernel (16 C F values, read by every chunk's products): a few dozen
+    up to 256 maps (one image of ResNet-18's 128 maps at 28x28: 2.14 -> 1.36 ms, 256 at 14x14:
+    2.10 -> 1.50), hundreds beyond (512 maps at 7x7 lost 2x with one image, 1.3x with four)."""
+    if min(c, f) < 64:
+        return False
+    return tiles >= 512 or (tiles >= 48 and max(c, f) <= 256)
 
 
 def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradConv | None:
@@ -249,9 +253,13 @@ class WinogradPlan:
 
     @property
     def product_macs(self) -> int:
-        """Multiply-adds of one of the 16 products of a chunk (BLAS's threads follow it)."""
+        """Multiply-adds of one of the 16 products of a chunk (BLAS's threads follow it); of
+        all 16 when the batch is one chunk (one image at inference): one np.matmul call runs
+        them back to back, so BLAS's threads are woken once, not for each (ResNet-18 inference
+        on an idle machine: 27.8 -> 25.6 ms, NOTES.md "Issue 20, evening")."""
         n0, n1 = self.chunks[0]
-        return self.F * self.C * (n1 - n0) * self.TH * self.TX
+        one = self.F * self.C * (n1 - n0) * self.TH * self.TX
+        return 16 * one if len(self.chunks) == 1 else one
 
     @plan_threads
     def forward(self, x: np.ndarray, u: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:

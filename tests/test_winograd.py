@@ -122,6 +122,9 @@ def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
     cases = [  # (in_shape, settings, batch, Winograd?)
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1}, 32, True),
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1}, 2, False),  # few tiles
+        ((128, 28, 28), {"filters": 128, "kernel_size": 3, "padding": 1}, 1, True),  # 196
+        ((256, 14, 14), {"filters": 256, "kernel_size": 3, "padding": 1}, 1, True),  # 49
+        ((512, 7, 7), {"filters": 512, "kernel_size": 3, "padding": 1}, 4, False),  # 64, wide
         ((16, 32, 32), {"filters": 16, "kernel_size": 3, "padding": 1}, 8, False),  # thin
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "stride": 2, "padding": 1}, 32, False),
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 3}, 32, False),
@@ -132,3 +135,14 @@ def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
         layer = Conv2D(**cfg).build(in_shape, r)
         layer.forward(np.zeros((n, *in_shape), np.float32))
         assert (layer._cache[2] is not None) == wino, (cfg, n)
+
+
+def test_blas_threads_follow_all_16_products_when_the_batch_is_one_chunk():
+    # one image (one chunk): one np.matmul call runs the 16 products back to back, so BLAS's
+    # threads (engine.blas_threads) follow their sum; with several chunks, one product each
+    one = winograd.WinogradPlan((1, 128, 28, 28), 128, (1, 1, 1, 1))
+    assert len(one.chunks) == 1
+    assert one.product_macs == 16 * 128 * 128 * 14 * 15
+    many = winograd.WinogradPlan((64, 64, 8, 8), 64, (1, 1, 1, 1))
+    (n0, n1), count = many.chunks[0], len(many.chunks)
+    assert count > 1 and many.product_macs == 64 * 64 * (n1 - n0) * 4 * 5
