@@ -6,9 +6,9 @@ same cells one step at a time, with the lectures' equations: engine/reference/re
 How a recurrent block runs (lecture 001/004, backpropagation through time):
 - The input projection of every time step is computed before the loop in one stacked matmul,
   ``xp_t = weight_ih @ x_t^T + bias`` for all t at once, so the loop only does the recurrent
-  part ``weight_hh @ h_{t-1}`` and the gate non-linearities. The LSTM (without peepholes)
-  stacks ``[h_{t-1}; x_t; 1]`` instead, one product per step (``_fuses_input``): more columns
-  in the step's product cost less than the projection and one addition a step (measured).
+  part ``weight_hh @ h_{t-1}`` and the gate non-linearities. The RNN and the LSTM (without
+  peepholes) stack ``[h_{t-1}; x_t; 1]`` instead, one product per step (``_fuses_input``): more
+  columns in the step's product cost less than the projection and one addition a step.
 - Arrays inside are time-major and feature-major: ``(T, features, N)``. Each step then reads
   and writes contiguous ``(features, N)`` blocks, every gate is a contiguous block of rows, and
   the per-step matmuls have the shapes BLAS runs fastest (measured: benchmarks/). The backward
@@ -675,20 +675,27 @@ class RNN(Recurrent):
         # both biases are constant over time: add them to the projection once
         return {"ih": w["weight_ih"], "b": w["bias_ih"] + w["bias_hh"], "hh": w["weight_hh"]}
 
+    def _fuses_input(self):
+        return True
+
     def _scan(self, xp, fw, tag):
-        t, h, n = xp.shape
-        hs = self._buf(tag + "hs", (t + 1, h, n), xp.dtype)
+        z, whz = fw["z"], fw["hz"]  # z_k = [h_k; x_k; 1]: see Recurrent._fuses_input
+        h = whz.shape[0]
+        hs = z[:, :h]
         hs[0] = fw.get("h0", 0)
-        whh = fw["hh"]
-        relu = self.config["nonlinearity"] == "relu"
-        for k in range(t):
-            a = hs[k + 1]
-            np.matmul(whh, hs[k], out=a)
-            a += xp[k]
-            if relu:
+        steps = self._step_views(
+            tag + "views", (z,), lambda: list(zip(z[:-1], hs[1:], strict=True))
+        )
+        matmul = np.matmul
+        if self.config["nonlinearity"] == "relu":
+            for zk, a in steps:
+                matmul(whz, zk, out=a)
                 np.maximum(a, 0, out=a)
-            else:
-                np.tanh(a, out=a)
+        else:
+            tanh = np.tanh
+            for zk, a in steps:
+                matmul(whz, zk, out=a)
+                tanh(a, out=a)
         return {"hs": hs}
 
     def _scan_back(self, dhs, dlast, sc, w):
