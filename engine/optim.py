@@ -115,13 +115,6 @@ def check_optimizer_spec(spec: Any) -> dict:
 
 # --- optimizers ----------------------------------------------------------------------------------
 
-# While the parameter arrays hold at most this many values each on average, a step updates them
-# as ONE flat array (copied in, updated, copied back): a dozen NumPy calls instead of a dozen per
-# array, each ~0.7 us at these sizes. Adam (benchmarks/NOTES.md): adding_lstm's 6 arrays of 17k
-# values 56 -> 29 us, char_lstm's 7 of 78k 117 -> 101 us, 20 of 250k even, 4 of 250k 257 -> 333
-# (the copies then cost more than the calls save). The rules are element-wise: same numbers.
-FLAT_MAX_VALUES = 12_000
-
 
 class Optimizer:
     """Base class: ``step(params, grads)`` updates each ``params[k]`` in place from ``grads[k]``.
@@ -132,6 +125,14 @@ class Optimizer:
 
     name: ClassVar[str] = ""
     slots: ClassVar[tuple[str, ...]] = ()
+    # While the parameter arrays hold at most this many values each on average, a step updates
+    # them as ONE flat array (copied in, updated, copied back): the rule's NumPy calls once
+    # instead of once per array (~0.7 us a call at these sizes). It pays for rules of many calls
+    # on small arrays; above it the copies cost more than the calls save (0: never). Measured,
+    # us per step, per array -> flat: Adam on adding_lstm's 6 arrays (2.9k values on average)
+    # 53 -> 27, LeNet-5's 10 (6.2k) 115 -> 80, char_lstm's 7 (11k) 114 -> 98; SGD on LeNet-5
+    # 18 -> 28 (benchmarks/NOTES.md). The rules are element-wise: the same numbers either way.
+    flat_max_values: ClassVar[int] = 0
 
     def __init__(self, **hyper: Any) -> None:
         spec = check_optimizer_spec({"name": self.name, **hyper})
@@ -168,7 +169,7 @@ class Optimizer:
     def _flat_layout(
         self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
     ) -> dict[str, Any] | None:
-        """The flat arrays of a small model's step (see FLAT_MAX_VALUES), made at its first
+        """The flat arrays of a small model's step (see ``flat_max_values``), made at its first
         step, or None: one array at a time. The per-parameter state's arrays are views of
         the flat ones, so a later step with other parameters goes on from the same state."""
         keys = tuple(params)
@@ -179,7 +180,7 @@ class Optimizer:
             self._flat = False  # once left, for good (the state's step counts go per parameter)
             return None
         ws = list(params.values())
-        if self.state or len(ws) < 2 or sum(w.size for w in ws) > FLAT_MAX_VALUES * len(ws):
+        if self.state or len(ws) < 2 or sum(w.size for w in ws) > self.flat_max_values * len(ws):
             return None
         dt = ws[0].dtype
         for k, w in params.items():
@@ -247,6 +248,7 @@ class Momentum(Optimizer):
     """
 
     name = "momentum"
+    flat_max_values = 4_000  # (Optimizer.flat_max_values)
     slots = ("v",)
 
     def _update(self, w, g, st, lr):
@@ -270,6 +272,7 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
+    flat_max_values = 6_000  # (Optimizer.flat_max_values)
     slots = ("v",)
 
     def _update(self, w, g, st, lr):
@@ -291,6 +294,7 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
+    flat_max_values = 8_000  # (Optimizer.flat_max_values)
     slots = ("G",)
 
     def _update(self, w, g, st, lr):
@@ -315,6 +319,7 @@ class Adadelta(Optimizer):
     """
 
     name = "adadelta"
+    flat_max_values = 12_000  # (Optimizer.flat_max_values)
     slots = ("E",)
 
     def _update(self, w, g, st, lr):
@@ -330,6 +335,7 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
+    flat_max_values = 12_000  # (Optimizer.flat_max_values)
     slots = ("E",)
 
     def _update(self, w, g, st, lr):
@@ -359,6 +365,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    flat_max_values = 12_000  # (Optimizer.flat_max_values)
     slots = ("m", "v")
 
     def _update(self, w, g, st, lr):
