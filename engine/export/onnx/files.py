@@ -1,24 +1,23 @@
 """Reading an ONNX file and its external-data files as untrusted input.
 
 ``read_model`` parses the model (onnx's checker, local functions inlined) and fills its
-external tensors. Regular files only (a FIFO or device is refused without blocking: opened
-with O_NONBLOCK, then checked with fstat), at most ``limit`` bytes read (a bigger file is
+external tensors. Regular files only (a FIFO or device is refused without being opened or
+blocking), at most ``limit`` bytes read (a bigger file is
 refused before any byte is parsed), and external data only from files inside the model's own
 folder (no absolute paths, no "..", no symbolic link leading out). Every problem raises
-``OnnxFileError`` naming the file. (A local helper: engine had no shared safe-read function
-when this was written.)
+``OnnxFileError`` naming the file; the opening is engine.safe_io's, as for every other file.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto
 
 from engine.errors import BlockPropError
+from engine.safe_io import open_regular
 
 MAX_MODEL_BYTES = 512 * 2**20  # the .onnx file itself
 MAX_TOTAL_BYTES = 1024 * 2**20  # the model and all its external data together
@@ -34,27 +33,15 @@ def _mb(n: int) -> str:
 
 def read_regular(path: str | os.PathLike, limit: int, offset: int = 0, length: int = -1) -> bytes:
     """Up to ``limit`` bytes of the regular file ``path`` (from ``offset``; ``length`` bytes, or
-    to the end with -1). A larger read is refused before reading."""
+    to the end with -1), opened by engine.safe_io.open_regular (never a device or FIFO). A
+    larger read is refused before reading."""
     p = str(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise OnnxFileError("no such file", file=p) from None
-    except IsADirectoryError:
-        raise OnnxFileError("is a folder, not a file", file=p) from None
-    except OSError as e:
-        raise OnnxFileError(f"cannot open: {e.strerror or e}", file=p) from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise OnnxFileError("is a folder, not a file", file=p)
-        if not stat.S_ISREG(st.st_mode):
-            raise OnnxFileError("is not a regular file (a pipe or device is never read)", file=p)
-        end = st.st_size if length < 0 else offset + length
-        if offset < 0 or end > st.st_size:
+    with open_regular(p, OnnxFileError, "file") as f:
+        size = os.fstat(f.fileno()).st_size
+        end = size if length < 0 else offset + length
+        if offset < 0 or end > size:
             raise OnnxFileError(
-                f"the model asks for bytes {offset} to {end} but the file has {st.st_size}",
-                file=p,
+                f"the model asks for bytes {offset} to {end} but the file has {size}", file=p
             )
         want = end - offset
         if want > limit:
@@ -62,18 +49,14 @@ def read_regular(path: str | os.PathLike, limit: int, offset: int = 0, length: i
                 f"is {_mb(want)}; at most {_mb(limit)} is read (too large for this importer)",
                 file=p,
             )
-        with os.fdopen(fd, "rb", closefd=True) as f:
-            fd = -1
+        try:
             f.seek(offset)
             data = f.read(want)
-        if len(data) != want:  # the file shrank while being read
-            raise OnnxFileError("changed while being read", file=p)
-        return data
-    except OSError as e:
-        raise OnnxFileError(f"cannot read: {e.strerror or e}", file=p) from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        except OSError as e:
+            raise OnnxFileError(f"cannot read: {e.strerror or e}", file=p) from None
+    if len(data) != want:  # the file shrank while being read
+        raise OnnxFileError("changed while being read", file=p)
+    return data
 
 
 def data_file(folder: Path, location: str, model_file: str) -> Path:
