@@ -378,16 +378,19 @@ def test_training_skips_the_input_gradient_of_a_block_fed_by_the_data(cell):
     np.testing.assert_allclose(m.backward(dy), dx, rtol=1e-6)  # asked again, given again
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_an_lstm_reused_at_changing_batch_sizes_computes_what_a_fresh_one_does(return_sequences):
+def test_a_block_reused_at_changing_batch_sizes_computes_what_a_fresh_one_does(
+    cell, return_sequences
+):
     """Its per-step views of the workspace are kept between calls: a new batch size (the
     validation pass between training steps) must not leave them pointing at old arrays."""
     rng = np.random.default_rng(4)
-    used = make("lstm", hidden=4, seq_len=5, return_sequences=return_sequences, bidirectional=True)
+    used = make(cell, hidden=4, seq_len=5, return_sequences=return_sequences, bidirectional=True)
     for n in (3, 6, 3, 3, 1):
         x = rng.standard_normal((n, 5, 2)).astype(np.float32)
         fresh = make(
-            "lstm", hidden=4, seq_len=5, return_sequences=return_sequences, bidirectional=True
+            cell, hidden=4, seq_len=5, return_sequences=return_sequences, bidirectional=True
         )
         outs = [layer.forward(x, training=True) for layer in (used, fresh)]
         np.testing.assert_array_equal(outs[0], outs[1])

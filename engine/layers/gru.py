@@ -98,24 +98,30 @@ class GRU(Recurrent):
         hs = self._buf(tag + "hs", (t + 1, h, n), dt)
         hs[0] = fw.get("h0", 0)
         whh, b_hn = fw["hh"], fw["b_hn"]
-        for k in range(t):
-            hk, a = hh[k], acts[k]
-            np.matmul(whh, hs[k], out=hk)
-            hn = hk[2 * h :]
-            hn += b_hn
-            rz = a[: 2 * h]
-            np.add(hk[: 2 * h], xp[k, : 2 * h], out=rz)
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            cand = a[2 * h :]
-            np.multiply(a[:h], hn, out=cand)
-            cand += xp[k, 2 * h :]
-            np.tanh(cand, out=cand)
+        steps = self._step_views(  # made once while the workspace is reused (as the LSTM's)
+            tag + "views",
+            (acts, hh, hs, xp),
+            lambda: [
+                (hh[k], hs[k], hh[k, 2 * h :], acts[k, : 2 * h], hh[k, : 2 * h], xp[k, : 2 * h])
+                + (acts[k, 2 * h :], acts[k, :h], xp[k, 2 * h :], hs[k + 1], acts[k, h : 2 * h])
+                for k in range(t)
+            ],
+        )
+        mul, add, sub, tanh, matmul = np.multiply, np.add, np.subtract, np.tanh, np.matmul
+        for hk, h_prev, hn, rz, hh_rz, xp_rz, cand, r, xp_n, h_new, z in steps:
+            matmul(whh, h_prev, out=hk)
+            add(hn, b_hn, out=hn)
+            add(hh_rz, xp_rz, out=rz)
+            tanh(rz, out=rz)
+            mul(rz, 0.5, out=rz)
+            add(rz, 0.5, out=rz)
+            mul(r, hn, out=cand)
+            add(cand, xp_n, out=cand)
+            tanh(cand, out=cand)
             # h = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
-            np.subtract(hs[k], cand, out=hs[k + 1])
-            hs[k + 1] *= a[h : 2 * h]
-            hs[k + 1] += cand
+            sub(h_prev, cand, out=h_new)
+            mul(h_new, z, out=h_new)
+            add(h_new, cand, out=h_new)
         return {"hs": hs, "acts": acts, "hh": hh}
 
     def _scan_lecture(self, xp, fw, tag):
@@ -221,15 +227,26 @@ class GRU(Recurrent):
         dxp3, dhh3 = dxp.reshape(t, 3, h, n), dhh.reshape(t, 3, h, n)
         through_z = self._buf("b_tz", (h, n), dt)
         whh_t = np.ascontiguousarray(w["weight_hh"].T)
-        for k in range(t - 1, -1, -1):
-            np.multiply(p3[k], dh[k], out=dxp3[k])
-            np.multiply(q3[k], dh[k], out=dhh3[k])
-            if k:
-                np.matmul(whh_t, dhh[k], out=dh[k - 1])
-                np.multiply(dh[k], z[k], out=through_z)
-                dh[k - 1] += through_z
-                if dhs is not None:
-                    dh[k - 1] += dhs[k - 1]
+        steps = self._step_views(
+            "b_views",
+            (p, q, dh, dxp, dhh, acts, dhs),
+            lambda: [
+                (p3[k], dh[k], dxp3[k], q3[k], dhh3[k])
+                + ((dhh[k], dh[k - 1], z[k], None if dhs is None else dhs[k - 1]) if k else ())
+                for k in range(t - 1, -1, -1)
+            ],
+        )
+        mul, add, matmul = np.multiply, np.add, np.matmul
+        for p_k, dh_k, dxp_k, q_k, dhh_k, *back in steps:
+            mul(p_k, dh_k, out=dxp_k)
+            mul(q_k, dh_k, out=dhh_k)
+            if back:  # not step 0: dL/dh_{t-1}
+                dhh_flat, dh_prev, z_k, dhs_prev = back
+                matmul(whh_t, dhh_flat, out=dh_prev)
+                mul(dh_k, z_k, out=through_z)
+                add(dh_prev, through_z, out=dh_prev)
+                if dhs_prev is not None:
+                    add(dh_prev, dhs_prev, out=dh_prev)
         return dxp, dhh, dh
 
     def _dh0(self, dhh, dh, sc, w):
