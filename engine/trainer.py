@@ -169,15 +169,6 @@ class Trainer:
         self.last_time_grads: dict[str, np.ndarray] = {}
         self.last_time_grads_reverse: dict[str, np.ndarray] = {}
         self.history: list[dict] = []
-        self.processes, self.processes_reason = choose_processes(
-            model, self.batch_size, self.processes_requested
-        )
-        if self._aug is not None and self.processes == 2:
-            self.processes = 1
-            self.processes_reason = "augmentation draws its random numbers in one process"
-        if self.spec.get("mask_padding") and self.processes == 2:
-            self.processes = 1  # each half would average over its own unmasked targets
-            self.processes_reason = "masked padding averages the loss in one process"
         self._sampled: ScheduledSampling | None = None
         if self.spec.get("scheduled_sampling"):
             self._sampled = ScheduledSampling(
@@ -188,11 +179,8 @@ class Trainer:
                 self.spec["scheduled_sampling"],
                 np.random.default_rng([self.spec["seed"], 3]),
             )
-            if self.processes == 2:
-                self.processes = 1
-                self.processes_reason = "scheduled sampling predicts each batch in one process"
-        # Extra outputs (engine.heads): their losses, weighted; the run stays in one process.
-        # The model carries its heads and weights (from its graph); ``heads`` must agree.
+        # Extra outputs (engine.heads): their losses, weighted. The model carries its heads and
+        # weights (from its graph); ``heads`` must agree.
         if heads is not None and not same_heads(self.spec.get("heads", []), model.heads):
             raise ConfigError(
                 "training: 'heads' differ from the model's extra outputs "
@@ -209,9 +197,11 @@ class Trainer:
         )
         self.last_head_losses: dict[str, float] = {}
         self.last_eval_heads: dict[str, float] = {}
-        if self._heads is not None and self.processes == 2:
-            self.processes = 1
-            self.processes_reason = "a graph with several outputs trains in one process"
+        self.processes, self.processes_reason = choose_processes(
+            model, self.batch_size, self.processes_requested
+        )
+        if self.processes == 2 and (why := self._one_process_reason()):
+            self.processes, self.processes_reason = 1, why
         self.split_lost: str | None = None  # why a split run went on in one process
         self._split: SplitStep | None = None
         # Per block with parameters: its layer, (local, full) names, and 1 / number of values.
@@ -367,6 +357,19 @@ class Trainer:
                 f"block output {tuple(y.shape[1:])}",
                 block=out_id,
             )
+
+    def _one_process_reason(self) -> str | None:
+        """Why this run cannot split its steps over two processes (engine.parallel), or None:
+        each of these needs the whole batch in one place."""
+        if self._aug is not None:
+            return "augmentation draws its random numbers in one process"
+        if self.spec.get("mask_padding"):  # each half would average its own unmasked targets
+            return "masked padding averages the loss in one process"
+        if self._sampled is not None:
+            return "scheduled sampling predicts each batch in one process"
+        if self._heads is not None:
+            return "a graph with several outputs trains in one process"
+        return None
 
     # --- controls (any thread) ----------------------------------------------------------------
     def stop(self) -> None:
