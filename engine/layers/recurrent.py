@@ -396,11 +396,20 @@ class Recurrent(Layer):
         self.time_grad_reverse: np.ndarray | None = None
 
     def _rows(self) -> np.ndarray | None:
-        """Row index turning PyTorch's gate order into the engine's (None: same order)."""
+        """Row index turning PyTorch's gate order into the engine's (None: same order); made
+        once (the hidden size is fixed once built)."""
         if self.gate_blocks is None:
             return None
         h = self.config["hidden_size"]
-        return np.concatenate([np.arange(b * h, (b + 1) * h) for b in self.gate_blocks])
+        kept = self.__dict__.get("_gate_rows")
+        if kept is None or kept[0] != h:
+            rows = np.concatenate([np.arange(b * h, (b + 1) * h) for b in self.gate_blocks])
+            kept = self._gate_rows = (h, rows, np.argsort(rows))
+        return kept[1]
+
+    def _rows_back(self) -> np.ndarray | None:
+        """The inverse of ``_rows``: the engine's gate order back into PyTorch's."""
+        return None if self._rows() is None else self._gate_rows[2]
 
     # --- hooks for the subclasses ----------------------------------------------------------------
     def _step_weights(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -544,8 +553,7 @@ class Recurrent(Layer):
         h = self.config["hidden_size"]
         n_dir = len(self.suffixes)
         dstate = np.zeros((n, self.state_size()), self._dtype) if has_state else None
-        rows = self._rows()
-        inv = None if rows is None else np.argsort(rows)
+        inv = self._rows_back()
         seq = self.config["return_sequences"]
         dt = self._dtype
         # (with an initial state on port 1 the block is not fed by the data alone: dx is kept)
@@ -589,7 +597,8 @@ class Recurrent(Layer):
             xrows = xrows.reshape(t * n, f)
             with blas_threads.limited(gh * t * n * max(f, h)):
                 dw_ih = dxp2 @ xrows
-                ones = np.ones(t * n, dt)
+                ones = self._buf("b_ones", (t * n,), dt)
+                ones[...] = 1
                 db_ih = dxp2 @ ones  # sums over steps and samples: a matrix-vector product
                 # (the lecture's GRU reads r * h_{t-1} in its candidate: _scan_back gives dW_hh)
                 dw_hh = sc["dw_hh"] if "dw_hh" in sc else dhh2 @ hprev.reshape(h, t * n).T
