@@ -399,3 +399,23 @@ def test_a_block_reused_at_changing_batch_sizes_computes_what_a_fresh_one_does(
         np.testing.assert_array_equal(dxs[0], dxs[1])
         for k, g in fresh.grads.items():
             np.testing.assert_array_equal(used.grads[k], g, err_msg=k)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_a_copied_block_computes_with_its_own_arrays(cell):
+    """A deep copy of a block that has run holds copies of its per-step views: it must make
+    them again from its own workspace, not write into arrays nobody reads."""
+    import copy
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 2)).astype(np.float32)
+    used = make(cell, hidden=4, seq_len=5, return_sequences=True)
+    used.forward(x, training=True)
+    used.backward(np.ones((3, 5, 4), np.float32))
+    twin, fresh = copy.deepcopy(used), make(cell, hidden=4, seq_len=5, return_sequences=True)
+    x2 = rng.standard_normal((3, 5, 2)).astype(np.float32)
+    np.testing.assert_array_equal(twin.forward(x2, training=True), fresh.forward(x2, training=True))
+    d = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(twin.backward(d), fresh.backward(d))
+    for k, g in fresh.grads.items():
+        np.testing.assert_array_equal(twin.grads[k], g, err_msg=k)

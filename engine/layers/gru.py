@@ -100,7 +100,7 @@ class GRU(Recurrent):
         whh, b_hn = fw["hh"], fw["b_hn"]
         steps = self._step_views(  # made once while the workspace is reused (as the LSTM's)
             tag + "views",
-            (acts, hh, hs, xp),
+            (hh, acts, hs, xp),
             lambda: [
                 (hh[k], hs[k], hh[k, 2 * h :], acts[k, : 2 * h], hh[k, : 2 * h], xp[k, : 2 * h])
                 + (acts[k, 2 * h :], acts[k, :h], xp[k, 2 * h :], hs[k + 1], acts[k, h : 2 * h])

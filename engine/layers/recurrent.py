@@ -452,12 +452,16 @@ class Recurrent(Layer):
         """``make()``'s per-step views of the workspace ``arrays``, made again only when one of
         them is a new array: slicing a step's blocks afresh on every call cost up to a sixth of
         a small step (benchmarks/NOTES.md). The arrays are held here, so ``is`` cannot match
-        another array that got the id of a freed one."""
+        another array that got the id of a freed one. The first step's first view must be one
+        of ``arrays[0]``: a copied layer (copy.deepcopy, pickle) holds copies, not views, and
+        makes its views again."""
         ws = self.__dict__.setdefault("_workspace", {})
         kept = ws.get(key)
         if kept is None or len(kept[0]) != len(arrays):
             kept = None
         elif not all(a is b for a, b in zip(kept[0], arrays, strict=True)):
+            kept = None
+        elif kept[1] and kept[1][0][0].base is not arrays[0]:
             kept = None
         if kept is None:
             kept = ws[key] = (arrays, make())
