@@ -720,7 +720,7 @@ class Trainer:
             return loss, GRADIENT_NOT_FINITE, hits, None
         kept = model.state() if keep else None
         if spec["clip_norm"] is not None:
-            clip_grad_norm(grads, spec["clip_norm"])
+            clip_grad_norm(grads, spec["clip_norm"], total)  # total: the sum of g^2 above
         self.optimizer.lr = lr
         self.optimizer.step(model.params, grads)
         if not self._weights_finite():

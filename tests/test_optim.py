@@ -457,6 +457,22 @@ def test_clip_grad_norm_matches_torch(max_norm):
         assert all(np.array_equal(grads[k], before[k]) for k in grads)
 
 
+def test_clip_grad_norm_uses_the_callers_sum_of_squares():
+    """The Trainer passes the sum of g^2 it computed for the gradient RMS: the same scaling
+    as computing it again."""
+    _, grads = _params_and_grads()
+    orig = {k: g.copy() for k, g in grads.items()}
+    again = {k: g.copy() for k, g in grads.items()}
+    sum_sq = sum(float(np.vdot(g, g)) for g in grads.values())
+    assert clip_grad_norm(grads, 1e-3, sum_sq) == clip_grad_norm(again, 1e-3)
+    assert all(np.array_equal(grads[k], again[k]) for k in grads)
+    # it is used, not checked: four times the sum scales by max_norm / (2 norm)
+    third = {k: g.copy() for k, g in orig.items()}
+    clip_grad_norm(third, 1e-3, 4 * sum_sq)
+    for k, g in third.items():
+        np.testing.assert_allclose(g, orig[k] * 1e-3 / (2 * math.sqrt(sum_sq) + 1e-6), rtol=1e-12)
+
+
 def test_clip_grad_norm_refuses_bad_max_norm():
     with pytest.raises(ConfigError, match="clip_norm"):
         clip_grad_norm({"w": np.ones(2)}, 0)
