@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import data as data_sets
-from engine.augment import Augmented, active, check_fits
-from engine.errors import BlockPropError, ConfigError, DataError
+from engine.errors import ConfigError
 from engine.heads import HeadLosses, same_heads
 from engine.losses import get_loss
 from engine.model import Model, build_model
@@ -48,7 +47,7 @@ from engine.parallel import (
 )
 from engine.scheduled_sampling import ScheduledSampling
 from engine.schedules import make_schedule
-from engine.splits import split_three
+from engine.training_data import check_fit, prepare_data
 from engine.training_spec import DEFAULT_OPTIMIZER, check_lr, check_mask_padding, check_training
 
 if TYPE_CHECKING:
@@ -162,8 +161,11 @@ class Trainer:
         self.batch_size = self.spec["batch_size"]
         self.epochs = self.spec["epochs"]
         self.classifier = self.spec["loss"] != "mse"
-        self._prepare_data(dataset)
-        self._check_fit()
+        data = prepare_data(dataset, self.spec, model)
+        self.train_data, self.val_data, self._test_data = data.train, data.val, data.test
+        self._aug, self._n_classes, self._score = data.aug, data.n_classes, data.score
+        self._rng = np.random.default_rng([self.spec["seed"], 1])  # the shuffling's own stream
+        check_fit(model, self.loss_fn, self.spec["loss"], data)
         check_mask_padding(self.spec, model.output_shape)
         self.last_grad_rms: dict[str, float] = {}
         self.last_time_grads: dict[str, np.ndarray] = {}
@@ -262,101 +264,6 @@ class Trainer:
         return cls(
             model, dataset, processes=processes, **{k: v for k, v in spec.items() if k != "dataset"}
         )
-
-    # --- data ----------------------------------------------------------------------------------
-    def _prepare_data(self, ds: Any) -> None:
-        name = getattr(ds, "name", "data")
-        X, y = ds.X, np.asarray(ds.y)
-        if not isinstance(X, data_sets.ByteImages):  # bytes stay bytes: float32 per batch
-            X = np.asarray(X)
-        if X.dtype.kind == "f" and X.dtype != np.float32:
-            X = X.astype(np.float32)  # float64 data would silently double the time
-        if tuple(X.shape[1:]) != tuple(self.model.input_shape):
-            raise DataError(
-                f"data set {name!r} has samples of shape {tuple(X.shape[1:])} but the Input "
-                f"'{self.model.input_id}' expects {tuple(self.model.input_shape)}: set the "
-                "Input's shape to match, or choose a data set (or resize) that fits"
-            )
-        out = tuple(self.model.output_shape)
-        loss = self.spec["loss"]
-        task = getattr(ds, "task", None)
-        if loss == "cross_entropy":
-            if y.dtype.kind not in "iu":
-                raise ConfigError(
-                    f"loss cross_entropy needs class ids but data set {name!r} has "
-                    f"{task or y.dtype} targets: use loss mse"
-                )
-            y = y.astype(np.int64, copy=False)
-        elif loss == "bce_with_logits" and y.ndim == 1 and out == (1,):
-            y = y.astype(np.float32).reshape(-1, 1)  # class ids 0/1 -> one logit per sample
-        else:
-            y = y.astype(np.float32, copy=False)
-        # The data engineer's seeded split (stratified for classes); shuffling has its own stream.
-        tr, va, te = split_three(
-            ds,
-            self.spec["val_split"],
-            self.spec["seed"],
-            self.spec["test_split"],
-            self.spec.get("cross_validation"),
-        )
-        self.train_data = (data_sets.rows(X, tr), y[tr])
-        self.val_data = (data_sets.rows(X, va), y[va])
-        self._test_data = (data_sets.rows(X, te), y[te])  # only evaluate_test reads it
-        self._rng = np.random.default_rng([self.spec["seed"], 1])
-        aug = self.spec.get("augment")
-        self._aug: Augmented | None = None
-        if active(aug):  # training batches pass through engine.augment, with their own stream
-            check_fits(aug, tuple(X.shape[1:]), X.dtype.kind in "iu", y.ndim > 1)
-            self._aug = Augmented(
-                self.train_data[0], aug, np.random.default_rng([self.spec["seed"], 2])
-            )
-        self._n_classes = getattr(ds, "n_classes", None)
-        self._data_name = name
-        # a regression data set's own accuracy (engine.data.SCORES), for validation and test
-        score = (getattr(ds, "meta", None) or {}).get("score")
-        self._score = None if self.classifier else data_sets.SCORES.get(score)
-
-    def _check_fit(self) -> None:
-        """The output block (and every extra head) must give what the loss needs for these
-        targets."""
-        heads = self.model.heads
-        for out_id in [self.model.output_id, *heads]:
-            shape = self.model.output_shape if out_id not in heads else None
-            self._check_output(out_id, shape or self.model.analysis.shapes[out_id])
-        X, y = self.train_data
-        try:  # one tiny batch catches what shapes cannot (class ids out of range, ...)
-            self.loss_fn.forward(self.model.forward(X[:2], training=False), y[:2])
-            for h in heads:
-                self.loss_fn.forward(self.model.head_outputs[h], y[:2])
-        except BlockPropError as e:
-            raise type(e)(e.message, block=e.block or self.model.output_id, file=e.file) from None
-
-    def _check_output(self, out_id: str, out_shape: tuple) -> None:
-        out = tuple(out_shape)
-        X, y = self.train_data
-        loss = self.spec["loss"]
-        if loss == "cross_entropy":
-            if out[:-1] != tuple(y.shape[1:]) or not out:
-                want = "(classes,)" if y.ndim == 1 else f"({y.shape[1]}, classes)"
-                raise DataError(
-                    f"the output block gives {out} but loss cross_entropy on data "
-                    f"set {self._data_name!r} needs {want}",
-                    block=out_id,
-                )
-            k = self._n_classes
-            if k is not None and out[-1] != k:
-                raise DataError(
-                    f"the output block gives {out[-1]} scores but data set "
-                    f"{self._data_name!r} has {k} classes: give it {k} units",
-                    block=out_id,
-                )
-        elif out != tuple(y.shape[1:]):
-            raise DataError(
-                f"the output block gives {out} per sample but the targets of data "
-                f"set {self._data_name!r} are {tuple(y.shape[1:])}: make the last "
-                f"block output {tuple(y.shape[1:])}",
-                block=out_id,
-            )
 
     def _one_process_reason(self) -> str | None:
         """Why this run cannot split its steps over two processes (engine.parallel), or None:
