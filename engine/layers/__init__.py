@@ -27,7 +27,7 @@ from engine.layers.pool import (
     Subsample2D,
     Upsample2D,
 )
-from engine.layers.recurrent import RNN
+from engine.layers.rnn import RNN
 from engine.layers.shape import Flatten, Input, Reshape, Slice, Transpose
 from engine.settings import Opt
 

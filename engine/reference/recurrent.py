@@ -13,9 +13,10 @@ a product of such factors over many steps is why gradients vanish or explode.
 Parameters are PyTorch's: weight_ih (G*H, F), weight_hh (G*H, H), bias_ih, bias_hh (G*H,) with
 the G gates stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n); a bidirectional block's
 backward direction has its own set, named with ``_reverse``. Rows here are samples: x_t (N, F),
-h_t (N, H). The initial state is zero. (engine/layers/recurrent.py, lstm.py and gru.py compute
-the same with time-major arrays, all input projections in one product, the sigmoid gates side
-by side and sigma(a) = (1 + tanh(a/2)) / 2 so one tanh call covers them.)
+h_t (N, H). The initial state is zero. (engine/layers/rnn.py, lstm.py and gru.py, on the
+machinery of recurrent.py, compute the same with time-major arrays, the input terms in the
+step's one product or all projections in one product, the sigmoid gates side by side and
+sigma(a) = (1 + tanh(a/2)) / 2 so one tanh call covers them.)
 """
 
 from __future__ import annotations
