@@ -28,9 +28,10 @@ engine.Trainer goes on in one process (its end event's ``note`` says so).
 
 Which models split (``split_blocker``): all with float32 parameters. BatchNorm splits: at each
 BatchNorm block, forward and backward, the two processes swap their halves' per-channel sums
-(engine.batch_sync: one small message each way), so both normalise with the whole batch's
-statistics, as one process does. Recurrent blocks split: the per-time-step gradient RMS the app
-plots comes back from the helper and is combined into the whole batch's. Dropout splits: the
+(engine.batch_sync: one small message each way, in shared memory), so both normalise with the
+whole batch's statistics, as one process does. Recurrent blocks split: the per-time-step
+gradient RMS the app plots comes back from the helper and is combined into the whole batch's.
+Dropout splits: the
 helper's Dropout blocks draw from generators seeded from their forked state (``_reseed_dropout``;
 with the forked generators both halves would get the same masks), so a run stays reproducible but
 its masks are not those of a one-process run. Under ``processes="auto"`` also only where a step is
@@ -56,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from engine import blas_threads
-from engine.batch_sync import BatchSync, HelperGone
+from engine.batch_sync import BatchSync, HelperGone, Mailbox
 from engine.errors import ConfigError
 
 # A batch's forward pass below this many multiply-adds stays in one process under "auto":
@@ -263,6 +264,12 @@ class SplitStep:
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
         sums = (*os.pipe(), *os.pipe()) if self._synced else ()  # (to helper r, w, back r, w)
+        # the largest message: a block's two sums per channel
+        box = (
+            Mailbox(2 * max(layer.params["weight"].size for layer in self._synced))
+            if sums
+            else None
+        )
         pid = os.fork()
         if pid == 0:  # the helper
             code = 1
@@ -272,7 +279,7 @@ class SplitStep:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 _close_other_files((down_r, up_w, *sums[::3]))
                 _reseed_dropout(model)
-                self._sync = BatchSync(sums[0], sums[3], first=False) if sums else None
+                self._sync = BatchSync(box, sums[0], sums[3], first=False) if box else None
                 self._serve(down_r, up_w)
                 code = 0
             finally:
@@ -280,7 +287,9 @@ class SplitStep:
         for fd in (down_r, up_w, *sums[::3]):
             os.close(fd)
         self._sync = (
-            BatchSync(sums[2], sums[1], first=True, watch=up_r, abandon=abandon) if sums else None
+            BatchSync(box, sums[2], sums[1], first=True, watch=up_r, abandon=abandon)
+            if box
+            else None
         )
         self.pid, self._w, self._r = pid, down_w, up_r
         self._finalizer = weakref.finalize(self, _end_helper, pid, down_w, up_r, *sums[1:3])
