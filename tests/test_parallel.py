@@ -420,3 +420,30 @@ def test_a_helper_killed_before_the_validation_pass_leaves_it_to_this_process():
     assert end["reason"] == "finished" and end["processes"] == 1
     assert "ended unexpectedly" in end["note"]
     assert epoch["val_loss"] == pytest.approx(ev1[-2]["val_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        ("masked", "masked padding"),
+        ("heads", "several outputs"),
+        ("sampled", "scheduled sampling"),
+    ],
+)
+def test_runs_that_need_the_whole_batch_stay_in_one_process_and_say_why(make, said):
+    """processes=2 asked, but each of these needs the whole batch in one place (augmentation:
+    tests/test_augment.py)."""
+    if make == "masked":
+        from test_mask_padding import caption_graph
+
+        graph = caption_graph(True)
+    elif make == "heads":
+        from test_heads import two_heads
+
+        graph = two_heads()
+    else:
+        from test_scheduled_sampling import reversal_graph
+
+        graph = reversal_graph(0.5)
+    t = Trainer.from_graph(graph, processes=2)
+    assert t.processes == 1 and said in t.processes_reason

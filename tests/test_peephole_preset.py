@@ -85,3 +85,12 @@ def test_the_activations_panel_plots_one_units_output_and_gates_over_time(qtbot)
         steps, got = curves[name][0].getData()
         assert steps.tolist() == list(range(40))
         np.testing.assert_allclose(got, want[:, 0], rtol=1e-6)
+
+
+def test_the_canvas_says_which_lstm_has_peepholes():
+    from engine.layers import LAYER_TYPES
+
+    graph = engine.load_graph(PRESET)
+    cfg = graph.full_config("lstm")
+    assert LAYER_TYPES["LSTM"].summary(cfg) == "1 seq peepholes"
+    assert LAYER_TYPES["LSTM"].summary({**cfg, "peepholes": False}) == "1 seq"
