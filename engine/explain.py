@@ -88,7 +88,7 @@ def _check(model: Model, x: np.ndarray) -> np.ndarray:
 def reads_ids(model: Model) -> bool:
     """The Input feeds an Embedding: the data are integer ids (no input gradient)."""
     return any(
-        preds == [model.input_id] and type(model.layers[n]).type_name == "Embedding"
+        preds == [model.input_id] and type(model.layers[n]).reads_ids
         for n, preds in model.inputs.items()
     )
 
@@ -194,7 +194,7 @@ def cam_blocks(model: Model) -> tuple[str, str, str]:
         "CAM needs the graph to end GlobalAvgPool2D -> Dense (the lecture's construction); "
         "use gradcam for other graphs"
     )
-    if type(layer).type_name != "Dense":
+    if not type(layer).class_weights:
         raise ConfigError(f"{why}; the output is a {type(layer).type_name}", block=out)
     pool = model.inputs[out][0]
     if not getattr(type(model.layers[pool]), "global_average", False):

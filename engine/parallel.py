@@ -319,14 +319,7 @@ class SplitStep:
                 self._finalizer.detach()
             raise HelperLost(str(e)) from None
         finite = math.isfinite(loss0)
-        self._wait_for_reply()
-        try:
-            reply = _read_exact(self._r, _REPLY.size)
-        except OSError as e:
-            raise HelperLost(self._how_lost(e)) from None
-        if reply is None:
-            raise HelperLost(self._how_lost(None))
-        status, loss1, hits1 = _REPLY.unpack(reply)
+        status, loss1, hits1 = self._reply(_REPLY)
         if status == 2:
             raise HelperLost("the helper process failed on its half of the batch")
         loss = (n0 * loss0 + n1 * loss1) / n
@@ -348,6 +341,18 @@ class SplitStep:
                 g *= w1
         return loss, hits
 
+    def _reply(self, fmt: struct.Struct) -> tuple:
+        """The helper's reply to the last request, unpacked with ``fmt``; HelperLost when it
+        is gone instead."""
+        self._wait_for_reply()
+        try:
+            reply = _read_exact(self._r, fmt.size)
+        except OSError as e:
+            raise HelperLost(self._how_lost(e)) from None
+        if reply is None:
+            raise HelperLost(self._how_lost(None))
+        return fmt.unpack(reply)
+
     def evaluate(self, n: int) -> tuple[float, float, int, int] | None:
         """The validation pass over its ``n`` rows, the first half here and the second in the
         helper (with the current parameters): the two halves' sums added (``evaluate``'s, see
@@ -358,14 +363,8 @@ class SplitStep:
         n0 = n - n // 2
         self._request(_EVALUATE, n0, n)
         mine = self.evaluate_rows(0, n0)
-        self._wait_for_reply()  # read the helper's answer even when stopped: the next is ours
-        try:
-            reply = _read_exact(self._r, _EVAL_REPLY.size)
-        except OSError as e:
-            raise HelperLost(self._how_lost(e)) from None
-        if reply is None:
-            raise HelperLost(self._how_lost(None))
-        status, *theirs = _EVAL_REPLY.unpack(reply)
+        # the helper's answer is read even when stopped: the next reply is ours
+        status, *theirs = self._reply(_EVAL_REPLY)
         if status == 2:
             raise HelperLost("the helper process failed on its half of the validation data")
         if mine is None:

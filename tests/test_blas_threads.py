@@ -69,33 +69,31 @@ def test_pinning_counts_nested_calls(monkeypatch):
     assert blas_threads.threads_for(BIG) == 2
 
 
-def test_pinning_holds_every_numpy_product_to_one_thread_until_the_last_unpin():
+@pytest.fixture
+def lib():
+    """threadpoolctl's controller of NumPy's BLAS, its thread setting given back after."""
+    libs = blas_threads.numpy_blas()
+    if not libs:
+        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
+    before = libs[0].get_num_threads()
+    yield libs[0]
+    libs[0].set_num_threads(before)
+
+
+def test_pinning_holds_every_numpy_product_to_one_thread_until_the_last_unpin(lib):
     """engine/parallel.py's split pins: products outside ``limited`` (reductions, optimizers)
     must not start BLAS threads on the other process's core either."""
-    libs = blas_threads.numpy_blas()
-    if not libs:
-        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
-    lib = libs[0]
-    before = lib.get_num_threads()
     lib.set_num_threads(2)
-    try:
-        blas_threads.pin_one_thread(True)
-        blas_threads.pin_one_thread(True)
-        assert lib.get_num_threads() == 1
-        blas_threads.pin_one_thread(False)
-        assert lib.get_num_threads() == 1  # still pinned once
-        blas_threads.pin_one_thread(False)
-        assert lib.get_num_threads() == 2  # given back
-    finally:
-        lib.set_num_threads(before)
+    blas_threads.pin_one_thread(True)
+    blas_threads.pin_one_thread(True)
+    assert lib.get_num_threads() == 1
+    blas_threads.pin_one_thread(False)
+    assert lib.get_num_threads() == 1  # still pinned once
+    blas_threads.pin_one_thread(False)
+    assert lib.get_num_threads() == 2  # given back
 
 
-def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkeypatch):
-    libs = blas_threads.numpy_blas()
-    if not libs:
-        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
-    lib = libs[0]
-    before = lib.get_num_threads()
+def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkeypatch, lib):
     monkeypatch.setattr(blas_threads._machine, "cores", 2)
     seen = []
     real = np.matmul
@@ -108,26 +106,17 @@ def test_a_large_convolution_uses_the_free_cores_and_restores_the_setting(monkey
     big = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 32, 32), r)
     x = r.standard_normal((1, 64, 32, 32)).astype(np.float32)
     lib.set_num_threads(1)
-    try:
-        monkeypatch.setattr(np, "matmul", spy)
-        for others, want in ((0.0, 2), (1.5, 1)):
-            monkeypatch.setattr(blas_threads._machine, "others_busy", lambda o=others: o)
-            seen.clear()
-            out = big.forward(x)
-            big.backward(np.ones_like(out))
-            assert seen and set(seen) == {want}, (others, seen)
-            assert lib.get_num_threads() == 1  # given back
-    finally:
-        monkeypatch.setattr(np, "matmul", real)
-        lib.set_num_threads(before)
+    monkeypatch.setattr(np, "matmul", spy)
+    for others, want in ((0.0, 2), (1.5, 1)):
+        monkeypatch.setattr(blas_threads._machine, "others_busy", lambda o=others: o)
+        seen.clear()
+        out = big.forward(x)
+        big.backward(np.ones_like(out))
+        assert seen and set(seen) == {want}, (others, seen)
+        assert lib.get_num_threads() == 1  # given back
 
 
-def test_a_recurrent_step_product_is_one_call_on_the_threads_its_size_earns(monkeypatch):
-    libs = blas_threads.numpy_blas()
-    if not libs:
-        pytest.skip("threadpoolctl does not see NumPy's BLAS here")
-    lib = libs[0]
-    before = lib.get_num_threads()
+def test_a_recurrent_step_product_is_one_call_on_the_threads_its_size_earns(monkeypatch, lib):
     monkeypatch.setattr(blas_threads._machine, "cores", 2)
     monkeypatch.setattr(blas_threads._machine, "others_busy", lambda: 0.0)
     t, f, h = 6, 16, 128
@@ -143,15 +132,11 @@ def test_a_recurrent_step_product_is_one_call_on_the_threads_its_size_earns(monk
         return real(a, *args, **kwargs)
 
     lib.set_num_threads(2)
-    try:
-        monkeypatch.setattr(np, "matmul", spy)
-        # (512, 145) @ (145, n): 2.4 M multiply-adds at batch 32 (one thread), 19 M at 256 (two)
-        for n, want in ((32, 1), (256, 2)):
-            seen.clear()
-            step_out[0] = (4 * h, n)
-            lstm.forward(r.standard_normal((n, t, f)).astype(np.float32))
-            assert seen == [want] * t, (n, seen)
-            assert lib.get_num_threads() == 2  # given back
-    finally:
-        monkeypatch.setattr(np, "matmul", real)
-        lib.set_num_threads(before)
+    monkeypatch.setattr(np, "matmul", spy)
+    # (512, 145) @ (145, n): 2.4 M multiply-adds at batch 32 (one thread), 19 M at 256 (two)
+    for n, want in ((32, 1), (256, 2)):
+        seen.clear()
+        step_out[0] = (4 * h, n)
+        lstm.forward(r.standard_normal((n, t, f)).astype(np.float32))
+        assert seen == [want] * t, (n, seen)
+        assert lib.get_num_threads() == 2  # given back

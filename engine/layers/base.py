@@ -157,6 +157,10 @@ class Layer:
     # it keeps ``alignment`` (N, Tq, Tm), attention weights, after each forward (Attention panel)
     shows_alignment: ClassVar[bool] = False
     grows_input: ClassVar[bool] = False  # its kernel may be larger than its input
+    reads_ids: ClassVar[bool] = False  # its input is integer ids (Embedding): no input gradient
+    # its weight (classes, features) scores the features linearly (Dense): a class activation
+    # map weighs the maps with it (engine.explain.cam)
+    class_weights: ClassVar[bool] = False
     links: ClassVar[tuple[str, ...]] = ()  # settings naming a block whose state it reads
     # the lecture's formulas for it, TeX as matplotlib's mathtext reads it ("$...$" and text):
     # its "?" help page renders them (engine.layers.docs gathers the rest from the docstring)

@@ -23,6 +23,7 @@ class Dense(Layer):
     """
 
     type_name = "Dense"
+    class_weights = True
     formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
         r"$\mathrm{out} = x W^{\top} + b$",
         r"$\frac{\partial L}{\partial W} = \delta^{\top} x \qquad \frac{\partial L}{\partial b} "

@@ -22,6 +22,7 @@ class Embedding(Layer):
     """
 
     type_name = "Embedding"
+    reads_ids = True
     formulas = (  # the lecture's maths (TeX, as matplotlib's mathtext reads it): its help page
         r"$\mathrm{out}[n, t] = W[\mathrm{id}_{n t}] = \mathrm{onehot}(\mathrm{id}_{n "
         r"t})^{\top} W$",
