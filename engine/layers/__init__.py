@@ -23,12 +23,11 @@ from engine.layers.pool import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     MaxPool2D,
-    MaxUnpool2D,
     Subsample2D,
-    Upsample2D,
 )
 from engine.layers.rnn import RNN
 from engine.layers.shape import Flatten, Input, Reshape, Slice, Transpose
+from engine.layers.upsample import MaxUnpool2D, Upsample2D
 from engine.settings import Opt
 
 LAYER_TYPES: dict[str, type[Layer]] = Layer.registry
