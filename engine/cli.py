@@ -13,6 +13,7 @@
                         [--method cam|gradcam|saliency|smoothgrad|occlusion] [--class K]
                         [--block ID] -o OUT        OUT.png: the map over the input,
                                                    OUT.npy: the map (float32, input H x W)
+                        (cli_explain.py)
     python app.py decode GRAPH.json --weights W.npz --source TEXT [--beam K]
                         greedy and beam-search decoding of a seq2seq graph (cli_decode.py)
 
@@ -40,14 +41,15 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from engine import cli_decode, cli_experiment, cli_splits
+from engine import cli_decode, cli_experiment, cli_explain, cli_splits
 from engine.analysis import Problem, analyze, summary_text
+from engine.cli_output import out as _out
+from engine.cli_output import write_output as _write_output
 from engine.data import BUILTIN_DATASETS, dataset_options, needs_download, prepare, resolve_paths
 from engine.data.base import check_options
 from engine.data.download import text_progress
 from engine.errors import BlockPropError, ConfigError
 from engine.escaping import printable
-from engine.explain import METHODS
 from engine.graph import graph_files, load_graph, preset_files
 from engine.heap import keep_freed_memory
 from engine.trainer import Trainer
@@ -74,12 +76,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _err(message: str) -> None:
     print(f"{PROG}: {printable(message)}", file=sys.stderr, flush=True)
-
-
-def _out(text: str) -> None:
-    """Print ``text`` (which may name blocks, files, a graph): every line escaped so no
-    control character in a user's names reaches the terminal raw."""
-    print("\n".join(printable(line) for line in str(text).split("\n")), flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,15 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--save-weights", metavar="W.npz", help="write the model's weights here")
     i.set_defaults(func=cmd_import)
 
-    x = sub.add_parser("explain", help="map the evidence for a class on one input")
-    x.add_argument("graph", metavar="GRAPH.json")
-    x.add_argument("--weights", required=True, metavar="W.npz", help="trained weights")
-    x.add_argument("--input", required=True, metavar="X.png|X.npy", help="one sample")
-    x.add_argument("--method", default="gradcam", choices=METHODS)
-    x.add_argument("--class", dest="cls", type=int, metavar="K", help="default: the predicted")
-    x.add_argument("--block", metavar="ID", help="Grad-CAM's block (default: the last conv)")
-    x.add_argument("-o", "--output", required=True, type=_file_name, metavar="OUT")
-    x.set_defaults(func=cmd_explain)
+    cli_explain.add_parser(sub, _file_name)
 
     cli_experiment.add_parser(sub, _file_name)
     cli_decode.add_parser(sub, _file_name)
@@ -450,23 +438,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_output(path: str, data: bytes) -> None:
-    """Write ``data`` to the user's ``path`` atomically; a path that cannot be written is one
-    ConfigError naming it (not the temporary file next to it)."""
-    p = Path(path).expanduser()
-    where = printable(path)
-    if not path:
-        raise ConfigError("the output path is empty: give a file name such as model.py")
-    if p.is_dir():
-        raise ConfigError(f"cannot write {where}: it is a folder; give a file name in it")
-    if not p.parent.is_dir():
-        raise ConfigError(f"cannot write {where}: there is no folder {printable(p.parent)}")
-    try:
-        write_atomic(p, lambda f: f.write(data))
-    except OSError as e:
-        raise ConfigError(f"cannot write {where}: {e.strerror or e}") from None
-
-
 def _export_onnx(graph: Any, args: argparse.Namespace) -> int:
     from engine.export.onnx import export_onnx
 
@@ -492,67 +463,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         write_atomic(args.save_weights, lambda f: np.savez(f, **arrays))
         print(f"saved the weights to {printable(args.save_weights)}")
     return 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    import io
-    import time
-
-    from PIL import Image
-
-    from engine import explain as ex
-    from engine import explain_files
-    from engine.model import build_model
-    from engine.weights import load_weights
-
-    out = args.output.removesuffix(".png").removesuffix(".npy")
-    for path in (f"{out}.png", f"{out}.npy"):  # refuse a path that cannot work before work
-        folder = Path(path).expanduser().parent
-        if not folder.is_dir():
-            raise ConfigError(f"cannot write {printable(path)}: there is no folder {folder}")
-    model = build_model(load_graph(args.graph))
-    load_weights(model, args.weights)
-    x = explain_files.read_input(args.input, model.input_shape)
-    t0 = time.perf_counter()
-    e = ex.explain(model, x, args.method, cls=args.cls, block=args.block)
-    took = time.perf_counter() - t0
-    picture = explain_files.overlay(x, e.map, 0.5)
-    if picture.shape[0] == 1:  # a sequence: a strip, each position a 24-pixel-high cell
-        picture = picture.repeat(24, axis=0).repeat(max(1, 512 // picture.shape[1]), axis=1)
-    else:
-        scale = max(1, 256 // max(1, min(picture.shape[:2])))
-        picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
-    png = io.BytesIO()
-    Image.fromarray(picture).save(png, format="PNG")
-    _write_output(f"{out}.png", png.getvalue())
-    npy = io.BytesIO()
-    np.save(npy, e.map.astype(np.float32))
-    _write_output(f"{out}.npy", npy.getvalue())
-    top = ", ".join(f"{k} ({e.scores[k]:.3g})" for k in ex.top_classes(e.scores))
-    on = f" of block {e.block}" if e.block else ""
-    _out(f"{e.method}{on} for class {e.cls} (top classes: {top}); {took * 1000:.0f} ms")
-    if ex.reads_ids(model):  # a text model: each word (or id) with its value
-        vocab = _vocab(model, args.graph)
-        tokens = [vocab[i] if 0 <= i < len(vocab) else str(i) for i in x.tolist()]
-        _out(" ".join(f"{t}({v:+.2g})" for t, v in zip(tokens, e.map.tolist(), strict=True)))
-    size = "x".join(str(d) for d in e.map.shape)
-    _out(f"wrote {out}.png (the map over the input) and {out}.npy ({size} float32)")
-    return 0
-
-
-def _vocab(model: Any, graph_path: str) -> list[str]:
-    """The words of a built-in text data set the graph trains on (generated in a moment); ids
-    as numbers otherwise (a user's text file is not read again just for names)."""
-    from engine.data import load_dataset
-
-    spec = load_graph(graph_path).training.get("dataset")
-    name = spec.get("name") if isinstance(spec, dict) else spec
-    if name not in BUILTIN_DATASETS:
-        return []
-    try:
-        return list(load_dataset(spec).vocab or [])
-    except BlockPropError:
-        return []
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
