@@ -473,3 +473,30 @@ def test_the_wheel_scrolls_the_training_form_and_changes_no_setting(qtbot):
     qtbot.waitUntil(ed.hasFocus)
     wheel(ed, 1)
     assert ed.value() == before - 1  # clicked into: the wheel edits it, as usual
+
+
+def test_the_baseline_is_a_dashed_line_with_its_value_in_the_legend(qtbot):
+    from gui.training.panels.loss import LossPanel
+
+    run = _run(10)
+    run.info["meta"] = {"baseline_mse": 1 / 6}
+    panel = LossPanel(Ctrl(run))
+    qtbot.addWidget(panel)
+    panel.resize(800, 500)
+    panel.show()
+
+    def legend_texts():
+        return [label.text for _, label in panel.legend.items]
+
+    assert panel.refresh(run)
+    assert panel.baseline.isVisible() and panel.baseline.value() == pytest.approx(1 / 6)
+    assert legend_texts().count("baseline 0.167") == 1
+    panel.log_box.setChecked(True)
+    panel.refresh(run)
+    assert panel.baseline.value() == pytest.approx(np.log10(1 / 6))
+    assert legend_texts().count("baseline 0.167") == 1  # redrawn, not added twice
+    plain = _run(10)
+    panel.ctrl.current = plain
+    panel.refresh(plain)
+    assert not panel.baseline.isVisible()
+    assert not any(t.startswith("baseline") for t in legend_texts())

@@ -54,7 +54,7 @@ class LossPanel(Panel):
         self.p_acc = style_plot(add_plot(self.view.ci, row=1, col=1), x="epoch", y="accuracy")
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
-        make_legend(self.p_step)
+        self.legend = make_legend(self.p_step)
         # the epoch plots are short: their titles carry the key (a legend box covered the
         # last epochs' points)
         self._epoch_keys = [("train", colour(0)), ("validation", colour(1))]
@@ -63,15 +63,11 @@ class LossPanel(Panel):
         self.raw = self.p_step.plot(pen=pg.mkPen(160, 190, 230, 255, width=1), name="loss")
         self.smooth = self.p_step.plot(pen=pg.mkPen(colour(0), width=2.5), name="EMA (alpha 0.1)")
         dash = pg.mkPen("#888", width=1.5, style=Qt.PenStyle.DashLine)
-        self.baseline = pg.InfiniteLine(
-            angle=0,
-            movable=False,
-            pen=dash,
-            label="baseline",
-            labelOpts={"color": "#555", "position": 0.9},
-        )
+        self.baseline = pg.InfiniteLine(angle=0, movable=False, pen=dash)
         self.p_step.addItem(self.baseline)
         self.baseline.hide()
+        # the baseline's value is a legend entry: a label on the line sat under the legend box
+        self.baseline_key = pg.PlotDataItem(pen=dash)
         sym = {"symbol": "o", "symbolSize": 6, "connect": "finite"}
         self.tr_loss = self.p_epoch.plot(
             pen=pg.mkPen(colour(0), width=2),
@@ -148,6 +144,16 @@ class LossPanel(Panel):
             ok = np.isfinite(val)
             self.head_val_curves[h].setData(ep[ok], val[ok])
 
+    def _show_baseline(self, base: float | None) -> None:
+        """The data set's trivial baseline as a dashed line, its value in the legend."""
+        self.legend.removeItem(self.baseline_key)
+        if base is None:
+            self.baseline.hide()
+            return
+        self.baseline.setValue(math.log10(base) if self.log_box.isChecked() else base)
+        self.baseline.show()
+        self.legend.addItem(self.baseline_key, f"baseline {base:.3g}")
+
     def _show_accuracy(self, show: bool) -> None:
         """The accuracy plot only for classifiers (regression has none)."""
         if show == self._acc_shown:
@@ -186,7 +192,7 @@ class LossPanel(Panel):
                 self.va_acc,
             ):
                 item.setData([], [])
-            self.baseline.hide()
+            self._show_baseline(None)
             self._show_accuracy(True)
             self._draw_heads(None)
             set_title(self.p_step, "Training loss per step (no run yet)")
@@ -210,12 +216,7 @@ class LossPanel(Panel):
         base = run.info.get("meta", {}).get("baseline_mse")
         if base is None:
             base = run.info.get("meta", {}).get("baseline_cross_entropy")
-        if isinstance(base, (int, float)) and base > 0:
-            self.baseline.setValue(math.log10(base) if self.log_box.isChecked() else base)
-            self.baseline.label.setFormat(f"baseline {base:.3g}")
-            self.baseline.show()
-        else:
-            self.baseline.hide()
+        self._show_baseline(base if isinstance(base, (int, float)) and base > 0 else None)
         if self._epochs_drawn == (id(run), len(run.epochs), self.log_box.isChecked()):
             return  # the per-epoch plots change once an epoch
         self._epochs_drawn = (id(run), len(run.epochs), self.log_box.isChecked())
