@@ -24,7 +24,8 @@ torch median. On a shared machine the load average printed first says how far to
 
 ``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
 (median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block;
-``--profile --split`` of the step split over two processes (this process's half).
+``--profile --split`` of the step split over two processes (this process's half);
+``--profile --case resnet18_infer``: wall and CPU ms per block of the ResNet-18 inference.
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
                                               [--torch-threads 1]
@@ -341,29 +342,74 @@ def profile(
         k: (1e3 * statistics.median(f[1:]), 1e3 * statistics.median(b[1:]) if b[1:] else 0.0)
         for k, (f, b) in times.items()
     }
-    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    by_type: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for k, (f, b) in med.items():
-        stage = k.split("b")[0] if k.startswith("s") and k[1].isdigit() else k.split("_")[0]
-        kind = graph.type_of(k)
-        if kind == "Conv2D":
-            kind += " 1x1" if "proj" in k else " 3x3"
-        for d in (by_stage[stage], by_type[kind]):
-            d[0] += f
-            d[1] += b
     how = "split over two processes, this half's" if split else "one process,"
     print(
         f"ResNet-20 batch 64, {how} forward+backward {1e3 * statistics.median(totals[1:]):.1f} "
         f"ms CPU, {1e3 * statistics.median(walls[1:]):.1f} ms wall (median of {steps}; "
         f"load {os.getloadavg()[0]:.1f})"
     )
+    _print_groups(graph, med, blocks, ("forward ms", "backward ms"))
+    return med
+
+
+def _print_groups(
+    graph: engine.Graph, med: dict[str, tuple[float, ...]], blocks: bool, heads: tuple[str, ...]
+) -> None:
+    """Tables of ``med`` (block -> times) summed by stage (stem, s1.., head) and by block type
+    (convolutions by kernel size); ``blocks``: every block too."""
+    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(heads))
+    by_type: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(heads))
+    for k, values in med.items():
+        stage = k.split("b")[0] if k.startswith("s") and k[1].isdigit() else k.split("_")[0]
+        kind = graph.type_of(k)
+        if kind == "Conv2D":
+            size = graph.config_of(k)["kernel_size"]
+            kind += f" {size}x{size}"
+        for d in (by_stage[stage], by_type[kind]):
+            for i, v in enumerate(values):
+                d[i] += v
     tables = [("stage", by_stage), ("block type", by_type)]
     if blocks:
         tables.append(("block", {k: v for k, v in med.items() if sum(v) >= 0.05}))
     for title, table in tables:
-        print(f"| {title} | forward ms | backward ms |\n|---|---:|---:|")
-        for k, (f, b) in table.items():
-            print(f"| {k} | {f:.1f} | {b:.1f} |")
+        print(f"| {title} | {' | '.join(heads)} |\n|---|{'---:|' * len(heads)}")
+        for k, values in table.items():
+            print(f"| {k} | {' | '.join(f'{v:.2f}' for v in values)} |")
+
+
+def profile_inference(steps: int = 30, blocks: bool = False) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU ms per block of the ResNet-18 inference forward at batch 1 (the
+    ``resnet18_infer`` case), printed as ``profile``'s tables. Wall time, since BLAS may run a
+    product on two threads here (engine.blas_threads); the CPU time is this thread's only."""
+    graph = resnet18_graph()
+    model = engine.build_model(graph, seed=SEED)
+    x = np.random.default_rng(SEED).standard_normal((1, *model.input_shape), dtype=np.float32)
+    times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
+    for layer_id, layer in model.layers.items():
+
+        def timed(*a, _f=layer.forward, _id=layer_id, **k):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            out = _f(*a, **k)
+            times[_id][0].append(time.perf_counter() - t0)
+            times[_id][1].append(time.thread_time() - c0)
+            return out
+
+        layer.forward = timed
+    walls = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        model.forward(x, training=False)
+        walls.append(time.perf_counter() - t0)
+    med = {
+        k: (1e3 * statistics.median(w[1:]), 1e3 * statistics.median(c[1:]))
+        for k, (w, c) in times.items()
+    }
+    print(
+        f"ResNet-18 inference, batch 1: forward {1e3 * statistics.median(walls[1:]):.1f} ms wall, "
+        f"blocks {sum(w for w, _ in med.values()):.1f} ms (medians of {steps}; "
+        f"load {os.getloadavg()[0]:.1f})"
+    )
+    _print_groups(graph, med, blocks, ("wall ms", "CPU ms"))
     return med
 
 
@@ -372,7 +418,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--case", action="append", choices=sorted(CASES))
     parser.add_argument("--rounds", type=int, default=5, help="blocks per side")
     parser.add_argument("--block", type=int, default=3, help="timed steps per block")
-    parser.add_argument("--profile", action="store_true", help="the ResNet-20 per-block profile")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="the ResNet-20 per-block profile (with --case resnet18_infer: that forward's)",
+    )
     parser.add_argument("--blocks", action="store_true", help="--profile: every block too")
     parser.add_argument(
         "--split",
@@ -398,6 +448,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
         flush=True,
     )
+    if args.profile and args.case == ["resnet18_infer"]:
+        profile_inference(blocks=args.blocks)
+        return []
     if args.profile:
         profile(blocks=args.blocks, split=args.split)
         return []
