@@ -33,6 +33,7 @@ SHOTS = [
     ("adding_lstm", 8, "gradients", "panel_bptt_lstm.png", False, None),
     ("adding_lstm", 8, "activations", "panel_gates.png", False, "rnn"),
     ("peephole_lstm", 150, "activations", "panel_peephole.png", False, "lstm"),
+    ("peephole_lstm", 150, "try_it", "panel_try_sequence.png", False, None),
     ("attention_dates", 6, "attention", "panel_attention.png", False, "att"),
     ("onnx:resnet", 8, "gradients", "onnx_import.png", True, None),
 ]

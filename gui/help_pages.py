@@ -105,8 +105,10 @@ PANEL_HELP: dict[type, PanelHelp] = {
     ),
     TryItPanel: PanelHelp(
         "Try it",
-        "Use the trained network: draw a digit and watch the class probabilities, or type a "
-        "prompt and let a character model write on, at a chosen temperature.",
+        "Use the trained network: draw a digit and watch the class probabilities, type a "
+        "prompt and let a character model write on at a chosen temperature, decode a source "
+        "of your own (sequence-to-sequence), or run a sequence task (adding, sine, timed "
+        "spikes) on a fresh sequence and compare its output with the target step by step.",
         (r"$p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}$ (sampling at temperature $T$)",),
     ),
     AttentionPanel: PanelHelp(

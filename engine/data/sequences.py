@@ -56,6 +56,7 @@ def load_adding(cfg: dict, rng: np.random.Generator) -> Dataset:
             "baseline_mse": 1.0 / 6.0,
             "baseline_prediction": 1.0,
             "baseline": "always answering 1 gives MSE 1/6 ~ 0.167",
+            "channels": ["value", "marker"],
         },
     )
 
@@ -220,7 +221,11 @@ def load_sine(cfg: dict, rng: np.random.Generator) -> Dataset:
         "regression",
         name="sine",
         description=DATASETS_HERE["sine"].description,
-        meta={"baseline_mse": base, "baseline": "repeating the last input value"},
+        meta={
+            "baseline_mse": base,
+            "baseline": "repeating the last input value",
+            "channels": ["noisy sine"],
+        },
     )
 
 

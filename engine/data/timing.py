@@ -99,6 +99,7 @@ def load_timed_spikes(cfg: dict, rng: np.random.Generator) -> Dataset:
         meta={
             "baseline_mse": float(y.var()),
             "baseline": "answering the fraction of target steps everywhere (no sequence right)",
+            "channels": ["input spike"],
             "score": "spikes_right",  # the runs' accuracy: sequences with every spike on time
         },
     )

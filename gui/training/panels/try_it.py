@@ -6,7 +6,9 @@ probabilities update as you draw (and as the network trains). Character models: 
 and generate text at a chosen temperature, a few characters per timer tick so the window stays
 responsive. Sequence-to-sequence models (a data set holding a source and a shifted target: dates,
 reversal, sorting, digit strips): type a source, see the greedy output and the beam's candidates
-with their log-probabilities (engine/seq2seq_decode.py).
+with their log-probabilities (engine/seq2seq_decode.py). Sequence regression (adding problem,
+sine, timed spikes): a fresh sequence, its target and the network's output over time
+(try_sequence.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from engine.errors import BlockPropError
 from engine.seq2seq_decode import MAX_BEAM, Seq2SeqTask, decode
 from gui.training.panels.activations import GREY_LUT
 from gui.training.panels.base import Panel, add_plot, colour, image_view, set_title, style_plot
+from gui.training.panels.try_sequence import SequencePage, is_sequence_regression
 from gui.training.prep import TRY_DATASETS, drawing_input, next_char_probs, sample_char, softmax
 from gui.training.run_data import RunData
 
@@ -132,6 +135,8 @@ class TryItPanel(Panel):
         self._build_image_page()
         self._build_text_page()
         self._build_decode_page()
+        self.sequence_page = SequencePage(lambda: self.ctrl.runlist.inference_forward())
+        self.stack.addWidget(self.sequence_page)
         self.candidates: list[tuple[str, float]] = []  # the beam's (text, log p), best first
         self._example_for: str | None = None
         self._gen_timer = QTimer(self)
@@ -277,8 +282,8 @@ class TryItPanel(Panel):
         self.clear_button.setVisible(drawing)
         if run is None or not info:
             self.show_message(
-                "Train a model first: then draw a digit here (digits, MNIST) or "
-                "generate text (character models)."
+                "Train a model first: then draw a digit here (digits, MNIST), generate text "
+                "(character models) or try it on new sequences (adding, sine, timed spikes)."
             )
             self.stack.hide()
             return
@@ -297,11 +302,18 @@ class TryItPanel(Panel):
             self.stack.setCurrentWidget(self.text_page)
             self.export_widget = self.text_page
             return
+        if is_sequence_regression(run):
+            self.show_message("")
+            self.stack.show()
+            self.stack.setCurrentWidget(self.sequence_page)
+            self.export_widget = self.sequence_page
+            self.sequence_page.show_run(run)
+            return
         if name not in TRY_DATASETS or info.get("task") != "classification":
             self.show_message(
                 f"Try it draws digits for models trained on "
-                f"{' or '.join(TRY_DATASETS)}, and generates text for character "
-                f"models; this run used {name!r}."
+                f"{' or '.join(TRY_DATASETS)}, generates text for character "
+                f"models and samples built-in sequence tasks; this run used {name!r}."
             )
             self.stack.hide()
             return
@@ -378,6 +390,8 @@ class TryItPanel(Panel):
         self.output.insertPlainText(added)
 
     def table(self):
+        if self.stack.currentWidget() is self.sequence_page:
+            return self.sequence_page.table()
         if self.stack.currentWidget() is self.decode_page and self.candidates:
             return ["candidate", "log probability"], [[t, float(v)] for t, v in self.candidates]
         if self.probs is None:
