@@ -122,9 +122,17 @@ class Conv2dPlan:
         # against 0.1 M saved) it costs more than the smaller columns save.
         saved = self.N * (self.K - self.C * self.kh - self.F * self.kw) * self.V
         self.folded = self.wide and saved > 0 and saved > self.F * self.K
+        # Stride > 1 with overlapping windows: the input gradient by phases (see "stride > 1,
+        # by phases" below); without overlap (1x1 stride 2) each position gets one value, and
+        # one strided slice per kernel offset is cheaper than the phases' zeroing and copy.
+        self.phased = not self.wide and (self.kh > self.sh or self.kw > self.sw)
+        self.Hq, self.Wq = -(-self.Hp // self.sh), -(-self.Wp // self.sw)
+        self.Pq = self.OH * self.Wq  # positions per sample, wide rows of Wq columns
+        self.Rq = self.Hq * self.Wq + (self.kw - 1) // self.sw  # one phase flattened
         self._pg = self.kw - 1 if self.wide else 0  # zeros around each sample's out-gradient
         self._xpad: np.ndarray | None = None
         self._gpad: np.ndarray | None = None
+        self._gq: np.ndarray | None = None
         self._scratch: dict[str, np.ndarray] = {}
         self._views: dict[tuple, np.ndarray] = {}  # window views of _xpad / _gpad (_windows)
 
@@ -251,10 +259,21 @@ class Conv2dPlan:
             self._gpad = np.zeros((self.N, self.F, self.P + 2 * self._pg), self.dtype)
         inner = self._gpad[:, :, self._pg : self._pg + self.P]
         np.copyto(inner.reshape(self.N, self.F, self.OH, self.OWx)[:, :, :, : self.OW], dout)
+        if self.phased:  # and laid out over Wq columns for the input gradient by phases
+            if self._gq is None:
+                self._gq = np.zeros((self.N, self.F, self.OH, self.Wq), self.dtype)
+            np.copyto(self._gq[..., : self.OW], dout)
 
     def output_grad(self, n0: int, n1: int) -> np.ndarray:
         """The loaded dout of samples n0..n1 as (m, F, P)."""
         return self._gpad[n0:n1, :, self._pg : self._pg + self.P]
+
+    def input_grad_source(self, n0: int, n1: int) -> np.ndarray:
+        """The loaded dout of samples n0..n1 as the input gradient's product reads it (W^T @
+        it are the columns ``add_columns`` takes): (m, F, P), or (m, F, Pq) by phases."""
+        if not self.phased:
+            return self.output_grad(n0, n1)
+        return self._gq[n0:n1].reshape(n1 - n0, self.F, self.Pq)
 
     def output_grad_sum(self) -> np.ndarray:
         """dout summed over batch and positions (the bias gradient)."""
@@ -262,32 +281,73 @@ class Conv2dPlan:
         return self._gpad.sum(axis=0).sum(axis=1)
 
     def new_input_grad(self) -> np.ndarray:
-        """A zeroed scratch gradient laid out like the padded input (N, C, R), reused between
-        calls (copy what you hand out of it)."""
-        dxpad = self._scratch_array("dxpad", (self.N, self.C, self.R))
+        """A zeroed scratch gradient laid out like the padded input, (N, C, R), or by phases
+        (N, C, sh*sw, Rq) at stride > 1; reused between calls (``input_grad`` copies it out)."""
+        shape = (self.N, self.C, *self._phases) if self.phased else (self.N, self.C, self.R)
+        dxpad = self._scratch_array("dxpad", shape)
         dxpad.fill(0)
         return dxpad
+
+    def input_grad(self, dxpad: np.ndarray) -> np.ndarray:
+        """dx (N, C, H, W), a new array, from ``new_input_grad``'s filled scratch gradient."""
+        if not self.phased:
+            return self.input_view(dxpad).copy()
+        dx = np.empty((self.N, self.C, self.H, self.W), self.dtype)
+        grids = dxpad[..., : self.Hq * self.Wq].reshape(
+            self.N, self.C, self.sh, self.sw, self.Hq, self.Wq
+        )
+        for p in range(self.sh):  # unpadded row h is padded row h + pt = sh * r + p
+            h0 = (p - self.pt) % self.sh
+            r0, nh = (h0 + self.pt) // self.sh, len(range(h0, self.H, self.sh))
+            for q in range(self.sw):
+                w0 = (q - self.pl) % self.sw
+                k0, nw = (w0 + self.pl) // self.sw, len(range(w0, self.W, self.sw))
+                np.copyto(
+                    dx[:, :, h0 :: self.sh, w0 :: self.sw],
+                    grids[:, :, p, q, r0 : r0 + nh, k0 : k0 + nw],
+                )
+        return dx
 
     def input_view(self, xpad: np.ndarray) -> np.ndarray:
         """The unpadded (N, C, H, W) view of a (N, C, R) scratch array."""
         return self._grid(xpad)[:, :, self.pt : self.pt + self.H, self.pl : self.pl + self.W]
 
     def add_columns(self, dcols: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """col2im: add each column (m, C*kh*kw, P) back where its patch came from (one slice
-        per kernel offset; overlapping patches add up)."""
+        """col2im: add each column (m, C*kh*kw, positions) of W^T @ ``input_grad_source`` back
+        where its patch came from (one slice per kernel offset; overlapping patches add up),
+        one contiguous run per sample and channel: at stride 1 a shift of the padded map
+        (wide rows), else a shift of one phase (below)."""
         m = n1 - n0
-        d = dcols.reshape(m, self.C, self.kh, self.kw, self.OH, self.OWx)
-        grid = self._grid(dxpad[n0:n1])
-        hi, wi = self.sh * (self.OH - 1) + 1, self.sw * (self.OW - 1) + 1
+        if not (self.wide or self.phased):  # no overlap: one strided slice per offset
+            d = dcols.reshape(m, self.C, self.kh, self.kw, self.OH, self.OW)
+            grid = self._grid(dxpad[n0:n1])
+            hi, wi = self.sh * (self.OH - 1) + 1, self.sw * (self.OW - 1) + 1
+            for i in range(self.kh):
+                for j in range(self.kw):
+                    grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw] += d[:, :, i, j]
+            return
+        d = dcols.reshape(m, self.C, self.kh, self.kw, -1)
         for i in range(self.kh):
             for j in range(self.kw):
-                if self.wide:  # one contiguous run per sample and channel
-                    s = i * self.Wp + j
-                    target = dxpad[n0:n1, :, s : s + self.P]
-                    target += d[:, :, i, j].reshape(m, self.C, self.P)
+                if self.wide:
+                    s, target = i * self.Wp + j, dxpad[n0:n1, :, :]
                 else:
-                    target = grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw]
-                    target += d[:, :, i, j]
+                    s = (i // self.sh) * self.Wq + j // self.sw
+                    target = dxpad[n0:n1, :, (i % self.sh) * self.sw + j % self.sw]
+                target = target[..., s : s + d.shape[-1]]
+                target += d[:, :, i, j]
+
+    # --- stride > 1, by phases -------------------------------------------------------------
+    # Padded row sh*y + i (output row y, kernel row i) lies in row phase p = i % sh, at phase
+    # row y + i // sh; columns alike. So the padded gradient is kept as sh*sw phase maps of
+    # Hq x Wq (each flattened, Rq long), and dout laid out over Wq columns per row (zeros past
+    # OW: "wide rows" again): kernel offset (i, j)'s columns of W^T @ dout are then added to
+    # phase (i % sh, j % sw) shifted by (i // sh) rows and (j // sw) columns, one contiguous
+    # run per sample and channel instead of a scatter to every sh-th row and sw-th column
+    # (measured in benchmarks/NOTES.md). The extra columns carry zeros.
+    @property
+    def _phases(self) -> tuple[int, int]:
+        return self.sh * self.sw, self.Rq
 
     # --- stride 1, folded ------------------------------------------------------------------
     # With wide rows, input position p of a sample meets output position q = p - (i*Wp + j)

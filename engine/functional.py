@@ -150,9 +150,11 @@ def conv_transpose_forward(
     wt = w.reshape(plan.F, plan.K).T
     out = plan.new_input_grad()
     for n0, n1 in plan.chunks:
-        plan.add_columns(plan.product(wt, plan.output_grad(n0, n1)), n0, n1, out)
-    view = plan.input_view(out)
-    return view + b.reshape(1, -1, 1, 1) if b is not None else view.copy()
+        plan.add_columns(plan.product(wt, plan.input_grad_source(n0, n1)), n0, n1, out)
+    out = plan.input_grad(out)
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
 
 
 def conv_transpose2d(

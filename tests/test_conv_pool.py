@@ -68,6 +68,8 @@ CONV_CASES = [  # x shape, w shape, stride, padding
     ((3, 2, 9, 9), (5, 2, 5, 5), 3, 2),
     ((2, 4, 1, 1), (3, 4, 1, 1), 1, 0),  # 1x1 convolution on 1x1 maps
     ((2, 1, 26, 29), (3, 1, 3, 3), 1, 1),  # rows of 29 outputs: no wide rows going forward
+    ((2, 3, 8, 7), (4, 3, 1, 1), 2, 0),  # windows that do not overlap: no phases going back
+    ((2, 2, 9, 8), (3, 2, 3, 2), 2, [1, 0]),  # rows by phases, columns not overlapping
 ]
 
 

@@ -237,7 +237,7 @@ class _Conv(Layer):
         else:
             dw = self._backward_im2col(plan, w4, dxpad)
         db = plan.output_grad_sum() if has_bias else None
-        return dw, db, (None if dxpad is None else plan.input_view(dxpad).copy())
+        return dw, db, (None if dxpad is None else plan.input_grad(dxpad))
 
     @staticmethod
     def _weight_grad(plan, w4, dout4):
@@ -261,7 +261,7 @@ class _Conv(Layer):
             g = plan.output_grad(n0, n1)
             dw += np.matmul(g, plan.columns(n0, n1).transpose(0, 2, 1)).sum(axis=0)
             if dxpad is not None:
-                plan.add_columns(plan.product(wm.T, g), n0, n1, dxpad)
+                plan.add_columns(plan.product(wm.T, plan.input_grad_source(n0, n1)), n0, n1, dxpad)
         return dw.reshape(w4.shape)
 
     @staticmethod
