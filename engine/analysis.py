@@ -20,10 +20,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
+from engine.analysis_checks import (
+    Problem,
+    arity_problem,
+    cycle_problems,
+    link_problem,
+    make_layer,
+    named,
+    pre_check,
+    shape_text,
+)
 from engine.errors import BlockPropError
 from engine.escaping import escape
 from engine.heads import head_fix, split_heads
-from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer
 from engine.memory import (
     Cost,
@@ -38,22 +47,6 @@ from engine.memory import (
 
 if TYPE_CHECKING:
     from engine.graph import Graph
-
-# Messages name at most this many blocks and count the rest (a graph of 100,000 loose ends
-# gives 100,000 short problems, not 100,000 lists of 100,000 names).
-MAX_NAMED = 5
-
-
-class Problem(NamedTuple):
-    """One thing wrong with the graph: the block at fault (None: the graph as a whole), what
-    is wrong and what to do, and an optional automatic fix."""
-
-    block: str | None
-    message: str
-    fix: dict | None = None
-
-    def __str__(self) -> str:
-        return f"block '{self.block}': {self.message}" if self.block is not None else self.message
 
 
 class SummaryRow(NamedTuple):
@@ -126,163 +119,6 @@ def count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
-def named(ids: list[str], limit: int = MAX_NAMED) -> str:
-    """Quoted block ids for a message, at most ``limit`` of them and a count of the rest, so a
-    message stays short however many blocks it concerns: 'a', 'b', 'c' and 997 more."""
-    shown = ", ".join(f"'{n}'" for n in ids[:limit])
-    more = len(ids) - limit
-    return shown + (f" and {more:,} more" if more > 0 else "")
-
-
-def _shape_text(shape: Any) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
-    rank = {n: i for i, n in enumerate(g.nodes)}
-    out = []
-    for comp in nx.strongly_connected_components(g):
-        if len(comp) < 2:
-            continue
-        edges = nx.find_cycle(g.subgraph(comp))
-        path = [s for s, _ in edges]
-        first = min(comp, key=rank.__getitem__)
-        k = path.index(first) if first in path else 0
-        path = path[k:] + path[:k]
-        loop = " -> ".join(path + [path[0]])
-        if len(path) > 2 * MAX_NAMED:  # name both ends of a long loop, count the middle
-            loop = (
-                " -> ".join(path[:MAX_NAMED])
-                + f" -> ... {len(path) - 2 * MAX_NAMED + 1:,} more ... -> "
-                + " -> ".join(path[-MAX_NAMED + 1 :] + [path[0]])
-            )
-        out.append(
-            Problem(
-                first,
-                f"blocks form a loop ({loop}); a network must flow one way: "
-                f"remove the wire that goes back ({path[-1]} -> {path[0]})",
-            )
-        )
-    return out
-
-
-def _make_layer(graph: Graph, n: str) -> tuple[Layer | None, Problem | None]:
-    """The block's layer object (its settings re-checked), or the problem with them."""
-    type_name = graph.type_of(n)
-    cls = LAYER_TYPES.get(type_name)
-    if cls is None:
-        known = ", ".join(sorted(LAYER_TYPES))
-        return None, Problem(
-            n, f"unknown block type {type_name!r}; replace it with one of: {known}"
-        )
-    config = graph.config_of(n)
-    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
-        return None, Problem(
-            n, "its settings must be an object of named values; reset the block's settings"
-        )
-    try:
-        return cls(name=n, **config), None
-    except BlockPropError as e:
-        return None, Problem(n, f"{e.message}; correct it in the block's settings")
-
-
-def _pair(v: Any, n: int) -> tuple[int, ...] | None:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return (v,) * n
-    if isinstance(v, (list, tuple)) and len(v) == n:
-        return tuple(int(p) for p in v)
-    return None
-
-
-def _kernel_problem(layer: Layer, in_shape: tuple, source: str) -> Problem | None:
-    """A conv/pool kernel larger than its (padded) input: the layer's output would be empty."""
-    cfg = layer.config
-    if "kernel_size" not in cfg or layer.grows_input or len(in_shape) < 2:
-        return None
-    spatial = tuple(in_shape[1:])
-    pad = cfg.get("padding", 0)
-    if pad == "same":
-        return None
-    k = _pair(cfg["kernel_size"], len(spatial))
-    p = _pair(0 if pad in ("valid", None) else pad, len(spatial))
-    if k is None or p is None:
-        return None  # the layer's own shape check reports mismatched ranks
-    if all(s + 2 * q >= kk for s, q, kk in zip(spatial, p, k, strict=True)):
-        return None
-    padded = "x".join(str(s + 2 * q) for s, q in zip(spatial, p, strict=True))
-    kernel = "x".join(map(str, k))
-    fix = None
-    popt = type(layer).all_options().get("padding")
-    if popt is not None and popt.kind == "padding" and _pair(cfg.get("stride", 1), 1) == (1,):
-        fix = {"kind": "set", "block": layer.name, "key": "padding", "value": "same"}
-    how = 'use padding "same" or a smaller kernel' if fix else "use padding or a smaller kernel"
-    return Problem(
-        layer.name,
-        f"its {kernel} kernel is larger than its input ({padded} after "
-        f"padding, from '{source}'): {how}",
-        fix,
-    )
-
-
-def _pre_check(layer: Layer, in_shape: Any, preds: list[str]) -> Problem | None:
-    """Mistakes worth a specific message (and a fix) before asking the layer for its shape."""
-    if len(preds) != 1:
-        return None
-    said = layer.input_problem(in_shape, preds[0])
-    return Problem(layer.name, *said) if said else _kernel_problem(layer, in_shape, preds[0])
-
-
-def _link_problem(
-    layer: Layer, n: str, layers: dict[str, Layer | None], shapes: dict, g: nx.DiGraph
-) -> tuple[Problem | None, bool]:
-    """(the problem with the blocks ``layer``'s settings link to (MaxUnpool2D's pool), whether
-    to leave its shape unknown silently (the linked block is broken: its own problem says so))."""
-    for key in type(layer).links:
-        other = layer.config.get(key)
-        if other is None:
-            continue  # output_shape says what to set
-        if other not in layers:
-            return Problem(
-                n, f"'{key}' names block '{other}', which is not in the graph: set it to an id"
-            ), False
-        if other not in nx.ancestors(g, n):
-            return Problem(
-                n,
-                f"'{key}' names block '{other}', which does not run before it: it must be "
-                "upstream of this block (wired into the path leading here)",
-            ), False
-        partner = layers[other]
-        if partner is None or shapes.get(other) is None:
-            return None, True
-        try:
-            layer.bind(key, partner)
-        except BlockPropError as e:
-            return Problem(n, e.message), False
-    return None, False
-
-
-def _arity_problem(cls: type[Layer], n: str, preds: list[str]) -> Problem | None:
-    lo, hi = cls.arity
-    k = len(preds)
-    if lo <= k and (hi is None or k <= hi):
-        return None
-    t = cls.type_name
-    if hi == 0:
-        wires = "the wire" if k == 1 else "the wires"
-        return Problem(n, f"{t} takes no inputs: remove {wires} from {named(preds)}")
-    if hi == 1 and k == 0:
-        return Problem(n, f"{t} has no input: wire a block into it")
-    if hi == 1:
-        return Problem(
-            n,
-            f"{t} takes exactly one input but gets {k:,} (from {named(preds)}): "
-            "remove wires, or join them first with Add or Concat",
-        )
-    need = f"{lo} or more" if hi is None else f"{lo} to {hi}"
-    what = " of equal shape" if t == "Add" else ""
-    return Problem(n, f"{t} needs {need} inputs{what} but gets {k}: wire another block into it")
-
-
 def analyze(
     graph: Graph,
     batch_size: int | None = None,
@@ -311,134 +147,28 @@ def analyze(
 
     layers: dict[str, Layer | None] = {}
     for n in a.order:
-        layers[n], p = _make_layer(graph, n)
+        layers[n], p = make_layer(graph, n)
         if p:
             problems.append(p)
-
     inputs = [n for n in g.nodes if a.types[n] == "Input"]
-    if not inputs:
-        problems.append(
-            Problem(None, "the graph has no Input block: add one and wire it to the first block")
-        )
-    for extra in inputs[1:]:
-        problems.append(
-            Problem(
-                extra,
-                f"a second Input (the graph's Input is '{inputs[0]}'); "
-                "a graph has exactly one: delete this one",
-            )
-        )
-    if len(inputs) == 1:
-        a.input_id = inputs[0]
-    problems.extend(_cycle_problems(g))
-
-    reached: set[str] = set(inputs)  # one search from every Input: linear however many
-    frontier = list(inputs)
-    while frontier:
-        for s in g.successors(frontier.pop()):
-            if s not in reached:
-                reached.add(s)
-                frontier.append(s)
-    for n in a.order if inputs else ():
-        if n not in reached and g.in_degree(n) == 0:
-            problems.append(
-                Problem(n, "not connected to the Input: wire a block into it, or delete it")
-            )
+    problems += _input_problems(a, inputs)
+    problems += cycle_problems(g)
+    reached = _reached(g, inputs)
+    problems += [
+        Problem(n, "not connected to the Input: wire a block into it, or delete it")
+        for n in (a.order if inputs else ())
+        if n not in reached and g.in_degree(n) == 0
+    ]
 
     # Shapes flow from the Input; a block with an unknown input shape stays unknown, silently.
-    in_cycle_or_after = set(stuck)
+    for n in a.order:
+        a.shapes[n] = a.in_shapes[n] = None
+        a.params[n] = a.buffers[n] = 0
     costs: dict[str, Cost] = {}
     for n in order:
-        a.shapes[n] = None
-        a.in_shapes[n] = None
-        a.params[n] = 0
-        a.buffers[n] = 0
-        layer = layers[n]
-        if n not in reached or layer is None:
-            continue
-        preds = graph.inputs_of(n)
-        p = _arity_problem(type(layer), n, preds)
-        if p and a.types[n] != "Input":
-            problems.append(p)
-            continue
-        if p:
-            problems.append(p)  # an Input with wires into it still has its own shape
-        if a.types[n] == "Input":
-            in_shape: Any = tuple(layer.config["shape"])
-        else:
-            if any(a.shapes.get(s) is None for s in preds):
-                continue
-            shapes = [a.shapes[s] for s in preds]
-            in_shape = shapes if type(layer).takes_list(len(shapes)) else shapes[0]
-            p = _pre_check(layer, in_shape, preds)
-            if p:
-                problems.append(p)
-                continue
-        p, skip = _link_problem(layer, n, layers, a.shapes, g)
-        if p or skip:
-            problems += [p] if p else []
-            continue
-        try:
-            out = tuple(int(d) for d in layer.output_shape(in_shape))
-            pcount = int(layer.param_count(in_shape))
-            if note := layer.param_note(in_shape):
-                a.notes[n] = note
-            bcount = sum(math.prod(s) for s in layer.buffer_shapes(in_shape).values())
-        except BlockPropError as e:
-            problems.append(Problem(n, e.message))
-            continue
-        except OverflowError:
-            problems.append(
-                Problem(
-                    n,
-                    f"sizes too large to compute for input "
-                    f"{_shape_text(in_shape)}: use a much smaller input",
-                )
-            )
-            continue
-        if not out or min(out) < 1:
-            problems.append(
-                Problem(
-                    n,
-                    f"its output would be empty {_shape_text(out)} for input "
-                    f"{_shape_text(in_shape)}: use padding, a smaller kernel "
-                    "or a smaller stride",
-                )
-            )
-            continue
-        a.in_shapes[n], a.shapes[n] = in_shape, out
-        layer.in_shape, layer.out_shape = in_shape, out  # for blocks linking to it
-        a.params[n], a.buffers[n] = pcount, bcount
-        costs[n] = block_cost(layer.config, in_shape, out, pcount, bcount, training)
-    for n in stuck:
-        a.shapes[n] = None
-        a.in_shapes[n] = None
-        a.params[n] = 0
-        a.buffers[n] = 0
-
-    sinks = [n for n in order if n in reached and g.out_degree(n) == 0 and n not in inputs[1:]]
-    a.heads, head_problems, sinks = split_heads(graph, sinks)  # engine.heads: extra outputs
-    problems.extend(head_problems)
-    if len(sinks) == 1 and not in_cycle_or_after & reached:
-        a.output_id = sinks[0]
-    elif len(sinks) > 1:
-        names = named(sinks)  # one short text shared by every problem: linear, not quadratic
-        message = (
-            f"the graph has {len(sinks):,} ends ({names}), blocks with no successor; a graph "
-            "has one output (and any extra heads): wire this block into the rest, delete it, "
-            "or make it an extra output (the training setting 'heads')"
-        )
-        fix = head_fix(graph, a.heads, len(sinks))
-        problems.extend(Problem(s, message, fix and fix(s)) for s in sinks)
-
-    if a.output_id is not None and a.output_id == a.input_id:
-        problems.append(
-            Problem(
-                a.input_id,
-                "the Input alone is not a network: add blocks after it (drag them from the "
-                "palette, or double-click one there)",
-            )
-        )
+        if n in reached and layers[n] is not None:
+            problems += _infer_block(graph, a, layers, n, costs)
+    problems += _output_problems(graph, a, order, reached, inputs, stuck)
 
     total = total_cost(costs, a.params)
     a.memory_fixed, a.memory_per_sample = total
@@ -450,6 +180,131 @@ def analyze(
     problems.sort(key=lambda p: -1 if p.block is None else rank.get(p.block, len(rank)))
     a.problems = problems
     return a
+
+
+def _input_problems(a: Analysis, inputs: list[str]) -> list[Problem]:
+    """No Input, or more than one; sets ``a.input_id`` when there is exactly one."""
+    if not inputs:
+        return [
+            Problem(None, "the graph has no Input block: add one and wire it to the first block")
+        ]
+    a.input_id = inputs[0] if len(inputs) == 1 else None
+    return [
+        Problem(
+            extra,
+            f"a second Input (the graph's Input is '{inputs[0]}'); "
+            "a graph has exactly one: delete this one",
+        )
+        for extra in inputs[1:]
+    ]
+
+
+def _reached(g: nx.DiGraph, inputs: list[str]) -> set[str]:
+    """Every block downstream of an Input: one search from all of them, linear however many."""
+    reached: set[str] = set(inputs)
+    frontier = list(inputs)
+    while frontier:
+        for s in g.successors(frontier.pop()):
+            if s not in reached:
+                reached.add(s)
+                frontier.append(s)
+    return reached
+
+
+def _infer_block(
+    graph: Graph, a: Analysis, layers: dict[str, Layer | None], n: str, costs: dict[str, Cost]
+) -> list[Problem]:
+    """Block ``n``'s input and output shapes, parameter and buffer counts and memory cost into
+    ``a`` and ``costs``, or the problems that leave them unknown."""
+    layer = layers[n]
+    problems: list[Problem] = []
+    preds = graph.inputs_of(n)
+    p = arity_problem(type(layer), n, preds)
+    if p:
+        problems.append(p)
+        if a.types[n] != "Input":
+            return problems  # an Input with wires into it still has its own shape
+    if a.types[n] == "Input":
+        in_shape: Any = tuple(layer.config["shape"])
+    else:
+        if any(a.shapes.get(s) is None for s in preds):
+            return problems
+        shapes = [a.shapes[s] for s in preds]
+        in_shape = shapes if type(layer).takes_list(len(shapes)) else shapes[0]
+        p = pre_check(layer, in_shape, preds)
+        if p:
+            return [*problems, p]
+    p, skip = link_problem(layer, n, layers, a.shapes, graph.nx)
+    if p or skip:
+        return problems + ([p] if p else [])
+    try:
+        out = tuple(int(d) for d in layer.output_shape(in_shape))
+        pcount = int(layer.param_count(in_shape))
+        if note := layer.param_note(in_shape):
+            a.notes[n] = note
+        bcount = sum(math.prod(s) for s in layer.buffer_shapes(in_shape).values())
+    except BlockPropError as e:
+        return [*problems, Problem(n, e.message)]
+    except OverflowError:
+        return [
+            *problems,
+            Problem(
+                n,
+                f"sizes too large to compute for input "
+                f"{shape_text(in_shape)}: use a much smaller input",
+            ),
+        ]
+    if not out or min(out) < 1:
+        return [
+            *problems,
+            Problem(
+                n,
+                f"its output would be empty {shape_text(out)} for input "
+                f"{shape_text(in_shape)}: use padding, a smaller kernel "
+                "or a smaller stride",
+            ),
+        ]
+    a.in_shapes[n], a.shapes[n] = in_shape, out
+    layer.in_shape, layer.out_shape = in_shape, out  # for blocks linking to it
+    a.params[n], a.buffers[n] = pcount, bcount
+    costs[n] = block_cost(layer.config, in_shape, out, pcount, a.buffers[n], a.training)
+    return problems
+
+
+def _output_problems(
+    graph: Graph,
+    a: Analysis,
+    order: list[str],
+    reached: set[str],
+    inputs: list[str],
+    stuck: list[str],
+) -> list[Problem]:
+    """The graph's ends: one output (``a.output_id``) and any extra heads (``a.heads``), or
+    the problems with them."""
+    g = graph.nx
+    sinks = [n for n in order if n in reached and g.out_degree(n) == 0 and n not in inputs[1:]]
+    a.heads, problems, sinks = split_heads(graph, sinks)  # engine.heads: extra outputs
+    if len(sinks) == 1 and not reached.intersection(stuck):
+        a.output_id = sinks[0]
+    elif len(sinks) > 1:
+        names = named(sinks)  # one short text shared by every problem: linear, not quadratic
+        message = (
+            f"the graph has {len(sinks):,} ends ({names}), blocks with no successor; a graph "
+            "has one output (and any extra heads): wire this block into the rest, delete it, "
+            "or make it an extra output (the training setting 'heads')"
+        )
+        fix = head_fix(graph, a.heads, len(sinks))
+        problems = [*problems, *(Problem(s, message, fix and fix(s)) for s in sinks)]
+    if a.output_id is not None and a.output_id == a.input_id:
+        problems = [
+            *problems,
+            Problem(
+                a.input_id,
+                "the Input alone is not a network: add blocks after it (drag them from the "
+                "palette, or double-click one there)",
+            ),
+        ]
+    return problems
 
 
 def _memory_problems(a: Analysis, costs: dict[str, Cost], total: Cost) -> list[Problem]:
@@ -496,7 +351,7 @@ def summary_text(graph_or_analysis: Graph | Analysis) -> str:
         rows.append(
             (
                 f"{r.id} ({r.type})",
-                "?" if r.shape is None else _shape_text(r.shape),
+                "?" if r.shape is None else shape_text(r.shape),
                 "?" if r.params is None else f"{r.params:,}",
             )
         )
@@ -505,7 +360,7 @@ def summary_text(graph_or_analysis: Graph | Analysis) -> str:
             rows += [
                 (
                     f"  {f} ({t})",
-                    "?" if s is None else _shape_text(s),
+                    "?" if s is None else shape_text(s),
                     "?" if p is None else f"{p:,}",
                 )
                 for f, t, s, p in a.flat.rows()

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis import MAX_NAMED, Analysis, analyze
+from engine.analysis import Analysis, analyze
+from engine.analysis_checks import MAX_NAMED
 from engine.errors import ConfigError, GraphError
 from engine.layers import LAYER_TYPES
 from engine.layers.base import Layer

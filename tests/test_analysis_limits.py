@@ -10,7 +10,8 @@ from memcap import outcomes
 
 import engine
 import engine.cli as cli
-from engine.analysis import MAX_NAMED, analyze, named
+from engine.analysis import analyze
+from engine.analysis_checks import MAX_NAMED, named
 from engine.errors import GraphError
 
 MAX_MESSAGE = 400  # characters: a few names and counts, never a list of the whole graph
