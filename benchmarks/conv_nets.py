@@ -25,7 +25,8 @@ torch median. On a shared machine the load average printed first says how far to
 ``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
 (median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block;
 ``--profile --split`` of the step split over two processes (this process's half);
-``--profile --case resnet18_infer``: wall and CPU ms per block of the ResNet-18 inference.
+``--profile --case resnet18_infer``: wall ms per block of the ResNet-18 inference, the
+plain forward pass and Model.predict (which the case times).
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
                                               [--torch-threads 1]
@@ -36,6 +37,7 @@ Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [-
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import statistics
@@ -232,7 +234,7 @@ def inference_case(graph: engine.Graph, batch: int) -> tuple[Step, Step]:
     tx = torch.from_numpy(x)
 
     def engine_step():
-        return model.forward(x, training=False)
+        return model.predict(x)
 
     def torch_step():
         with torch.no_grad():
@@ -378,38 +380,44 @@ def _print_groups(
 
 
 def profile_inference(steps: int = 30, blocks: bool = False) -> dict[str, tuple[float, float]]:
-    """Median wall and CPU ms per block of the ResNet-18 inference forward at batch 1 (the
-    ``resnet18_infer`` case), printed as ``profile``'s tables. Wall time, since BLAS may run a
-    product on two threads here (engine.blas_threads); the CPU time is this thread's only."""
+    """Median wall ms per block of the ResNet-18 inference at batch 1 (the ``resnet18_infer``
+    case), printed as ``profile``'s tables: the plain forward (Model.forward, the reference)
+    and Model.predict (what the case times: a convolution's BatchNorm and ReLU inside it,
+    engine.inference; those blocks then take no time of their own). Wall time, since BLAS may
+    run a product on two threads here (engine.blas_threads); the two alternate."""
     graph = resnet18_graph()
     model = engine.build_model(graph, seed=SEED)
     x = np.random.default_rng(SEED).standard_normal((1, *model.input_shape), dtype=np.float32)
     times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
-    for layer_id, layer in model.layers.items():
+    side = [0]  # 0: forward, 1: predict
 
-        def timed(*a, _f=layer.forward, _id=layer_id, **k):
-            t0, c0 = time.perf_counter(), time.thread_time()
-            out = _f(*a, **k)
-            times[_id][0].append(time.perf_counter() - t0)
-            times[_id][1].append(time.thread_time() - c0)
-            return out
-
-        layer.forward = timed
-    walls = []
-    for _ in range(steps + 1):
+    def timed(*a, _f, _id, **k):
         t0 = time.perf_counter()
-        model.forward(x, training=False)
-        walls.append(time.perf_counter() - t0)
+        out = _f(*a, **k)
+        times[_id][side[0]].append(time.perf_counter() - t0)
+        return out
+
+    for layer_id, layer in model.layers.items():
+        for method in ("forward", "fused_forward"):
+            if hasattr(layer, method):
+                f = functools.partial(timed, _f=getattr(layer, method), _id=layer_id)
+                setattr(layer, method, f)
+    walls: list[list[float]] = [[], []]
+    for i in range(2 * steps + 2):
+        side[0] = i % 2
+        t0 = time.perf_counter()
+        (model.predict if side[0] else model.forward)(x)
+        walls[side[0]].append(time.perf_counter() - t0)
     med = {
-        k: (1e3 * statistics.median(w[1:]), 1e3 * statistics.median(c[1:]))
-        for k, (w, c) in times.items()
+        k: tuple(1e3 * statistics.median(t[2:]) if t[2:] else 0.0 for t in ts)
+        for k, ts in times.items()
     }
+    fwd, pred = (1e3 * statistics.median(w[1:]) for w in walls)
     print(
-        f"ResNet-18 inference, batch 1: forward {1e3 * statistics.median(walls[1:]):.1f} ms wall, "
-        f"blocks {sum(w for w, _ in med.values()):.1f} ms (medians of {steps}; "
-        f"load {os.getloadavg()[0]:.1f})"
+        f"ResNet-18 inference, batch 1: forward {fwd:.1f} ms, predict {pred:.1f} ms wall "
+        f"(medians of {steps}; load {os.getloadavg()[0]:.1f})"
     )
-    _print_groups(graph, med, blocks, ("wall ms", "CPU ms"))
+    _print_groups(graph, med, blocks, ("forward ms", "predict ms"))
     return med
 
 

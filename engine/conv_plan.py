@@ -59,6 +59,21 @@ WIDE_FORWARD_BELOW = 24
 WIDE_FORWARD_FILTERS = 64
 
 
+def epilogue(
+    out: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None, relu: bool
+) -> None:
+    """The end of a chunk's forward pass, in place on its output (m, F, OH, OW) while it is in
+    cache: out * scale + bias per filter, then max(out, 0). Training adds only the bias; at
+    inference a BatchNorm (scale, bias) and a ReLU after the convolution run here instead of
+    as passes of their own (engine.inference)."""
+    if scale is not None:
+        out *= scale.reshape(1, -1, 1, 1)
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    if relu:
+        np.maximum(out, 0, out=out)
+
+
 def plan_threads(func):
     """Decorator: ``func(obj, ...)`` runs with NumPy's BLAS on the threads engine.blas_threads
     gives ``obj.product_macs`` (a plan's per-sample product, or a layer's of its last forward
@@ -223,12 +238,19 @@ class Conv2dPlan:
         )
 
     @plan_threads
-    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    def forward(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None,
+        scale: np.ndarray | None = None,
+        relu: bool = False,
+    ) -> np.ndarray:
+        """The convolution of x with w, plus b; ``scale`` and ``relu``: see ``epilogue``."""
         self.load_input(x)
         out = np.empty(self.out_shape, self.dtype)
         wm = w.reshape(self.F, self.K)
         wf = self.fold_forward_weight(w) if self.folded else None
-        bias = None if b is None else b.reshape(1, -1, 1, 1)
         # Wide rows pay in the forward pass only for short rows: with the columns of the valid
         # positions, the product writes straight into out (no copy without the extra columns)
         # but the columns are copied in runs of OW, slow when OW is short.
@@ -247,8 +269,7 @@ class Conv2dPlan:
             # the copy without the extra columns, and the bias, while the chunk is in cache
             if self.folded or wide:
                 np.copyto(out[n0:n1], res[..., : self.OW])
-            if bias is not None:
-                out[n0:n1] += bias
+            epilogue(out[n0:n1], scale, b, relu)
         return out
 
     # --- gradient side ---------------------------------------------------------------------

@@ -209,7 +209,7 @@ def cam_blocks(model: Model) -> tuple[str, str, str]:
 def cam(model: Model, x: np.ndarray, cls: int | None = None) -> Explanation:
     maps_id, _, dense_id = cam_blocks(model)
     x = _check(model, x)
-    scores = model.forward(x[None], keep=(maps_id,))
+    scores = model.predict(x[None], keep=(maps_id,))
     f = model.kept[maps_id][0]  # (K, h, w) or (K, l)
     c = _class(model, scores[0], cls)
     w = model.layers[dense_id].params["weight"][c]  # (K,)
@@ -258,7 +258,7 @@ def _channel_max(model: Model, g: np.ndarray) -> np.ndarray:
 
 def saliency(model: Model, x: np.ndarray, cls: int | None = None) -> Explanation:
     x = _check(model, x)
-    scores = model.forward(x[None])
+    scores = model.predict(x[None])
     c = _class(model, scores[0], cls)
     g = input_gradient(model, x[None], c)
     m = _channel_max(model, g)[0].astype(np.float32)
@@ -274,7 +274,7 @@ def smoothgrad(
     seed: int = 0,
 ) -> Explanation:
     x = _check(model, x)
-    scores = model.forward(x[None])
+    scores = model.predict(x[None])
     c = _class(model, scores[0], cls)
     if not np.issubdtype(x.dtype, np.floating):
         input_gradient(model, x[None], c)  # raises the one-line error
@@ -319,7 +319,7 @@ def occlusion(
     batch: int | None = None,
 ) -> Explanation:
     x = _check(model, x)
-    scores = model.forward(x[None])
+    scores = model.predict(x[None])
     c = _class(model, scores[0], cls)
     base = float(scores[0, c])
     mshape = map_shape(model.input_shape)
@@ -347,7 +347,7 @@ def occlusion(
         for b, pos in enumerate(chunk):
             where = tuple(slice(p, p + patch) for p in pos)
             xs[(b, *lead, *where)] = fill
-        out = model.forward(xs)[:, c]
+        out = model.predict(xs)[:, c]
         for b, pos in enumerate(chunk):
             where = tuple(slice(p, p + patch) for p in pos)
             drop[where] += base - float(out[b])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine import inference
 from engine.analysis import Analysis, analyze
 from engine.analysis_checks import MAX_NAMED
 from engine.errors import ConfigError, GraphError
@@ -102,6 +103,8 @@ class Model:
         }
         self.kept: dict[str, np.ndarray] = {}  # see forward's and backward's ``keep``
         self.kept_grads: dict[str, np.ndarray] = {}
+        self._plans: dict[tuple[str, ...], dict] = {}  # predict's, by keep (engine.inference)
+        self._predicted = False  # the last forward pass was predict's: no backward can follow
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -157,6 +160,18 @@ class Model:
         outputs of the blocks in ``keep`` stay in ``self.kept`` (explanations read them)."""
         return self._walk(x, training, keep_all=False, keep=keep)[0]
 
+    def predict(self, x: np.ndarray, keep: tuple[str, ...] = ()) -> np.ndarray:
+        """The evaluation-mode output for x when no backward pass follows (Try it, the
+        explanations without gradients, validation): forward(x, training=False)'s values up
+        to rounding, with a convolution's BatchNorm and ReLU done inside its own pass
+        (engine.inference). ``keep`` as forward's. ``backward`` may not follow it."""
+        fused = self._plans.get(keep)
+        if fused is None:
+            fused = self._plans[keep] = inference.plan(self, keep)
+        out = self._walk(x, False, keep_all=False, keep=keep, fused=fused)[0]
+        self._predicted = True
+        return out
+
     def block_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Forward ``x`` (evaluation mode) and keep every block's output (the app's panels).
 
@@ -165,16 +180,29 @@ class Model:
         return self._walk(x, False, keep_all=True)[1]
 
     def _walk(
-        self, x: np.ndarray, training: bool, keep_all: bool, keep: tuple[str, ...] = ()
+        self,
+        x: np.ndarray,
+        training: bool,
+        keep_all: bool,
+        keep: tuple[str, ...] = (),
+        fused: dict | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         self.kept = {}
         self.head_outputs = {}
+        self._predicted = False
         outs: dict[str, np.ndarray] = {}
         left = dict(self._readers)
         out = main = x
         for n, layer in self.layers.items():
             preds = self.inputs[n]
-            if not preds:
+            if fused and n in fused:  # predict: done by or with the blocks around it
+                step = fused[n]
+                if step is None:  # inside the block before: its output is this block's
+                    out = outs[preds[0]]
+                else:
+                    ins = [outs[p] for p in preds] if self._multi[n] else outs[preds[0]]
+                    out = inference.run(self, layer, ins, step)
+            elif not preds:
                 out = layer.forward(x, training=training)
             elif self._multi[n]:
                 out = layer.forward([outs[p] for p in preds], training=training)
@@ -208,6 +236,10 @@ class Model:
         the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM).
         ``heads`` gives the gradients w.r.t. the extra outputs (engine.heads), weighted:
         backward starts from every one of them."""
+        if self._predicted:
+            raise RuntimeError(
+                "backward needs forward's caches: Model.predict keeps none (use forward)"
+            )
         self.kept_grads = {}
         douts: dict[str, np.ndarray] = {self.output_id: dout, **(heads or {})}
         dx = None

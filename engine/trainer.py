@@ -362,7 +362,7 @@ class Trainer:
             if self._stop.is_set():
                 return None
             xb, yb = X[i : min(i + bs, stop)], y[i : min(i + bs, stop)]
-            out = self.model.forward(xb, training=False)
+            out = self.model.predict(xb)
             # each batch weighs by its samples, or with masked padding by its counted targets
             w = self.loss_fn.counted(yb) if masked else len(xb)
             if self._heads is not None:  # the weighted total; each head's loss kept

@@ -52,10 +52,7 @@ Send = Callable[[str, Any], None]
 
 def predict_in_batches(model, loss, X: np.ndarray, batch: int = 256) -> np.ndarray:
     """``loss.predict`` of the model's output on ``X`` (evaluation mode), batch by batch."""
-    preds = [
-        loss.predict(model.forward(X[i : i + batch], training=False))
-        for i in range(0, len(X), batch)
-    ]
+    preds = [loss.predict(model.predict(X[i : i + batch])) for i in range(0, len(X), batch)]
     return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 
 

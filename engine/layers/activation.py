@@ -70,6 +70,11 @@ class Activation(Layer):
             }[fn]
         return TorchBlock(module, "{m}({0})")
 
+    @property
+    def is_relu(self) -> bool:
+        """Whether this block is max(x, 0): engine.inference runs it inside the block before."""
+        return self.config["fn"] == "relu"
+
     def forward(self, x, training=False):
         self.check_input(x)
         fn = self.config["fn"]

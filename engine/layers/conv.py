@@ -458,6 +458,40 @@ class Conv2D(_Conv):
         self.check_input(x)
         return self._conv_forward(x, self._weight(), F.pair(self.config["stride"]), self._pad())
 
+    # What Model.predict may run inside this block's pass over its output (engine.inference).
+    epilogue = ("affine", "relu")
+
+    def fused_forward(
+        self,
+        x: np.ndarray,
+        affine: tuple[np.ndarray, np.ndarray] | None = None,
+        relu: bool = False,
+    ) -> np.ndarray:
+        """Inference only (engine.inference: no backward pass follows, none is prepared):
+        relu(conv(x) * scale + shift), ``affine`` = (scale, shift) per filter (the BatchNorm
+        after this block), ``relu`` the ReLU after that, done to each chunk of the output while
+        it is in cache (engine.conv_plan.epilogue). The scale multiplies the weights where they
+        are fewer values than the output (C*kh*kw <= N*OH*OW: one image's stem and first
+        stage), else the output; (conv + b) * scale + shift = conv * scale + (b * scale +
+        shift) either way."""
+        self.check_input(x)
+        w, b = self._weight(), self.params.get("bias")
+        stride, pad = F.pair(self.config["stride"]), self._pad()
+        scale, shift = (None, None) if affine is None else affine
+        if self.config["groups"] != 1:  # the groups' plans as forward, then the epilogue
+            out = self._conv_forward(x, w, stride, pad)
+            conv_plan.epilogue(out, scale, shift, relu)
+            return out
+        (plan,) = self._plan(x, lambda: [F.Conv2dPlan(x.shape, w.shape, stride, pad, x.dtype)])
+        if scale is not None:
+            b = shift if b is None else shift + b * scale
+            if w[0].size <= plan.N * plan.OH * plan.OW:
+                w, scale = w * scale.reshape(-1, 1, 1, 1), None
+        wino = winograd.choose(self._winos, x, w, stride, pad)
+        if wino is not None:
+            return wino.forward(x, w, b, scale, relu)
+        return plan.forward(x, w, b, scale, relu)
+
     def backward(self, dout):
         self.grads["weight"], dx = self._conv_backward(dout)
         return dx

@@ -56,6 +56,22 @@ class Add(Layer):
     def backward(self, dout):
         return [dout] * self._cache
 
+    # What Model.predict may run inside this block's pass over its output (engine.inference).
+    epilogue = ("relu",)
+
+    def fused_forward(self, xs, affine=None, relu=False):
+        """Inference only (engine.inference): the sum, then max(sum, 0) in its own array if
+        ``relu`` (a ResNet block's ReLU after the shortcut)."""
+        if affine is not None:
+            raise ValueError("Add takes no affine epilogue")
+        self.check_input(xs)
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        if relu:
+            np.maximum(out, 0, out=out)
+        return out
+
 
 class Concat(Layer):
     """Concatenates inputs along ``axis`` (0: channels of images, features of vectors); the

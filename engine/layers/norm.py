@@ -188,9 +188,8 @@ class BatchNorm(Layer):
             rv = self.buffers["running_var"].reshape(bshape).astype(x.dtype, copy=False)
             inv_std = 1.0 / np.sqrt(rv + self.config["eps"])
             if x.ndim == 4:  # one affine map (as PyTorch infers); xhat only if backward asks
-                scale = w.reshape(-1) * inv_std.reshape(-1)
                 self._cache = ("inference", x, rm, inv_std, axes, bshape, m)
-                return norm_images.affine(x, scale, b.reshape(-1) - rm.reshape(-1) * scale)
+                return norm_images.affine(x, *self.inference_affine(x.dtype))
             xc = x - rm
         if training and x.ndim == 4:  # xc is this call's own array: scaled where it is
             xhat = np.multiply(xc, inv_std.astype(xc.dtype, copy=False), out=xc)
@@ -200,6 +199,20 @@ class BatchNorm(Layer):
         out = xhat * w
         out += b
         return out
+
+    def inference_affine(self, dtype: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Inference on images as one affine map per channel, out = x * scale + shift:
+        scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale, in
+        ``dtype`` (default the parameters'); None unless the input is images. Read afresh each
+        call, so a training step, a weights load or an edit is always seen (engine.inference
+        runs it inside the convolution before this block)."""
+        if self.in_shape is not None and len(self.in_shape) != 3:
+            return None
+        dtype = self.params["weight"].dtype if dtype is None else dtype
+        rm = self.buffers["running_mean"].astype(dtype, copy=False)
+        rv = self.buffers["running_var"].astype(dtype, copy=False)
+        scale = self.params["weight"] * (1.0 / np.sqrt(rv + self.config["eps"]))
+        return scale, self.params["bias"] - rm * scale
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         mom = self.config["momentum"]

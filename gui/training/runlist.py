@@ -152,12 +152,12 @@ class RunList:
         return model
 
     def inference_forward(self):
-        """forward(x) of the shown run's network with its latest weights, or None."""
+        """predict(x) of the shown run's network with its latest weights, or None."""
         run = self.ctrl.current
         model = self.model_for(run) if run is not None else None
         if model is None:
             return None
-        return lambda x: model.forward(x, training=False)
+        return model.predict
 
     def current_activations(self, run: RunData | None, sample: int) -> dict | None:
         """{"activations", "gates", "sample"} for validation sample ``sample``: the worker's
