@@ -46,6 +46,7 @@ numbers in benchmarks/NOTES.md, "Winograd"):
 - Used only where it measured faster than im2col (``pays``: wide layers with enough tiles; not
   ResNet-20's 16- and 32-map layers, nor one image of ResNet-18's late stages).
 - Chunks of samples whose transformed tiles fit in a core's L2 cache; BLAS on one thread.
+- A training forward pass keeps V, chunk by chunk, for the weight gradient (up to KEEP_BYTES).
 Rounding: the transforms round in float32 too; results agree with im2col's to ~1e-6 of the
 output's scale (tests/test_winograd.py).
 """
@@ -72,6 +73,12 @@ GG_KERNEL = np.kron(G, G)
 # Size of one chunk's transformed tiles (16 per tile per map): about a core's L2 cache
 # (0.5-2 MiB ran alike; NOTES.md, "Winograd").
 CHUNK_BYTES = 1 << 20
+# A training forward pass keeps its input transform V (4-5x its input) for the weight
+# gradient, which otherwise loads and transforms the input again, up to this size a layer:
+# ResNet-20's 64-map layers at batch 32 (2.6 MB) forward +0.1 ms, weight gradient -0.6 ms;
+# 64 maps at 32x32, batch 32 (36 MB, not kept) +1.5 ms (V written out to memory) and -2.4 ms,
+# not worth 36 MB more a layer (benchmarks/NOTES.md).
+KEEP_BYTES = 16 << 20
 
 
 def applies(w_shape: tuple[int, ...], stride: tuple[int, int], pad: Pad4) -> bool:
@@ -179,8 +186,9 @@ class WinogradPlan:
                     self._xpad[p, :m, :, q, t0 : t0 + nh, k0 : k0 + nw], x[:, :, h0::2, w0::2]
                 )
 
-    def input_transform(self, m: int) -> np.ndarray:
-        """V = B^T d B of every tile of the m loaded samples: (16, C, m * TH * TX)."""
+    def input_transform(self, m: int, out: np.ndarray | None = None) -> np.ndarray:
+        """V = B^T d B of every tile of the m loaded samples: (16, C, m * TH * TX), into
+        ``out`` if given, else a scratch array."""
         th, tx = self.TH, self.TX
         # B on the columns: tile column j of tile u is padded column 2u + j, phase j % 2 at
         # u + j // 2: the phase's array shifted by j // 2 (the last column of each row is junk)
@@ -196,7 +204,8 @@ class WinogradPlan:
         # B^T on the rows (row i: phase i % 2, shifted by i // 2 rows), written straight into
         # the (a, b, C, m, TH, TX) layout of the products
         c6 = c.reshape(4, m, self.C, 2, th + 1, tx)
-        v = self._scratch_array("v", (16, self.C, m, th, tx))
+        shape = (16, self.C, m, th, tx)
+        v = self._scratch_array("v", shape) if out is None else out.reshape(shape)
         va = v.reshape(4, 4, self.C, m, th, tx).transpose(0, 1, 3, 2, 4, 5)  # (a, b, m, C, ..)
         row = [c6[:, :, :, i % 2, i // 2 : i // 2 + th] for i in range(4)]
         np.subtract(row[0], row[2], out=va[0])
@@ -240,12 +249,18 @@ class WinogradPlan:
         return ug.reshape(16, self.F, m * th * tx)
 
     @plan_threads
-    def weight_grad(self, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
-        """dW (F, C, 3, 3) of the convolution of x (N, C, H, W) giving dout (N, F, OH, OW)."""
+    def weight_grad(
+        self, x: np.ndarray, dout: np.ndarray, kept: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """dW (F, C, 3, 3) of the convolution of x (N, C, H, W) giving dout (N, F, OH, OW);
+        ``kept``: x's input transform per chunk, as ``forward(keep=...)`` left it."""
         s = np.zeros((16, self.F, self.C), self.dtype)
-        for n0, n1 in self.chunks:
-            self.load_input(x[n0:n1])
-            v = self.input_transform(n1 - n0)
+        for k, (n0, n1) in enumerate(self.chunks):
+            if kept is not None:
+                v = kept[k]
+            else:
+                self.load_input(x[n0:n1])
+                v = self.input_transform(n1 - n0)
             ug = self.output_grad_transform(dout[n0:n1])
             s += np.matmul(ug, v.transpose(0, 2, 1), out=self._scratch_array("s", s.shape))
         dw = np.matmul(GG, s.reshape(16, -1)).reshape(3, 3, self.F, self.C)
@@ -261,6 +276,21 @@ class WinogradPlan:
         one = self.F * self.C * (n1 - n0) * self.TH * self.TX
         return 16 * one if len(self.chunks) == 1 else one
 
+    @property
+    def transform_bytes(self) -> int:
+        """Bytes of the whole batch's input transform V."""
+        return 16 * self.C * self.N * self.TH * self.TX * self.dtype.itemsize
+
+    def kept_transforms(self) -> list[np.ndarray]:
+        """Arrays (one per chunk, made once) a forward pass can leave V in (``keep``)."""
+        kept = self._scratch.get("kept")
+        if kept is None:
+            kept = self._scratch["kept"] = [
+                np.empty((16, self.C, (n1 - n0) * self.TH * self.TX), self.dtype)
+                for n0, n1 in self.chunks
+            ]
+        return kept
+
     @plan_threads
     def forward(
         self,
@@ -269,15 +299,17 @@ class WinogradPlan:
         b: np.ndarray | None = None,
         scale: np.ndarray | None = None,
         relu: bool = False,
+        keep: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """The convolution of x with the transformed kernel u (``kernel_transform``), plus b;
-        ``scale`` and ``relu``: engine.conv_plan.epilogue."""
+        ``scale`` and ``relu``: engine.conv_plan.epilogue; ``keep`` (``kept_transforms``):
+        each chunk's V is left there for ``weight_grad``."""
         out = np.empty(self.out_shape, self.dtype)
         even = self.OH == 2 * self.TH and self.OW == 2 * self.TW
-        for n0, n1 in self.chunks:
+        for k, (n0, n1) in enumerate(self.chunks):
             m = n1 - n0
             self.load_input(x[n0:n1])
-            v = self.input_transform(m)
+            v = self.input_transform(m, None if keep is None else keep[k])
             mm = self._scratch_array("m", (16, self.F, v.shape[2]))
             np.matmul(u, v, out=mm)  # the 16 products over channels
             if even:
@@ -302,6 +334,7 @@ class WinogradConv:
     def __init__(self, x_shape: tuple[int, ...], f: int, pad: Pad4, dtype: Any = np.float32):
         self.plan = WinogradPlan(x_shape, f, pad, dtype)
         self._grad_plan: WinogradPlan | None = None
+        self._kept: list[np.ndarray] | None = None  # V of the last training forward pass
 
     @property
     def product_macs(self) -> int:
@@ -318,10 +351,14 @@ class WinogradConv:
         b: np.ndarray | None,
         scale: np.ndarray | None = None,
         relu: bool = False,
+        training: bool = False,
     ) -> np.ndarray:
+        """``training``: V is kept for ``weight_grad`` (up to KEEP_BYTES)."""
+        keep = training and self.plan.transform_bytes <= KEEP_BYTES
+        self._kept = self.plan.kept_transforms() if keep else None
         # the kernel transform is cheap (16 F C values): made each call, so an in-place
         # weight update is always seen
-        return self.plan.forward(x, kernel_transform(w), b, scale, relu)
+        return self.plan.forward(x, kernel_transform(w), b, scale, relu, self._kept)
 
     @plan_threads
     def input_grad(self, dout: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -334,8 +371,9 @@ class WinogradConv:
         return self._grad_plan.forward(dout, kernel_transform(w, flip=True))
 
     def weight_grad(self, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
-        """dW (F, C, 3, 3) from the layer's input x and dout (WinogradPlan.weight_grad)."""
-        return self.plan.weight_grad(x, dout)
+        """dW (F, C, 3, 3) from the layer's input x (the last forward pass's) and dout
+        (WinogradPlan.weight_grad), on the V that pass kept if it was a training one."""
+        return self.plan.weight_grad(x, dout, self._kept)
 
 
 def flipped(w: np.ndarray) -> np.ndarray:

@@ -64,6 +64,29 @@ def test_weight_gradient_matches_the_reference_loops(n, c, f, h, w, pad, monkeyp
     np.testing.assert_allclose(
         chunked.weight_grad(x, dout), dw_want, rtol=0, atol=1e-5 * np.abs(dw_want).max()
     )
+    # on the input transform a training forward pass kept (per chunk), the same numbers; an
+    # inference pass drops it (another x's), so the gradient then reads the x it is given
+    for c in (conv, chunked):
+        c.forward(r.standard_normal(x.shape).astype(np.float32), wt, None, training=True)
+        c.forward(x, wt, None)
+        np.testing.assert_allclose(
+            c.weight_grad(x, dout), dw_want, rtol=0, atol=1e-5 * np.abs(dw_want).max()
+        )
+        c.forward(x, wt, None, training=True)
+        np.testing.assert_allclose(
+            c.weight_grad(x, dout), dw_want, rtol=0, atol=1e-5 * np.abs(dw_want).max()
+        )
+
+
+def test_a_training_pass_keeps_the_input_transform_only_up_to_keep_bytes(monkeypatch):
+    x = rng(9).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    wt = rng(10).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    conv = winograd.WinogradConv(x.shape, 4, (1, 1, 1, 1), np.float32)
+    conv.forward(x, wt, None, training=True)
+    assert conv._kept is not None
+    monkeypatch.setattr(winograd, "KEEP_BYTES", conv.plan.transform_bytes - 1)
+    conv.forward(x, wt, None, training=True)
+    assert conv._kept is None
 
 
 def test_kernel_transform_is_g_g_gt_and_its_flip_that_of_the_flipped_kernel():

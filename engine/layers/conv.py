@@ -151,7 +151,12 @@ class _Conv(Layer):
         return w if self._weight_mask is None else w * self._weight_mask.astype(w.dtype)
 
     def _conv_forward(
-        self, x4: np.ndarray, w4: np.ndarray, stride: tuple[int, int], pad: F.Pad4
+        self,
+        x4: np.ndarray,
+        w4: np.ndarray,
+        stride: tuple[int, int],
+        pad: F.Pad4,
+        training: bool = False,
     ) -> np.ndarray:
         """The convolution of x4 with w4, one plan per group of ``groups`` (Conv2D's setting;
         1 elsewhere): group g's filters read only its C / groups input maps, so each group is
@@ -168,10 +173,10 @@ class _Conv(Layer):
         )
         b = self.params.get("bias")
         wino = winograd.choose(self._winos, x4, w4, stride, pad) if groups == 1 else None
-        # the Winograd weight gradient reads x again (as BatchNorm keeps its input)
+        # the Winograd weight gradient reads x's transform, kept by a training pass, or x
         self._cache = (plans, w4, wino, x4 if wino is not None else None)
         if wino is not None:
-            return wino.forward(x4, w4, b)
+            return wino.forward(x4, w4, b, training=training)
         if groups == 1:
             return F.conv2d(x4, w4, b, plan=plans[0])
         out = np.empty((n, w4.shape[0], plans[0].OH, plans[0].OW), x4.dtype)
@@ -456,7 +461,8 @@ class Conv2D(_Conv):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        return self._conv_forward(x, self._weight(), F.pair(self.config["stride"]), self._pad())
+        stride, pad = F.pair(self.config["stride"]), self._pad()
+        return self._conv_forward(x, self._weight(), stride, pad, training)
 
     # What Model.predict may run inside this block's pass over its output (engine.inference).
     epilogue = ("affine", "relu")
