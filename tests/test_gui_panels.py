@@ -543,8 +543,16 @@ def test_try_it_runs_the_network_on_a_fresh_sequence_of_its_data_set(qtbot, pres
     assert head[-2:] == ["target", "output"] and len(rows) == T
     first = X.copy()
     page.new_sequence()
-    assert not np.array_equal(page.sample[0], first)
+    assert page.number == 2 and not np.array_equal(page.sample[0], first)
     # a network whose output does not fit the target: a message, not a traceback
     ctrl.forward = lambda x: np.zeros((len(x), 3), np.float32)
     page.new_sequence()
     assert "does not match" in page.p_out.titleLabel.text
+
+
+def test_try_it_never_draws_with_the_runs_own_data_seed():
+    from gui.training.panels.try_sequence import FIRST_SEED, sequence_seed
+
+    seeds = [sequence_seed(k, FIRST_SEED + 2) for k in range(1, 6)]
+    assert FIRST_SEED + 2 not in seeds and len(set(seeds)) == 5
+    assert [sequence_seed(k, 0) for k in (1, 2)] == [FIRST_SEED, FIRST_SEED + 1]

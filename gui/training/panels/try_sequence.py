@@ -20,6 +20,10 @@ from gui.training.panels.base import add_plot, colour, keyed_title, set_title, s
 from gui.training.run_data import RunData
 
 MAX_STEPS = 100_000  # a longer sequence is not drawn (T is a user setting)
+# Data seeds of the sequences shown: far from the small seeds runs draw their data with (the
+# same seed and generator would repeat the first training sequence's values); a run whose own
+# seed is one of these skips it.
+FIRST_SEED = 1_000_003
 
 
 def is_sequence_regression(run: RunData | None) -> bool:
@@ -35,6 +39,14 @@ def is_sequence_regression(run: RunData | None) -> bool:
         and len(shape) == 2
         and not run.info.get("vocab")
     )
+
+
+def sequence_seed(number: int, run_seed: object) -> int:
+    """The data seed of sequence ``number`` (1, 2, ...), never the run's own data seed."""
+    seed = FIRST_SEED + number - 1
+    if isinstance(run_seed, int) and FIRST_SEED <= run_seed <= seed:
+        seed += 1
+    return seed
 
 
 class SequencePage(QWidget):
@@ -59,6 +71,7 @@ class SequencePage(QWidget):
             add_plot(self.view.ci, row=1, col=0), "Target and output", "step", "value"
         )
         self.p_out.setXLink(self.p_in)
+        self.p_in.getAxis("bottom").setStyle(showValues=False)  # the plot below shows the steps
         # the panel is a short dock: the titles carry the keys (legend boxes covered the curves)
         self.view.ci.layout.setRowStretchFactor(0, 2)
         self.view.ci.layout.setRowStretchFactor(1, 3)
@@ -74,15 +87,15 @@ class SequencePage(QWidget):
         self.p_out.addItem(self.threshold)
         self.inputs: list[pg.PlotDataItem] = []
         col.addWidget(self.view, 1)
-        self._seed = 1
-        self._rng = np.random.default_rng()
+        self.number = 1  # the sequence shown: 1, 2, ... (New sequence counts on)
+        self._seed = FIRST_SEED
         self._key: tuple | None = None
         self.sample: tuple[np.ndarray, np.ndarray] | None = None  # X (T, C), y: (T, k) or (k,)
         self.pred: np.ndarray | None = None
         self._run: RunData | None = None
 
     def new_sequence(self) -> None:
-        self._seed = int(self._rng.integers(1, 2**31))
+        self.number += 1
         if self._run is not None:
             self.show_run(self._run)
 
@@ -90,6 +103,7 @@ class SequencePage(QWidget):
         """Draw the current sequence (a new one when the data set changed) with ``run``'s
         network's output."""
         self._run = run
+        self._seed = sequence_seed(self.number, run.settings.get("seed"))
         spec = run.settings.get("dataset")
         spec = dict(spec) if isinstance(spec, dict) else {"name": spec}
         key = (repr(sorted(spec.items())), self._seed)
@@ -148,7 +162,7 @@ class SequencePage(QWidget):
         ]
         keyed_title(self.p_in, "Input", [(names[c], colour(2 + c)) for c in range(X.shape[1])])
         self.about.setText(
-            f"Sequence {self._seed} of {meta.get('spec', {}).get('name', 'the data set')}: "
+            f"Sequence {self.number} of {meta.get('spec', {}).get('name', 'the data set')}: "
             f"{len(X)} steps, not one the network trained on."
             + (f" Baseline: {meta['baseline']}." if meta.get("baseline") else "")
         )
