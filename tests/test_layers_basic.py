@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import check_layer
 
+from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.layers import Activation, Add, Concat, Dense, Flatten, Reshape
 
@@ -31,6 +32,24 @@ def test_dense_on_sequences_applies_per_step():
 def test_activation_gradients(fn):
     layer = Activation(fn=fn).build((3, 5), rng)
     check_layer(layer, rng.standard_normal((2, 3, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 1023, 1024, 3 * 1024 + 5])
+def test_relu_gives_np_maximum_values_bit_for_bit(dtype, size):
+    # engine.functional.relu broadcasts a row of zeros (the faster loop): same bits, NaN,
+    # infinities and negative zeros included, at sizes around its row length
+    x = rng.standard_normal(size).astype(dtype)
+    special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, -1e-40, 1e-40], dtype)
+    x[: min(size, 7)] = special[: min(size, 7)]
+    x[-min(size, 7) :] = special[: min(size, 7)]  # in the part after the whole rows too
+    for a in (x, x.reshape(1, -1)[:, ::-1]):  # contiguous, and a reversed view
+        out = F.relu(a)
+        want = np.maximum(a, 0)
+        assert out.dtype == want.dtype and out.shape == want.shape
+        assert np.array_equal(out.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+    layer = Activation(fn="relu").build((size,))
+    assert np.array_equal(layer.forward(x[None]), np.maximum(x[None], 0), equal_nan=True)
 
 
 def test_flatten_reshape_gradients():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import functional as F
 from engine.layers.base import Layer, TorchBlock, code
 from engine.settings import Opt
 
@@ -79,7 +80,7 @@ class Activation(Layer):
         self.check_input(x)
         fn = self.config["fn"]
         if fn == "relu":
-            out = np.maximum(x, 0)
+            out = F.relu(x)
             self._cache = x > 0
         elif fn == "leaky_relu":
             slope = x.dtype.type(self.config["negative_slope"])
