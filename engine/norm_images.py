@@ -35,8 +35,17 @@ from engine.functional import channel_sum
 MEAN_TO_SPREAD = 4.0
 
 
-def _per_channel(v: np.ndarray, dtype) -> np.ndarray:
-    return v.astype(dtype).reshape(1, -1, 1, 1)
+def _per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """v (C,) as a (C, H*W) array, each value repeated over its map, for ``_maps(like)``:
+    NumPy's loops run about 1.8x faster over two arrays than over an array and a value
+    broadcast along each row (64x16x32x32 affine map 0.185 -> 0.105 ms; benchmarks/NOTES.md)."""
+    c, hw = like.shape[1], like[0, 0].size
+    return np.repeat(v.astype(like.dtype), hw).reshape(c, hw)
+
+
+def _maps(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) as (N, C, H*W)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
 
 
 def sums(x: np.ndarray) -> np.ndarray:
@@ -65,8 +74,9 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """x * scale + shift per channel (scale, shift: (C,)), a new array."""
-    out = np.multiply(x, _per_channel(scale, x.dtype))
-    out += _per_channel(shift, x.dtype)
+    out = np.empty_like(x)
+    np.multiply(_maps(x), _per_channel(scale, x), out=_maps(out))
+    _maps(out)[...] += _per_channel(shift, x)
     return out
 
 
@@ -101,9 +111,11 @@ def input_grad(
     k = weight.astype(np.float64) * inv_std
     a = -scale * k * dweight * inv_std / m
     shift = scale * k * (dweight * inv_std * mu - dbias) / m
-    dx = np.multiply(dout, _per_channel(k, dout.dtype))
-    dx += np.multiply(x, _per_channel(a, x.dtype), out=scratch)
-    dx += _per_channel(shift, dx.dtype)
+    dx = np.empty_like(dout)
+    d3 = _maps(dx)
+    np.multiply(_maps(dout), _per_channel(k, dout), out=d3)
+    d3 += np.multiply(_maps(x), _per_channel(a, x), out=_maps(scratch))
+    d3 += _per_channel(shift, dx)
     return dx
 
 
