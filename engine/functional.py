@@ -18,6 +18,7 @@ from engine.conv_plan import (  # noqa: F401  (public here too)
     Pad4,
     plan_threads,
 )
+from engine.elementwise import relu  # noqa: F401  (public here too)
 from engine.errors import ConfigError, ShapeError
 
 
@@ -209,28 +210,6 @@ def overhang(size: int, k: int, s: int, p: int, out: int) -> int:
     """Rows (or columns) the last of ``out`` windows reaches past the padded input (ceil_mode's
     partial window; 0 without one): padded with the fill value at the end only."""
     return max(0, (out - 1) * s + k - (size + 2 * p))
-
-
-# np.maximum(x, 0) runs ~2x slower than np.maximum(x, row) with a row of zeros broadcast over
-# the rows of x (NumPy 2.4: its vector loop is for two arrays, not an array and a scalar;
-# 32x16x32x32 float32: 0.164 vs 0.077 ms, benchmarks/NOTES.md)
-_ZERO_ROW = 1024
-_zero_rows: dict[np.dtype, np.ndarray] = {}
-
-
-def relu(x: np.ndarray) -> np.ndarray:
-    """max(x, 0) element-wise as a new array: the values of ``np.maximum(x, 0)``."""
-    if not x.flags.c_contiguous or x.dtype.kind != "f":
-        return np.maximum(x, 0)
-    zero = _zero_rows.get(x.dtype)
-    if zero is None:
-        zero = _zero_rows[x.dtype] = np.zeros(_ZERO_ROW, x.dtype)
-    out = np.empty_like(x)
-    flat, dst = x.reshape(-1), out.reshape(-1)
-    rows = flat.size // _ZERO_ROW * _ZERO_ROW
-    np.maximum(flat[:rows].reshape(-1, _ZERO_ROW), zero, out=dst[:rows].reshape(-1, _ZERO_ROW))
-    np.maximum(flat[rows:], zero[: flat.size - rows], out=dst[rows:])
-    return out
 
 
 def channel_sum(a: np.ndarray) -> np.ndarray:

@@ -27,25 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.elementwise import channel_rows, maps
 from engine.functional import channel_sum
 
 # The one-pass variance is used while mu^2 <= MEAN_TO_SPREAD * var in every channel (the mean
 # within two standard deviations of 0): float32
 # sums then lose at most a few of their ~7 digits to the subtraction.
 MEAN_TO_SPREAD = 4.0
-
-
-def _per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """v (C,) as a (C, H*W) array, each value repeated over its map, for ``_maps(like)``:
-    NumPy's loops run about 1.8x faster over two arrays than over an array and a value
-    broadcast along each row (64x16x32x32 affine map 0.185 -> 0.105 ms; benchmarks/NOTES.md)."""
-    c, hw = like.shape[1], like[0, 0].size
-    return np.repeat(v.astype(like.dtype), hw).reshape(c, hw)
-
-
-def _maps(a: np.ndarray) -> np.ndarray:
-    """a (N, C, H, W) as (N, C, H*W)."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
 
 
 def sums(x: np.ndarray) -> np.ndarray:
@@ -75,8 +63,8 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """x * scale + shift per channel (scale, shift: (C,)), a new array."""
     out = np.empty_like(x)
-    np.multiply(_maps(x), _per_channel(scale, x), out=_maps(out))
-    _maps(out)[...] += _per_channel(shift, x)
+    np.multiply(maps(x), channel_rows(scale, x), out=maps(out))
+    maps(out)[...] += channel_rows(shift, x)
     return out
 
 
@@ -112,10 +100,10 @@ def input_grad(
     a = -scale * k * dweight * inv_std / m
     shift = scale * k * (dweight * inv_std * mu - dbias) / m
     dx = np.empty_like(dout)
-    d3 = _maps(dx)
-    np.multiply(_maps(dout), _per_channel(k, dout), out=d3)
-    d3 += np.multiply(_maps(x), _per_channel(a, x), out=_maps(scratch))
-    d3 += _per_channel(shift, dx)
+    d3 = maps(dx)
+    np.multiply(maps(dout), channel_rows(k, dout), out=d3)
+    d3 += np.multiply(maps(x), channel_rows(a, x), out=maps(scratch))
+    d3 += channel_rows(shift, dx)
     return dx
 
 

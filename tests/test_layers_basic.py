@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import check_layer
 
+from engine import elementwise
 from engine import functional as F
 from engine.errors import ConfigError, ShapeError
 from engine.layers import Activation, Add, Concat, Dense, Flatten, Reshape
@@ -50,6 +51,20 @@ def test_relu_gives_np_maximum_values_bit_for_bit(dtype, size):
         assert np.array_equal(out.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
     layer = Activation(fn="relu").build((size,))
     assert np.array_equal(layer.forward(x[None]), np.maximum(x[None], 0), equal_nan=True)
+    want = np.maximum(x, 0)
+    assert elementwise.relu(x, out=x) is x  # in place (a convolution's epilogue)
+    assert np.array_equal(x.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_per_channel_rows_give_the_broadcast_values(n):
+    x = rng.standard_normal((n, 4, 3, 5)).astype(np.float32)
+    v = rng.standard_normal(4)  # float64: taken in x's dtype, as the broadcast would be
+    want = x * v.astype(np.float32).reshape(1, -1, 1, 1)
+    got = elementwise.maps(x) * elementwise.channel_rows(v, x)
+    assert got.dtype == np.float32 and np.array_equal(got.reshape(x.shape), want)
+    with pytest.raises(ValueError):  # an in-place pass on a copy would be lost
+        elementwise.maps(x[:, :, ::2])
 
 
 def test_flatten_reshape_gradients():
