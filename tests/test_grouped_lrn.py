@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from export_torch_support import exported, perturbed_model
 from gradcheck import check_layer
 from test_conv_pool_torch import _copy_params, _grads_vs_torch
-from test_export_torch import exported, perturbed_model
 
 import engine
 from engine.errors import ConfigError, ShapeError

@@ -102,7 +102,8 @@ def test_the_pytorch_script_masks_padding_as_the_engine(tmp_path):
     """Same weights and batches on the padded digit strips: the script's first losses, its
     evaluation (loss and accuracy) equal the engine's within 1e-5."""
     torch = pytest.importorskip("torch")
-    from test_export_torch import engine_losses, exported, torch_losses
+    from export_torch_support import exported
+    from test_export_torch import engine_losses, torch_losses
 
     g = caption_graph(True)
     trainer = engine.Trainer.from_graph(g)
@@ -149,7 +150,8 @@ def test_under_torchrun_the_masked_loss_is_the_mean_over_both_processes_targets(
     import subprocess
     import sys
 
-    from test_export_torch import exported, free_port
+    from export_torch_support import exported
+    from test_export_torch import free_port
 
     g = caption_graph(True)
     sgd = {"name": "sgd", "lr": 0.5}

@@ -2,7 +2,7 @@
 (which must run without BlockProp).
 
 Each function named in ``MAKERS`` returns ``(X, y)`` equal, for the same options and seed, to
-what ``engine.data.load_dataset`` gives (tests/test_export_torch.py checks every built-in data
+what ``engine.data.load_dataset`` gives (tests/test_export_torch_data.py checks every built-in data
 set and every file format against it). The built-in sets' generators are the engine's own
 (``engine.data.builtin``, ``sequences``, ``text``: their ``make_*`` functions, which the loaders
 call), imported here so the exporter finds their source; the file readers below are written
