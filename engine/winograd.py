@@ -201,17 +201,20 @@ class WinogradPlan:
         np.add(col[1], col[2], out=c[1, :-1])
         np.subtract(col[2], col[1], out=c[2, :-1])
         np.subtract(col[1], col[3], out=c[3, :-1])
-        # B^T on the rows (row i: phase i % 2, shifted by i // 2 rows), written straight into
-        # the (a, b, C, m, TH, TX) layout of the products
+        # B^T on the rows (row i: phase i % 2, shifted by i // 2 rows). The rows are first
+        # copied out, already in the (b, C, m, TH, TX) layout of the products, so the
+        # additions run over whole contiguous arrays: NumPy's arithmetic on strided views ran
+        # 3-4x slower than on contiguous ones, its copies did not (NOTES.md, "late evening")
         c6 = c.reshape(4, m, self.C, 2, th + 1, tx)
-        shape = (16, self.C, m, th, tx)
-        v = self._scratch_array("v", shape) if out is None else out.reshape(shape)
-        va = v.reshape(4, 4, self.C, m, th, tx).transpose(0, 1, 3, 2, 4, 5)  # (a, b, m, C, ..)
-        row = [c6[:, :, :, i % 2, i // 2 : i // 2 + th] for i in range(4)]
-        np.subtract(row[0], row[2], out=va[0])
-        np.add(row[1], row[2], out=va[1])
-        np.subtract(row[2], row[1], out=va[2])
-        np.subtract(row[1], row[3], out=va[3])
+        r = self._scratch_array("rows", (4, 4, self.C, m, th, tx))
+        for i in range(4):
+            np.copyto(r[i], c6[:, :, :, i % 2, i // 2 : i // 2 + th].transpose(0, 2, 1, 3, 4))
+        v = self._scratch_array("v", r.shape) if out is None else out.reshape(r.shape)
+        rf, vf = r.reshape(4, -1), v.reshape(4, -1)
+        np.subtract(rf[0], rf[2], out=vf[0])
+        np.add(rf[1], rf[2], out=vf[1])
+        np.subtract(rf[2], rf[1], out=vf[2])
+        np.subtract(rf[1], rf[3], out=vf[3])
         return v.reshape(16, self.C, m * th * tx)
 
     def output_transform(self, mm: np.ndarray, out: np.ndarray) -> None:
