@@ -258,15 +258,13 @@ class Conv2dPlan:
         wide = self.wide and self.OW < WIDE_FORWARD_BELOW and self.F < WIDE_FORWARD_FILTERS
         for n0, n1 in self.fold_chunks if self.folded else self.chunks:
             m = n1 - n0
-            if self.folded or wide:  # computed with Wp - OW extra columns per row: dropped below
+            if self.folded:  # computed with Wp - OW extra columns per row: dropped below
+                res = self._forward_folded(wf, n0, n1)
+            elif wide:
                 res = self._scratch_array("result", (m, self.F, self.OH, self.OWx))
+                np.matmul(wm, self.columns(n0, n1, True), out=res.reshape(m, self.F, -1))
             else:
-                res = out[n0:n1]
-            o = res.reshape(m, self.F, -1)
-            if self.folded:
-                self._forward_folded(wf, n0, n1, o)
-            else:
-                np.matmul(wm, self.columns(n0, n1, wide), out=o)
+                np.matmul(wm, self.columns(n0, n1, False), out=out[n0:n1].reshape(m, self.F, -1))
             # the copy without the extra columns, and the bias, while the chunk is in cache
             if self.folded or wide:
                 np.copyto(out[n0:n1], res[..., : self.OW])
@@ -385,12 +383,17 @@ class Conv2dPlan:
         """W'' (kw*F, C*kh) above."""
         return np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(self.kw * self.F, -1)
 
-    def _forward_folded(self, wf: np.ndarray, n0: int, n1: int, o: np.ndarray) -> None:
-        """o (m, F, P) = sum_j (W'' @ X)[:, (j, f), q + j] for samples n0..n1."""
-        y = self.product(wf, self.shifted_inputs(n0, n1)).reshape(n1 - n0, self.kw, self.F, -1)
-        np.copyto(o, y[:, 0, :, : self.P])
+    def _forward_folded(self, wf: np.ndarray, n0: int, n1: int) -> np.ndarray:
+        """sum_j (W'' @ X)[:, (j, f), q + j] for samples n0..n1, as a (m, F, OH, Wp) view of a
+        scratch array. The sums run over each sample's (F, V) block flattened, shifted by j,
+        so each is one contiguous run per sample (NumPy's arithmetic on strided views is 3-4x
+        slower, NOTES.md "late evening"); what they add past a row's P positions is never read."""
+        m = n1 - n0
+        y = self.product(wf, self.shifted_inputs(n0, n1)).reshape(m, self.kw, self.F * self.V)
+        acc = y[:, 0]  # sum into the j = 0 block, in place
         for j in range(1, self.kw):
-            o += y[:, j, :, j : j + self.P]
+            acc[:, : acc.shape[1] - j] += y[:, j, j:]
+        return acc.reshape(m, self.F, self.V)[:, :, : self.P].reshape(m, self.F, self.OH, self.OWx)
 
     def shifted_inputs(self, n0: int, n1: int) -> np.ndarray:
         """X above for samples n0..n1, as (m, C*kh, V)."""
@@ -444,13 +447,24 @@ class Conv2dPlan:
         return np.ascontiguousarray(d.transpose(0, 2, 3, 1))
 
     def input_grad_rows(self, wf: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """W' @ G for a chunk's G (``shifted_grads``) into a scratch array: (kh*C, m*V)."""
-        y = self._scratch_array("product", (wf.shape[0], g.shape[1]))
-        return np.matmul(wf, g, out=y)
+        """W' @ G for a chunk's G (``shifted_grads``, (F*kw, m*V)), one product per sample, into
+        a scratch array laid out like the padded input, (m, kh*C, R): each (i, c) row's V
+        values, then zeros to R (written once: the products never reach them)."""
+        m = g.shape[1] // self.V
+        y = self._scratch.get("rows_r")
+        if y is None or y.shape[0] < m:
+            y = self._scratch["rows_r"] = np.zeros((m, self.kh * self.C, self.R), self.dtype)
+        y = y[:m]
+        np.matmul(wf, g.reshape(-1, m, self.V).transpose(1, 0, 2), out=y[:, :, : self.V])
+        return y
 
     def add_row_shifted(self, y: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """dxpad[n, c, i*Wp + v] += y[(i, c), (n, v)]: the kh row shifts of W' @ G."""
-        y4 = y.reshape(self.kh, self.C, n1 - n0, self.V)
+        """dxpad[n, c, i*Wp + v] += y[n, (i, c), v]: the kh row shifts of W' @ G. Row (i, c)
+        lies in y at c*R + v of block i, in dxpad at c*R + i*Wp + v: so each shift is one
+        contiguous run per sample over all channels (the zeros past V add nothing)."""
+        m, size = n1 - n0, self.C * self.R
+        y3 = y.reshape(m, self.kh, size)
+        flat = dxpad[n0:n1].reshape(m, size)
         for i in range(self.kh):
-            target = dxpad[n0:n1, :, i * self.Wp : i * self.Wp + self.V]
-            target += y4[i].transpose(1, 0, 2)
+            s = i * self.Wp
+            flat[:, s:] += y3[:, i, : size - s]
