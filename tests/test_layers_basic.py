@@ -29,10 +29,11 @@ def test_dense_on_sequences_applies_per_step():
     check_layer(layer, x)
 
 
+@pytest.mark.parametrize("training", [False, True])  # ReLU's mask: made in backward at inference
 @pytest.mark.parametrize("fn", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear"])
-def test_activation_gradients(fn):
+def test_activation_gradients(fn, training):
     layer = Activation(fn=fn).build((3, 5), rng)
-    check_layer(layer, rng.standard_normal((2, 3, 5)))
+    check_layer(layer, rng.standard_normal((2, 3, 5)), training=training)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -81,7 +81,9 @@ class Activation(Layer):
         fn = self.config["fn"]
         if fn == "relu":
             out = F.relu(x)
-            self._cache = x > 0
+            # the mask x > 0 is out > 0: at inference made only if a backward pass asks
+            # (explanations), as BatchNorm's inference cache does
+            self._cache = x > 0 if training else out
         elif fn == "leaky_relu":
             slope = x.dtype.type(self.config["negative_slope"])
             out = np.where(x > 0, x, x * slope)
@@ -102,7 +104,8 @@ class Activation(Layer):
     def backward(self, dout):
         fn = self.config["fn"]
         if fn == "relu":
-            return dout * self._cache
+            mask = self._cache
+            return dout * (mask if mask.dtype == bool else mask > 0)
         if fn == "leaky_relu":
             slope = dout.dtype.type(self.config["negative_slope"])
             return np.where(self._cache, dout, dout * slope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import elementwise
 from engine.errors import ShapeError
 from engine.layers.base import Layer, TorchBlock
 from engine.settings import Opt
@@ -69,7 +70,7 @@ class Add(Layer):
         for x in xs[2:]:
             out += x
         if relu:
-            np.maximum(out, 0, out=out)
+            elementwise.relu(out, out=out)
         return out
 
 
