@@ -108,13 +108,14 @@ class GRU(Recurrent):
             ],
         )
         mul, add, sub, tanh, matmul = np.multiply, np.add, np.subtract, np.tanh, np.matmul
+        half = np.array(0.5, hs.dtype)  # not the Python float, which NumPy converts every call
         for hk, h_prev, hn, rz, hh_rz, xp_rz, cand, r, xp_n, h_new, z in steps:
             matmul(whh, h_prev, out=hk)
             add(hn, b_hn, out=hn)
             add(hh_rz, xp_rz, out=rz)
             tanh(rz, out=rz)
-            mul(rz, 0.5, out=rz)
-            add(rz, 0.5, out=rz)
+            mul(rz, half, out=rz)
+            add(rz, half, out=rz)
             mul(r, hn, out=cand)
             add(cand, xp_n, out=cand)
             tanh(cand, out=cand)

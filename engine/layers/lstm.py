@@ -166,15 +166,17 @@ class LSTM(Recurrent):
             ],
         )
         mul, add, tanh, matmul = np.multiply, np.add, np.tanh, np.matmul
+        half = np.array(0.5, dt)  # not the Python float, which NumPy converts at every call
+        # (the third argument of each call is its output: out= by keyword costs more a call)
         for a, zk, sig, i_f, g_c, c_new, tc_new, o, h_new in steps:
-            matmul(whz, zk, out=a)  # the four gates' pre-activations
-            tanh(a, out=a)
-            mul(sig, 0.5, out=sig)
-            add(sig, 0.5, out=sig)
-            mul(i_f, g_c, out=terms)  # [i * g; f * c_{t-1}]
-            add(ig, fc, out=c_new)
-            tanh(c_new, out=tc_new)
-            mul(o, tc_new, out=h_new)  # h = o * tanh(c)
+            matmul(whz, zk, a)  # the four gates' pre-activations
+            tanh(a, a)
+            mul(sig, half, sig)
+            add(sig, half, sig)
+            mul(i_f, g_c, terms)  # [i * g; f * c_{t-1}]
+            add(ig, fc, c_new)
+            tanh(c_new, tc_new)
+            mul(o, tc_new, h_new)  # h = o * tanh(c)
         return {"hs": hs, "acts": acts, "c": c, "tc": tc, "blocks": blocks}
 
     def _scan_peepholes(self, xp, fw, tag):
@@ -280,17 +282,17 @@ class LSTM(Recurrent):
             ],
         )
         mul, add, matmul = np.multiply, np.add, np.matmul
-        for dh_k, od_k, p_o, dpre_o, p_ifg, dpre_ifg, *back in steps:
-            mul(dh_k, od_k, out=dc)
-            add(dc, dc_next, out=dc)
-            mul(p_o, dh_k, out=dpre_o)
-            mul(p_ifg, dc, out=dpre_ifg)  # i, f, g all receive dc
+        for dh_k, od_k, p_o, dpre_o, p_ifg, dpre_ifg, *back in steps:  # (3rd argument: out)
+            mul(dh_k, od_k, dc)
+            add(dc, dc_next, dc)
+            mul(p_o, dh_k, dpre_o)
+            mul(p_ifg, dc, dpre_ifg)  # i, f, g all receive dc
             if back:  # not step 0: dL/dc_{t-1} and dL/dh_{t-1}
                 f_k, dpre_k, dh_prev, dhs_prev = back
-                mul(dc, f_k, out=dc_next)
-                matmul(whh_t, dpre_k, out=dh_prev)
+                mul(dc, f_k, dc_next)
+                matmul(whh_t, dpre_k, dh_prev)
                 if dhs_prev is not None:
-                    add(dh_prev, dhs_prev, out=dh_prev)
+                    add(dh_prev, dhs_prev, dh_prev)
         sc["dc0"] = dc * f[0]  # dL/dc_0 (the initial cell state)
         return dpre, dpre, dh
 

@@ -55,9 +55,10 @@ class RNN(Recurrent):
         )
         matmul = np.matmul
         if self.config["nonlinearity"] == "relu":
+            zero = np.array(0, z.dtype)  # not the Python int, which NumPy converts every call
             for zk, a in steps:
                 matmul(whz, zk, out=a)
-                np.maximum(a, 0, out=a)
+                np.maximum(a, zero, out=a)
         else:
             tanh = np.tanh
             for zk, a in steps:
