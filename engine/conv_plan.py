@@ -288,12 +288,23 @@ class Conv2dPlan:
         """The loaded dout of samples n0..n1 as (m, F, P)."""
         return self._gpad[n0:n1, :, self._pg : self._pg + self.P]
 
-    def input_grad_source(self, n0: int, n1: int) -> np.ndarray:
-        """The loaded dout of samples n0..n1 as the input gradient's product reads it (W^T @
-        it are the columns ``add_columns`` takes): (m, F, P), or (m, F, Pq) by phases."""
+    def input_grad_columns(self, wm: np.ndarray, n0: int, n1: int) -> np.ndarray:
+        """W^T @ dout of samples n0..n1 (wm: the weight as (F, C*kh*kw)), the columns
+        ``add_columns`` takes, in a scratch array: (m, C*kh*kw, P), rows (c, i, j); by phases
+        (m, kh*kw*C, Rq), rows (i, j, c), each row's Pq positions then zeros (written once)."""
         if not self.phased:
-            return self.output_grad(n0, n1)
-        return self._gq[n0:n1].reshape(n1 - n0, self.F, self.Pq)
+            return self.product(wm.T, self.output_grad(n0, n1))
+        m = n1 - n0
+        y = self._scratch.get("phase_cols")
+        if y is None or y.shape[0] < m:
+            y = np.zeros((m, self.kh * self.kw * self.C, self.Rq), self.dtype)
+            self._scratch["phase_cols"] = y
+        y = y[:m]
+        wt = wm.reshape(self.F, self.C, self.kh, self.kw).transpose(2, 3, 1, 0)
+        wt = np.ascontiguousarray(wt).reshape(-1, self.F)
+        g = self._gq[n0:n1].reshape(m, self.F, self.Pq)
+        np.matmul(wt, g, out=y[:, :, : self.Pq])
+        return y
 
     def output_grad_sum(self) -> np.ndarray:
         """dout summed over batch and positions (the bias gradient)."""
@@ -302,8 +313,11 @@ class Conv2dPlan:
 
     def new_input_grad(self) -> np.ndarray:
         """A zeroed scratch gradient laid out like the padded input, (N, C, R), or by phases
-        (N, C, sh*sw, Rq) at stride > 1; reused between calls (``input_grad`` copies it out)."""
-        shape = (self.N, self.C, *self._phases) if self.phased else (self.N, self.C, self.R)
+        (N, sh*sw, C*Rq); reused between calls (``input_grad`` copies it out)."""
+        if self.phased:
+            shape = (self.N, self.sh * self.sw, self.C * self.Rq)
+        else:
+            shape = (self.N, self.C, self.R)
         dxpad = self._scratch_array("dxpad", shape)
         dxpad.fill(0)
         return dxpad
@@ -313,9 +327,8 @@ class Conv2dPlan:
         if not self.phased:
             return self.input_view(dxpad).copy()
         dx = np.empty((self.N, self.C, self.H, self.W), self.dtype)
-        grids = dxpad[..., : self.Hq * self.Wq].reshape(
-            self.N, self.C, self.sh, self.sw, self.Hq, self.Wq
-        )
+        grids = dxpad.reshape(self.N, self.sh, self.sw, self.C, self.Rq)[..., : self.Hq * self.Wq]
+        grids = grids.reshape(self.N, self.sh, self.sw, self.C, self.Hq, self.Wq)
         for p in range(self.sh):  # unpadded row h is padded row h + pt = sh * r + p
             h0 = (p - self.pt) % self.sh
             r0, nh = (h0 + self.pt) // self.sh, len(range(h0, self.H, self.sh))
@@ -324,7 +337,7 @@ class Conv2dPlan:
                 k0, nw = (w0 + self.pl) // self.sw, len(range(w0, self.W, self.sw))
                 np.copyto(
                     dx[:, :, h0 :: self.sh, w0 :: self.sw],
-                    grids[:, :, p, q, r0 : r0 + nh, k0 : k0 + nw],
+                    grids[:, p, q, :, r0 : r0 + nh, k0 : k0 + nw],
                 )
         return dx
 
@@ -333,11 +346,20 @@ class Conv2dPlan:
         return self._grid(xpad)[:, :, self.pt : self.pt + self.H, self.pl : self.pl + self.W]
 
     def add_columns(self, dcols: np.ndarray, n0: int, n1: int, dxpad: np.ndarray) -> None:
-        """col2im: add each column (m, C*kh*kw, positions) of W^T @ ``input_grad_source`` back
-        where its patch came from (one slice per kernel offset; overlapping patches add up),
-        one contiguous run per sample and channel: at stride 1 a shift of the padded map
-        (wide rows), else a shift of one phase (below)."""
+        """col2im: add each column of ``input_grad_columns`` back where its patch came from
+        (one slice per kernel offset; overlapping patches add up): at stride 1 a shift of the
+        padded map (wide rows), one run per sample and channel; by phases a shift of one
+        phase, one run per sample over all channels (below)."""
         m = n1 - n0
+        if self.phased:
+            y = dcols.reshape(m, self.kh * self.kw, -1)
+            size = y.shape[2]
+            for i in range(self.kh):
+                for j in range(self.kw):
+                    s = (i // self.sh) * self.Wq + j // self.sw
+                    flat = dxpad[n0:n1, (i % self.sh) * self.sw + j % self.sw]
+                    flat[:, s:] += y[:, i * self.kw + j, : size - s]
+            return
         if not (self.wide or self.phased):  # no overlap: one strided slice per offset
             d = dcols.reshape(m, self.C, self.kh, self.kw, self.OH, self.OW)
             grid = self._grid(dxpad[n0:n1])
@@ -346,28 +368,22 @@ class Conv2dPlan:
                 for j in range(self.kw):
                     grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw] += d[:, :, i, j]
             return
-        d = dcols.reshape(m, self.C, self.kh, self.kw, -1)
+        d = dcols.reshape(m, self.C, self.kh, self.kw, self.P)
         for i in range(self.kh):
             for j in range(self.kw):
-                if self.wide:
-                    s, target = i * self.Wp + j, dxpad[n0:n1, :, :]
-                else:
-                    s = (i // self.sh) * self.Wq + j // self.sw
-                    target = dxpad[n0:n1, :, (i % self.sh) * self.sw + j % self.sw]
-                target = target[..., s : s + d.shape[-1]]
+                s = i * self.Wp + j
+                target = dxpad[n0:n1, :, s : s + self.P]
                 target += d[:, :, i, j]
 
     # --- stride > 1, by phases -------------------------------------------------------------
     # Padded row sh*y + i (output row y, kernel row i) lies in row phase p = i % sh, at phase
     # row y + i // sh; columns alike. So the padded gradient is kept as sh*sw phase maps of
-    # Hq x Wq (each flattened, Rq long), and dout laid out over Wq columns per row (zeros past
-    # OW: "wide rows" again): kernel offset (i, j)'s columns of W^T @ dout are then added to
-    # phase (i % sh, j % sw) shifted by (i // sh) rows and (j // sw) columns, one contiguous
-    # run per sample and channel instead of a scatter to every sh-th row and sw-th column
-    # (measured in benchmarks/NOTES.md). The extra columns carry zeros.
-    @property
-    def _phases(self) -> tuple[int, int]:
-        return self.sh * self.sw, self.Rq
+    # Hq x Wq (each flattened, Rq long, the channels one after another), and dout laid out over
+    # Wq columns per row (zeros past OW: "wide rows" again): kernel offset (i, j)'s columns of
+    # W^T @ dout are then added to phase (i % sh, j % sw) shifted by (i // sh) rows and
+    # (j // sw) columns. With those columns laid out as the phase is (channel c's at c*Rq,
+    # zeros past Pq), that is one contiguous run per sample over all channels instead of a
+    # scatter to every sh-th row and sw-th column (measured in benchmarks/NOTES.md).
 
     # --- stride 1, folded ------------------------------------------------------------------
     # With wide rows, input position p of a sample meets output position q = p - (i*Wp + j)

@@ -148,10 +148,10 @@ def conv_transpose_forward(
 ) -> np.ndarray:
     """Run a transposed convolution with its plan: col2im(weight^T @ x)."""
     plan.load_output_grad(x)
-    wt = w.reshape(plan.F, plan.K).T
+    wm = w.reshape(plan.F, plan.K)
     out = plan.new_input_grad()
     for n0, n1 in plan.chunks:
-        plan.add_columns(plan.product(wt, plan.input_grad_source(n0, n1)), n0, n1, out)
+        plan.add_columns(plan.input_grad_columns(wm, n0, n1), n0, n1, out)
     out = plan.input_grad(out)
     if b is not None:
         out += b.reshape(1, -1, 1, 1)

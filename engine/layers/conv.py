@@ -266,7 +266,7 @@ class _Conv(Layer):
             g = plan.output_grad(n0, n1)
             dw += np.matmul(g, plan.columns(n0, n1).transpose(0, 2, 1)).sum(axis=0)
             if dxpad is not None:
-                plan.add_columns(plan.product(wm.T, plan.input_grad_source(n0, n1)), n0, n1, dxpad)
+                plan.add_columns(plan.input_grad_columns(wm, n0, n1), n0, n1, dxpad)
         return dw.reshape(w4.shape)
 
     @staticmethod
