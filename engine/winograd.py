@@ -43,8 +43,8 @@ numbers in benchmarks/NOTES.md, "Winograd"):
 - One tile column more than needed is computed ("wide rows", as Conv2dPlan's): every pass is
   then over long contiguous runs; the junk column is dropped when the outputs are written.
 - The output transform is one (4, 16) @ (16, F * tiles) product, then four interleaving copies.
-- Used only where it measured faster than im2col (``pays``: wide layers with enough tiles; not
-  ResNet-20's 16- and 32-map layers, nor one image of ResNet-18's late stages).
+- Used only where it measured faster than im2col (``pays``: layers of 32 maps or more with
+  enough tiles; not ResNet-20's 16-map layers, nor one image of ResNet-18's late stages).
 - Chunks of samples whose transformed tiles fit in a core's L2 cache; BLAS on one thread.
 - A training forward pass keeps V, chunk by chunk, for the weight gradient (up to KEEP_BYTES).
 Rounding: the transforms round in float32 too; results agree with im2col's to ~1e-6 of the
@@ -89,14 +89,17 @@ def applies(w_shape: tuple[int, ...], stride: tuple[int, int], pad: Pad4) -> boo
 
 def pays(c: int, f: int, tiles: int) -> bool:
     """Whether Winograd ran faster than im2col (CPU time, forward and backward of a Conv2D;
-    benchmarks/NOTES.md "Winograd" and "Issue 20, evening") for C input maps, F filters and
-    ``tiles`` 2x2 output tiles in the batch: wide layers only (with 16 or 32 maps the
-    transforms' passes over memory cost more than the multiplies they save), and enough tiles
-    for the transformed kernel (16 C F values, read by every chunk's products): a few dozen
-    up to 256 maps (one image of ResNet-18's 128 maps at 28x28: 2.14 -> 1.36 ms, 256 at 14x14:
-    2.10 -> 1.50), hundreds beyond (512 maps at 7x7 lost 2x with one image, 1.3x with four)."""
+    benchmarks/NOTES.md "Winograd", "Issue 20, evening" and "late evening") for C input maps,
+    F filters and ``tiles`` 2x2 output tiles in the batch: not for 16 maps (the transforms'
+    passes over memory cost more than the multiplies they save: 32x32 maps, batch 32, 7.7 vs
+    6.5 ms), for 32 maps with many tiles (16x16 maps, batch 8 / 32 / 64: 1.36 / 4.9-5.3 /
+    10.7 vs 1.40 / 5.3-5.9 / 11.3 ms, since the contiguous input transform and the kept V),
+    and enough tiles for the transformed kernel (16 C F values, read by every chunk's
+    products): a few dozen up to 256 maps (one image of ResNet-18's 128 maps at 28x28: 2.14
+    -> 1.36 ms, 256 at 14x14: 2.10 -> 1.50), hundreds beyond (512 maps at 7x7 lost 2x with
+    one image, 1.3x with four)."""
     if min(c, f) < 64:
-        return False
+        return min(c, f) >= 32 and tiles >= 512
     return tiles >= 512 or (tiles >= 48 and max(c, f) <= 256)
 
 

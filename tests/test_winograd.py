@@ -149,6 +149,8 @@ def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
         ((256, 14, 14), {"filters": 256, "kernel_size": 3, "padding": 1}, 1, True),  # 49
         ((512, 7, 7), {"filters": 512, "kernel_size": 3, "padding": 1}, 4, False),  # 64, wide
         ((16, 32, 32), {"filters": 16, "kernel_size": 3, "padding": 1}, 8, False),  # thin
+        ((32, 16, 16), {"filters": 32, "kernel_size": 3, "padding": 1}, 8, True),  # 512 tiles
+        ((32, 16, 16), {"filters": 32, "kernel_size": 3, "padding": 1}, 4, False),  # 256
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "stride": 2, "padding": 1}, 32, False),
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 3}, 32, False),
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1, "groups": 2}, 32, False),
