@@ -165,6 +165,7 @@ class Model:
         explanations without gradients, validation): forward(x, training=False)'s values up
         to rounding, with a convolution's BatchNorm and ReLU done inside its own pass
         (engine.inference). ``keep`` as forward's. ``backward`` may not follow it."""
+        keep = tuple(keep)  # the plan's key (a list from a caller too)
         fused = self._plans.get(keep)
         if fused is None:
             fused = self._plans[keep] = inference.plan(self, keep)

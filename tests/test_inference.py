@@ -139,7 +139,7 @@ def test_kept_blocks_hold_forwards_values(model):
     x = _x(model)
     model.forward(x, keep=("a_bn", "add", "g_relu"))
     want = dict(model.kept)
-    model.predict(x, keep=("a_bn", "add", "g_relu"))
+    model.predict(x, keep=["a_bn", "add", "g_relu"])  # a list as well as a tuple
     assert set(model.kept) == set(want)
     for k, v in want.items():
         np.testing.assert_allclose(model.kept[k], v, rtol=0, atol=2e-5 * np.abs(v).max())
