@@ -225,7 +225,7 @@ def gradcam(
     scores = model.forward(x[None], keep=(block,))
     a = model.kept[block][0]
     c = _class(model, scores[0], cls)
-    model.backward(_one_hot(scores, c), input_grad=False, keep=(block,))
+    model.backward(_one_hot(scores, c), input_grad=False, keep=(block,), weights=False)
     g = model.kept_grads.get(block)
     if g is None:  # no path from this block to the output's gradient
         g = np.zeros((1, *a.shape), a.dtype)

@@ -229,6 +229,7 @@ class Model:
         input_grad: bool = True,
         keep: tuple[str, ...] = (),
         heads: dict[str, np.ndarray] | None = None,
+        weights: bool = True,
     ) -> Any:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's
         grads and returns the gradient w.r.t. the Input's data, or None with
@@ -236,7 +237,10 @@ class Model:
         convolution then skips computing it, as PyTorch does). The gradients with respect to
         the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM).
         ``heads`` gives the gradients w.r.t. the extra outputs (engine.heads), weighted:
-        backward starts from every one of them."""
+        backward starts from every one of them. ``weights=False``: the caller reads no weight
+        gradients, so with ``input_grad=False`` the walk stops as soon as every block in
+        ``keep`` has its gradient (Grad-CAM of a late block: the few blocks after it, not the
+        whole net); the layers it does not reach keep their old grads."""
         if self._predicted:
             raise RuntimeError(
                 "backward needs forward's caches: Model.predict keeps none (use forward)"
@@ -244,12 +248,16 @@ class Model:
         self.kept_grads = {}
         douts: dict[str, np.ndarray] = {self.output_id: dout, **(heads or {})}
         dx = None
+        wanted = set(keep)  # kept blocks whose gradient has not been reached yet
         for n in reversed(self.layers):
             d = douts.pop(n, None)
             if d is None:  # nothing flows back here (integer ids into an Embedding)
                 continue
-            if n in keep:
+            if n in keep:  # complete: every block reading n came before it in this walk
                 self.kept_grads[n] = d
+                wanted.discard(n)
+            if not (weights or input_grad or wanted):
+                break
             layer = self.layers[n]
             if self.inputs[n] == [self.input_id] and hasattr(layer, "needs_input_grad"):
                 layer.needs_input_grad = input_grad

@@ -327,3 +327,27 @@ def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
             f".other.npz.{os.getpid()}-abcdefgh.tmp",
         ]
     )
+
+
+def test_backward_for_kept_gradients_alone_stops_at_the_kept_blocks():
+    """weights=False and no input gradient (Grad-CAM): the walk ends once the kept blocks have
+    their gradients, which are the full walk's; the blocks before them are not run."""
+    m = build_model(branchy(), seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal((3, 3)).astype(np.float32)
+    m.forward(x)
+    m.backward(dy, input_grad=False, keep=("t1", "sum"))
+    want = {k: v.copy() for k, v in m.kept_grads.items()}
+    ran = []
+    for n, layer in m.layers.items():
+        layer.backward = lambda d, _f=layer.backward, _n=n: ran.append(_n) or _f(d)
+    m.forward(x)
+    assert m.backward(dy, input_grad=False, keep=("t1", "sum"), weights=False) is None
+    assert set(m.kept_grads) == {"t1", "sum"}
+    for k, v in want.items():
+        np.testing.assert_array_equal(m.kept_grads[k], v)
+    assert "d1" not in ran and "t1" not in ran and {"out", "cat", "sum", "d2", "d3"} <= set(ran)
+    ran.clear()
+    m.forward(x)
+    m.backward(dy, input_grad=False, keep=("sum",), weights=False)
+    assert ran == ["out", "cat"]  # cat's gradient reaches sum: nothing more is needed
