@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import blas_threads
 from engine.errors import ConfigError
 
 
@@ -27,7 +28,11 @@ def orthogonal(shape: tuple[int, ...], rng: np.random.Generator, gain: float = 1
     rows = int(shape[0])
     cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     a = rng.standard_normal((max(rows, cols), min(rows, cols)))
-    q, r = np.linalg.qr(a)
+    # one BLAS thread: Householder QR is a chain of small rank-1 updates, which OpenBLAS split
+    # over threads that then wait for each other (a (512, 128) matrix: 11 ms on two threads,
+    # up to 70 on a busy machine; 2.7 ms on one)
+    with blas_threads.limited(0):
+        q, r = np.linalg.qr(a)
     q *= np.sign(np.diag(r))  # make the decomposition unique (uniform over orthogonal matrices)
     if rows < cols:
         q = q.T
