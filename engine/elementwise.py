@@ -11,6 +11,8 @@ row of zeros broadcast over rows of x, and a per-channel value is a (C, H*W) arr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _ZERO_ROW = 1024
@@ -34,17 +36,19 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def maps(a: np.ndarray) -> np.ndarray:
+def maps(a: np.ndarray, view: bool = True) -> np.ndarray:
     """a (N, C, H, W) as (N, C, H*W): a view (ValueError where that would need a copy, which
-    an in-place pass would then fill instead of a)."""
-    return np.reshape(a, (a.shape[0], a.shape[1], -1), copy=False)
+    an in-place pass would then fill instead of a); ``view=False`` for an operand that is only
+    read: a copy where needed."""
+    shape = (a.shape[0], a.shape[1], math.prod(a.shape[2:]))
+    return np.reshape(a, shape, copy=False if view else None)
 
 
 def channel_rows(v: np.ndarray, like: np.ndarray) -> np.ndarray:
     """v (C,) in ``like``'s dtype as the per-channel operand for ``maps(like)``: a (C, H*W)
     array, each value repeated over its map, when like holds several samples; (C, 1) for one
     (the rows would cost a pass as long as the one they speed up)."""
-    c, hw = like.shape[1], like[0, 0].size
+    c, hw = like.shape[1], math.prod(like.shape[2:])
     col = v.astype(like.dtype, copy=False).reshape(c, 1)
     if like.shape[0] < 2:
         return col

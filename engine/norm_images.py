@@ -62,8 +62,8 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """x * scale + shift per channel (scale, shift: (C,)), a new array."""
-    out = np.empty_like(x)
-    np.multiply(maps(x), channel_rows(scale, x), out=maps(out))
+    out = np.empty(x.shape, x.dtype)
+    np.multiply(maps(x, view=False), channel_rows(scale, x), out=maps(out))
     maps(out)[...] += channel_rows(shift, x)
     return out
 
@@ -99,10 +99,10 @@ def input_grad(
     k = weight.astype(np.float64) * inv_std
     a = -scale * k * dweight * inv_std / m
     shift = scale * k * (dweight * inv_std * mu - dbias) / m
-    dx = np.empty_like(dout)
+    dx = np.empty(dout.shape, dout.dtype)
     d3 = maps(dx)
-    np.multiply(maps(dout), channel_rows(k, dout), out=d3)
-    d3 += np.multiply(maps(x), channel_rows(a, x), out=maps(scratch))
+    np.multiply(maps(dout, view=False), channel_rows(k, dout), out=d3)
+    d3 += np.multiply(maps(x, view=False), channel_rows(a, x), out=maps(scratch))
     d3 += channel_rows(shift, dx)
     return dx
 

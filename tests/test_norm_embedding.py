@@ -108,6 +108,23 @@ def test_batchnorm_on_images_in_a_split_step_uses_the_whole_batchs_sums(offset, 
         np.testing.assert_allclose(half.grads[k], g / 2, rtol=2e-5, atol=1e-6, err_msg=k)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_on_images_takes_strided_inputs(training):
+    # the per-channel rows read x and dout as (N, C, H*W): a transposed view is copied, not
+    # refused, and gives the contiguous input's numbers
+    r = np.random.default_rng(11)
+    x = r.standard_normal((3, 2, 5, 4)).astype(np.float32)
+    dout = r.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    outs = []
+    strided = (x.transpose(0, 1, 3, 2), np.asfortranarray(dout))
+    for xin, din in (strided, (np.ascontiguousarray(strided[0]), dout)):
+        layer = BatchNorm().build((2, 4, 5), np.random.default_rng(0))
+        out = layer.forward(xin, training=training)
+        outs.append((out, layer.backward(din), layer.grads["weight"]))
+    for got, want in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", list(SHAPES))
 def test_batchnorm_normalises_per_channel_and_updates_running_stats(kind):
     rng = np.random.default_rng(0)
