@@ -360,13 +360,16 @@ class Conv2dPlan:
                     flat = dxpad[n0:n1, (i % self.sh) * self.sw + j % self.sw]
                     flat[:, s:] += y[:, i * self.kw + j, : size - s]
             return
-        if not (self.wide or self.phased):  # no overlap: one strided slice per offset
+        if not (self.wide or self.phased):
+            # no overlap: each position of the zeroed gradient gets at most one value, so one
+            # strided copy per offset (NumPy's copies into strided views are fast, its additions
+            # are not)
             d = dcols.reshape(m, self.C, self.kh, self.kw, self.OH, self.OW)
             grid = self._grid(dxpad[n0:n1])
             hi, wi = self.sh * (self.OH - 1) + 1, self.sw * (self.OW - 1) + 1
             for i in range(self.kh):
                 for j in range(self.kw):
-                    grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw] += d[:, :, i, j]
+                    np.copyto(grid[:, :, i : i + hi : self.sh, j : j + wi : self.sw], d[:, :, i, j])
             return
         d = dcols.reshape(m, self.C, self.kh, self.kw, self.P)
         for i in range(self.kh):
