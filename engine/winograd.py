@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import blas_threads
 from engine.conv_plan import Pad4, epilogue, plan_threads
 
 # G above: the kernel transform U = G g G^T.
@@ -87,7 +88,13 @@ def applies(w_shape: tuple[int, ...], stride: tuple[int, int], pad: Pad4) -> boo
     return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pad) <= 2
 
 
-def pays(c: int, f: int, tiles: int) -> bool:
+# With BLAS on two threads or more (one image on an idle machine, engine.blas_threads) the
+# products, which Winograd shrinks, run on every core but its transforms on one: it then pays
+# only from this many maps (below).
+WIDE_MAPS_THREADED = 128
+
+
+def pays(c: int, f: int, tiles: int, threads: int = 1) -> bool:
     """Whether Winograd ran faster than im2col (CPU time, forward and backward of a Conv2D;
     benchmarks/NOTES.md "Winograd", "Issue 20, evening" and "late evening") for C input maps,
     F filters and ``tiles`` 2x2 output tiles in the batch: not for 16 maps (the transforms'
@@ -97,7 +104,11 @@ def pays(c: int, f: int, tiles: int) -> bool:
     and enough tiles for the transformed kernel (16 C F values, read by every chunk's
     products): a few dozen up to 256 maps (one image of ResNet-18's 128 maps at 28x28: 2.14
     -> 1.36 ms, 256 at 14x14: 2.10 -> 1.50), hundreds beyond (512 maps at 7x7 lost 2x with
-    one image, 1.3x with four)."""
+    one image, 1.3x with four). ``threads``: BLAS's for the products; from two, only
+    WIDE_MAPS_THREADED maps and up (ResNet-18's 64 maps at 56x56, one image, wall ms:
+    im2col 1.39 vs Winograd 1.75 on two threads, 2.27 vs 1.68 on one; NOTES.md)."""
+    if threads > 1 and min(c, f) < WIDE_MAPS_THREADED:
+        return False
     if min(c, f) < 64:
         return min(c, f) >= 32 and tiles >= 512
     return tiles >= 512 or (tiles >= 48 and max(c, f) <= 256)
@@ -117,7 +128,9 @@ def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradCon
         if len(cache) >= 4:  # a few batch sizes, as the layer's plans
             cache.clear()
         cache[key] = WinogradConv(x.shape, w.shape[0], pad, x.dtype)
-    return cache[key]
+    conv = cache[key]
+    threads = blas_threads.threads_for(conv.product_macs)  # the machine's now: may change
+    return conv if threads == 1 or pays(c, w.shape[0], tiles, threads) else None
 
 
 def kernel_transform(w: np.ndarray, flip: bool = False) -> np.ndarray:

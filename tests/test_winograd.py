@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gradcheck import check_layer
 
-from engine import winograd
+from engine import blas_threads, winograd
+from engine import functional as F
 from engine.layers import Conv2D
 from engine.reference import conv as ref_conv
 
@@ -140,7 +141,9 @@ def test_chunks_give_the_same_numbers(monkeypatch):
     np.testing.assert_allclose(out2, out, rtol=1e-6, atol=1e-6)
 
 
-def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
+def test_the_layer_takes_winograd_only_where_it_applies_and_pays(monkeypatch):
+    # BLAS on one thread, whatever the machine is doing (two threads: the next test)
+    monkeypatch.setattr(blas_threads, "threads_for", lambda macs: 1)
     r = rng(6)
     cases = [  # (in_shape, settings, batch, Winograd?)
         ((64, 8, 8), {"filters": 64, "kernel_size": 3, "padding": 1}, 32, True),
@@ -160,6 +163,32 @@ def test_the_layer_takes_winograd_only_where_it_applies_and_pays():
         layer = Conv2D(**cfg).build(in_shape, r)
         layer.forward(np.zeros((n, *in_shape), np.float32))
         assert (layer._cache[2] is not None) == wino, (cfg, n)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_with_two_blas_threads_one_image_of_64_maps_takes_im2col(monkeypatch, threads):
+    """On two threads the products (which Winograd shrinks) run on both cores and the
+    transforms on one: one image of ResNet-18's 64-map stage takes im2col then, its 128- and
+    256-map stages stay with Winograd; a training batch (small products: one thread) too."""
+    monkeypatch.setattr(blas_threads, "threads_for", lambda macs: threads if macs >= 2**23 else 1)
+    r = rng(8)
+    cases = [  # (maps, size, batch, Winograd on one thread, on two)
+        (64, 56, 1, True, False),
+        (128, 28, 1, True, True),
+        (256, 14, 1, True, True),
+        (64, 8, 32, True, True),  # chunks of a few samples: products below 8 M, one thread
+    ]
+    for c, hw, n, one, two in cases:
+        layer = Conv2D(filters=c, kernel_size=3, padding=1).build((c, hw, hw), r)
+        x = r.standard_normal((n, c, hw, hw)).astype(np.float32)
+        out = layer.forward(x, training=True)
+        assert (layer._cache[2] is not None) == (one if threads == 1 else two), (c, n)
+        # the backward pass follows the forward's choice, and both paths give the same (the
+        # im2col plan's, checked against the reference loops elsewhere)
+        want = F.conv2d(x, layer.params["weight"], None, 1, 1)
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-5 * np.abs(want).max())
+        assert layer.backward(np.ones_like(out)).shape == x.shape
+    assert not winograd.pays(64, 64, 784, threads=2) and winograd.pays(64, 64, 784)
 
 
 def test_blas_threads_follow_all_16_products_when_the_batch_is_one_chunk():
