@@ -360,7 +360,7 @@ class Conv2dPlan:
                     flat = dxpad[n0:n1, (i % self.sh) * self.sw + j % self.sw]
                     flat[:, s:] += y[:, i * self.kw + j, : size - s]
             return
-        if not (self.wide or self.phased):
+        if not self.wide:
             # no overlap: each position of the zeroed gradient gets at most one value, so one
             # strided copy per offset (NumPy's copies into strided views are fast, its additions
             # are not)
