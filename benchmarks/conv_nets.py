@@ -20,7 +20,10 @@ weights loaded, so both sides run the same network; the first steps' outputs are
 before timing. Timing as benchmarks/engine_vs_torch.py: the two sides alternate in blocks of
 steps with a pause between blocks (idle BLAS/OpenMP threads stop spinning), the first step of a
 block is a warm-up. Reported per side: the median step and the fastest; ratio = engine median /
-torch median. On a shared machine the load average printed first says how far to trust them.
+torch median. On a shared machine the load average printed first says how far to trust them;
+``--idle SECONDS`` keeps only the rounds during which the other processes left the cores idle
+(their CPU time from /proc/stat, engine.blas_threads.others_since), waiting up to SECONDS for
+enough of them.
 
 ``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
 (median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block;
@@ -29,7 +32,7 @@ torch median. On a shared machine the load average printed first says how far to
 plain forward pass and Model.predict (which the case times).
 
 Run:  .venv/bin/python benchmarks/conv_nets.py [--case resnet20] [--rounds 5] [--block 3]
-                                              [--torch-threads 1]
+                                              [--torch-threads 1] [--idle 600]
       .venv/bin/python benchmarks/conv_nets.py --profile
 ``resnet20_graph()``, ``vgg_block_graph()``, ``resnet18_graph()`` give the graphs.
 """
@@ -53,6 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
+from engine import blas_threads  # noqa: E402
 from engine.heap import keep_freed_memory  # noqa: E402
 from engine.losses import get_loss  # noqa: E402
 from engine.optim import make_optimizer  # noqa: E402
@@ -257,17 +261,54 @@ CASES: dict[str, Callable[[], tuple[Step, Step]]] = {
 }
 
 
-def bench(name: str, engine_step: Step, torch_step: Step, rounds: int, block: int) -> dict:
-    """Alternating blocks with pauses; medians, fastest steps and the ratio of the medians."""
+# --idle: a round counts only while the other processes keep at most this much of a core busy
+IDLE_CORE = 0.15
+
+
+def _wait_for_quiet(deadline: float) -> bool:
+    """Wait until the other processes leave the cores idle for 0.3 s; False at ``deadline``."""
+    while time.monotonic() < deadline:
+        mark = blas_threads.cpu_mark()
+        time.sleep(0.3)
+        if (blas_threads.others_since(mark) or 0.0) <= IDLE_CORE:
+            return True
+    return False
+
+
+def bench(
+    name: str, engine_step: Step, torch_step: Step, rounds: int, block: int, idle: float = 0
+) -> dict:
+    """Alternating blocks with pauses; medians, fastest steps and the ratio of the medians.
+    ``idle`` > 0: a round (a block each side, the order alternating) is kept only if the other
+    processes left the cores idle while it ran (engine.blas_threads.others_since), waiting up to
+    ``idle`` seconds in all for the quiet moments; on a shared machine the other jobs otherwise
+    decide the medians (both sides' threads wait for cores)."""
     times: dict[str, list[float]] = {"engine": [], "torch": []}
-    for _ in range(rounds):
-        for side, step in (("engine", engine_step), ("torch", torch_step)):
+    kept = dropped = 0
+    deadline = time.monotonic() + idle
+    sides = [("engine", engine_step), ("torch", torch_step)]
+    while kept < rounds:
+        if idle and not _wait_for_quiet(deadline):
+            break
+        mark = blas_threads.cpu_mark()
+        got: dict[str, list[float]] = {"engine": [], "torch": []}
+        for side, step in sides if kept % 2 == 0 or not idle else sides[::-1]:
             step()  # warm-up
             for _ in range(block):
                 t0 = time.perf_counter()
                 step()
-                times[side].append(time.perf_counter() - t0)
+                got[side].append(time.perf_counter() - t0)
             time.sleep(0.3)
+        if idle and (blas_threads.others_since(mark) or 0.0) > IDLE_CORE:
+            dropped += 1
+            continue
+        kept += 1
+        for side in times:
+            times[side] += got[side]
+    if not times["engine"]:
+        raise SystemExit(f"{name}: no quiet {idle:g} s for a round ({dropped} dropped)")
+    if idle:
+        print(f"{name}: {kept} rounds on an idle machine, {dropped} dropped", flush=True)
     r = {"case": name, "steps": len(times["engine"])}
     for side in ("engine", "torch"):
         r[f"{side}_ms"] = 1e3 * statistics.median(times[side])
@@ -427,6 +468,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=5, help="blocks per side")
     parser.add_argument("--block", type=int, default=3, help="timed steps per block")
     parser.add_argument(
+        "--idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="keep only rounds the other processes left idle, waiting up to SECONDS for them",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="the ResNet-20 per-block profile (with --case resnet18_infer: that forward's)",
@@ -465,7 +513,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for name in args.case or list(CASES):
         engine_step, torch_step = CASES[name]()
-        results.append(bench(name, engine_step, torch_step, args.rounds, args.block))
+        results.append(bench(name, engine_step, torch_step, args.rounds, args.block, args.idle))
         while _CLOSE:
             _CLOSE.pop()()
     return results

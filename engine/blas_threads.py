@@ -85,6 +85,22 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
+def cpu_mark() -> tuple[float, float | None, float]:
+    """Now, for ``others_since``: (monotonic time, the machine's busy seconds, this process's)."""
+    return time.monotonic(), _busy_seconds(), _own_seconds()
+
+
+def others_since(mark: tuple[float, float | None, float]) -> float | None:
+    """Cores the OTHER processes kept busy on average since ``cpu_mark()`` gave ``mark`` (the
+    signal ``choose_threads`` reads; the benchmarks time only while it is near 0); None where
+    /proc/stat is missing."""
+    t0, busy0, own0 = mark
+    t1, busy1, own1 = cpu_mark()
+    if busy0 is None or busy1 is None or t1 <= t0:
+        return None
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+
+
 class _Machine:
     """The other processes' CPU use, looked at most once every CHECK_EVERY seconds."""
 

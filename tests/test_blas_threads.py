@@ -49,6 +49,19 @@ def test_other_processes_cpu_is_the_machines_minus_this_processs(monkeypatch):
     assert m.others_busy() == pytest.approx(1.8)
 
 
+def test_others_since_a_mark_leaves_this_process_out(monkeypatch):
+    # the benchmarks' quiet-machine test (conv_nets.py --idle): the same signal, over any span
+    clock, busy, own = [100.0], [50.0], [10.0]
+    monkeypatch.setattr(blas_threads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(blas_threads, "_busy_seconds", lambda: busy[0])
+    monkeypatch.setattr(blas_threads, "_own_seconds", lambda: own[0])
+    mark = blas_threads.cpu_mark()
+    clock[0], busy[0], own[0] = 100.5, 51.1, 10.9  # this process 0.9 s of the machine's 1.1
+    assert blas_threads.others_since(mark) == pytest.approx(0.4)
+    monkeypatch.setattr(blas_threads, "_busy_seconds", lambda: None)  # no /proc/stat
+    assert blas_threads.others_since(blas_threads.cpu_mark()) is None
+
+
 def test_without_proc_stat_the_load_average_minus_this_process_is_used(monkeypatch):
     monkeypatch.setattr(blas_threads, "_busy_seconds", lambda: None)
     monkeypatch.setattr(blas_threads.os, "getloadavg", lambda: (2.5, 1.0, 1.0))
