@@ -57,6 +57,21 @@ def test_relu_gives_np_maximum_values_bit_for_bit(dtype, size):
     assert np.array_equal(x.view(np.uint8), want.view(np.uint8))
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.3, 1.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaky_relu_gives_the_textbook_where_bit_for_bit(slope, dtype):
+    x = rng.standard_normal((2, 3, 50)).astype(dtype)
+    x[0, 0, :7] = [np.nan, -np.inf, np.inf, -0.0, 0.0, -1e-40, 1e-40]
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    layer = Activation(fn="leaky_relu", negative_slope=slope).build((3, 50))
+    s = dtype(slope)
+    with np.errstate(invalid="ignore"):  # -inf * 0
+        out, want = layer.forward(x, training=True), np.where(x > 0, x, x * s)
+    assert out.dtype == dtype and np.array_equal(out.view(np.uint8), want.view(np.uint8))
+    dx, dx_want = layer.backward(dout), np.where(x > 0, dout, dout * s)
+    assert dx.dtype == dtype and np.array_equal(dx.view(np.uint8), dx_want.view(np.uint8))
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_per_channel_rows_give_the_broadcast_values(n):
     x = rng.standard_normal((n, 4, 3, 5)).astype(np.float32)
