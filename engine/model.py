@@ -109,7 +109,8 @@ class Model:
     # --- state ---------------------------------------------------------------------------------
     @property
     def params(self) -> dict[str, np.ndarray]:
-        """Trainable arrays by name; updated in place by optimizers (never rebound)."""
+        """Trainable arrays by name; updated in place by optimizers (rebound only by
+        ``astype`` and ``move_params``)."""
         return self._params
 
     @property
@@ -142,6 +143,23 @@ class Model:
                 name = f"{n}.{k}"
                 if name in arrays:
                     layer.buffers[k] = np.array(arrays[name], dtype=v.dtype)
+
+    def move_params(self, arrays: dict[str, np.ndarray]) -> None:
+        """Make ``arrays`` (by name, the parameters' shapes) the parameters themselves, their
+        current values copied in first: engine.parallel keeps them in memory its helper process
+        maps too. Unlike ``set_state`` this rebinds: arrays taken from ``params`` before are no
+        longer the model's."""
+        for n, layer in self.layers.items():
+            for k, v in layer.params.items():
+                a = arrays.get(f"{n}.{k}")
+                if a is not None:
+                    if a.shape != v.shape or a.dtype != v.dtype:
+                        raise ValueError(f"move_params: {n}.{k} is {v.dtype}{v.shape}")
+                    a[...] = v
+                    layer.params[k] = a
+        self._params = {
+            f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
+        }
 
     def astype(self, dtype: Any) -> Model:
         """Convert every layer (float64 for gradient checks). Returns self."""

@@ -140,6 +140,22 @@ class Optimizer:
         del spec["name"]
         self.hyper: dict[str, float] = spec
         self.state: dict[str, dict[str, Any]] = {}
+        self._given: tuple | None = None  # see use_flat
+
+    def use_flat(
+        self,
+        params: list[np.ndarray],
+        w: np.ndarray,
+        grads: list[np.ndarray],
+        g: np.ndarray,
+    ) -> None:
+        """Tell the optimizer that the caller keeps the parameters as the arrays ``params``,
+        consecutive pieces of the 1-D ``w`` in the order ``step`` gets them, and hands it the
+        gradients as the arrays ``grads``, pieces of ``g`` (engine.parallel's split step). A
+        flat step then updates ``w`` from ``g`` where they are, copying nothing in or out, so
+        it pays at any size (``flat_max_values`` only weighs the copies); a step given other
+        arrays gathers them as before."""
+        self._given = (tuple(params), w, tuple(grads), g)
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         lr = float(self.lr)
@@ -169,9 +185,10 @@ class Optimizer:
     def _flat_layout(
         self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
     ) -> dict[str, Any] | None:
-        """The flat arrays of a small model's step (see ``flat_max_values``), made at its first
-        step, or None: one array at a time. The per-parameter state's arrays are views of
-        the flat ones, so a later step with other parameters goes on from the same state."""
+        """The flat arrays of a small model's step (see ``flat_max_values``; any model's when
+        its parameters are those ``use_flat`` named), made at its first step, or None: one
+        array at a time. The per-parameter state's arrays are views of the flat ones, so a
+        later step with other parameters goes on from the same state."""
         keys = tuple(params)
         flat = self.__dict__.get("_flat")
         if flat is not None:
@@ -180,7 +197,10 @@ class Optimizer:
             self._flat = False  # once left, for good (the state's step counts go per parameter)
             return None
         ws = list(params.values())
-        if self.state or len(ws) < 2 or sum(w.size for w in ws) > self.flat_max_values * len(ws):
+        free = self._given is not None and self._given_w(params) is not None
+        if self.state or len(ws) < 2:
+            return None
+        if not free and sum(w.size for w in ws) > self.flat_max_values * len(ws):
             return None
         dt = ws[0].dtype
         for k, w in params.items():
@@ -190,15 +210,40 @@ class Optimizer:
         total = sum(w.size for w in ws)
         st: dict[str, Any] = {"t": 0, "buf": np.empty(total, dt)}
         st.update({slot: np.zeros(total, dt) for slot in self.slots})
-        w_flat, views, at = np.empty(total, dt), [], 0
+        parts, at = [], 0
         for k, w in params.items():
             part = slice(at, at + w.size)
             self.state[k] = {"t": 0}
             self.state[k].update({n: a[part].reshape(w.shape) for n, a in st.items() if n != "t"})
-            views.append(w_flat[part].reshape(w.shape))
+            parts.append((part, w.shape))
             at += w.size
-        self._flat = {"keys": keys, "w": w_flat, "g": np.empty(total, dt), "st": st, "views": views}
+        # the gathering buffers: made at the first step that needs them (see use_flat)
+        self._flat = {"keys": keys, "total": total, "dt": dt, "st": st, "parts": parts}
         return self._flat
+
+    def _given_w(self, params: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The flat array ``params`` are pieces of (``use_flat``), or None."""
+        given = self._given[0]
+        if len(given) == len(params) and all(
+            a is b for a, b in zip(params.values(), given, strict=True)
+        ):
+            return self._given[1]
+        return None
+
+    def _given_g(self, keys: tuple[str, ...], grads: dict[str, np.ndarray]) -> np.ndarray | None:
+        given = self._given[2]
+        if len(given) == len(keys) and all(grads[k] is b for k, b in zip(keys, given, strict=True)):
+            return self._given[3]
+        return None
+
+    @staticmethod
+    def _gather(flat: dict[str, Any], name: str, arrays: list[np.ndarray]) -> np.ndarray:
+        buf = flat.get(name)
+        if buf is None:
+            buf = flat[name] = np.empty(flat["total"], flat["dt"])
+            flat[name + "_views"] = [buf[part].reshape(shape) for part, shape in flat["parts"]]
+        np.concatenate([a.ravel() for a in arrays], out=buf)
+        return buf
 
     def _flat_step(
         self,
@@ -207,13 +252,22 @@ class Optimizer:
         grads: dict[str, np.ndarray],
         lr: float,
     ) -> None:
-        np.concatenate([w.ravel() for w in params.values()], out=flat["w"])
-        np.concatenate([grads[k].ravel() for k in flat["keys"]], out=flat["g"])
+        keys = flat["keys"]
+        w = g = None
+        if self._given is not None:
+            w, g = self._given_w(params), self._given_g(keys, grads)
+        gathered = w is None
+        if gathered:
+            w = self._gather(flat, "w", list(params.values()))
+        if g is None:
+            g = self._gather(flat, "g", [grads[k] for k in keys])
         st = flat["st"]
         st["t"] += 1
-        self._update(flat["w"], flat["g"], st, lr)
-        for k, w, v in zip(flat["keys"], params.values(), flat["views"], strict=True):
-            np.copyto(w, v)
+        self._update(w, g, st, lr)
+        if gathered:
+            for p, v in zip(params.values(), flat["w_views"], strict=True):
+                np.copyto(p, v)
+        for k in keys:
             self.state[k]["t"] = st["t"]
 
     def _update(self, w: np.ndarray, g: np.ndarray, st: dict[str, Any], lr: float) -> None:

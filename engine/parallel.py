@@ -5,15 +5,17 @@ calls of 50-200 us, and between them two threads of one process hand the GIL bac
 (threads made LeNet-5 slower); two processes have no GIL to share (the numbers:
 benchmarks/NOTES.md).
 
-How a step goes (``SplitStep.forward_backward``): this process writes the parameters and the
-helper's half of the batch indices into memory both processes map, and sends one message; it
-computes the forward and backward of its own half while the helper computes the other; the
-helper copies its gradients into the shared memory and answers with its loss and correct
-count. The gradients are combined as the mean loss is, weighted by the halves' sizes:
+How a step goes (``SplitStep.forward_backward``): the parameters live in memory both processes
+map (the model's arrays are views of it); this process writes the helper's half of the batch
+indices there too, and sends one message; it computes the forward and backward of its own half
+while the helper computes the other; the helper copies its gradients into the shared memory and
+answers with its loss and correct count. The gradients are combined as the mean loss is,
+weighted by the halves' sizes, into one flat array:
     g = (n0 * g0 + n1 * g1) / n,   loss = (n0 * l0 + n1 * l1) / n
 which is the full batch's gradient (every loss here is a mean over samples), up to float32
 rounding. L1/L2, the gradient RMS, clipping and the update then run once, here, on the combined
-gradients: the optimizer state lives in this process only.
+gradients (the update on the flat arrays where they are: Optimizer.use_flat): the optimizer
+state lives in this process only.
 The validation pass at an epoch's end splits the same way (``SplitStep.evaluate``): each
 process evaluates half of the validation rows with the current parameters and the helper sends
 back its sums (loss x samples, samples, correct, counted), added here.
@@ -241,22 +243,33 @@ class SplitStep:
             if layer.recurrent and (s := seqs[n]) is not None
         ]
         n_time = sum(2 * t for _, t in self._recurrent)
-        # One anonymous shared mapping made before the fork: parameters, gradients, indices,
-        # time-step gradients.
+        # One anonymous shared mapping made before the fork: parameters, the helper's
+        # gradients, indices, time-step gradients.
         self._mem = mmap.mmap(-1, 8 * n_floats + 8 * half + 8 * n_time + 8)
         floats = np.frombuffer(self._mem, np.float32, 2 * n_floats)
+        # The parameters live there, in both processes: the model's own arrays become views of
+        # it (Model.move_params), so a step copies none of them to the helper, and the
+        # optimizer updates them in place as one flat array (Optimizer.use_flat). Only this
+        # process writes them, while the helper waits for its next request.
+        self.flat_params = floats[:n_floats]
+        # The combined gradient (this process only), as one flat array: the layers' gradients
+        # become its views after each split step.
+        self.flat_grads = np.empty(n_floats, np.float32)
+        self.grad_views: list[np.ndarray] = []
         self._idx = np.frombuffer(self._mem, np.int64, half, offset=8 * n_floats)
         times = np.frombuffer(self._mem, np.float64, n_time, offset=8 * (n_floats + half))
         self._t, off = [], 0
         for _, t in self._recurrent:
             self._t.append((times[off : off + t], times[off + t : off + 2 * t]))
             off += 2 * t
-        self._p, self._g, off = [], [], 0
-        for (layer, k), size in zip(self._names, sizes, strict=True):
+        shared, self._g, off = {}, [], 0
+        for (layer, k), size, name in zip(self._names, sizes, model.params, strict=True):
             shape = layer.params[k].shape
-            self._p.append(floats[off : off + size].reshape(shape))
+            shared[name] = floats[off : off + size].reshape(shape)
             self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
+            self.grad_views.append(self.flat_grads[off : off + size].reshape(shape))
             off += size
+        model.move_params(shared)
         self._pinned = False
         # Blocks that need statistics over the whole batch (BatchNorm) swap them through a
         # second pair of pipes (engine.batch_sync), made only for them.
@@ -327,18 +340,20 @@ class SplitStep:
         if not finite or status != 0:
             return math.inf if math.isfinite(loss) else loss, hits
         self._combine_time_grads(n0, n1)
+        # into flat_grads, its views then the layers' gradients: the last scaling is one call
+        combined = zip(self._names, self._g, self.grad_views, strict=True)
         if n0 == n1:
-            for (layer, k), g1 in zip(self._names, self._g, strict=True):
-                g = layer.grads[k]
-                g += g1
-                g *= 0.5
+            for (layer, k), g1, g in combined:
+                np.add(layer.grads[k], g1, out=g)
+                layer.grads[k] = g
+            self.flat_grads *= 0.5
         else:
             w0, w1 = n0 / n, n1 / n
-            for (layer, k), g1 in zip(self._names, self._g, strict=True):
-                g = layer.grads[k]
-                g *= w0 / w1
+            for (layer, k), g1, g in combined:
+                np.multiply(layer.grads[k], w0 / w1, out=g)
                 g += g1
-                g *= w1
+                layer.grads[k] = g
+            self.flat_grads *= w1
         return loss, hits
 
     def _reply(self, fmt: struct.Struct) -> tuple:
@@ -373,9 +388,7 @@ class SplitStep:
         return total, weight, int(correct), int(count)
 
     def _request(self, kind: int, a: int, b: int) -> None:
-        """Send the current parameters and one request to the helper."""
-        for (layer, k), shared in zip(self._names, self._p, strict=True):
-            np.copyto(shared, layer.params[k])
+        """Send one request to the helper (it reads the parameters in the shared memory)."""
         try:
             os.write(self._w, _REQUEST.pack(kind, a, b))
         except OSError as e:
@@ -446,14 +459,9 @@ class SplitStep:
         self._finalizer()
 
     # --- the helper ----------------------------------------------------------------------------
-    def _receive_params(self) -> None:
-        for (layer, k), shared in zip(self._names, self._p, strict=True):
-            np.copyto(layer.params[k], shared)
-
     def _serve_evaluate(self, start: int, stop: int) -> bytes:
         """The reply to an _EVALUATE request: the sums over validation rows [start, stop)."""
         try:
-            self._receive_params()
             with np.errstate(all="ignore"):
                 sums = self.evaluate_rows(start, stop) if self.evaluate_rows else None
         except Exception:  # noqa: BLE001 - reported to the parent, which falls back
@@ -471,7 +479,6 @@ class SplitStep:
                 os.write(w, self._serve_evaluate(n1, n))
                 continue
             try:
-                self._receive_params()
                 with np.errstate(all="ignore"):
                     loss, hits = self._synced_step(self._idx[:n1].copy(), n - n1, n1)
                     status = 0 if math.isfinite(loss) else 1

@@ -447,6 +447,14 @@ class Trainer:
                 abandon=self._stop.is_set,  # Stop never waits on it
                 evaluate=partial(self._eval_sums, *self.val_data),
             )
+            # the update reads the split's flat parameters and gradients where they are
+            split = self._split
+            self.optimizer.use_flat(
+                list(self.model.params.values()),
+                split.flat_params,
+                split.grad_views,
+                split.flat_grads,
+            )
 
     def run(self) -> Iterator[dict]:
         """Train; yields the step, epoch and end events (see the module docstring). With

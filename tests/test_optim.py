@@ -503,3 +503,41 @@ def test_a_small_models_flat_step_gives_the_per_parameter_numbers(name):
     for k, v in runs[0].items():
         np.testing.assert_array_equal(runs[10**9][k], v, err_msg=k)
         assert not np.array_equal(v, start[k])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_step_on_the_flat_arrays_it_was_given_gathers_nothing_and_gives_the_same_numbers(name):
+    """use_flat: parameters and gradients that are pieces of two flat arrays (engine.parallel)
+    are updated where they are, at any size, with the per-array numbers bit for bit; a step
+    given other gradient arrays gathers them and gives the same numbers too."""
+    r = np.random.default_rng(7)
+    shapes = {"a.weight": (40, 30), "a.bias": (40,), "b.weight": (3, 40, 5)}
+    sizes = [int(np.prod(s)) for s in shapes.values()]
+    w, g = np.empty(sum(sizes), np.float32), np.empty(sum(sizes), np.float32)
+    at, params, grad_views = 0, {}, []
+    for (k, s), n in zip(shapes.items(), sizes, strict=True):
+        params[k] = w[at : at + n].reshape(s)
+        params[k][...] = r.standard_normal(s)
+        grad_views.append(g[at : at + n].reshape(s))
+        at += n
+    start = {k: v.copy() for k, v in params.items()}
+    steps = [[r.standard_normal(s).astype(np.float32) for s in shapes.values()] for _ in range(3)]
+    ref = {k: v.copy() for k, v in start.items()}
+    opt_ref = make_optimizer({"name": name, "lr": 0.05})
+    opt_ref.flat_max_values = 0  # one array at a time
+    opt = make_optimizer({"name": name, "lr": 0.05})
+    opt.flat_max_values = 0  # the given flat arrays are used whatever the size
+    opt.use_flat(list(params.values()), w, grad_views, g)
+    for i, gs in enumerate(steps):
+        opt_ref.step(ref, dict(zip(shapes, gs, strict=True)))
+        if i < 2:
+            for view, v in zip(grad_views, gs, strict=True):
+                view[...] = v
+            opt.step(params, dict(zip(shapes, grad_views, strict=True)))
+            assert "w" not in opt._flat and "g" not in opt._flat
+        else:  # other gradient arrays: gathered into a buffer of its own
+            opt.step(params, dict(zip(shapes, gs, strict=True)))
+            assert "g" in opt._flat and "w" not in opt._flat
+        for k, v in ref.items():
+            np.testing.assert_array_equal(params[k], v, err_msg=k)
+    assert not np.array_equal(w[: sizes[0]], start["a.weight"].ravel())

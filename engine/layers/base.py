@@ -6,7 +6,8 @@ creates its parameters (PyTorch layouts, float32). ``forward`` keeps on ``self._
 returns the gradient with respect to the input.
 
 Rules the Model and the optimizers rely on:
-- ``params`` arrays are never rebound after ``build`` (optimizers update them in place);
+- ``params`` arrays are never rebound after ``build`` (optimizers update them in place) but by
+  the Model (``astype``, ``move_params``): a layer reads them from ``params`` at each call;
   ``grads`` entries may be rebound by ``backward``.
 - Computation follows the dtype of the input and parameters (float32 in training, float64 in
   gradient checks via ``astype``).
