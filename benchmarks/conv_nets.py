@@ -266,11 +266,16 @@ IDLE_CORE = 0.15
 
 
 def _wait_for_quiet(deadline: float) -> bool:
-    """Wait until the other processes leave the cores idle for 0.3 s; False at ``deadline``."""
+    """Wait until the other processes have left the cores idle for a second, long enough for
+    the engine's own look at the machine (engine.blas_threads, once a second) to see it too;
+    False at ``deadline``."""
+    big = blas_threads.BIG_PRODUCT_MACS
     while time.monotonic() < deadline:
+        blas_threads.threads_for(big)  # the engine looks now if it has not for a second
         mark = blas_threads.cpu_mark()
-        time.sleep(0.3)
-        if (blas_threads.others_since(mark) or 0.0) <= IDLE_CORE:
+        time.sleep(blas_threads.CHECK_EVERY + 0.05)
+        quiet = (blas_threads.others_since(mark) or 0.0) <= IDLE_CORE
+        if blas_threads.threads_for(big) > 1 and quiet:  # (its look over the same second)
             return True
     return False
 
@@ -420,22 +425,26 @@ def _print_groups(
             print(f"| {k} | {' | '.join(f'{v:.2f}' for v in values)} |")
 
 
-def profile_inference(steps: int = 30, blocks: bool = False) -> dict[str, tuple[float, float]]:
+def profile_inference(
+    steps: int = 30, blocks: bool = False, idle: float = 0
+) -> dict[str, tuple[float, float]]:
     """Median wall ms per block of the ResNet-18 inference at batch 1 (the ``resnet18_infer``
     case), printed as ``profile``'s tables: the plain forward (Model.forward, the reference)
     and Model.predict (what the case times: a convolution's BatchNorm and ReLU inside it,
     engine.inference; those blocks then take no time of their own). Wall time, since BLAS may
-    run a product on two threads here (engine.blas_threads); the two alternate."""
+    run a product on two threads here (engine.blas_threads); the two alternate. ``idle`` > 0:
+    only pairs run while the other processes left the cores idle (``bench``'s)."""
     graph = resnet18_graph()
     model = engine.build_model(graph, seed=SEED)
     x = np.random.default_rng(SEED).standard_normal((1, *model.input_shape), dtype=np.float32)
     times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
+    pending: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])  # this pair's
     side = [0]  # 0: forward, 1: predict
 
     def timed(*a, _f, _id, **k):
         t0 = time.perf_counter()
         out = _f(*a, **k)
-        times[_id][side[0]].append(time.perf_counter() - t0)
+        pending[_id][side[0]].append(time.perf_counter() - t0)
         return out
 
     for layer_id, layer in model.layers.items():
@@ -444,19 +453,37 @@ def profile_inference(steps: int = 30, blocks: bool = False) -> dict[str, tuple[
                 f = functools.partial(timed, _f=getattr(layer, method), _id=layer_id)
                 setattr(layer, method, f)
     walls: list[list[float]] = [[], []]
-    for i in range(2 * steps + 2):
-        side[0] = i % 2
-        t0 = time.perf_counter()
-        (model.predict if side[0] else model.forward)(x)
-        walls[side[0]].append(time.perf_counter() - t0)
+    deadline = time.monotonic() + idle
+    kept = dropped = 0
+    while kept < steps + 1:  # the first pair warms up
+        if idle and kept and not _wait_for_quiet(deadline):
+            break
+        mark, wall = blas_threads.cpu_mark(), [0.0, 0.0]
+        for s in (0, 1):
+            side[0] = s
+            t0 = time.perf_counter()
+            (model.predict if s else model.forward)(x)
+            wall[s] = time.perf_counter() - t0
+        if idle and kept and (blas_threads.others_since(mark) or 0.0) > IDLE_CORE:
+            dropped += 1
+        elif kept := kept + 1:
+            for k, ts in pending.items():
+                for s in (0, 1):
+                    times[k][s] += ts[s] if kept > 1 else []
+            for s in (0, 1):
+                walls[s] += [wall[s]] if kept > 1 else []
+        pending.clear()
+    if not walls[0]:
+        raise SystemExit(f"no quiet {idle:g} s for a forward and a predict ({dropped} dropped)")
     med = {
-        k: tuple(1e3 * statistics.median(t[2:]) if t[2:] else 0.0 for t in ts)
-        for k, ts in times.items()
+        k: tuple(1e3 * statistics.median(t) if t else 0.0 for t in ts) for k, ts in times.items()
     }
-    fwd, pred = (1e3 * statistics.median(w[1:]) for w in walls)
+    fwd, pred = (1e3 * statistics.median(w) for w in walls)
     print(
         f"ResNet-18 inference, batch 1: forward {fwd:.1f} ms, predict {pred:.1f} ms wall "
-        f"(medians of {steps}; load {os.getloadavg()[0]:.1f})"
+        f"(medians of {len(walls[0])}"
+        + (f" on an idle machine, {dropped} dropped" if idle else "")
+        + f"; load {os.getloadavg()[0]:.1f})"
     )
     _print_groups(graph, med, blocks, ("forward ms", "predict ms"))
     return med
@@ -505,7 +532,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         flush=True,
     )
     if args.profile and args.case == ["resnet18_infer"]:
-        profile_inference(blocks=args.blocks)
+        profile_inference(blocks=args.blocks, idle=args.idle)
         return []
     if args.profile:
         profile(blocks=args.blocks, split=args.split)
