@@ -101,6 +101,8 @@ class Model:
         self._params = {
             f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
         }
+        # the 1-D array every parameter is a consecutive piece of, in order (move_params)
+        self.flat_params: np.ndarray | None = None
         self.kept: dict[str, np.ndarray] = {}  # see forward's and backward's ``keep``
         self.kept_grads: dict[str, np.ndarray] = {}
         self._plans: dict[tuple[str, ...], dict] = {}  # predict's, by keep (engine.inference)
@@ -144,11 +146,12 @@ class Model:
                 if name in arrays:
                     layer.buffers[k] = np.array(arrays[name], dtype=v.dtype)
 
-    def move_params(self, arrays: dict[str, np.ndarray]) -> None:
+    def move_params(self, arrays: dict[str, np.ndarray], flat: np.ndarray | None = None) -> None:
         """Make ``arrays`` (by name, the parameters' shapes) the parameters themselves, their
         current values copied in first: engine.parallel keeps them in memory its helper process
         maps too. Unlike ``set_state`` this rebinds: arrays taken from ``params`` before are no
-        longer the model's."""
+        longer the model's. ``flat``: the 1-D array that ``arrays``, one for every parameter,
+        are consecutive pieces of in ``params``' order (kept as ``flat_params``)."""
         for n, layer in self.layers.items():
             for k, v in layer.params.items():
                 a = arrays.get(f"{n}.{k}")
@@ -160,6 +163,7 @@ class Model:
         self._params = {
             f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
         }
+        self.flat_params = flat
 
     def astype(self, dtype: Any) -> Model:
         """Convert every layer (float64 for gradient checks). Returns self."""
@@ -168,6 +172,7 @@ class Model:
         self._params = {
             f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.params.items()
         }
+        self.flat_params = None
         return self
 
     # --- computing -----------------------------------------------------------------------------

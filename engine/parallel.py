@@ -269,7 +269,7 @@ class SplitStep:
             self._g.append(floats[n_floats + off : n_floats + off + size].reshape(shape))
             self.grad_views.append(self.flat_grads[off : off + size].reshape(shape))
             off += size
-        model.move_params(shared)
+        model.move_params(shared, flat=self.flat_params)
         self._pinned = False
         # Blocks that need statistics over the whole batch (BatchNorm) swap them through a
         # second pair of pipes (engine.batch_sync), made only for them.
@@ -431,17 +431,14 @@ class SplitStep:
         loss is a mean over its own n_i samples, so a sample's gradient there is n/n_i times
         its share of the whole batch's: RMS^2 = (n0^3 r0^2 + n1^3 r1^2) / n^3."""
         n = n0 + n1
+        # as hypot(a0 r0, a1 r1) with a_i = (n_i / n)^1.5: three NumPy calls, in float64
+        a0, a1 = (n0 / n) ** 1.5, (n1 / n) ** 1.5
         for (layer, _), (fwd, rev) in zip(self._recurrent, self._t, strict=True):
             for r1, attr in ((fwd, "time_grad"), (rev, "time_grad_reverse")):
                 r0 = getattr(layer, attr, None)
-                if r0 is not None and not np.isnan(r1).any():
-                    setattr(
-                        layer,
-                        attr,
-                        np.sqrt(
-                            (n0**3 * np.square(r0, dtype=np.float64) + n1**3 * np.square(r1)) / n**3
-                        ),
-                    )
+                if r0 is not None and not math.isnan(r1[0]):  # NaN: the helper had none
+                    r = np.multiply(r0, a0, dtype=np.float64)
+                    setattr(layer, attr, np.hypot(r, r1 * a1))
 
     def _how_lost(self, error: OSError | None) -> str:
         code = _reap(self.pid, wait=0.5)

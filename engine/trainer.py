@@ -425,8 +425,11 @@ class Trainer:
 
     def _weights_finite(self) -> bool:
         """Are all parameters and buffers finite? A sum of squares (one BLAS call per array)
-        first; only an array whose sum overflowed is looked at value by value."""
-        for v in (*self.model.params.values(), *self.model.buffers.values()):
+        first (the parameters as one when they are one flat array); only an array whose sum
+        overflowed is looked at value by value."""
+        whole = self.model.flat_params
+        params = (whole,) if whole is not None else self.model.params.values()
+        for v in (*params, *self.model.buffers.values()):
             flat = v.ravel()
             if not math.isfinite(float(flat.dot(flat))) and not np.isfinite(flat).all():
                 return False

@@ -519,3 +519,25 @@ def test_an_uneven_split_combines_into_the_flat_gradient_with_the_halves_weights
             np.testing.assert_allclose(g, one.grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
     finally:
         split.close()
+
+
+def test_a_split_run_checks_its_flat_parameters_for_a_weight_that_is_not_finite():
+    """The update's check for NaN and infinity reads the split's flat parameters in one call:
+    a bad value in any block is found there, and the check goes back to the arrays when the
+    model's parameters are moved elsewhere (astype)."""
+    t, run, _ = started_split_run(epochs=1)
+    try:
+        model = t.model
+        assert model.flat_params is t._split.flat_params
+        assert t._weights_finite()
+        for name in ("b1.weight", "b5.bias"):
+            p = model.params[name]
+            keep = p.flat[-1]
+            p.flat[-1] = np.inf if name == "b1.weight" else np.nan
+            assert not t._weights_finite(), name
+            p.flat[-1] = keep
+        assert t._weights_finite()
+    finally:
+        run.close()
+    model.astype(np.float64)
+    assert model.flat_params is None and t._weights_finite()
