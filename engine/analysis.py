@@ -267,7 +267,8 @@ def _infer_block(
     a.in_shapes[n], a.shapes[n] = in_shape, out
     layer.in_shape, layer.out_shape = in_shape, out  # for blocks linking to it
     a.params[n], a.buffers[n] = pcount, bcount
-    costs[n] = block_cost(layer.config, in_shape, out, pcount, a.buffers[n], a.training)
+    kept = layer.kept_scratch_bytes(in_shape, a.training)
+    costs[n] = block_cost(layer.config, in_shape, out, pcount, a.buffers[n], a.training, kept)
     return problems
 
 

@@ -115,9 +115,16 @@ def state_values(config: dict, in_shape: Any) -> int:
 
 
 def block_cost(
-    config: dict, in_shape: Any, out_shape: tuple, params: int, buffers: int, training: bool
+    config: dict,
+    in_shape: Any,
+    out_shape: tuple,
+    params: int,
+    buffers: int,
+    training: bool,
+    kept_bytes: int = 0,
 ) -> Cost:
-    """The bytes one block needs to train (``training``) or to run; see the module docstring."""
+    """The bytes one block needs to train (``training``) or to run; see the module docstring.
+    ``kept_bytes``: what the layer keeps whatever the batch (Layer.kept_scratch_bytes)."""
     out = math.prod(out_shape)  # Python ints: exact however absurd the shape
     win = window_values(config, in_shape, out_shape)
     # A sliding block keeps a padded copy of its whole input (and, training, of the input's
@@ -130,7 +137,7 @@ def block_cost(
     else:
         fixed = params + buffers + win
         per_sample = INFER_ACTIVATION_COPIES * out + steps + padded
-    return Cost(BYTES * fixed, BYTES * per_sample)
+    return Cost(BYTES * fixed + kept_bytes, BYTES * per_sample)
 
 
 def alone(cost: Cost, params: int, batch_size: int) -> int:

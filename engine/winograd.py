@@ -114,6 +114,19 @@ def pays(c: int, f: int, tiles: int, threads: int = 1) -> bool:
     return tiles >= 512 or (tiles >= 48 and max(c, f) <= 256)
 
 
+def kept_bytes_bound(c: int, f: int, h: int, w: int, pad: Pad4, itemsize: int = 4) -> int:
+    """The most a training forward pass of an ``applies`` convolution (C maps in, F out, an
+    h x w input) keeps of its input transform V for the weight gradient, for the memory
+    estimate (engine.memory): KEEP_BYTES where Winograd may run and one image's V fits under
+    it (the batch's V is kept only up to KEEP_BYTES), else 0. From ``pays``' fewest maps, not
+    its tile counts, which depend on the batch: an upper bound."""
+    if min(c, f) < 32:
+        return 0
+    th = -(-(h + pad[0] + pad[1] - 2) // 2)
+    tx = -(-(w + pad[2] + pad[3] - 2) // 2)
+    return KEEP_BYTES if 16 * c * th * tx * itemsize <= KEEP_BYTES else 0
+
+
 def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradConv | None:
     """A layer's Winograd convolution for input x and weight w where it applies and pays, one
     per input shape kept in the layer's ``cache``; else None (the layer's im2col plan)."""

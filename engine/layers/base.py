@@ -242,6 +242,12 @@ class Layer:
         message, and the one-click fix the analysis offers for it (or None); None if none."""
         return None
 
+    def kept_scratch_bytes(self, in_shape: Any, training: bool) -> int:
+        """Bytes the layer keeps whatever the batch, beyond its parameters, buffers and the
+        activations engine.memory counts per sample (Conv2D: Winograd's kept input
+        transform); the memory estimate adds them. 0 for most layers."""
+        return 0
+
     def param_note(self, in_shape: Any) -> str:
         """A sentence the Summary adds under its table about this block's parameter count
         (e.g. where it differs from the lectures' formula); "" for none."""

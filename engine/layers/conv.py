@@ -406,6 +406,16 @@ class Conv2D(_Conv):
             F.conv_output_size(w, kw, sw, pl, pr),
         )
 
+    def kept_scratch_bytes(self, in_shape, training):
+        if not training or self.config["groups"] != 1:
+            return 0
+        c, h, w = in_shape
+        f = self.config["filters"]
+        stride, pad = F.pair(self.config["stride"]), self._pad()
+        if not winograd.applies((f, c, *F.pair(self.config["kernel_size"])), stride, pad):
+            return 0
+        return winograd.kept_bytes_bound(c, f, h, w, pad)
+
     def param_shapes(self, in_shape):
         kh, kw = F.pair(self.config["kernel_size"])
         per_group = int(in_shape[0]) // self.config["groups"]
