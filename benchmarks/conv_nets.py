@@ -27,7 +27,8 @@ enough of them.
 
 ``--profile``: the engine's forward and backward CPU time per block of the ResNet-20 step
 (median over steps), grouped by stage and by block type; ``--profile --blocks`` also per block;
-``--profile --split`` of the step split over two processes (this process's half);
+``--profile --split`` of the step split over two processes (this process's half; BatchNorm's
+exchanges with the other half apart from its own work);
 ``--profile --case resnet18_infer``: wall ms per block of the ResNet-18 inference, the
 plain forward pass and Model.predict (which the case times).
 
@@ -339,7 +340,10 @@ def profile(
     the wall clock adds whatever the other jobs take), printed grouped by stage (stem, s1..,
     head) and by block type. ``split``: the step as the ``resnet20`` case runs it, half the
     batch in a helper process (engine/parallel.py); the times are this process's half, and
-    BatchNorm's include its exchanges with the helper (engine/batch_sync.py)."""
+    BatchNorm's are its own work: its exchanges with the helper (engine/batch_sync.py), the
+    spin on the helper's message counted as CPU, are taken out and reported on their own
+    (CPU and wall a step, and per stage)."""
+    from engine.batch_sync import BatchSync
     from engine.parallel import SplitStep
     from engine.trainer import forward_backward
 
@@ -350,20 +354,23 @@ def profile(
     y = rng.integers(0, 10, 64)
     loss = get_loss("cross_entropy")
     times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
+    # the exchanges inside the block running now: CPU (the spin) and wall, this step's
+    inside = [0.0, 0.0]
+    waits: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])  # block -> [cpu, wall]
+
+    def timed(*a, _f, _id, _d, **k):
+        inside[:] = 0.0, 0.0
+        t0 = time.thread_time()
+        out = _f(*a, **k)
+        times[_id][_d].append(time.thread_time() - t0 - inside[0])
+        if inside[1]:
+            waits[_id][0].append(inside[0])
+            waits[_id][1].append(inside[1])
+        return out
+
     for layer_id, layer in model.layers.items():
-        fwd, bwd = layer.forward, layer.backward
-
-        def timed_f(*a, _f=fwd, _id=layer_id, **k):
-            t0 = time.thread_time()
-            out = _f(*a, **k)
-            times[_id][0].append(time.thread_time() - t0)
-            return out
-
-        def timed_b(*a, _b=bwd, _id=layer_id, **k):
-            t0 = time.thread_time()
-            out = _b(*a, **k)
-            times[_id][1].append(time.thread_time() - t0)
-            return out
+        timed_f = functools.partial(timed, _f=layer.forward, _id=layer_id, _d=0)
+        timed_b = functools.partial(timed, _f=layer.backward, _id=layer_id, _d=1)
 
         layer.forward, layer.backward = timed_f, timed_b
     idx = np.arange(64)
@@ -372,6 +379,17 @@ def profile(
         if split
         else None
     )
+    if halves is not None:  # after the fork: the parent's exchanges only
+        exchange = BatchSync.exchange
+
+        def timed_exchange(sync, mine):
+            t0, w0 = time.thread_time(), time.perf_counter()
+            out = exchange(sync, mine)
+            inside[0] += time.thread_time() - t0
+            inside[1] += time.perf_counter() - w0
+            return out
+
+        BatchSync.exchange = timed_exchange
     totals, walls = [], []
     try:
         for _ in range(steps + 1):
@@ -385,6 +403,7 @@ def profile(
             walls.append(time.perf_counter() - w0)
     finally:
         if halves is not None:
+            BatchSync.exchange = exchange
             halves.close()
     med = {
         k: (1e3 * statistics.median(f[1:]), 1e3 * statistics.median(b[1:]) if b[1:] else 0.0)
@@ -397,7 +416,28 @@ def profile(
         f"load {os.getloadavg()[0]:.1f})"
     )
     _print_groups(graph, med, blocks, ("forward ms", "backward ms"))
+    if waits:
+        _print_waits(waits, steps)
     return med
+
+
+def _print_waits(waits: dict[str, list[list[float]]], steps: int) -> None:
+    """The split's BatchNorm exchanges, this half's: CPU (the spin) and wall a step, in total
+    and per stage (the first step, a warm-up, left out)."""
+    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for k, (cpu, wall) in waits.items():
+        per_step = len(cpu) // (steps + 1)  # a block's calls a step (forward and backward)
+        stage = k.split("b")[0] if k.startswith("s") and k[1].isdigit() else k.split("_")[0]
+        for i, v in enumerate((cpu, wall)):
+            by_stage[stage][i] += 1e3 * sum(v[per_step:]) / steps
+    total = [sum(v[i] for v in by_stage.values()) for i in (0, 1)]
+    print(
+        f"BatchNorm exchanges (taken out of BatchNorm above), ms a step: "
+        f"{total[0]:.2f} CPU (spin), {total[1]:.2f} wall"
+    )
+    print("| stage | exchange CPU ms | exchange wall ms |\n|---|---:|---:|")
+    for k, (cpu, wall) in by_stage.items():
+        print(f"| {k} | {cpu:.2f} | {wall:.2f} |")
 
 
 def _print_groups(
