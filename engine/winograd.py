@@ -53,13 +53,12 @@ output's scale (tests/test_winograd.py).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from engine import blas_threads
-from engine.conv_plan import Pad4, epilogue, plan_threads
+from engine.conv_plan import Pad4, epilogue, plan_threads, scratch
 
 # G above: the kernel transform U = G g G^T.
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
@@ -188,11 +187,9 @@ class WinogradPlan:
         return self.N, self.F, self.OH, self.OW
 
     def _scratch_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        size = math.prod(shape)
-        buf = self._scratch.get(name)
-        if buf is None or buf.size < size:
-            buf = self._scratch[name] = np.empty(size, self.dtype)
-        return buf[:size].reshape(shape)
+        """Shared with the thread's other plans (engine.conv_plan.scratch); the kept V
+        (``kept_transforms``) is the plan's own."""
+        return scratch(("winograd", name, self.dtype), shape, self.dtype)
 
     def load_input(self, x: np.ndarray) -> None:
         """x into the zero-padded scratch array, split by row and column parity ("polyphase"):

@@ -195,3 +195,66 @@ def test_convolution_products_run_blas_on_one_thread_and_restore_it(monkeypatch)
         assert lib.get_num_threads() == 2
     finally:
         lib.set_num_threads(before)
+
+
+def _pool_layers():
+    """Layers on each path the scratch pool serves, built alike at every call (seeded)."""
+    r = rng(21)
+    specs = [
+        (Conv2D(filters=64, kernel_size=3, padding=1), (64, 8, 8)),  # Winograd (batch 32)
+        (Conv2D(filters=64, kernel_size=3, padding=1), (64, 8, 8)),  # and another: its V kept
+        (Conv2D(filters=8, kernel_size=3, padding=1), (6, 9, 9)),  # folded / wide rows
+        (Conv2D(filters=8, kernel_size=3, stride=2, padding=1), (8, 9, 9)),  # by phases
+        (Conv2D(filters=8, kernel_size=3, padding=1, groups=2), (8, 7, 7)),  # two plans
+        (ConvTranspose2D(filters=4, kernel_size=2, stride=2), (8, 5, 5)),
+    ]
+    layers = [layer.build(shape, r) for layer, shape in specs]
+    xs = [r.standard_normal((32, *shape)).astype(np.float32) for _, shape in specs]
+    return layers, xs
+
+
+def _step(layer, x):
+    out = layer.forward(x, training=True)
+    dx = layer.backward(np.cos(out))
+    return out, dx, layer.grads["weight"].copy()
+
+
+def test_plans_sharing_scratch_buffers_interleave_and_threads_keep_their_own():
+    """Every plan of a thread takes its scratch arrays from one pool (conv_plan.scratch):
+    forward A, forward B, backward B, backward A (a net's order) give what each gives alone,
+    on the Winograd, im2col, folded, by-phases and grouped paths; two threads at once (the
+    app's Try it and a training run), each with its own layers, give what one gives."""
+    import threading
+
+    layers, xs = _pool_layers()
+    want = [_step(layer, x) for layer, x in zip(layers, xs, strict=True)]
+    for i in range(len(layers) - 1):
+        a, b = layers[i], layers[i + 1]
+        out_a = a.forward(xs[i], training=True)
+        out_b = b.forward(xs[i + 1], training=True)
+        dx_b = b.backward(np.cos(out_b))
+        dx_a = a.backward(np.cos(out_a))
+        got = [(out_a, dx_a, a.grads["weight"]), (out_b, dx_b, b.grads["weight"])]
+        for g3, w3 in zip(got, (want[i], want[i + 1]), strict=True):
+            for g, w in zip(g3, w3, strict=True):
+                np.testing.assert_array_equal(g, w)
+    results: dict[int, list] = {}
+
+    def run(k):
+        own, own_xs = _pool_layers()
+        results[k] = [
+            _step(layer, x) for _ in range(3) for layer, x in zip(own, own_xs, strict=True)
+        ]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in (0, 1):
+        assert len(results[k]) == 3 * len(layers)
+        for j, got in enumerate(results[k]):
+            # other buffers (addresses) and BLAS threads round a little differently; a buffer
+            # written by the other thread meanwhile would be wrong by the values' own size
+            for g, w in zip(got, want[j % len(layers)], strict=True):
+                np.testing.assert_allclose(g, w, rtol=0, atol=1e-5 * np.abs(w).max())
