@@ -602,13 +602,18 @@ def regularize(
 
 
 def clip_grad_norm(
-    grads: dict[str, np.ndarray], max_norm: float, sum_sq: float | None = None
+    grads: dict[str, np.ndarray],
+    max_norm: float,
+    sum_sq: float | None = None,
+    flat: np.ndarray | None = None,
 ) -> float:
     """Scale all grads in place so their joint L2 norm is at most ``max_norm``; return the norm
     before clipping. PyTorch's ``clip_grad_norm_``: total = sqrt(sum ||g||^2), and every g is
     multiplied by max_norm / (total + 1e-6) when that is below 1 (a non-finite total makes every
     gradient non-finite, as in PyTorch, and the trainer stops as diverged). ``sum_sq``: the sum
-    of squares when the caller has it already (the Trainer, from its gradient RMS).
+    of squares when the caller has it already (the Trainer, from its gradient RMS). ``flat``:
+    the 1-D array the grads are, together, the pieces of (a split step's combined gradient):
+    scaled in one call, the same numbers.
     """
     if not (_is_real(max_norm) and math.isfinite(max_norm) and max_norm > 0):
         raise ConfigError(f"'clip_norm' must be a number > 0, got {max_norm!r}")
@@ -617,6 +622,6 @@ def clip_grad_norm(
     total = math.sqrt(sum_sq)
     coef = max_norm / (total + 1e-6)
     if not coef >= 1.0:  # also true for nan
-        for g in grads.values():
+        for g in (flat,) if flat is not None else grads.values():
             g *= coef
     return total

@@ -256,6 +256,9 @@ class SplitStep:
         # become its views after each split step.
         self.flat_grads = np.empty(n_floats, np.float32)
         self.grad_views: list[np.ndarray] = []
+        # True while the layers' gradients are the views of flat_grads (after a split step
+        # whose halves were combined)
+        self.combined = False
         self._idx = np.frombuffer(self._mem, np.int64, half, offset=8 * n_floats)
         times = np.frombuffer(self._mem, np.float64, n_time, offset=8 * (n_floats + half))
         self._t, off = [], 0
@@ -317,6 +320,7 @@ class SplitStep:
         """Loss and correct count of the batch ``X[idx]``; the model's layers hold the
         gradients of the whole batch afterwards (unless the loss is not finite).
         Raises HelperLost if the helper died (this process's half is then wasted)."""
+        self.combined = False
         n = len(idx)
         n1 = n // 2
         n0 = n - n1
@@ -354,6 +358,7 @@ class SplitStep:
                 g += g1
                 layer.grads[k] = g
             self.flat_grads *= w1
+        self.combined = True
         return loss, hits
 
     def _reply(self, fmt: struct.Struct) -> tuple:

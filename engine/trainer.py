@@ -219,6 +219,7 @@ class Trainer:
         ]
         self._recurrent = [(n, layer) for n, layer in model.layers.items() if layer.recurrent]
         self._has_buffers = any(layer.buffers for layer in model.layers.values())
+        self._flat_grads: np.ndarray | None = None  # see _forward_backward
         # Thread-safe controls.
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -587,9 +588,13 @@ class Trainer:
     def _forward_backward(self, idx: np.ndarray) -> tuple[float, int]:
         """Loss and correct predictions of the batch ``idx``; the layers hold its gradients
         afterwards unless the loss is not finite."""
+        self._flat_grads = None
         if self._split is not None and len(idx) >= 2:
             try:
-                return self._split.forward_backward(idx)
+                result = self._split.forward_backward(idx)
+                if self._split.combined:  # the layers' gradients: views of one flat array
+                    self._flat_grads = self._split.flat_grads
+                return result
             except HelperLost as e:  # go on in one process: the step is computed again here
                 self.split_lost = f"{e}; training went on in one process"
                 self._split.close()
@@ -638,7 +643,8 @@ class Trainer:
             return loss, GRADIENT_NOT_FINITE, hits, None
         kept = model.state() if keep else None
         if spec["clip_norm"] is not None:
-            clip_grad_norm(grads, spec["clip_norm"], total)  # total: the sum of g^2 above
+            # total: the sum of g^2 above
+            clip_grad_norm(grads, spec["clip_norm"], total, self._flat_grads)
         self.optimizer.lr = lr
         self.optimizer.step(model.params, grads)
         if not self._weights_finite():

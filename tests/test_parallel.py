@@ -541,3 +541,30 @@ def test_a_split_run_checks_its_flat_parameters_for_a_weight_that_is_not_finite(
         run.close()
     model.astype(np.float64)
     assert model.flat_params is None and t._weights_finite()
+
+
+def test_a_one_sample_batch_of_a_split_run_clips_its_own_gradients():
+    """The last batch of one sample runs in this process alone: clipping scales the layers'
+    own gradients then, not the split's flat array of the step before."""
+    ds = data(91)
+    runs = []
+    for processes in (1, 2):
+        model = engine.build_model(conv_graph(), seed=1)
+        t = Trainer(
+            model,
+            ds,
+            batch_size=8,
+            epochs=2,
+            seed=2,
+            processes=processes,
+            optimizer={"name": "adam", "lr": 0.01},
+            clip_norm=1e-3,
+        )
+        assert len(t.train_data[0]) % 8 == 1
+        runs.append((t, [e for e in t.run() if e["event"] == "step"]))
+    (one, ev1), (two, ev2) = runs
+    assert two.processes == 2 and len(ev1) == len(ev2)
+    for a, b in zip(ev1, ev2, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+    for name, p in one.model.params.items():
+        np.testing.assert_allclose(two.model.params[name], p, rtol=1e-3, atol=1e-5)
