@@ -16,7 +16,7 @@ Y = A^T [U * V] A, U = G g G^T (4x4, from the 3x3 kernel), V = B^T d B (4x4). Su
 maps the elementwise products become, for each of the 16 positions (a, b) of a tile, one matrix
 product over channels:
 
-    M[a, b] (F, T) = U[a, b] (F, C) @ V[a, b] (C, T)      T = tiles (samples x tile rows x cols)
+    M[a, b] (F, T) = U[a, b] (F, C) @ V[a, b]^T (C, T)     T = tiles (samples x tile rows x cols)
 
 so a convolution is: the input transform (additions only), 16 products, the output transform
 (additions only). Tiles start every 2 pixels and overlap by 2; an odd output height or width
@@ -31,18 +31,24 @@ the tile's 2x2 output gradient Y, which is F(3x3, 2x2). Swapping the roles of ou
 kernel in y = A^T [(G g) * (B^T d)] (the transposition principle: sum_k y'_k y_k is symmetric
 in y' and g) gives z = G^T [(A y') * (B^T d)], so with the same V = B^T d B as forward:
 
-    S[a, b] (F, C) = (A Y A^T)[a, b] (F, T) @ V[a, b]^T (T, C)      dW = G^T S G
+    S[a, b] (F, C) = (A Y A^T)[a, b] (F, T) @ V[a, b] (T, C)      dW = G^T S G
 
 16 products summed over tiles (long, BLAS-friendly sums) instead of im2col's 9 over positions,
 on (16 / 4) / 9 of the multiply-adds per output position.
 
 Choices (the transforms are passes over memory, which cost more than the products here;
 numbers in benchmarks/NOTES.md, "Winograd"):
-- The padded input is stored split by row and column parity ("polyphase"), so B's shifts by
-  one tile column are shifts of one flat array by one element, and B^T's rows are whole rows.
-- One tile column more than needed is computed ("wide rows", as Conv2dPlan's): every pass is
-  then over long contiguous runs; the junk column is dropped when the outputs are written.
-- The output transform is one (4, 16) @ (16, F * tiles) product, then four interleaving copies.
+- The padded input is stored split by row and column parity ("polyphase") with the channels
+  last, so B's shifts by one tile column are shifts of one flat array by C elements, and B^T's
+  rows are whole rows. The column pass runs over every phase column, one more per row than
+  there are tiles; that junk column is dropped as the rows are copied out, in runs of TW * C
+  values (with the samples' maps as the innermost axis the runs would be TW values, which
+  NumPy copies slowly, so the junk would be carried through the products: 25 % more of them
+  at 8x8 outputs; benchmarks/NOTES.md).
+- V is laid out (tile, channel), BLAS reading it transposed in the forward products; the
+  outputs and the output gradient's transform are (filter, tile), maps first, as the layers'
+  arrays (no layout change on the way out).
+- The output transform is one (4, 16) @ (16, tiles * F) product, then four interleaving copies.
 - Used only where it measured faster than im2col (``pays``: layers of 32 maps or more with
   enough tiles; not ResNet-20's 16-map layers, nor one image of ResNet-18's late stages).
 - Chunks of samples whose transformed tiles fit in a core's L2 cache; BLAS on one thread.
@@ -145,6 +151,23 @@ def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradCon
     return conv if threads == 1 or pays(c, w.shape[0], tiles, threads) else None
 
 
+# Channels per copy where a copy changes the layout between maps-first (N, C, H, W) and channels
+# last and the maps lie a multiple of 4 KiB apart (32x32 float32 maps): a copy reading all 64
+# maps of a sample at once then ran 2-3x slower than in blocks (the cache's associativity:
+# every map's value falls in the same cache set); other sizes copy faster in one call
+BLOCK = 16
+
+
+def _copy_blocks(dst: np.ndarray, src: np.ndarray) -> None:
+    """np.copyto(dst, src), in blocks of BLOCK along the last axis (the channels) where the
+    maps-first side's channels lie a multiple of 4 KiB apart."""
+    if max(abs(dst.strides[-1]), abs(src.strides[-1])) % 4096:
+        np.copyto(dst, src)
+        return
+    for c0 in range(0, dst.shape[-1], BLOCK):
+        np.copyto(dst[..., c0 : c0 + BLOCK], src[..., c0 : c0 + BLOCK])
+
+
 def kernel_transform(w: np.ndarray, flip: bool = False) -> np.ndarray:
     """U = G g G^T for every (filter, map): w (F, C, 3, 3) -> (16, F, C), row a*4 + b.
     ``flip``: U of ``flipped(w)`` instead, (16, C, F) (the input gradient's kernel)."""
@@ -172,8 +195,7 @@ class WinogradPlan:
         self.TH, self.TW = -(-self.OH // 2), -(-self.OW // 2)  # tile rows and columns
         # the padded input the tiles are read from: 2 * tiles + 2 rows and columns
         self.Hq, self.Wq = 2 * self.TH + 2, 2 * self.TW + 2
-        # tile columns computed: one more than needed, whose values are dropped ("wide rows", as
-        # in Conv2dPlan), so every elementwise pass runs over whole contiguous arrays
+        # phase columns per row: one more than the tiles (module docstring)
         self.TX = self.TW + 1
         self.dtype = np.dtype(dtype)
         per_sample = 16 * max(self.C, self.F) * self.TH * self.TX * self.dtype.itemsize
@@ -192,14 +214,15 @@ class WinogradPlan:
         return scratch(("winograd", name, self.dtype), shape, self.dtype)
 
     def load_input(self, x: np.ndarray) -> None:
-        """x into the zero-padded scratch array, split by row and column parity ("polyphase"):
-        xd[p, n, c, q, t, k] = xpad[n, c, 2t + q, 2k + p], (2, N, C, 2, TH + 1, TW + 1). A tile's
-        columns are then shifts of one contiguous array by whole elements, its rows by whole
-        rows, not every other value (NOTES.md, "Winograd")."""
+        """x into the zero-padded scratch array, split by row and column parity ("polyphase"),
+        channels last: xd[p, n, q, t, k, c] = xpad[n, c, 2t + q, 2k + p], (2, N, 2, TH + 1,
+        TW + 1, C). A tile's columns are then shifts of one contiguous array by C elements, its
+        rows by whole rows, not every other value (NOTES.md, "Winograd")."""
         m = x.shape[0]  # a chunk of samples, copied just before its transform (in cache)
         if self._xpad is None:
             size = self.chunks[0][1]
-            self._xpad = np.zeros((2, size, self.C, 2, self.TH + 1, self.TX), self.dtype)
+            self._xpad = np.zeros((2, size, 2, self.TH + 1, self.TX, self.C), self.dtype)
+        xt = x.transpose(0, 2, 3, 1)
         for q in range(2):
             h0 = (q - self.pt) % 2  # first input row landing in row phase q
             t0 = (self.pt + h0) // 2
@@ -208,63 +231,62 @@ class WinogradPlan:
                 w0 = (p - self.pl) % 2
                 k0 = (self.pl + w0) // 2
                 nw = len(range(w0, self.W, 2))
-                np.copyto(
-                    self._xpad[p, :m, :, q, t0 : t0 + nh, k0 : k0 + nw], x[:, :, h0::2, w0::2]
-                )
+                _copy_blocks(self._xpad[p, :m, q, t0 : t0 + nh, k0 : k0 + nw], xt[:, h0::2, w0::2])
 
     def input_transform(self, m: int, out: np.ndarray | None = None) -> np.ndarray:
-        """V = B^T d B of every tile of the m loaded samples: (16, C, m * TH * TX), into
+        """V = B^T d B of every tile of the m loaded samples: (16, m * TH * TW, C), into
         ``out`` if given, else a scratch array."""
-        th, tx = self.TH, self.TX
+        th, tw, tx, c = self.TH, self.TW, self.TX, self.C
         # B on the columns: tile column j of tile u is padded column 2u + j, phase j % 2 at
-        # u + j // 2: the phase's array shifted by j // 2 (the last column of each row is junk)
-        size = m * self.C * 2 * (th + 1) * tx
+        # u + j // 2: the phase's array shifted by (j // 2) * C (the last phase column of each
+        # row, and the array's last C values, are junk: dropped by the row pass)
+        size = m * 2 * (th + 1) * tx * c
         x = self._xpad[:, :m].reshape(2, size)
-        c = self._scratch_array("cols", (4, size))
-        c[:, -1] = 0
-        col = [x[j % 2, j // 2 : size - 1 + j // 2] for j in range(4)]
-        np.subtract(col[0], col[2], out=c[0, :-1])
-        np.add(col[1], col[2], out=c[1, :-1])
-        np.subtract(col[2], col[1], out=c[2, :-1])
-        np.subtract(col[1], col[3], out=c[3, :-1])
+        cols = self._scratch_array("cols", (4, size))
+        col = [x[j % 2, (j // 2) * c : size - c + (j // 2) * c] for j in range(4)]
+        np.subtract(col[0], col[2], out=cols[0, :-c])
+        np.add(col[1], col[2], out=cols[1, :-c])
+        np.subtract(col[2], col[1], out=cols[2, :-c])
+        np.subtract(col[1], col[3], out=cols[3, :-c])
         # B^T on the rows (row i: phase i % 2, shifted by i // 2 rows). The rows are first
-        # copied out, already in the (b, C, m, TH, TX) layout of the products, so the
-        # additions run over whole contiguous arrays: NumPy's arithmetic on strided views ran
-        # 3-4x slower than on contiguous ones, its copies did not (NOTES.md, "late evening")
-        c6 = c.reshape(4, m, self.C, 2, th + 1, tx)
-        r = self._scratch_array("rows", (4, 4, self.C, m, th, tx))
+        # copied out without the junk column, already in the (b, m, TH, TW, C) layout of the
+        # products, so the additions run over whole contiguous arrays: NumPy's arithmetic on
+        # strided views ran 3-4x slower than on contiguous ones, its copies did not (NOTES.md,
+        # "late evening")
+        c6 = cols.reshape(4, m, 2, th + 1, tx, c)
+        r = self._scratch_array("rows", (4, 4, m, th, tw, c))
         for i in range(4):
-            np.copyto(r[i], c6[:, :, :, i % 2, i // 2 : i // 2 + th].transpose(0, 2, 1, 3, 4))
+            np.copyto(r[i], c6[:, :, i % 2, i // 2 : i // 2 + th, :tw])
         v = self._scratch_array("v", r.shape) if out is None else out.reshape(r.shape)
         rf, vf = r.reshape(4, -1), v.reshape(4, -1)
         np.subtract(rf[0], rf[2], out=vf[0])
         np.add(rf[1], rf[2], out=vf[1])
         np.subtract(rf[2], rf[1], out=vf[2])
         np.subtract(rf[1], rf[3], out=vf[3])
-        return v.reshape(16, self.C, m * th * tx)
+        return v.reshape(16, m * th * tw, c)
 
     def output_transform(self, mm: np.ndarray, out: np.ndarray) -> None:
-        """out (m, F, 2 TH, 2 TW) = A^T M A of every tile; mm (16, F, m * TH * TX)."""
+        """out (m, F, 2 TH, 2 TW) = A^T M A of every tile; mm (16, F, m * TH * TW)."""
         m = out.shape[0]
         # all 4 outputs of a tile at once: y[(i, j)] = sum_(a, b) A^T[i, a] A^T[j, b] M[(a, b)],
-        # one (4, 16) @ (16, F m TH TX) product (fewer passes over M than additions)
-        y = self._scratch_array("y", (4, self.F * m * self.TH * self.TX))
+        # one (4, 16) @ (16, F m TH TW) product (fewer passes over M than additions)
+        y = self._scratch_array("y", (4, self.F * m * self.TH * self.TW))
         np.matmul(AA, mm.reshape(16, -1), out=y)
-        # interleaved: out[n, f, 2t + i, 2u + j] = y[(i, j), f, n, t, u], the junk column dropped;
-        # four copies, one per (i, j), ran 3x faster than one 6-axis copy
-        y6 = y.reshape(2, 2, self.F, m, self.TH, self.TX)
+        # interleaved: out[n, f, 2t + i, 2u + j] = y[(i, j), f, n, t, u]; four copies, one per
+        # (i, j), ran 3x faster than one 6-axis copy
+        y6 = y.reshape(2, 2, self.F, m, self.TH, self.TW)
         o6 = out.reshape(m, self.F, self.TH, 2, self.TW, 2)
         for i in range(2):
             for j in range(2):
-                np.copyto(o6[:, :, :, i, :, j].transpose(1, 0, 2, 3), y6[i, j, ..., : self.TW])
+                np.copyto(o6[:, :, :, i, :, j].transpose(1, 0, 2, 3), y6[i, j])
 
     def output_grad_transform(self, dout: np.ndarray) -> np.ndarray:
-        """A Y A^T of every 2x2 tile Y of dout (m, F, OH, OW): (16, F, m * TH * TX), tiles in
-        input_transform's order; zero for the junk tile column and the rows / columns past an
-        odd output size, so those tiles add nothing to the sums."""
+        """A Y A^T of every 2x2 tile Y of dout (m, F, OH, OW): (16, F, m * TH * TW), tiles in
+        input_transform's order; zero for the rows / columns past an odd output size, so those
+        tiles add nothing to the sums."""
         m = dout.shape[0]
-        th, tx = self.TH, self.TX
-        gq = self._scratch_array("gq", (2, 2, self.F, m, th, tx))
+        th, tw = self.TH, self.TW
+        gq = self._scratch_array("gq", (2, 2, self.F, m, th, tw))
         for i in range(2):
             nt = len(range(i, self.OH, 2))
             for j in range(2):
@@ -273,9 +295,9 @@ class WinogradPlan:
                 np.copyto(g[:, :, :nt, :nu].transpose(1, 0, 2, 3), dout[:, :, i::2, j::2])
                 g[:, :, nt:] = 0
                 g[:, :, :nt, nu:] = 0
-        ug = self._scratch_array("ug", (16, self.F * m * th * tx))
+        ug = self._scratch_array("ug", (16, self.F * m * th * tw))
         np.matmul(AA.T, gq.reshape(4, -1), out=ug)
-        return ug.reshape(16, self.F, m * th * tx)
+        return ug.reshape(16, self.F, m * th * tw)
 
     @plan_threads
     def weight_grad(
@@ -291,7 +313,7 @@ class WinogradPlan:
                 self.load_input(x[n0:n1])
                 v = self.input_transform(n1 - n0)
             ug = self.output_grad_transform(dout[n0:n1])
-            s += np.matmul(ug, v.transpose(0, 2, 1), out=self._scratch_array("s", s.shape))
+            s += np.matmul(ug, v, out=self._scratch_array("s", s.shape))
         dw = np.matmul(GG, s.reshape(16, -1)).reshape(3, 3, self.F, self.C)
         return np.ascontiguousarray(dw.transpose(2, 3, 0, 1))
 
@@ -302,20 +324,20 @@ class WinogradPlan:
         them back to back, so BLAS's threads are woken once, not for each (ResNet-18 inference
         on an idle machine: 27.8 -> 25.6 ms, NOTES.md "Issue 20, evening")."""
         n0, n1 = self.chunks[0]
-        one = self.F * self.C * (n1 - n0) * self.TH * self.TX
+        one = self.F * self.C * (n1 - n0) * self.TH * self.TW
         return 16 * one if len(self.chunks) == 1 else one
 
     @property
     def transform_bytes(self) -> int:
         """Bytes of the whole batch's input transform V."""
-        return 16 * self.C * self.N * self.TH * self.TX * self.dtype.itemsize
+        return 16 * self.C * self.N * self.TH * self.TW * self.dtype.itemsize
 
     def kept_transforms(self) -> list[np.ndarray]:
         """Arrays (one per chunk, made once) a forward pass can leave V in (``keep``)."""
         kept = self._scratch.get("kept")
         if kept is None:
             kept = self._scratch["kept"] = [
-                np.empty((16, self.C, (n1 - n0) * self.TH * self.TX), self.dtype)
+                np.empty((16, (n1 - n0) * self.TH * self.TW, self.C), self.dtype)
                 for n0, n1 in self.chunks
             ]
         return kept
@@ -339,8 +361,9 @@ class WinogradPlan:
             m = n1 - n0
             self.load_input(x[n0:n1])
             v = self.input_transform(m, None if keep is None else keep[k])
-            mm = self._scratch_array("m", (16, self.F, v.shape[2]))
-            np.matmul(u, v, out=mm)  # the 16 products over channels
+            mm = self._scratch_array("m", (16, self.F, v.shape[1]))
+            # the 16 products over channels (V read transposed by BLAS, no copy)
+            np.matmul(u, v.transpose(0, 2, 1), out=mm)
             if even:
                 self.output_transform(mm, out[n0:n1])
             else:  # the extra tile row / column's outputs are dropped
