@@ -124,6 +124,9 @@ def lenet5_case(processes: int | str = "auto") -> tuple[Step, Step, Callable[[],
     split = None
     if n_proc == 2:
         split = SplitStep(model, lambda i: forward_backward(model, loss, x, y, True, i), BATCH)
+        # as Trainer.start_helper: the update reads the split's flat arrays where they are
+        params = list(model.params.values())
+        opt.use_flat(params, split.flat_params, split.grad_views, split.flat_grads)
     idx = np.arange(BATCH)
 
     def engine_step() -> float:
