@@ -101,17 +101,20 @@ def test_kernel_transform_is_g_g_gt_and_its_flip_that_of_the_flipped_kernel():
     np.testing.assert_allclose(flip, winograd.kernel_transform(winograd.flipped(w)), atol=1e-6)
 
 
-def test_resnet_sized_layer_stays_within_float32_rounding_of_im2col(monkeypatch):
+# 32x32 float32 maps lie 4 KiB apart: the load takes its unaligned copy first (ALIGNED_MAPS),
+# for x and, in the input gradient, for dout
+@pytest.mark.parametrize("c,size", [(64, 8), (5, 32)])
+def test_resnet_sized_layer_stays_within_float32_rounding_of_im2col(monkeypatch, c, size):
     r = rng(2)
-    x = r.standard_normal((3, 64, 8, 8)).astype(np.float32)
-    layer = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 8, 8), r)
+    x = r.standard_normal((3, c, size, size)).astype(np.float32)
+    layer = Conv2D(filters=c, kernel_size=3, padding=1).build((c, size, size), r)
     want_params = layer.params
-    dout = r.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    dout = r.standard_normal((3, c, size, size)).astype(np.float32)
     monkeypatch.setattr(winograd, "pays", lambda *a: False)
     want, dx_want = layer.forward(x, training=True), layer.backward(dout).copy()
     dw_want = layer.grads["weight"].copy()
     monkeypatch.setattr(winograd, "pays", lambda *a: True)
-    layer = Conv2D(filters=64, kernel_size=3, padding=1).build((64, 8, 8))
+    layer = Conv2D(filters=c, kernel_size=3, padding=1).build((c, size, size))
     layer.params = want_params  # a fresh layer: nothing loaded by the im2col run
     out, dx = layer.forward(x, training=True), layer.backward(dout)
     assert layer._cache[2] is not None  # the Winograd path ran
