@@ -78,7 +78,16 @@ def main(argv: list[str]) -> int:
     app.aboutToQuit.connect(lambda: app.clipboard().clear())
     if args.screenshot:
         return screenshot(app, args.graph, args.screenshot)
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
     from gui.main_window import MainWindow
+
+    # Python's cyclic garbage collector runs in whichever thread allocates when a threshold is
+    # reached: in a data download or evaluation thread it can free a closed dialog's widgets
+    # there, and Qt deadlocks (that thread waits for the GIL inside a widget's destructor while
+    # the GUI thread, holding it, waits for that destructor's lock; seen in the tests). Collect
+    # on a timer in the GUI thread instead, as pyqtgraph does for this reason.
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 (its timer lives as long as the app)
 
     window = MainWindow()
     window.show()

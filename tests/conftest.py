@@ -75,6 +75,27 @@ def _no_forgotten_modal_dialog(request):
         pytest.fail("a modal dialog waited for an answer nobody gave: " + "; ".join(seen))
 
 
+@pytest.fixture(autouse=True)
+def _collect_widgets_in_the_gui_thread(request):
+    """A GUI test's windows and dialogs, closed at its teardown, are often in reference cycles:
+    collect them now, in the main thread. Left to Python's next automatic collection they could
+    be freed in whatever thread allocated then (a data-loading thread of a later test), where a
+    widget's destructor deadlocks with the GUI thread (seen: a land run hung 10 minutes in
+    QObject::~QObject). This fixture is set up first, so its teardown runs after the window
+    fixtures close their windows (gui/main.py does the same for the app with a GUI-thread
+    collector)."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+
+
 def pytest_collection_modifyitems(config, items):
     """The fuzz tests of hostile files run in tests/test_fuzz_capped.py's memory-capped child
     (so a blow-up fails a test, not the machine); set BLOCKPROP_FUZZ_CHILD=1 to run them here."""
