@@ -244,7 +244,7 @@ def input_gradient(model: Model, xs: np.ndarray, cls: int) -> np.ndarray:
             block=model.input_id,
         )
     scores = model.forward(xs)
-    dx = model.backward(_one_hot(scores, cls), input_grad=True)
+    dx = model.backward(_one_hot(scores, cls), input_grad=True, weights=False)
     if dx is None:
         raise ConfigError("no gradient reaches the input", block=model.input_id)
     return dx

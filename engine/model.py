@@ -261,9 +261,10 @@ class Model:
         the outputs of the blocks in ``keep`` stay in ``self.kept_grads`` (Grad-CAM).
         ``heads`` gives the gradients w.r.t. the extra outputs (engine.heads), weighted:
         backward starts from every one of them. ``weights=False``: the caller reads no weight
-        gradients, so with ``input_grad=False`` the walk stops as soon as every block in
-        ``keep`` has its gradient (Grad-CAM of a late block: the few blocks after it, not the
-        whole net); the layers it does not reach keep their old grads."""
+        gradients: the convolutions skip theirs (saliency, SmoothGrad), and with
+        ``input_grad=False`` the walk stops as soon as every block in ``keep`` has its
+        gradient (Grad-CAM of a late block: the few blocks after it, not the whole net); what
+        is not computed keeps its old value."""
         if self._predicted:
             raise RuntimeError(
                 "backward needs forward's caches: Model.predict keeps none (use forward)"
@@ -284,6 +285,8 @@ class Model:
             layer = self.layers[n]
             if self.inputs[n] == [self.input_id] and hasattr(layer, "needs_input_grad"):
                 layer.needs_input_grad = input_grad
+            if hasattr(layer, "needs_weight_grad"):  # set at every call: training wants them
+                layer.needs_weight_grad = weights
             dn = layer.backward(d)
             preds = self.inputs[n]
             if not preds:  # the Input

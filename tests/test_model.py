@@ -351,3 +351,45 @@ def test_backward_for_kept_gradients_alone_stops_at_the_kept_blocks():
     m.forward(x)
     m.backward(dy, input_grad=False, keep=("sum",), weights=False)
     assert ran == ["out", "cat"]  # cat's gradient reaches sum: nothing more is needed
+
+
+def test_backward_without_weight_gradients_gives_the_same_input_gradient():
+    """weights=False (saliency, SmoothGrad): the convolutions skip dW on every path (im2col,
+    folded, by phases, grouped, Winograd) and the input gradient is the whole walk's; their
+    weight gradients keep the old values, and the next training backward makes them again."""
+    g = engine.Graph()
+    g.add_node("Input", {"shape": [3, 16, 16]}, node_id="in")
+    chain = [
+        ("c1", "Conv2D", {"filters": 32, "kernel_size": 3, "padding": 1}),  # folded / wide
+        ("c2", "Conv2D", {"filters": 32, "kernel_size": 3, "padding": 1}),  # Winograd
+        ("c3", "Conv2D", {"filters": 8, "kernel_size": 3, "stride": 2, "padding": 1}),
+        ("c4", "Conv2D", {"filters": 8, "kernel_size": 3, "padding": 1, "groups": 2}),
+        ("c5", "Conv2D", {"filters": 8, "kernel_size": 5}),  # im2col, long rows
+        ("f", "Flatten", {}),
+        ("d", "Dense", {"units": 3}),
+    ]
+    prev = "in"
+    for nid, kind, cfg in chain:
+        g.add_node(kind, cfg, node_id=nid)
+        g.add_edge(prev, nid)
+        prev = nid
+    m = build_model(g, seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal((8, 3)).astype(np.float32)
+    m.forward(x)
+    assert m.layers["c2"]._cache[2] is not None  # the Winograd path is covered
+    want_dx = m.backward(dy)
+    want = {k: v.copy() for k, v in m.grads.items()}
+    stale = {k: np.full_like(v, 7.0) for k, v in want.items() if k.endswith(".weight")}
+    for k, v in stale.items():
+        m.layers[k.split(".")[0]].grads["weight"] = v
+    m.forward(x)
+    dx = m.backward(dy, weights=False)
+    np.testing.assert_array_equal(dx, want_dx)
+    for k, v in stale.items():
+        if k.startswith("c"):  # the convolutions left them as they were
+            assert m.layers[k.split(".")[0]].grads["weight"] is v and (v == 7.0).all()
+    m.forward(x, training=True)
+    m.backward(dy)
+    for k, v in want.items():
+        np.testing.assert_allclose(m.grads[k], v, rtol=1e-5, atol=1e-6)

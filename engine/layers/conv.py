@@ -113,6 +113,9 @@ class _Conv(Layer):
         # False skips dx (backward then returns None): a block fed straight by the data needs
         # no input gradient, as PyTorch skips it for inputs that do not require grad.
         self.needs_input_grad = True
+        # False skips dW (its grads["weight"] keeps its old value): explanations that only go
+        # back to the input (saliency, SmoothGrad; Model.backward(weights=False)).
+        self.needs_weight_grad = True
         self._plans: dict[tuple, F.Conv2dPlan] = {}
         self._weight_mask: np.ndarray | None = None
         self._winos: dict[tuple, winograd.WinogradConv] = {}
@@ -195,12 +198,12 @@ class _Conv(Layer):
         return max(plan.product_macs for plan in plans)
 
     @conv_plan.plan_threads
-    def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(dW in the 4-D layout, dx or None); sets the bias gradient. Grouped: each group's
-        sums over its own filters and input maps, put side by side."""
+    def _conv_backward(self, dout4: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(dW in the 4-D layout or None, dx or None); sets the bias gradient. Grouped: each
+        group's sums over its own filters and input maps, put side by side."""
         plans, w4, wino, x4 = self._cache
         if wino is not None:
-            dw = wino.weight_grad(x4, dout4)
+            dw = wino.weight_grad(x4, dout4) if self.needs_weight_grad else None
             db = F.channel_sum(dout4) if "bias" in self.params else None
             dx = wino.input_grad(dout4, w4) if self.needs_input_grad else None
         elif len(plans) == 1:
@@ -213,34 +216,34 @@ class _Conv(Layer):
                 )
                 for g, plan in enumerate(plans)
             ]
-            dw = np.concatenate([p[0] for p in parts])
+            dw = None if parts[0][0] is None else np.concatenate([p[0] for p in parts])
             db = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
             dx = None if parts[0][2] is None else np.concatenate([p[2] for p in parts], axis=1)
         if db is not None:
             self.grads["bias"] = db
-        if self._weight_mask is not None:
+        if self._weight_mask is not None and dw is not None:
             dw *= self._weight_mask.astype(dw.dtype)
         return dw, dx
 
     def _group_backward(self, plan, w4, dout4, input_grad=True):
-        """(dW, db or None, dx or None) of one plan's convolution; dx only if ``input_grad``
-        and the layer needs it."""
+        """(dW or None, db or None, dx or None) of one plan's convolution; dx only if
+        ``input_grad`` and the layer needs it, dW only if it needs that."""
         has_bias = "bias" in self.params
-        want_dx = input_grad and self.needs_input_grad
+        want_dx, want_dw = input_grad and self.needs_input_grad, self.needs_weight_grad
         long_rows = not plan.wide or plan.OW >= conv_plan.WIDE_FORWARD_BELOW
         if not want_dx and not plan.folded and long_rows:
             # dout summed over (N, OH, OW) is the bias gradient
             return (
-                self._weight_grad(plan, w4, dout4),
+                self._weight_grad(plan, w4, dout4) if want_dw else None,
                 F.channel_sum(dout4) if has_bias else None,
                 None,
             )
         plan.load_output_grad(dout4)
         dxpad = plan.new_input_grad() if want_dx else None
         if plan.folded or (plan.wide and dxpad is not None):
-            dw = self._backward_folded(plan, w4, dxpad)
+            dw = self._backward_folded(plan, w4, dxpad, want_dw)
         else:
-            dw = self._backward_im2col(plan, w4, dxpad)
+            dw = self._backward_im2col(plan, w4, dxpad, want_dw)
         db = plan.output_grad_sum() if has_bias else None
         return dw, db, (None if dxpad is None else plan.input_grad(dxpad))
 
@@ -257,33 +260,35 @@ class _Conv(Layer):
         return dw.reshape(w4.shape)
 
     @staticmethod
-    def _backward_im2col(plan, w4, dxpad):
+    def _backward_im2col(plan, w4, dxpad, want_dw=True):
         # dW = sum over samples of dout @ cols^T; dx = col2im(W^T @ dout), chunk by chunk (the
         # columns are rebuilt per chunk, which keeps them in cache).
         wm = w4.reshape(plan.F, plan.K)
-        dw = np.zeros_like(wm)
+        dw = np.zeros_like(wm) if want_dw else None
         for n0, n1 in plan.chunks:
-            g = plan.output_grad(n0, n1)
-            dw += np.matmul(g, plan.columns(n0, n1).transpose(0, 2, 1)).sum(axis=0)
+            if dw is not None:
+                g = plan.output_grad(n0, n1)
+                dw += np.matmul(g, plan.columns(n0, n1).transpose(0, 2, 1)).sum(axis=0)
             if dxpad is not None:
                 plan.add_columns(plan.input_grad_columns(wm, n0, n1), n0, n1, dxpad)
-        return dw.reshape(w4.shape)
+        return None if dw is None else dw.reshape(w4.shape)
 
     @staticmethod
-    def _backward_folded(plan, w4, dxpad):
+    def _backward_folded(plan, w4, dxpad, want_dw=True):
         # The same sums, regrouped (engine.conv_plan.Conv2dPlan, "stride 1, folded"): the input
         # shifted by kernel rows X, the output gradient shifted by kernel columns G, then
         # dW = sum over samples of G @ X^T, and dx = W' @ G added at each kernel row's offset.
         # A chunk's samples lie side by side in G and X, so each is one product (the sum over
         # samples inside it, X^T read transposed by BLAS: no transposed copy).
         wf = plan.fold_weight(w4)
-        dwt = np.zeros((plan.F * plan.kw, plan.C * plan.kh), w4.dtype)
+        dwt = np.zeros((plan.F * plan.kw, plan.C * plan.kh), w4.dtype) if want_dw else None
         for n0, n1 in plan.fold_chunks:
             g = plan.shifted_grads(n0, n1)
-            dwt += g @ plan.shifted_inputs_cm(n0, n1).T
+            if dwt is not None:
+                dwt += g @ plan.shifted_inputs_cm(n0, n1).T
             if dxpad is not None:
                 plan.add_row_shifted(plan.input_grad_rows(wf, g), n0, n1, dxpad)
-        return plan.unfold_weight_grad(dwt)
+        return None if dwt is None else plan.unfold_weight_grad(dwt)
 
 
 class Conv2D(_Conv):
@@ -509,7 +514,9 @@ class Conv2D(_Conv):
         return plan.forward(x, w, b, scale, relu)
 
     def backward(self, dout):
-        self.grads["weight"], dx = self._conv_backward(dout)
+        dw, dx = self._conv_backward(dout)
+        if dw is not None:
+            self.grads["weight"] = dw
         return dx
 
 
@@ -582,5 +589,6 @@ class Conv1D(_Conv):
 
     def backward(self, dout):
         dw, dx = self._conv_backward(dout[:, :, None, :])
-        self.grads["weight"] = dw[:, :, 0, :]
+        if dw is not None:
+            self.grads["weight"] = dw[:, :, 0, :]
         return None if dx is None else dx[:, :, 0, :]
