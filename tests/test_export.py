@@ -378,7 +378,7 @@ def test_block_variables_never_shadow_the_scripts_own_names():
                     assert n in naming.SCRIPT_NAMES, (target, n)
     # data loaders and optimizer rules that other graphs pull in
     from engine.export import standalone_data
-    from engine.optim import RULES
+    from engine.optim_rules import RULES
 
     for fn, _, needs in standalone_data.MAKERS.values():
         assert {fn, *needs} <= naming.SCRIPT_NAMES

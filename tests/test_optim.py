@@ -9,13 +9,12 @@ import pytest
 from engine.errors import ConfigError, ShapeError
 from engine.optim import (
     OPTIMIZERS,
-    RULES,
-    TORCH_EQUIVALENT,
     check_optimizer_spec,
     clip_grad_norm,
     make_optimizer,
     regularize,
 )
+from engine.optim_rules import RULES, TORCH_EQUIVALENT
 from engine.schedules import (
     SCHEDULE_TORCH_EQUIVALENT,
     SCHEDULES,

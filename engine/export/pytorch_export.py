@@ -6,7 +6,7 @@ with the graph's loss, optimizer, schedule, L1/L2 and clipping that runs on one 
 What makes its numbers the engine's: the modules compute the same functions (each layer's to_torch);
 ``--weights`` loads the engine's own weights file; one process splits and shuffles the data with
 NumPy exactly as ``engine.Trainer`` does; where no torch optimizer applies the lecture's update,
-a custom one runs the engine's own rule (``engine.optim.RULES``).
+a custom one runs the engine's own rule (``engine.optim_rules.RULES``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from engine.export.naming import call, comment, comment_lines, kwarg, literal, p
 from engine.export.numpy_export import header
 from engine.export.plan import Plan
 from engine.export.torch_modules import init_methods, torch_block
-from engine.optim import RULES, TORCH_EQUIVALENT
+from engine.optim_rules import RULES, TORCH_EQUIVALENT
 from engine.training_spec import check_mask_padding
 
 
