@@ -8,7 +8,8 @@ from engine.layers.activation import Activation
 from engine.layers.adaptive import AdaptiveAvgPool2D
 from engine.layers.attention import Attention
 from engine.layers.base import Layer, register
-from engine.layers.conv import Conv1D, Conv2D
+from engine.layers.conv import Conv2D
+from engine.layers.conv1d import Conv1D
 from engine.layers.conv_transpose import ConvTranspose2D
 from engine.layers.dense import Dense
 from engine.layers.embedding import Embedding
