@@ -39,7 +39,7 @@ to to_empty train training type xpu zero_grad
 # them; tests/test_export.py checks this list against every top-level name of both scripts).
 SCRIPT_NAMES = frozenset(
     """
-engine layers np numpy torch nn F dist os sys math json time argparse DDP optim g graph model
+engine layers np numpy torch nn F dist os sys math json time argparse gc DDP optim g graph model
 x xs out inputs self data net trainer event batch loss args parser
 SEED NAME_MAP TRAINING WEIGHTS OUT_SHAPE INIT OPTIMIZER RULE HERE
 add build_graph build_model load_data make_trainer train fmt weights_path load_dataset

@@ -7,6 +7,7 @@ load_data, make_optimizer, lr_factor (see pytorch_export.py).
 
 IMPORTS = """\
 import argparse
+import gc
 import json
 import math
 import os
@@ -385,6 +386,11 @@ def train(epochs=None, steps=None, save=None, log=None):
         # every rank done before any tears gloo down: a rank leaving early made another one
         # abort at exit now and then ("terminate called without an active exception")
         dist.barrier()
+        # the DDP wrapper's reducer holds the process group: let it go first, so the group's
+        # threads are joined here and not in the interpreter's teardown (an abort, now and
+        # then, under load)
+        del model
+        gc.collect()
         dist.destroy_process_group()
     return net
 
