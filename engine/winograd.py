@@ -119,6 +119,12 @@ def pays(c: int, f: int, tiles: int, threads: int = 1) -> bool:
     return tiles >= 512 or (tiles >= 48 and max(c, f) <= 256)
 
 
+def tile_count(h: int, w: int, pad: Pad4) -> int:
+    """2x2 output tiles of one h x w image padded by ``pad`` (the 3x3 output is h + pt + pb - 2
+    rows by w + pl + pr - 2 columns)."""
+    return -(-(h + pad[0] + pad[1] - 2) // 2) * -(-(w + pad[2] + pad[3] - 2) // 2)
+
+
 def kept_bytes_bound(c: int, f: int, h: int, w: int, pad: Pad4, itemsize: int = 4) -> int:
     """The most a training forward pass of an ``applies`` convolution (C maps in, F out, an
     h x w input) keeps of its input transform V for the weight gradient, for the memory
@@ -127,9 +133,7 @@ def kept_bytes_bound(c: int, f: int, h: int, w: int, pad: Pad4, itemsize: int = 
     its tile counts, which depend on the batch: an upper bound."""
     if min(c, f) < 32:
         return 0
-    th = -(-(h + pad[0] + pad[1] - 2) // 2)
-    tx = -(-(w + pad[2] + pad[3] - 2) // 2)
-    return KEEP_BYTES if 16 * c * th * tx * itemsize <= KEEP_BYTES else 0
+    return KEEP_BYTES if 16 * c * tile_count(h, w, pad) * itemsize <= KEEP_BYTES else 0
 
 
 def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradConv | None:
@@ -138,7 +142,7 @@ def choose(cache: dict, x, w, stride: tuple[int, int], pad: Pad4) -> WinogradCon
     if not applies(w.shape, stride, pad):
         return None
     n, c, h, wd = x.shape
-    tiles = n * -(-(h + pad[0] + pad[1] - 2) // 2) * -(-(wd + pad[2] + pad[3] - 2) // 2)
+    tiles = n * tile_count(h, wd, pad)
     if not pays(c, w.shape[0], tiles):
         return None
     key = (x.shape, x.dtype)

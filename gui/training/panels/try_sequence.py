@@ -92,6 +92,7 @@ class SequencePage(QWidget):
         self._key: tuple | None = None
         self.sample: tuple[np.ndarray, np.ndarray] | None = None  # X (T, C), y: (T, k) or (k,)
         self.pred: np.ndarray | None = None
+        self._meta: dict = {}  # the data set's meta (channel names, score, baseline)
         self._run: RunData | None = None
 
     def new_sequence(self) -> None:
@@ -207,16 +208,13 @@ class SequencePage(QWidget):
         if self.sample is None:
             return ["step"], []
         X, y = self.sample
-        head = ["step"] + [f"input_{c}" for c in range(X.shape[1])]
-        per_step = y.ndim == 2 and len(y) == len(X)
+        head = ["step"] + [f"input_{c}" for c in range(X.shape[1])] + ["target", "output"]
         pred = self.pred
-        if per_step:
-            head += ["target", "output"]
+        if y.ndim == 2 and len(y) == len(X):  # a target every step
             return head, [
                 [t, *X[t].tolist(), float(y[t, 0]), None if pred is None else float(pred[t, 0])]
                 for t in range(len(X))
             ]
-        head += ["target", "output"]
         rows = [[t, *X[t].tolist(), None, None] for t in range(len(X))]
         rows[-1][-2] = float(y.ravel()[0])
         rows[-1][-1] = None if pred is None else float(pred.ravel()[0])
