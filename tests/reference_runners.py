@@ -187,7 +187,8 @@ def ref_lrn(layer, x, training):
 
 
 class FixedUniform:
-    """Stands in for Dropout's generator: these uniforms, so the mask is known."""
+    """Stands in for Dropout's generator: the same uniforms every call, so the mask is known
+    (tests/test_norm_embedding.py uses it too)."""
 
     def __init__(self, u):
         self.u = u

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_layer, numeric_grad, rel_error
+from reference_runners import FixedUniform
 
 from engine.errors import ConfigError, DataError, ShapeError
 from engine.layers import BatchNorm, Dropout, Embedding
@@ -215,15 +216,6 @@ def test_batchnorm_matches_pytorch(kind):
 
 
 # --- Dropout --------------------------------------------------------------------------------------
-class FixedUniform:
-    """Stands in for the layer's generator: the same uniforms every call, so the mask is fixed."""
-
-    def __init__(self, u):
-        self.u = u
-
-    def random(self, shape, dtype=np.float64):
-        assert tuple(shape) == self.u.shape
-        return self.u.astype(dtype)
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
